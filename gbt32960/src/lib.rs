@@ -1,0 +1,1 @@
+//! gbt32960 (in progress)

@@ -1,0 +1,1 @@
+//! jt808 (in progress)

@@ -1,0 +1,1 @@
+//! mqtt-bridge (in progress)
