@@ -16,11 +16,13 @@
 //! - [`time`]: device local time (GMT+8 by default) to UTC and back.
 //! - [`bcd`]: packed BCD digits (JT/T 808 phone numbers and times).
 //! - [`text`]: GBK/GB18030 text on the wire, UTF-8 in Rust, with fixed-width padding rules.
+//! - [`command`]: the downstream command envelope (contract §4).
 //! - [`vehicle_id`]: what a vehicle id may contain (it becomes an MQTT topic level).
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod bcd;
+pub mod command;
 pub mod error;
 pub mod event;
 pub mod text;
