@@ -14,7 +14,9 @@ use crate::Error;
 pub const BEIJING_OFFSET_SECS: i32 = 8 * 3600;
 
 /// A wall-clock time as a device sends it: two-digit-year fields, no zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct LocalTime {
     /// Years since 2000 (0..=99).
     pub year: u8,

@@ -7,6 +7,7 @@
 
 pub mod edition;
 pub mod error;
+pub mod realtime;
 
 pub use edition::Edition;
 pub use error::{BodyError, FrameError};
