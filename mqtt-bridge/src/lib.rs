@@ -1,1 +1,51 @@
-//! mqtt-bridge (in progress)
+//! vgate's MQTT side: normalized events out, commands in (contract §2).
+//!
+//! One [`Bridge`] holds one MQTT connection, to an external broker (`mqtt://`, `mqtts://`)
+//! or to the embedded rumqttd broker this crate starts when no URL is configured. Both are
+//! reached the same way (over TCP, with the same client), so what is tested on one holds
+//! for the other.
+//!
+//! ```text
+//!  Event --Publisher::publish_event--> {p}/v1/{vid}/{type}   Delivery resolves on PUBACK
+//!  {p}/v1/{vid}/cmd, {p}/broadcast/{group}/cmd --> IncomingCommand --ack()--> PUBACK
+//!  {p}/gateway/{node}/status  retained online; last will: retained offline
+//! ```
+//!
+//! Why it is built this way (details in docs/mqtt.md): QoS 1 with our own PUBACK tracking
+//! so the gateway can acknowledge a vehicle only once the broker has its data; a bounded
+//! queue so a slow broker slows the vehicles (TCP backpressure) instead of growing memory;
+//! a persistent session and manual acks so a command is never lost between the broker and
+//! the gateway's store.
+//!
+//! # Layout
+//! - [`config`]: [`MqttConfig`], the `[mqtt]` section, with defaults.
+//! - [`topics`]: every topic name, and command topic parsing into a [`Target`].
+//! - `client`: config mapped into rumqttc options (URL, TLS, will, session).
+//! - `embedded`: the embedded rumqttd broker.
+//! - `bridge`: [`Bridge`], the connection's event loop, reconnects, status.
+//! - `publisher`: [`Publisher`], the bounded queue and [`Delivery`].
+//! - `tracker`: PUBACK tracking per publish.
+//! - `commands`: [`IncomingCommand`] with its manual ack.
+//! - `error`: [`BridgeError`].
+//!
+//! Metrics: `vgate_mqtt_published_total{type}`, `vgate_mqtt_publish_latency_seconds`
+//! (queue to PUBACK), `vgate_mqtt_connected`, `vgate_mqtt_queue_depth`,
+//! `vgate_mqtt_reconnects_total`, `vgate_mqtt_refused_total{reason}`,
+//! `vgate_mqtt_commands_received_total`.
+
+mod bridge;
+mod client;
+mod commands;
+pub mod config;
+mod embedded;
+mod error;
+mod publisher;
+pub mod topics;
+mod tracker;
+
+pub use bridge::Bridge;
+pub use commands::IncomingCommand;
+pub use config::{EmbeddedLimits, MqttConfig, MqttProtocol, Qos, QosConfig, TlsConfig};
+pub use error::{BridgeError, RefusedReason};
+pub use publisher::{Delivery, Publisher};
+pub use topics::{Target, Topics};

@@ -1,0 +1,417 @@
+//! The bridge: one MQTT connection, its event loop task, and what runs on each connect.
+//!
+//! ```text
+//!  sessions --Publisher (bounded queue)--> forwarder --rumqttc channel--> event loop --TCP--> broker
+//!                                              |  tickets              PUBACKs |
+//!                                              +-------> Tracker <------------+
+//!  gateway <--mpsc IncomingCommand (ack when stored)-- event loop <-- {p}/v1/+/cmd
+//! ```
+//!
+//! On every CONNACK the bridge (re)subscribes to the command topics and publishes the
+//! gateway's retained online status; the broker holds a retained offline status as the
+//! connection's last will. Connection errors are logged (a refusal with the broker and
+//! the reason), counted, and retried with exponential backoff.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, Outgoing, QoS,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::client::{options, BrokerAddr};
+use crate::commands::{Acker, IncomingCommand};
+use crate::config::{MqttConfig, Qos};
+use crate::embedded::EmbeddedBroker;
+use crate::publisher::{forward, Publisher};
+use crate::topics::Topics;
+use crate::tracker::Tracker;
+use crate::{BridgeError, RefusedReason};
+
+/// Capacity of rumqttc's own request channel (our queue is in front of it).
+const REQUEST_CHANNEL: usize = 16;
+
+/// The running MQTT bridge. Dropping it without [`Bridge::shutdown`] cuts the connection
+/// abruptly: the broker then publishes the gateway's offline last will.
+#[derive(Debug)]
+pub struct Bridge {
+    publisher: Publisher,
+    commands: Option<mpsc::Receiver<IncomingCommand>>,
+    client: AsyncClient,
+    tracker: Arc<Tracker>,
+    topics: Arc<Topics>,
+    node: String,
+    broker: String,
+    embedded: Option<EmbeddedBroker>,
+    stopping: Arc<AtomicBool>,
+    event_loop: Option<JoinHandle<()>>,
+    forwarder: JoinHandle<()>,
+    shutdown_timeout: Duration,
+}
+
+/// What the event loop task needs besides the event loop.
+struct Loop {
+    client: AsyncClient,
+    publisher: Publisher,
+    tracker: Arc<Tracker>,
+    topics: Arc<Topics>,
+    commands: mpsc::Sender<IncomingCommand>,
+    node: String,
+    broker: String,
+    stopping: Arc<AtomicBool>,
+    backoff_min: Duration,
+    backoff_max: Duration,
+}
+
+fn status_json(online: bool, node: &str) -> Vec<u8> {
+    let since = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    serde_json::json!({ "online": online, "node": node, "since": since })
+        .to_string()
+        .into_bytes()
+}
+
+fn refused_reason(code: ConnectReturnCode) -> RefusedReason {
+    match code {
+        ConnectReturnCode::RefusedProtocolVersion => RefusedReason::ProtocolVersion,
+        ConnectReturnCode::BadClientId => RefusedReason::BadClientId,
+        ConnectReturnCode::BadUserNamePassword => RefusedReason::BadCredentials,
+        ConnectReturnCode::NotAuthorized => RefusedReason::NotAuthorized,
+        ConnectReturnCode::ServiceUnavailable | ConnectReturnCode::Success => {
+            RefusedReason::ServiceUnavailable
+        }
+    }
+}
+
+impl Bridge {
+    /// Starts the bridge: the embedded broker when `cfg.url` is `None`, then the connection
+    /// (client id `cfg.client_id` or `vgate-{node_id}`), the command subscriptions and the
+    /// gateway's retained online status on `{prefix}/gateway/{node_id}/status`.
+    ///
+    /// Returns once the broker has acknowledged the online status. A refusal (bad
+    /// credentials, not authorized...) is [`BridgeError::Refused`] at once; a broker that
+    /// does not answer is retried with backoff until `connect_timeout_s`, then
+    /// [`BridgeError::Unreachable`].
+    pub async fn start(
+        cfg: &MqttConfig,
+        node_id: &str,
+        prefix: &str,
+    ) -> Result<Bridge, BridgeError> {
+        let topics = Arc::new(Topics::new(prefix, node_id));
+        let (embedded, addr) = match &cfg.url {
+            Some(url) => (None, BrokerAddr::parse(url)?),
+            None => {
+                let b = EmbeddedBroker::start(cfg.embedded_listen, cfg.embedded)?;
+                let mut target = b.addr();
+                if target.ip().is_unspecified() {
+                    target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                let addr = BrokerAddr {
+                    host: target.ip().to_string(),
+                    port: target.port(),
+                    tls: false,
+                };
+                (Some(b), addr)
+            }
+        };
+        let broker = addr.display();
+        let client_id = cfg
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("vgate-{node_id}"));
+        let will = (topics.gateway_status(), status_json(false, node_id));
+        let opts = options(cfg, &addr, &client_id, will)?;
+        let (client, mut event_loop) = AsyncClient::new(opts, REQUEST_CHANNEL);
+
+        let backoff_min = Duration::from_millis(cfg.reconnect_min_ms.max(1));
+        let backoff_max = Duration::from_millis(cfg.reconnect_max_ms).max(backoff_min);
+        first_connect(
+            &mut event_loop,
+            &broker,
+            Duration::from_secs(cfg.connect_timeout_s),
+            backoff_min,
+            backoff_max,
+        )
+        .await?;
+        tracing::info!(%broker, client_id, embedded = embedded.is_some(), "MQTT connected");
+
+        let (job_tx, job_rx) = mpsc::channel(cfg.queue_capacity);
+        let publisher = Publisher::new(job_tx, topics.clone(), cfg.qos, cfg.max_packet_size);
+        let tracker = Arc::new(Tracker::default());
+        let forwarder = tokio::spawn(forward(
+            job_rx,
+            client.clone(),
+            tracker.clone(),
+            publisher.depth(),
+        ));
+        let (cmd_tx, cmd_rx) = mpsc::channel(cfg.command_capacity);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let lp = Loop {
+            client: client.clone(),
+            publisher: publisher.clone(),
+            tracker: tracker.clone(),
+            topics: topics.clone(),
+            commands: cmd_tx,
+            node: node_id.to_owned(),
+            broker: broker.clone(),
+            stopping: stopping.clone(),
+            backoff_min,
+            backoff_max,
+        };
+        let event_loop = tokio::spawn(run(event_loop, lp));
+        let bridge = Bridge {
+            publisher,
+            commands: Some(cmd_rx),
+            client,
+            tracker,
+            topics,
+            node: node_id.to_owned(),
+            broker,
+            embedded,
+            stopping,
+            event_loop: Some(event_loop),
+            forwarder,
+            shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
+        };
+        let online = on_connected(
+            bridge.client.clone(),
+            bridge.publisher.clone(),
+            bridge.topics.clone(),
+            bridge.node.clone(),
+        )
+        .await?;
+        match tokio::time::timeout(Duration::from_secs(cfg.connect_timeout_s.max(1)), online).await
+        {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(BridgeError::Unreachable {
+                    broker: bridge.broker.clone(),
+                    reason: "no PUBACK for the gateway status".into(),
+                })
+            }
+        }
+        Ok(bridge)
+    }
+
+    /// A handle for publishing; clone it into every session.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
+    /// The receiver of incoming commands; `Some` the first time only.
+    pub fn take_commands(&mut self) -> Option<mpsc::Receiver<IncomingCommand>> {
+        self.commands.take()
+    }
+
+    /// Where the embedded broker listens, when it was started.
+    pub fn embedded_addr(&self) -> Option<SocketAddr> {
+        self.embedded.as_ref().map(EmbeddedBroker::addr)
+    }
+
+    /// The broker this bridge connects to, `host:port`.
+    pub fn broker(&self) -> &str {
+        &self.broker
+    }
+
+    /// The topics of this gateway.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// Publishes the gateway's offline status, waits (up to `shutdown_timeout_s`) for the
+    /// PUBACKs of everything already published, and disconnects cleanly. Publishes still
+    /// unacknowledged after the timeout are dropped; their `Delivery` says `Closed`.
+    pub async fn shutdown(mut self) -> Result<(), BridgeError> {
+        let offline = self
+            .publisher
+            .publish_raw(
+                &self.topics.gateway_status(),
+                status_json(false, &self.node),
+                Qos::AtLeastOnce,
+                true,
+            )
+            .await;
+        let tracker = self.tracker.clone();
+        let drained = tokio::time::timeout(self.shutdown_timeout, async move {
+            if let Ok(d) = offline {
+                let _ = d.await;
+            }
+            tracker.wait_idle().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                broker = %self.broker,
+                unacknowledged = self.tracker.outstanding(),
+                "MQTT shutdown timed out waiting for PUBACKs"
+            );
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.client.disconnect().await;
+        if let Some(h) = self.event_loop.take() {
+            if tokio::time::timeout(Duration::from_secs(2), h)
+                .await
+                .is_err()
+            {
+                tracing::warn!(broker = %self.broker, "MQTT event loop did not stop after DISCONNECT");
+            }
+        }
+        self.forwarder.abort();
+        metrics::gauge!("vgate_mqtt_connected").set(0.0);
+        tracing::info!(broker = %self.broker, "MQTT bridge stopped");
+        Ok(())
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(h) = self.event_loop.take() {
+            h.abort();
+        }
+        self.forwarder.abort();
+    }
+}
+
+/// Subscribes to the command topics and publishes the online status (in that order, on the
+/// same connection, so the subscription is in place once the status is acknowledged).
+async fn on_connected(
+    client: AsyncClient,
+    publisher: Publisher,
+    topics: Arc<Topics>,
+    node: String,
+) -> Result<crate::Delivery, BridgeError> {
+    let filters = topics
+        .command_filters()
+        .map(|f| rumqttc::SubscribeFilter::new(f, QoS::AtLeastOnce));
+    client
+        .subscribe_many(filters)
+        .await
+        .map_err(|_| BridgeError::Closed)?;
+    publisher
+        .publish_raw(
+            &topics.gateway_status(),
+            status_json(true, &node),
+            Qos::AtLeastOnce,
+            true,
+        )
+        .await
+}
+
+async fn first_connect(
+    ev: &mut EventLoop,
+    broker: &str,
+    timeout: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
+) -> Result<(), BridgeError> {
+    let started = Instant::now();
+    let mut backoff = backoff_min;
+    loop {
+        match ev.poll().await {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                metrics::gauge!("vgate_mqtt_connected").set(1.0);
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(ConnectionError::ConnectionRefused(code)) => {
+                let reason = refused_reason(code);
+                metrics::counter!("vgate_mqtt_refused_total", "reason" => reason.as_str())
+                    .increment(1);
+                tracing::error!(%broker, %reason, "MQTT broker refused the connection");
+                return Err(BridgeError::Refused {
+                    broker: broker.to_owned(),
+                    reason,
+                });
+            }
+            Err(e) => {
+                if started.elapsed() >= timeout {
+                    return Err(BridgeError::Unreachable {
+                        broker: broker.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+                tracing::debug!(%broker, error = %e, "MQTT connect failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(backoff_max);
+            }
+        }
+    }
+}
+
+/// The event loop task: polls rumqttc forever, feeding the tracker and the command channel.
+async fn run(mut ev: EventLoop, lp: Loop) {
+    let mut backoff = lp.backoff_min;
+    let mut connected = true;
+    loop {
+        match ev.poll().await {
+            Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                connected = true;
+                backoff = lp.backoff_min;
+                metrics::gauge!("vgate_mqtt_connected").set(1.0);
+                metrics::counter!("vgate_mqtt_reconnects_total").increment(1);
+                tracing::info!(broker = %lp.broker, session_present = ack.session_present, "MQTT reconnected");
+                let (c, p, t, n) = (
+                    lp.client.clone(),
+                    lp.publisher.clone(),
+                    lp.topics.clone(),
+                    lp.node.clone(),
+                );
+                // Not awaited here: the event loop must keep polling for these to be sent.
+                tokio::spawn(async move {
+                    if let Err(e) = on_connected(c, p, t, n).await {
+                        tracing::debug!(error = %e, "MQTT resubscribe after reconnect failed");
+                    }
+                });
+            }
+            Ok(Event::Incoming(Incoming::PubAck(ack))) => lp.tracker.puback(ack.pkid),
+            Ok(Event::Incoming(Incoming::Publish(p))) => command(&lp, p).await,
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => lp.tracker.outgoing_publish(pkid),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if lp.stopping.load(Ordering::SeqCst) => {
+                return;
+            }
+            Ok(_) => {}
+            Err(ConnectionError::RequestsDone) => return,
+            Err(e) => {
+                if lp.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                if connected {
+                    connected = false;
+                    metrics::gauge!("vgate_mqtt_connected").set(0.0);
+                    tracing::warn!(broker = %lp.broker, error = %e, "MQTT connection lost");
+                }
+                match e {
+                    ConnectionError::ConnectionRefused(code) => {
+                        let reason = refused_reason(code);
+                        metrics::counter!("vgate_mqtt_refused_total", "reason" => reason.as_str())
+                            .increment(1);
+                        tracing::error!(broker = %lp.broker, %reason, "MQTT broker refused the connection");
+                    }
+                    e => tracing::debug!(broker = %lp.broker, error = %e, "MQTT reconnect failed"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(lp.backoff_max);
+            }
+        }
+    }
+}
+
+/// Hands a command to the gateway. Waits when the gateway's channel is full (the broker
+/// holds the rest: they are unacknowledged).
+async fn command(lp: &Loop, p: rumqttc::Publish) {
+    let Some(target) = lp.topics.parse_command(&p.topic) else {
+        tracing::warn!(topic = %p.topic, "message on an unexpected topic; acknowledged and dropped");
+        let _ = Acker::new(lp.client.clone(), p).ack().await;
+        return;
+    };
+    metrics::counter!("vgate_mqtt_commands_received_total").increment(1);
+    tracing::debug!(topic = %p.topic, ?target, "command received");
+    let cmd = IncomingCommand::new(target, p, lp.client.clone());
+    if lp.commands.send(cmd).await.is_err() {
+        tracing::warn!("command receiver dropped; command left unacknowledged");
+    }
+}

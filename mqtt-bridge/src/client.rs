@@ -1,0 +1,252 @@
+//! Our [`MqttConfig`] mapped into rumqttc's `MqttOptions`: URL, client id, credentials,
+//! keepalive, persistent session, inflight, packet size, manual acks, last will and TLS.
+//!
+//! Kept apart from the connection logic so the mapping is tested without a broker.
+
+use std::time::Duration;
+
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+
+use crate::config::{MqttConfig, MqttProtocol, Qos};
+use crate::BridgeError;
+
+/// Where the bridge connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl BrokerAddr {
+    /// Parses `mqtt://host[:port]` or `mqtts://host[:port]`.
+    pub fn parse(url: &str) -> Result<Self, BridgeError> {
+        let bad = |reason: &str| BridgeError::Config {
+            key: "mqtt.url",
+            reason: format!("{url:?}: {reason}"),
+        };
+        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtt://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("mqtts://") {
+            (true, r)
+        } else {
+            return Err(bad("expected mqtt://host:port or mqtts://host:port"));
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.contains('@') {
+            return Err(bad(
+                "no path or user info allowed (use mqtt.username/password)",
+            ));
+        }
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (h, p) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+            (h, p.strip_prefix(':'))
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None => default_port,
+        };
+        Ok(BrokerAddr {
+            host: host.to_owned(),
+            port,
+            tls,
+        })
+    }
+
+    /// `host:port`, for errors and logs.
+    pub fn display(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+pub(crate) fn qos(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+    }
+}
+
+/// The client options for `broker`, with `will` (topic, payload) as retained last will.
+pub(crate) fn options(
+    cfg: &MqttConfig,
+    broker: &BrokerAddr,
+    client_id: &str,
+    will: (String, Vec<u8>),
+) -> Result<MqttOptions, BridgeError> {
+    if cfg.protocol == MqttProtocol::V5 {
+        return Err(BridgeError::Config {
+            key: "mqtt.protocol",
+            reason: "MQTT 5 is not implemented yet; use \"3.1.1\"".into(),
+        });
+    }
+    if cfg.inflight == 0 || cfg.queue_capacity == 0 || cfg.command_capacity == 0 {
+        return Err(BridgeError::Config {
+            key: "mqtt.inflight",
+            reason: "inflight, queue_capacity and command_capacity must be at least 1".into(),
+        });
+    }
+    let mut o = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    o.set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_s.max(5))))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_inflight(cfg.inflight)
+        .set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size)
+        .set_last_will(LastWill::new(will.0, will.1, QoS::AtLeastOnce, true));
+    match (&cfg.username, &cfg.password) {
+        (Some(u), p) => {
+            o.set_credentials(u.clone(), p.clone().unwrap_or_default());
+        }
+        (None, Some(_)) => {
+            return Err(BridgeError::Config {
+                key: "mqtt.password",
+                reason: "a password needs a username".into(),
+            })
+        }
+        (None, None) => {}
+    }
+    if broker.tls {
+        o.set_transport(Transport::Tls(tls(cfg, broker)?));
+    } else if cfg.tls.ca_file.is_some() || cfg.tls.cert_file.is_some() {
+        return Err(BridgeError::Config {
+            key: "mqtt.tls",
+            reason: "TLS files are set but the url is mqtt://, not mqtts://".into(),
+        });
+    }
+    Ok(o)
+}
+
+fn read(key: &'static str, path: &str) -> Result<Vec<u8>, BridgeError> {
+    std::fs::read(path).map_err(|e| BridgeError::File {
+        key,
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn tls(cfg: &MqttConfig, broker: &BrokerAddr) -> Result<TlsConfiguration, BridgeError> {
+    let t = &cfg.tls;
+    if let Some(name) = &t.server_name {
+        if name != &broker.host {
+            return Err(BridgeError::Config {
+                key: "mqtt.tls.server_name",
+                reason: format!(
+                    "{name:?} differs from the url's host {:?}; the certificate is verified \
+                     against the url's host, so put that name in the url",
+                    broker.host
+                ),
+            });
+        }
+    }
+    let ca_path = t.ca_file.as_deref().ok_or_else(|| BridgeError::Config {
+        key: "mqtt.tls.ca_file",
+        reason: "mqtts:// needs a CA file (the system bundle for a public CA)".into(),
+    })?;
+    let ca = read("mqtt.tls.ca_file", ca_path)?;
+    let client_auth = match (&t.cert_file, &t.key_file) {
+        (Some(c), Some(k)) => Some((
+            read("mqtt.tls.cert_file", c)?,
+            read("mqtt.tls.key_file", k)?,
+        )),
+        (None, None) => None,
+        _ => {
+            return Err(BridgeError::Config {
+                key: "mqtt.tls.cert_file",
+                reason: "cert_file and key_file go together".into(),
+            })
+        }
+    };
+    Ok(TlsConfiguration::Simple {
+        ca,
+        alpn: None,
+        client_auth,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_default_ports_per_scheme() {
+        let a = BrokerAddr::parse("mqtt://broker.local").expect("valid");
+        assert_eq!(
+            (a.host.as_str(), a.port, a.tls),
+            ("broker.local", 1883, false)
+        );
+        let a = BrokerAddr::parse("mqtts://broker.local:9999/").expect("valid");
+        assert_eq!(
+            (a.host.as_str(), a.port, a.tls),
+            ("broker.local", 9999, true)
+        );
+        let a = BrokerAddr::parse("mqtt://[::1]:1884").expect("valid");
+        assert_eq!((a.host.as_str(), a.port), ("::1", 1884));
+        assert_eq!(a.display(), "::1:1884");
+    }
+
+    #[test]
+    fn bad_urls_name_the_key() {
+        for url in [
+            "tcp://x",
+            "mqtt://",
+            "mqtt://h:port",
+            "mqtt://u:p@h",
+            "mqtt://h/a",
+        ] {
+            match BrokerAddr::parse(url) {
+                Err(BridgeError::Config { key, .. }) => assert_eq!(key, "mqtt.url"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn options_use_a_persistent_session_manual_acks_and_a_retained_will() {
+        let cfg = MqttConfig::default();
+        let b = BrokerAddr::parse("mqtt://h:1").expect("valid");
+        let o = options(
+            &cfg,
+            &b,
+            "vgate-n1",
+            ("p/gateway/n1/status".into(), b"{}".to_vec()),
+        )
+        .expect("valid");
+        assert!(!o.clean_session());
+        assert_eq!(o.client_id(), "vgate-n1");
+        assert_eq!(o.inflight(), cfg.inflight);
+        let will = o.last_will().expect("will set");
+        assert!(will.retain);
+        assert_eq!(will.topic, "p/gateway/n1/status");
+    }
+
+    #[test]
+    fn mqtts_without_a_ca_file_and_mqtt_5_are_config_errors() {
+        let b = BrokerAddr::parse("mqtts://h").expect("valid");
+        let will = || ("t".to_owned(), Vec::new());
+        match options(&MqttConfig::default(), &b, "c", will()) {
+            Err(BridgeError::Config { key, .. }) => assert_eq!(key, "mqtt.tls.ca_file"),
+            other => panic!("{other:?}"),
+        }
+        let cfg = MqttConfig {
+            protocol: MqttProtocol::V5,
+            ..MqttConfig::default()
+        };
+        match options(
+            &cfg,
+            &BrokerAddr::parse("mqtt://h").expect("valid"),
+            "c",
+            will(),
+        ) {
+            Err(BridgeError::Config { key, .. }) => assert_eq!(key, "mqtt.protocol"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! `[mqtt]` configuration: what the operator writes, with its defaults.
+//!
+//! The types here are our own (serde, `deny_unknown_fields`); `client.rs` maps them into
+//! rumqttc's, so the config file never changes when the client library does.
+
+use std::net::SocketAddr;
+
+use codecs::EventKind;
+use serde::{Deserialize, Serialize};
+
+/// MQTT settings of the gateway.
+///
+/// ```toml
+/// [mqtt]
+/// url = "mqtts://broker.example.com:8883"   # unset: embedded broker
+/// username = "vgate"
+/// password = "secret"
+/// [mqtt.tls]
+/// ca_file = "/etc/vgate/ca.pem"
+/// [mqtt.qos]
+/// location = 0
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// External broker, `mqtt://host[:port]` (1883) or `mqtts://host[:port]` (8883).
+    /// Default: unset, the embedded broker is started and used.
+    pub url: Option<String>,
+    /// Where the embedded broker listens for platform clients. Default `127.0.0.1:1883`.
+    pub embedded_listen: SocketAddr,
+    /// MQTT client id. Default: `vgate-{node_id}`.
+    pub client_id: Option<String>,
+    /// User name for the external broker. Default: none.
+    pub username: Option<String>,
+    /// Password for the external broker. Default: none.
+    pub password: Option<String>,
+    /// Keepalive in seconds. Default 30.
+    pub keepalive_s: u16,
+    /// Protocol version: `"3.1.1"` (default) or `"5"`.
+    pub protocol: MqttProtocol,
+    /// TLS settings for `mqtts://`.
+    pub tls: TlsConfig,
+    /// QoS per event type (0 or 1). Default 1 for every type.
+    pub qos: QosConfig,
+    /// Publishes waiting for the connection (bounded; callers wait when it is full). Default 1024.
+    pub queue_capacity: usize,
+    /// QoS 1 publishes in flight (sent, not yet acknowledged). Default 100.
+    pub inflight: u16,
+    /// Incoming commands waiting for the gateway. Default 256.
+    pub command_capacity: usize,
+    /// Largest MQTT packet sent or received, in bytes. Default 1 MiB.
+    pub max_packet_size: usize,
+    /// First reconnect delay in milliseconds; doubles up to `reconnect_max_ms`. Default 500.
+    pub reconnect_min_ms: u64,
+    /// Largest reconnect delay in milliseconds. Default 30000.
+    pub reconnect_max_ms: u64,
+    /// How long `Bridge::start` keeps trying a broker that does not answer. Default 30.
+    pub connect_timeout_s: u64,
+    /// How long `Bridge::shutdown` waits for unacknowledged publishes. Default 5.
+    pub shutdown_timeout_s: u64,
+    /// Limits of the embedded broker.
+    pub embedded: EmbeddedLimits,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: None,
+            embedded_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            client_id: None,
+            username: None,
+            password: None,
+            keepalive_s: 30,
+            protocol: MqttProtocol::V311,
+            tls: TlsConfig::default(),
+            qos: QosConfig::default(),
+            queue_capacity: 1024,
+            inflight: 100,
+            command_capacity: 256,
+            max_packet_size: 1024 * 1024,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+            connect_timeout_s: 30,
+            shutdown_timeout_s: 5,
+            embedded: EmbeddedLimits::default(),
+        }
+    }
+}
+
+/// The MQTT protocol version spoken to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MqttProtocol {
+    /// MQTT 3.1.1.
+    #[default]
+    #[serde(rename = "3.1.1")]
+    V311,
+    /// MQTT 5 (not implemented yet: `Bridge::start` refuses it with a config error).
+    #[serde(rename = "5")]
+    V5,
+}
+
+/// TLS for `mqtts://` (rustls).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM file of the CA(s) that sign the broker's certificate. Required for `mqtts://`
+    /// (for a public CA, the system bundle, e.g. `/etc/ssl/certs/ca-certificates.crt`).
+    pub ca_file: Option<String>,
+    /// PEM client certificate (mutual TLS), with `key_file`.
+    pub cert_file: Option<String>,
+    /// PEM private key of the client certificate.
+    pub key_file: Option<String>,
+    /// The name the broker's certificate must carry. rumqttc 0.24 verifies the URL's host, so
+    /// this may only repeat it; a different value is refused as a config error.
+    pub server_name: Option<String>,
+}
+
+/// MQTT QoS level as configured (0 or 1; QoS 2 is not offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum Qos {
+    /// At most once.
+    AtMostOnce,
+    /// At least once (default).
+    AtLeastOnce,
+}
+
+impl TryFrom<u8> for Qos {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, String> {
+        match v {
+            0 => Ok(Qos::AtMostOnce),
+            1 => Ok(Qos::AtLeastOnce),
+            other => Err(format!("qos must be 0 or 1, not {other}")),
+        }
+    }
+}
+
+impl From<Qos> for u8 {
+    fn from(q: Qos) -> u8 {
+        match q {
+            Qos::AtMostOnce => 0,
+            Qos::AtLeastOnce => 1,
+        }
+    }
+}
+
+fn qos1() -> Qos {
+    Qos::AtLeastOnce
+}
+
+/// QoS per event type; every one defaults to 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QosConfig {
+    /// `location` events.
+    #[serde(default = "qos1")]
+    pub location: Qos,
+    /// `telemetry` events.
+    #[serde(default = "qos1")]
+    pub telemetry: Qos,
+    /// `alarm` events.
+    #[serde(default = "qos1")]
+    pub alarm: Qos,
+    /// `lifecycle` events.
+    #[serde(default = "qos1")]
+    pub lifecycle: Qos,
+    /// `status` (presence) events.
+    #[serde(default = "qos1")]
+    pub status: Qos,
+    /// `passthrough` events.
+    #[serde(default = "qos1")]
+    pub passthrough: Qos,
+    /// `cmd_result` events.
+    #[serde(default = "qos1")]
+    pub cmd_result: Qos,
+}
+
+impl Default for QosConfig {
+    fn default() -> Self {
+        QosConfig {
+            location: Qos::AtLeastOnce,
+            telemetry: Qos::AtLeastOnce,
+            alarm: Qos::AtLeastOnce,
+            lifecycle: Qos::AtLeastOnce,
+            status: Qos::AtLeastOnce,
+            passthrough: Qos::AtLeastOnce,
+            cmd_result: Qos::AtLeastOnce,
+        }
+    }
+}
+
+impl QosConfig {
+    /// The QoS for events of `kind`.
+    pub fn for_kind(&self, kind: EventKind) -> Qos {
+        match kind {
+            EventKind::Location => self.location,
+            EventKind::Telemetry => self.telemetry,
+            EventKind::Alarm => self.alarm,
+            EventKind::Lifecycle => self.lifecycle,
+            EventKind::Status => self.status,
+            EventKind::Passthrough => self.passthrough,
+            EventKind::CmdResult => self.cmd_result,
+        }
+    }
+}
+
+/// Limits of the embedded broker, sized for one gateway and a few platform consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedLimits {
+    /// Simultaneous client connections (the gateway's own included). Default 1000.
+    pub max_connections: usize,
+    /// Largest publish payload accepted, bytes. Default 1 MiB.
+    pub max_payload_size: usize,
+    /// QoS 1 messages in flight per connection. Default 100.
+    pub max_inflight: usize,
+}
+
+impl Default for EmbeddedLimits {
+    fn default() -> Self {
+        EmbeddedLimits {
+            max_connections: 1000,
+            max_payload_size: 1024 * 1024,
+            max_inflight: 100,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gets_documented_defaults() {
+        let cfg: MqttConfig = serde_json::from_str("{}").expect("parses");
+        assert_eq!(cfg, MqttConfig::default());
+        assert_eq!(cfg.embedded_listen.to_string(), "127.0.0.1:1883");
+        assert_eq!(cfg.qos.for_kind(EventKind::Location), Qos::AtLeastOnce);
+        assert_eq!(cfg.protocol, MqttProtocol::V311);
+    }
+
+    #[test]
+    fn unknown_keys_and_qos_2_are_refused() {
+        assert!(serde_json::from_str::<MqttConfig>(r#"{"urll":"x"}"#).is_err());
+        assert!(serde_json::from_str::<MqttConfig>(r#"{"qos":{"location":2}}"#).is_err());
+    }
+
+    #[test]
+    fn qos_per_kind_and_protocol_names_parse() {
+        let cfg: MqttConfig =
+            serde_json::from_str(r#"{"qos":{"location":0},"protocol":"5"}"#).expect("parses");
+        assert_eq!(cfg.qos.for_kind(EventKind::Location), Qos::AtMostOnce);
+        assert_eq!(cfg.qos.for_kind(EventKind::Alarm), Qos::AtLeastOnce);
+        assert_eq!(cfg.protocol, MqttProtocol::V5);
+    }
+}

@@ -1,0 +1,94 @@
+//! The embedded broker (rumqttd), for a gateway run without an external broker.
+//!
+//! It is configured in code (no rumqttd.toml), with one MQTT 3.1.1 listener on the
+//! configured address. The bridge does not talk to it through rumqttd's in-process link:
+//! it connects its ordinary MQTT client over TCP, so the embedded and the external
+//! broker share one code path (PUBACK tracking, last will, reconnects, tests).
+//!
+//! rumqttd 0.19 starts its listeners on threads of its own and has no stop call: the
+//! broker lives until the process exits. Retained messages and last wills are supported
+//! by rumqttd 0.19 (the crate's tests exercise both on it).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::thread;
+
+use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+use crate::config::EmbeddedLimits;
+use crate::BridgeError;
+
+/// A running embedded broker.
+#[derive(Debug)]
+pub struct EmbeddedBroker {
+    addr: SocketAddr,
+}
+
+impl EmbeddedBroker {
+    /// Starts rumqttd listening on `addr` with `limits`.
+    ///
+    /// The address is bound once first so that a port in use is a clear error here rather
+    /// than a log line from rumqttd's thread. A port of 0 is refused: platform clients need
+    /// a known address.
+    pub fn start(addr: SocketAddr, limits: EmbeddedLimits) -> Result<Self, BridgeError> {
+        if addr.port() == 0 {
+            return Err(BridgeError::Config {
+                key: "mqtt.embedded_listen",
+                reason: "port 0: the embedded broker needs a fixed port".into(),
+            });
+        }
+        TcpListener::bind(addr).map_err(|e| BridgeError::EmbeddedListen {
+            addr,
+            reason: e.to_string(),
+        })?;
+        let mut broker = rumqttd::Broker::new(broker_config(addr, limits));
+        thread::Builder::new()
+            .name("vgate-mqtt-broker".into())
+            .spawn(move || {
+                if let Err(e) = broker.start() {
+                    tracing::error!(error = %e, "embedded MQTT broker stopped");
+                }
+            })
+            .map_err(|e| BridgeError::Embedded(e.to_string()))?;
+        tracing::info!(%addr, "embedded MQTT broker started");
+        Ok(EmbeddedBroker { addr })
+    }
+
+    /// Where the broker listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+fn broker_config(addr: SocketAddr, limits: EmbeddedLimits) -> Config {
+    let connections = ConnectionSettings {
+        connection_timeout_ms: 10_000,
+        max_payload_size: limits.max_payload_size,
+        max_inflight_count: limits.max_inflight,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let server = ServerSettings {
+        name: "vgate-v4".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections,
+    };
+    Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: limits.max_connections,
+            max_outgoing_packet_count: 200,
+            // rumqttd keeps a log in memory per topic, in segments: a vehicle topic sees a few
+            // small events a second, so 2 segments that each hold at least one largest payload
+            // bound the memory per topic (the defaults, 100 MiB x 10, would not).
+            max_segment_size: limits.max_payload_size.max(64 * 1024),
+            max_segment_count: 2,
+            ..RouterConfig::default()
+        },
+        v4: Some(HashMap::from([("1".to_owned(), server)])),
+        ..Config::default()
+    }
+}

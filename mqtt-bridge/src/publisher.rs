@@ -1,0 +1,205 @@
+//! The publishing side: a cheap, cloneable [`Publisher`] for every session, a bounded
+//! queue to the connection, and a [`Delivery`] per publish that resolves on PUBACK.
+//!
+//! The queue is the gateway's backpressure: when the broker is slow or gone it fills, and
+//! `publish_*` waits for space, so a vehicle session stops reading its socket and TCP
+//! slows the vehicle down. Memory is bounded by `queue_capacity` + rumqttc's request
+//! channel + `inflight`, whatever the broker does.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use codecs::{Event, EventKind};
+use rumqttc::AsyncClient;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::qos;
+use crate::config::{Qos, QosConfig};
+use crate::topics::Topics;
+use crate::tracker::{Ticket, Tracker};
+use crate::BridgeError;
+
+/// Fixed overhead of a PUBLISH packet besides topic and payload (header, lengths, pkid).
+const PACKET_OVERHEAD: usize = 16;
+
+/// One publish waiting in the queue.
+#[derive(Debug)]
+pub(crate) struct Job {
+    topic: String,
+    payload: Bytes,
+    qos: Qos,
+    retain: bool,
+    kind: &'static str,
+    done: oneshot::Sender<()>,
+    queued_at: Instant,
+}
+
+/// Resolves when the broker has the message: on PUBACK for QoS 1, once written for QoS 0.
+///
+/// It survives reconnects (an unacknowledged publish is sent again, same pkid). It resolves
+/// to [`BridgeError::Closed`] if the bridge shuts down first. Dropping it does not cancel
+/// the publish.
+#[derive(Debug)]
+#[must_use = "a Delivery does nothing unless awaited; drop it to not wait"]
+pub struct Delivery {
+    rx: oneshot::Receiver<()>,
+}
+
+impl Future for Delivery {
+    type Output = Result<(), BridgeError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.map_err(|_| BridgeError::Closed))
+    }
+}
+
+/// Publishes events to the broker. Clone it freely: clones share one queue.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    tx: mpsc::Sender<Job>,
+    topics: Arc<Topics>,
+    qos: QosConfig,
+    max_packet_size: usize,
+    depth: Arc<AtomicI64>,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Job>,
+        topics: Arc<Topics>,
+        qos: QosConfig,
+        max_packet_size: usize,
+    ) -> Self {
+        Publisher {
+            tx,
+            topics,
+            qos,
+            max_packet_size,
+            depth: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// Publishes `ev` on `{p}/v1/{vid}/{type}` with the QoS configured for its type;
+    /// `status` events are retained. Waits while the queue is full.
+    pub async fn publish_event(&self, ev: &Event) -> Result<Delivery, BridgeError> {
+        let kind = ev.kind();
+        let topic = self.topics.event(&ev.vehicle_id, kind)?;
+        let mut payload = Vec::with_capacity(512);
+        ev.write_json(&mut payload);
+        let retain = kind == EventKind::Status;
+        self.enqueue(
+            topic,
+            payload.into(),
+            self.qos.for_kind(kind),
+            retain,
+            kind.as_str(),
+        )
+        .await
+    }
+
+    /// Publishes a presence (`status`) event for `vid`, retained, so a platform client that
+    /// subscribes later still learns whether the vehicle is online.
+    pub async fn publish_presence(
+        &self,
+        vid: &str,
+        presence: &Event,
+    ) -> Result<Delivery, BridgeError> {
+        let topic = self.topics.event(vid, EventKind::Status)?;
+        let mut payload = Vec::with_capacity(256);
+        presence.write_json(&mut payload);
+        self.enqueue(topic, payload.into(), self.qos.status, true, "status")
+            .await
+    }
+
+    /// Publishes any payload on any topic (e.g. a command result to an MQTT 5 response topic).
+    pub async fn publish_raw(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: Qos,
+        retain: bool,
+    ) -> Result<Delivery, BridgeError> {
+        self.enqueue(topic.to_owned(), payload.into(), qos, retain, "raw")
+            .await
+    }
+
+    /// Free places in the queue (for metrics and tests; 0 means callers are waiting).
+    pub fn queue_space(&self) -> usize {
+        self.tx.capacity()
+    }
+
+    async fn enqueue(
+        &self,
+        topic: String,
+        payload: Bytes,
+        qos: Qos,
+        retain: bool,
+        kind: &'static str,
+    ) -> Result<Delivery, BridgeError> {
+        let len = topic.len() + payload.len() + PACKET_OVERHEAD;
+        if len > self.max_packet_size {
+            return Err(BridgeError::TooLarge {
+                topic,
+                len,
+                max: self.max_packet_size,
+            });
+        }
+        let (done, rx) = oneshot::channel();
+        let job = Job {
+            topic,
+            payload,
+            qos,
+            retain,
+            kind,
+            done,
+            queued_at: Instant::now(),
+        };
+        // Count before sending: the forwarder may take the job before `send` returns.
+        let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("vgate_mqtt_queue_depth").set(depth as f64);
+        if self.tx.send(job).await.is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(BridgeError::Closed);
+        }
+        Ok(Delivery { rx })
+    }
+
+    pub(crate) fn depth(&self) -> Arc<AtomicI64> {
+        self.depth.clone()
+    }
+}
+
+/// Moves queued jobs into rumqttc, registering each one's ticket first so the tracker
+/// sees tickets in the order rumqttc receives requests. Ends when every Publisher is gone
+/// or rumqttc's event loop is dropped.
+pub(crate) async fn forward(
+    mut rx: mpsc::Receiver<Job>,
+    client: AsyncClient,
+    tracker: Arc<Tracker>,
+    depth: Arc<AtomicI64>,
+) {
+    while let Some(job) = rx.recv().await {
+        let d = depth.fetch_sub(1, Ordering::Relaxed) - 1;
+        metrics::gauge!("vgate_mqtt_queue_depth").set(d as f64);
+        tracker.sending(Ticket {
+            done: job.done,
+            qos0: job.qos == Qos::AtMostOnce,
+            kind: job.kind,
+            queued_at: job.queued_at,
+        });
+        let sent = client
+            .publish_bytes(job.topic, qos(job.qos), job.retain, job.payload)
+            .await;
+        if sent.is_err() {
+            tracker.unsend_last();
+            tracing::debug!("MQTT event loop gone; publish forwarder stops");
+            return;
+        }
+    }
+}

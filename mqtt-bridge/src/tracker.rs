@@ -1,0 +1,188 @@
+//! PUBACK tracking: which of our publishes the broker has, per publish.
+//!
+//! rumqttc 0.24 gives no handle per publish. What it does give, in order, is one
+//! `Outgoing::Publish(pkid)` notification per publish request it writes (requests are
+//! taken from its channel in the order we sent them), and `Incoming::PubAck(pkid)`.
+//! So each publish gets a [`Ticket`] pushed on `unsent` just before it enters rumqttc's
+//! channel (by one task, so the order is the channel's), and:
+//!
+//! - on `Outgoing::Publish(pkid)` for a pkid already `awaiting`, it is rumqttc replaying
+//!   an unacknowledged publish after a reconnect (it keeps them, with their pkid, and sends
+//!   them first): nothing changes;
+//! - otherwise the oldest `unsent` ticket is the one written: QoS 0 resolves now, QoS 1 waits
+//!   in `awaiting[pkid]`;
+//! - on `Incoming::PubAck(pkid)` the ticket in `awaiting[pkid]` resolves.
+//!
+//! A collision (`Outgoing::AwaitAck`) delays the write; the later `Outgoing::Publish` for it
+//! comes after the PUBACK that freed its pkid, so the rule above still holds.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tokio::sync::{oneshot, Notify};
+
+/// One publish on its way, resolved when the broker has it.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    pub done: oneshot::Sender<()>,
+    pub qos0: bool,
+    pub kind: &'static str,
+    pub queued_at: Instant,
+}
+
+impl Ticket {
+    fn resolve(self) {
+        metrics::histogram!("vgate_mqtt_publish_latency_seconds")
+            .record(self.queued_at.elapsed().as_secs_f64());
+        metrics::counter!("vgate_mqtt_published_total", "type" => self.kind).increment(1);
+        // The caller may have dropped its Delivery: nobody to tell.
+        let _ = self.done.send(());
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    unsent: VecDeque<Ticket>,
+    awaiting: HashMap<u16, Ticket>,
+}
+
+/// Tickets of publishes handed to rumqttc and not yet acknowledged.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    inner: Mutex<Inner>,
+    idle: Notify,
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves consistent data (single push/pop/insert).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A publish is about to enter rumqttc's request channel.
+    pub fn sending(&self, t: Ticket) {
+        self.lock().unsent.push_back(t);
+    }
+
+    /// The publish last announced by [`Tracker::sending`] never reached rumqttc.
+    pub fn unsend_last(&self) {
+        self.lock().unsent.pop_back();
+        self.notify_if_idle();
+    }
+
+    /// rumqttc wrote a publish with `pkid` (0 for QoS 0).
+    pub fn outgoing_publish(&self, pkid: u16) {
+        let mut inner = self.lock();
+        if pkid != 0 && inner.awaiting.contains_key(&pkid) {
+            tracing::debug!(pkid, "publish replayed after reconnect");
+            return;
+        }
+        let Some(t) = inner.unsent.pop_front() else {
+            tracing::warn!(pkid, "publish written that was not tracked");
+            return;
+        };
+        if t.qos0 || pkid == 0 {
+            drop(inner);
+            t.resolve();
+            self.notify_if_idle();
+        } else {
+            inner.awaiting.insert(pkid, t);
+        }
+    }
+
+    /// The broker acknowledged `pkid`.
+    pub fn puback(&self, pkid: u16) {
+        let t = self.lock().awaiting.remove(&pkid);
+        match t {
+            Some(t) => t.resolve(),
+            None => tracing::debug!(pkid, "PUBACK for an untracked packet id"),
+        }
+        self.notify_if_idle();
+    }
+
+    /// Publishes not yet acknowledged.
+    pub fn outstanding(&self) -> usize {
+        let inner = self.lock();
+        inner.unsent.len() + inner.awaiting.len()
+    }
+
+    fn notify_if_idle(&self) {
+        if self.outstanding() == 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until every tracked publish is acknowledged.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.outstanding() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(qos0: bool) -> (Ticket, oneshot::Receiver<()>) {
+        let (done, rx) = oneshot::channel();
+        let t = Ticket {
+            done,
+            qos0,
+            kind: "location",
+            queued_at: Instant::now(),
+        };
+        (t, rx)
+    }
+
+    #[test]
+    fn tickets_resolve_on_their_own_puback_in_any_order() {
+        let tr = Tracker::default();
+        let (a, mut ra) = ticket(false);
+        let (b, mut rb) = ticket(false);
+        tr.sending(a);
+        tr.sending(b);
+        tr.outgoing_publish(1);
+        tr.outgoing_publish(2);
+        tr.puback(2);
+        assert!(rb.try_recv().is_ok());
+        assert!(ra.try_recv().is_err());
+        tr.puback(1);
+        assert!(ra.try_recv().is_ok());
+        assert_eq!(tr.outstanding(), 0);
+    }
+
+    #[test]
+    fn replayed_publish_after_reconnect_does_not_take_the_next_ticket() {
+        let tr = Tracker::default();
+        let (a, mut ra) = ticket(false);
+        let (b, mut rb) = ticket(false);
+        tr.sending(a);
+        tr.outgoing_publish(1);
+        tr.sending(b);
+        // reconnect: rumqttc replays pkid 1, then writes b as pkid 2
+        tr.outgoing_publish(1);
+        tr.outgoing_publish(2);
+        tr.puback(1);
+        assert!(ra.try_recv().is_ok());
+        assert!(rb.try_recv().is_err());
+        tr.puback(2);
+        assert!(rb.try_recv().is_ok());
+    }
+
+    #[test]
+    fn qos0_resolves_when_written() {
+        let tr = Tracker::default();
+        let (a, mut ra) = ticket(true);
+        tr.sending(a);
+        assert_eq!(tr.outstanding(), 1);
+        tr.outgoing_publish(0);
+        assert!(ra.try_recv().is_ok());
+        assert_eq!(tr.outstanding(), 0);
+    }
+}
