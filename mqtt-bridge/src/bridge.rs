@@ -33,8 +33,13 @@ use crate::topics::Topics;
 use crate::tracker::Tracker;
 use crate::{BridgeError, RefusedReason};
 
-/// Capacity of rumqttc's own request channel (our queue is in front of it).
-const REQUEST_CHANNEL: usize = 16;
+/// Capacity of rumqttc's own request channel: 0, a rendezvous. rumqttc moves what is in
+/// its channel to its `pending` list when a connection breaks, and after the reconnect sends
+/// `pending` without flow control; new publishes from there collide with the replayed
+/// packet ids and rumqttc keeps only one collided publish, losing the others. With a
+/// rendezvous channel `pending` only ever holds the (at most `inflight`) replays, each with
+/// its own packet id. Our bounded queue is in front of it.
+const REQUEST_CHANNEL: usize = 0;
 
 /// The running MQTT bridge. Dropping it without [`Bridge::shutdown`] cuts the connection
 /// abruptly: the broker then publishes the gateway's offline last will.
@@ -369,7 +374,10 @@ async fn run(mut ev: EventLoop, lp: Loop) {
             }
             Ok(Event::Incoming(Incoming::PubAck(ack))) => lp.tracker.puback(ack.pkid),
             Ok(Event::Incoming(Incoming::Publish(p))) => command(&lp, p).await,
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => lp.tracker.outgoing_publish(pkid),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => lp
+                .tracker
+                .outgoing_publish(pkid, ev.state.collision.is_some()),
+            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => lp.tracker.await_ack(pkid),
             Ok(Event::Outgoing(Outgoing::Disconnect)) if lp.stopping.load(Ordering::SeqCst) => {
                 return;
             }
@@ -405,7 +413,8 @@ async fn run(mut ev: EventLoop, lp: Loop) {
 async fn command(lp: &Loop, p: rumqttc::Publish) {
     let Some(target) = lp.topics.parse_command(&p.topic) else {
         tracing::warn!(topic = %p.topic, "message on an unexpected topic; acknowledged and dropped");
-        let _ = Acker::new(lp.client.clone(), p).ack().await;
+        // Spawned: the request channel is a rendezvous that only this task's poll() drains.
+        tokio::spawn(Acker::new(lp.client.clone(), p).ack());
         return;
     };
     metrics::counter!("vgate_mqtt_commands_received_total").increment(1);

@@ -13,8 +13,14 @@
 //!   in `awaiting[pkid]`;
 //! - on `Incoming::PubAck(pkid)` the ticket in `awaiting[pkid]` resolves.
 //!
-//! A collision (`Outgoing::AwaitAck`) delays the write; the later `Outgoing::Publish` for it
-//! comes after the PUBACK that freed its pkid, so the rule above still holds.
+//! A collision: rumqttc gave a new publish a pkid still awaiting its PUBACK (ids are shared
+//! with SUBSCRIBE and wrap at `inflight`). It announces `Outgoing::AwaitAck(pkid)` and holds
+//! the publish; the oldest `unsent` ticket moves to `collided`. When the old PUBACK arrives
+//! rumqttc writes the held publish and emits `Outgoing::Publish(pkid)` *before* the
+//! `Incoming::PubAck(pkid)` of the old one. So an `Outgoing::Publish(pkid)` matching
+//! `collided` once rumqttc no longer holds a collision resolves the old ticket, puts the
+//! collided one in `awaiting`, and the PUBACK event that follows is skipped. While rumqttc
+//! still holds the collision, the same event is a replay after a reconnect.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -45,6 +51,14 @@ impl Ticket {
 struct Inner {
     unsent: VecDeque<Ticket>,
     awaiting: HashMap<u16, Ticket>,
+    collided: Option<(u16, Ticket)>,
+    skip_puback: Option<u16>,
+}
+
+impl Inner {
+    fn len(&self) -> usize {
+        self.unsent.len() + self.awaiting.len() + usize::from(self.collided.is_some())
+    }
 }
 
 /// Tickets of publishes handed to rumqttc and not yet acknowledged.
@@ -71,9 +85,30 @@ impl Tracker {
         self.notify_if_idle();
     }
 
-    /// rumqttc wrote a publish with `pkid` (0 for QoS 0).
-    pub fn outgoing_publish(&self, pkid: u16) {
+    /// rumqttc could not write the next publish yet: its pkid is still awaiting a PUBACK.
+    pub fn await_ack(&self, pkid: u16) {
         let mut inner = self.lock();
+        match inner.unsent.pop_front() {
+            Some(t) => inner.collided = Some((pkid, t)),
+            None => tracing::warn!(pkid, "collision on a publish that was not tracked"),
+        }
+    }
+
+    /// rumqttc wrote a publish with `pkid` (0 for QoS 0); `collision_held` says whether
+    /// rumqttc still holds a collided publish after the packets it has just handled.
+    pub fn outgoing_publish(&self, pkid: u16, collision_held: bool) {
+        let mut inner = self.lock();
+        if !collision_held && matches!(inner.collided, Some((p, _)) if p == pkid) {
+            if let Some((_, t)) = inner.collided.take() {
+                let old = inner.awaiting.insert(pkid, t);
+                inner.skip_puback = Some(pkid);
+                drop(inner);
+                if let Some(old) = old {
+                    old.resolve();
+                }
+            }
+            return;
+        }
         if pkid != 0 && inner.awaiting.contains_key(&pkid) {
             tracing::debug!(pkid, "publish replayed after reconnect");
             return;
@@ -93,7 +128,15 @@ impl Tracker {
 
     /// The broker acknowledged `pkid`.
     pub fn puback(&self, pkid: u16) {
-        let t = self.lock().awaiting.remove(&pkid);
+        let t = {
+            let mut inner = self.lock();
+            if inner.skip_puback == Some(pkid) {
+                // Already resolved when the collided publish took its place.
+                inner.skip_puback = None;
+                return;
+            }
+            inner.awaiting.remove(&pkid)
+        };
         match t {
             Some(t) => t.resolve(),
             None => tracing::debug!(pkid, "PUBACK for an untracked packet id"),
@@ -103,8 +146,7 @@ impl Tracker {
 
     /// Publishes not yet acknowledged.
     pub fn outstanding(&self) -> usize {
-        let inner = self.lock();
-        inner.unsent.len() + inner.awaiting.len()
+        self.lock().len()
     }
 
     fn notify_if_idle(&self) {
@@ -147,8 +189,8 @@ mod tests {
         let (b, mut rb) = ticket(false);
         tr.sending(a);
         tr.sending(b);
-        tr.outgoing_publish(1);
-        tr.outgoing_publish(2);
+        tr.outgoing_publish(1, false);
+        tr.outgoing_publish(2, false);
         tr.puback(2);
         assert!(rb.try_recv().is_ok());
         assert!(ra.try_recv().is_err());
@@ -163,11 +205,11 @@ mod tests {
         let (a, mut ra) = ticket(false);
         let (b, mut rb) = ticket(false);
         tr.sending(a);
-        tr.outgoing_publish(1);
+        tr.outgoing_publish(1, false);
         tr.sending(b);
         // reconnect: rumqttc replays pkid 1, then writes b as pkid 2
-        tr.outgoing_publish(1);
-        tr.outgoing_publish(2);
+        tr.outgoing_publish(1, false);
+        tr.outgoing_publish(2, false);
         tr.puback(1);
         assert!(ra.try_recv().is_ok());
         assert!(rb.try_recv().is_err());
@@ -176,12 +218,39 @@ mod tests {
     }
 
     #[test]
+    fn collided_publish_takes_over_its_pkid_after_the_old_puback() {
+        let tr = Tracker::default();
+        let (a, mut ra) = ticket(false);
+        let (b, mut rb) = ticket(false);
+        let (c, mut rc) = ticket(false);
+        tr.sending(a);
+        tr.outgoing_publish(4, false);
+        tr.sending(b);
+        tr.sending(c);
+        tr.await_ack(4); // b collides with a
+                         // reconnect while the collision is held: a is replayed
+        tr.outgoing_publish(4, true);
+        assert!(ra.try_recv().is_err());
+        // a's PUBACK frees pkid 4: rumqttc writes b, then reports a's PUBACK
+        tr.outgoing_publish(4, false);
+        tr.puback(4);
+        assert!(ra.try_recv().is_ok());
+        assert!(rb.try_recv().is_err());
+        tr.outgoing_publish(1, false);
+        tr.puback(1);
+        assert!(rc.try_recv().is_ok());
+        tr.puback(4);
+        assert!(rb.try_recv().is_ok());
+        assert_eq!(tr.outstanding(), 0);
+    }
+
+    #[test]
     fn qos0_resolves_when_written() {
         let tr = Tracker::default();
         let (a, mut ra) = ticket(true);
         tr.sending(a);
         assert_eq!(tr.outstanding(), 1);
-        tr.outgoing_publish(0);
+        tr.outgoing_publish(0, false);
         assert!(ra.try_recv().is_ok());
         assert_eq!(tr.outstanding(), 0);
     }
