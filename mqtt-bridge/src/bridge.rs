@@ -231,18 +231,15 @@ impl Bridge {
     /// PUBACKs of everything already published, and disconnects cleanly. Publishes still
     /// unacknowledged after the timeout are dropped; their `Delivery` says `Closed`.
     pub async fn shutdown(mut self) -> Result<(), BridgeError> {
-        let offline = self
-            .publisher
-            .publish_raw(
-                &self.topics.gateway_status(),
-                status_json(false, &self.node),
-                Qos::AtLeastOnce,
-                true,
-            )
-            .await;
+        let publisher = self.publisher.clone();
         let tracker = self.tracker.clone();
+        let (topic, offline) = (self.topics.gateway_status(), status_json(false, &self.node));
+        // Every step may wait on the broker (queue space, PUBACKs), so all of it is bounded.
         let drained = tokio::time::timeout(self.shutdown_timeout, async move {
-            if let Ok(d) = offline {
+            if let Ok(d) = publisher
+                .publish_raw(&topic, offline, Qos::AtLeastOnce, true)
+                .await
+            {
                 let _ = d.await;
             }
             tracker.wait_idle().await;
@@ -256,13 +253,17 @@ impl Bridge {
             );
         }
         self.stopping.store(true, Ordering::SeqCst);
-        let _ = self.client.disconnect().await;
-        if let Some(h) = self.event_loop.take() {
-            if tokio::time::timeout(Duration::from_secs(2), h)
-                .await
-                .is_err()
-            {
-                tracing::warn!(broker = %self.broker, "MQTT event loop did not stop after DISCONNECT");
+        let grace = Duration::from_secs(2);
+        if tokio::time::timeout(grace, self.client.disconnect())
+            .await
+            .is_err()
+        {
+            tracing::warn!(broker = %self.broker, "MQTT DISCONNECT not sent (no connection)");
+        }
+        if let Some(mut h) = self.event_loop.take() {
+            // The event loop ends by itself once DISCONNECT is written.
+            if tokio::time::timeout(grace, &mut h).await.is_err() {
+                h.abort();
             }
         }
         self.forwarder.abort();

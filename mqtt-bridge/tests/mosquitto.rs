@@ -239,3 +239,34 @@ async fn an_unacknowledged_command_is_delivered_again_to_the_next_bridge() {
     again.ack().await.expect("acked");
     second.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn shutdown_with_the_broker_down_ends_within_its_timeout() {
+    need_mosquitto!("shutdown_with_the_broker_down_ends");
+    let m = Mosquitto::start(common::free_port(), None);
+    let cfg = MqttConfig {
+        shutdown_timeout_s: 1,
+        ..common::external(&m.url())
+    };
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+    let pending = bridge
+        .publisher()
+        .publish_event(&common::login_event("013800138000"))
+        .await
+        .expect("queued");
+    m.kill();
+    tokio::time::timeout(HANG_GUARD, bridge.shutdown())
+        .await
+        .expect("shutdown does not hang on a dead broker")
+        .expect("shutdown reports no error");
+    // Delivered before the kill, or dropped with the bridge: never left hanging.
+    let outcome = tokio::time::timeout(HANG_GUARD, pending)
+        .await
+        .expect("resolved");
+    assert!(
+        matches!(outcome, Ok(()) | Err(BridgeError::Closed)),
+        "{outcome:?}"
+    );
+}
