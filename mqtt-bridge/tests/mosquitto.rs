@@ -270,3 +270,58 @@ async fn shutdown_with_the_broker_down_ends_within_its_timeout() {
         "{outcome:?}"
     );
 }
+
+#[tokio::test]
+async fn mqtts_with_a_custom_ca_delivers_and_an_unknown_ca_is_refused() {
+    need_mosquitto!("mqtts_with_a_custom_ca");
+    let (m, ca) = Mosquitto::start_tls(common::free_port());
+    let cfg = MqttConfig {
+        tls: mqtt_bridge::TlsConfig {
+            ca_file: Some(ca.display().to_string()),
+            ..Default::default()
+        },
+        ..common::external(&format!("mqtts://localhost:{}", m.port))
+    };
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("TLS bridge starts");
+    let d = bridge
+        .publisher()
+        .publish_event(&common::login_event("013800138000"))
+        .await
+        .expect("queued");
+    tokio::time::timeout(HANG_GUARD, d)
+        .await
+        .expect("in time")
+        .expect("delivered over TLS");
+    bridge.shutdown().await.expect("clean shutdown");
+
+    // A CA that did not sign the broker's certificate does not verify it.
+    let other = tempfile::NamedTempFile::new().expect("temp file");
+    let key = tempfile::NamedTempFile::new().expect("temp file");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=other CA", "-keyout"])
+        .arg(key.path())
+        .arg("-out")
+        .arg(other.path())
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success());
+    let wrong = MqttConfig {
+        tls: mqtt_bridge::TlsConfig {
+            ca_file: Some(other.path().display().to_string()),
+            ..Default::default()
+        },
+        connect_timeout_s: 1,
+        ..cfg
+    };
+    match Bridge::start(&wrong, "n", "vgate").await {
+        Err(BridgeError::Unreachable { broker, .. }) => {
+            assert_eq!(broker, format!("localhost:{}", m.port))
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}

@@ -41,13 +41,107 @@ pub struct Mosquitto {
     child: Child,
     pub port: u16,
     _dir: tempfile::TempDir,
+    _certs: Option<tempfile::TempDir>,
 }
 
 impl Mosquitto {
     /// Starts mosquitto on `port`, anonymous, or requiring `user`/`pass` when given.
     pub fn start(port: u16, credentials: Option<(&str, &str)>) -> Mosquitto {
+        Self::start_with(port, credentials, "")
+    }
+
+    /// Starts mosquitto with TLS on `port`: a test CA, and a server certificate for
+    /// `localhost`, made with openssl. Returns the broker and the CA file.
+    pub fn start_tls(port: u16) -> (Mosquitto, std::path::PathBuf) {
+        let certs = tempfile::tempdir().expect("temp dir");
+        let d = certs.path();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(
+            d.join("ext.cnf"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("write ext");
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=vgate test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        // mosquitto drops root for its own user before reading the key: let it read them.
+        use std::os::unix::fs::PermissionsExt;
+        let readable = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        readable(d, 0o755);
+        for f in ["ca.pem", "server.pem", "server.key"] {
+            readable(&d.join(f), 0o644);
+        }
+        let extra = format!(
+            "cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+            d.display()
+        );
+        let mut m = Self::start_with(port, None, &extra);
+        let ca = d.join("ca.pem");
+        m._certs = Some(certs);
+        (m, ca)
+    }
+
+    fn start_with(port: u16, credentials: Option<(&str, &str)>, extra: &str) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut conf = format!("listener {port} 127.0.0.1\npersistence false\n");
+        let mut conf = format!("listener {port} 127.0.0.1\npersistence false\n{extra}");
         match credentials {
             None => conf.push_str("allow_anonymous true\n"),
             Some((user, pass)) => {
@@ -78,6 +172,7 @@ impl Mosquitto {
             child,
             port,
             _dir: dir,
+            _certs: None,
         };
         wait_listening(SocketAddr::from(([127, 0, 0, 1], port)));
         m
