@@ -19,14 +19,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, Outgoing, QoS,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, Outgoing,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::client::{options, BrokerAddr};
-use crate::commands::{Acker, IncomingCommand};
-use crate::config::{MqttConfig, Qos};
+use crate::client::{options, options_v5, BrokerAddr};
+use crate::commands::{Acker, IncomingCommand, Parts};
+use crate::config::{MqttConfig, MqttProtocol, Qos};
+use crate::connection::{Client, Received};
 use crate::embedded::EmbeddedBroker;
 use crate::publisher::{forward, Publisher};
 use crate::topics::Topics;
@@ -47,7 +48,7 @@ const REQUEST_CHANNEL: usize = 0;
 pub struct Bridge {
     publisher: Publisher,
     commands: Option<mpsc::Receiver<IncomingCommand>>,
-    client: AsyncClient,
+    client: Client,
     tracker: Arc<Tracker>,
     topics: Arc<Topics>,
     node: String,
@@ -60,8 +61,8 @@ pub struct Bridge {
 }
 
 /// What the event loop task needs besides the event loop.
-struct Loop {
-    client: AsyncClient,
+pub(crate) struct Loop {
+    client: Client,
     publisher: Publisher,
     tracker: Arc<Tracker>,
     topics: Arc<Topics>,
@@ -69,8 +70,8 @@ struct Loop {
     node: String,
     broker: String,
     stopping: Arc<AtomicBool>,
-    backoff_min: Duration,
-    backoff_max: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
 }
 
 fn status_json(online: bool, node: &str) -> Vec<u8> {
@@ -129,20 +130,37 @@ impl Bridge {
             .clone()
             .unwrap_or_else(|| format!("vgate-{node_id}"));
         let will = (topics.gateway_status(), status_json(false, node_id));
-        let opts = options(cfg, &addr, &client_id, will)?;
-        let (client, mut event_loop) = AsyncClient::new(opts, REQUEST_CHANNEL);
-
         let backoff_min = Duration::from_millis(cfg.reconnect_min_ms.max(1));
         let backoff_max = Duration::from_millis(cfg.reconnect_max_ms).max(backoff_min);
-        first_connect(
-            &mut event_loop,
-            &broker,
-            Duration::from_secs(cfg.connect_timeout_s),
-            backoff_min,
-            backoff_max,
-        )
-        .await?;
-        tracing::info!(%broker, client_id, embedded = embedded.is_some(), "MQTT connected");
+        let connect_timeout = Duration::from_secs(cfg.connect_timeout_s);
+        // The embedded broker is configured for MQTT 3.1.1 only.
+        let protocol = if embedded.is_some() {
+            MqttProtocol::V311
+        } else {
+            cfg.protocol
+        };
+        let (client, event_loop) = match protocol {
+            MqttProtocol::V311 => {
+                let opts = options(cfg, &addr, &client_id, will)?;
+                let (client, mut ev) = AsyncClient::new(opts, REQUEST_CHANNEL);
+                first_connect(&mut ev, &broker, connect_timeout, backoff_min, backoff_max).await?;
+                (Client::V4(client), EventLoops::V4(Box::new(ev)))
+            }
+            MqttProtocol::V5 => {
+                let opts = options_v5(cfg, &addr, &client_id, will)?;
+                let (client, mut ev) = rumqttc::v5::AsyncClient::new(opts, REQUEST_CHANNEL);
+                crate::v5::first_connect(
+                    &mut ev,
+                    &broker,
+                    connect_timeout,
+                    backoff_min,
+                    backoff_max,
+                )
+                .await?;
+                (Client::V5(client), EventLoops::V5(Box::new(ev)))
+            }
+        };
+        tracing::info!(%broker, client_id, embedded = embedded.is_some(), ?protocol, "MQTT connected");
 
         let (job_tx, job_rx) = mpsc::channel(cfg.queue_capacity);
         let publisher = Publisher::new(job_tx, topics.clone(), cfg.qos, cfg.max_packet_size);
@@ -167,7 +185,10 @@ impl Bridge {
             backoff_min,
             backoff_max,
         };
-        let event_loop = tokio::spawn(run(event_loop, lp));
+        let event_loop = match event_loop {
+            EventLoops::V4(ev) => tokio::spawn(run(*ev, lp)),
+            EventLoops::V5(ev) => tokio::spawn(crate::v5::run(*ev, lp)),
+        };
         let bridge = Bridge {
             publisher,
             commands: Some(cmd_rx),
@@ -285,18 +306,12 @@ impl Drop for Bridge {
 /// Subscribes to the command topics and publishes the online status (in that order, on the
 /// same connection, so the subscription is in place once the status is acknowledged).
 async fn on_connected(
-    client: AsyncClient,
+    client: Client,
     publisher: Publisher,
     topics: Arc<Topics>,
     node: String,
 ) -> Result<crate::Delivery, BridgeError> {
-    let filters = topics
-        .command_filters()
-        .map(|f| rumqttc::SubscribeFilter::new(f, QoS::AtLeastOnce));
-    client
-        .subscribe_many(filters)
-        .await
-        .map_err(|_| BridgeError::Closed)?;
+    client.subscribe(topics.command_filters()).await?;
     publisher
         .publish_raw(
             &topics.gateway_status(),
@@ -348,7 +363,86 @@ async fn first_connect(
     }
 }
 
-/// The event loop task: polls rumqttc forever, feeding the tracker and the command channel.
+/// The event loop of the protocol in use.
+enum EventLoops {
+    V4(Box<EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+impl Loop {
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// A CONNACK after a reconnect: resubscribe and say we are online again.
+    pub(crate) fn reconnected(&self, session_present: bool) {
+        metrics::gauge!("vgate_mqtt_connected").set(1.0);
+        metrics::counter!("vgate_mqtt_reconnects_total").increment(1);
+        tracing::info!(broker = %self.broker, session_present, "MQTT reconnected");
+        let (c, p, t, n) = (
+            self.client.clone(),
+            self.publisher.clone(),
+            self.topics.clone(),
+            self.node.clone(),
+        );
+        // Not awaited here: the event loop must keep polling for these to be sent.
+        tokio::spawn(async move {
+            if let Err(e) = on_connected(c, p, t, n).await {
+                tracing::debug!(error = %e, "MQTT resubscribe after reconnect failed");
+            }
+        });
+    }
+
+    /// A connection error: log it (once per outage, a refusal every time), count it, wait.
+    pub(crate) async fn lost(
+        &self,
+        connected: &mut bool,
+        refused: Option<(RefusedReason, String)>,
+        error: &(dyn std::fmt::Display + Sync),
+        backoff: &mut Duration,
+    ) {
+        if *connected {
+            *connected = false;
+            metrics::gauge!("vgate_mqtt_connected").set(0.0);
+            tracing::warn!(broker = %self.broker, error = %error, "MQTT connection lost");
+        }
+        match refused {
+            Some((reason, code)) => {
+                metrics::counter!("vgate_mqtt_refused_total", "reason" => reason.as_str())
+                    .increment(1);
+                tracing::error!(broker = %self.broker, %reason, code, "MQTT broker refused the connection");
+            }
+            None => tracing::debug!(broker = %self.broker, error = %error, "MQTT reconnect failed"),
+        }
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(self.backoff_max);
+    }
+
+    /// Hands a command to the gateway. Waits when the gateway's channel is full (the broker
+    /// holds the rest: they are unacknowledged).
+    pub(crate) async fn command(&self, parts: Parts, received: Received) {
+        let acker = Acker::new(self.client.clone(), received);
+        let Some(target) = self.topics.parse_command(&parts.topic) else {
+            tracing::warn!(topic = %parts.topic, "message on an unexpected topic; acknowledged and dropped");
+            // Spawned: the request channel is a rendezvous that only this task's poll() drains.
+            tokio::spawn(acker.ack());
+            return;
+        };
+        metrics::counter!("vgate_mqtt_commands_received_total").increment(1);
+        tracing::debug!(topic = %parts.topic, ?target, "command received");
+        let cmd = IncomingCommand::new(target, parts, acker);
+        if self.commands.send(cmd).await.is_err() {
+            tracing::warn!("command receiver dropped; command left unacknowledged");
+        }
+    }
+}
+
+/// The MQTT 3.1.1 event loop task: polls rumqttc until stopped, feeding the tracker and
+/// the command channel.
 async fn run(mut ev: EventLoop, lp: Loop) {
     let mut backoff = lp.backoff_min;
     let mut connected = true;
@@ -357,71 +451,37 @@ async fn run(mut ev: EventLoop, lp: Loop) {
             Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                 connected = true;
                 backoff = lp.backoff_min;
-                metrics::gauge!("vgate_mqtt_connected").set(1.0);
-                metrics::counter!("vgate_mqtt_reconnects_total").increment(1);
-                tracing::info!(broker = %lp.broker, session_present = ack.session_present, "MQTT reconnected");
-                let (c, p, t, n) = (
-                    lp.client.clone(),
-                    lp.publisher.clone(),
-                    lp.topics.clone(),
-                    lp.node.clone(),
-                );
-                // Not awaited here: the event loop must keep polling for these to be sent.
-                tokio::spawn(async move {
-                    if let Err(e) = on_connected(c, p, t, n).await {
-                        tracing::debug!(error = %e, "MQTT resubscribe after reconnect failed");
-                    }
-                });
+                lp.reconnected(ack.session_present);
             }
             Ok(Event::Incoming(Incoming::PubAck(ack))) => lp.tracker.puback(ack.pkid),
-            Ok(Event::Incoming(Incoming::Publish(p))) => command(&lp, p).await,
+            Ok(Event::Incoming(Incoming::Publish(p))) => {
+                let parts = Parts {
+                    topic: String::from_utf8_lossy(p.topic.as_bytes()).into_owned(),
+                    payload: p.payload.clone(),
+                    response_topic: None,
+                    correlation_data: None,
+                    message_expiry: None,
+                    redelivered: p.dup,
+                };
+                lp.command(parts, Received::V4(p)).await;
+            }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => lp
                 .tracker
                 .outgoing_publish(pkid, ev.state.collision.is_some()),
             Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => lp.tracker.await_ack(pkid),
-            Ok(Event::Outgoing(Outgoing::Disconnect)) if lp.stopping.load(Ordering::SeqCst) => {
-                return;
-            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if lp.stopping() => return,
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => return,
+            Err(_) if lp.stopping() => return,
             Err(e) => {
-                if lp.stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-                if connected {
-                    connected = false;
-                    metrics::gauge!("vgate_mqtt_connected").set(0.0);
-                    tracing::warn!(broker = %lp.broker, error = %e, "MQTT connection lost");
-                }
-                match e {
+                let refused = match &e {
                     ConnectionError::ConnectionRefused(code) => {
-                        let reason = refused_reason(code);
-                        metrics::counter!("vgate_mqtt_refused_total", "reason" => reason.as_str())
-                            .increment(1);
-                        tracing::error!(broker = %lp.broker, %reason, "MQTT broker refused the connection");
+                        Some((refused_reason(*code), format!("{code:?}")))
                     }
-                    e => tracing::debug!(broker = %lp.broker, error = %e, "MQTT reconnect failed"),
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(lp.backoff_max);
+                    _ => None,
+                };
+                lp.lost(&mut connected, refused, &e, &mut backoff).await;
             }
         }
-    }
-}
-
-/// Hands a command to the gateway. Waits when the gateway's channel is full (the broker
-/// holds the rest: they are unacknowledged).
-async fn command(lp: &Loop, p: rumqttc::Publish) {
-    let Some(target) = lp.topics.parse_command(&p.topic) else {
-        tracing::warn!(topic = %p.topic, "message on an unexpected topic; acknowledged and dropped");
-        // Spawned: the request channel is a rendezvous that only this task's poll() drains.
-        tokio::spawn(Acker::new(lp.client.clone(), p).ack());
-        return;
-    };
-    metrics::counter!("vgate_mqtt_commands_received_total").increment(1);
-    tracing::debug!(topic = %p.topic, ?target, "command received");
-    let cmd = IncomingCommand::new(target, p, lp.client.clone());
-    if lp.commands.send(cmd).await.is_err() {
-        tracing::warn!("command receiver dropped; command left unacknowledged");
     }
 }

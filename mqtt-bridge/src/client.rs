@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use rumqttc::v5::MqttOptions as V5Options;
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 
-use crate::config::{MqttConfig, MqttProtocol, Qos};
+use crate::config::MqttConfig;
 use crate::BridgeError;
 
 /// Where the bridge connects.
@@ -68,32 +69,47 @@ impl BrokerAddr {
     }
 }
 
-pub(crate) fn qos(q: Qos) -> QoS {
-    match q {
-        Qos::AtMostOnce => QoS::AtMostOnce,
-        Qos::AtLeastOnce => QoS::AtLeastOnce,
-    }
-}
+/// How long an MQTT 5 broker keeps our session (and our unacknowledged commands) while we
+/// are away: a week, longer than the default command TTL.
+const SESSION_EXPIRY_S: u32 = 7 * 24 * 3600;
 
-/// The client options for `broker`, with `will` (topic, payload) as retained last will.
-pub(crate) fn options(
-    cfg: &MqttConfig,
-    broker: &BrokerAddr,
-    client_id: &str,
-    will: (String, Vec<u8>),
-) -> Result<MqttOptions, BridgeError> {
-    if cfg.protocol == MqttProtocol::V5 {
-        return Err(BridgeError::Config {
-            key: "mqtt.protocol",
-            reason: "MQTT 5 is not implemented yet; use \"3.1.1\"".into(),
-        });
-    }
+fn check(cfg: &MqttConfig) -> Result<(), BridgeError> {
     if cfg.inflight == 0 || cfg.queue_capacity == 0 || cfg.command_capacity == 0 {
         return Err(BridgeError::Config {
             key: "mqtt.inflight",
             reason: "inflight, queue_capacity and command_capacity must be at least 1".into(),
         });
     }
+    if cfg.username.is_none() && cfg.password.is_some() {
+        return Err(BridgeError::Config {
+            key: "mqtt.password",
+            reason: "a password needs a username".into(),
+        });
+    }
+    Ok(())
+}
+
+fn transport(cfg: &MqttConfig, broker: &BrokerAddr) -> Result<Option<Transport>, BridgeError> {
+    if broker.tls {
+        Ok(Some(Transport::Tls(tls(cfg, broker)?)))
+    } else if cfg.tls.ca_file.is_some() || cfg.tls.cert_file.is_some() {
+        Err(BridgeError::Config {
+            key: "mqtt.tls",
+            reason: "TLS files are set but the url is mqtt://, not mqtts://".into(),
+        })
+    } else {
+        Ok(None)
+    }
+}
+
+/// MQTT 3.1.1 client options for `broker`, with `will` (topic, payload) as retained last will.
+pub(crate) fn options(
+    cfg: &MqttConfig,
+    broker: &BrokerAddr,
+    client_id: &str,
+    will: (String, Vec<u8>),
+) -> Result<MqttOptions, BridgeError> {
+    check(cfg)?;
     let mut o = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     o.set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_s.max(5))))
         .set_clean_session(false)
@@ -101,25 +117,40 @@ pub(crate) fn options(
         .set_inflight(cfg.inflight)
         .set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size)
         .set_last_will(LastWill::new(will.0, will.1, QoS::AtLeastOnce, true));
-    match (&cfg.username, &cfg.password) {
-        (Some(u), p) => {
-            o.set_credentials(u.clone(), p.clone().unwrap_or_default());
-        }
-        (None, Some(_)) => {
-            return Err(BridgeError::Config {
-                key: "mqtt.password",
-                reason: "a password needs a username".into(),
-            })
-        }
-        (None, None) => {}
+    if let Some(u) = &cfg.username {
+        o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
     }
-    if broker.tls {
-        o.set_transport(Transport::Tls(tls(cfg, broker)?));
-    } else if cfg.tls.ca_file.is_some() || cfg.tls.cert_file.is_some() {
-        return Err(BridgeError::Config {
-            key: "mqtt.tls",
-            reason: "TLS files are set but the url is mqtt://, not mqtts://".into(),
-        });
+    if let Some(t) = transport(cfg, broker)? {
+        o.set_transport(t);
+    }
+    Ok(o)
+}
+
+/// MQTT 5 client options: as [`options`], with a session expiry so the session persists.
+pub(crate) fn options_v5(
+    cfg: &MqttConfig,
+    broker: &BrokerAddr,
+    client_id: &str,
+    will: (String, Vec<u8>),
+) -> Result<V5Options, BridgeError> {
+    use rumqttc::v5::mqttbytes::v5::{ConnectProperties, LastWill as Will5};
+    use rumqttc::v5::mqttbytes::QoS as QoS5;
+    check(cfg)?;
+    let mut props = ConnectProperties::new();
+    props.session_expiry_interval = Some(SESSION_EXPIRY_S);
+    props.max_packet_size = u32::try_from(cfg.max_packet_size).ok();
+    let mut o = V5Options::new(client_id, broker.host.clone(), broker.port);
+    o.set_connect_properties(props)
+        .set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_s.max(5))))
+        .set_clean_start(false)
+        .set_manual_acks(true)
+        .set_outgoing_inflight_upper_limit(cfg.inflight)
+        .set_last_will(Will5::new(will.0, will.1, QoS5::AtLeastOnce, true, None));
+    if let Some(u) = &cfg.username {
+        o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
+    }
+    if let Some(t) = transport(cfg, broker)? {
+        o.set_transport(t);
     }
     Ok(o)
 }
@@ -228,24 +259,22 @@ mod tests {
     }
 
     #[test]
-    fn mqtts_without_a_ca_file_and_mqtt_5_are_config_errors() {
+    fn mqtt_5_options_keep_the_session_for_a_week() {
+        let b = BrokerAddr::parse("mqtt://h").expect("valid");
+        let o =
+            options_v5(&MqttConfig::default(), &b, "c", ("t".into(), Vec::new())).expect("valid");
+        assert!(!o.clean_start());
+        let props = o.connect_properties().expect("properties set");
+        assert_eq!(props.session_expiry_interval, Some(SESSION_EXPIRY_S));
+        assert!(o.last_will().expect("will").retain);
+    }
+
+    #[test]
+    fn mqtts_without_a_ca_file_is_a_config_error() {
         let b = BrokerAddr::parse("mqtts://h").expect("valid");
         let will = || ("t".to_owned(), Vec::new());
         match options(&MqttConfig::default(), &b, "c", will()) {
             Err(BridgeError::Config { key, .. }) => assert_eq!(key, "mqtt.tls.ca_file"),
-            other => panic!("{other:?}"),
-        }
-        let cfg = MqttConfig {
-            protocol: MqttProtocol::V5,
-            ..MqttConfig::default()
-        };
-        match options(
-            &cfg,
-            &BrokerAddr::parse("mqtt://h").expect("valid"),
-            "c",
-            will(),
-        ) {
-            Err(BridgeError::Config { key, .. }) => assert_eq!(key, "mqtt.protocol"),
             other => panic!("{other:?}"),
         }
     }

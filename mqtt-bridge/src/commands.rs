@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Publish};
 
+use crate::connection::{Client, Received};
 use crate::topics::Target;
 use crate::BridgeError;
 
@@ -21,53 +21,63 @@ pub struct IncomingCommand {
     pub topic: String,
     /// The command JSON, as received (contract §4); parsing it is the gateway's job.
     pub payload: Bytes,
-    /// MQTT 5 Response Topic (always `None` on MQTT 3.1.1).
+    /// MQTT 5 Response Topic: where results go too (always `None` on MQTT 3.1.1).
     pub response_topic: Option<String>,
-    /// MQTT 5 Correlation Data (always `None` on MQTT 3.1.1).
+    /// MQTT 5 Correlation Data, to send back with results (always `None` on MQTT 3.1.1).
     pub correlation_data: Option<Bytes>,
-    /// MQTT 5 Message Expiry Interval (always `None` on MQTT 3.1.1).
+    /// MQTT 5 Message Expiry Interval: the command's TTL (always `None` on MQTT 3.1.1).
     pub message_expiry: Option<Duration>,
     /// The broker may deliver a command twice (after a reconnect); the command `id` dedupes.
     pub redelivered: bool,
     ack: Acker,
 }
 
+/// What the protocol-specific event loop extracted from a command PUBLISH.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub topic: String,
+    pub payload: Bytes,
+    pub response_topic: Option<String>,
+    pub correlation_data: Option<Bytes>,
+    pub message_expiry: Option<Duration>,
+    pub redelivered: bool,
+}
+
 impl IncomingCommand {
-    pub(crate) fn new(target: Target, publish: Publish, client: AsyncClient) -> Self {
+    pub(crate) fn new(target: Target, parts: Parts, ack: Acker) -> Self {
         IncomingCommand {
             target,
-            topic: publish.topic.clone(),
-            payload: publish.payload.clone(),
-            response_topic: None,
-            correlation_data: None,
-            message_expiry: None,
-            redelivered: publish.dup,
-            ack: Acker { client, publish },
+            topic: parts.topic,
+            payload: parts.payload,
+            response_topic: parts.response_topic,
+            correlation_data: parts.correlation_data,
+            message_expiry: parts.message_expiry,
+            redelivered: parts.redelivered,
+            ack,
         }
     }
 
     /// Acknowledges the MQTT message (PUBACK). Call it once the command is stored; until
-    /// then the broker keeps it for us.
+    /// then the broker keeps it for us. After a reconnect the broker has already sent the
+    /// command again (it was unacknowledged), and that copy is the one to acknowledge.
     pub async fn ack(self) -> Result<(), BridgeError> {
         self.ack.ack().await
     }
 }
 
+/// The means to acknowledge one received publish.
 #[derive(Debug)]
 pub(crate) struct Acker {
-    client: AsyncClient,
-    publish: Publish,
+    client: Client,
+    received: Received,
 }
 
 impl Acker {
-    pub(crate) fn new(client: AsyncClient, publish: Publish) -> Self {
-        Acker { client, publish }
+    pub(crate) fn new(client: Client, received: Received) -> Self {
+        Acker { client, received }
     }
 
     pub(crate) async fn ack(self) -> Result<(), BridgeError> {
-        self.client
-            .ack(&self.publish)
-            .await
-            .map_err(|_| BridgeError::Closed)
+        self.client.ack(&self.received).await
     }
 }

@@ -36,7 +36,7 @@ pub struct MqttConfig {
     pub password: Option<String>,
     /// Keepalive in seconds. Default 30.
     pub keepalive_s: u16,
-    /// Protocol version: `"3.1.1"` (default) or `"5"`.
+    /// Protocol version with an external broker: `"3.1.1"` (default) or `"5"`.
     pub protocol: MqttProtocol,
     /// TLS settings for `mqtts://`.
     pub tls: TlsConfig,
@@ -94,7 +94,7 @@ pub enum MqttProtocol {
     #[default]
     #[serde(rename = "3.1.1")]
     V311,
-    /// MQTT 5 (not implemented yet: `Bridge::start` refuses it with a config error).
+    /// MQTT 5 (external brokers; the embedded broker always speaks 3.1.1).
     #[serde(rename = "5")]
     V5,
 }

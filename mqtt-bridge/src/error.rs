@@ -16,8 +16,10 @@ pub enum RefusedReason {
     ServiceUnavailable,
     /// Wrong user name or password.
     BadCredentials,
-    /// Credentials accepted but not allowed to connect.
+    /// Credentials accepted but not allowed to connect (MQTT 5: also banned).
     NotAuthorized,
+    /// Another MQTT 5 reason code (logged in full).
+    Other,
 }
 
 impl RefusedReason {
@@ -29,6 +31,7 @@ impl RefusedReason {
             RefusedReason::ServiceUnavailable => "service_unavailable",
             RefusedReason::BadCredentials => "bad_credentials",
             RefusedReason::NotAuthorized => "not_authorized",
+            RefusedReason::Other => "other",
         }
     }
 }
@@ -41,6 +44,7 @@ impl std::fmt::Display for RefusedReason {
             RefusedReason::ServiceUnavailable => "service unavailable",
             RefusedReason::BadCredentials => "bad user name or password",
             RefusedReason::NotAuthorized => "not authorized",
+            RefusedReason::Other => "refused (see the log for the MQTT 5 reason code)",
         })
     }
 }
@@ -102,6 +106,12 @@ pub enum BridgeError {
         len: usize,
         /// The configured maximum.
         max: usize,
+    },
+    /// The broker acknowledged a publish with an MQTT 5 error reason code.
+    #[error("MQTT broker rejected the publish: {reason}")]
+    Rejected {
+        /// The PUBACK reason code, as its name.
+        reason: String,
     },
     /// The vehicle id cannot be a topic level.
     #[error("vehicle id {0:?} cannot be used in an MQTT topic")]

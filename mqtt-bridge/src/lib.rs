@@ -26,6 +26,8 @@
 //! - `publisher`: [`Publisher`], the bounded queue and [`Delivery`].
 //! - `tracker`: PUBACK tracking per publish.
 //! - `commands`: [`IncomingCommand`] with its manual ack.
+//! - `connection`: the MQTT 3.1.1 and MQTT 5 clients behind one type.
+//! - `v5`: the MQTT 5 event loop (reason codes, command properties).
 //! - `error`: [`BridgeError`].
 //!
 //! Metrics: `vgate_mqtt_published_total{type}`, `vgate_mqtt_publish_latency_seconds`
@@ -37,11 +39,13 @@ mod bridge;
 mod client;
 mod commands;
 pub mod config;
+mod connection;
 mod embedded;
 mod error;
 mod publisher;
 pub mod topics;
 mod tracker;
+mod v5;
 
 pub use bridge::Bridge;
 pub use commands::IncomingCommand;

@@ -15,11 +15,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use codecs::{Event, EventKind};
-use rumqttc::AsyncClient;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::qos;
 use crate::config::{Qos, QosConfig};
+use crate::connection::Client;
 use crate::topics::Topics;
 use crate::tracker::{Ticket, Tracker};
 use crate::BridgeError;
@@ -35,19 +34,20 @@ pub(crate) struct Job {
     qos: Qos,
     retain: bool,
     kind: &'static str,
-    done: oneshot::Sender<()>,
+    done: oneshot::Sender<Result<(), BridgeError>>,
     queued_at: Instant,
 }
 
 /// Resolves when the broker has the message: on PUBACK for QoS 1, once written for QoS 0.
 ///
 /// It survives reconnects (an unacknowledged publish is sent again, same pkid). It resolves
-/// to [`BridgeError::Closed`] if the bridge shuts down first. Dropping it does not cancel
+/// to [`BridgeError::Closed`] if the bridge shuts down first, and to
+/// [`BridgeError::Rejected`] when an MQTT 5 broker refuses the message in its PUBACK. Dropping it does not cancel
 /// the publish.
 #[derive(Debug)]
 #[must_use = "a Delivery does nothing unless awaited; drop it to not wait"]
 pub struct Delivery {
-    rx: oneshot::Receiver<()>,
+    rx: oneshot::Receiver<Result<(), BridgeError>>,
 }
 
 impl Future for Delivery {
@@ -55,7 +55,7 @@ impl Future for Delivery {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.rx)
             .poll(cx)
-            .map(|r| r.map_err(|_| BridgeError::Closed))
+            .map(|r| r.unwrap_or(Err(BridgeError::Closed)))
     }
 }
 
@@ -180,7 +180,7 @@ impl Publisher {
 /// or rumqttc's event loop is dropped.
 pub(crate) async fn forward(
     mut rx: mpsc::Receiver<Job>,
-    client: AsyncClient,
+    client: Client,
     tracker: Arc<Tracker>,
     depth: Arc<AtomicI64>,
 ) {
@@ -194,7 +194,7 @@ pub(crate) async fn forward(
             queued_at: job.queued_at,
         });
         let sent = client
-            .publish_bytes(job.topic, qos(job.qos), job.retain, job.payload)
+            .publish(job.topic, job.qos, job.retain, job.payload)
             .await;
         if sent.is_err() {
             tracker.unsend_last();

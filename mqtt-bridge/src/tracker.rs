@@ -28,10 +28,12 @@ use std::time::Instant;
 
 use tokio::sync::{oneshot, Notify};
 
+use crate::BridgeError;
+
 /// One publish on its way, resolved when the broker has it.
 #[derive(Debug)]
 pub(crate) struct Ticket {
-    pub done: oneshot::Sender<()>,
+    pub done: oneshot::Sender<Result<(), BridgeError>>,
     pub qos0: bool,
     pub kind: &'static str,
     pub queued_at: Instant,
@@ -39,11 +41,21 @@ pub(crate) struct Ticket {
 
 impl Ticket {
     fn resolve(self) {
+        self.finish(Ok(()));
+    }
+
+    fn finish(self, outcome: Result<(), BridgeError>) {
+        if outcome.is_err() {
+            metrics::counter!("vgate_mqtt_publish_rejected_total", "type" => self.kind)
+                .increment(1);
+            let _ = self.done.send(outcome);
+            return;
+        }
         metrics::histogram!("vgate_mqtt_publish_latency_seconds")
             .record(self.queued_at.elapsed().as_secs_f64());
         metrics::counter!("vgate_mqtt_published_total", "type" => self.kind).increment(1);
         // The caller may have dropped its Delivery: nobody to tell.
-        let _ = self.done.send(());
+        let _ = self.done.send(Ok(()));
     }
 }
 
@@ -128,6 +140,11 @@ impl Tracker {
 
     /// The broker acknowledged `pkid`.
     pub fn puback(&self, pkid: u16) {
+        self.puback_with(pkid, Ok(()));
+    }
+
+    /// The broker acknowledged `pkid`, with an MQTT 5 outcome.
+    pub fn puback_with(&self, pkid: u16, outcome: Result<(), BridgeError>) {
         let t = {
             let mut inner = self.lock();
             if inner.skip_puback == Some(pkid) {
@@ -138,7 +155,7 @@ impl Tracker {
             inner.awaiting.remove(&pkid)
         };
         match t {
-            Some(t) => t.resolve(),
+            Some(t) => t.finish(outcome),
             None => tracing::debug!(pkid, "PUBACK for an untracked packet id"),
         }
         self.notify_if_idle();
@@ -171,7 +188,7 @@ impl Tracker {
 mod tests {
     use super::*;
 
-    fn ticket(qos0: bool) -> (Ticket, oneshot::Receiver<()>) {
+    fn ticket(qos0: bool) -> (Ticket, oneshot::Receiver<Result<(), BridgeError>>) {
         let (done, rx) = oneshot::channel();
         let t = Ticket {
             done,

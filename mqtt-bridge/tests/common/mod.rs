@@ -218,6 +218,14 @@ pub fn external(url: &str) -> MqttConfig {
     }
 }
 
+/// As [`external`], speaking MQTT 5.
+pub fn external_v5(url: &str) -> MqttConfig {
+    MqttConfig {
+        protocol: mqtt_bridge::MqttProtocol::V5,
+        ..external(url)
+    }
+}
+
 /// A bridge config with the embedded broker on a free port.
 pub fn embedded() -> MqttConfig {
     MqttConfig {
