@@ -247,6 +247,17 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_example_in_docs_mqtt_md_parses_to_the_defaults() {
+        let doc = include_str!("../../docs/mqtt.md");
+        let start = doc.find("```toml\n[mqtt]").expect("example present") + "```toml\n".len();
+        let len = doc[start..].find("```").expect("example closed");
+        let table: toml::Table = toml::from_str(&doc[start..start + len]).expect("valid TOML");
+        let mqtt = table.get("mqtt").cloned().expect("[mqtt]");
+        let cfg: MqttConfig = mqtt.try_into().expect("a valid MqttConfig");
+        assert_eq!(cfg, MqttConfig::default());
+    }
+
+    #[test]
     fn qos_per_kind_and_protocol_names_parse() {
         let cfg: MqttConfig =
             serde_json::from_str(r#"{"qos":{"location":0},"protocol":"5"}"#).expect("parses");

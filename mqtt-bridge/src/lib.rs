@@ -30,7 +30,8 @@
 //! - `v5`: the MQTT 5 event loop (reason codes, command properties).
 //! - `error`: [`BridgeError`].
 //!
-//! Metrics: `vgate_mqtt_published_total{type}`, `vgate_mqtt_publish_latency_seconds`
+//! Metrics: `vgate_mqtt_published_total{type}`, `vgate_mqtt_publish_rejected_total{type}`,
+//! `vgate_mqtt_publish_latency_seconds`
 //! (queue to PUBACK), `vgate_mqtt_connected`, `vgate_mqtt_queue_depth`,
 //! `vgate_mqtt_reconnects_total`, `vgate_mqtt_refused_total{reason}`,
 //! `vgate_mqtt_commands_received_total`.
