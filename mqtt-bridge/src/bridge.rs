@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::{options, options_v5, BrokerAddr};
+
 use crate::commands::{Acker, IncomingCommand, Parts};
 use crate::config::{MqttConfig, MqttProtocol, Qos};
 use crate::connection::{Client, Received};
@@ -107,6 +108,8 @@ impl Bridge {
         node_id: &str,
         prefix: &str,
     ) -> Result<Bridge, BridgeError> {
+        // Config errors first: an embedded broker, once started, cannot be stopped.
+        crate::client::check(cfg)?;
         let topics = Arc::new(Topics::new(prefix, node_id));
         let (embedded, addr) = match &cfg.url {
             Some(url) => (None, BrokerAddr::parse(url)?),

@@ -73,7 +73,7 @@ impl BrokerAddr {
 /// are away: a week, longer than the default command TTL.
 const SESSION_EXPIRY_S: u32 = 7 * 24 * 3600;
 
-fn check(cfg: &MqttConfig) -> Result<(), BridgeError> {
+pub(crate) fn check(cfg: &MqttConfig) -> Result<(), BridgeError> {
     if cfg.inflight == 0 || cfg.queue_capacity == 0 || cfg.command_capacity == 0 {
         return Err(BridgeError::Config {
             key: "mqtt.inflight",
