@@ -105,7 +105,7 @@ fn bad(error: FrameError, raw: &[u8], header: Option<&frame::Header>) -> BadFram
     BadFrame {
         error,
         raw: capped(raw),
-        vin: header.and_then(|h| h.vin.clone().ok()),
+        vin: header.and_then(|h| h.vin().ok()),
         edition: header.map(|h| h.edition),
         command: header.map(|h| h.command),
     }
@@ -155,7 +155,10 @@ impl Decoder for Codec {
         }
         let wire = src.split_to(total).freeze();
         Ok(Some(
-            Frame::parse_bytes(wire.clone()).map_err(|e| bad(e, &wire, Some(&header))),
+            header
+                .clone()
+                .into_frame(wire.clone())
+                .map_err(|e| bad(e, &wire, Some(&header))),
         ))
     }
 

@@ -159,7 +159,7 @@ pub(crate) struct Header {
     pub edition: Edition,
     pub command: u8,
     pub response: u8,
-    pub vin: Result<String, FrameError>,
+    pub vin_raw: [u8; VIN_LEN],
     pub encryption: Option<Encryption>,
     pub encryption_byte: u8,
     pub data_len: usize,
@@ -181,7 +181,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Option<Header> {
         return None;
     };
     let edition = start_edition(b0, b1)?;
-    let vin = parse_vin(head.get(VIN_OFFSET..VIN_OFFSET + VIN_LEN)?);
+    let vin_raw = <[u8; VIN_LEN]>::try_from(head.get(VIN_OFFSET..VIN_OFFSET + VIN_LEN)?).ok()?;
     let encryption_byte = *head.get(ENCRYPTION_OFFSET)?;
     let encryption = Encryption::from_byte(encryption_byte);
     let len_bytes = head.get(LENGTH_OFFSET..HEADER_LEN)?;
@@ -193,7 +193,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Option<Header> {
         edition,
         command,
         response,
-        vin,
+        vin_raw,
         encryption,
         encryption_byte,
         data_len,
@@ -201,6 +201,26 @@ pub(crate) fn read_header(bytes: &[u8]) -> Option<Header> {
 }
 
 impl Header {
+    /// The identifier, padding stripped (see [`parse_vin`]).
+    pub(crate) fn vin(&self) -> Result<String, FrameError> {
+        parse_vin(&self.vin_raw)
+    }
+
+    /// The frame of `wire` (exactly `OVERHEAD + data_len` bytes, header already checked):
+    /// BCC and identifier are checked here, `data` is a slice of `wire`.
+    pub(crate) fn into_frame(self, wire: Bytes) -> Result<Frame, FrameError> {
+        check_bcc(&wire)?;
+        let vin = self.vin()?;
+        Ok(Frame {
+            edition: self.edition,
+            command: self.command,
+            response: self.response,
+            vin,
+            encryption: self.encryption.unwrap_or(Encryption::Invalid),
+            data: wire.slice(HEADER_LEN..HEADER_LEN + self.data_len),
+        })
+    }
+
     /// The first header field the standard does not define, if any (reserved encryption
     /// byte or response flag); such a header is treated as a false start.
     pub(crate) fn check(&self) -> Result<(), FrameError> {
@@ -277,17 +297,7 @@ impl Frame {
                 actual: wire.len(),
             });
         }
-        check_bcc(&wire)?;
-        let vin = header.vin?;
-        let encryption = header.encryption.unwrap_or(Encryption::Invalid);
-        Ok(Frame {
-            edition: header.edition,
-            command: header.command,
-            response: header.response,
-            vin,
-            encryption,
-            data: wire.slice(HEADER_LEN..HEADER_LEN + header.data_len),
-        })
+        header.into_frame(wire)
     }
 
     /// The frame on the wire: the identifier right-padded with NUL to 17 bytes (longer ones
