@@ -873,3 +873,30 @@ fn message_of_the_other_edition_is_refused_on_encode() {
         })
     );
 }
+
+#[test]
+fn encrypted_request_is_answered_in_plaintext_with_the_platform_time() {
+    let mut login = frame(LOGIN_2016);
+    login.encryption = Encryption::Aes128;
+    let now = t(24, 5, 6, 7, 8, 9);
+    for style in [ReplyStyle::TimeOnly, ReplyStyle::Echo] {
+        let ack = reply(&login, ResponseFlag::DecryptionError, now, style);
+        assert_eq!(ack.encryption, Encryption::None);
+        assert_eq!(ack.response, 0x07);
+        assert_eq!(&ack.data[..], &[24, 5, 6, 7, 8, 9]);
+    }
+}
+
+#[test]
+fn query_answer_with_a_user_defined_id_keeps_the_values_raw() {
+    // The 2025 answer above with its second id changed to 0x80 (user defined, width unknown).
+    let mut f = frame(QUERY_ANSWER_2025);
+    let mut data = f.data.to_vec();
+    data[9] = 0x80;
+    f.data = Bytes::from(data.clone());
+    let Message::Response(r) = Message::decode(&f).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.params, None);
+    assert_eq!(r.rest, data[6..].to_vec());
+}
