@@ -33,6 +33,8 @@
 //! - [`crypto`]: AES-128 and SM4 data-unit decryption with configured keys.
 //! - [`command`]: contract commands (`query_params`, `set_params`, `terminal_control`,
 //!   `raw`) to messages.
+//! - [`normalize`]: messages to normalized events (telemetry, location, lifecycle,
+//!   passthrough).
 //! - [`raw`]: the protocol-level JSON of a frame ([`raw_json`]).
 //! - [`error`]: [`FrameError`] and [`BodyError`].
 
@@ -47,6 +49,7 @@ pub mod edition;
 pub mod error;
 pub mod frame;
 pub mod msg;
+pub mod normalize;
 pub mod raw;
 pub mod realtime;
 
@@ -56,4 +59,5 @@ pub use error::{BodyError, FrameError};
 pub use frame::{Encryption, Frame, ResponseFlag};
 pub use msg::response::{reply, ReplyStyle};
 pub use msg::Message;
+pub use normalize::{normalize, normalize_message};
 pub use raw::raw_json;
