@@ -252,8 +252,11 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
 }
 
 /// The `location` data of a position unit; speed copied from the vehicle unit if any.
-fn location(report: &Report, edition: Edition) -> Option<Location> {
+/// `None` when the unit's coordinates are sentinels (no position to publish).
+fn location(report: &Report) -> Option<Location> {
     let p = report.location()?;
+    let latitude = (p.latitude_deg()? * 1e6).round() / 1e6;
+    let longitude = (p.longitude_deg()? * 1e6).round() / 1e6;
     let coord_system = match p.coord_system {
         None | Some(1) => CoordSystem::Wgs84,
         Some(2) => CoordSystem::Gcj02,
@@ -263,10 +266,9 @@ fn location(report: &Report, edition: Edition) -> Option<Location> {
         .vehicle()
         .and_then(|v| scaled_u16(v.speed, 0.1, 0.0))
         .map(|x| (x * 10.0).round() / 10.0);
-    let _ = edition;
     Some(Location {
-        latitude: p.latitude_deg(),
-        longitude: p.longitude_deg(),
+        latitude,
+        longitude,
         coord_system,
         speed_kmh: speed,
         fix_valid: p.fix_valid(),
@@ -301,7 +303,7 @@ pub fn normalize(
         Data::Telemetry(Box::new(telemetry(report, edition))),
     )
     .reissued(reissue)];
-    if let Some(loc) = location(report, edition) {
+    if let Some(loc) = location(report) {
         out.push(
             Event::new(
                 ctx,

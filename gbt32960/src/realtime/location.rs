@@ -26,23 +26,15 @@ impl Position {
     pub fn fix_valid(&self) -> bool {
         self.status & 0x01 == 0
     }
-    /// Signed latitude in degrees (south negative).
-    pub fn latitude_deg(&self) -> f64 {
-        let v = f64::from(self.latitude) / 1e6;
-        if self.status & 0x02 != 0 {
-            -v
-        } else {
-            v
-        }
+    /// Signed latitude in degrees (south negative), `None` for 0xFFFFFFFE/0xFFFFFFFF.
+    pub fn latitude_deg(&self) -> Option<f64> {
+        let v = super::scaled_u32(self.latitude, 1e-6, 0.0)?;
+        Some(if self.status & 0x02 != 0 { -v } else { v })
     }
-    /// Signed longitude in degrees (west negative).
-    pub fn longitude_deg(&self) -> f64 {
-        let v = f64::from(self.longitude) / 1e6;
-        if self.status & 0x04 != 0 {
-            -v
-        } else {
-            v
-        }
+    /// Signed longitude in degrees (west negative), `None` for 0xFFFFFFFE/0xFFFFFFFF.
+    pub fn longitude_deg(&self) -> Option<f64> {
+        let v = super::scaled_u32(self.longitude, 1e-6, 0.0)?;
+        Some(if self.status & 0x04 != 0 { -v } else { v })
     }
 
     pub(crate) fn decode(c: &mut Cursor<'_>, ed: Edition) -> Option<Self> {
