@@ -28,12 +28,12 @@ impl Position {
     }
     /// Signed latitude in degrees (south negative), `None` for 0xFFFFFFFE/0xFFFFFFFF.
     pub fn latitude_deg(&self) -> Option<f64> {
-        let v = super::scaled_u32(self.latitude, 1e-6, 0.0)?;
+        let v = super::scaled_u32(self.latitude, 1.0, 0.0)? / 1e6;
         Some(if self.status & 0x02 != 0 { -v } else { v })
     }
     /// Signed longitude in degrees (west negative), `None` for 0xFFFFFFFE/0xFFFFFFFF.
     pub fn longitude_deg(&self) -> Option<f64> {
-        let v = super::scaled_u32(self.longitude, 1e-6, 0.0)?;
+        let v = super::scaled_u32(self.longitude, 1.0, 0.0)? / 1e6;
         Some(if self.status & 0x04 != 0 { -v } else { v })
     }
 
