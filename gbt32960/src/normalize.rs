@@ -123,6 +123,8 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
     let ed = edition;
     let mut t = Telemetry::default();
     let mut custom = Vec::new();
+    // 0x31 and 0x32 share the `supercap` group.
+    let mut supercap = Map::new();
     for u in &report.units {
         match u {
             Unit::Vehicle(v) => t.vehicle = Some(vehicle(v, ed)),
@@ -231,10 +233,65 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                     }))
                     .collect::<Vec<_>>()))
             }
+            Unit::H2System(h) => {
+                t.fuel_cell = Some(json!({
+                    "h2_max_temperature_c": num(scaled_u16(h.max_temp, 1.0, -40.0)),
+                    "h2_max_temperature_probe": h.max_temp_probe,
+                    "h2_max_concentration_pct": num(scaled_u16(h.max_conc, 0.0001, 0.0)),
+                    "h2_max_concentration_sensor": h.max_conc_sensor,
+                    "h2_max_pressure_mpa": num(scaled_u16(h.max_pressure, 0.1, 0.0)),
+                    "h2_max_pressure_sensor": h.max_pressure_sensor,
+                    "dcdc": code(h.dcdc, &[(1, "working"), (2, "off")]),
+                    "h2_remaining_pct": num(scaled_u8(h.remaining_pct, 1.0, 0.0)),
+                    "dcdc_temperature_c": num(scaled_u8(h.dcdc_temp, 1.0, -40.0)),
+                }))
+            }
+            Unit::Stacks { stacks } => {
+                t.fuel_cell_stacks = Some(json!(stacks
+                    .iter()
+                    .map(|s| json!({
+                        "no": s.no,
+                        "voltage_v": num(scaled_u16(s.voltage, 0.1, 0.0)),
+                        "current_a": num(scaled_u16(s.current, 0.1, 0.0)),
+                        "h2_inlet_pressure_kpa": num(scaled_u16(s.h2_inlet_pressure, 0.1, -100.0)),
+                        "air_inlet_pressure_kpa": num(scaled_u16(s.air_inlet_pressure, 0.1, -100.0)),
+                        "air_inlet_temperature_c": num(scaled_u8(s.air_inlet_temp, 1.0, -40.0)),
+                        "coolant_outlet_temperatures_c": s.coolant_temps.iter().map(|x| num(scaled_u8(*x, 1.0, -40.0))).collect::<Vec<_>>(),
+                    }))
+                    .collect::<Vec<_>>()))
+            }
+            Unit::Supercap(s) => {
+                let o = &mut supercap;
+                o.insert("system".into(), json!(s.system));
+                o.insert("voltage_v".into(), num(scaled_u16(s.voltage, 0.1, 0.0)));
+                o.insert("current_a".into(), num(scaled_u16(s.current, 0.1, -3000.0)));
+                o.insert("cell_voltages_v".into(), json!(s.cells.iter().map(|c| num(scaled_u16(*c, 0.001, 0.0))).collect::<Vec<_>>()));
+                o.insert("temperatures_c".into(), json!(s.temps.iter().map(|x| num(scaled_u8(*x, 1.0, -40.0))).collect::<Vec<_>>()));
+            }
+            Unit::SupercapExtremes(x) => {
+                let o = &mut supercap;
+                o.insert("extremes".into(), json!({
+                    "max_cell_voltage_v": num(scaled_u16(x.max_v.2, 0.001, 0.0)),
+                    "max_cell_voltage_system": x.max_v.0,
+                    "max_cell_voltage_cell": x.max_v.1,
+                    "min_cell_voltage_v": num(scaled_u16(x.min_v.2, 0.001, 0.0)),
+                    "min_cell_voltage_system": x.min_v.0,
+                    "min_cell_voltage_cell": x.min_v.1,
+                    "max_temperature_c": num(scaled_u8(x.max_t.2, 1.0, -40.0)),
+                    "max_temperature_system": x.max_t.0,
+                    "max_temperature_probe": x.max_t.1,
+                    "min_temperature_c": num(scaled_u8(x.min_t.2, 1.0, -40.0)),
+                    "min_temperature_system": x.min_t.0,
+                    "min_temperature_probe": x.min_t.1,
+                }));
+            }
             Unit::Custom(c) => {
                 custom.push(json!({"type": format!("0x{:02x}", c.type_id), "data": hex::encode(&c.data)}))
             }
         }
+    }
+    if !supercap.is_empty() {
+        t.supercap = Some(Value::Object(supercap));
     }
     if !custom.is_empty() {
         t.custom = Some(json!(custom));

@@ -148,20 +148,54 @@ fn a_custom_unit_honours_its_word_length() {
     assert_eq!(js[0]["custom"][0]["data"], "fe".repeat(16));
 }
 
-// Source: emqx parser suite case_2025_report_super_capacitor_extreme (type 0x32, not
-// decoded by this crate yet): the walk stops and keeps the bytes.
+// Source: emqx parser suite case_2025_report_super_capacitor_extreme (type 0x32; raw
+// values asserted there: 7500, 2000 mV; 120, 40 raw temperatures).
 const SUPERCAP_EXTREMES_2025: &str = "242402FE56494E3132333435363738393031323334010019190B0D0F1E003201000A1D4C02000B07D003000C7804000D285E";
 
 #[test]
-fn an_undecoded_type_stops_the_walk_and_keeps_the_tail() {
-    let (f, r) = body(SUPERCAP_EXTREMES_2025);
+fn supercap_extremes_of_a_2025_frame_are_scaled() {
+    let (js, r) = telemetry_json(SUPERCAP_EXTREMES_2025);
+    assert!(r.tail.is_none());
+    let x = &js[0]["supercap"]["extremes"];
+    close(&x["max_cell_voltage_v"], 7.5);
+    assert_eq!(x["max_cell_voltage_cell"], 10);
+    close(&x["min_cell_voltage_v"], 2.0);
+    close(&x["max_temperature_c"], 80.0);
+    assert_eq!(x["max_temperature_probe"], 12);
+    close(&x["min_temperature_c"], 0.0);
+}
+
+// Source: emqx parser suite case_2025_report_fuel_cell_stack (type 0x30).
+const STACKS_2025: &str = "242402FE56494E313233343536373839303132333401001E190B0D0F1E0030010107D0012C04B0044C32000A6465666768696A6B6C6DB6";
+
+#[test]
+fn fuel_cell_stacks_of_a_2025_frame_are_scaled() {
+    let (js, r) = telemetry_json(STACKS_2025);
+    assert!(r.tail.is_none());
+    let st = &js[0]["fuel_cell_stacks"][0];
+    close(&st["voltage_v"], 200.0);
+    close(&st["current_a"], 30.0);
+    close(&st["h2_inlet_pressure_kpa"], 20.0);
+    close(&st["air_inlet_pressure_kpa"], 10.0);
+    close(&st["air_inlet_temperature_c"], 10.0);
+    close(&st["coolant_outlet_temperatures_c"][0], 60.0);
+    close(&st["coolant_outlet_temperatures_c"][9], 69.0);
+}
+
+#[test]
+fn a_reserved_2025_type_stops_the_walk_and_keeps_the_tail() {
+    let (f, _) = body(STACKS_2025);
+    let mut data = f.data.to_vec();
+    // 0x33-0x7F are reserved in 2025 (table 9).
+    data.extend_from_slice(&[0x33, 9, 9]);
+    let r = Report::decode(&data, Edition::V2025).unwrap();
+    assert_eq!(r.units.len(), 1);
     let tail = r.tail.as_ref().unwrap();
-    assert_eq!(tail.type_id, 0x32);
+    assert_eq!(tail.type_id, 0x33);
     assert!(!tail.truncated);
-    assert_eq!(tail.bytes.len(), f.data.len() - 6);
     let mut out = Vec::new();
-    r.encode(f.edition, &mut out);
-    assert_eq!(out, f.data.to_vec());
+    r.encode(Edition::V2025, &mut out);
+    assert_eq!(out, data);
 }
 
 #[test]
@@ -461,6 +495,76 @@ fn custom_s() -> impl Strategy<Value = Unit> {
         .prop_map(|(type_id, data)| Unit::Custom(Custom { type_id, data }))
 }
 
+fn h2_s() -> impl Strategy<Value = Unit> {
+    (any::<(u16, u8, u16, u8, u16)>(), any::<[u8; 4]>()).prop_map(|((a, b, c, d, e), f)| {
+        Unit::H2System(H2System {
+            max_temp: a,
+            max_temp_probe: b,
+            max_conc: c,
+            max_conc_sensor: d,
+            max_pressure: e,
+            max_pressure_sensor: f[0],
+            dcdc: f[1],
+            remaining_pct: f[2],
+            dcdc_temp: f[3],
+        })
+    })
+}
+
+fn stacks_s() -> impl Strategy<Value = Unit> {
+    prop::collection::vec(
+        (
+            any::<(u8, u16, u16, u16, u16, u8)>(),
+            prop::collection::vec(any::<u8>(), 0..6),
+        ),
+        0..3,
+    )
+    .prop_map(|l| Unit::Stacks {
+        stacks: l
+            .into_iter()
+            .map(|((a, b, c, d, e, f), t)| Stack {
+                no: a,
+                voltage: b,
+                current: c,
+                h2_inlet_pressure: d,
+                air_inlet_pressure: e,
+                air_inlet_temp: f,
+                coolant_temps: t,
+            })
+            .collect(),
+    })
+}
+
+fn supercap_s() -> impl Strategy<Value = Unit> {
+    (
+        any::<(u8, u16, u16)>(),
+        prop::collection::vec(any::<u16>(), 0..6),
+        prop::collection::vec(any::<u8>(), 0..6),
+    )
+        .prop_map(|((system, voltage, current), cells, temps)| {
+            Unit::Supercap(Supercap {
+                system,
+                voltage,
+                current,
+                cells,
+                temps,
+            })
+        })
+}
+
+fn supercap_extremes_s() -> impl Strategy<Value = Unit> {
+    any::<((u8, u16, u16), (u8, u16, u16), (u8, u16, u8), (u8, u16, u8))>().prop_map(
+        |(max_v, min_v, max_t, min_t)| {
+            Unit::SupercapExtremes(SupercapExtremes {
+                max_v,
+                min_v,
+                max_t,
+                min_t,
+            })
+        },
+    )
+}
+
 fn unit_s(ed: Edition) -> BoxedStrategy<Unit> {
     if ed == Edition::V2016 {
         prop_oneof![
@@ -480,11 +584,15 @@ fn unit_s(ed: Edition) -> BoxedStrategy<Unit> {
         prop_oneof![
             vehicle_s(ed),
             motors_s(ed),
+            h2_s(),
             engine_s(ed),
             location_s(ed),
             alarm_s(ed),
             voltages_s(ed),
             temps_s(),
+            stacks_s(),
+            supercap_s(),
+            supercap_extremes_s(),
             custom_s()
         ]
         .boxed()

@@ -32,7 +32,7 @@ pub struct Alarm {
 }
 
 /// Names of the general alarm flag bits, bit 0 first (2016 bits 0..18, 2025 19..27).
-/// Source: `docs/standard/2016.md` table 17 and `docs/standard/2025.md`.
+/// Source: `docs/standard/2016.md` table 17 and `docs/standard/2025.md` table 24.
 pub const FLAG_NAMES: [&str; 28] = [
     "temperature_difference",
     "battery_high_temperature",
@@ -53,15 +53,15 @@ pub const FLAG_NAMES: [&str; 28] = [
     "high_voltage_interlock",
     "motor_temperature",
     "ress_overcharge",
-    "bit19",
-    "bit20",
-    "bit21",
-    "bit22",
-    "bit23",
-    "bit24",
-    "bit25",
-    "bit26",
-    "bit27",
+    "motor_overspeed",
+    "motor_overcurrent",
+    "supercap_over_temperature",
+    "supercap_overvoltage",
+    "ress_thermal_event",
+    "h2_leak",
+    "h2_system_pressure",
+    "h2_system_temperature",
+    "fuel_cell_stack_over_temperature",
 ];
 
 fn list(c: &mut Cursor<'_>) -> Option<Vec<u32>> {

@@ -23,6 +23,7 @@ pub mod fuel_cell;
 pub mod location;
 pub mod motor;
 pub mod signature;
+pub mod supercap;
 pub mod vehicle;
 
 use serde::Serialize;
@@ -34,10 +35,11 @@ pub use battery::{PackTemperatures, PackVoltages};
 pub use custom::Custom;
 pub use engine::Engine;
 pub use extremes::Extremes;
-pub use fuel_cell::FuelCell;
+pub use fuel_cell::{FuelCell, H2System, Stack};
 pub use location::Position;
 pub use motor::Motor;
 pub use signature::Signature;
+pub use supercap::{Supercap, SupercapExtremes};
 pub use vehicle::Vehicle;
 
 /// The command byte used in errors of this module (real-time; reissue has the same body).
@@ -113,6 +115,14 @@ pub enum Unit {
     Voltages { packs: Vec<PackVoltages> },
     /// 2016 0x09 / 2025 0x08 RESS temperatures.
     Temperatures { packs: Vec<PackTemperatures> },
+    /// 2025 0x03 fuel-cell engine and on-board H2 system.
+    H2System(H2System),
+    /// 2025 0x30 fuel-cell stacks.
+    Stacks { stacks: Vec<Stack> },
+    /// 2025 0x31 super-capacitor.
+    Supercap(Supercap),
+    /// 2025 0x32 super-capacitor extremes.
+    SupercapExtremes(SupercapExtremes),
     /// 0x80-0xFE user-defined unit: WORD length + bytes.
     Custom(Custom),
 }
@@ -268,6 +278,12 @@ fn decode_unit(type_id: u8, c: &mut Cursor<'_>, ed: Edition) -> Option<Option<Un
             motors: motor::decode_list(c, ed)?,
         },
         0x03 if v16 => Unit::FuelCell(FuelCell::decode(c)?),
+        0x03 => Unit::H2System(H2System::decode(c)?),
+        0x30 if !v16 => Unit::Stacks {
+            stacks: fuel_cell::decode_stacks(c)?,
+        },
+        0x31 if !v16 => Unit::Supercap(Supercap::decode(c)?),
+        0x32 if !v16 => Unit::SupercapExtremes(SupercapExtremes::decode(c)?),
         0x04 => Unit::Engine(Engine::decode(c, ed)?),
         0x05 => Unit::Location(Position::decode(c, ed)?),
         0x06 if v16 => Unit::Extremes(Extremes::decode(c)?),
@@ -329,6 +345,22 @@ fn encode_unit(u: &Unit, ed: Edition, out: &mut Vec<u8>) {
         Unit::Temperatures { packs } => {
             out.push(if v16 { 0x09 } else { 0x08 });
             battery::encode_temperatures(packs, out);
+        }
+        Unit::H2System(h) => {
+            out.push(0x03);
+            h.encode(out);
+        }
+        Unit::Stacks { stacks } => {
+            out.push(0x30);
+            fuel_cell::encode_stacks(stacks, out);
+        }
+        Unit::Supercap(s) => {
+            out.push(0x31);
+            s.encode(out);
+        }
+        Unit::SupercapExtremes(x) => {
+            out.push(0x32);
+            x.encode(out);
         }
         Unit::Custom(x) => x.encode(out),
     }
