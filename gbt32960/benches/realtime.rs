@@ -3,7 +3,7 @@
 //! custom), decoded alone, and decoded + normalized + serialized to JSON.
 //!
 //! The body is built with `Report::encode` from typical values (a 96-cell pack with 32
-//! probes), so it is realistic in size (~330 bytes) and valid by construction.
+//! probes), so it is realistic in size (373 bytes) and valid by construction.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use gbt32960::realtime::*;

@@ -107,3 +107,20 @@ fn other_messages_are_passthrough_with_the_body_in_base64() {
     assert_eq!(e[0]["type"], "passthrough");
     assert_eq!(e[0]["data"]["body_base64"], "EQICCwwMAg==");
 }
+
+#[test]
+fn the_raw_json_of_a_real_time_frame_lists_its_units_by_type() {
+    // Source: emqx parser suite case_2025_report_location.
+    let f = Frame::parse(
+        &hex::decode(
+            "242402FE56494E3132333435363738393031323334010011190A01163B000500010000000A00000064ED",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let m = Message::decode(&f).unwrap();
+    let raw = gbt32960::raw_json(&f, &m);
+    let text = raw.to_string();
+    assert!(text.contains(r#""type":"location""#), "{text}");
+    assert!(text.contains(r#""latitude":100"#), "{text}");
+}

@@ -63,7 +63,7 @@ mod tests {
             engine: Some(serde_json::json!({"crank_rpm": 800})),
             ..Default::default()
         };
-        let v = serde_json::to_value(&t).unwrap();
+        let v = serde_json::to_value(&t).expect("telemetry serializes");
         assert_eq!(v, serde_json::json!({"engine": {"crank_rpm": 800}}));
     }
 }
