@@ -185,7 +185,17 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                         json!(g.iter().map(|(b, l)| json!({"bit": b, "level": l})).collect::<Vec<_>>()),
                     );
                 }
-                t.alarm = Some(o)
+                // A second alarm unit in one frame (seen in the wild, rtm_con "weird
+                // message") is kept too, in `more.extra_alarms`, never dropped.
+                if t.alarm.is_none() {
+                    t.alarm = Some(o)
+                } else if let Value::Array(l) = t
+                    .more
+                    .entry("extra_alarms")
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                {
+                    l.push(o);
+                }
             }
             Unit::Voltages { packs } => {
                 let cur = Vehicle::current_offset(ed);

@@ -658,3 +658,15 @@ proptest! {
         prop_assert_eq!(Report::decode(&out, ed).unwrap(), r);
     }
 }
+
+// Source: rtm_con "weird message 2016 with duplicated warning blocks": two 0x07 units.
+const TWO_ALARMS_2016: &str = "232302FE484155563442474E365335303032323139010052190A1B14020207030000000300000007000100030008000200080003000C0004000D000100060920000A000B07030000000300000007000100030008000200080003000C0004000D000100060920000A000B9E";
+
+#[test]
+fn two_alarm_units_in_one_frame_are_both_kept() {
+    let (js, r) = telemetry_json(TWO_ALARMS_2016);
+    assert_eq!(r.units.len(), 2);
+    assert_eq!(js[0]["alarm"]["level"], 3);
+    assert_eq!(js[0]["alarm"]["other_faults"][6], "000a000b");
+    assert_eq!(js[0]["extra_alarms"][0]["other_faults"][0], "00010003");
+}
