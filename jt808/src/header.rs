@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::Version;
+use crate::{FrameError, Version};
 
 /// Body encryption (attribute bits 10-12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
@@ -44,4 +44,141 @@ pub struct Header {
     pub serial: u16,
     pub encryption: Encryption,
     pub package: Option<Package>,
+}
+
+/// Attribute bit 14: the 2019 header layout (JT/T 808-2019 §4.4.3; notes §1).
+const VERSION_BIT: u16 = 1 << 14;
+/// Attribute bit 13: subpackage fields follow the serial.
+const PACKAGE_BIT: u16 = 1 << 13;
+/// Attribute bits 0-9: body length, so at most 1023 bytes per frame.
+pub const MAX_BODY_LEN: usize = 0x03ff;
+
+impl Encryption {
+    /// The value of attribute bits 10-12.
+    pub fn bits(self) -> u8 {
+        match self {
+            Encryption::None => 0,
+            Encryption::Rsa => 1,
+            Encryption::Unknown(b) => b & 0x07,
+        }
+    }
+
+    /// The encryption named by attribute bits 10-12 (`bits` masked to 3 bits).
+    pub fn from_bits(bits: u8) -> Encryption {
+        match bits & 0x07 {
+            0 => Encryption::None,
+            1 => Encryption::Rsa,
+            b => Encryption::Unknown(b),
+        }
+    }
+}
+
+fn be16(buf: &[u8], at: usize) -> Result<u16, FrameError> {
+    match buf.get(at..at + 2) {
+        Some(&[a, b]) => Ok(u16::from_be_bytes([a, b])),
+        _ => Err(FrameError::TooShort { len: buf.len() }),
+    }
+}
+
+impl Header {
+    /// Length of this header on the wire (unescaped): 12 or 17, plus 4 with a package.
+    pub fn wire_len(&self) -> usize {
+        let base = if self.version == Version::V2019 {
+            17
+        } else {
+            12
+        };
+        base + if self.package.is_some() { 4 } else { 0 }
+    }
+
+    /// The body-attributes word for a body of `body_len` bytes (masked to 10 bits).
+    pub fn attributes(&self, body_len: usize) -> u16 {
+        let mut attrs = (body_len & MAX_BODY_LEN) as u16;
+        attrs |= u16::from(self.encryption.bits()) << 10;
+        if self.package.is_some() {
+            attrs |= PACKAGE_BIT;
+        }
+        if self.version == Version::V2019 {
+            attrs |= VERSION_BIT;
+        }
+        attrs
+    }
+
+    /// Reads the header at the start of `content` (unescaped header + body, without the
+    /// checksum). Returns the header, its length and the declared body length.
+    ///
+    /// Quirk (notes §7.3): some 2013 terminals set bit 14. When the declared length fits
+    /// the 12-byte layout exactly and not the 17-byte one, the 2013 layout is used.
+    pub fn parse(content: &[u8]) -> Result<(Header, usize, usize), FrameError> {
+        let msg_id = be16(content, 0)?;
+        let attrs = be16(content, 2)?;
+        let declared = usize::from(attrs) & MAX_BODY_LEN;
+        let pkg_len = if attrs & PACKAGE_BIT != 0 { 4 } else { 0 };
+        let fits = |hlen: usize| content.len() == hlen + pkg_len + declared;
+        let v2019 = attrs & VERSION_BIT != 0 && (fits(17) || !fits(12));
+        let (version, protocol_version, phone_at, phone_len) = if v2019 {
+            let pv = *content
+                .get(4)
+                .ok_or(FrameError::TooShort { len: content.len() })?;
+            (Version::V2019, pv, 5, 10)
+        } else {
+            (Version::V2013, 0, 4, 6)
+        };
+        let hlen = phone_at + phone_len + 2 + pkg_len;
+        if content.len() < hlen {
+            return Err(FrameError::TooShort { len: content.len() });
+        }
+        let raw_phone = content
+            .get(phone_at..phone_at + phone_len)
+            .ok_or(FrameError::TooShort { len: content.len() })?;
+        let phone = codecs::bcd::decode(raw_phone).unwrap_or_else(|_| hex::encode(raw_phone));
+        let serial = be16(content, phone_at + phone_len)?;
+        let package = if pkg_len > 0 {
+            Some(Package {
+                total: be16(content, phone_at + phone_len + 2)?,
+                index: be16(content, phone_at + phone_len + 4)?,
+            })
+        } else {
+            None
+        };
+        let header = Header {
+            msg_id,
+            version,
+            protocol_version,
+            phone,
+            serial,
+            encryption: Encryption::from_bits((attrs >> 10) as u8),
+            package,
+        };
+        Ok((header, hlen, declared))
+    }
+
+    /// Appends the unescaped header for a body of `body_len` bytes to `out`.
+    ///
+    /// The phone: an all-digit string is BCD, left-padded with zeros to the version's
+    /// width (6 or 10 bytes); anything else is read as hex (a binary IMEI as
+    /// [`Header::parse`] reports it), left-padded with zero bytes or cut to the width.
+    pub fn encode(&self, body_len: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.msg_id.to_be_bytes());
+        out.extend_from_slice(&self.attributes(body_len).to_be_bytes());
+        if self.version == Version::V2019 {
+            out.push(self.protocol_version);
+        }
+        let width = self.version.phone_len();
+        match hex::decode(&self.phone) {
+            Ok(raw) if !self.phone.bytes().all(|b| b.is_ascii_digit()) => {
+                let cut = raw
+                    .get(raw.len().saturating_sub(width)..)
+                    .unwrap_or_default();
+                out.resize(out.len() + width.saturating_sub(cut.len()), 0);
+                out.extend_from_slice(cut);
+            }
+            _ => codecs::bcd::encode(&self.phone, width, out),
+        }
+        out.extend_from_slice(&self.serial.to_be_bytes());
+        if let Some(p) = self.package {
+            out.extend_from_slice(&p.total.to_be_bytes());
+            out.extend_from_slice(&p.index.to_be_bytes());
+        }
+    }
 }

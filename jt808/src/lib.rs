@@ -5,10 +5,19 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod codec;
 pub mod error;
+pub mod escape;
+pub mod frame;
 pub mod header;
+pub mod subpackage;
 pub mod version;
 
+pub use codec::{BadFrame, Codec, CodecConfig};
 pub use error::{BodyError, FrameError};
+pub use frame::{ChecksumPolicy, Frame};
 pub use header::{Encryption, Header, Package};
+pub use subpackage::{
+    split, Reassembled, Reassembler, ReassemblyConfig, ReassemblyError, ReassemblyEvent,
+};
 pub use version::Version;

@@ -1,0 +1,238 @@
+//! Stream framing for JT/T 808 over TCP: a `tokio_util` [`Decoder`]/[`Encoder`].
+//!
+//! A bad frame is an *item* (`Err(BadFrame)`), not a decoder error, because an `Err` from
+//! a decoder ends `FramedRead`; one garbled frame must not cost the connection. The
+//! decoder:
+//! - resynchronises on the next 0x7E after junk (HTTP probes, TLS ClientHello, noise),
+//!   reporting the junk once as [`FrameError::Junk`];
+//! - leaves a frame's closing 0x7E in the buffer, so it also opens the next frame (some
+//!   terminals share one delimiter between frames) and `7E 7E` is an empty frame, skipped;
+//! - enforces [`CodecConfig::max_frame_len`] before buffering more: once exceeded it
+//!   reports `TooLarge` and drops bytes until the next 0x7E, so the buffer stays bounded;
+//! - remembers where it stopped scanning (like tokio-util's `LinesCodec::next_index`),
+//!   so a byte-at-a-time stream costs O(n).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::escape::unescape_with;
+use crate::frame::{ChecksumPolicy, Frame};
+use crate::FrameError;
+
+const FLAG: u8 = 0x7e;
+/// Wire bytes of a bad frame kept for hex logging.
+pub const RAW_CAP: usize = 512;
+
+/// A frame that failed, with (up to [`RAW_CAP`]) wire bytes for logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    pub error: FrameError,
+    pub raw: Bytes,
+}
+
+/// Codec limits and policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecConfig {
+    /// Maximum wire bytes of one frame including both 0x7E. Default 4096: the largest
+    /// legal frame is 21 (header) + 1023 (body) + 1 (checksum) = 1045 bytes, 2090 if every
+    /// byte were escaped, plus delimiters; 4096 leaves room for lenient over-long bodies.
+    pub max_frame_len: usize,
+    /// Strict (default) or lenient checksum and body-length checks.
+    pub checksum: ChecksumPolicy,
+}
+
+impl Default for CodecConfig {
+    fn default() -> Self {
+        CodecConfig {
+            max_frame_len: 4096,
+            checksum: ChecksumPolicy::Strict,
+        }
+    }
+}
+
+/// The JT/T 808 stream codec.
+#[derive(Debug, Default)]
+pub struct Codec {
+    config: CodecConfig,
+    /// Index in the buffer where the next scan for 0x7E starts.
+    next_index: usize,
+    /// Dropping bytes until the next 0x7E after `TooLarge`.
+    skipping: bool,
+    /// Junk bytes already dropped from the buffer but not yet reported.
+    junk_len: usize,
+    junk_raw: Vec<u8>,
+}
+
+fn cap(raw: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(raw.get(..RAW_CAP).unwrap_or(raw))
+}
+
+impl Codec {
+    /// A codec with `config`.
+    pub fn new(config: CodecConfig) -> Codec {
+        Codec {
+            config,
+            ..Codec::default()
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &CodecConfig {
+        &self.config
+    }
+
+    fn note_junk(&mut self, junk: &[u8]) {
+        self.junk_len += junk.len();
+        let room = RAW_CAP.saturating_sub(self.junk_raw.len());
+        self.junk_raw
+            .extend_from_slice(junk.get(..room).unwrap_or(junk));
+    }
+
+    fn take_junk(&mut self) -> Option<BadFrame> {
+        if self.junk_len == 0 {
+            return None;
+        }
+        let bad = BadFrame {
+            error: FrameError::Junk { len: self.junk_len },
+            raw: Bytes::from(std::mem::take(&mut self.junk_raw)),
+        };
+        self.junk_len = 0;
+        Some(bad)
+    }
+
+    fn parse(&self, content: &[u8]) -> Result<Frame, FrameError> {
+        let mut plain = BytesMut::with_capacity(content.len());
+        unescape_with(content, |run| plain.put_slice(run))?;
+        Frame::parse_bytes(plain.freeze(), self.config.checksum)
+    }
+}
+
+impl Decoder for Codec {
+    type Item = Result<Frame, BadFrame>;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        loop {
+            // Find the opening 0x7E (or skip to it after TooLarge).
+            if buf.first() != Some(&FLAG) {
+                match buf.iter().position(|&b| b == FLAG) {
+                    Some(pos) => {
+                        if self.skipping {
+                            self.skipping = false;
+                            buf.advance(pos);
+                        } else {
+                            let junk = buf.split_to(pos);
+                            self.note_junk(&junk);
+                        }
+                        self.next_index = 1;
+                        if let Some(bad) = self.take_junk() {
+                            return Ok(Some(Err(bad)));
+                        }
+                    }
+                    None => {
+                        if !self.skipping {
+                            let junk = buf.split();
+                            self.note_junk(&junk);
+                        }
+                        buf.clear();
+                        self.next_index = 0;
+                        return Ok(None);
+                    }
+                }
+            } else {
+                self.skipping = false;
+            }
+            // buf[0] == 0x7E: find the closing one.
+            let from = self.next_index.max(1);
+            let found = buf
+                .get(from..)
+                .and_then(|tail| tail.iter().position(|&b| b == FLAG));
+            let Some(rel) = found else {
+                self.next_index = buf.len();
+                if buf.len() > self.config.max_frame_len {
+                    let bad = BadFrame {
+                        error: FrameError::TooLarge {
+                            len: buf.len(),
+                            max: self.config.max_frame_len,
+                        },
+                        raw: cap(buf),
+                    };
+                    buf.clear();
+                    self.next_index = 0;
+                    self.skipping = true;
+                    return Ok(Some(Err(bad)));
+                }
+                return Ok(None);
+            };
+            let end = from + rel;
+            self.next_index = 1;
+            if end == 1 {
+                // 7E 7E: an empty frame; the second 0x7E opens the next one.
+                buf.advance(1);
+                continue;
+            }
+            let wire = buf.split_to(end);
+            let content = wire.get(1..).unwrap_or_default();
+            let item = if end + 1 > self.config.max_frame_len {
+                Err(FrameError::TooLarge {
+                    len: end + 1,
+                    max: self.config.max_frame_len,
+                })
+            } else {
+                self.parse(content)
+            };
+            return Ok(Some(item.map_err(|error| {
+                let mut raw = BytesMut::with_capacity((end + 1).min(RAW_CAP));
+                raw.put_slice(wire.get(..RAW_CAP).unwrap_or(&wire));
+                if raw.len() < RAW_CAP {
+                    raw.put_u8(FLAG);
+                }
+                BadFrame {
+                    error,
+                    raw: raw.freeze(),
+                }
+            })));
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        if let Some(item) = self.decode(buf)? {
+            return Ok(Some(item));
+        }
+        if let Some(bad) = self.take_junk() {
+            return Ok(Some(Err(bad)));
+        }
+        self.next_index = 0;
+        let skipping = std::mem::take(&mut self.skipping);
+        if buf.len() <= 1 || skipping {
+            // Nothing, or only the 0x7E that closed the last frame.
+            buf.clear();
+            return Ok(None);
+        }
+        let bad = BadFrame {
+            error: FrameError::Truncated { len: buf.len() },
+            raw: cap(buf),
+        };
+        buf.clear();
+        Ok(Some(Err(bad)))
+    }
+}
+
+impl Encoder<&Frame> for Codec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), Self::Error> {
+        let mut out = Vec::new();
+        frame.write_wire(&mut out);
+        dst.extend_from_slice(&out);
+        Ok(())
+    }
+}
+
+impl Encoder<Frame> for Codec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), Self::Error> {
+        Encoder::<&Frame>::encode(self, &frame, dst)
+    }
+}

@@ -1,0 +1,107 @@
+//! JT/T 808 byte stuffing (JT/T 808-2013 §4.4.2, notes §1): inside a frame `0x7E` is sent
+//! as `7D 02` and `0x7D` as `7D 01`, so `0x7E` only ever delimits frames.
+//!
+//! Unescaping is where real devices misbehave: a `7D` followed by anything else is an
+//! error (EMQX `emqx_jt808_frame.erl` does the same; Traccar drops both bytes silently),
+//! except for the one quirk seen in the field: a checksum of `0x7D` sent unescaped right
+//! before the closing `0x7E`, which is read as the literal byte (notes §7.1).
+
+use crate::FrameError;
+
+const FLAG: u8 = 0x7e;
+const ESC: u8 = 0x7d;
+
+/// Appends `src` escaped to `out` (no delimiters).
+pub fn escape_into(src: &[u8], out: &mut Vec<u8>) {
+    out.reserve(src.len() + src.len() / 16 + 2);
+    let mut rest = src;
+    while let Some(pos) = rest.iter().position(|&b| b == FLAG || b == ESC) {
+        let (plain, tail) = rest.split_at(pos);
+        out.extend_from_slice(plain);
+        if let Some((&b, after)) = tail.split_first() {
+            out.push(ESC);
+            out.push(if b == FLAG { 0x02 } else { 0x01 });
+            rest = after;
+        } else {
+            rest = tail;
+        }
+    }
+    out.extend_from_slice(rest);
+}
+
+/// `src` escaped (no delimiters).
+pub fn escape(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len() + 2);
+    escape_into(src, &mut out);
+    out
+}
+
+/// Unescapes `src` (frame content without the 0x7E delimiters), handing the plain bytes
+/// to `sink` in runs (so callers choose the buffer: `Vec`, `BytesMut`).
+///
+/// A `7D` as the very last byte is kept as the literal byte (the unescaped-checksum
+/// quirk); a `7D` followed by anything but 01/02 is [`FrameError::BadEscape`] with the
+/// offset of the `7D` in `src`.
+pub fn unescape_with(src: &[u8], mut sink: impl FnMut(&[u8])) -> Result<(), FrameError> {
+    let mut rest = src;
+    let mut offset = 0usize;
+    while let Some(pos) = rest.iter().position(|&b| b == ESC) {
+        let (plain, tail) = rest.split_at(pos);
+        sink(plain);
+        match tail.get(1) {
+            Some(0x01) => sink(&[ESC]),
+            Some(0x02) => sink(&[FLAG]),
+            None => {
+                sink(&[ESC]);
+                return Ok(());
+            }
+            Some(&byte) => {
+                return Err(FrameError::BadEscape {
+                    offset: offset + pos,
+                    byte,
+                })
+            }
+        }
+        rest = tail.get(2..).unwrap_or_default();
+        offset += pos + 2;
+    }
+    sink(rest);
+    Ok(())
+}
+
+/// `src` unescaped; see [`unescape_with`].
+pub fn unescape(src: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::with_capacity(src.len());
+    unescape_with(src, |run| out.extend_from_slice(run))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_and_escape_bytes_are_stuffed_and_restored() {
+        let plain = [0x30, 0x7e, 0x08, 0x7d, 0x55];
+        let wire = escape(&plain);
+        assert_eq!(wire, [0x30, 0x7d, 0x02, 0x08, 0x7d, 0x01, 0x55]);
+        assert_eq!(unescape(&wire).unwrap(), plain);
+    }
+
+    #[test]
+    fn a_lone_trailing_7d_is_the_literal_byte() {
+        assert_eq!(unescape(&[0x01, 0x7d]).unwrap(), [0x01, 0x7d]);
+    }
+
+    #[test]
+    fn an_escape_followed_by_another_byte_is_refused_with_its_offset() {
+        assert_eq!(
+            unescape(&[0x01, 0x7d, 0x01, 0x7d, 0x03, 0x00]),
+            Err(FrameError::BadEscape {
+                offset: 3,
+                byte: 0x03
+            })
+        );
+    }
+}
