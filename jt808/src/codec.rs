@@ -4,7 +4,8 @@
 //! a decoder ends `FramedRead`; one garbled frame must not cost the connection. The
 //! decoder:
 //! - resynchronises on the next 0x7E after junk (HTTP probes, TLS ClientHello, noise),
-//!   reporting the junk once as [`FrameError::Junk`];
+//!   reporting the junk once as [`FrameError::Junk`] (junk right after a frame follows
+//!   that frame's closing 0x7E, so it is reported as one bad frame instead);
 //! - leaves a frame's closing 0x7E in the buffer, so it also opens the next frame (some
 //!   terminals share one delimiter between frames) and `7E 7E` is an empty frame, skipped;
 //! - enforces [`CodecConfig::max_frame_len`] before buffering more: once exceeded it
@@ -125,9 +126,6 @@ impl Decoder for Codec {
                             self.note_junk(&junk);
                         }
                         self.next_index = 1;
-                        if let Some(bad) = self.take_junk() {
-                            return Ok(Some(Err(bad)));
-                        }
                     }
                     None => {
                         if !self.skipping {
@@ -141,6 +139,10 @@ impl Decoder for Codec {
                 }
             } else {
                 self.skipping = false;
+            }
+            // Junk dropped in earlier calls or just now is reported before the frame.
+            if let Some(bad) = self.take_junk() {
+                return Ok(Some(Err(bad)));
             }
             // buf[0] == 0x7E: find the closing one.
             let from = self.next_index.max(1);
