@@ -60,13 +60,22 @@ impl FrameError {
     }
 }
 
-/// A message body that does not parse as its message id says.
+/// A message body that does not parse as its message id says, or a message that cannot
+/// be written in the requested edition.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BodyError {
+    /// The body ends before a field of fixed width: `len` bytes, `need` bytes needed.
     #[error("message 0x{msg_id:04x}: body too short: {len} bytes, need {need}")]
     TooShort {
         msg_id: u16,
         len: usize,
         need: usize,
+    },
+    /// A field holds a value the message cannot carry (e.g. text longer than its width).
+    #[error("message 0x{msg_id:04x}: field {field} invalid ({len} bytes)")]
+    Invalid {
+        msg_id: u16,
+        field: &'static str,
+        len: usize,
     },
 }

@@ -2,6 +2,11 @@
 //! bytes out for every message a platform or a terminal sends. No sockets, no runtime.
 //!
 //! (Overview, frame diagram and `# Layout` are completed as the modules land.)
+//!
+//! # Layout
+//!
+//! - `msg/`: typed message bodies, decode and encode ([`Message`], [`ack_policy`]).
+//! - `normalize`: messages to contract events ([`normalize()`]) and `--raw` JSON ([`raw_json`]).
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -10,6 +15,8 @@ pub mod error;
 pub mod escape;
 pub mod frame;
 pub mod header;
+pub mod msg;
+pub mod normalize;
 pub mod subpackage;
 pub mod version;
 
@@ -17,6 +24,8 @@ pub use codec::{BadFrame, Codec, CodecConfig};
 pub use error::{BodyError, FrameError};
 pub use frame::{ChecksumPolicy, Frame};
 pub use header::{Encryption, Header, Package};
+pub use msg::{ack_policy, Ack, Message};
+pub use normalize::{normalize, raw_json};
 pub use subpackage::{
     split, Reassembled, Reassembler, ReassemblyConfig, ReassemblyError, ReassemblyEvent,
 };

@@ -1,0 +1,241 @@
+//! Typed JT/T 808 message bodies, both directions, decode and encode.
+//!
+//! Why: the gateway answers and normalizes uplinks, and tests and the simulator speak as a
+//! terminal, so every typed message here decodes *and* encodes. A message id without a
+//! typed body decodes to [`Message::Unknown`] with its raw body: nothing is lost.
+//!
+//! Typed so far: 0x0001/0x8001 general responses, 0x0002 heartbeat, 0x0003 logout,
+//! 0x0100 register (2011/2013/2019 layouts), 0x8100 register response, 0x0102
+//! authentication (2013/2019), 0x0200 location report. Other ids are `Unknown`.
+
+pub mod location;
+pub mod register;
+pub mod response;
+
+use serde::{Serialize, Serializer};
+
+use crate::{BodyError, Header, Version};
+
+pub use location::{LocationItem, LocationReport};
+pub use register::{Authenticate, Register, RegisterResponse};
+pub use response::GeneralResponse;
+
+/// One message body, tagged by kind for `--raw` output (bytes as lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Message {
+    /// 0x0001 terminal general response.
+    TerminalResponse(GeneralResponse),
+    /// 0x8001 platform general response.
+    PlatformResponse(GeneralResponse),
+    /// 0x0002 heartbeat; some terminals send a body, kept as `extra`.
+    Heartbeat {
+        #[serde(serialize_with = "as_hex")]
+        extra: Vec<u8>,
+    },
+    /// 0x0003 terminal logout (empty body).
+    Logout,
+    /// 0x0100 terminal registration.
+    Register(Register),
+    /// 0x8100 registration response.
+    RegisterResponse(RegisterResponse),
+    /// 0x0102 terminal authentication.
+    Authenticate(Authenticate),
+    /// 0x0200 location report.
+    Location(LocationReport),
+    /// Any id without a typed body here: the raw body.
+    Unknown {
+        msg_id: u16,
+        #[serde(serialize_with = "as_hex")]
+        body: Vec<u8>,
+    },
+}
+
+/// Serializes bytes as lowercase hex.
+pub(crate) fn as_hex<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(b))
+}
+
+/// What the platform answers to an uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ack {
+    /// A 0x8001 general response.
+    General,
+    /// A dedicated reply with this id (0x0100 -> 0x8100, 0x0004 -> 0x8004).
+    Dedicated(u16),
+    /// No reply: the uplink is itself a response (0x0001, 0x0104, 0x0201, 0x0500, 0x0107...).
+    None,
+}
+
+/// Which reply an uplink with `msg_id` needs (JT/T 808-2013 §8.1/§8.2: every message not
+/// itself a response gets a 0x8001; registration gets 0x8100; 2019 time query gets 0x8004).
+pub fn ack_policy(msg_id: u16) -> Ack {
+    match msg_id {
+        0x0100 => Ack::Dedicated(0x8100),
+        0x0004 => Ack::Dedicated(0x8004),
+        // Responses to platform queries (JT/T 808-2013 table of messages: 0x0001 general
+        // response, 0x0104 params, 0x0107 attributes, 0x0108 upgrade result is NOT a
+        // response and is acked, 0x0201 location query, 0x0302 question answer is acked,
+        // 0x0500 vehicle control, 0x0700 recorder data, 0x0802 media search, 0x0805 shot).
+        0x0001 | 0x0104 | 0x0107 | 0x0201 | 0x0500 | 0x0700 | 0x0802 | 0x0805 => Ack::None,
+        _ => Ack::General,
+    }
+}
+
+/// A forward cursor over a body; every read is bounds-checked.
+pub(crate) struct Reader<'a> {
+    pub(crate) msg_id: u16,
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(msg_id: u16, buf: &'a [u8]) -> Self {
+        Reader {
+            msg_id,
+            buf,
+            pos: 0,
+        }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], BodyError> {
+        let end = self.pos.saturating_add(n);
+        let out = self.buf.get(self.pos..end).ok_or(BodyError::TooShort {
+            msg_id: self.msg_id,
+            len: self.buf.len(),
+            need: end,
+        })?;
+        self.pos = end;
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, BodyError> {
+        match self.take(1)? {
+            [a] => Ok(*a),
+            _ => unreachable_short(self.msg_id, self.buf.len()),
+        }
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, BodyError> {
+        match self.take(2)? {
+            [a, b] => Ok(u16::from_be_bytes([*a, *b])),
+            _ => unreachable_short(self.msg_id, self.buf.len()),
+        }
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, BodyError> {
+        match self.take(4)? {
+            [a, b, c, d] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => unreachable_short(self.msg_id, self.buf.len()),
+        }
+    }
+
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        let out = self.buf.get(self.pos..).unwrap_or(&[]);
+        self.pos = self.buf.len();
+        out
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+}
+
+fn unreachable_short<T>(msg_id: u16, len: usize) -> Result<T, BodyError> {
+    Err(BodyError::TooShort {
+        msg_id,
+        len,
+        need: len + 1,
+    })
+}
+
+impl Message {
+    /// Decodes `body` as the message `header.msg_id` names, in `header.version`'s layout.
+    pub fn decode(header: &Header, body: &[u8]) -> Result<Message, BodyError> {
+        let id = header.msg_id;
+        Ok(match id {
+            0x0001 => Message::TerminalResponse(GeneralResponse::decode(id, body)?),
+            0x8001 => Message::PlatformResponse(GeneralResponse::decode(id, body)?),
+            0x0002 => Message::Heartbeat {
+                extra: body.to_vec(),
+            },
+            0x0003 if body.is_empty() => Message::Logout,
+            0x0100 => Message::Register(Register::decode(body, header.version)?),
+            0x8100 => Message::RegisterResponse(RegisterResponse::decode(body)?),
+            0x0102 => Message::Authenticate(Authenticate::decode(body, header.version)?),
+            0x0200 => Message::Location(LocationReport::decode(id, body)?),
+            _ => Message::Unknown {
+                msg_id: id,
+                body: body.to_vec(),
+            },
+        })
+    }
+
+    /// The message id of this message.
+    pub fn msg_id(&self) -> u16 {
+        match self {
+            Message::TerminalResponse(_) => 0x0001,
+            Message::PlatformResponse(_) => 0x8001,
+            Message::Heartbeat { .. } => 0x0002,
+            Message::Logout => 0x0003,
+            Message::Register(_) => 0x0100,
+            Message::RegisterResponse(_) => 0x8100,
+            Message::Authenticate(_) => 0x0102,
+            Message::Location(_) => 0x0200,
+            Message::Unknown { msg_id, .. } => *msg_id,
+        }
+    }
+
+    /// The body bytes of this message in `version`'s layout.
+    pub fn encode_body(&self, version: Version) -> Result<Vec<u8>, BodyError> {
+        let mut out = Vec::with_capacity(32);
+        match self {
+            Message::TerminalResponse(r) | Message::PlatformResponse(r) => r.encode(&mut out),
+            Message::Heartbeat { extra } => out.extend_from_slice(extra),
+            Message::Logout => {}
+            Message::Register(r) => r.encode(version, &mut out)?,
+            Message::RegisterResponse(r) => r.encode(&mut out),
+            Message::Authenticate(a) => a.encode(version, &mut out)?,
+            Message::Location(l) => l.encode(&mut out),
+            Message::Unknown { body, .. } => out.extend_from_slice(body),
+        }
+        Ok(out)
+    }
+
+    /// The serial of the message this one answers, for responses.
+    pub fn reply_serial(&self) -> Option<u16> {
+        match self {
+            Message::TerminalResponse(r) | Message::PlatformResponse(r) => Some(r.reply_serial),
+            Message::RegisterResponse(r) => Some(r.reply_serial),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_gets_a_dedicated_reply_and_location_a_general_one() {
+        assert_eq!(ack_policy(0x0100), Ack::Dedicated(0x8100));
+        assert_eq!(ack_policy(0x0200), Ack::General);
+        assert_eq!(ack_policy(0x0001), Ack::None);
+        assert_eq!(ack_policy(0x0F0F), Ack::General);
+    }
+
+    #[test]
+    fn reader_reports_short_bodies_instead_of_panicking() {
+        let mut r = Reader::new(0x0200, &[1, 2, 3]);
+        assert_eq!(r.u16(), Ok(0x0102));
+        assert_eq!(
+            r.u16(),
+            Err(BodyError::TooShort {
+                msg_id: 0x0200,
+                len: 3,
+                need: 4
+            })
+        );
+    }
+}
