@@ -124,3 +124,14 @@ fn the_raw_json_of_a_real_time_frame_lists_its_units_by_type() {
     assert!(text.contains(r#""type":"location""#), "{text}");
     assert!(text.contains(r#""latitude":100"#), "{text}");
 }
+
+#[test]
+fn the_raw_json_keeps_wire_integers_of_real_time_units() {
+    // Source: emqx parser suite case03_realtime_report_0x02 (raw values asserted there).
+    let f = Frame::parse(&hex::decode("232302FE314731424C353250375452313135353230010020100101023B00020201017D753061A87D753C79E302017D75F862D4917D0075F8A2").unwrap()).unwrap();
+    let m = Message::decode(&f).unwrap();
+    let raw = gbt32960::raw_json(&f, &m);
+    let units = raw.pointer("/message/units").unwrap();
+    assert_eq!(units[0]["motors"][0]["rpm"], 30000);
+    assert_eq!(units[0]["motors"][0]["torque"], 25000);
+}
