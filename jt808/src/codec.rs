@@ -173,19 +173,18 @@ impl Decoder for Codec {
                 buf.advance(1);
                 continue;
             }
-            let wire = buf.split_to(end);
-            let content = wire.get(1..).unwrap_or_default();
+            let wire = buf.get(..end).unwrap_or_default();
             let item = if end + 1 > self.config.max_frame_len {
                 Err(FrameError::TooLarge {
                     len: end + 1,
                     max: self.config.max_frame_len,
                 })
             } else {
-                self.parse(content)
+                self.parse(wire.get(1..).unwrap_or_default())
             };
-            return Ok(Some(item.map_err(|error| {
+            let item = item.map_err(|error| {
                 let mut raw = BytesMut::with_capacity((end + 1).min(RAW_CAP));
-                raw.put_slice(wire.get(..RAW_CAP).unwrap_or(&wire));
+                raw.put_slice(wire.get(..RAW_CAP).unwrap_or(wire));
                 if raw.len() < RAW_CAP {
                     raw.put_u8(FLAG);
                 }
@@ -193,7 +192,10 @@ impl Decoder for Codec {
                     error,
                     raw: raw.freeze(),
                 }
-            })));
+            });
+            // Keep the closing 0x7E: it may open the next frame.
+            buf.advance(end);
+            return Ok(Some(item));
         }
     }
 
