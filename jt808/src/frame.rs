@@ -42,7 +42,16 @@ pub struct Frame {
 
 /// XOR of all bytes (the JT/T 808 check code).
 pub fn checksum(bytes: &[u8]) -> u8 {
-    bytes.iter().fold(0u8, |acc, b| acc ^ b)
+    // Eight bytes at a time, then fold the word: XOR is associative and byte-wise.
+    let mut chunks = bytes.chunks_exact(8);
+    let mut word = 0u64;
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        word ^= u64::from_le_bytes(b);
+    }
+    let tail = chunks.remainder().iter().fold(0u8, |acc, b| acc ^ b);
+    word.to_le_bytes().iter().fold(tail, |acc, b| acc ^ b)
 }
 
 impl Frame {
