@@ -3,7 +3,8 @@
 //! Why here and not in the gateway: normalization is pure (message + header + context in,
 //! events out) so the CLI, the gateway and the tests share one mapping.
 //!
-//! - 0x0200 -> `location` (signed degrees from status bits 2/3, speed /10, named alarm and
+//! - 0x0200/0x0201 -> `location`, 0x0704 -> one `location` per item (type 1 = reissue)
+//!   (each: (signed degrees from status bits 2/3, speed /10, named alarm and
 //!   status bits, items 0x01/0x02/0x03/0x30/0x31 typed, other items in `extras`).
 //! - 0x0100 register, 0x0102 authenticate, 0x0003 logout -> `lifecycle`.
 //! - everything else -> `passthrough` with the message JSON and `body_base64`.
@@ -167,6 +168,23 @@ pub fn location(r: &LocationReport, version: Version) -> Location {
     loc
 }
 
+fn location_event(
+    r: &LocationReport,
+    version: Version,
+    ctx: &EventContext,
+    ev: &dyn Fn(Option<DateTime<Utc>>, Data) -> Event,
+) -> Event {
+    let time = bcd_time(&r.time, ctx.device_utc_offset_secs);
+    let mut loc = location(r, version);
+    if time.is_none() {
+        loc.more.insert(
+            "note".into(),
+            json!(format!("invalid device time {}", hex::encode(r.time))),
+        );
+    }
+    ev(time, Data::Location(Box::new(loc)))
+}
+
 /// The events of one message (contract §3).
 pub fn normalize(header: &Header, msg: &Message, ctx: &EventContext) -> Vec<Event> {
     let vid: Arc<str> = Arc::from(header.phone.as_str());
@@ -176,18 +194,18 @@ pub fn normalize(header: &Header, msg: &Message, ctx: &EventContext) -> Vec<Even
         Event::new(ctx, vid.clone(), proto, time, seq, data)
     };
     match msg {
-        Message::Location(r) => {
-            let time = bcd_time(&r.time, ctx.device_utc_offset_secs);
-            let mut loc = location(r, header.version);
-            if time.is_none() {
-                loc.more.insert(
-                    "note".into(),
-                    json!(format!("invalid device time {}", hex::encode(r.time))),
-                );
-            }
-            vec![ev(time, Data::Location(Box::new(loc)))]
+        Message::Location(r)
+        | Message::LocationAnswer { report: r, .. }
+        | Message::VehicleControlAnswer { report: r, .. } => {
+            vec![location_event(r, header.version, ctx, &ev)]
         }
+        Message::LocationBatch { batch_type, items } => items
+            .iter()
+            .map(|r| location_event(r, header.version, ctx, &ev).reissued(*batch_type == 1))
+            .collect(),
         Message::Register(reg) => {
+            let ev =
+                |time, data| Event::new(ctx, vid.clone(), reg.layout.protocol(), time, seq, data);
             let l = Lifecycle::new(LifecycleKind::Register)
                 .with("plate", reg.plate.clone())
                 .with("plate_color", reg.plate_color)

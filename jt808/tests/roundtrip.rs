@@ -84,7 +84,7 @@ fn message(v: Version) -> BoxedStrategy<Message> {
         text(8),
     )
         .prop_map(
-            |(province, city, manufacturer, model, terminal_id, plate_color, plate)| {
+            move |(province, city, manufacturer, model, terminal_id, plate_color, plate)| {
                 Message::Register(Register {
                     province,
                     city,
@@ -93,6 +93,7 @@ fn message(v: Version) -> BoxedStrategy<Message> {
                     terminal_id,
                     plate_color,
                     plate,
+                    layout: v,
                 })
             },
         );
@@ -120,6 +121,18 @@ fn message(v: Version) -> BoxedStrategy<Message> {
         reg_resp,
         auth,
         location().prop_map(Message::Location),
+        (any::<u16>(), location()).prop_map(|(reply_serial, report)| Message::LocationAnswer {
+            reply_serial,
+            report
+        }),
+        (any::<u16>(), location()).prop_map(|(reply_serial, report)| {
+            Message::VehicleControlAnswer {
+                reply_serial,
+                report,
+            }
+        }),
+        (0u8..2, proptest::collection::vec(location(), 0..4))
+            .prop_map(|(batch_type, items)| Message::LocationBatch { batch_type, items }),
         (
             0x0F00u16..0x0FFF,
             proptest::collection::vec(any::<u8>(), 0..16)

@@ -6,7 +6,8 @@
 //!
 //! Typed so far: 0x0001/0x8001 general responses, 0x0002 heartbeat, 0x0003 logout,
 //! 0x0100 register (2011/2013/2019 layouts), 0x8100 register response, 0x0102
-//! authentication (2013/2019), 0x0200 location report. Other ids are `Unknown`.
+//! authentication (2013/2019), 0x0200 location report, 0x0201 location answer, 0x0500 control answer,
+//! 0x0704 batch. Other ids are `Unknown`.
 
 pub mod location;
 pub mod register;
@@ -43,6 +44,21 @@ pub enum Message {
     Authenticate(Authenticate),
     /// 0x0200 location report.
     Location(LocationReport),
+    /// 0x0201 location query answer: the 0x8201 serial, then a location body.
+    LocationAnswer {
+        reply_serial: u16,
+        report: LocationReport,
+    },
+    /// 0x0500 vehicle control answer: the 0x8500 serial, then a location body (§8.57).
+    VehicleControlAnswer {
+        reply_serial: u16,
+        report: LocationReport,
+    },
+    /// 0x0704 location batch: type 0 normal, 1 blind-area reissue (JT/T 808-2013 §8.53).
+    LocationBatch {
+        batch_type: u8,
+        items: Vec<LocationReport>,
+    },
     /// Any id without a typed body here: the raw body.
     Unknown {
         msg_id: u16,
@@ -165,6 +181,34 @@ impl Message {
             0x8100 => Message::RegisterResponse(RegisterResponse::decode(body)?),
             0x0102 => Message::Authenticate(Authenticate::decode(body, header.version)?),
             0x0200 => Message::Location(LocationReport::decode(id, body)?),
+            0x0201 | 0x0500 => {
+                let mut r = Reader::new(id, body);
+                let reply_serial = r.u16()?;
+                let report = LocationReport::decode(id, r.rest())?;
+                if id == 0x0201 {
+                    Message::LocationAnswer {
+                        reply_serial,
+                        report,
+                    }
+                } else {
+                    Message::VehicleControlAnswer {
+                        reply_serial,
+                        report,
+                    }
+                }
+            }
+            // 0x0704 (JT/T 808-2013 §8.53): count WORD | type BYTE | { len WORD | body }*.
+            0x0704 => {
+                let mut r = Reader::new(id, body);
+                let count = r.u16()?;
+                let batch_type = r.u8()?;
+                let mut items = Vec::new();
+                for _ in 0..count {
+                    let n = usize::from(r.u16()?);
+                    items.push(LocationReport::decode(id, r.take(n)?)?);
+                }
+                Message::LocationBatch { batch_type, items }
+            }
             _ => Message::Unknown {
                 msg_id: id,
                 body: body.to_vec(),
@@ -183,6 +227,9 @@ impl Message {
             Message::RegisterResponse(_) => 0x8100,
             Message::Authenticate(_) => 0x0102,
             Message::Location(_) => 0x0200,
+            Message::LocationAnswer { .. } => 0x0201,
+            Message::VehicleControlAnswer { .. } => 0x0500,
+            Message::LocationBatch { .. } => 0x0704,
             Message::Unknown { msg_id, .. } => *msg_id,
         }
     }
@@ -198,6 +245,37 @@ impl Message {
             Message::RegisterResponse(r) => r.encode(&mut out),
             Message::Authenticate(a) => a.encode(version, &mut out)?,
             Message::Location(l) => l.encode(&mut out),
+            Message::LocationAnswer {
+                reply_serial,
+                report,
+            }
+            | Message::VehicleControlAnswer {
+                reply_serial,
+                report,
+            } => {
+                out.extend_from_slice(&reply_serial.to_be_bytes());
+                report.encode(&mut out);
+            }
+            Message::LocationBatch { batch_type, items } => {
+                let count = u16::try_from(items.len()).map_err(|_| BodyError::Invalid {
+                    msg_id: 0x0704,
+                    field: "items",
+                    len: items.len(),
+                })?;
+                out.extend_from_slice(&count.to_be_bytes());
+                out.push(*batch_type);
+                for it in items {
+                    let mut b = Vec::with_capacity(40);
+                    it.encode(&mut b);
+                    let n = u16::try_from(b.len()).map_err(|_| BodyError::Invalid {
+                        msg_id: 0x0704,
+                        field: "items",
+                        len: b.len(),
+                    })?;
+                    out.extend_from_slice(&n.to_be_bytes());
+                    out.extend_from_slice(&b);
+                }
+            }
             Message::Unknown { body, .. } => out.extend_from_slice(body),
         }
         Ok(out)
@@ -208,6 +286,8 @@ impl Message {
         match self {
             Message::TerminalResponse(r) | Message::PlatformResponse(r) => Some(r.reply_serial),
             Message::RegisterResponse(r) => Some(r.reply_serial),
+            Message::LocationAnswer { reply_serial, .. }
+            | Message::VehicleControlAnswer { reply_serial, .. } => Some(*reply_serial),
             _ => None,
         }
     }

@@ -42,6 +42,8 @@ pub struct Register {
     pub plate_color: u8,
     /// Plate, or VIN when `plate_color` is 0.
     pub plate: String,
+    /// The body layout it was read with (2011 is only known from the body length).
+    pub layout: Version,
 }
 
 fn widths(version: Version) -> (usize, usize, usize) {
@@ -83,6 +85,7 @@ impl Register {
             terminal_id: codecs::text::decode_fixed(r.take(wt)?),
             plate_color: r.u8()?,
             plate: codecs::text::decode_fixed(r.rest()),
+            layout,
         })
     }
 
