@@ -6,11 +6,13 @@
 //! # Layout
 //!
 //! - `msg/`: typed message bodies, decode and encode ([`Message`], [`ack_policy`]).
+//! - `command`: contract commands to platform messages ([`command::build`]).
 //! - `normalize`: messages to contract events ([`normalize()`]) and `--raw` JSON ([`raw_json`]).
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod codec;
+pub mod command;
 pub mod error;
 pub mod escape;
 pub mod frame;
