@@ -27,44 +27,85 @@ fn issued(d: Decision) -> String {
 #[tokio::test]
 async fn register_issues_a_code_that_authenticates_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let auth = Authenticator::new("jt808", &AuthConfig::default(), dir.path()).await.unwrap();
+    let auth = Authenticator::new("jt808", &AuthConfig::default(), dir.path())
+        .await
+        .unwrap();
     let code = issued(auth.register(&register_request("013800138000")).await);
     assert!(code.len() >= 8, "{code}");
-    assert!(auth.authenticate("013800138000", &code, None, "127.0.0.1:1").await.is_allowed());
+    assert!(auth
+        .authenticate("013800138000", &code, None, "127.0.0.1:1")
+        .await
+        .is_allowed());
     assert_eq!(
-        auth.authenticate("013800138000", "wrong", None, "127.0.0.1:1").await,
-        Decision::Deny { reason: DenyReason::BadCode }
+        auth.authenticate("013800138000", "wrong", None, "127.0.0.1:1")
+            .await,
+        Decision::Deny {
+            reason: DenyReason::BadCode
+        }
     );
     // Registering again (a lost 0x8100) hands out the same code.
-    assert_eq!(issued(auth.register(&register_request("013800138000")).await), code);
+    assert_eq!(
+        issued(auth.register(&register_request("013800138000")).await),
+        code
+    );
     // Another terminal gets another code.
-    assert_ne!(issued(auth.register(&register_request("013800138001")).await), code);
+    assert_ne!(
+        issued(auth.register(&register_request("013800138001")).await),
+        code
+    );
 
     drop(auth);
-    let restarted = Authenticator::new("jt808", &AuthConfig::default(), dir.path()).await.unwrap();
-    assert!(restarted.authenticate("013800138000", &code, None, "127.0.0.1:2").await.is_allowed());
-    assert!(!restarted.authenticate("013800138000", "wrong", None, "127.0.0.1:2").await.is_allowed());
+    let restarted = Authenticator::new("jt808", &AuthConfig::default(), dir.path())
+        .await
+        .unwrap();
+    assert!(restarted
+        .authenticate("013800138000", &code, None, "127.0.0.1:2")
+        .await
+        .is_allowed());
+    assert!(!restarted
+        .authenticate("013800138000", "wrong", None, "127.0.0.1:2")
+        .await
+        .is_allowed());
 }
 
 #[tokio::test]
 async fn an_unregistered_terminal_is_trusted_on_first_use_then_held_to_its_code() {
     let dir = tempfile::tempdir().unwrap();
-    let auth = Authenticator::new("jt808", &AuthConfig::default(), dir.path()).await.unwrap();
-    assert!(auth.authenticate("013800138009", "OLDPLATFORM1", Some("860000000000001"), "p").await.is_allowed());
+    let auth = Authenticator::new("jt808", &AuthConfig::default(), dir.path())
+        .await
+        .unwrap();
+    assert!(auth
+        .authenticate("013800138009", "OLDPLATFORM1", Some("860000000000001"), "p")
+        .await
+        .is_allowed());
     assert_eq!(
-        auth.authenticate("013800138009", "SOMETHINGELSE", None, "p").await,
-        Decision::Deny { reason: DenyReason::BadCode }
+        auth.authenticate("013800138009", "SOMETHINGELSE", None, "p")
+            .await,
+        Decision::Deny {
+            reason: DenyReason::BadCode
+        }
     );
     // Registration recovers a terminal that lost its code: it receives the kept one.
-    assert_eq!(issued(auth.register(&register_request("013800138009")).await), "OLDPLATFORM1");
+    assert_eq!(
+        issued(auth.register(&register_request("013800138009")).await),
+        "OLDPLATFORM1"
+    );
 }
 
 #[tokio::test]
 async fn gbt32960_login_is_allowed_and_codes_are_per_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let gb = Authenticator::new("gbt32960", &AuthConfig::default(), dir.path()).await.unwrap();
-    assert_eq!(gb.login("LSVAU2180N2183294", Some("89860000000000000000"), "p").await, Decision::Allow { auth_code: None });
-    let jt = Authenticator::new("jt808", &AuthConfig::default(), dir.path()).await.unwrap();
+    let gb = Authenticator::new("gbt32960", &AuthConfig::default(), dir.path())
+        .await
+        .unwrap();
+    assert_eq!(
+        gb.login("LSVAU2180N2183294", Some("89860000000000000000"), "p")
+            .await,
+        Decision::Allow { auth_code: None }
+    );
+    let jt = Authenticator::new("jt808", &AuthConfig::default(), dir.path())
+        .await
+        .unwrap();
     let code = issued(jt.register(&register_request("013800138000")).await);
     assert!(dir.path().join("auth-codes-jt808.json").exists());
     assert!(!dir.path().join("auth-codes-gbt32960.json").exists());

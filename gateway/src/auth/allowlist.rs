@@ -29,10 +29,17 @@ use tracing::{error, info, warn};
 pub enum AllowlistError {
     /// The file cannot be read.
     #[error("reading allowlist {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A line is not `id` or `id,code`.
     #[error("allowlist {path} line {line}: {reason}")]
-    Syntax { path: PathBuf, line: usize, reason: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// A parsed allowlist: id -> optional fixed auth code.
@@ -48,12 +55,18 @@ impl Entries {
             if line.is_empty() {
                 continue;
             }
-            let syntax = |reason: String| AllowlistError::Syntax { path: path.to_owned(), line: i + 1, reason };
+            let syntax = |reason: String| AllowlistError::Syntax {
+                path: path.to_owned(),
+                line: i + 1,
+                reason,
+            };
             let mut fields = line.split(',').map(str::trim);
             let id = fields.next().unwrap_or("");
             let code = fields.next();
             if fields.next().is_some() {
-                return Err(syntax("expected `id` or `id,auth_code`, found more than one comma".to_owned()));
+                return Err(syntax(
+                    "expected `id` or `id,auth_code`, found more than one comma".to_owned(),
+                ));
             }
             codecs::vehicle_id::validate(id).map_err(|e| syntax(e.to_string()))?;
             let code = match code {
@@ -112,7 +125,10 @@ impl Allowlist {
     pub async fn load(path: PathBuf) -> Result<Allowlist, AllowlistError> {
         let (entries, seen) = read(&path).await?;
         info!(path = %path.display(), ids = entries.len(), "allowlist loaded");
-        Ok(Allowlist { path, state: RwLock::new(Loaded { entries, seen }) })
+        Ok(Allowlist {
+            path,
+            state: RwLock::new(Loaded { entries, seen }),
+        })
     }
 
     /// The current entries, re-reading the file first if it changed since it was last seen.
@@ -142,7 +158,9 @@ impl Allowlist {
                         state.entries = entries;
                         state.seen = s;
                     }
-                    Err(e) => error!(path = %self.path.display(), error = %e, "allowlist reload failed; keeping the previous list"),
+                    Err(e) => {
+                        error!(path = %self.path.display(), error = %e, "allowlist reload failed; keeping the previous list")
+                    }
                 }
             }
         }
@@ -156,7 +174,10 @@ async fn stamp(path: &Path) -> std::io::Result<Stamp> {
 }
 
 async fn read(path: &Path) -> Result<(Entries, Stamp), AllowlistError> {
-    let err = |source| AllowlistError::Read { path: path.to_owned(), source };
+    let err = |source| AllowlistError::Read {
+        path: path.to_owned(),
+        source,
+    };
     // Stamp first: if the file changes while it is read, the next decision sees a new stamp.
     let s = stamp(path).await.map_err(err)?;
     let text = tokio::fs::read_to_string(path).await.map_err(err)?;
@@ -173,7 +194,10 @@ mod tests {
 
     #[test]
     fn ids_codes_comments_and_blank_lines() {
-        let e = parse("# fleet A\n\n013800138000\n 013800138001 , CODE1  # factory code\nLSVAU2180N2183294\n").unwrap();
+        let e = parse(
+            "# fleet A\n\n013800138000\n 013800138001 , CODE1  # factory code\nLSVAU2180N2183294\n",
+        )
+        .unwrap();
         assert_eq!(e.len(), 3);
         assert!(e.contains("013800138000") && e.contains("LSVAU2180N2183294"));
         assert_eq!(e.fixed_code("013800138000"), None);

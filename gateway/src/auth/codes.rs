@@ -26,13 +26,22 @@ pub const CODE_LEN: usize = 16;
 pub enum CodeStoreError {
     /// The file exists but cannot be read.
     #[error("reading auth codes {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not the JSON this module writes.
     #[error("auth codes {path} is not valid: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// Writing the new file (temporary file, sync or rename) failed.
     #[error("writing auth codes {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One issued code.
@@ -54,11 +63,19 @@ impl CodeStore {
     /// Loads `path` (an absent file is an empty store; the directory is created on first write).
     pub async fn open(path: PathBuf) -> Result<CodeStore, CodeStoreError> {
         let codes = match tokio::fs::read(&path).await {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| CodeStoreError::Parse { path: path.clone(), source })?,
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| CodeStoreError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(CodeStoreError::Read { path, source }),
         };
-        Ok(CodeStore { path, codes: Mutex::new(codes) })
+        Ok(CodeStore {
+            path,
+            codes: Mutex::new(codes),
+        })
     }
 
     /// Where the codes are kept.
@@ -93,9 +110,20 @@ impl CodeStore {
         Ok(code)
     }
 
-    async fn insert(&self, codes: &mut BTreeMap<String, Entry>, phone: &str, code: &str) -> Result<(), CodeStoreError> {
+    async fn insert(
+        &self,
+        codes: &mut BTreeMap<String, Entry>,
+        phone: &str,
+        code: &str,
+    ) -> Result<(), CodeStoreError> {
         let mut next = codes.clone();
-        next.insert(phone.to_owned(), Entry { code: code.to_owned(), issued_at: chrono::Utc::now().to_rfc3339() });
+        next.insert(
+            phone.to_owned(),
+            Entry {
+                code: code.to_owned(),
+                issued_at: chrono::Utc::now().to_rfc3339(),
+            },
+        );
         // Persist before publishing in memory: a code the file does not hold must not be handed out.
         self.write(&next).await?;
         *codes = next;
@@ -103,7 +131,10 @@ impl CodeStore {
     }
 
     async fn write(&self, codes: &BTreeMap<String, Entry>) -> Result<(), CodeStoreError> {
-        let err = |source| CodeStoreError::Write { path: self.path.clone(), source };
+        let err = |source| CodeStoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
         let json = serde_json::to_vec_pretty(codes).map_err(|e| err(std::io::Error::other(e)))?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_atomically(&path, &json))
@@ -116,7 +147,10 @@ impl CodeStore {
 /// Writes `bytes` to `path` via a synced temporary file renamed over it.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
@@ -169,7 +203,10 @@ mod tests {
         assert_eq!(store.get_or_issue("013800138000").await.unwrap(), code);
         assert_ne!(store.get_or_issue("013800138001").await.unwrap(), code);
         let reopened = CodeStore::open(path.clone()).await.unwrap();
-        assert_eq!(reopened.get("013800138000").await.as_deref(), Some(code.as_str()));
+        assert_eq!(
+            reopened.get("013800138000").await.as_deref(),
+            Some(code.as_str())
+        );
         assert!(!dir.path().join("sub").join("codes.json.tmp").exists());
     }
 

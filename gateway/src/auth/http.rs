@@ -101,14 +101,21 @@ fn interpret(body: &[u8]) -> Result<HookAnswer, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(HookAnswer::Allow { auth_code: None });
     }
-    let a: AnswerBody = serde_json::from_slice(body).map_err(|e| format!("answer is not the documented JSON: {e}"))?;
+    let a: AnswerBody = serde_json::from_slice(body)
+        .map_err(|e| format!("answer is not the documented JSON: {e}"))?;
     let auth_code = a.auth_code.or(a.authcode).filter(|c| !c.is_empty());
     match (a.result.as_deref(), a.code) {
         (Some("allow"), _) => Ok(HookAnswer::Allow { auth_code }),
-        (Some("deny"), _) => Ok(HookAnswer::Deny { reason: a.reason.unwrap_or_else(|| "denied".to_owned()) }),
-        (Some(other), _) => Err(format!("answer has result {other:?}, expected \"allow\" or \"deny\"")),
+        (Some("deny"), _) => Ok(HookAnswer::Deny {
+            reason: a.reason.unwrap_or_else(|| "denied".to_owned()),
+        }),
+        (Some(other), _) => Err(format!(
+            "answer has result {other:?}, expected \"allow\" or \"deny\""
+        )),
         (None, Some(0)) => Ok(HookAnswer::Allow { auth_code }),
-        (None, Some(code)) => Ok(HookAnswer::Deny { reason: a.reason.unwrap_or_else(|| register_code_reason(code)) }),
+        (None, Some(code)) => Ok(HookAnswer::Deny {
+            reason: a.reason.unwrap_or_else(|| register_code_reason(code)),
+        }),
         (None, None) => Err("answer has neither `result` nor `code`".to_owned()),
     }
 }
@@ -133,18 +140,35 @@ enum Attempt {
 impl Hook {
     /// A client for `cfg.url` (must be `http://host[:port]/path`).
     pub fn new(cfg: &HttpAuthConfig) -> Result<Hook, HookConfigError> {
-        let bad = |reason: &str| HookConfigError::BadUrl { url: cfg.url.clone(), reason: reason.to_owned() };
-        let url: Uri = cfg.url.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
+        let bad = |reason: &str| HookConfigError::BadUrl {
+            url: cfg.url.clone(),
+            reason: reason.to_owned(),
+        };
+        let url: Uri = cfg
+            .url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
         match url.scheme_str() {
             Some("http") => {}
-            Some("https") => return Err(bad("https is not supported; use http to a local hook or a local TLS proxy")),
+            Some("https") => {
+                return Err(bad(
+                    "https is not supported; use http to a local hook or a local TLS proxy",
+                ))
+            }
             _ => return Err(bad("expected an http:// URL")),
         }
         if url.host().is_none() {
             return Err(bad("no host"));
         }
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http();
-        Ok(Hook { url, timeout: Duration::from_millis(cfg.timeout_ms.max(1)), retries: cfg.retries, client })
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        Ok(Hook {
+            url,
+            timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+            retries: cfg.retries,
+            client,
+        })
     }
 
     /// Asks the hook about `request` (a JSON object; see the module documentation).
@@ -180,10 +204,18 @@ impl Hook {
             .body(Full::new(body))
         {
             Ok(r) => r,
-            Err(e) => return Attempt::Done(HookAnswer::Unavailable(format!("building the request: {e}"))),
+            Err(e) => {
+                return Attempt::Done(HookAnswer::Unavailable(format!(
+                    "building the request: {e}"
+                )))
+            }
         };
         let exchange = async {
-            let resp = self.client.request(req).await.map_err(|e| format!("request failed: {e}"))?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
             let status = resp.status();
             let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
@@ -193,7 +225,9 @@ impl Hook {
             Ok::<_, String>((status, body))
         };
         let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => return Attempt::Retry(format!("no answer within {} ms", self.timeout.as_millis())),
+            Err(_) => {
+                return Attempt::Retry(format!("no answer within {} ms", self.timeout.as_millis()))
+            }
             Ok(Err(e)) => return Attempt::Retry(e),
             Ok(Ok(x)) => x,
         };
@@ -201,7 +235,9 @@ impl Hook {
             return Attempt::Retry(format!("HTTP {status}"));
         }
         if status.is_client_error() {
-            return Attempt::Done(HookAnswer::Deny { reason: format!("http_{}", status.as_u16()) });
+            return Attempt::Done(HookAnswer::Deny {
+                reason: format!("http_{}", status.as_u16()),
+            });
         }
         if !status.is_success() {
             return Attempt::Done(HookAnswer::Unavailable(format!("unexpected HTTP {status}")));
@@ -221,11 +257,28 @@ mod tests {
     fn both_answer_styles() {
         assert_eq!(
             interpret(br#"{"result":"allow","auth_code":"A1"}"#),
-            Ok(HookAnswer::Allow { auth_code: Some("A1".into()) })
+            Ok(HookAnswer::Allow {
+                auth_code: Some("A1".into())
+            })
         );
-        assert_eq!(interpret(br#"{"result":"deny","reason":"stolen"}"#), Ok(HookAnswer::Deny { reason: "stolen".into() }));
-        assert_eq!(interpret(br#"{"code":0,"authcode":"B2"}"#), Ok(HookAnswer::Allow { auth_code: Some("B2".into()) }));
-        assert_eq!(interpret(br#"{"code":4}"#), Ok(HookAnswer::Deny { reason: "no_such_terminal".into() }));
+        assert_eq!(
+            interpret(br#"{"result":"deny","reason":"stolen"}"#),
+            Ok(HookAnswer::Deny {
+                reason: "stolen".into()
+            })
+        );
+        assert_eq!(
+            interpret(br#"{"code":0,"authcode":"B2"}"#),
+            Ok(HookAnswer::Allow {
+                auth_code: Some("B2".into())
+            })
+        );
+        assert_eq!(
+            interpret(br#"{"code":4}"#),
+            Ok(HookAnswer::Deny {
+                reason: "no_such_terminal".into()
+            })
+        );
         assert_eq!(interpret(b""), Ok(HookAnswer::Allow { auth_code: None }));
         assert!(interpret(br#"{"result":"maybe"}"#).is_err());
         assert!(interpret(br#"{"other":1}"#).is_err());
@@ -234,7 +287,10 @@ mod tests {
 
     #[test]
     fn only_http_urls() {
-        let cfg = |url: &str| HttpAuthConfig { url: url.to_owned(), ..HttpAuthConfig::default() };
+        let cfg = |url: &str| HttpAuthConfig {
+            url: url.to_owned(),
+            ..HttpAuthConfig::default()
+        };
         assert!(Hook::new(&cfg("http://127.0.0.1:8080/auth")).is_ok());
         assert!(Hook::new(&cfg("https://tsp.example/auth")).is_err());
         assert!(Hook::new(&cfg("not a url")).is_err());

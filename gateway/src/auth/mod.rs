@@ -173,28 +173,46 @@ impl fmt::Debug for Authenticator {
             Policy::Allowlist(_) => "allowlist",
             Policy::Http(_) => "http",
         };
-        f.debug_struct("Authenticator").field("listener", &self.inner.listener).field("mode", &mode).finish()
+        f.debug_struct("Authenticator")
+            .field("listener", &self.inner.listener)
+            .field("mode", &mode)
+            .finish()
     }
 }
 
 /// Compares two codes in time independent of where they differ.
 fn same_code(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl Authenticator {
     /// Builds the authenticator of `listener` (`"jt808"`, `"gbt32960"`): loads the allowlist
     /// or checks the hook URL, and loads the auth codes kept in
     /// `data_dir/auth-codes-<listener>.json`.
-    pub async fn new(listener: &'static str, cfg: &AuthConfig, data_dir: &Path) -> anyhow::Result<Authenticator> {
+    pub async fn new(
+        listener: &'static str,
+        cfg: &AuthConfig,
+        data_dir: &Path,
+    ) -> anyhow::Result<Authenticator> {
         let policy = match cfg.mode {
             AuthMode::Open => {
-                let who = if listener == "jt808" { "any terminal may register" } else { "any vehicle may log in" };
+                let who = if listener == "jt808" {
+                    "any terminal may register"
+                } else {
+                    "any vehicle may log in"
+                };
                 warn!(listener, "{listener} listener is open: {who}");
                 Policy::Open
             }
             AuthMode::Allowlist => {
-                let path = cfg.allowlist_file.clone().ok_or_else(|| anyhow!("allowlist_file: required in allowlist mode"))?;
+                let path = cfg
+                    .allowlist_file
+                    .clone()
+                    .ok_or_else(|| anyhow!("allowlist_file: required in allowlist mode"))?;
                 Policy::Allowlist(Allowlist::load(path).await?)
             }
             AuthMode::Http => Policy::Http(Hook::new(&cfg.http)?),
@@ -202,7 +220,13 @@ impl Authenticator {
         let codes = CodeStore::open(data_dir.join(format!("auth-codes-{listener}.json")))
             .await
             .context("loading the JT/T 808 auth codes")?;
-        Ok(Authenticator { inner: Arc::new(Inner { listener, policy, codes }) })
+        Ok(Authenticator {
+            inner: Arc::new(Inner {
+                listener,
+                policy,
+                codes,
+            }),
+        })
     }
 
     /// JT/T 808 terminal registration (0x0100). An `Allow` carries the auth code to send in
@@ -223,7 +247,9 @@ impl Authenticator {
                     return Decision::deny(DenyReason::NotAllowed);
                 }
                 match entries.fixed_code(&req.phone) {
-                    Some(code) => Decision::Allow { auth_code: Some(code.to_owned()) },
+                    Some(code) => Decision::Allow {
+                        auth_code: Some(code.to_owned()),
+                    },
                     None => self.issue(&req.phone).await,
                 }
             }
@@ -235,7 +261,9 @@ impl Authenticator {
                 }
                 match self.ask(hook, &body, &req.phone, &req.peer).await {
                     Ok(Some(code)) => match self.inner.codes.set(&req.phone, &code).await {
-                        Ok(()) => Decision::Allow { auth_code: Some(code) },
+                        Ok(()) => Decision::Allow {
+                            auth_code: Some(code),
+                        },
                         Err(e) => self.store_failed(&req.phone, &e),
                     },
                     Ok(None) => self.issue(&req.phone).await,
@@ -246,13 +274,25 @@ impl Authenticator {
     }
 
     /// JT/T 808 terminal authentication (0x0102) with `code`; `imei` is sent by 2019 terminals.
-    pub async fn authenticate(&self, phone: &str, code: &str, imei: Option<&str>, peer: &str) -> Decision {
+    pub async fn authenticate(
+        &self,
+        phone: &str,
+        code: &str,
+        imei: Option<&str>,
+        peer: &str,
+    ) -> Decision {
         let decision = self.decide_authenticate(phone, code, imei, peer).await;
         self.record("authenticate", phone, peer, &decision);
         decision
     }
 
-    async fn decide_authenticate(&self, phone: &str, code: &str, imei: Option<&str>, peer: &str) -> Decision {
+    async fn decide_authenticate(
+        &self,
+        phone: &str,
+        code: &str,
+        imei: Option<&str>,
+        peer: &str,
+    ) -> Decision {
         let stored = self.inner.codes.get(phone).await;
         let matches_stored = stored.as_deref().is_some_and(|s| same_code(s, code));
         match &self.inner.policy {
@@ -327,7 +367,9 @@ impl Authenticator {
     /// The phone's stored code, or a new one issued and persisted.
     async fn issue(&self, phone: &str) -> Decision {
         match self.inner.codes.get_or_issue(phone).await {
-            Ok(code) => Decision::Allow { auth_code: Some(code) },
+            Ok(code) => Decision::Allow {
+                auth_code: Some(code),
+            },
             Err(e) => self.store_failed(phone, &e),
         }
     }
@@ -338,7 +380,13 @@ impl Authenticator {
     }
 
     /// Asks the hook: `Ok(auth_code)` when allowed, the deny reason otherwise.
-    async fn ask(&self, hook: &Hook, body: &serde_json::Value, vehicle_id: &str, peer: &str) -> Result<Option<String>, DenyReason> {
+    async fn ask(
+        &self,
+        hook: &Hook,
+        body: &serde_json::Value,
+        vehicle_id: &str,
+        peer: &str,
+    ) -> Result<Option<String>, DenyReason> {
         match hook.ask(body).await {
             HookAnswer::Allow { auth_code } => Ok(auth_code),
             HookAnswer::Deny { reason } => Err(DenyReason::HookDenied(reason)),
@@ -376,11 +424,26 @@ mod tests {
     fn reasons_and_register_results() {
         assert_eq!(DenyReason::Unavailable.as_str(), "auth_unavailable");
         assert_eq!(DenyReason::NotAllowed.jt808_register_result(), 4);
-        assert_eq!(DenyReason::HookDenied("vehicle_already_registered".into()).jt808_register_result(), 1);
-        assert_eq!(DenyReason::HookDenied("no_such_vehicle".into()).jt808_register_result(), 2);
-        assert_eq!(DenyReason::HookDenied("terminal_already_registered".into()).jt808_register_result(), 3);
-        assert_eq!(DenyReason::HookDenied("stolen".into()).jt808_register_result(), 4);
-        assert_eq!(DenyReason::HookDenied("stolen".into()).to_string(), "hook_denied: stolen");
+        assert_eq!(
+            DenyReason::HookDenied("vehicle_already_registered".into()).jt808_register_result(),
+            1
+        );
+        assert_eq!(
+            DenyReason::HookDenied("no_such_vehicle".into()).jt808_register_result(),
+            2
+        );
+        assert_eq!(
+            DenyReason::HookDenied("terminal_already_registered".into()).jt808_register_result(),
+            3
+        );
+        assert_eq!(
+            DenyReason::HookDenied("stolen".into()).jt808_register_result(),
+            4
+        );
+        assert_eq!(
+            DenyReason::HookDenied("stolen".into()).to_string(),
+            "hook_denied: stolen"
+        );
     }
 
     #[test]
