@@ -79,3 +79,13 @@ pub enum BodyError {
         len: usize,
     },
 }
+
+impl BodyError {
+    /// A snake_case label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BodyError::TooShort { .. } => "body_too_short",
+            BodyError::Invalid { .. } => "body_invalid",
+        }
+    }
+}

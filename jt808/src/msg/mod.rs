@@ -11,7 +11,9 @@
 
 pub mod location;
 pub mod register;
+pub mod resend;
 pub mod response;
+pub mod time;
 
 use serde::{Serialize, Serializer};
 
@@ -19,7 +21,9 @@ use crate::{BodyError, Header, Version};
 
 pub use location::{LocationItem, LocationReport};
 pub use register::{Authenticate, Register, RegisterResponse};
+pub use resend::ResendRequest;
 pub use response::GeneralResponse;
+pub use time::ServerTime;
 
 /// One message body, tagged by kind for `--raw` output (bytes as lowercase hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,6 +40,12 @@ pub enum Message {
     },
     /// 0x0003 terminal logout (empty body).
     Logout,
+    /// 0x8003 platform resend request for missing packages.
+    ResendRequest(ResendRequest),
+    /// 0x0004 server-time query (2019, empty body).
+    TimeQuery,
+    /// 0x8004 server-time answer (2019, UTC).
+    ServerTime(ServerTime),
     /// 0x0100 terminal registration.
     Register(Register),
     /// 0x8100 registration response.
@@ -158,6 +168,36 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Reads a BCD[6] `YYMMDDhhmmss` time; a nibble above 9 is an error.
+pub(crate) fn bcd_time(r: &mut Reader<'_>) -> Result<codecs::time::LocalTime, BodyError> {
+    let msg_id = r.msg_id;
+    let b = r.take(6)?;
+    let mut f = [0u8; 6];
+    for (i, (dst, src)) in f.iter_mut().zip(b).enumerate() {
+        *dst = codecs::bcd::byte_value(*src, i).map_err(|_| BodyError::Invalid {
+            msg_id,
+            field: "time",
+            len: 6,
+        })?;
+    }
+    let [year, month, day, hour, minute, second] = f;
+    Ok(codecs::time::LocalTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    })
+}
+
+/// Writes a BCD[6] `YYMMDDhhmmss` time.
+pub(crate) fn put_bcd_time(t: &codecs::time::LocalTime, out: &mut Vec<u8>) {
+    for v in [t.year, t.month, t.day, t.hour, t.minute, t.second] {
+        out.push(codecs::bcd::byte_of(v));
+    }
+}
+
 fn unreachable_short<T>(msg_id: u16, len: usize) -> Result<T, BodyError> {
     Err(BodyError::TooShort {
         msg_id,
@@ -177,6 +217,9 @@ impl Message {
                 extra: body.to_vec(),
             },
             0x0003 if body.is_empty() => Message::Logout,
+            0x8003 => Message::ResendRequest(ResendRequest::decode(body, header.version)?),
+            0x0004 if body.is_empty() => Message::TimeQuery,
+            0x8004 => Message::ServerTime(ServerTime::decode(body)?),
             0x0100 => Message::Register(Register::decode(body, header.version)?),
             0x8100 => Message::RegisterResponse(RegisterResponse::decode(body)?),
             0x0102 => Message::Authenticate(Authenticate::decode(body, header.version)?),
@@ -223,6 +266,9 @@ impl Message {
             Message::PlatformResponse(_) => 0x8001,
             Message::Heartbeat { .. } => 0x0002,
             Message::Logout => 0x0003,
+            Message::ResendRequest(_) => 0x8003,
+            Message::TimeQuery => 0x0004,
+            Message::ServerTime(_) => 0x8004,
             Message::Register(_) => 0x0100,
             Message::RegisterResponse(_) => 0x8100,
             Message::Authenticate(_) => 0x0102,
@@ -240,7 +286,9 @@ impl Message {
         match self {
             Message::TerminalResponse(r) | Message::PlatformResponse(r) => r.encode(&mut out),
             Message::Heartbeat { extra } => out.extend_from_slice(extra),
-            Message::Logout => {}
+            Message::Logout | Message::TimeQuery => {}
+            Message::ResendRequest(r) => r.encode(version, &mut out)?,
+            Message::ServerTime(t) => t.encode(&mut out),
             Message::Register(r) => r.encode(version, &mut out)?,
             Message::RegisterResponse(r) => r.encode(&mut out),
             Message::Authenticate(a) => a.encode(version, &mut out)?,
