@@ -29,13 +29,15 @@ pub enum FrameError {
     /// The identifier field is not printable ASCII once its padding is stripped.
     #[error("identifier byte 0x{byte:02x} at offset {offset} is not printable ASCII")]
     BadVin { offset: usize, byte: u8 },
-    /// `Frame::parse` was given more or fewer bytes than the length field says.
+    /// `Frame::parse` was given a complete frame followed by more bytes than the length field
+    /// says (fewer bytes is [`FrameError::Truncated`]).
     #[error("length field says {declared} frame bytes, got {actual}")]
     LengthMismatch { declared: usize, actual: usize },
     /// The BCC (XOR from the command byte to the last data byte) does not match.
     #[error("bad BCC: frame says 0x{expected:02x}, computed 0x{actual:02x}")]
     BadBcc { expected: u8, actual: u8 },
-    /// The stream ended in the middle of a frame.
+    /// The input ended in the middle of a frame: the stream at end of input, or
+    /// `Frame::parse` given fewer bytes than the length field declares.
     #[error("stream ended inside a frame: {len} bytes of {need}")]
     Truncated { len: usize, need: usize },
 }

@@ -263,6 +263,9 @@ fn parse_vin(raw: &[u8]) -> Result<String, FrameError> {
 impl Frame {
     /// Checks one complete frame (exactly one, nothing before or after it) and copies its
     /// data unit. The stream codec uses the zero-copy path instead.
+    ///
+    /// Fewer bytes than the length field declares is [`FrameError::Truncated`] (the input
+    /// ended inside the frame); more is [`FrameError::LengthMismatch`].
     pub fn parse(wire: &[u8]) -> Result<Frame, FrameError> {
         Frame::parse_bytes(Bytes::copy_from_slice(wire))
     }
@@ -291,6 +294,15 @@ impl Frame {
         };
         header.check()?;
         let declared = OVERHEAD + header.data_len;
+        // Fewer bytes than the header declares: the input ended inside the frame (the same
+        // `truncated` the stream codec reports at end of input). More bytes: the frame is
+        // complete and its length field disagrees with it.
+        if wire.len() < declared {
+            return Err(FrameError::Truncated {
+                len: wire.len(),
+                need: declared,
+            });
+        }
         if declared != wire.len() {
             return Err(FrameError::LengthMismatch {
                 declared,
@@ -381,6 +393,21 @@ mod tests {
             Frame::parse(&wire),
             Err(FrameError::BadBcc { .. })
         ));
+    }
+
+    #[test]
+    fn frame_cut_short_is_truncated_not_a_length_mismatch() {
+        let mut wire = hex::decode(TIME_CAL).unwrap();
+        wire.extend_from_slice(&[0; 6]);
+        // Declare 6 data bytes, then hand over only 3 of them and no BCC.
+        if let Some(b) = wire.get_mut(LENGTH_OFFSET + 1) {
+            *b = 6;
+        }
+        let cut = wire.get(..HEADER_LEN + 3).unwrap();
+        assert_eq!(
+            Frame::parse(cut),
+            Err(FrameError::Truncated { len: 27, need: 31 })
+        );
     }
 
     #[test]
