@@ -900,3 +900,101 @@ fn query_answer_with_a_user_defined_id_keeps_the_values_raw() {
     assert_eq!(r.params, None);
     assert_eq!(r.rest, data[6..].to_vec());
 }
+
+/// Value width in bytes of every parameter id (2016 table B.12, 2025 table B.8); the domains
+/// (0x05, 0x0E) take the length item before them, here 3 bytes.
+const PARAM_WIDTHS: &[(u8, usize, usize)] = &[
+    (0x01, 2, 2),
+    (0x02, 2, 1),
+    (0x03, 2, 1),
+    (0x04, 1, 1),
+    (0x05, 3, 3),
+    (0x06, 2, 2),
+    (0x07, 5, 5),
+    (0x08, 5, 5),
+    (0x09, 1, 1),
+    (0x0A, 2, 2),
+    (0x0B, 2, 2),
+    (0x0C, 1, 1),
+    (0x0D, 1, 1),
+    (0x0E, 3, 3),
+    (0x0F, 2, 2),
+    (0x10, 1, 1),
+];
+
+fn value_of_width(id: u8, width: usize) -> ParamValue {
+    match (id, width) {
+        (0x04 | 0x0D, _) => ParamValue::Byte(3),
+        (0x05 | 0x0E, _) => ParamValue::Text("a.b".into()),
+        (0x07 | 0x08, _) => ParamValue::Text("1.2.3".into()),
+        (_, 1) => ParamValue::Byte(0xA5),
+        (_, _) => ParamValue::Word(0xA55A),
+    }
+}
+
+#[test]
+fn every_parameter_id_of_both_editions_has_its_editions_width_in_a_query_answer() {
+    for ed in [Edition::V2016, Edition::V2025] {
+        let params: Vec<Param> = PARAM_WIDTHS
+            .iter()
+            .map(|&(id, w16, w25)| Param {
+                id,
+                value: value_of_width(id, if ed == Edition::V2016 { w16 } else { w25 }),
+            })
+            .collect();
+        let m = Message::Response(Response {
+            command: 0x80,
+            flag: ResponseFlag::Success,
+            time: Some(t(25, 11, 1, 8, 0, 0)),
+            params: Some(params.clone()),
+            rest: vec![],
+        });
+        let data = m.encode_data(ed).unwrap();
+        let widths: usize = PARAM_WIDTHS
+            .iter()
+            .map(|&(_, w16, w25)| 1 + if ed == Edition::V2016 { w16 } else { w25 })
+            .sum();
+        assert_eq!(data.len(), 6 + 1 + widths, "{ed:?}");
+        let f = m.to_frame(ed, "LSVAU2180N2183294").unwrap();
+        let back = Message::decode(&Frame::parse(&f.to_wire()).unwrap()).unwrap();
+        assert_eq!(back, m, "{ed:?}");
+        // The same items as a 0x81 setting, versions left out (read-only).
+        let settable: Vec<Param> = params
+            .into_iter()
+            .filter(|p| p.id != 0x07 && p.id != 0x08)
+            .collect();
+        let set = Message::SetParams(ParamSet {
+            time: t(25, 11, 1, 8, 0, 0),
+            params: settable,
+        });
+        let f = set.to_frame(ed, "LSVAU2180N2183294").unwrap();
+        assert_eq!(Message::decode(&f).unwrap(), set, "{ed:?}");
+        // And every id as a 0x80 query.
+        let q = Message::QueryParams(ParamQuery {
+            time: t(25, 11, 1, 8, 0, 0),
+            ids: gbt32960::msg::params::all_ids().collect(),
+        });
+        let f = q.to_frame(ed, "LSVAU2180N2183294").unwrap();
+        assert_eq!(f.data.len(), 6 + 1 + 16);
+        assert_eq!(Message::decode(&f).unwrap(), q);
+    }
+}
+
+#[test]
+fn a_2016_word_value_in_a_2025_setting_is_refused_not_truncated() {
+    let set = Message::SetParams(ParamSet {
+        time: t(25, 11, 1, 8, 0, 0),
+        params: vec![Param {
+            id: 0x02,
+            value: ParamValue::Word(10),
+        }],
+    });
+    assert!(set.to_frame(Edition::V2016, "V").is_ok());
+    assert_eq!(
+        set.to_frame(Edition::V2025, "V"),
+        Err(BodyError::BadParamValue {
+            command: 0x81,
+            id: 0x02
+        })
+    );
+}

@@ -5,7 +5,7 @@
 
 use codecs::{Data, EventContext};
 use gbt32960::realtime::*;
-use gbt32960::{normalize, Edition, Frame};
+use gbt32960::{normalize, Edition, Frame, Message};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -645,6 +645,66 @@ proptest! {
         let mut out = Vec::new();
         r.encode(Edition::V2025, &mut out);
         prop_assert_eq!(Report::decode(&out, Edition::V2025).unwrap(), r);
+    }
+
+    #[test]
+    fn real_time_and_reissue_messages_of_both_editions_round_trip_through_the_wire(
+        (ed, r) in prop_oneof![
+            report_s(Edition::V2016).prop_map(|r| (Edition::V2016, r)),
+            report_s(Edition::V2025).prop_map(|r| (Edition::V2025, r)),
+        ],
+        reissue in any::<bool>(),
+    ) {
+        let m = if reissue { Message::Reissue(r) } else { Message::Realtime(r) };
+        let f = m.to_frame(ed, "LSVAU2180N2183294").unwrap();
+        let wire = f.to_wire();
+        let back = Frame::parse(&wire).unwrap();
+        prop_assert_eq!(back.command, if reissue { 0x03 } else { 0x02 });
+        prop_assert_eq!(Message::decode(&back).unwrap(), m);
+    }
+
+    #[test]
+    fn a_reserved_type_after_any_units_keeps_them_and_the_raw_tail(
+        (ed, r) in prop_oneof![
+            report_s(Edition::V2016).prop_map(|r| (Edition::V2016, r)),
+            report_s(Edition::V2025).prop_map(|r| (Edition::V2025, r)),
+        ],
+        reserved in prop_oneof![0x0Au8..=0x2F, 0x33u8..=0x7F],
+        junk in prop::collection::vec(any::<u8>(), 0..40),
+    ) {
+        // 2016: 0x0A-0x7F are not decodable; 2025: 0x09-0x2F and 0x33-0x7F.
+        let r = Report { signature: None, ..r };
+        let mut out = Vec::new();
+        r.encode(ed, &mut out);
+        let mut tail = vec![reserved];
+        tail.extend_from_slice(&junk);
+        out.extend_from_slice(&tail);
+        let got = Report::decode(&out, ed).unwrap();
+        prop_assert_eq!(&got.units, &r.units);
+        prop_assert_eq!(
+            got.tail,
+            Some(Tail { type_id: reserved, truncated: false, bytes: tail })
+        );
+    }
+
+    #[test]
+    fn a_custom_unit_takes_exactly_its_word_length_and_the_next_unit_decodes(
+        type_id in 0x80u8..=0xFE,
+        data in prop::collection::vec(any::<u8>(), 0..300),
+        v25 in any::<bool>(),
+    ) {
+        let ed = if v25 { Edition::V2025 } else { Edition::V2016 };
+        let mut body = vec![25, 1, 2, 3, 4, 5, type_id];
+        body.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        body.extend_from_slice(&data);
+        // Engine unit after it (2016: state, crank, fuel; 2025: crank only).
+        body.push(0x04);
+        body.extend_from_slice(if v25 { &[0x0B, 0xB8][..] } else { &[0x01, 0x0B, 0xB8, 0x00, 0x64][..] });
+        let got = Report::decode(&body, ed).unwrap();
+        prop_assert_eq!(got.tail, None);
+        prop_assert_eq!(got.units.len(), 2);
+        prop_assert_eq!(&got.units[0], &Unit::Custom(Custom { type_id, data }));
+        prop_assert!(matches!(got.units[1], Unit::Engine(_)));
     }
 
     #[test]
