@@ -10,6 +10,8 @@
 //! 0x0704 batch. Other ids are `Unknown`.
 
 pub mod location;
+pub mod params;
+pub mod query_params_answer;
 pub mod register;
 pub mod resend;
 pub mod response;
@@ -20,6 +22,8 @@ use serde::{Serialize, Serializer};
 use crate::{BodyError, Header, Version};
 
 pub use location::{LocationItem, LocationReport};
+pub use params::{param_by_id, param_by_name, Param, ParamDef, ParamType, ParamValue};
+pub use query_params_answer::QueryParamsAnswer;
 pub use register::{Authenticate, Register, RegisterResponse};
 pub use resend::ResendRequest;
 pub use response::GeneralResponse;
@@ -69,6 +73,8 @@ pub enum Message {
         batch_type: u8,
         items: Vec<LocationReport>,
     },
+    /// 0x0104 query-parameters answer.
+    QueryParamsAnswer(QueryParamsAnswer),
     /// Any id without a typed body here: the raw body.
     Unknown {
         msg_id: u16,
@@ -252,6 +258,7 @@ impl Message {
                 }
                 Message::LocationBatch { batch_type, items }
             }
+            0x0104 => Message::QueryParamsAnswer(QueryParamsAnswer::decode(body)?),
             _ => Message::Unknown {
                 msg_id: id,
                 body: body.to_vec(),
@@ -276,6 +283,7 @@ impl Message {
             Message::LocationAnswer { .. } => 0x0201,
             Message::VehicleControlAnswer { .. } => 0x0500,
             Message::LocationBatch { .. } => 0x0704,
+            Message::QueryParamsAnswer(_) => 0x0104,
             Message::Unknown { msg_id, .. } => *msg_id,
         }
     }
@@ -324,6 +332,7 @@ impl Message {
                     out.extend_from_slice(&b);
                 }
             }
+            Message::QueryParamsAnswer(a) => a.encode(&mut out)?,
             Message::Unknown { body, .. } => out.extend_from_slice(body),
         }
         Ok(out)
@@ -334,6 +343,7 @@ impl Message {
         match self {
             Message::TerminalResponse(r) | Message::PlatformResponse(r) => Some(r.reply_serial),
             Message::RegisterResponse(r) => Some(r.reply_serial),
+            Message::QueryParamsAnswer(a) => Some(a.reply_serial),
             Message::LocationAnswer { reply_serial, .. }
             | Message::VehicleControlAnswer { reply_serial, .. } => Some(*reply_serial),
             _ => None,
