@@ -1,0 +1,321 @@
+//! `vgate decode PROTOCOL [--raw] [HEX ...]` (contract §1).
+//!
+//! Each input (an argument, or a line of stdin) is one wire frame in hex, spaces allowed.
+//! Every frame goes through the same frame codec the listeners use, and JT/T 808 frames
+//! through one subpackage reassembler, so a subpackaged message given as its packages
+//! decodes as one message. Each decoded message prints as normalized event JSON lines
+//! (or, with `--raw`, the protocol-level message). A frame that does not decode prints one
+//! line on stderr naming the frame and the reason; the others are still printed, and the
+//! exit status is then 1.
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use bytes::BytesMut;
+use codecs::EventContext;
+use tokio_util::codec::Decoder;
+
+use crate::cli::{DecodeArgs, WireProtocol};
+use crate::Failure;
+
+/// Runs the subcommand.
+pub fn run(args: DecodeArgs) -> Result<(), Failure> {
+    let offset = parse_utc_offset(&args.device_tz).ok_or_else(|| {
+        Failure::Usage(anyhow!(
+            "--device-tz {:?}: expected +HH:MM or -HH:MM",
+            args.device_tz
+        ))
+    })?;
+    let mut ctx = EventContext::now(crate::node::default_node_id());
+    ctx.device_utc_offset_secs = offset;
+
+    let inputs: Vec<String> = if args.hex.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<_, _>>()
+            .map_err(|e| Failure::Input(anyhow!("reading stdin: {e}")))?
+    } else {
+        args.hex.clone()
+    };
+
+    let mut decoder: Box<dyn FrameDecoder> = match args.protocol {
+        WireProtocol::Jt808 => Box::new(Jt808Decoder::new(args.lenient_checksum)),
+        WireProtocol::Gbt32960 => Box::new(Gbt32960Decoder::new()),
+    };
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failures = 0usize;
+    let mut frames = 0usize;
+    for line in &inputs {
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        frames += 1;
+        let label = format!("frame {frames} ({})", abbreviate(text));
+        let bytes = match parse_hex(text) {
+            Ok(b) => b,
+            Err(reason) => {
+                eprintln!("{label}: {reason}");
+                failures += 1;
+                continue;
+            }
+        };
+        ctx.received_at = chrono::Utc::now();
+        for item in decoder.decode(&bytes, &ctx, args.raw) {
+            match item {
+                Ok(json) => {
+                    let _ = writeln!(out, "{json}");
+                }
+                Err(reason) => {
+                    eprintln!("{label}: {reason}");
+                    failures += 1;
+                }
+            }
+        }
+    }
+    for reason in decoder.finish() {
+        eprintln!("{reason}");
+        failures += 1;
+    }
+    let _ = out.flush();
+    if failures > 0 {
+        return Err(Failure::Input(anyhow!(
+            "{failures} frame(s) did not decode"
+        )));
+    }
+    Ok(())
+}
+
+/// One protocol's path from wire bytes to output lines.
+trait FrameDecoder {
+    /// Decodes the frames in `bytes`; each item is a JSON line or an error reason.
+    fn decode(
+        &mut self,
+        bytes: &[u8],
+        ctx: &EventContext,
+        raw: bool,
+    ) -> Vec<Result<String, String>>;
+    /// Reasons for what is left incomplete at the end of input.
+    fn finish(&mut self) -> Vec<String>;
+}
+
+struct Jt808Decoder {
+    codec: jt808::Codec,
+    reassembler: jt808::subpackage::Reassembler,
+}
+
+impl Jt808Decoder {
+    fn new(lenient: bool) -> Self {
+        let cfg = jt808::CodecConfig {
+            checksum: if lenient {
+                jt808::ChecksumPolicy::Lenient
+            } else {
+                jt808::ChecksumPolicy::Strict
+            },
+            ..Default::default()
+        };
+        Jt808Decoder {
+            codec: jt808::Codec::new(cfg),
+            reassembler: jt808::subpackage::Reassembler::new(Default::default()),
+        }
+    }
+
+    fn message(
+        &mut self,
+        frame: jt808::Frame,
+        ctx: &EventContext,
+        raw: bool,
+        out: &mut Vec<Result<String, String>>,
+    ) {
+        if frame.header.encryption != jt808::Encryption::None {
+            out.push(Err(format!(
+                "message 0x{:04x}: body is encrypted ({:?}); not decoded",
+                frame.header.msg_id, frame.header.encryption
+            )));
+            return;
+        }
+        match jt808::Message::decode(&frame.header, &frame.body) {
+            Ok(msg) => {
+                if raw {
+                    out.push(Ok(jt808::raw_json(&frame.header, &msg).to_string()));
+                } else {
+                    for ev in jt808::normalize(&frame.header, &msg, ctx) {
+                        out.push(Ok(ev.to_json()));
+                    }
+                }
+            }
+            Err(e) => out.push(Err(e.to_string())),
+        }
+    }
+}
+
+impl FrameDecoder for Jt808Decoder {
+    fn decode(
+        &mut self,
+        bytes: &[u8],
+        ctx: &EventContext,
+        raw: bool,
+    ) -> Vec<Result<String, String>> {
+        let mut out = Vec::new();
+        let mut buf = BytesMut::from(bytes);
+        loop {
+            match self.codec.decode_eof(&mut buf) {
+                Ok(Some(Ok(frame))) => {
+                    if frame.header.package.is_some() {
+                        match self.reassembler.push(frame, Instant::now()) {
+                            Ok(Some(whole)) => self.message(whole.frame, ctx, raw, &mut out),
+                            Ok(None) => {}
+                            Err(e) => out.push(Err(e.to_string())),
+                        }
+                    } else {
+                        self.message(frame, ctx, raw, &mut out);
+                    }
+                }
+                Ok(Some(Err(bad))) => out.push(Err(bad.error.to_string())),
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        if out.is_empty() && !self.reassembler.is_empty() {
+            // A package was stored: nothing to print yet, and nothing wrong.
+        } else if out.is_empty() && bytes.iter().all(|b| *b != 0x7e) {
+            out.push(Err("no 0x7e-delimited frame in the input".to_owned()));
+        }
+        out
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        let later = Instant::now() + Duration::from_secs(24 * 3600);
+        self.reassembler
+            .poll(later)
+            .into_iter()
+            .map(|ev| format!("incomplete subpackaged message: {ev:?}"))
+            .collect()
+    }
+}
+
+struct Gbt32960Decoder {
+    codec: gbt32960::Codec,
+}
+
+impl Gbt32960Decoder {
+    fn new() -> Self {
+        Gbt32960Decoder {
+            codec: gbt32960::Codec::default(),
+        }
+    }
+}
+
+impl FrameDecoder for Gbt32960Decoder {
+    fn decode(
+        &mut self,
+        bytes: &[u8],
+        ctx: &EventContext,
+        raw: bool,
+    ) -> Vec<Result<String, String>> {
+        let mut out = Vec::new();
+        let mut buf = BytesMut::from(bytes);
+        loop {
+            match self.codec.decode_eof(&mut buf) {
+                Ok(Some(Ok(frame))) => match gbt32960::Message::decode(&frame) {
+                    Ok(msg) => {
+                        if raw {
+                            out.push(Ok(gbt32960::raw_json(&frame, &msg).to_string()));
+                        } else {
+                            for ev in gbt32960::normalize_message(&frame, &msg, ctx) {
+                                out.push(Ok(ev.to_json()));
+                            }
+                        }
+                    }
+                    Err(e) => out.push(Err(e.to_string())),
+                },
+                Ok(Some(Err(bad))) => out.push(Err(bad.error.to_string())),
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push(Err("no complete ## or $$ frame in the input".to_owned()));
+        }
+        out
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Parses hex with optional spaces, tabs, `:` separators and an optional `0x` prefix.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let clean: String = t
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    hex::decode(&clean).map_err(|e| format!("invalid hex: {e}"))
+}
+
+/// The first and last characters of a long hex string, for error lines.
+fn abbreviate(text: &str) -> String {
+    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if clean.len() <= 48 {
+        clean
+    } else {
+        format!("{}...{}", &clean[..24], &clean[clean.len() - 16..])
+    }
+}
+
+/// Parses `+08:00`, `-05:30`, `+8`, `Z`/`UTC` into seconds east of UTC.
+pub fn parse_utc_offset(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
+        return Some(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => (1, s),
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
+        None => (rest.parse::<i32>().ok()?, 0),
+    };
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return None;
+    }
+    Some(sign * (h * 3600 + m * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_parse_in_every_usual_spelling() {
+        assert_eq!(parse_utc_offset("+08:00"), Some(28800));
+        assert_eq!(parse_utc_offset("-05:30"), Some(-19800));
+        assert_eq!(parse_utc_offset("8"), Some(28800));
+        assert_eq!(parse_utc_offset("UTC"), Some(0));
+        assert_eq!(parse_utc_offset("+25:00"), None);
+    }
+
+    #[test]
+    fn hex_with_spaces_and_prefix_parses() {
+        assert_eq!(parse_hex("0x7e 00 01 7E"), Ok(vec![0x7e, 0, 1, 0x7e]));
+        assert!(parse_hex("7g").is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! TCP listeners: bind with a large backlog, accept, and hand each connection to a session.
+//!
+//! tokio's default backlog (128) overflows when thousands of vehicles reconnect at once
+//! after a base-station handover or a gateway restart; the kernel then drops SYNs and the
+//! terminals back off for minutes. We bind with [`BACKLOG`] (capped by the kernel's
+//! `somaxconn`). Accept errors such as EMFILE are logged and retried after a pause instead
+//! of ending the listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// The listen backlog requested from the kernel.
+pub const BACKLOG: u32 = 65_535;
+
+/// Binds `addr` with a large backlog and SO_REUSEADDR.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .with_context(|| format!("creating a socket for {addr}"))?;
+    socket
+        .set_reuseaddr(true)
+        .with_context(|| format!("SO_REUSEADDR on {addr}"))?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("binding {addr}"))?;
+    socket
+        .listen(BACKLOG)
+        .with_context(|| format!("listening on {addr}"))
+}
+
+/// Accepts connections until `shutdown` is cancelled, spawning `serve(stream, peer)` for each.
+pub async fn accept_loop<F, Fut>(
+    name: &'static str,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                metrics::counter!("vgate_connections_total", "listener" => name).increment(1);
+                tokio::spawn(serve(stream, peer));
+            }
+            Err(e) => {
+                // EMFILE/ENFILE/ECONNABORTED: keep the listener alive, back off briefly.
+                metrics::counter!("vgate_accept_errors_total", "listener" => name).increment(1);
+                warn!(listener = name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    info!(listener = name, "stopped accepting");
+}

@@ -1,0 +1,199 @@
+//! `vgate run`: start the bridge, the listeners and the HTTP server; stop gracefully.
+//!
+//! Start-up order: metrics recorder, MQTT bridge (embedded broker first when no external
+//! broker is configured; a refusal by the broker is a clear error and exit 2), then the
+//! listeners, each announced on stdout as `listening <name> <addr>` once bound, so scripts
+//! can wait for it. On SIGTERM/SIGINT: stop accepting, close every session (each publishes
+//! its vehicle offline with reason `shutdown`), flush the bridge, exit 0.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::registry::{LocalRegistry, Registry};
+use crate::session::{self, Shared};
+use crate::sink::Sink;
+use crate::Failure;
+
+/// How long shutdown waits for sessions to publish their offline presence.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the gateway until a signal.
+pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
+    let cfg = Config::load(config.as_deref()).map_err(Failure::Usage)?;
+    init_tracing(&cfg.log);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vgate")
+        .build()
+        .map_err(|e| Failure::Usage(anyhow!("starting the runtime: {e}")))?;
+    rt.block_on(serve(cfg))
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn announce(name: &str, addr: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening {name} {addr}");
+    let _ = out.flush();
+}
+
+async fn serve(cfg: Config) -> Result<(), Failure> {
+    let prometheus =
+        crate::metrics::install().map_err(|e| Failure::Usage(anyhow!("metrics: {e}")))?;
+    let node: Arc<str> = Arc::from(cfg.node_id());
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("data_dir {}: cannot create it", cfg.data_dir.display()))
+        .map_err(Failure::Usage)?;
+
+    let bridge = mqtt_bridge::Bridge::start(&cfg.mqtt, &node, &cfg.topic_prefix)
+        .await
+        .map_err(|e| Failure::Usage(anyhow!("MQTT: {e}")))?;
+    if let Some(addr) = bridge.embedded_addr() {
+        announce("mqtt", addr);
+    }
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let registry: Arc<dyn Registry> = Arc::new(LocalRegistry::new());
+    let shared = Shared {
+        node: node.clone(),
+        sink: Sink::Mqtt(bridge.publisher()),
+        registry: registry.clone(),
+        shutdown: shutdown.clone(),
+    };
+
+    if let Some(addr) = cfg.jt808.listen.addr() {
+        let listener = crate::listener::bind(addr)
+            .map_err(|e| Failure::Usage(anyhow!("jt808.listen: {e:#}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::Usage(e.into()))?;
+        let auth = Authenticator::new(session::jt808::LISTENER, &cfg.jt808.auth, &cfg.data_dir)
+            .await
+            .map_err(|e| Failure::Usage(e.context("jt808.auth")))?;
+        let l = Arc::new(session::jt808::Listener {
+            device_offset_secs: crate::decode::parse_utc_offset(&cfg.jt808.device_tz)
+                .unwrap_or(8 * 3600),
+            cfg: cfg.jt808.clone(),
+            auth,
+            shared: shared.clone(),
+        });
+        let t = tracker.clone();
+        tracker.spawn(crate::listener::accept_loop(
+            session::jt808::LISTENER,
+            listener,
+            shutdown.clone(),
+            move |stream, peer| {
+                let l = l.clone();
+                t.track_future(session::jt808::serve(stream, peer, l))
+            },
+        ));
+        announce("jt808", local);
+    }
+
+    if let Some(addr) = cfg.gbt32960.listen.addr() {
+        let listener = crate::listener::bind(addr)
+            .map_err(|e| Failure::Usage(anyhow!("gbt32960.listen: {e:#}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::Usage(e.into()))?;
+        let auth = Authenticator::new(
+            session::gbt32960::LISTENER,
+            &cfg.gbt32960.auth,
+            &cfg.data_dir,
+        )
+        .await
+        .map_err(|e| Failure::Usage(e.context("gbt32960.auth")))?;
+        let l = Arc::new(session::gbt32960::Listener {
+            device_offset_secs: crate::decode::parse_utc_offset(&cfg.gbt32960.device_tz)
+                .unwrap_or(8 * 3600),
+            cfg: cfg.gbt32960.clone(),
+            auth,
+            shared: shared.clone(),
+        });
+        let t = tracker.clone();
+        tracker.spawn(crate::listener::accept_loop(
+            session::gbt32960::LISTENER,
+            listener,
+            shutdown.clone(),
+            move |stream, peer| {
+                let l = l.clone();
+                t.track_future(session::gbt32960::serve(stream, peer, l))
+            },
+        ));
+        announce("gbt32960", local);
+    }
+
+    if let Some(addr) = cfg.http.listen.addr() {
+        let listener = crate::listener::bind(addr)
+            .map_err(|e| Failure::Usage(anyhow!("http.listen: {e:#}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::Usage(e.into()))?;
+        let (reg, sd) = (registry.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(listener, prometheus, reg, sd).await {
+                warn!(error = %e, "http server stopped");
+            }
+        });
+        announce("http", local);
+    }
+
+    info!(node = %node, "vgate running");
+    wait_for_signal().await;
+    info!("shutting down: closing sessions");
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            open = tracker.len(),
+            "sessions still open after the drain timeout"
+        );
+    }
+    if let Err(e) = bridge.shutdown().await {
+        warn!(error = %e, "MQTT bridge did not flush everything before stopping");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

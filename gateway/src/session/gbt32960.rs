@@ -1,0 +1,465 @@
+//! The GB/T 32960 session: vehicle login -> real-time/reissue -> logout (GB/T 32960.3
+//! appendix B), or platform login for platform-to-platform links.
+//!
+//! ```text
+//! vehicle                          vgate
+//!   0x01 login  ────────────────▶  auth.login ─▶ success (Beijing time); registry claim; presence
+//!   0x02 real-time / 0x03 reissue ▶ normalize ─▶ MQTT; no reply when correct,
+//!                                   an error flag when malformed (configurable)
+//!   0x07 heartbeat, 0x08 time ──▶  success (0x08 with the current Beijing time)
+//!   0x04 logout ────────────────▶  lifecycle logout; presence offline; close
+//!   0x05 / 0x06 platform login/logout ▶ checked against configured credentials
+//! ```
+//!
+//! Both editions (`##` 2016 and `$$` 2025) are accepted on one listener; each reply uses the
+//! edition of the frame it answers. A frame whose response flag is not 0xFE is itself an
+//! answer (to a command) and is never answered.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
+use codecs::time::LocalTime;
+use codecs::{Data, Event, EventContext};
+use futures::StreamExt;
+use gbt32960::msg::Message;
+use gbt32960::{Edition, Frame};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+
+use super::jt808::presence_label;
+use super::{BadFrameLog, OpenConnection, Shared};
+use crate::auth::{Authenticator, Decision};
+use crate::config::{BeforeLogin, Gbt32960Config, ReplyStyle};
+use crate::registry::{next_session_id, Control, SessionHandle};
+
+/// Listener name in metrics and logs.
+pub const LISTENER: &str = "gbt32960";
+
+/// Everything the GB/T 32960 sessions of one listener share.
+pub struct Listener {
+    pub cfg: Gbt32960Config,
+    pub auth: Authenticator,
+    pub shared: Shared,
+    pub device_offset_secs: i32,
+}
+
+impl Listener {
+    fn idle_timeout(&self) -> Duration {
+        let s = if self.cfg.idle_timeout_s == 0 {
+            self.cfg.heartbeat_s.saturating_mul(3)
+        } else {
+            self.cfg.idle_timeout_s
+        };
+        Duration::from_secs(s.max(1))
+    }
+
+    fn reply_style(&self) -> gbt32960::ReplyStyle {
+        match self.cfg.reply_style {
+            ReplyStyle::TimeOnly => gbt32960::ReplyStyle::TimeOnly,
+            ReplyStyle::Echo => gbt32960::ReplyStyle::Echo,
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Close(PresenceReason),
+}
+
+struct Session<W> {
+    l: Arc<Listener>,
+    peer: SocketAddr,
+    writer: W,
+    id: u64,
+    control_tx: mpsc::Sender<Control>,
+    vehicle: Option<Arc<str>>,
+    edition: Edition,
+    bad_frames: u32,
+    bad_log: BadFrameLog,
+    last_rx: Instant,
+}
+
+/// Serves one connection until it closes, times out, is taken over or the gateway stops.
+pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _open = OpenConnection::new(LISTENER);
+    let (rd, wr) = tokio::io::split(stream);
+    let codec = gbt32960::Codec::new(gbt32960::CodecConfig {
+        max_frame_len: l.cfg.max_frame_len,
+        ..Default::default()
+    });
+    let mut frames = FramedRead::new(rd, codec);
+    let (control_tx, mut control_rx) = mpsc::channel(4);
+    let mut s = Session {
+        l: l.clone(),
+        peer,
+        writer: wr,
+        id: next_session_id(),
+        control_tx,
+        vehicle: None,
+        edition: Edition::V2016,
+        bad_frames: 0,
+        bad_log: BadFrameLog::default(),
+        last_rx: Instant::now(),
+    };
+    let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
+    let idle = l.idle_timeout();
+    let shutdown = l.shared.shutdown.clone();
+    let reason = loop {
+        let deadline = if s.vehicle.is_some() {
+            tokio::time::Instant::from_std(s.last_rx + idle)
+        } else {
+            login_deadline
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break PresenceReason::Shutdown,
+            Some(ctrl) = control_rx.recv() => match ctrl {
+                Control::Close(r) => break r,
+            },
+            _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
+            item = frames.next() => match item {
+                None => break PresenceReason::Closed,
+                Some(Err(e)) => {
+                    debug!(%peer, error = %e, "read error");
+                    break PresenceReason::Error;
+                }
+                Some(Ok(Err(bad))) => {
+                    let answer = match (&bad.vin, bad.edition, bad.command) {
+                        (Some(vin), Some(ed), Some(cmd)) => Some((vin.clone(), ed, cmd)),
+                        _ => None,
+                    };
+                    if let Flow::Close(r) = s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer).await { break r; }
+                }
+                Some(Ok(Ok(frame))) => {
+                    s.last_rx = Instant::now();
+                    if let Flow::Close(r) = s.on_frame(frame).await { break r; }
+                }
+            }
+        }
+    };
+    s.finish(reason).await;
+}
+
+/// Beijing (device-zone) time now, as the replies carry it regardless of the host's zone.
+fn device_now(offset_secs: i32) -> LocalTime {
+    LocalTime::from_utc(chrono::Utc::now(), offset_secs)
+}
+
+impl<W: AsyncWrite + Unpin> Session<W> {
+    fn ctx(&self) -> EventContext {
+        EventContext {
+            gateway: self.l.shared.node.clone(),
+            received_at: chrono::Utc::now(),
+            device_utc_offset_secs: self.l.device_offset_secs,
+        }
+    }
+
+    async fn write(&mut self, frame: &Frame) -> Flow {
+        metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => command_label(frame.command)).increment(1);
+        if self.writer.write_all(&frame.to_wire()).await.is_err() {
+            return Flow::Close(PresenceReason::Closed);
+        }
+        Flow::Continue
+    }
+
+    async fn reply(&mut self, to: &Frame, flag: gbt32960::ResponseFlag) -> Flow {
+        let frame = gbt32960::reply(
+            to,
+            flag,
+            device_now(self.l.device_offset_secs),
+            self.l.reply_style(),
+        );
+        self.write(&frame).await
+    }
+
+    async fn publish(&self, events: Vec<Event>) -> Flow {
+        for ev in events {
+            if self.l.shared.sink.publish(ev).await.is_err() {
+                return Flow::Close(PresenceReason::Shutdown);
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_bad_frame(
+        &mut self,
+        detail: &str,
+        reason: &'static str,
+        raw: &[u8],
+        answer: Option<(String, Edition, u8)>,
+    ) -> Flow {
+        metrics::counter!("vgate_decode_errors_total", "protocol" => "gbt32960", "reason" => reason).increment(1);
+        let vehicle = self.vehicle.clone();
+        self.bad_log.log(
+            "gbt32960",
+            self.peer,
+            vehicle.as_deref(),
+            reason,
+            detail,
+            raw,
+        );
+        if let Some((vin, edition, command)) = answer {
+            if self.l.cfg.reply_on_error && matches!(command, 0x02 | 0x03) {
+                let to = Frame {
+                    edition,
+                    command,
+                    response: 0xFE,
+                    vin,
+                    encryption: gbt32960::Encryption::None,
+                    data: bytes::Bytes::new(),
+                };
+                if let Flow::Close(r) = self.reply(&to, gbt32960::ResponseFlag::Error).await {
+                    return Flow::Close(r);
+                }
+            }
+        }
+        self.bad_frames += 1;
+        if self.bad_frames >= self.l.cfg.max_bad_frames {
+            warn!(peer = %self.peer, bad_frames = self.bad_frames, "closing: too many bad frames");
+            return Flow::Close(PresenceReason::Error);
+        }
+        Flow::Continue
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Flow {
+        let msg = match Message::decode(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                let detail = format!("command 0x{:02x}: {e}", frame.command);
+                let answer = Some((frame.vin.clone(), frame.edition, frame.command));
+                return self
+                    .on_bad_frame(&detail, body_reason(&e), &frame.data, answer)
+                    .await;
+            }
+        };
+        metrics::counter!("vgate_frames_in_total", "protocol" => "gbt32960", "msg_id" => command_label(frame.command)).increment(1);
+        if frame.response != 0xFE {
+            // An answer from the vehicle (to a query/set/control): published, never answered.
+            return match &self.vehicle {
+                Some(v) if **v == *frame.vin => {
+                    let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
+                    self.publish(events).await
+                }
+                _ => Flow::Continue,
+            };
+        }
+        match frame.command {
+            0x01 => return self.on_login(&frame, &msg).await,
+            0x05 => return self.on_platform_login(&frame, &msg).await,
+            _ => {}
+        }
+        let Some(vehicle) = self.vehicle.clone() else {
+            return match self.l.cfg.before_login {
+                BeforeLogin::Ignore => {
+                    debug!(peer = %self.peer, command = frame.command, "frame before login ignored");
+                    Flow::Continue
+                }
+                BeforeLogin::Close => Flow::Close(PresenceReason::Error),
+            };
+        };
+        if *frame.vin != *vehicle {
+            warn!(peer = %self.peer, vehicle = %vehicle, vin = %frame.vin, "frame for another vehicle on this connection ignored");
+            return Flow::Continue;
+        }
+        self.edition = frame.edition;
+        let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
+        if let Flow::Close(r) = self.publish(events).await {
+            return Flow::Close(r);
+        }
+        match frame.command {
+            0x07 | 0x08 => self.reply(&frame, gbt32960::ResponseFlag::Success).await,
+            0x04 => Flow::Close(PresenceReason::Logout),
+            0x06 => {
+                let _ = self.reply(&frame, gbt32960::ResponseFlag::Success).await;
+                Flow::Close(PresenceReason::Logout)
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    async fn refuse(&mut self, frame: &Frame, reason: &str) -> Flow {
+        metrics::counter!("vgate_login_refusals_total", "protocol" => "gbt32960", "reason" => reason.to_owned()).increment(1);
+        info!(peer = %self.peer, vin = %frame.vin, reason, "vehicle refused");
+        if codecs::vehicle_id::validate(&frame.vin).is_ok() {
+            let lc = Lifecycle::new(LifecycleKind::Rejected).because(reason);
+            let ev = Event::new(
+                &self.ctx(),
+                Arc::from(frame.vin.as_str()),
+                frame.edition.protocol(),
+                None,
+                None,
+                Data::Lifecycle(lc),
+            );
+            let _ = self.publish(vec![ev]).await;
+        }
+        let _ = self.writer.flush().await;
+        Flow::Close(PresenceReason::Error)
+    }
+
+    async fn on_login(&mut self, frame: &Frame, msg: &Message) -> Flow {
+        if let Err(e) = codecs::vehicle_id::validate(&frame.vin) {
+            warn!(peer = %self.peer, error = %e, "login refused: invalid VIN");
+            let _ = self.reply(frame, gbt32960::ResponseFlag::Error).await;
+            return self.refuse(frame, "invalid_vehicle_id").await;
+        }
+        let iccid = match msg {
+            Message::VehicleLogin(l) => Some(l.iccid.clone()),
+            _ => None,
+        };
+        match self
+            .l
+            .auth
+            .login(&frame.vin, iccid.as_deref(), &self.peer.to_string())
+            .await
+        {
+            Decision::Deny { reason } => {
+                let flag = match frame.edition {
+                    Edition::V2025 => gbt32960::ResponseFlag::VinUnknown,
+                    Edition::V2016 => gbt32960::ResponseFlag::Error,
+                };
+                let _ = self.reply(frame, flag).await;
+                self.refuse(frame, reason.as_str()).await
+            }
+            Decision::Allow { .. } => self.logged_in(frame, msg).await,
+        }
+    }
+
+    async fn on_platform_login(&mut self, frame: &Frame, msg: &Message) -> Flow {
+        let ok = match msg {
+            Message::PlatformLogin(p) => self
+                .l
+                .cfg
+                .platform_users
+                .iter()
+                .any(|u| u.user == p.user && u.password == p.password),
+            _ => false,
+        };
+        if !ok || codecs::vehicle_id::validate(&frame.vin).is_err() {
+            let _ = self.reply(frame, gbt32960::ResponseFlag::Error).await;
+            return self.refuse(frame, "bad_platform_credentials").await;
+        }
+        self.logged_in(frame, msg).await
+    }
+
+    async fn logged_in(&mut self, frame: &Frame, msg: &Message) -> Flow {
+        if let Flow::Close(r) = self.reply(frame, gbt32960::ResponseFlag::Success).await {
+            return Flow::Close(r);
+        }
+        self.edition = frame.edition;
+        let vehicle: Arc<str> = Arc::from(frame.vin.as_str());
+        let handle = SessionHandle {
+            id: self.id,
+            protocol: frame.edition.protocol(),
+            peer: self.peer,
+            since: chrono::Utc::now(),
+            control: self.control_tx.clone(),
+        };
+        let old = self.l.shared.registry.claim(&vehicle, handle);
+        let already_mine = self.vehicle.as_deref() == Some(&*vehicle);
+        self.vehicle = Some(vehicle.clone());
+        metrics::counter!("vgate_logins_total", "protocol" => "gbt32960").increment(1);
+        let mut events = gbt32960::normalize_message(frame, msg, &self.ctx());
+        if let Some(old) = old.filter(|o| o.id != self.id) {
+            let _ = old
+                .control
+                .try_send(Control::Close(PresenceReason::Takeover));
+            let lc = Lifecycle::new(LifecycleKind::Takeover)
+                .with("previous_peer", old.peer.to_string())
+                .with("peer", self.peer.to_string());
+            events.push(Event::new(
+                &self.ctx(),
+                vehicle.clone(),
+                frame.edition.protocol(),
+                None,
+                None,
+                Data::Lifecycle(lc),
+            ));
+        }
+        if let Flow::Close(r) = self.publish(events).await {
+            return Flow::Close(r);
+        }
+        if !already_mine {
+            let ctx = self.ctx();
+            let _ = self
+                .l
+                .shared
+                .sink
+                .presence(
+                    &ctx,
+                    vehicle,
+                    frame.edition.protocol(),
+                    true,
+                    PresenceReason::Login,
+                    Some(self.peer.to_string()),
+                )
+                .await;
+        }
+        Flow::Continue
+    }
+
+    async fn finish(mut self, reason: PresenceReason) {
+        let _ = self.writer.flush().await;
+        let _ = self.writer.shutdown().await;
+        metrics::counter!("vgate_sessions_closed_total", "protocol" => "gbt32960", "reason" => presence_label(reason)).increment(1);
+        if let Some(vehicle) = self.vehicle.take() {
+            let held = self.l.shared.registry.release(&vehicle, self.id);
+            if held && reason != PresenceReason::Takeover {
+                let ctx = self.ctx();
+                let _ = self
+                    .l
+                    .shared
+                    .sink
+                    .presence(
+                        &ctx,
+                        vehicle.clone(),
+                        self.edition.protocol(),
+                        false,
+                        reason,
+                        Some(self.peer.to_string()),
+                    )
+                    .await;
+            }
+            info!(peer = %self.peer, vehicle = %vehicle, reason = presence_label(reason), "session closed");
+        }
+    }
+}
+
+/// A bounded metric label for a command byte.
+fn command_label(c: u8) -> &'static str {
+    match c {
+        0x01 => "0x01",
+        0x02 => "0x02",
+        0x03 => "0x03",
+        0x04 => "0x04",
+        0x05 => "0x05",
+        0x06 => "0x06",
+        0x07 => "0x07",
+        0x08 => "0x08",
+        0x09 => "0x09",
+        0x0A => "0x0a",
+        0x0B => "0x0b",
+        0x80 => "0x80",
+        0x81 => "0x81",
+        0x82 => "0x82",
+        _ => "other",
+    }
+}
+
+/// A bounded metric label for a body that does not parse.
+fn body_reason(e: &gbt32960::BodyError) -> &'static str {
+    match e {
+        gbt32960::BodyError::TooShort { .. } => "body_too_short",
+        gbt32960::BodyError::TrailingBytes { .. } => "trailing_bytes",
+        gbt32960::BodyError::Encrypted { .. } => "encrypted_no_key",
+        gbt32960::BodyError::UnsupportedEncryption { .. } => "unsupported_encryption",
+        gbt32960::BodyError::Decrypt { .. } => "decrypt_failed",
+        _ => "body_invalid",
+    }
+}

@@ -1,0 +1,651 @@
+//! The JT/T 808 session: register -> authenticate -> report, as JT/T 808-2019 §8 orders it.
+//!
+//! ```text
+//! terminal                         vgate
+//!   0x0100 register  ───────────▶  auth.register  ─▶ 0x8100 (result, auth code)
+//!   0x0102 authenticate ────────▶  auth.authenticate ─▶ 0x8001; registry claim; presence online
+//!   0x0200 / 0x0704 / ... ──────▶  normalize ─▶ MQTT; 0x8001 (result 0, 3 if unsupported)
+//!   0x0004 query time ──────────▶  0x8004 (UTC)
+//!   packages of a long message ─▶  reassembled; 0x8003 for the missing ones
+//!   0x0003 logout ──────────────▶  0x8001; presence offline (logout); close
+//! ```
+//!
+//! Replies use the terminal's own edition and phone field (2019's 10-byte BCD phone and
+//! protocol-version byte included). A bad frame is counted, logged with its hex, answered
+//! with 0x8001 result 2 when its header could be read, and the connection is closed only
+//! after `max_bad_frames` of them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
+use codecs::{Data, Event, EventContext};
+use futures::StreamExt;
+use jt808::msg::{self, Message};
+use jt808::{Frame, Header, Version};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+
+use super::{BadFrameLog, OpenConnection, Shared};
+use crate::auth::{Authenticator, Decision, RegisterRequest};
+use crate::config::{BeforeLogin, ChecksumMode, Jt808Config};
+use crate::registry::{next_session_id, Control, SessionHandle};
+
+/// Listener name in metrics and logs.
+pub const LISTENER: &str = "jt808";
+
+/// 0x8001 result codes (JT/T 808-2019 table 6 / §8.2).
+mod result {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const MESSAGE_ERROR: u8 = 2;
+    pub const UNSUPPORTED: u8 = 3;
+}
+
+/// Everything the JT/T 808 sessions of one listener share.
+pub struct Listener {
+    pub cfg: Jt808Config,
+    pub auth: Authenticator,
+    pub shared: Shared,
+    /// The terminals' clock offset from UTC, seconds.
+    pub device_offset_secs: i32,
+}
+
+impl Listener {
+    fn idle_timeout(&self) -> Duration {
+        let s = if self.cfg.idle_timeout_s == 0 {
+            self.cfg.heartbeat_s.saturating_mul(3)
+        } else {
+            self.cfg.idle_timeout_s
+        };
+        Duration::from_secs(s.max(1))
+    }
+}
+
+enum Flow {
+    Continue,
+    Close(PresenceReason),
+}
+
+struct Session<W> {
+    l: Arc<Listener>,
+    peer: SocketAddr,
+    writer: W,
+    id: u64,
+    control_tx: mpsc::Sender<Control>,
+    /// Set once authenticated.
+    vehicle: Option<Arc<str>>,
+    /// The edition the terminal speaks (refined by 0x0100's body length for 2011).
+    version: Option<Version>,
+    serial: u16,
+    bad_frames: u32,
+    bad_log: BadFrameLog,
+    reassembler: jt808::subpackage::Reassembler,
+    last_rx: Instant,
+}
+
+/// Serves one connection until it closes, times out, is taken over or the gateway stops.
+pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _open = OpenConnection::new(LISTENER);
+    let (rd, wr) = tokio::io::split(stream);
+    let codec = jt808::Codec::new(jt808::CodecConfig {
+        max_frame_len: l.cfg.max_frame_len,
+        checksum: match l.cfg.checksum {
+            ChecksumMode::Strict => jt808::ChecksumPolicy::Strict,
+            ChecksumMode::Lenient => jt808::ChecksumPolicy::Lenient,
+        },
+    });
+    let mut frames = FramedRead::new(rd, codec);
+    let (control_tx, mut control_rx) = mpsc::channel(4);
+    let reassembler = jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
+        quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
+        timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
+        ..Default::default()
+    });
+    let mut s = Session {
+        l: l.clone(),
+        peer,
+        writer: wr,
+        id: next_session_id(),
+        control_tx,
+        vehicle: None,
+        version: None,
+        serial: 0,
+        bad_frames: 0,
+        bad_log: BadFrameLog::default(),
+        reassembler,
+        last_rx: Instant::now(),
+    };
+    let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
+    let idle = l.idle_timeout();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = l.shared.shutdown.clone();
+
+    let reason = loop {
+        let deadline = if s.vehicle.is_some() {
+            tokio::time::Instant::from_std(s.last_rx + idle)
+        } else {
+            login_deadline
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break PresenceReason::Shutdown,
+            Some(ctrl) = control_rx.recv() => match ctrl {
+                Control::Close(r) => break r,
+            },
+            _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
+            _ = tick.tick() => {
+                if let Flow::Close(r) = s.poll_reassembly().await { break r; }
+            }
+            item = frames.next() => match item {
+                None => break PresenceReason::Closed,
+                Some(Err(e)) => {
+                    debug!(%peer, error = %e, "read error");
+                    break PresenceReason::Error;
+                }
+                Some(Ok(Err(bad))) => {
+                    if let Flow::Close(r) = s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None).await { break r; }
+                }
+                Some(Ok(Ok(frame))) => {
+                    s.last_rx = Instant::now();
+                    if let Flow::Close(r) = s.on_frame(frame).await { break r; }
+                }
+            }
+        }
+    };
+    s.finish(reason).await;
+}
+
+impl<W: AsyncWrite + Unpin> Session<W> {
+    fn ctx(&self) -> EventContext {
+        EventContext {
+            gateway: self.l.shared.node.clone(),
+            received_at: chrono::Utc::now(),
+            device_utc_offset_secs: self.l.device_offset_secs,
+        }
+    }
+
+    fn protocol(&self) -> codecs::Protocol {
+        self.version.unwrap_or_default().protocol()
+    }
+
+    async fn publish(&self, events: Vec<Event>) -> Flow {
+        for ev in events {
+            if self.l.shared.sink.publish(ev).await.is_err() {
+                return Flow::Close(PresenceReason::Shutdown);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn lifecycle(&self, header: &Header, vehicle: &str, lc: Lifecycle) -> Event {
+        Event::new(
+            &self.ctx(),
+            Arc::from(vehicle),
+            self.protocol(),
+            None,
+            Some(u32::from(header.serial)),
+            Data::Lifecycle(lc),
+        )
+    }
+
+    /// Sends a platform message to the terminal in its own edition and phone width.
+    async fn send(&mut self, to: &Header, msg: &Message) -> Flow {
+        let version = self.version.unwrap_or(to.version);
+        let body = match msg.encode_body(version) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(peer = %self.peer, error = %e, "cannot encode reply");
+                return Flow::Continue;
+            }
+        };
+        let header = Header {
+            msg_id: msg.msg_id(),
+            version: to.version,
+            protocol_version: to.protocol_version,
+            phone: to.phone.clone(),
+            serial: self.serial,
+            encryption: jt808::Encryption::None,
+            package: None,
+        };
+        let frames =
+            jt808::subpackage::split(&header, &body, crate::encode::JT808_MAX_PACKAGE_BODY);
+        self.serial = self.serial.wrapping_add(frames.len().max(1) as u16);
+        for f in frames {
+            let wire = f.to_wire();
+            metrics::counter!("vgate_frames_out_total", "protocol" => "jt808", "msg_id" => msg_label(header.msg_id)).increment(1);
+            if self.writer.write_all(&wire).await.is_err() {
+                return Flow::Close(PresenceReason::Closed);
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn general_response(&mut self, to: &Header, result: u8) -> Flow {
+        let msg = Message::PlatformResponse(msg::GeneralResponse {
+            reply_serial: to.serial,
+            reply_id: to.msg_id,
+            result,
+        });
+        self.send(to, &msg).await
+    }
+
+    async fn on_bad_frame(
+        &mut self,
+        detail: &str,
+        reason: &'static str,
+        raw: &[u8],
+        header: Option<&Header>,
+    ) -> Flow {
+        metrics::counter!("vgate_decode_errors_total", "protocol" => "jt808", "reason" => reason)
+            .increment(1);
+        let vehicle = self.vehicle.clone();
+        self.bad_log
+            .log("jt808", self.peer, vehicle.as_deref(), reason, detail, raw);
+        if let Some(h) = header {
+            if let Flow::Close(r) = self.general_response(h, result::MESSAGE_ERROR).await {
+                return Flow::Close(r);
+            }
+        }
+        self.bad_frames += 1;
+        if self.bad_frames >= self.l.cfg.max_bad_frames {
+            warn!(peer = %self.peer, bad_frames = self.bad_frames, "closing: too many bad frames");
+            return Flow::Close(PresenceReason::Error);
+        }
+        Flow::Continue
+    }
+
+    async fn poll_reassembly(&mut self) -> Flow {
+        for ev in self.reassembler.poll(Instant::now()) {
+            match ev {
+                jt808::subpackage::ReassemblyEvent::Missing {
+                    phone,
+                    msg_id,
+                    version,
+                    first_serial,
+                    missing,
+                } => {
+                    debug!(peer = %self.peer, msg_id, ?missing, "asking for missing packages (0x8003)");
+                    let to = Header {
+                        msg_id,
+                        version,
+                        protocol_version: if version == Version::V2019 { 1 } else { 0 },
+                        phone,
+                        serial: first_serial,
+                        encryption: jt808::Encryption::None,
+                        package: None,
+                    };
+                    let req = Message::ResendRequest(msg::ResendRequest {
+                        first_serial,
+                        ids: missing,
+                    });
+                    if let Flow::Close(r) = self.send(&to, &req).await {
+                        return Flow::Close(r);
+                    }
+                }
+                jt808::subpackage::ReassemblyEvent::Dropped { msg_id, .. } => {
+                    metrics::counter!("vgate_decode_errors_total", "protocol" => "jt808", "reason" => "subpackage_timeout").increment(1);
+                    warn!(peer = %self.peer, msg_id, "incomplete subpackaged message dropped");
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Flow {
+        if frame.header.encryption != jt808::Encryption::None {
+            let h = frame.header.clone();
+            let detail = format!("encrypted body ({:?}) without a key", h.encryption);
+            self.on_bad_frame(&detail, "encrypted", &frame.body, None)
+                .await;
+            return self.general_response(&h, result::UNSUPPORTED).await;
+        }
+        let frame = if frame.header.package.is_some() {
+            match self.reassembler.push(frame, Instant::now()) {
+                Ok(Some(whole)) => whole.frame,
+                Ok(None) => return Flow::Continue,
+                Err(e) => {
+                    let detail = e.to_string();
+                    return self.on_bad_frame(&detail, "subpackage", &[], None).await;
+                }
+            }
+        } else {
+            frame
+        };
+        let header = frame.header.clone();
+        let msg = match Message::decode(&header, &frame.body) {
+            Ok(m) => m,
+            Err(e) => {
+                let detail = format!("message 0x{:04x}: {e}", header.msg_id);
+                return self
+                    .on_bad_frame(&detail, e.reason(), &frame.body, Some(&header))
+                    .await;
+            }
+        };
+        let label = if matches!(msg, Message::Unknown { .. }) {
+            "unknown"
+        } else {
+            msg_label(header.msg_id)
+        };
+        metrics::counter!("vgate_frames_in_total", "protocol" => "jt808", "msg_id" => label)
+            .increment(1);
+        match &msg {
+            // 2011 and 2013 share a header; only the registration body's length tells them apart.
+            Message::Register(r) => self.version = Some(r.layout),
+            _ if self.version.is_none() => self.version = Some(header.version),
+            _ => {}
+        }
+        match &msg {
+            Message::Register(r) => return self.on_register(&header, r).await,
+            Message::Authenticate(a) => return self.on_authenticate(&header, a).await,
+            _ => {}
+        }
+        let Some(vehicle) = self.vehicle.clone() else {
+            return match self.l.cfg.before_auth {
+                BeforeLogin::Ignore => {
+                    debug!(peer = %self.peer, msg_id = header.msg_id, "frame before authentication ignored");
+                    self.general_response(&header, result::FAILURE).await
+                }
+                BeforeLogin::Close => Flow::Close(PresenceReason::Error),
+            };
+        };
+        if *header.phone != *vehicle {
+            warn!(peer = %self.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
+            return self.general_response(&header, result::FAILURE).await;
+        }
+        let started = Instant::now();
+        let events = jt808::normalize(&header, &msg, &self.ctx());
+        if let Flow::Close(r) = self.publish(events).await {
+            return Flow::Close(r);
+        }
+        metrics::histogram!("vgate_frame_to_publish_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match &msg {
+            Message::Logout => {
+                let lc = self.lifecycle(&header, &vehicle, Lifecycle::new(LifecycleKind::Logout));
+                let _ = self.publish(vec![lc]).await;
+                let _ = self.general_response(&header, result::OK).await;
+                return Flow::Close(PresenceReason::Logout);
+            }
+            Message::TimeQuery => {
+                let reply = Message::ServerTime(msg::ServerTime::at(chrono::Utc::now()));
+                return self.send(&header, &reply).await;
+            }
+            _ => {}
+        }
+        match msg::ack_policy(header.msg_id) {
+            msg::Ack::General => {
+                let result = if matches!(msg, Message::Unknown { .. }) {
+                    result::UNSUPPORTED
+                } else {
+                    result::OK
+                };
+                self.general_response(&header, result).await
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    async fn refuse(&mut self, header: &Header, reason: &str) -> Flow {
+        metrics::counter!("vgate_login_refusals_total", "protocol" => "jt808", "reason" => reason.to_owned()).increment(1);
+        info!(peer = %self.peer, phone = %header.phone, reason, "terminal refused");
+        if codecs::vehicle_id::validate(&header.phone).is_ok() {
+            let lc = self.lifecycle(
+                header,
+                &header.phone,
+                Lifecycle::new(LifecycleKind::Rejected).because(reason),
+            );
+            let _ = self.publish(vec![lc]).await;
+        }
+        let _ = self.writer.flush().await;
+        Flow::Close(PresenceReason::Error)
+    }
+
+    async fn on_register(&mut self, header: &Header, r: &msg::Register) -> Flow {
+        if let Err(e) = codecs::vehicle_id::validate(&header.phone) {
+            warn!(peer = %self.peer, error = %e, "register refused: invalid vehicle id");
+            let reply = Message::RegisterResponse(msg::RegisterResponse {
+                reply_serial: header.serial,
+                result: 2,
+                token: None,
+            });
+            let _ = self.send(header, &reply).await;
+            return self.refuse(header, "invalid_vehicle_id").await;
+        }
+        let req = RegisterRequest {
+            phone: header.phone.clone(),
+            plate: r.plate.clone(),
+            plate_color: r.plate_color,
+            manufacturer: r.manufacturer.clone(),
+            model: r.model.clone(),
+            terminal_id: r.terminal_id.clone(),
+            province: r.province,
+            city: r.city,
+            peer: self.peer.to_string(),
+        };
+        match self.l.auth.register(&req).await {
+            Decision::Allow { auth_code } => {
+                let reply = Message::RegisterResponse(msg::RegisterResponse {
+                    reply_serial: header.serial,
+                    result: 0,
+                    token: Some(auth_code.unwrap_or_default()),
+                });
+                if let Flow::Close(x) = self.send(header, &reply).await {
+                    return Flow::Close(x);
+                }
+                let events = jt808::normalize(header, &Message::Register(r.clone()), &self.ctx());
+                self.publish(events).await
+            }
+            Decision::Deny { reason } => {
+                let reply = Message::RegisterResponse(msg::RegisterResponse {
+                    reply_serial: header.serial,
+                    result: reason.jt808_register_result(),
+                    token: None,
+                });
+                let _ = self.send(header, &reply).await;
+                self.refuse(header, reason.as_str()).await
+            }
+        }
+    }
+
+    async fn on_authenticate(&mut self, header: &Header, a: &msg::Authenticate) -> Flow {
+        if let Err(e) = codecs::vehicle_id::validate(&header.phone) {
+            warn!(peer = %self.peer, error = %e, "authentication refused: invalid vehicle id");
+            let _ = self.general_response(header, result::FAILURE).await;
+            return self.refuse(header, "invalid_vehicle_id").await;
+        }
+        let decision = self
+            .l
+            .auth
+            .authenticate(
+                &header.phone,
+                &a.token,
+                a.imei.as_deref(),
+                &self.peer.to_string(),
+            )
+            .await;
+        match decision {
+            Decision::Deny { reason } => {
+                let _ = self.general_response(header, result::FAILURE).await;
+                self.refuse(header, reason.as_str()).await
+            }
+            Decision::Allow { .. } => {
+                if let Flow::Close(r) = self.general_response(header, result::OK).await {
+                    return Flow::Close(r);
+                }
+                let vehicle: Arc<str> = Arc::from(header.phone.as_str());
+                let handle = SessionHandle {
+                    id: self.id,
+                    protocol: self.protocol(),
+                    peer: self.peer,
+                    since: chrono::Utc::now(),
+                    control: self.control_tx.clone(),
+                };
+                let old = self.l.shared.registry.claim(&vehicle, handle);
+                let already_mine = self.vehicle.as_deref() == Some(&*vehicle);
+                self.vehicle = Some(vehicle.clone());
+                metrics::counter!("vgate_logins_total", "protocol" => "jt808").increment(1);
+                let mut events =
+                    jt808::normalize(header, &Message::Authenticate(a.clone()), &self.ctx());
+                if let Some(old) = old.filter(|o| o.id != self.id) {
+                    let _ = old
+                        .control
+                        .try_send(Control::Close(PresenceReason::Takeover));
+                    let lc = Lifecycle::new(LifecycleKind::Takeover)
+                        .with("previous_peer", old.peer.to_string())
+                        .with("peer", self.peer.to_string());
+                    events.push(self.lifecycle(header, &vehicle, lc));
+                }
+                if let Flow::Close(r) = self.publish(events).await {
+                    return Flow::Close(r);
+                }
+                if !already_mine {
+                    let ctx = self.ctx();
+                    let _ = self
+                        .l
+                        .shared
+                        .sink
+                        .presence(
+                            &ctx,
+                            vehicle,
+                            self.protocol(),
+                            true,
+                            PresenceReason::Login,
+                            Some(self.peer.to_string()),
+                        )
+                        .await;
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn finish(mut self, reason: PresenceReason) {
+        let _ = self.writer.flush().await;
+        let _ = self.writer.shutdown().await;
+        metrics::counter!("vgate_sessions_closed_total", "protocol" => "jt808", "reason" => presence_label(reason)).increment(1);
+        if let Some(vehicle) = self.vehicle.take() {
+            let held = self.l.shared.registry.release(&vehicle, self.id);
+            // A taken-over session no longer holds the id: the vehicle is still online.
+            if held && reason != PresenceReason::Takeover {
+                let ctx = self.ctx();
+                let _ = self
+                    .l
+                    .shared
+                    .sink
+                    .presence(
+                        &ctx,
+                        vehicle.clone(),
+                        self.protocol(),
+                        false,
+                        reason,
+                        Some(self.peer.to_string()),
+                    )
+                    .await;
+            }
+            info!(peer = %self.peer, vehicle = %vehicle, reason = presence_label(reason), "session closed");
+        }
+    }
+}
+
+/// A bounded metric label for a message id: the standard ids by their hex, anything else
+/// (vendor ids, garbage) as `other`, so a terminal cannot grow the metric's cardinality.
+pub fn msg_label(id: u16) -> &'static str {
+    const KNOWN: &[(u16, &str)] = &[
+        (0x0001, "0x0001"),
+        (0x0002, "0x0002"),
+        (0x0003, "0x0003"),
+        (0x0004, "0x0004"),
+        (0x0005, "0x0005"),
+        (0x0100, "0x0100"),
+        (0x0102, "0x0102"),
+        (0x0104, "0x0104"),
+        (0x0107, "0x0107"),
+        (0x0108, "0x0108"),
+        (0x0200, "0x0200"),
+        (0x0201, "0x0201"),
+        (0x0301, "0x0301"),
+        (0x0302, "0x0302"),
+        (0x0303, "0x0303"),
+        (0x0500, "0x0500"),
+        (0x0608, "0x0608"),
+        (0x0700, "0x0700"),
+        (0x0701, "0x0701"),
+        (0x0702, "0x0702"),
+        (0x0704, "0x0704"),
+        (0x0705, "0x0705"),
+        (0x0800, "0x0800"),
+        (0x0801, "0x0801"),
+        (0x0802, "0x0802"),
+        (0x0805, "0x0805"),
+        (0x0900, "0x0900"),
+        (0x0901, "0x0901"),
+        (0x0A00, "0x0a00"),
+        (0x8001, "0x8001"),
+        (0x8003, "0x8003"),
+        (0x8004, "0x8004"),
+        (0x8100, "0x8100"),
+        (0x8103, "0x8103"),
+        (0x8104, "0x8104"),
+        (0x8105, "0x8105"),
+        (0x8106, "0x8106"),
+        (0x8107, "0x8107"),
+        (0x8108, "0x8108"),
+        (0x8201, "0x8201"),
+        (0x8202, "0x8202"),
+        (0x8203, "0x8203"),
+        (0x8204, "0x8204"),
+        (0x8300, "0x8300"),
+        (0x8301, "0x8301"),
+        (0x8302, "0x8302"),
+        (0x8303, "0x8303"),
+        (0x8304, "0x8304"),
+        (0x8400, "0x8400"),
+        (0x8401, "0x8401"),
+        (0x8500, "0x8500"),
+        (0x8600, "0x8600"),
+        (0x8601, "0x8601"),
+        (0x8602, "0x8602"),
+        (0x8603, "0x8603"),
+        (0x8604, "0x8604"),
+        (0x8605, "0x8605"),
+        (0x8606, "0x8606"),
+        (0x8607, "0x8607"),
+        (0x8608, "0x8608"),
+        (0x8700, "0x8700"),
+        (0x8701, "0x8701"),
+        (0x8702, "0x8702"),
+        (0x8800, "0x8800"),
+        (0x8801, "0x8801"),
+        (0x8802, "0x8802"),
+        (0x8803, "0x8803"),
+        (0x8804, "0x8804"),
+        (0x8805, "0x8805"),
+        (0x8900, "0x8900"),
+        (0x8A00, "0x8a00"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(k, _)| *k == id)
+        .map_or("other", |(_, v)| v)
+}
+
+/// The snake_case name of a presence reason.
+pub fn presence_label(r: PresenceReason) -> &'static str {
+    match r {
+        PresenceReason::Login => "login",
+        PresenceReason::Logout => "logout",
+        PresenceReason::Timeout => "timeout",
+        PresenceReason::Takeover => "takeover",
+        PresenceReason::Error => "error",
+        PresenceReason::Shutdown => "shutdown",
+        PresenceReason::Closed => "closed",
+    }
+}

@@ -1,0 +1,88 @@
+//! Where sessions put events: the MQTT bridge in production, a channel in tests.
+//!
+//! Sessions never talk to MQTT directly. `publish` waits when the bridge's bounded queue is
+//! full, so a slow or absent broker slows the reading of vehicle sockets (TCP backpressure)
+//! instead of growing memory.
+
+use std::sync::Arc;
+
+use codecs::event::{Presence, PresenceReason};
+use codecs::{Data, Event, EventContext, Protocol};
+use tokio::sync::mpsc;
+
+/// An event as handed to the sink, with whether it is to be retained (presence).
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub event: Event,
+    pub retain: bool,
+}
+
+/// The sink, cheap to clone.
+#[derive(Clone)]
+pub enum Sink {
+    /// The MQTT bridge.
+    Mqtt(mqtt_bridge::Publisher),
+    /// A channel (tests, `decode`).
+    Memory(mpsc::Sender<Published>),
+}
+
+/// The sink is gone (the gateway is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("event sink closed: {0}")]
+pub struct SinkClosed(pub String);
+
+impl Sink {
+    /// Publishes an event, waiting for queue space.
+    pub async fn publish(&self, event: Event) -> Result<(), SinkClosed> {
+        metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
+        match self {
+            Sink::Mqtt(p) => p
+                .publish_event(&event)
+                .await
+                .map(|_| ())
+                .map_err(|e| SinkClosed(e.to_string())),
+            Sink::Memory(tx) => tx
+                .send(Published {
+                    event,
+                    retain: false,
+                })
+                .await
+                .map_err(|_| SinkClosed("channel closed".into())),
+        }
+    }
+
+    /// Publishes a vehicle's presence (retained on `{p}/v1/{vid}/status`).
+    pub async fn presence(
+        &self,
+        ctx: &EventContext,
+        vehicle_id: Arc<str>,
+        protocol: Protocol,
+        online: bool,
+        reason: PresenceReason,
+        peer: Option<String>,
+    ) -> Result<(), SinkClosed> {
+        let data = Data::Status(Presence {
+            online,
+            reason,
+            protocol,
+            peer,
+            since: chrono::Utc::now(),
+        });
+        let event = Event::new(ctx, vehicle_id.clone(), protocol, None, None, data);
+        metrics::counter!("vgate_events_total", "type" => "status").increment(1);
+        match self {
+            Sink::Mqtt(p) => p
+                .publish_presence(&vehicle_id, &event)
+                .await
+                .map(|_| ())
+                .map_err(|e| SinkClosed(e.to_string())),
+            Sink::Memory(tx) => tx
+                .send(Published {
+                    event,
+                    retain: true,
+                })
+                .await
+                .map_err(|_| SinkClosed("channel closed".into())),
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Black-box tests: the real `vgate` binary, a JT/T 808 terminal on TCP, and a platform
+//! client on MQTT (the embedded broker, and a Mosquitto of our own).
+
+mod support;
+
+use std::time::Duration;
+
+use gateway::simulate::jt808::{Fix, Terminal};
+use jt808::Version;
+use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn register_authenticate_and_report(
+    vgate: &Vgate,
+    mqtt_port: u16,
+    phone: &str,
+    version: Version,
+) {
+    let mut sub = Subscriber::connect(mqtt_port, &[&format!("vgate/v1/{phone}/#")]).await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, version)
+        .await
+        .expect("connect");
+    let reg = t.register().await.expect("register");
+    assert_eq!(reg.result, 0, "0x8100 result");
+    let code = reg.auth_code.expect("auth code");
+    assert!(!code.is_empty());
+    assert_eq!(
+        t.authenticate(&code).await.expect("authenticate"),
+        0,
+        "0x8001 result for 0x0102"
+    );
+
+    let protocol = match version {
+        Version::V2019 => "jt808-2019",
+        _ => "jt808-2013",
+    };
+    let lc = sub.next_on("/lifecycle", WAIT).await;
+    assert_eq!(lc.json["data"]["event"], "register");
+    assert_eq!(lc.json["protocol"], protocol);
+    let lc = sub.next_on("/lifecycle", WAIT).await;
+    assert_eq!(lc.json["data"]["event"], "authenticate");
+    let st = sub.next_on("/status", WAIT).await;
+    assert!(st.json["data"]["online"].as_bool().unwrap());
+    assert_eq!(st.json["data"]["protocol"], protocol);
+
+    let fix = Fix {
+        latitude: 22.543096,
+        longitude: -114.057865,
+        speed_kmh: 36.5,
+        heading_deg: 90,
+        altitude_m: 12,
+        ..Default::default()
+    };
+    assert_eq!(
+        t.report(&fix).await.expect("0x0200"),
+        0,
+        "0x8001 result for 0x0200"
+    );
+    let loc = sub.next_on("/location", WAIT).await;
+    assert_eq!(loc.topic, format!("vgate/v1/{phone}/location"));
+    assert_eq!(loc.json["vehicle_id"], phone);
+    assert_eq!(loc.json["protocol"], protocol);
+    assert_eq!(loc.json["gateway"], "test-node");
+    assert!((loc.json["data"]["latitude"].as_f64().unwrap() - 22.543096).abs() < 1e-6);
+    assert!(
+        (loc.json["data"]["longitude"].as_f64().unwrap() + 114.057865).abs() < 1e-6,
+        "west is negative"
+    );
+    assert!((loc.json["data"]["speed_kmh"].as_f64().unwrap() - 36.5).abs() < 1e-6);
+    assert_eq!(loc.json["data"]["heading_deg"].as_f64().unwrap(), 90.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_2013_registers_authenticates_and_its_location_reaches_the_embedded_broker() {
+    let vgate = Vgate::start(VgateOptions::default());
+    register_authenticate_and_report(
+        &vgate,
+        vgate.mqtt_port().unwrap(),
+        "013800138000",
+        Version::V2013,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_2019_with_a_20_digit_phone_works_end_to_end() {
+    let vgate = Vgate::start(VgateOptions::default());
+    register_authenticate_and_report(
+        &vgate,
+        vgate.mqtt_port().unwrap(),
+        "00000000013912345678",
+        Version::V2019,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_path_works_against_mosquitto() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        ..Default::default()
+    });
+    register_authenticate_and_report(&vgate, m.port, "013800138001", Version::V2013).await;
+    register_authenticate_and_report(&vgate, m.port, "00000000013912345679", Version::V2019).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_connection_with_the_same_phone_takes_over_without_an_offline_flap() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let phone = "013800138002";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/#")],
+    )
+    .await;
+    let mut a = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .unwrap();
+    let code = a.register().await.unwrap().auth_code.unwrap();
+    assert_eq!(a.authenticate(&code).await.unwrap(), 0);
+    let mut b = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.authenticate(&code).await.unwrap(),
+        0,
+        "the stored auth code works on a new connection"
+    );
+    assert!(a.closed_within(WAIT).await, "the old connection is closed");
+    let msgs = sub.drain(Duration::from_secs(2)).await;
+    assert!(
+        msgs.iter()
+            .any(|m| m.topic.ends_with("/lifecycle") && m.json["data"]["event"] == "takeover"),
+        "a takeover lifecycle event: {msgs:?}"
+    );
+    assert!(
+        !msgs
+            .iter()
+            .any(|m| m.topic.ends_with("/status") && m.json["data"]["online"] == false),
+        "presence never went offline: {msgs:?}"
+    );
+    assert_eq!(b.report(&Fix::default()).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_never_authenticates_is_closed_after_the_login_timeout() {
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some("[jt808]\nlogin_timeout_s = 1\n".into()),
+        ..Default::default()
+    });
+    let mut t = Terminal::connect(vgate.addr("jt808"), "013800138003", Version::V2013)
+        .await
+        .unwrap();
+    assert!(t.closed_within(Duration::from_secs(5)).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_authenticated_terminal_is_closed_and_marked_offline_with_reason_timeout() {
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some("[jt808]\nidle_timeout_s = 1\n".into()),
+        ..Default::default()
+    });
+    let phone = "013800138004";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/status")],
+    )
+    .await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .unwrap();
+    let code = t.register().await.unwrap().auth_code.unwrap();
+    assert_eq!(t.authenticate(&code).await.unwrap(), 0);
+    assert!(sub.next_on("/status", WAIT).await.json["data"]["online"]
+        .as_bool()
+        .unwrap());
+    assert!(t.closed_within(Duration::from_secs(5)).await);
+    let off = sub.next_on("/status", WAIT).await;
+    assert_eq!(off.json["data"]["online"], false);
+    assert_eq!(off.json["data"]["reason"], "timeout");
+    assert!(off.retain || off.topic.ends_with("/status"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unlisted_terminal_is_refused_with_the_protocols_result_code_and_a_rejected_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("allow.txt");
+    std::fs::write(&list, "# allowed terminals\n013800138005\n").unwrap();
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some(format!(
+            "[jt808.auth]\nmode = \"allowlist\"\nallowlist_file = {:?}\n",
+            list.display().to_string()
+        )),
+        ..Default::default()
+    });
+    let phone = "013800138099";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/#")],
+    )
+    .await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .unwrap();
+    let reg = t.register().await.unwrap();
+    assert_ne!(reg.result, 0, "refused");
+    assert!(reg.auth_code.is_none());
+    let lc = sub.next_on("/lifecycle", WAIT).await;
+    assert_eq!(lc.json["data"]["event"], "rejected");
+    assert!(t.closed_within(WAIT).await);
+
+    let mut ok = Terminal::connect(vgate.addr("jt808"), "013800138005", Version::V2013)
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.register().await.unwrap().result,
+        0,
+        "a listed terminal registers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_marks_vehicles_offline_with_reason_shutdown_and_exits_zero() {
+    let mut vgate = Vgate::start(VgateOptions::default());
+    let phone = "013800138006";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/status")],
+    )
+    .await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .unwrap();
+    let code = t.register().await.unwrap().auth_code.unwrap();
+    assert_eq!(t.authenticate(&code).await.unwrap(), 0);
+    assert!(sub.next_on("/status", WAIT).await.json["data"]["online"]
+        .as_bool()
+        .unwrap());
+    let status = tokio::task::spawn_blocking(move || vgate.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let off = sub.next_on("/status", WAIT).await;
+    assert_eq!(off.json["data"]["reason"], "shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_last_will_marks_the_node_offline_after_sigkill() {
+    let Some(m) = Mosquitto::start() else { return };
+    let mut vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        ..Default::default()
+    });
+    let mut sub = Subscriber::connect(m.port, &["vgate/gateway/test-node/status"]).await;
+    let online = sub.next_on("/status", WAIT).await;
+    assert_eq!(online.json["online"], true, "{:?}", online.json);
+    vgate.kill();
+    // Mosquitto sends the will after 1.5 x keepalive without traffic at most; the TCP reset
+    // of a killed process makes it immediate.
+    let off = sub.next_on("/status", Duration::from_secs(60)).await;
+    assert_eq!(off.json["online"], false, "{:?}", off.json);
+}
