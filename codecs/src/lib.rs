@@ -18,6 +18,7 @@
 //! - [`text`]: GBK/GB18030 text on the wire, UTF-8 in Rust, with fixed-width padding rules.
 //! - [`command`]: the downstream command envelope (contract §4).
 //! - [`vehicle_id`]: what a vehicle id may contain (it becomes an MQTT topic level).
+//! - [`raw`]: framers, identity, payload and ack of raw TCP listeners (private protocols).
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -25,6 +26,7 @@ pub mod bcd;
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod raw;
 pub mod text;
 pub mod time;
 pub mod vehicle_id;
