@@ -549,7 +549,7 @@ pub struct FieldIdentity {
 
 /// How a connection's vehicle is identified (`identity`, tagged by `mode`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
+#[serde(tag = "mode", rename_all = "snake_case", from = "IdentityRepr")]
 pub enum Identity {
     /// The first frame is a login carrying the id; it is consumed, not published.
     FirstFrame(FirstFrameIdentity),
@@ -558,6 +558,26 @@ pub enum Identity {
     /// The peer's IP address is the id: `10.0.0.5` -> `10-0-0-5`, `2001:db8::1` ->
     /// `2001-db8--1` (port ignored, IPv4-mapped IPv6 written as IPv4).
     Peer,
+}
+
+/// What `Identity` is read through: serde ignores unknown keys next to the tag of a unit
+/// variant (`{ mode = "peer", offset = 1 }`), but not in an empty struct variant.
+#[derive(Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum IdentityRepr {
+    FirstFrame(FirstFrameIdentity),
+    Field(FieldIdentity),
+    Peer {},
+}
+
+impl From<IdentityRepr> for Identity {
+    fn from(r: IdentityRepr) -> Self {
+        match r {
+            IdentityRepr::FirstFrame(f) => Identity::FirstFrame(f),
+            IdentityRepr::Field(f) => Identity::Field(f),
+            IdentityRepr::Peer {} => Identity::Peer,
+        }
+    }
 }
 
 impl Identity {
@@ -620,7 +640,7 @@ pub enum PayloadMode {
 
 /// What is written back for each accepted frame (`ack`, tagged by `mode`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "mode", rename_all = "snake_case", from = "AckRepr")]
 pub enum Ack {
     /// Nothing. The default.
     #[default]
@@ -632,6 +652,25 @@ pub enum Ack {
     },
     /// The frame itself, framed again with the listener's framing.
     Echo,
+}
+
+/// What `Ack` is read through, so that unknown keys are refused in every mode.
+#[derive(Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum AckRepr {
+    None {},
+    Fixed { hex: String },
+    Echo {},
+}
+
+impl From<AckRepr> for Ack {
+    fn from(r: AckRepr) -> Self {
+        match r {
+            AckRepr::None {} => Ack::None,
+            AckRepr::Fixed { hex } => Ack::Fixed { hex },
+            AckRepr::Echo {} => Ack::Echo,
+        }
+    }
 }
 
 impl Ack {
