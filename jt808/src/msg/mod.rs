@@ -7,27 +7,50 @@
 //! Typed so far: 0x0001/0x8001 general responses, 0x0002 heartbeat, 0x0003 logout,
 //! 0x0100 register (2011/2013/2019 layouts), 0x8100 register response, 0x0102
 //! authentication (2013/2019), 0x0200 location report, 0x0201 location answer, 0x0500 control answer,
-//! 0x0704 batch. Other ids are `Unknown`.
+//! 0x0704 batch. Terminal messages: 0x0005 resend request, 0x0104 parameters (with the
+//! parameter table in `params`), 0x0107 attributes, 0x0108 upgrade result, 0x0301-0x0303
+//! information services, 0x0608 area query answer, 0x0700 recorder data, 0x0701 waybill,
+//! 0x0702 driver identity, 0x0705 CAN data, 0x0800/0x0801/0x0802/0x0805 multimedia,
+//! 0x0900/0x0901 transparent and compressed data, 0x0A00 RSA key. Other ids are `Unknown`.
 
+pub mod area_query;
+pub mod attributes;
+pub mod can;
+pub mod driver;
+pub(crate) mod fields;
+pub mod info;
 pub mod location;
+pub mod multimedia;
 pub mod params;
 pub mod query_params_answer;
+pub mod recorder;
 pub mod register;
 pub mod resend;
 pub mod response;
 pub mod time;
+pub mod transparent;
+pub mod upgrade;
 
 use serde::{Serialize, Serializer};
 
 use crate::{BodyError, Header, Version};
 
+pub use area_query::AreaQueryAnswer;
+pub use attributes::Attributes;
+pub use can::{CanData, CanItem};
+pub use driver::DriverIdentity;
+pub use info::{EventReport, InfoDemand, QuestionAnswer};
 pub use location::{LocationItem, LocationReport};
+pub use multimedia::{MediaEvent, MediaItem, MediaSearchAnswer, MediaUpload, ShotAnswer};
 pub use params::{param_by_id, param_by_name, Param, ParamDef, ParamType, ParamValue};
 pub use query_params_answer::QueryParamsAnswer;
+pub use recorder::{RecorderUpload, Waybill};
 pub use register::{Authenticate, Register, RegisterResponse};
 pub use resend::ResendRequest;
 pub use response::GeneralResponse;
 pub use time::ServerTime;
+pub use transparent::{CompressedUpload, RsaPublicKey, UplinkTransparent};
+pub use upgrade::UpgradeResult;
 
 /// One message body, tagged by kind for `--raw` output (bytes as lowercase hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,6 +98,43 @@ pub enum Message {
     },
     /// 0x0104 query-parameters answer.
     QueryParamsAnswer(QueryParamsAnswer),
+    // Terminal (uplink) messages, one file each under `msg/`.
+    /// 0x0005 terminal resend request (2019; same layout as 0x8003).
+    TerminalResendRequest(ResendRequest),
+    /// 0x0107 terminal attributes (answer to 0x8107).
+    Attributes(Attributes),
+    /// 0x0108 terminal upgrade result.
+    UpgradeResult(UpgradeResult),
+    /// 0x0301 event report.
+    EventReport(EventReport),
+    /// 0x0302 question answer.
+    QuestionAnswer(QuestionAnswer),
+    /// 0x0303 information on-demand or cancel.
+    InfoDemand(InfoDemand),
+    /// 0x0608 query areas or routes answer (2019).
+    AreaQueryAnswer(AreaQueryAnswer),
+    /// 0x0700 driving recorder data upload.
+    RecorderUpload(RecorderUpload),
+    /// 0x0701 electronic waybill.
+    Waybill(Waybill),
+    /// 0x0702 driver identity report.
+    DriverIdentity(DriverIdentity),
+    /// 0x0705 CAN bus data upload.
+    CanData(CanData),
+    /// 0x0800 multimedia event.
+    MediaEvent(MediaEvent),
+    /// 0x0801 multimedia data upload.
+    MediaUpload(MediaUpload),
+    /// 0x0802 stored multimedia search answer.
+    MediaSearchAnswer(MediaSearchAnswer),
+    /// 0x0805 camera shot answer.
+    ShotAnswer(ShotAnswer),
+    /// 0x0900 uplink transparent data.
+    UplinkTransparent(UplinkTransparent),
+    /// 0x0901 compressed data upload.
+    CompressedUpload(CompressedUpload),
+    /// 0x0A00 terminal RSA public key.
+    RsaPublicKey(RsaPublicKey),
     /// Any id without a typed body here: the raw body.
     Unknown {
         msg_id: u16,
@@ -259,6 +319,26 @@ impl Message {
                 Message::LocationBatch { batch_type, items }
             }
             0x0104 => Message::QueryParamsAnswer(QueryParamsAnswer::decode(body)?),
+            0x0005 => Message::TerminalResendRequest(
+                ResendRequest::decode(body, header.version).map_err(|e| fields::retag(e, id))?,
+            ),
+            0x0107 => Message::Attributes(Attributes::decode(body, header.version)?),
+            0x0108 => Message::UpgradeResult(UpgradeResult::decode(body)?),
+            0x0301 => Message::EventReport(EventReport::decode(body)?),
+            0x0302 => Message::QuestionAnswer(QuestionAnswer::decode(body)?),
+            0x0303 => Message::InfoDemand(InfoDemand::decode(body)?),
+            0x0608 => Message::AreaQueryAnswer(AreaQueryAnswer::decode(body)?),
+            0x0700 => Message::RecorderUpload(RecorderUpload::decode(body)?),
+            0x0701 => Message::Waybill(Waybill::decode(body)?),
+            0x0702 => Message::DriverIdentity(DriverIdentity::decode(body, header.version)?),
+            0x0705 => Message::CanData(CanData::decode(body)?),
+            0x0800 => Message::MediaEvent(MediaEvent::decode(body)?),
+            0x0801 => Message::MediaUpload(MediaUpload::decode(body)?),
+            0x0802 => Message::MediaSearchAnswer(MediaSearchAnswer::decode(body)?),
+            0x0805 => Message::ShotAnswer(ShotAnswer::decode(body)?),
+            0x0900 => Message::UplinkTransparent(UplinkTransparent::decode(body)?),
+            0x0901 => Message::CompressedUpload(CompressedUpload::decode(body)?),
+            0x0A00 => Message::RsaPublicKey(RsaPublicKey::decode(id, body)?),
             _ => Message::Unknown {
                 msg_id: id,
                 body: body.to_vec(),
@@ -284,6 +364,24 @@ impl Message {
             Message::VehicleControlAnswer { .. } => 0x0500,
             Message::LocationBatch { .. } => 0x0704,
             Message::QueryParamsAnswer(_) => 0x0104,
+            Message::TerminalResendRequest(_) => 0x0005,
+            Message::Attributes(_) => 0x0107,
+            Message::UpgradeResult(_) => 0x0108,
+            Message::EventReport(_) => 0x0301,
+            Message::QuestionAnswer(_) => 0x0302,
+            Message::InfoDemand(_) => 0x0303,
+            Message::AreaQueryAnswer(_) => 0x0608,
+            Message::RecorderUpload(_) => 0x0700,
+            Message::Waybill(_) => 0x0701,
+            Message::DriverIdentity(_) => 0x0702,
+            Message::CanData(_) => 0x0705,
+            Message::MediaEvent(_) => 0x0800,
+            Message::MediaUpload(_) => 0x0801,
+            Message::MediaSearchAnswer(_) => 0x0802,
+            Message::ShotAnswer(_) => 0x0805,
+            Message::UplinkTransparent(_) => 0x0900,
+            Message::CompressedUpload(_) => 0x0901,
+            Message::RsaPublicKey(_) => 0x0A00,
             Message::Unknown { msg_id, .. } => *msg_id,
         }
     }
@@ -333,6 +431,26 @@ impl Message {
                 }
             }
             Message::QueryParamsAnswer(a) => a.encode(&mut out)?,
+            Message::TerminalResendRequest(r) => r
+                .encode(version, &mut out)
+                .map_err(|e| fields::retag(e, 0x0005))?,
+            Message::Attributes(m) => m.encode(version, &mut out)?,
+            Message::UpgradeResult(m) => m.encode(&mut out),
+            Message::EventReport(m) => m.encode(&mut out),
+            Message::QuestionAnswer(m) => m.encode(&mut out),
+            Message::InfoDemand(m) => m.encode(&mut out),
+            Message::AreaQueryAnswer(m) => m.encode(&mut out),
+            Message::RecorderUpload(m) => m.encode(&mut out),
+            Message::Waybill(m) => m.encode(&mut out)?,
+            Message::DriverIdentity(m) => m.encode(version, &mut out)?,
+            Message::CanData(m) => m.encode(&mut out)?,
+            Message::MediaEvent(m) => m.encode(&mut out),
+            Message::MediaUpload(m) => m.encode(&mut out),
+            Message::MediaSearchAnswer(m) => m.encode(&mut out)?,
+            Message::ShotAnswer(m) => m.encode(&mut out)?,
+            Message::UplinkTransparent(m) => m.encode(&mut out),
+            Message::CompressedUpload(m) => m.encode(&mut out)?,
+            Message::RsaPublicKey(m) => m.encode(0x0A00, &mut out)?,
             Message::Unknown { body, .. } => out.extend_from_slice(body),
         }
         Ok(out)
@@ -344,6 +462,10 @@ impl Message {
             Message::TerminalResponse(r) | Message::PlatformResponse(r) => Some(r.reply_serial),
             Message::RegisterResponse(r) => Some(r.reply_serial),
             Message::QueryParamsAnswer(a) => Some(a.reply_serial),
+            Message::QuestionAnswer(a) => Some(a.reply_serial),
+            Message::RecorderUpload(a) => Some(a.reply_serial),
+            Message::MediaSearchAnswer(a) => Some(a.reply_serial),
+            Message::ShotAnswer(a) => Some(a.reply_serial),
             Message::LocationAnswer { reply_serial, .. }
             | Message::VehicleControlAnswer { reply_serial, .. } => Some(*reply_serial),
             _ => None,
