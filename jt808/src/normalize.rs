@@ -4,8 +4,9 @@
 //! events out) so the CLI, the gateway and the tests share one mapping.
 //!
 //! - 0x0200/0x0201 -> `location`, 0x0704 -> one `location` per item (type 1 = reissue)
-//!   (each: (signed degrees from status bits 2/3, speed /10, named alarm and
-//!   status bits, items 0x01/0x02/0x03/0x30/0x31 typed, other items in `extras`).
+//!   (each: signed degrees from status bits 2/3, speed /10, named alarm and
+//!   status bits, every standard additional item of 2013/2019 typed (see [`location`]),
+//!   vendor and malformed items in `extras`).
 //! - 0x0100 register, 0x0102 authenticate, 0x0003 logout -> `lifecycle`.
 //! - everything else -> `passthrough` with the message JSON and `body_base64`.
 
@@ -137,28 +138,11 @@ pub fn location(r: &LocationReport, version: Version) -> Location {
     if load != 0 {
         loc.more.insert("load_state".into(), json!(load));
     }
-    // Additional items, JT/T 808-2013 table 27.
+    // Additional items, JT/T 808-2013 table 27 / 2019 table 27.
     for it in &r.items {
-        let v = it.value.as_slice();
-        match (it.id, v) {
-            // 0x01 mileage DWORD, 1/10 km.
-            (0x01, [a, b, c, d]) => {
-                loc.odometer_km = Some(f64::from(u32::from_be_bytes([*a, *b, *c, *d])) / 10.0)
-            }
-            // 0x02 fuel WORD, 1/10 L.
-            (0x02, [a, b]) => loc.fuel_l = Some(f64::from(u16::from_be_bytes([*a, *b])) / 10.0),
-            // 0x03 recorder speed WORD, 1/10 km/h.
-            (0x03, [a, b]) => {
-                loc.speed_recorder_kmh = Some(f64::from(u16::from_be_bytes([*a, *b])) / 10.0)
-            }
-            // 0x30 wireless signal strength BYTE.
-            (0x30, [a]) => loc.signal_strength = Some(*a),
-            // 0x31 GNSS satellites BYTE.
-            (0x31, [a]) => loc.satellites = Some(*a),
-            _ => {
-                loc.extras
-                    .insert(format!("0x{:02x}", it.id), hex::encode(v));
-            }
+        if !typed_item(&mut loc, it.id, &it.value, version) {
+            loc.extras
+                .insert(format!("0x{:02x}", it.id), hex::encode(&it.value));
         }
     }
     if !r.tail.is_empty() {
@@ -166,6 +150,161 @@ pub fn location(r: &LocationReport, version: Version) -> Location {
             .insert("tail_hex".into(), json!(hex::encode(&r.tail)));
     }
     loc
+}
+
+/// Extended vehicle signal bits, item 0x25 (JT/T 808-2013 table 31 / 2019 table 31),
+/// bit 0 first. (EMQX names these bits in reverse order; the standard's bit 0 is the low beam.)
+const SIGNALS: [(u32, &str); 15] = [
+    (0, "low_beam"),
+    (1, "high_beam"),
+    (2, "right_turn_signal"),
+    (3, "left_turn_signal"),
+    (4, "brake"),
+    (5, "reverse"),
+    (6, "fog_lamp"),
+    (7, "position_lamp"),
+    (8, "horn"),
+    (9, "air_conditioner"),
+    (10, "neutral"),
+    (11, "retarder"),
+    (12, "abs"),
+    (13, "heater"),
+    (14, "clutch"),
+];
+
+/// IO status bits, item 0x2A (table 32): bit 0 deep sleep, bit 1 sleep.
+const IO_BITS: [(u32, &str); 2] = [(0, "deep_sleep"), (1, "sleep")];
+
+fn be(v: &[u8]) -> Option<u32> {
+    match v {
+        [a] => Some(u32::from(*a)),
+        [a, b] => Some(u32::from(u16::from_be_bytes([*a, *b]))),
+        [a, b, c, d] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+fn named_bits(v: u32, names: &[(u32, &'static str)]) -> Vec<(&'static str, bool)> {
+    names.iter().map(|(b, n)| (*n, bit(v, *b))).collect()
+}
+
+/// 0x06 carriage temperature: the standard's range is -32767..=+32767 with "the highest
+/// bit 1 meaning negative" (sign and magnitude). A set sign bit with a magnitude of 16384
+/// or more cannot be a temperature, so such a value is read as two's complement instead
+/// (terminals that write an ordinary signed WORD).
+fn carriage_temperature(w: u16) -> i32 {
+    let magnitude = i32::from(w & 0x7fff);
+    match (w & 0x8000 != 0, magnitude >= 0x4000) {
+        (false, _) => magnitude,
+        (true, false) => -magnitude,
+        (true, true) => i32::from(w as i16),
+    }
+}
+
+/// Types one standard additional item into `loc`; `false` when `id` is not a standard
+/// item of `version` or its length is wrong for one (the caller keeps it in `extras`).
+///
+/// Items with a contract field fill it (0x01 `odometer_km`, 0x02 `fuel_l`, 0x03
+/// `speed_recorder_kmh`, 0x2A `io_status`, 0x2B `analog`, 0x30 `signal_strength`, 0x31
+/// `satellites`); the others go to `more`: 0x04 `alarm_event_id`, 0x05 (2019)
+/// `tyre_pressure_pa` (list, 0xFF = null; the unit is the standard's), 0x06 (2019)
+/// `carriage_temperature_c`, 0x11 `overspeed` (`location_type`, `area_id`), 0x12
+/// `in_out_area` (`location_type`, `area_id`, `direction` 0 in / 1 out), 0x13 `route_time`
+/// (`route_id`, `time_s`, `result` 0 too short / 1 too long), 0x25 `vehicle_signals`
+/// (named bits), 0xE0 `custom_info_length`. Values are kept as sent; only lengths are
+/// checked.
+fn typed_item(loc: &mut Location, id: u8, v: &[u8], version: Version) -> bool {
+    let v2019 = version == Version::V2019;
+    match (id, v) {
+        // 0x01 mileage DWORD, 1/10 km.
+        (0x01, [_, _, _, _]) => loc.odometer_km = be(v).map(|n| f64::from(n) / 10.0),
+        // 0x02 fuel WORD, 1/10 L.
+        (0x02, [_, _]) => loc.fuel_l = be(v).map(|n| f64::from(n) / 10.0),
+        // 0x03 recorder speed WORD, 1/10 km/h.
+        (0x03, [_, _]) => loc.speed_recorder_kmh = be(v).map(|n| f64::from(n) / 10.0),
+        // 0x04 id of the alarm event to confirm manually, WORD (from 1).
+        (0x04, [a, b]) => {
+            loc.more
+                .insert("alarm_event_id".into(), json!(u16::from_be_bytes([*a, *b])));
+        }
+        // 0x05 (2019) tyre pressures, BYTE each from the front left; 0xFF = no data.
+        (0x05, _) if v2019 && !v.is_empty() => {
+            let p: Vec<Value> = v
+                .iter()
+                .map(|b| if *b == 0xff { Value::Null } else { json!(b) })
+                .collect();
+            loc.more.insert("tyre_pressure_pa".into(), Value::Array(p));
+        }
+        // 0x06 (2019) carriage temperature, degrees Celsius.
+        (0x06, [a, b]) if v2019 => {
+            let t = carriage_temperature(u16::from_be_bytes([*a, *b]));
+            loc.more.insert("carriage_temperature_c".into(), json!(t));
+        }
+        // 0x11 overspeed (table 28): location type BYTE (0 none, 1 circle, 2 rectangle,
+        // 3 polygon, 4 route) | area or route id DWORD (absent for type 0).
+        (0x11, [t]) => {
+            loc.more
+                .insert("overspeed".into(), json!({ "location_type": t }));
+        }
+        (0x11, [t, a, b, c, d]) => {
+            let area = u32::from_be_bytes([*a, *b, *c, *d]);
+            loc.more.insert(
+                "overspeed".into(),
+                json!({ "location_type": t, "area_id": area }),
+            );
+        }
+        // 0x12 in/out area or route (table 29): location type BYTE (1-4) | id DWORD
+        // | direction BYTE (0 in, 1 out).
+        (0x12, [t, a, b, c, d, dir]) => {
+            let area = u32::from_be_bytes([*a, *b, *c, *d]);
+            loc.more.insert(
+                "in_out_area".into(),
+                json!({ "location_type": t, "area_id": area, "direction": dir }),
+            );
+        }
+        // 0x13 route segment driving time (table 30): segment id DWORD | driving time
+        // WORD (s) | result BYTE (0 too short, 1 too long).
+        (0x13, [a, b, c, d, e, f, res]) => {
+            loc.more.insert(
+                "route_time".into(),
+                json!({
+                    "route_id": u32::from_be_bytes([*a, *b, *c, *d]),
+                    "time_s": u16::from_be_bytes([*e, *f]),
+                    "result": res,
+                }),
+            );
+        }
+        // 0x25 extended vehicle signal status DWORD (table 31).
+        (0x25, [_, _, _, _]) => {
+            let bits = be(v).unwrap_or(0);
+            let m: serde_json::Map<String, Value> = named_bits(bits, &SIGNALS)
+                .into_iter()
+                .map(|(n, b)| (n.to_string(), Value::Bool(b)))
+                .collect();
+            loc.more.insert("vehicle_signals".into(), Value::Object(m));
+        }
+        // 0x2A IO status WORD (table 32).
+        (0x2A, [_, _]) => {
+            loc.io_status = Some(Flags(named_bits(be(v).unwrap_or(0), &IO_BITS)));
+        }
+        // 0x2B analog DWORD: bits 0-15 AD0, bits 16-31 AD1.
+        (0x2B, [a, b, c, d]) => {
+            let ad1 = u16::from_be_bytes([*a, *b]);
+            let ad0 = u16::from_be_bytes([*c, *d]);
+            loc.analog = Some(json!({ "ad0": ad0, "ad1": ad1 }));
+        }
+        // 0x30 wireless signal strength BYTE.
+        (0x30, [a]) => loc.signal_strength = Some(*a),
+        // 0x31 GNSS satellites BYTE.
+        (0x31, [a]) => loc.satellites = Some(*a),
+        // 0xE0 length of the custom information that follows.
+        (0xE0, _) if be(v).is_some() => {
+            loc.more
+                .insert("custom_info_length".into(), json!(be(v).unwrap_or(0)));
+        }
+        _ => return false,
+    }
+    true
 }
 
 fn location_event(
