@@ -2,13 +2,19 @@
 //!
 //! Why a builder per type: the platform's JSON is validated here, once, and every
 //! rejection names the offending field (`params.text`, `params.msg_id`...), which the
-//! gateway publishes as the `rejected` reason. Bodies of platform messages are built as
-//! bytes and carried in [`Message::Unknown`] with their id (typed platform bodies are not
-//! written yet), so the frame layer sends them unchanged.
+//! gateway publishes as the `rejected` reason. Each command becomes the typed platform
+//! message (`Message::Text`, `Message::VehicleControl`...); only `raw` is carried in
+//! [`Message::Unknown`] with its id, so the frame layer sends it unchanged.
 
 use codecs::command::{Command, CommandError};
 use serde_json::Value;
 
+use crate::msg::params::{self, param_by_name};
+use crate::msg::SetParams;
+use crate::msg::{
+    ControlItem, DownlinkTransparent, QueryParams, TemporaryTracking, TerminalControl, TextMessage,
+    VehicleControl,
+};
 use crate::{Message, Version};
 
 fn field<'a>(cmd: &'a Command, name: &str) -> Option<&'a Value> {
@@ -40,39 +46,48 @@ fn hex_bytes(cmd: &Command, name: &str) -> Result<Vec<u8>, CommandError> {
 /// The message that carries `cmd` in edition `version`.
 ///
 /// Supported types: `text` (0x8300), `query_location` (0x8201), `query_params` (0x8104,
-/// or 0x8106 with `ids`), `terminal_control` (0x8105), `temporary_tracking` (0x8202),
-/// `transparent` (0x8900), `raw`.
+/// or 0x8106 with `ids`), `set_params` (0x8103), `query_attributes` (0x8107),
+/// `terminal_control` (0x8105), `temporary_tracking` (0x8202),
+/// `vehicle_control` (0x8500), `transparent` (0x8900), `raw`.
 pub fn build(cmd: &Command, version: Version) -> Result<Message, CommandError> {
-    let (msg_id, body) = match cmd.kind.as_str() {
-        "text" => (0x8300, text(cmd, version)?),
-        "query_location" => (0x8201, Vec::new()),
+    let msg = match cmd.kind.as_str() {
+        "text" => text(cmd, version)?,
+        "query_location" => Message::QueryLocation,
         "query_params" => query_params(cmd)?,
-        // 0x8105 (JT/T 808-2013 §8.15): command word BYTE | parameters STRING (';'-separated).
+        "set_params" => set_params(cmd)?,
+        // 0x8107: empty body; the terminal answers with 0x0107.
+        "query_attributes" => Message::QueryAttributes,
+        // 0x8105: command word BYTE | parameters STRING (';'-separated).
         "terminal_control" => {
             let word = uint(cmd, "command", 0xff)?.ok_or_else(|| err("command", "required"))?;
-            let mut b = vec![word as u8];
-            match field(cmd, "args") {
-                None => {}
-                Some(Value::String(s)) => b.extend_from_slice(&codecs::text::encode(s)),
+            let args = match field(cmd, "args") {
+                None => String::new(),
+                Some(Value::String(s)) => s.clone(),
                 Some(_) => return Err(err("args", "expected a string")),
-            }
-            (0x8105, b)
+            };
+            Message::TerminalControl(TerminalControl {
+                command: word as u8,
+                args,
+            })
         }
-        // 0x8202 (JT/T 808-2013 §8.20): interval WORD (s) | validity DWORD (s).
+        // 0x8202: interval WORD (s) | validity DWORD (s).
         "temporary_tracking" => {
             let iv =
                 uint(cmd, "interval_s", 0xffff)?.ok_or_else(|| err("interval_s", "required"))?;
             let dur = uint(cmd, "duration_s", 0xffff_ffff)?.unwrap_or(0);
-            let mut b = (iv as u16).to_be_bytes().to_vec();
-            b.extend_from_slice(&(dur as u32).to_be_bytes());
-            (0x8202, b)
+            Message::TemporaryTracking(TemporaryTracking {
+                interval_s: iv as u16,
+                validity_s: dur as u32,
+            })
         }
-        // 0x8900 (JT/T 808-2013 §8.62): message type BYTE | content.
+        "vehicle_control" => vehicle_control(cmd, version)?,
+        // 0x8900: message type BYTE | content.
         "transparent" => {
             let t = uint(cmd, "msg_type", 0xff)?.ok_or_else(|| err("msg_type", "required"))?;
-            let mut b = vec![t as u8];
-            b.extend_from_slice(&hex_bytes(cmd, "data_hex")?);
-            (0x8900, b)
+            Message::DownlinkTransparent(DownlinkTransparent {
+                msg_type: t as u8,
+                data: hex_bytes(cmd, "data_hex")?,
+            })
         }
         "raw" => {
             let id = match field(cmd, "msg_id") {
@@ -84,7 +99,10 @@ pub fn build(cmd: &Command, version: Version) -> Result<Message, CommandError> {
                 _ => None,
             }
             .ok_or_else(|| err("msg_id", "expected a message id 0..=0xffff"))?;
-            (id, hex_bytes(cmd, "body_hex")?)
+            Message::Unknown {
+                msg_id: id,
+                body: hex_bytes(cmd, "body_hex")?,
+            }
         }
         _ => {
             return Err(CommandError::new(
@@ -93,15 +111,18 @@ pub fn build(cmd: &Command, version: Version) -> Result<Message, CommandError> {
             ))
         }
     };
+    let body = msg
+        .encode_body(version)
+        .map_err(|e| CommandError::new("params", e.to_string()))?;
     if body.len() > crate::header::MAX_BODY_LEN {
         return Err(CommandError::new("params", "body longer than 1023 bytes"));
     }
-    Ok(Message::Unknown { msg_id, body })
+    Ok(msg)
 }
 
-/// 0x8300 flags (JT/T 808-2013 §8.28 table 38): bit 0 emergency, 2 display, 3 TTS,
-/// 4 advertising screen; 2019 adds a text-type BYTE after the flag (1 notice, 2 service).
-fn text(cmd: &Command, version: Version) -> Result<Vec<u8>, CommandError> {
+/// 0x8300 flags: bit 0 emergency, 2 display, 3 TTS, 4 advertising screen; 2019 adds a
+/// text-type BYTE after the flag (1 notice, 2 service).
+fn text(cmd: &Command, version: Version) -> Result<Message, CommandError> {
     let Some(Value::String(t)) = field(cmd, "text") else {
         return Err(err("text", "required string"));
     };
@@ -120,35 +141,160 @@ fn text(cmd: &Command, version: Version) -> Result<Vec<u8>, CommandError> {
             };
         }
     }
-    let mut b = vec![flag];
-    if version == Version::V2019 {
-        b.push(uint(cmd, "text_type", 0xff)?.unwrap_or(1) as u8);
-    }
-    b.extend_from_slice(&codecs::text::encode(t));
-    Ok(b)
+    let text_type = match version {
+        Version::V2019 => Some(uint(cmd, "text_type", 0xff)?.unwrap_or(1) as u8),
+        Version::V2011 | Version::V2013 => None,
+    };
+    Ok(Message::Text(TextMessage {
+        flags: flag,
+        text_type,
+        text: t.clone(),
+    }))
 }
 
-/// 0x8104 (all parameters) or 0x8106 (count BYTE | ids DWORD...), JT/T 808-2013 §8.10/§8.11.
-fn query_params(cmd: &Command) -> Result<(u16, Vec<u8>), CommandError> {
+/// 0x8104 (all parameters) or 0x8106 (count BYTE | ids DWORD...).
+fn query_params(cmd: &Command) -> Result<Message, CommandError> {
     let Some(ids) = field(cmd, "ids") else {
-        return Ok((0x8104, Vec::new()));
+        return Ok(Message::QueryAllParams);
     };
     let ids = ids
         .as_array()
         .ok_or_else(|| err("ids", "expected a list"))?;
     if ids.is_empty() {
-        return Ok((0x8104, Vec::new()));
+        return Ok(Message::QueryAllParams);
     }
-    let n = u8::try_from(ids.len()).map_err(|_| err("ids", "at most 255 ids"))?;
-    let mut b = vec![n];
+    if ids.len() > 255 {
+        return Err(err("ids", "at most 255 ids"));
+    }
+    let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let v = match id {
             Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Value::String(s) => u32::from_str_radix(s.trim_start_matches("0x"), 16).ok(),
+            Value::String(s) => param_by_name(s)
+                .map(|d| d.id)
+                .or_else(|| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok()),
             _ => None,
         }
-        .ok_or_else(|| err("ids", &format!("bad parameter id {id} (hex ids only)")))?;
-        b.extend_from_slice(&v.to_be_bytes());
+        .ok_or_else(|| err("ids", &format!("bad parameter id {id} (a name or hex id)")))?;
+        out.push(v);
     }
-    Ok((0x8106, b))
+    Ok(Message::QueryParams(QueryParams { ids: out }))
+}
+
+/// 0x8103 set terminal parameters: `params.params`, an object of parameter name
+/// (`heartbeat_interval_s`) or id (`"0x0029"`) to value, typed by the parameter table
+/// ([`crate::msg::params`]): numbers for BYTE/WORD/DWORD, strings for STRING, hex for
+/// BYTE[n] and ids the table does not know. Sent in the object's key order.
+fn set_params(cmd: &Command) -> Result<Message, CommandError> {
+    let map = match field(cmd, "params") {
+        Some(Value::Object(m)) if !m.is_empty() => m,
+        Some(Value::Object(_)) => return Err(err("params", "no parameters to set")),
+        Some(_) => return Err(err("params", "expected an object of name or id to value")),
+        None => return Err(err("params", "required")),
+    };
+    if map.len() > 255 {
+        return Err(err("params", "at most 255 parameters"));
+    }
+    let params = params::from_json_map(map)
+        .map_err(|e| CommandError::new(format!("params.params.{}", e.key), e.reason))?;
+    Ok(Message::SetParams(SetParams { params }))
+}
+
+/// 0x8500 vehicle control. `door` (`"lock"` / `"unlock"`) works in every edition: the
+/// 2013 control flag's bit 0, or the 2019 item 0x0001 with its BYTE parameter. 2013 also
+/// takes a whole `flag` byte; 2019 takes `items`, a list of `{"id": n or "0xNNNN",
+/// "value": 0..255 (one BYTE) or a hex string (the parameter bytes)}` after the door item.
+fn vehicle_control(cmd: &Command, version: Version) -> Result<Message, CommandError> {
+    let door = match field(cmd, "door") {
+        None => None,
+        Some(Value::String(s)) if s == "lock" => Some(1u8),
+        Some(Value::String(s)) if s == "unlock" => Some(0u8),
+        Some(_) => return Err(err("door", "expected \"lock\" or \"unlock\"")),
+    };
+    let flag = uint(cmd, "flag", 0xff)?;
+    let items = field(cmd, "items");
+    let control = if version == Version::V2019 {
+        if flag.is_some() {
+            return Err(err("flag", "2013 layout only; use door or items in 2019"));
+        }
+        let mut list: Vec<ControlItem> = door
+            .map(|d| ControlItem {
+                id: crate::msg::platform_control::CONTROL_DOOR,
+                param: vec![d],
+            })
+            .into_iter()
+            .collect();
+        if let Some(items) = items {
+            let items = items
+                .as_array()
+                .ok_or_else(|| err("items", "expected a list"))?;
+            for it in items {
+                list.push(control_item(it)?);
+            }
+        }
+        if list.is_empty() {
+            return Err(err("door", "required (or items)"));
+        }
+        // A type other than the door has no length in the standard: only the last may.
+        let n = list.len();
+        if list
+            .iter()
+            .take(n.saturating_sub(1))
+            .any(|i| i.id != crate::msg::platform_control::CONTROL_DOOR)
+        {
+            return Err(err(
+                "items",
+                "only the last item may be a type other than 0x0001",
+            ));
+        }
+        VehicleControl::Items { items: list }
+    } else {
+        if items.is_some() {
+            return Err(err(
+                "items",
+                "2019 layout only; use door or flag before 2019",
+            ));
+        }
+        let flag = match (door, flag) {
+            (Some(_), Some(_)) => return Err(err("flag", "give door or flag, not both")),
+            (Some(d), None) => d,
+            (None, Some(f)) => f as u8,
+            (None, None) => return Err(err("door", "required (or flag)")),
+        };
+        VehicleControl::Flag { flag }
+    };
+    Ok(Message::VehicleControl(control))
+}
+
+/// One 2019 control item `{"id": ..., "value": ...}`.
+fn control_item(it: &Value) -> Result<ControlItem, CommandError> {
+    let id = match it.get("id") {
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        Some(Value::String(s)) => s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .and_then(|h| u16::from_str_radix(h, 16).ok()),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        err(
+            "items",
+            "each item needs an id 0..=0xffff (number or \"0xNNNN\")",
+        )
+    })?;
+    let param = match it.get("value") {
+        Some(Value::Number(n)) => match n.as_u64().and_then(|n| u8::try_from(n).ok()) {
+            Some(b) => vec![b],
+            None => return Err(err("items", "a numeric value is one BYTE, 0..=255")),
+        },
+        Some(Value::String(s)) => {
+            hex::decode(s).map_err(|_| err("items", "a string value must be hex"))?
+        }
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => return Err(err("items", "value: a number or a hex string")),
+    };
+    if id == crate::msg::platform_control::CONTROL_DOOR && param.len() != 1 {
+        return Err(err("items", "the door item (0x0001) takes one BYTE value"));
+    }
+    Ok(ControlItem { id, param })
 }

@@ -2,6 +2,7 @@
 
 use codecs::command::Command;
 use jt808::command::build;
+use jt808::msg::{ControlItem, VehicleControl};
 use jt808::{Message, Version};
 
 fn cmd(json: &str) -> Command {
@@ -122,4 +123,212 @@ fn each_rejection_names_its_field() {
         let e = build(&cmd(json), Version::V2013).expect_err(json);
         assert_eq!(e.field, want, "{json}");
     }
+}
+
+#[test]
+fn builders_give_typed_platform_messages() {
+    let m = build(
+        &cmd(r#"{"id":"1","type":"text","params":{"text":"hi"}}"#),
+        Version::V2013,
+    )
+    .expect("build");
+    assert!(matches!(m, Message::Text(_)), "{m:?}");
+    let m = build(
+        &cmd(r#"{"id":"1","type":"query_location","params":{}}"#),
+        Version::V2013,
+    )
+    .expect("build");
+    assert_eq!(m, Message::QueryLocation);
+    let m = build(
+        &cmd(r#"{"id":"1","type":"query_params","params":{"ids":[1]}}"#),
+        Version::V2013,
+    )
+    .expect("build");
+    assert_eq!(
+        m,
+        Message::QueryParams(jt808::msg::QueryParams { ids: vec![1] })
+    );
+    let m = build(
+        &cmd(r#"{"id":"1","type":"terminal_control","params":{"command":1,"args":"a;b"}}"#),
+        Version::V2013,
+    )
+    .expect("build");
+    assert_eq!(
+        m,
+        Message::TerminalControl(jt808::msg::TerminalControl {
+            command: 1,
+            args: "a;b".into()
+        })
+    );
+}
+
+#[test]
+fn vehicle_control_door_is_the_2013_flag_byte_and_the_2019_door_item() {
+    let lock = cmd(r#"{"id":"1","type":"vehicle_control","params":{"door":"lock"}}"#);
+    let m13 = build(&lock, Version::V2013).expect("build");
+    assert_eq!(
+        m13,
+        Message::VehicleControl(VehicleControl::Flag { flag: 1 })
+    );
+    assert_eq!(body(&m13), (0x8500, "01".into()));
+    let m19 = build(&lock, Version::V2019).expect("build");
+    assert_eq!(
+        hex::encode(m19.encode_body(Version::V2019).expect("enc")),
+        "0001000101"
+    );
+    let unlock = cmd(r#"{"id":"1","type":"vehicle_control","params":{"door":"unlock"}}"#);
+    assert_eq!(
+        body(&build(&unlock, Version::V2013).expect("build")),
+        (0x8500, "00".into())
+    );
+}
+
+#[test]
+fn vehicle_control_2019_takes_an_item_list_after_the_door() {
+    let c = cmd(
+        r#"{"id":"1","type":"vehicle_control","params":{"door":"unlock","items":[{"id":"0xF001","value":"abcd"}]}}"#,
+    );
+    let m = build(&c, Version::V2019).expect("build");
+    assert_eq!(
+        m,
+        Message::VehicleControl(VehicleControl::Items {
+            items: vec![
+                ControlItem {
+                    id: 1,
+                    param: vec![0]
+                },
+                ControlItem {
+                    id: 0xF001,
+                    param: vec![0xab, 0xcd]
+                },
+            ]
+        })
+    );
+    assert_eq!(
+        hex::encode(m.encode_body(Version::V2019).expect("enc")),
+        "0002000100f001abcd"
+    );
+    let items_only =
+        cmd(r#"{"id":"1","type":"vehicle_control","params":{"items":[{"id":1,"value":1}]}}"#);
+    assert_eq!(
+        hex::encode(
+            build(&items_only, Version::V2019)
+                .expect("build")
+                .encode_body(Version::V2019)
+                .expect("enc")
+        ),
+        "0001000101"
+    );
+}
+
+#[test]
+fn vehicle_control_rejections_name_their_field() {
+    let cases = [
+        (r#"{"door":"open"}"#, Version::V2013, "params.door"),
+        (r#"{}"#, Version::V2013, "params.door"),
+        (r#"{}"#, Version::V2019, "params.door"),
+        (
+            r#"{"items":[{"id":1,"value":1}]}"#,
+            Version::V2013,
+            "params.items",
+        ),
+        (r#"{"flag":1}"#, Version::V2019, "params.flag"),
+        (r#"{"door":"lock","flag":1}"#, Version::V2013, "params.flag"),
+        (r#"{"items":[{"value":1}]}"#, Version::V2019, "params.items"),
+        (
+            r#"{"items":[{"id":1,"value":"0102"}]}"#,
+            Version::V2019,
+            "params.items",
+        ),
+        (
+            r#"{"items":[{"id":2,"value":300}]}"#,
+            Version::V2019,
+            "params.items",
+        ),
+        (
+            r#"{"items":[{"id":"0xF001","value":"ab"},{"id":1,"value":1}]}"#,
+            Version::V2019,
+            "params.items",
+        ),
+    ];
+    for (params, v, want) in cases {
+        let json = format!(r#"{{"id":"1","type":"vehicle_control","params":{params}}}"#);
+        let e = build(&cmd(&json), v).expect_err(&json);
+        assert_eq!(e.field, want, "{json}");
+    }
+}
+
+#[test]
+fn set_params_by_name_and_by_id_is_an_0x8103_typed_by_the_table() {
+    let c = cmd(r#"{"id":"p1","type":"set_params","params":{"params":{
+        "heartbeat_interval_s":30,"0x0029":10,"plate_color":2,"main_server_address":"10.0.0.1:7611",
+        "0xf001":"0102"}}}"#);
+    let m = build(&c, Version::V2013).expect("build");
+    assert_eq!(m.msg_id(), 0x8103);
+    let (id, hex) = body(&m);
+    assert_eq!(id, 0x8103);
+    let mut want = String::from("05");
+    want += "00000001040000001e"; // heartbeat_interval_s DWORD 30
+    want += "00000029040000000a"; // report_interval_default_s DWORD 10
+    want += "000000840102"; // plate_color BYTE 2
+    want += "000000130d31302e302e302e313a37363131"; // STRING "10.0.0.1:7611"
+    want += "0000f001020102"; // unknown id: hex bytes
+                              // serde_json without preserve_order sorts keys; compare as sets of items.
+    let items = |h: &str| {
+        let b = hex::decode(h).expect("hex");
+        jt808::msg::params::decode_list(0x8103, &b).expect("list")
+    };
+    let mut got = items(&hex);
+    let mut exp = items(&want);
+    got.sort_by_key(|p| p.id);
+    exp.sort_by_key(|p| p.id);
+    assert_eq!(got, exp);
+    assert_eq!(hex.get(..2), Some("05"));
+}
+
+#[test]
+fn set_params_rejections_name_the_parameter() {
+    let reject = |json: &str| build(&cmd(json), Version::V2013).expect_err("rejected");
+    let e = reject(r#"{"id":"p","type":"set_params","params":{"params":{"plate_color":300}}}"#);
+    assert_eq!(e.field, "params.params.plate_color");
+    let e = reject(r#"{"id":"p","type":"set_params","params":{"params":{"no_such":1}}}"#);
+    assert_eq!(e.field, "params.params.no_such");
+    let e = reject(
+        r#"{"id":"p","type":"set_params","params":{"params":{"heartbeat_interval_s":"30"}}}"#,
+    );
+    assert_eq!(e.field, "params.params.heartbeat_interval_s");
+    let e = reject(
+        r#"{"id":"p","type":"set_params","params":{"params":{"can_id_collection":"0102"}}}"#,
+    );
+    assert_eq!(e.field, "params.params.can_id_collection");
+    let e = reject(r#"{"id":"p","type":"set_params","params":{}}"#);
+    assert_eq!(e.field, "params.params");
+    let e = reject(r#"{"id":"p","type":"set_params","params":{"params":{}}}"#);
+    assert_eq!(e.field, "params.params");
+}
+
+#[test]
+fn set_params_matches_the_pr5997_capture() {
+    // fixtures/jt808/pr5997-8103-interval.json: one item, 0x0029 = 10 s.
+    let c = cmd(
+        r#"{"id":"p","type":"set_params","params":{"params":{"report_interval_default_s":10}}}"#,
+    );
+    let m = build(&c, Version::V2013).expect("build");
+    assert_eq!(body(&m), (0x8103, "0100000029040000000a".into()));
+}
+
+#[test]
+fn query_attributes_is_an_empty_0x8107_and_query_params_takes_names() {
+    let m = build(
+        &cmd(r#"{"id":"a","type":"query_attributes","params":{}}"#),
+        Version::V2019,
+    )
+    .expect("build");
+    assert_eq!(body(&m), (0x8107, String::new()));
+    let m = build(
+        &cmd(r#"{"id":"q","type":"query_params","params":{"ids":["heartbeat_interval_s","0x0029"]}}"#),
+        Version::V2013,
+    )
+    .expect("build");
+    assert_eq!(body(&m), (0x8106, "020000000100000029".into()));
 }

@@ -22,6 +22,12 @@ pub mod info;
 pub mod location;
 pub mod multimedia;
 pub mod params;
+pub mod platform_area;
+pub mod platform_control;
+pub mod platform_media;
+pub mod platform_misc;
+pub mod platform_params;
+pub mod platform_text;
 pub mod query_params_answer;
 pub mod recorder;
 pub mod register;
@@ -43,6 +49,23 @@ pub use info::{EventReport, InfoDemand, QuestionAnswer};
 pub use location::{LocationItem, LocationReport};
 pub use multimedia::{MediaEvent, MediaItem, MediaSearchAnswer, MediaUpload, ShotAnswer};
 pub use params::{param_by_id, param_by_name, Param, ParamDef, ParamType, ParamValue};
+pub use platform_area::{
+    AreaRule, AreaShape, CircleArea, DeleteAreas, QueryAreas, RectangleArea, RoutePoint,
+    SetCircleAreas, SetPolygonArea, SetRectangleAreas, SetRoute, Vertex,
+};
+pub use platform_control::{ControlItem, VehicleControl};
+pub use platform_media::{
+    CameraShot, MediaUploadAnswer, RecordAudio, SingleMediaUpload, StoredMediaSearch,
+    StoredMediaUpload,
+};
+pub use platform_misc::{
+    AlarmConfirm, DownlinkTransparent, PlatformRsaKey, RecorderCommand, TemporaryTracking,
+};
+pub use platform_params::{QueryParams, SetParams, TerminalControl, UpgradePackage};
+pub use platform_text::{
+    Answer, CallBack, Contact, EventItem, EventSetting, InfoMenu, InfoMenuItem, InfoService,
+    PhoneBook, Question, TextMessage,
+};
 pub use query_params_answer::QueryParamsAnswer;
 pub use recorder::{RecorderUpload, Waybill};
 pub use register::{Authenticate, Register, RegisterResponse};
@@ -73,6 +96,77 @@ pub enum Message {
     TimeQuery,
     /// 0x8004 server-time answer (2019, UTC).
     ServerTime(ServerTime),
+    // Platform (downlink) messages, typed in `platform_*.rs`.
+    /// 0x8103 set terminal parameters.
+    SetParams(SetParams),
+    /// 0x8104 query all terminal parameters (empty body).
+    QueryAllParams,
+    /// 0x8105 terminal control.
+    TerminalControl(TerminalControl),
+    /// 0x8106 query the given terminal parameters.
+    QueryParams(QueryParams),
+    /// 0x8107 query terminal attributes (empty body).
+    QueryAttributes,
+    /// 0x8108 terminal upgrade package.
+    UpgradePackage(UpgradePackage),
+    /// 0x8201 location query (empty body).
+    QueryLocation,
+    /// 0x8202 temporary location tracking.
+    TemporaryTracking(TemporaryTracking),
+    /// 0x8203 manual alarm confirmation.
+    AlarmConfirm(AlarmConfirm),
+    /// 0x8204 link check (2019, empty body).
+    LinkCheck,
+    /// 0x8300 text message.
+    Text(TextMessage),
+    /// 0x8301 event setting (2011/2013).
+    EventSetting(EventSetting),
+    /// 0x8302 question (2011/2013).
+    Question(Question),
+    /// 0x8303 information menu setting (2011/2013).
+    InfoMenu(InfoMenu),
+    /// 0x8304 information service (2011/2013).
+    InfoService(InfoService),
+    /// 0x8400 call back.
+    CallBack(CallBack),
+    /// 0x8401 phone book setting.
+    PhoneBook(PhoneBook),
+    /// 0x8500 vehicle control (2013 flag byte, 2019 item list).
+    VehicleControl(VehicleControl),
+    /// 0x8600 set circle areas.
+    SetCircleAreas(SetCircleAreas),
+    /// 0x8602 set rectangle areas.
+    SetRectangleAreas(SetRectangleAreas),
+    /// 0x8604 set a polygon area.
+    SetPolygonArea(SetPolygonArea),
+    /// 0x8606 set a route.
+    SetRoute(SetRoute),
+    /// 0x8601/0x8603/0x8605/0x8607 delete areas or routes.
+    DeleteAreas(DeleteAreas),
+    /// 0x8608 query areas or routes (2019).
+    QueryAreas(QueryAreas),
+    /// 0x8700 recorder data collection.
+    RecorderCollect(RecorderCommand),
+    /// 0x8701 recorder parameter download.
+    RecorderParamsDownload(RecorderCommand),
+    /// 0x8702 driver identity request (empty body).
+    DriverIdentityRequest,
+    /// 0x8800 multimedia upload answer.
+    MediaUploadAnswer(MediaUploadAnswer),
+    /// 0x8801 camera shot command.
+    CameraShotCommand(CameraShot),
+    /// 0x8802 stored multimedia search.
+    StoredMediaSearch(StoredMediaSearch),
+    /// 0x8803 stored multimedia upload.
+    StoredMediaUpload(StoredMediaUpload),
+    /// 0x8804 record audio.
+    RecordAudio(RecordAudio),
+    /// 0x8805 single stored multimedia upload.
+    SingleMediaUpload(SingleMediaUpload),
+    /// 0x8900 downlink transparent data.
+    DownlinkTransparent(DownlinkTransparent),
+    /// 0x8A00 platform RSA public key.
+    PlatformRsaKey(PlatformRsaKey),
     /// 0x0100 terminal registration.
     Register(Register),
     /// 0x8100 registration response.
@@ -286,6 +380,8 @@ impl Message {
             0x8003 => Message::ResendRequest(ResendRequest::decode(body, header.version)?),
             0x0004 if body.is_empty() => Message::TimeQuery,
             0x8004 => Message::ServerTime(ServerTime::decode(body)?),
+            // Platform messages: typed when lossless, else `Unknown` (platform_misc.rs).
+            0x8103..=0x8A00 => platform_misc::decode(id, header.version, body)?,
             0x0100 => Message::Register(Register::decode(body, header.version)?),
             0x8100 => Message::RegisterResponse(RegisterResponse::decode(body)?),
             0x0102 => Message::Authenticate(Authenticate::decode(body, header.version)?),
@@ -356,6 +452,41 @@ impl Message {
             Message::ResendRequest(_) => 0x8003,
             Message::TimeQuery => 0x0004,
             Message::ServerTime(_) => 0x8004,
+            Message::SetParams(_) => 0x8103,
+            Message::QueryAllParams => 0x8104,
+            Message::TerminalControl(_) => 0x8105,
+            Message::QueryParams(_) => 0x8106,
+            Message::QueryAttributes => 0x8107,
+            Message::UpgradePackage(_) => 0x8108,
+            Message::QueryLocation => 0x8201,
+            Message::TemporaryTracking(_) => 0x8202,
+            Message::AlarmConfirm(_) => 0x8203,
+            Message::LinkCheck => 0x8204,
+            Message::Text(_) => 0x8300,
+            Message::EventSetting(_) => 0x8301,
+            Message::Question(_) => 0x8302,
+            Message::InfoMenu(_) => 0x8303,
+            Message::InfoService(_) => 0x8304,
+            Message::CallBack(_) => 0x8400,
+            Message::PhoneBook(_) => 0x8401,
+            Message::VehicleControl(_) => 0x8500,
+            Message::SetCircleAreas(_) => 0x8600,
+            Message::SetRectangleAreas(_) => 0x8602,
+            Message::SetPolygonArea(_) => 0x8604,
+            Message::SetRoute(_) => 0x8606,
+            Message::DeleteAreas(d) => d.shape.delete_id(),
+            Message::QueryAreas(_) => 0x8608,
+            Message::RecorderCollect(_) => 0x8700,
+            Message::RecorderParamsDownload(_) => 0x8701,
+            Message::DriverIdentityRequest => 0x8702,
+            Message::MediaUploadAnswer(_) => 0x8800,
+            Message::CameraShotCommand(_) => 0x8801,
+            Message::StoredMediaSearch(_) => 0x8802,
+            Message::StoredMediaUpload(_) => 0x8803,
+            Message::RecordAudio(_) => 0x8804,
+            Message::SingleMediaUpload(_) => 0x8805,
+            Message::DownlinkTransparent(_) => 0x8900,
+            Message::PlatformRsaKey(_) => 0x8A00,
             Message::Register(_) => 0x0100,
             Message::RegisterResponse(_) => 0x8100,
             Message::Authenticate(_) => 0x0102,
@@ -395,6 +526,40 @@ impl Message {
             Message::Logout | Message::TimeQuery => {}
             Message::ResendRequest(r) => r.encode(version, &mut out)?,
             Message::ServerTime(t) => t.encode(&mut out),
+            Message::QueryAllParams
+            | Message::QueryAttributes
+            | Message::QueryLocation
+            | Message::LinkCheck
+            | Message::DriverIdentityRequest => {}
+            Message::SetParams(m) => m.encode(&mut out)?,
+            Message::TerminalControl(m) => m.encode(&mut out),
+            Message::QueryParams(m) => m.encode(&mut out)?,
+            Message::UpgradePackage(m) => m.encode(version, &mut out)?,
+            Message::TemporaryTracking(m) => m.encode(&mut out),
+            Message::AlarmConfirm(m) => m.encode(&mut out),
+            Message::Text(m) => m.encode(version, &mut out)?,
+            Message::EventSetting(m) => m.encode(&mut out)?,
+            Message::Question(m) => m.encode(&mut out)?,
+            Message::InfoMenu(m) => m.encode(&mut out)?,
+            Message::InfoService(m) => m.encode(&mut out)?,
+            Message::CallBack(m) => m.encode(&mut out),
+            Message::PhoneBook(m) => m.encode(&mut out)?,
+            Message::VehicleControl(m) => m.encode(version, &mut out)?,
+            Message::SetCircleAreas(m) => m.encode(version, &mut out)?,
+            Message::SetRectangleAreas(m) => m.encode(version, &mut out)?,
+            Message::SetPolygonArea(m) => m.encode(version, &mut out)?,
+            Message::SetRoute(m) => m.encode(version, &mut out)?,
+            Message::DeleteAreas(m) => m.encode(&mut out)?,
+            Message::QueryAreas(m) => m.encode(&mut out)?,
+            Message::RecorderCollect(m) | Message::RecorderParamsDownload(m) => m.encode(&mut out),
+            Message::MediaUploadAnswer(m) => m.encode(&mut out)?,
+            Message::CameraShotCommand(m) => m.encode(&mut out),
+            Message::StoredMediaSearch(m) => m.encode(&mut out),
+            Message::StoredMediaUpload(m) => m.encode(&mut out),
+            Message::RecordAudio(m) => m.encode(&mut out),
+            Message::SingleMediaUpload(m) => m.encode(&mut out),
+            Message::DownlinkTransparent(m) => m.encode(&mut out),
+            Message::PlatformRsaKey(m) => m.encode(&mut out)?,
             Message::Register(r) => r.encode(version, &mut out)?,
             Message::RegisterResponse(r) => r.encode(&mut out),
             Message::Authenticate(a) => a.encode(version, &mut out)?,
