@@ -184,7 +184,8 @@ fn query_params(cmd: &Command) -> Result<Message, CommandError> {
 /// 0x8103 set terminal parameters: `params.params`, an object of parameter name
 /// (`heartbeat_interval_s`) or id (`"0x0029"`) to value, typed by the parameter table
 /// ([`crate::msg::params`]): numbers for BYTE/WORD/DWORD, strings for STRING, hex for
-/// BYTE[n] and ids the table does not know. Sent in the object's key order.
+/// BYTE[n] and ids the table does not know. Items are sent in the JSON object's
+/// iteration order (sorted by key); the standard gives the order no meaning.
 fn set_params(cmd: &Command) -> Result<Message, CommandError> {
     let map = match field(cmd, "params") {
         Some(Value::Object(m)) if !m.is_empty() => m,
