@@ -253,6 +253,8 @@ pub struct Config {
     pub mqtt: mqtt_bridge::MqttConfig,
     pub jt808: Jt808Config,
     pub gbt32960: Gbt32960Config,
+    /// Downstream commands and the offline queue.
+    pub commands: crate::commands::CommandsConfig,
 }
 
 impl Default for Config {
@@ -266,6 +268,7 @@ impl Default for Config {
             mqtt: mqtt_bridge::MqttConfig::default(),
             jt808: Jt808Config::default(),
             gbt32960: Gbt32960Config::default(),
+            commands: crate::commands::CommandsConfig::default(),
         }
     }
 }
@@ -354,6 +357,12 @@ impl Config {
                     "{key}.http.url: required when {key}.mode = \"http\""
                 ));
             }
+        }
+        if self.commands.default_priority > codecs::command::MAX_PRIORITY {
+            return Err(anyhow!("commands.default_priority: 0..9"));
+        }
+        if self.commands.window == 0 {
+            return Err(anyhow!("commands.window: at least 1"));
         }
         if self.jt808.max_frame_len < 64 {
             return Err(anyhow!("jt808.max_frame_len: at least 64"));

@@ -10,6 +10,7 @@ use clap::Parser;
 
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod encode;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod node;
+pub mod queue;
 pub mod registry;
 pub mod run;
 pub mod session;

@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 pub enum Control {
     /// Close the connection (takeover, shutdown, operator).
     Close(PresenceReason),
+    /// Commands are waiting in the queue for this vehicle: send what the window allows.
+    Deliver,
 }
 
 /// A handle on a live session.

@@ -61,7 +61,7 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         .with_context(|| format!("data_dir {}: cannot create it", cfg.data_dir.display()))
         .map_err(Failure::Usage)?;
 
-    let bridge = mqtt_bridge::Bridge::start(&cfg.mqtt, &node, &cfg.topic_prefix)
+    let mut bridge = mqtt_bridge::Bridge::start(&cfg.mqtt, &node, &cfg.topic_prefix)
         .await
         .map_err(|e| Failure::Usage(anyhow!("MQTT: {e}")))?;
     if let Some(addr) = bridge.embedded_addr() {
@@ -71,10 +71,46 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let registry: Arc<dyn Registry> = Arc::new(LocalRegistry::new());
+    let sink = Sink::Mqtt(bridge.publisher());
+    let queue_path = cfg.data_dir.join("commands.redb");
+    let limits = crate::queue::QueueLimits {
+        per_vehicle: cfg.commands.max_per_vehicle,
+        global: cfg.commands.max_total,
+        ..Default::default()
+    };
+    let queue =
+        tokio::task::spawn_blocking(move || crate::queue::RedbQueue::open(&queue_path, limits))
+            .await
+            .map_err(|e| Failure::Usage(anyhow!("opening the command queue: {e}")))?
+            .with_context(|| {
+                format!(
+                    "command queue {}",
+                    cfg.data_dir.join("commands.redb").display()
+                )
+            })
+            .map_err(Failure::Usage)?;
+    let commands = Arc::new(crate::commands::Commands {
+        cfg: cfg.commands.clone(),
+        queue: Arc::new(queue),
+        sink: sink.clone(),
+        node: node.clone(),
+    });
+    if let Some(rx) = bridge.take_commands() {
+        let d = crate::commands::Dispatcher {
+            commands: commands.clone(),
+            registry: registry.clone(),
+        };
+        tokio::spawn(d.run(rx));
+    }
+    tokio::spawn(crate::commands::sweep_expired(
+        commands.clone(),
+        shutdown.clone(),
+    ));
     let shared = Shared {
         node: node.clone(),
-        sink: Sink::Mqtt(bridge.publisher()),
+        sink,
         registry: registry.clone(),
+        commands,
         shutdown: shutdown.clone(),
     };
 

@@ -85,4 +85,22 @@ impl Sink {
                 .map_err(|_| SinkClosed("channel closed".into())),
         }
     }
+
+    /// Publishes a command result to an MQTT 5 Response Topic with its Correlation Data.
+    pub async fn publish_response(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        correlation: Option<Vec<u8>>,
+    ) -> Result<(), SinkClosed> {
+        match self {
+            Sink::Mqtt(p) => p
+                .publish_response(topic, payload, correlation.map(bytes::Bytes::from))
+                .await
+                .map(|_| ())
+                .map_err(|e| SinkClosed(e.to_string())),
+            // Tests read results from the vehicle's own topic.
+            Sink::Memory(_) => Ok(()),
+        }
+    }
 }

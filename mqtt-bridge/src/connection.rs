@@ -45,16 +45,28 @@ impl Client {
         qos: Qos,
         retain: bool,
         payload: Bytes,
+        correlation: Option<Bytes>,
     ) -> Result<(), BridgeError> {
         let r = match self {
             Client::V4(c) => c
                 .publish_bytes(topic, q4(qos), retain, payload)
                 .await
                 .is_ok(),
-            Client::V5(c) => c
-                .publish_bytes(topic, q5(qos), retain, payload)
-                .await
-                .is_ok(),
+            Client::V5(c) => match correlation {
+                None => c
+                    .publish_bytes(topic, q5(qos), retain, payload)
+                    .await
+                    .is_ok(),
+                Some(data) => {
+                    let props = rumqttc::v5::mqttbytes::v5::PublishProperties {
+                        correlation_data: Some(data),
+                        ..Default::default()
+                    };
+                    c.publish_bytes_with_properties(topic, q5(qos), retain, payload, props)
+                        .await
+                        .is_ok()
+                }
+            },
         };
         r.then_some(()).ok_or(BridgeError::Closed)
     }

@@ -34,6 +34,8 @@ pub(crate) struct Job {
     qos: Qos,
     retain: bool,
     kind: &'static str,
+    /// MQTT 5 Correlation Data sent with the publish (ignored on MQTT 3.1.1).
+    correlation: Option<Bytes>,
     done: oneshot::Sender<Result<(), BridgeError>>,
     queued_at: Instant,
 }
@@ -129,6 +131,25 @@ impl Publisher {
             .await
     }
 
+    /// Publishes a command result to the MQTT 5 Response Topic a command gave, with its
+    /// Correlation Data (QoS 1, not retained). On MQTT 3.1.1 the correlation data is dropped.
+    pub async fn publish_response(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        correlation: Option<Bytes>,
+    ) -> Result<Delivery, BridgeError> {
+        self.enqueue_with(
+            topic.to_owned(),
+            payload.into(),
+            Qos::AtLeastOnce,
+            false,
+            "response",
+            correlation,
+        )
+        .await
+    }
+
     /// Free places in the queue (for metrics and tests; 0 means callers are waiting).
     pub fn queue_space(&self) -> usize {
         self.tx.capacity()
@@ -141,6 +162,19 @@ impl Publisher {
         qos: Qos,
         retain: bool,
         kind: &'static str,
+    ) -> Result<Delivery, BridgeError> {
+        self.enqueue_with(topic, payload, qos, retain, kind, None)
+            .await
+    }
+
+    async fn enqueue_with(
+        &self,
+        topic: String,
+        payload: Bytes,
+        qos: Qos,
+        retain: bool,
+        kind: &'static str,
+        correlation: Option<Bytes>,
     ) -> Result<Delivery, BridgeError> {
         let len = topic.len() + payload.len() + PACKET_OVERHEAD;
         if len > self.max_packet_size {
@@ -157,6 +191,7 @@ impl Publisher {
             qos,
             retain,
             kind,
+            correlation,
             done,
             queued_at: Instant::now(),
         };
@@ -194,7 +229,7 @@ pub(crate) async fn forward(
             queued_at: job.queued_at,
         });
         let sent = client
-            .publish(job.topic, job.qos, job.retain, job.payload)
+            .publish(job.topic, job.qos, job.retain, job.payload, job.correlation)
             .await;
         if sent.is_err() {
             tracker.unsend_last();

@@ -33,6 +33,8 @@ use tracing::{debug, info, warn};
 use super::jt808::presence_label;
 use super::{BadFrameLog, OpenConnection, Shared};
 use crate::auth::{Authenticator, Decision};
+use crate::commands::outbox::{InFlight, Outbox};
+use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, Gbt32960Config, ReplyStyle};
 use crate::registry::{next_session_id, Control, SessionHandle};
 
@@ -81,6 +83,8 @@ struct Session<W> {
     bad_frames: u32,
     bad_log: BadFrameLog,
     last_rx: Instant,
+    /// Commands sent and not yet answered (key: the command byte).
+    outbox: Outbox,
 }
 
 /// Serves one connection until it closes, times out, is taken over or the gateway stops.
@@ -92,10 +96,9 @@ where
     let (rd, wr) = tokio::io::split(stream);
     let codec = gbt32960::Codec::new(gbt32960::CodecConfig {
         max_frame_len: l.cfg.max_frame_len,
-        ..Default::default()
     });
     let mut frames = FramedRead::new(rd, codec);
-    let (control_tx, mut control_rx) = mpsc::channel(4);
+    let (control_tx, mut control_rx) = mpsc::channel(16);
     let mut s = Session {
         l: l.clone(),
         peer,
@@ -107,7 +110,13 @@ where
         bad_frames: 0,
         bad_log: BadFrameLog::default(),
         last_rx: Instant::now(),
+        outbox: Outbox::new(
+            l.shared.commands.cfg.window,
+            Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
+        ),
     };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
     let idle = l.idle_timeout();
     let shutdown = l.shared.shutdown.clone();
@@ -122,7 +131,13 @@ where
             _ = shutdown.cancelled() => break PresenceReason::Shutdown,
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
+                Control::Deliver => {
+                    if let Flow::Close(r) = s.deliver().await { break r; }
+                }
             },
+            _ = tick.tick() => {
+                if let Flow::Close(r) = s.retry_commands().await { break r; }
+            }
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
             item = frames.next() => match item {
                 None => break PresenceReason::Closed,
@@ -240,6 +255,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
         };
         metrics::counter!("vgate_frames_in_total", "protocol" => "gbt32960", "msg_id" => command_label(frame.command)).increment(1);
+        // A vehicle's answer to a command in flight (some vehicles answer with 0xFE).
+        if self.vehicle.as_deref() == Some(frame.vin.as_str())
+            && matches!(frame.command, 0x80..=0x82)
+        {
+            return self.on_answer(&frame, &msg).await;
+        }
         if frame.response != 0xFE {
             // An answer from the vehicle (to a query/set/control): published, never answered.
             return match &self.vehicle {
@@ -401,7 +422,166 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 )
                 .await;
         }
+        self.l
+            .shared
+            .commands
+            .seen(&frame.vin, frame.edition.protocol())
+            .await;
+        self.deliver().await
+    }
+
+    /// Sends queued commands while the in-flight window has room. One command per command
+    /// byte at a time: the vehicle's answer names only the command.
+    async fn deliver(&mut self) -> Flow {
+        let Some(vehicle) = self.vehicle.clone() else {
+            return Flow::Continue;
+        };
+        let room = self.outbox.room();
+        if room == 0 {
+            return Flow::Continue;
+        }
+        let commands = self.l.shared.commands.clone();
+        let protocol = self.edition.protocol();
+        let pending = commands.pending(&vehicle, room + self.outbox.len()).await;
+        let fresh: Vec<_> = pending
+            .into_iter()
+            .filter(|q| !self.outbox.contains(&q.id))
+            .collect();
+        let mut sent = 0;
+        for q in fresh {
+            if sent == room {
+                break;
+            }
+            let now = device_now(self.l.device_offset_secs);
+            let frame = match command_of(&q)
+                .and_then(|c| gbt32960::command::build(&c, self.edition, now))
+            {
+                Ok(msg) => match msg.to_frame(self.edition, &vehicle) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        commands
+                            .finish(&q, protocol, CmdStatus::Rejected, Some(e.to_string()), None)
+                            .await;
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    commands
+                        .finish(&q, protocol, CmdStatus::Rejected, Some(e.to_string()), None)
+                        .await;
+                    continue;
+                }
+            };
+            let key = u32::from(frame.command);
+            if self
+                .outbox
+                .take(|k| k == key)
+                .map(|f| self.outbox.push(f))
+                .is_some()
+            {
+                // A command of the same kind is in flight; this one waits its turn.
+                continue;
+            }
+            if let Flow::Close(r) = self.send_command(q, &frame, 1).await {
+                return Flow::Close(r);
+            }
+            sent += 1;
+        }
         Flow::Continue
+    }
+
+    async fn send_command(
+        &mut self,
+        q: crate::queue::QueuedCommand,
+        frame: &Frame,
+        attempts: u32,
+    ) -> Flow {
+        if let Flow::Close(r) = self.write(frame).await {
+            return Flow::Close(r);
+        }
+        metrics::counter!("vgate_commands_sent_total", "protocol" => "gbt32960").increment(1);
+        self.l
+            .shared
+            .commands
+            .sent(&q, frame.edition.protocol())
+            .await;
+        self.outbox.push(InFlight {
+            cmd: q,
+            key: u32::from(frame.command),
+            sent_at: std::time::Instant::now(),
+            attempts,
+        });
+        Flow::Continue
+    }
+
+    /// A vehicle's answer to a query/set/control: success (0x01, or 0xFE from lenient
+    /// firmware) is `acked` with the decoded answer, any other flag `failed`.
+    async fn on_answer(&mut self, frame: &Frame, msg: &Message) -> Flow {
+        let key = u32::from(frame.command);
+        let Some(f) = self.outbox.take(|k| k == key) else {
+            let events = gbt32960::normalize_message(frame, msg, &self.ctx());
+            return self.publish(events).await;
+        };
+        let protocol = frame.edition.protocol();
+        let response = gbt32960::raw_json(frame, msg).get("message").cloned();
+        let commands = self.l.shared.commands.clone();
+        match frame.response {
+            0x01 | 0xFE => {
+                commands
+                    .finish(&f.cmd, protocol, CmdStatus::Acked, None, response)
+                    .await
+            }
+            flag => {
+                let reason = format!("vehicle answered with response flag 0x{flag:02x}");
+                commands
+                    .finish(&f.cmd, protocol, CmdStatus::Failed, Some(reason), response)
+                    .await
+            }
+        }
+        self.deliver().await
+    }
+
+    /// Sends again what was not answered in time; `failed` after the configured retries.
+    async fn retry_commands(&mut self) -> Flow {
+        if self.outbox.is_empty() {
+            return Flow::Continue;
+        }
+        let Some(vehicle) = self.vehicle.clone() else {
+            return Flow::Continue;
+        };
+        let retries = self.l.shared.commands.cfg.retries;
+        let commands = self.l.shared.commands.clone();
+        let protocol = self.edition.protocol();
+        for f in self.outbox.timed_out(std::time::Instant::now()) {
+            if f.attempts > retries {
+                let reason = format!("no answer after {} attempts", f.attempts);
+                commands
+                    .finish(&f.cmd, protocol, CmdStatus::Failed, Some(reason), None)
+                    .await;
+                continue;
+            }
+            let now = device_now(self.l.device_offset_secs);
+            let frame = command_of(&f.cmd)
+                .and_then(|c| gbt32960::command::build(&c, self.edition, now))
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    m.to_frame(self.edition, &vehicle)
+                        .map_err(|e| e.to_string())
+                });
+            match frame {
+                Ok(frame) => {
+                    if let Flow::Close(r) = self.send_command(f.cmd, &frame, f.attempts + 1).await {
+                        return Flow::Close(r);
+                    }
+                }
+                Err(e) => {
+                    commands
+                        .finish(&f.cmd, protocol, CmdStatus::Rejected, Some(e), None)
+                        .await
+                }
+            }
+        }
+        self.deliver().await
     }
 
     async fn finish(mut self, reason: PresenceReason) {

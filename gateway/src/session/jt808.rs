@@ -31,6 +31,8 @@ use tracing::{debug, info, warn};
 
 use super::{BadFrameLog, OpenConnection, Shared};
 use crate::auth::{Authenticator, Decision, RegisterRequest};
+use crate::commands::outbox::{InFlight, Outbox};
+use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, ChecksumMode, Jt808Config};
 use crate::registry::{next_session_id, Control, SessionHandle};
 
@@ -85,6 +87,10 @@ struct Session<W> {
     bad_log: BadFrameLog,
     reassembler: jt808::subpackage::Reassembler,
     last_rx: Instant,
+    /// Commands sent and not yet answered.
+    outbox: Outbox,
+    /// The authenticated terminal's header (phone, edition), to address commands.
+    addr: Option<Header>,
 }
 
 /// Serves one connection until it closes, times out, is taken over or the gateway stops.
@@ -102,7 +108,7 @@ where
         },
     });
     let mut frames = FramedRead::new(rd, codec);
-    let (control_tx, mut control_rx) = mpsc::channel(4);
+    let (control_tx, mut control_rx) = mpsc::channel(16);
     let reassembler = jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
         quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
         timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
@@ -121,6 +127,11 @@ where
         bad_log: BadFrameLog::default(),
         reassembler,
         last_rx: Instant::now(),
+        outbox: Outbox::new(
+            l.shared.commands.cfg.window,
+            Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
+        ),
+        addr: None,
     };
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
     let idle = l.idle_timeout();
@@ -139,10 +150,14 @@ where
             _ = shutdown.cancelled() => break PresenceReason::Shutdown,
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
+                Control::Deliver => {
+                    if let Flow::Close(r) = s.deliver().await { break r; }
+                }
             },
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
             _ = tick.tick() => {
                 if let Flow::Close(r) = s.poll_reassembly().await { break r; }
+                if let Flow::Close(r) = s.retry_commands().await { break r; }
             }
             item = frames.next() => match item {
                 None => break PresenceReason::Closed,
@@ -367,6 +382,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         metrics::histogram!("vgate_frame_to_publish_seconds")
             .record(started.elapsed().as_secs_f64());
+        if let Flow::Close(r) = self.on_answer(&header, &msg).await {
+            return Flow::Close(r);
+        }
         match &msg {
             Message::Logout => {
                 let lc = self.lifecycle(&header, &vehicle, Lifecycle::new(LifecycleKind::Logout));
@@ -514,7 +532,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         .sink
                         .presence(
                             &ctx,
-                            vehicle,
+                            vehicle.clone(),
                             self.protocol(),
                             true,
                             PresenceReason::Login,
@@ -522,9 +540,189 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         )
                         .await;
                 }
-                Flow::Continue
+                self.addr = Some(header.clone());
+                self.l.shared.commands.seen(&vehicle, self.protocol()).await;
+                self.deliver().await
             }
         }
+    }
+
+    /// Sends queued commands while the in-flight window has room.
+    async fn deliver(&mut self) -> Flow {
+        let (Some(vehicle), Some(addr)) = (self.vehicle.clone(), self.addr.clone()) else {
+            return Flow::Continue;
+        };
+        let room = self.outbox.room();
+        if room == 0 {
+            return Flow::Continue;
+        }
+        let commands = self.l.shared.commands.clone();
+        let pending = commands.pending(&vehicle, room + self.outbox.len()).await;
+        let version = self.version.unwrap_or(addr.version);
+        let fresh: Vec<_> = pending
+            .into_iter()
+            .filter(|q| !self.outbox.contains(&q.id))
+            .take(room)
+            .collect();
+        for q in fresh {
+            let msg = match command_of(&q).and_then(|c| jt808::command::build(&c, version)) {
+                Ok(m) => m,
+                Err(e) => {
+                    commands
+                        .finish(
+                            &q,
+                            self.protocol(),
+                            CmdStatus::Rejected,
+                            Some(e.to_string()),
+                            None,
+                        )
+                        .await;
+                    continue;
+                }
+            };
+            if let Flow::Close(r) = self.send_command(&addr, q, &msg, 1).await {
+                return Flow::Close(r);
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn send_command(
+        &mut self,
+        addr: &Header,
+        q: crate::queue::QueuedCommand,
+        msg: &Message,
+        attempts: u32,
+    ) -> Flow {
+        let serial = self.serial;
+        let msg_id = msg.msg_id();
+        if let Flow::Close(r) = self.send(addr, msg).await {
+            return Flow::Close(r);
+        }
+        metrics::counter!("vgate_commands_sent_total", "protocol" => "jt808").increment(1);
+        self.l.shared.commands.sent(&q, self.protocol()).await;
+        self.outbox.push(InFlight {
+            cmd: q,
+            key: (u32::from(msg_id) << 16) | u32::from(serial),
+            sent_at: Instant::now(),
+            attempts,
+        });
+        Flow::Continue
+    }
+
+    /// Matches an uplink against the commands in flight: a 0x0001 by (serial, id), a typed
+    /// answer (0x0104, 0x0201, 0x0500...) by the serial it carries, 0x0107 by its request id.
+    async fn on_answer(&mut self, header: &Header, msg: &Message) -> Flow {
+        if self.outbox.is_empty() {
+            return Flow::Continue;
+        }
+        let protocol = self.protocol();
+        let commands = self.l.shared.commands.clone();
+        if let Message::TerminalResponse(r) = msg {
+            let key = (u32::from(r.reply_id) << 16) | u32::from(r.reply_serial);
+            if let Some(f) = self.outbox.take(|k| k == key) {
+                let (status, reason) = match r.result {
+                    0 => (CmdStatus::Acked, None),
+                    1 => (
+                        CmdStatus::Failed,
+                        Some("terminal answered: failure (1)".to_owned()),
+                    ),
+                    2 => (
+                        CmdStatus::Failed,
+                        Some("terminal answered: message error (2)".to_owned()),
+                    ),
+                    3 => (
+                        CmdStatus::Failed,
+                        Some("terminal answered: unsupported (3)".to_owned()),
+                    ),
+                    n => (
+                        CmdStatus::Failed,
+                        Some(format!("terminal answered: result {n}")),
+                    ),
+                };
+                commands
+                    .finish(&f.cmd, protocol, status, reason, None)
+                    .await;
+                return self.deliver().await;
+            }
+            return Flow::Continue;
+        }
+        // Typed answers: the first WORD of their body is the serial of the request.
+        let answer_serial = match header.msg_id {
+            0x0104 | 0x0201 | 0x0500 | 0x0700 | 0x0802 | 0x0805 => {
+                msg.reply_serial().or_else(|| match msg {
+                    Message::Unknown { body, .. } => match body.as_slice() {
+                        [a, b, ..] => Some(u16::from_be_bytes([*a, *b])),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+            }
+            _ => None,
+        };
+        let found = match (header.msg_id, answer_serial) {
+            (0x0107, _) => self.outbox.take(|k| k >> 16 == 0x8107),
+            (_, Some(serial)) => self.outbox.take(|k| k & 0xFFFF == u32::from(serial)),
+            _ => None,
+        };
+        if let Some(f) = found {
+            let raw = jt808::raw_json(header, msg);
+            let response = raw.get("message").cloned();
+            commands
+                .finish(&f.cmd, protocol, CmdStatus::Acked, None, response)
+                .await;
+            return self.deliver().await;
+        }
+        Flow::Continue
+    }
+
+    /// Sends again what was not answered in time; `failed` after the configured retries.
+    async fn retry_commands(&mut self) -> Flow {
+        if self.outbox.is_empty() {
+            return Flow::Continue;
+        }
+        let Some(addr) = self.addr.clone() else {
+            return Flow::Continue;
+        };
+        let retries = self.l.shared.commands.cfg.retries;
+        let version = self.version.unwrap_or(addr.version);
+        let commands = self.l.shared.commands.clone();
+        for f in self.outbox.timed_out(Instant::now()) {
+            if f.attempts > retries {
+                let reason = format!("no answer after {} attempts", f.attempts);
+                commands
+                    .finish(
+                        &f.cmd,
+                        self.protocol(),
+                        CmdStatus::Failed,
+                        Some(reason),
+                        None,
+                    )
+                    .await;
+                continue;
+            }
+            match command_of(&f.cmd).and_then(|c| jt808::command::build(&c, version)) {
+                Ok(msg) => {
+                    if let Flow::Close(r) =
+                        self.send_command(&addr, f.cmd, &msg, f.attempts + 1).await
+                    {
+                        return Flow::Close(r);
+                    }
+                }
+                Err(e) => {
+                    commands
+                        .finish(
+                            &f.cmd,
+                            self.protocol(),
+                            CmdStatus::Rejected,
+                            Some(e.to_string()),
+                            None,
+                        )
+                        .await;
+                }
+            }
+        }
+        self.deliver().await
     }
 
     async fn finish(mut self, reason: PresenceReason) {

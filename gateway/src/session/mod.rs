@@ -26,6 +26,7 @@ pub struct Shared {
     pub node: Arc<str>,
     pub sink: Sink,
     pub registry: Arc<dyn Registry>,
+    pub commands: Arc<crate::commands::Commands>,
     pub shutdown: CancellationToken,
 }
 

@@ -174,21 +174,17 @@ impl Terminal {
 
     /// The next frame from the platform, `None` when the connection closed.
     pub async fn next_frame(&mut self) -> io::Result<Option<(Header, Message)>> {
-        loop {
-            match self.io.next().await {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(Err(bad))) => {
-                    return Err(io_err(format!(
-                        "bad frame from the platform: {}",
-                        bad.error
-                    )))
-                }
-                Some(Ok(Ok(frame))) => {
-                    let msg = Message::decode(&frame.header, &frame.body)
-                        .map_err(|e| io_err(e.to_string()))?;
-                    return Ok(Some((frame.header, msg)));
-                }
+        match self.io.next().await {
+            None => Ok(None),
+            Some(Err(e)) => Err(e),
+            Some(Ok(Err(bad))) => Err(io_err(format!(
+                "bad frame from the platform: {}",
+                bad.error
+            ))),
+            Some(Ok(Ok(frame))) => {
+                let msg = Message::decode(&frame.header, &frame.body)
+                    .map_err(|e| io_err(e.to_string()))?;
+                Ok(Some((frame.header, msg)))
             }
         }
     }
@@ -222,25 +218,25 @@ impl Terminal {
 
     /// Answers a platform message as a terminal does. Returns whether it was a command.
     pub async fn answer(&mut self, header: &Header, msg: &Message) -> io::Result<bool> {
-        let reply = match msg {
-            Message::PlatformResponse(_)
-            | Message::RegisterResponse(_)
-            | Message::ServerTime(_) => return Ok(false),
-            Message::Unknown { msg_id: 0x8201, .. } => Message::LocationAnswer {
+        if matches!(
+            msg,
+            Message::PlatformResponse(_) | Message::RegisterResponse(_) | Message::ServerTime(_)
+        ) {
+            return Ok(false);
+        }
+        let reply = match header.msg_id {
+            0x8201 => Message::LocationAnswer {
                 reply_serial: header.serial,
                 report: self.fix.report(),
             },
-            Message::Unknown {
-                msg_id: 0x8104 | 0x8106,
-                ..
-            } => {
+            0x8104 | 0x8106 => {
                 // 0x0104: reply serial, count 0.
                 let mut body = header.serial.to_be_bytes().to_vec();
                 body.push(0);
-                Message::Unknown {
+                Message::decode(&self.header(0x0104), &body).unwrap_or(Message::Unknown {
                     msg_id: 0x0104,
                     body,
-                }
+                })
             }
             _ => Message::TerminalResponse(GeneralResponse {
                 reply_serial: header.serial,

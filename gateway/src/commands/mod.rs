@@ -1,0 +1,543 @@
+//! Downstream commands: from the platform's MQTT topic to the vehicle's connection, with a
+//! result for every step (contract §4).
+//!
+//! ```text
+//! {p}/v1/{vid}/cmd ──▶ Dispatcher::handle ──▶ CommandQueue (durable) ──▶ MQTT ack
+//!                          │ invalid: `rejected`      │ vehicle online: Control::Deliver
+//!                          │                          │ offline: `queued`
+//!                          ▼                          ▼
+//!                 {p}/v1/{vid}/cmd/result     session: Outbox (in-flight window)
+//!                                             `sent` ─▶ answer ─▶ `acked` | `failed`
+//!                                             no answer after retries ─▶ `failed`
+//! sweeper: TTL passed while queued ─▶ `expired`
+//! ```
+//!
+//! Why everything goes through the queue, even for an online vehicle: the MQTT message is
+//! acknowledged only once the command is stored, so a crash at any point loses nothing (the
+//! broker redelivers an unacknowledged command; a stored one is delivered at the next login),
+//! and idempotency (same id = same command) has one place to live. A command leaves the
+//! queue only with a final status.
+//!
+//! How a command reaches the connection holding its vehicle sits behind two interfaces: the
+//! [`Registry`](crate::registry::Registry) (who holds the vehicle) and the
+//! [`CommandQueue`] (where commands wait). Both have an embedded implementation; with
+//! several nodes, a shared queue and registry (Redis) let any node accept a command and the
+//! node holding the vehicle deliver it.
+
+pub mod outbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use codecs::command::Command;
+use codecs::event::CmdResult;
+pub use codecs::event::CmdStatus;
+use codecs::{Data, Event, EventContext, Protocol};
+use mqtt_bridge::{IncomingCommand, Target};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::queue::{CommandQueue, Enqueued, QueuedCommand};
+use crate::registry::{Control, Registry};
+use crate::sink::Sink;
+
+/// `[commands]` in the configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandsConfig {
+    /// TTL of a command that gives none (`ttl_s`, MQTT 5 Message Expiry), seconds.
+    pub default_ttl_s: u64,
+    /// Priority of a command that gives none (0-9).
+    pub default_priority: u8,
+    /// Commands sent to one vehicle and not yet answered.
+    pub window: usize,
+    /// Seconds to wait for a vehicle's answer before sending again.
+    pub timeout_s: u64,
+    /// Sends after the first before the command is `failed`.
+    pub retries: u32,
+    /// Commands queued per vehicle; more are refused (`failed`, reason `queue_full`).
+    pub max_per_vehicle: usize,
+    /// Commands queued in all.
+    pub max_total: usize,
+    /// Broadcast groups besides `all`, `jt808`, `gbt32960`: name = list of vehicle ids or
+    /// patterns with a trailing `*` (`"LVGB*"`).
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        CommandsConfig {
+            default_ttl_s: 86_400,
+            default_priority: 5,
+            window: 4,
+            timeout_s: 30,
+            retries: 2,
+            max_per_vehicle: 1000,
+            max_total: 1_000_000,
+            groups: Default::default(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What sessions and the dispatcher share about commands.
+pub struct Commands {
+    pub cfg: CommandsConfig,
+    pub queue: Arc<dyn CommandQueue>,
+    pub sink: Sink,
+    pub node: Arc<str>,
+}
+
+impl Commands {
+    /// Runs a blocking queue operation off the async threads.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn CommandQueue) -> T + Send + 'static,
+    ) -> Option<T> {
+        let q = self.queue.clone();
+        tokio::task::spawn_blocking(move || f(&*q)).await.ok()
+    }
+
+    /// Publishes a result on `{p}/v1/{vid}/cmd/result` (and on the command's MQTT 5 response
+    /// topic, when it gave one).
+    pub async fn result(
+        &self,
+        vehicle: &str,
+        protocol: Protocol,
+        cmd: &ResultTarget,
+        status: CmdStatus,
+        reason: Option<String>,
+        response: Option<serde_json::Value>,
+    ) {
+        metrics::counter!("vgate_command_results_total", "status" => status_label(status))
+            .increment(1);
+        let data = CmdResult {
+            id: cmd.id.clone(),
+            status,
+            reason,
+            response,
+        };
+        let ctx = EventContext {
+            gateway: self.node.clone(),
+            received_at: chrono::Utc::now(),
+            device_utc_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
+        };
+        let ev = Event::new(
+            &ctx,
+            Arc::from(vehicle),
+            protocol,
+            None,
+            None,
+            Data::CmdResult(data),
+        );
+        if let Some(topic) = &cmd.response_topic {
+            let mut payload = Vec::with_capacity(256);
+            ev.write_json(&mut payload);
+            if let Err(e) = self
+                .sink
+                .publish_response(topic, payload, cmd.correlation_data.clone())
+                .await
+            {
+                warn!(error = %e, topic, "command result to the response topic not published");
+            }
+        }
+        if let Err(e) = self.sink.publish(ev).await {
+            warn!(error = %e, vehicle, id = %cmd.id, "command result not published");
+        }
+    }
+}
+
+impl Commands {
+    /// Commands waiting for `vehicle`, best first, at most `limit`.
+    pub async fn pending(&self, vehicle: &str, limit: usize) -> Vec<QueuedCommand> {
+        let v = vehicle.to_owned();
+        match self.blocking(move |q| q.pending(&v, now_ms(), limit)).await {
+            Some(Ok(list)) => list,
+            Some(Err(e)) => {
+                warn!(vehicle, error = %e, "reading the command queue failed");
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// A command was written to the vehicle: count the attempt, publish `sent`.
+    pub async fn sent(&self, q: &QueuedCommand, protocol: Protocol) {
+        let (v, id) = (q.vehicle.clone(), q.id.clone());
+        if let Some(Err(e)) = self
+            .blocking(move |queue| queue.mark_attempt(&v, &id))
+            .await
+        {
+            warn!(vehicle = %q.vehicle, id = %q.id, error = %e, "recording a delivery attempt failed");
+        }
+        self.result(
+            &q.vehicle,
+            protocol,
+            &ResultTarget::from(q),
+            CmdStatus::Sent,
+            None,
+            None,
+        )
+        .await;
+    }
+
+    /// A command reached a final status: remove it from the queue, publish the status.
+    pub async fn finish(
+        &self,
+        q: &QueuedCommand,
+        protocol: Protocol,
+        status: CmdStatus,
+        reason: Option<String>,
+        response: Option<serde_json::Value>,
+    ) {
+        let (v, id) = (q.vehicle.clone(), q.id.clone());
+        if let Some(Err(e)) = self
+            .blocking(move |queue| queue.finish(&v, &id, now_ms()))
+            .await
+        {
+            warn!(vehicle = %q.vehicle, id = %q.id, error = %e, "removing a finished command failed");
+        }
+        self.result(
+            &q.vehicle,
+            protocol,
+            &ResultTarget::from(q),
+            status,
+            reason,
+            response,
+        )
+        .await;
+    }
+
+    /// A vehicle logged in: remember it (broadcast groups, protocol of later commands).
+    pub async fn seen(&self, vehicle: &str, protocol: Protocol) {
+        let v = vehicle.to_owned();
+        if let Some(Err(e)) = self
+            .blocking(move |q| q.remember_vehicle(&v, protocol.as_str(), now_ms()))
+            .await
+        {
+            warn!(vehicle, error = %e, "remembering the vehicle failed");
+        }
+    }
+}
+
+/// The stored command envelope back as a [`Command`].
+pub fn command_of(q: &QueuedCommand) -> Result<Command, codecs::command::CommandError> {
+    serde_json::from_value(q.command.clone()).map_err(|e| {
+        codecs::command::CommandError::new("command", format!("stored command unreadable: {e}"))
+    })
+}
+
+/// Where a command's results go.
+#[derive(Debug, Clone, Default)]
+pub struct ResultTarget {
+    pub id: String,
+    pub response_topic: Option<String>,
+    pub correlation_data: Option<Vec<u8>>,
+}
+
+impl From<&QueuedCommand> for ResultTarget {
+    fn from(q: &QueuedCommand) -> Self {
+        ResultTarget {
+            id: q.id.clone(),
+            response_topic: q.response_topic.clone(),
+            correlation_data: q.correlation_data.clone(),
+        }
+    }
+}
+
+/// A bounded label for a status.
+pub fn status_label(s: CmdStatus) -> &'static str {
+    match s {
+        CmdStatus::Queued => "queued",
+        CmdStatus::Sent => "sent",
+        CmdStatus::Acked => "acked",
+        CmdStatus::Failed => "failed",
+        CmdStatus::Expired => "expired",
+        CmdStatus::Rejected => "rejected",
+    }
+}
+
+/// The protocol a vehicle speaks, from its live session or from the vehicles seen before.
+fn protocol_of(
+    registry: &dyn Registry,
+    known: &[crate::queue::KnownVehicle],
+    vehicle: &str,
+) -> Option<Protocol> {
+    if let Some(h) = registry.get(vehicle) {
+        return Some(h.protocol);
+    }
+    known
+        .iter()
+        .find(|k| k.vehicle == vehicle)
+        .and_then(|k| protocol_from_name(&k.protocol))
+}
+
+/// The contract's protocol name back to a [`Protocol`].
+pub fn protocol_from_name(s: &str) -> Option<Protocol> {
+    [
+        Protocol::Jt808_2011,
+        Protocol::Jt808_2013,
+        Protocol::Jt808_2019,
+        Protocol::Gbt32960_2016,
+        Protocol::Gbt32960_2025,
+        Protocol::Raw,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == s)
+}
+
+/// Checks a command's params against the protocol it will be sent in.
+pub fn validate_for(
+    cmd: &Command,
+    protocol: Protocol,
+) -> Result<(), codecs::command::CommandError> {
+    match protocol {
+        Protocol::Jt808_2011 => jt808::command::build(cmd, jt808::Version::V2011).map(|_| ()),
+        Protocol::Jt808_2013 => jt808::command::build(cmd, jt808::Version::V2013).map(|_| ()),
+        Protocol::Jt808_2019 => jt808::command::build(cmd, jt808::Version::V2019).map(|_| ()),
+        Protocol::Gbt32960_2016 => {
+            gbt32960::command::build(cmd, gbt32960::Edition::V2016, Default::default()).map(|_| ())
+        }
+        Protocol::Gbt32960_2025 => {
+            gbt32960::command::build(cmd, gbt32960::Edition::V2025, Default::default()).map(|_| ())
+        }
+        Protocol::Raw => Ok(()),
+    }
+}
+
+/// The command id of a payload that does not parse as a command, if it has one, so the
+/// `rejected` result can still name it.
+fn loose_id(payload: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Takes commands from the bridge, stores them and wakes the sessions that hold their vehicles.
+pub struct Dispatcher {
+    pub commands: Arc<Commands>,
+    pub registry: Arc<dyn Registry>,
+}
+
+impl Dispatcher {
+    /// Runs until the bridge's command channel closes.
+    pub async fn run(self, mut rx: tokio::sync::mpsc::Receiver<IncomingCommand>) {
+        while let Some(inc) = rx.recv().await {
+            self.handle(inc).await;
+        }
+    }
+
+    /// One incoming command: validated, stored (then acknowledged to the broker), delivered
+    /// or queued, with its first result.
+    pub async fn handle(&self, inc: IncomingCommand) {
+        let vehicles: Vec<String> = match &inc.target {
+            Target::Vehicle(v) => vec![v.clone()],
+            Target::Group(g) => self.members(g).await,
+        };
+        let unknown = Protocol::Raw;
+        let target = ResultTarget {
+            id: loose_id(&inc.payload),
+            response_topic: inc.response_topic.clone(),
+            correlation_data: inc.correlation_data.as_ref().map(|b| b.to_vec()),
+        };
+        let cmd = match Command::parse(&inc.payload) {
+            Ok(c) => c,
+            Err(e) => {
+                info!(topic = %inc.topic, error = %e, "command rejected");
+                for v in &vehicles {
+                    self.commands
+                        .result(
+                            v,
+                            unknown,
+                            &target,
+                            CmdStatus::Rejected,
+                            Some(e.to_string()),
+                            None,
+                        )
+                        .await;
+                }
+                let _ = inc.ack().await;
+                return;
+            }
+        };
+        let ttl_ms = cmd
+            .ttl_s
+            .map(|s| s.saturating_mul(1000))
+            .or(inc
+                .message_expiry
+                .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64))
+            .unwrap_or(self.commands.cfg.default_ttl_s.saturating_mul(1000));
+        let priority = cmd.priority.unwrap_or(self.commands.cfg.default_priority);
+        let command_json = serde_json::to_value(&cmd).unwrap_or_default();
+        let known = self
+            .commands
+            .blocking(|q| q.known_vehicles().unwrap_or_default())
+            .await
+            .unwrap_or_default();
+        let now = now_ms();
+        let mut stored_all = true;
+        for vehicle in vehicles {
+            if let Err(e) = codecs::vehicle_id::validate(&vehicle) {
+                self.commands
+                    .result(
+                        &vehicle,
+                        unknown,
+                        &target,
+                        CmdStatus::Rejected,
+                        Some(format!("vehicle id: {e}")),
+                        None,
+                    )
+                    .await;
+                continue;
+            }
+            let protocol = protocol_of(&*self.registry, &known, &vehicle);
+            if let Some(p) = protocol {
+                if let Err(e) = validate_for(&cmd, p) {
+                    info!(vehicle, id = %cmd.id, error = %e, "command rejected");
+                    self.commands
+                        .result(
+                            &vehicle,
+                            p,
+                            &target,
+                            CmdStatus::Rejected,
+                            Some(e.to_string()),
+                            None,
+                        )
+                        .await;
+                    continue;
+                }
+            }
+            let q = QueuedCommand {
+                vehicle: vehicle.clone(),
+                id: cmd.id.clone(),
+                priority,
+                enqueued_at_ms: now,
+                expires_at_ms: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+                command: command_json.clone(),
+                response_topic: target.response_topic.clone(),
+                correlation_data: target.correlation_data.clone(),
+                attempts: 0,
+            };
+            let outcome = self.commands.blocking(move |queue| queue.enqueue(q)).await;
+            let protocol = protocol.unwrap_or(unknown);
+            match outcome {
+                Some(Ok(Enqueued::Stored)) => match self.registry.get(&vehicle) {
+                    Some(h) => {
+                        let _ = h.control.try_send(Control::Deliver);
+                    }
+                    None => {
+                        self.commands
+                            .result(&vehicle, protocol, &target, CmdStatus::Queued, None, None)
+                            .await
+                    }
+                },
+                Some(Ok(Enqueued::Duplicate)) => {
+                    debug!(vehicle, id = %cmd.id, "duplicate command id ignored")
+                }
+                Some(Ok(Enqueued::VehicleFull)) | Some(Ok(Enqueued::GlobalFull)) => {
+                    self.commands
+                        .result(
+                            &vehicle,
+                            protocol,
+                            &target,
+                            CmdStatus::Failed,
+                            Some("queue_full".into()),
+                            None,
+                        )
+                        .await;
+                }
+                Some(Err(e)) => {
+                    warn!(vehicle, id = %cmd.id, error = %e, "command not stored; the broker will deliver it again");
+                    stored_all = false;
+                }
+                None => stored_all = false,
+            }
+        }
+        // Not acknowledged when storing failed: the broker redelivers it (after a reconnect).
+        if stored_all {
+            let _ = inc.ack().await;
+        }
+    }
+
+    /// The vehicles of a broadcast group: online now or seen before.
+    async fn members(&self, group: &str) -> Vec<String> {
+        let known = self
+            .commands
+            .blocking(|q| q.known_vehicles().unwrap_or_default())
+            .await
+            .unwrap_or_default();
+        let mut all: Vec<(String, String)> =
+            known.into_iter().map(|k| (k.vehicle, k.protocol)).collect();
+        for (v, h) in self.registry.all() {
+            all.push((v, h.protocol.as_str().to_owned()));
+        }
+        all.sort();
+        all.dedup_by(|a, b| a.0 == b.0);
+        let patterns = self.commands.cfg.groups.get(group);
+        all.into_iter()
+            .filter(|(v, p)| match group {
+                "all" => true,
+                "jt808" => p.starts_with("jt808"),
+                "gbt32960" => p.starts_with("gbt32960"),
+                _ => patterns.is_some_and(|ps| ps.iter().any(|pat| matches_pattern(pat, v))),
+            })
+            .map(|(v, _)| v)
+            .collect()
+    }
+}
+
+/// `LVGB*` matches ids starting with `LVGB`; anything else matches itself.
+pub fn matches_pattern(pattern: &str, id: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => id.starts_with(prefix),
+        None => pattern == id,
+    }
+}
+
+/// Sends `expired` for commands whose TTL passed while they waited. Runs until cancelled.
+pub async fn sweep_expired(commands: Arc<Commands>, shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = now_ms();
+        let Some(Ok(expired)) = commands.blocking(move |q| q.take_expired(now, 1000)).await else {
+            continue;
+        };
+        let known = if expired.is_empty() {
+            Vec::new()
+        } else {
+            commands
+                .blocking(|q| q.known_vehicles().unwrap_or_default())
+                .await
+                .unwrap_or_default()
+        };
+        for q in expired {
+            let protocol = known
+                .iter()
+                .find(|k| k.vehicle == q.vehicle)
+                .and_then(|k| protocol_from_name(&k.protocol))
+                .unwrap_or(Protocol::Raw);
+            commands
+                .result(
+                    &q.vehicle,
+                    protocol,
+                    &ResultTarget::from(&q),
+                    CmdStatus::Expired,
+                    Some("ttl passed before delivery".into()),
+                    None,
+                )
+                .await;
+        }
+        if now % 60_000 < 1000 {
+            let _ = commands.blocking(move |q| q.prune(now)).await;
+        }
+    }
+}

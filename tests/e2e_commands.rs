@@ -1,0 +1,330 @@
+//! Black-box tests of downstream commands: the real `vgate` binary, a platform publishing
+//! commands on MQTT, simulated vehicles answering (or not) on TCP.
+
+mod support;
+
+use std::time::Duration;
+
+use gateway::simulate::gbt32960::Vehicle;
+use gateway::simulate::jt808::Terminal;
+use gbt32960::Edition;
+use jt808::{Header, Message, Version};
+use rumqttc::QoS;
+use support::{Mosquitto, Received, Subscriber, Vgate, VgateOptions};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn command(sub: &Subscriber, vehicle: &str, json: &str) {
+    sub.client
+        .publish(
+            format!("vgate/v1/{vehicle}/cmd"),
+            QoS::AtLeastOnce,
+            false,
+            json.as_bytes().to_vec(),
+        )
+        .await
+        .expect("publish command");
+}
+
+async fn result(sub: &mut Subscriber) -> Received {
+    sub.next_on("/cmd/result", WAIT).await
+}
+
+async fn online_terminal(vgate: &Vgate, phone: &str) -> Terminal {
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .expect("connect");
+    let code = t
+        .register()
+        .await
+        .expect("register")
+        .auth_code
+        .expect("code");
+    assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+    t
+}
+
+/// Waits for a platform message with id `msg_id` without answering it.
+async fn next_downlink(t: &mut Terminal, msg_id: u16) -> (Header, Message) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, t.next_frame())
+            .await
+            .expect("a downlink in time");
+        let (h, m) = next.expect("read").expect("connection open");
+        if h.msg_id == msg_id {
+            return (h, m);
+        }
+    }
+}
+
+async fn online_text_is_sent_then_acked(port: u16, vgate: &Vgate, phone: &str) {
+    let mut sub = Subscriber::connect(port, &[&format!("vgate/v1/{phone}/cmd/result")]).await;
+    let mut t = online_terminal(vgate, phone).await;
+    command(
+        &sub,
+        phone,
+        r#"{"id":"t-1","type":"text","params":{"text":"hello driver"}}"#,
+    )
+    .await;
+    let (h, m) = next_downlink(&mut t, 0x8300).await;
+    t.answer(&h, &m).await.unwrap();
+    let r = result(&mut sub).await;
+    assert_eq!(
+        (
+            r.json["data"]["id"].as_str(),
+            r.json["data"]["status"].as_str()
+        ),
+        (Some("t-1"), Some("sent")),
+        "{:?}",
+        r.json
+    );
+    let r = result(&mut sub).await;
+    assert_eq!(r.json["data"]["status"], "acked", "{:?}", r.json);
+    assert_eq!(r.json["type"], "cmd_result");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_to_an_online_terminal_is_sent_and_acked_on_the_embedded_broker() {
+    let vgate = Vgate::start(VgateOptions::default());
+    online_text_is_sent_then_acked(vgate.mqtt_port().unwrap(), &vgate, "013900000001").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_to_an_online_terminal_is_sent_and_acked_through_mosquitto() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        ..Default::default()
+    });
+    // The gateway subscribes once connected; give it a moment on an external broker.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    online_text_is_sent_then_acked(m.port, &vgate, "013900000002").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn query_location_is_acked_with_the_typed_answer() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let phone = "013900000003";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/#")],
+    )
+    .await;
+    let mut t = online_terminal(&vgate, phone).await;
+    command(&sub, phone, r#"{"id":"q-1","type":"query_location"}"#).await;
+    let (h, m) = next_downlink(&mut t, 0x8201).await;
+    t.answer(&h, &m).await.unwrap();
+    let acked = loop {
+        let r = result(&mut sub).await;
+        if r.json["data"]["status"] == "acked" {
+            break r;
+        }
+        assert_eq!(r.json["data"]["status"], "sent");
+    };
+    assert_eq!(acked.json["data"]["id"], "q-1");
+    assert!(
+        acked.json["data"]["response"].is_object(),
+        "typed response: {:?}",
+        acked.json
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_for_an_offline_terminal_are_queued_then_delivered_by_priority_then_age() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let phone = "013900000004";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/cmd/result")],
+    )
+    .await;
+    for (id, prio) in [("low", 1), ("high-a", 8), ("mid", 5), ("high-b", 8)] {
+        let json = format!(
+            r#"{{"id":"{id}","type":"text","params":{{"text":"{id}"}},"priority":{prio}}}"#
+        );
+        command(&sub, phone, &json).await;
+        let r = result(&mut sub).await;
+        assert_eq!(
+            (
+                r.json["data"]["id"].as_str(),
+                r.json["data"]["status"].as_str()
+            ),
+            (Some(id), Some("queued"))
+        );
+    }
+    // The same id again is the same command: no second result, no second delivery.
+    command(
+        &sub,
+        phone,
+        r#"{"id":"mid","type":"text","params":{"text":"mid"}}"#,
+    )
+    .await;
+
+    let mut t = online_terminal(&vgate, phone).await;
+    let mut order = Vec::new();
+    while order.len() < 4 {
+        let (h, m) = next_downlink(&mut t, 0x8300).await;
+        let text = serde_json::to_value(&m).unwrap().to_string();
+        let id = ["high-a", "high-b", "mid", "low"]
+            .into_iter()
+            .find(|id| text.contains(&hex::encode(id.as_bytes())) || text.contains(id))
+            .expect("known text");
+        order.push(id);
+        t.answer(&h, &m).await.unwrap();
+    }
+    assert_eq!(order, ["high-a", "high-b", "mid", "low"]);
+    let results = sub.drain(Duration::from_secs(2)).await;
+    let acked = results
+        .iter()
+        .filter(|r| r.json["data"]["status"] == "acked")
+        .count();
+    assert_eq!(acked, 4, "{results:?}");
+    assert!(
+        !results.iter().any(|r| r.json["data"]["status"] == "queued"),
+        "the duplicate got no result: {results:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_command_is_rejected_naming_the_field() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let phone = "013900000005";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/cmd/result")],
+    )
+    .await;
+    let _t = online_terminal(&vgate, phone).await;
+    command(&sub, phone, r#"{"id":"bad-1","type":"text","params":{}}"#).await;
+    let r = result(&mut sub).await;
+    assert_eq!(r.json["data"]["status"], "rejected");
+    assert!(
+        r.json["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("params.text"),
+        "{:?}",
+        r.json
+    );
+    command(&sub, phone, r#"{"id":"bad-2","type":"warp_drive"}"#).await;
+    let r = result(&mut sub).await;
+    assert_eq!(r.json["data"]["status"], "rejected");
+    command(&sub, phone, "not json").await;
+    let r = result(&mut sub).await;
+    assert_eq!(r.json["data"]["status"], "rejected");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_command_is_retried_then_failed() {
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some("[commands]\ntimeout_s = 1\nretries = 1\n".into()),
+        ..Default::default()
+    });
+    let phone = "013900000006";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/cmd/result")],
+    )
+    .await;
+    let mut t = online_terminal(&vgate, phone).await;
+    command(
+        &sub,
+        phone,
+        r#"{"id":"r-1","type":"text","params":{"text":"anyone?"}}"#,
+    )
+    .await;
+    let (first, _) = next_downlink(&mut t, 0x8300).await;
+    let (second, _) = next_downlink(&mut t, 0x8300).await;
+    assert_ne!(first.serial, second.serial, "a retry is a new message");
+    let statuses: Vec<String> = loop {
+        let all = sub.drain(Duration::from_secs(4)).await;
+        let s: Vec<String> = all
+            .iter()
+            .map(|r| r.json["data"]["status"].as_str().unwrap_or("").to_owned())
+            .collect();
+        if !s.is_empty() {
+            break s;
+        }
+    };
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("failed"),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_command_expires_when_its_ttl_passes() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let phone = "013900000007";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/cmd/result")],
+    )
+    .await;
+    command(
+        &sub,
+        phone,
+        r#"{"id":"e-1","type":"query_location","ttl_s":1}"#,
+    )
+    .await;
+    assert_eq!(result(&mut sub).await.json["data"]["status"], "queued");
+    let r = result(&mut sub).await;
+    assert_eq!(r.json["data"]["status"], "expired", "{:?}", r.json);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_command_survives_a_restart() {
+    let opts = VgateOptions::default();
+    let mut vgate = Vgate::start(opts.clone());
+    let phone = "013900000008";
+    {
+        let mut sub = Subscriber::connect(
+            vgate.mqtt_port().unwrap(),
+            &[&format!("vgate/v1/{phone}/cmd/result")],
+        )
+        .await;
+        command(&sub, phone, r#"{"id":"s-1","type":"query_location"}"#).await;
+        assert_eq!(result(&mut sub).await.json["data"]["status"], "queued");
+    }
+    let st = tokio::task::block_in_place(|| vgate.terminate());
+    assert!(st.success());
+    let dir = std::mem::replace(&mut vgate.data_dir, tempfile::tempdir().unwrap());
+    let vgate = Vgate::start_in(opts, dir);
+    let mut t = online_terminal(&vgate, phone).await;
+    let (h, _) = next_downlink(&mut t, 0x8201).await;
+    assert_eq!(h.phone, phone);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gbt32960_query_params_is_sent_and_acked() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let vin = "LVGBT000000000700";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{vin}/cmd/result")],
+    )
+    .await;
+    let mut v = Vehicle::connect(vgate.addr("gbt32960"), vin, Edition::V2016)
+        .await
+        .unwrap();
+    assert_eq!(v.login().await.unwrap().flag, 0x01);
+    command(&sub, vin, r#"{"id":"g-1","type":"query_params","params":{"ids":["report_period_s","heartbeat_period_s"]}}"#).await;
+    // The simulated vehicle answers commands while it waits for its heartbeat's answer.
+    let _ = v.heartbeat().await.unwrap();
+    let mut statuses = Vec::new();
+    while !statuses.contains(&"acked".to_owned()) {
+        let r = result(&mut sub).await;
+        statuses.push(r.json["data"]["status"].as_str().unwrap_or("").to_owned());
+        if statuses.len() == 1 {
+            // The answer may come before or after our heartbeat; read frames a while.
+            let _ = v.heartbeat().await;
+        }
+    }
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("sent"),
+        "{statuses:?}"
+    );
+}
