@@ -11,7 +11,10 @@
 //! parameter table in `params`), 0x0107 attributes, 0x0108 upgrade result, 0x0301-0x0303
 //! information services, 0x0608 area query answer, 0x0700 recorder data, 0x0701 waybill,
 //! 0x0702 driver identity, 0x0705 CAN data, 0x0800/0x0801/0x0802/0x0805 multimedia,
-//! 0x0900/0x0901 transparent and compressed data, 0x0A00 RSA key. Other ids are `Unknown`.
+//! 0x0900/0x0901 transparent and compressed data, 0x0A00 RSA key. Platform messages
+//! 0x8103-0x8A00 (`platform_*.rs`: parameters, control, text, areas and routes, media,
+//! recorder, transparent data, RSA key) are typed only when the typed form writes back the
+//! same bytes, else `Unknown`. Other ids are `Unknown`.
 
 pub mod area_query;
 pub mod attributes;
