@@ -263,3 +263,19 @@ fn a_standard_item_with_a_wrong_length_stays_raw() {
     assert_eq!(l.extras.get("0x01").map(String::as_str), Some("0102"));
     assert_eq!(l.extras.get("0x12").map(String::as_str), Some("010203"));
 }
+
+#[test]
+fn a_terminal_answer_is_passthrough_with_its_typed_message() {
+    // SmallChi 0x0104 (fixtures/jt808/smallchi-0104-one-param.json): heartbeat 10 s.
+    let f = frame("7e0104000c000123456789000a00140100000001040000000a907e");
+    let msg = Message::decode(&f.header, &f.body).expect("decode");
+    let evs = normalize(&f.header, &msg, &ctx());
+    let Data::Passthrough(p) = &evs.first().expect("event").data else {
+        panic!("not passthrough")
+    };
+    assert_eq!(p.0["msg_id"], "0x0104");
+    assert_eq!(p.0["message"]["kind"], "query_params_answer");
+    assert_eq!(p.0["message"]["reply_serial"], 20);
+    assert_eq!(p.0["message"]["params"]["heartbeat_interval_s"], 10);
+    assert_eq!(p.0["body_base64"], "ABQBAAAAAQQAAAAK");
+}
