@@ -702,3 +702,101 @@ fn recorder_upload_and_media_search_answer_carry_their_reply_serial() {
         "00090000"
     );
 }
+
+/// Frames of yezhihao/jt808-server `jtt808-protocol/src/test/resources/JT808.txt` (the
+/// source of the `yzh-*` fixtures) that have no fixture file yet.
+mod yezhihao {
+    /// 0x0104, 2013 header: 38 parameters, 0x0001-0x0032 (implementation test vector).
+    pub const QUERY_PARAMS_2013: &str = "7e010401ff0123456789017fff00682600000001044945425200000002047068555400000003047953445900000004044a754c3300000005046d58384f00000006044666315200000007046a33795400000010106833745f79776d46584a666c6f303444000000111059333145495234534f6d317842344654000000121041353035535f7975495343706769314d00000013106c6b6332315f3850695659326573786800000014103036676268576a356632556f52364c6b000000151068714c544f3859424d326e477a79426a0000001610516575586d596535726576504d7335580000001710424872616e6d505361656a775a5a735a00000018045256425400000019046e7948370000001a106e585975494d53415a35536a47396f6f0000001b04357a674e0000001c04557533570000001d106c6c54376139574b63624e3054524346000000200453477a57000000210456366d710000002204696d43690000002310374963334c31614f6e4570644d6163430000002410455f57464658444a5a50336e6e33484e0000002510626e624461427166336d746950736f620000002610645239726a63596f355f6f326f41324800000027046676786a00000028046836506c0000002904664751510000002c045f52464a0000002d044d4330480000002e044943356a0000002f04666b657200000030046e595f6a00000031026a41000000320409302130ff7e";
+    /// 0x0107, 2019 header: model and terminal id BYTE[30].
+    pub const ATTRIBUTES_2019: &str = "7e010740630112345678901234567890ffff007f0000797a680000000000000000000000000000000000000000004a54543830382e434e00000000000000000000303938373635343332313039383736353433323112345678901234567890096a74743830382e636e096a74743830382e636e7f7f697e";
+    /// 0x0802, 2013 header: 4 stored items.
+    pub const MEDIA_SEARCH_2013: &str = "7e080200900123456789017fff007b000400000001010101000004000000080006eeb6ad02633df701380003006320070719235900000002010101000004000000080006eeb6ad02633df701380003006320070719235900000003010101000004000000080006eeb6ad02633df701380003006320070719235900000004010101000004000000080006eeb6ad02633df7013800030063200707192359e97e";
+    /// 0x0702, 2019 header, the 2013 body (no ID card after the expiry).
+    pub const DRIVER_2019: &str = "7e0702404e0100000000017299841738ffff022007211830000004d5c5c8fd000000000000003132333435363738393031323328d6d0bbaac8cbc3f1b9b2bacdb9fab5c0c2b7d4cbcae4b4d3d2b5c8cbd4b1b4d3d2b5d7cab8f1d6a420190630387e";
+}
+
+fn decode_wire(wire_hex: &str) -> (Header, Vec<u8>, Message) {
+    let wire = hex::decode(wire_hex).expect("hex");
+    let inner = wire.get(1..wire.len() - 1).expect("delimiters");
+    let content = jt808::escape::unescape(inner).expect("unescape");
+    let f = Frame::parse(&content, ChecksumPolicy::Strict).expect("frame");
+    let m = Message::decode(&f.header, &f.body).expect("decode");
+    (f.header.clone(), f.body.to_vec(), m)
+}
+
+#[test]
+fn every_parameter_of_yezhihaos_0x0104_is_typed_by_the_table() {
+    let (h, body, m) = decode_wire(yezhihao::QUERY_PARAMS_2013);
+    let Message::QueryParamsAnswer(a) = &m else {
+        panic!("not 0x0104: {m:?}")
+    };
+    assert_eq!(a.params.len(), 38);
+    // The table's width for every id matches what the terminal sent: nothing fell back
+    // to raw bytes, so every value is a number or a string.
+    for p in &a.params {
+        assert!(
+            !matches!(p.value, ParamValue::Bytes(_)) || p.id == 0x0032,
+            "{:#06x} stayed raw: {:?}",
+            p.id,
+            p.value
+        );
+    }
+    let json = jt808::msg::params::to_json_map(&a.params);
+    assert_eq!(json["main_server_apn"], "h3t_ywmFXJflo04D");
+    assert_eq!(json["slave_server_apn"], "7Ic3L1aOnEpdMacC");
+    assert_eq!(json["fence_radius_m"], 0x6a41);
+    assert_eq!(json["illegal_driving_period"], "09302130");
+    assert_eq!(
+        hex::encode(m.encode_body(h.version).expect("encode")),
+        hex::encode(body)
+    );
+}
+
+#[test]
+fn attributes_2019_from_yezhihao_use_the_30_byte_widths() {
+    let (h, body, m) = decode_wire(yezhihao::ATTRIBUTES_2019);
+    let Message::Attributes(a) = &m else {
+        panic!("not 0x0107: {m:?}")
+    };
+    assert_eq!(a.layout, Version::V2019);
+    assert_eq!(a.model, "JTT808.CN");
+    assert_eq!(a.terminal_id, "09876543210987654321");
+    assert_eq!(a.iccid, "12345678901234567890");
+    assert_eq!((a.hardware_version.as_str(), a.gnss), ("jtt808.cn", 0x7f));
+    // Left-padded text comes back right-padded: same length, same fields.
+    let again = m.encode_body(h.version).expect("encode");
+    assert_eq!(again.len(), body.len());
+    assert_eq!(Message::decode(&h, &again).expect("decode"), m);
+}
+
+#[test]
+fn stored_media_search_answer_from_yezhihao_has_four_located_items() {
+    let (h, body, m) = decode_wire(yezhihao::MEDIA_SEARCH_2013);
+    let Message::MediaSearchAnswer(a) = &m else {
+        panic!("not 0x0802: {m:?}")
+    };
+    assert_eq!(a.reply_serial, 123);
+    let ids: Vec<u32> = a.items.iter().map(|i| i.media_id).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4]);
+    let first = a.items.first().expect("item");
+    assert_eq!((first.media_type, first.channel, first.event), (1, 1, 1));
+    assert_eq!(first.location.time, [0x20, 0x07, 0x07, 0x19, 0x23, 0x59]);
+    assert_eq!(m.encode_body(h.version).expect("encode"), body);
+}
+
+#[test]
+fn a_2019_driver_identity_without_the_id_card_keeps_its_fields() {
+    let (h, body, m) = decode_wire(yezhihao::DRIVER_2019);
+    let Message::DriverIdentity(d) = &m else {
+        panic!("not 0x0702: {m:?}")
+    };
+    assert_eq!(d.layout, Version::V2019);
+    assert_eq!(d.name, "张三");
+    assert_eq!(d.id_card, None);
+    assert!(d.tail.is_empty());
+    // The left-padded certificate comes back right-padded; nothing else changes.
+    let again = m.encode_body(h.version).expect("encode");
+    assert_eq!(again.len(), body.len());
+    assert_eq!(Message::decode(&h, &again).expect("decode"), m);
+}
