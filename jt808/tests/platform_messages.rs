@@ -294,6 +294,197 @@ fn media_fixtures_0x8800_0x8801_0x8804() {
     );
 }
 
+// ---- implementation test vectors (bodies) -------------------------------------------
+// SmallChi/JT808 `src/JT808.Protocol.Test/MessageBody/JT808_0x8xxxTest.cs`: serializer
+// outputs asserted by that project's tests, for the layouts no fixture frame covers
+// (2019 areas and vehicle control, rectangles, routes, 0x8608).
+
+/// Decodes a body vector of `msg_id` in `version`; it must be typed and write back the same bytes.
+fn vector(msg_id: u16, version: Version, body_hex: &str) -> Message {
+    let body = hex::decode(body_hex).expect("hex");
+    let m = decode(msg_id, version, &body);
+    assert!(
+        !matches!(m, Message::Unknown { .. }),
+        "0x{msg_id:04x} {body_hex} stayed unknown"
+    );
+    assert_eq!(
+        m.encode_body(version).expect("encode"),
+        body,
+        "0x{msg_id:04x}"
+    );
+    m
+}
+
+#[test]
+fn smallchi_2019_vehicle_control_has_a_door_item_and_a_vendor_item() {
+    assert_eq!(
+        vector(0x8500, Version::V2019, "0002000100F00101"),
+        Message::VehicleControl(VehicleControl::Items {
+            items: vec![
+                ControlItem {
+                    id: 1,
+                    param: vec![0]
+                },
+                ControlItem {
+                    id: 0xF001,
+                    param: vec![1]
+                },
+            ]
+        })
+    );
+}
+
+#[test]
+fn smallchi_2019_circle_has_speed_night_speed_and_name_but_no_times() {
+    let m = vector(
+        0x8600,
+        Version::V2019,
+        "0101000005F200DE075BCD15075BCD15000000C8003CC8029A0008536D616C6C436869",
+    );
+    assert_eq!(
+        m,
+        Message::SetCircleAreas(SetCircleAreas {
+            action: 1,
+            areas: vec![CircleArea {
+                id: 1522,
+                attribute: 0xDE,
+                latitude: 123456789,
+                longitude: 123456789,
+                radius_m: 200,
+                rule: AreaRule {
+                    start: None,
+                    end: None,
+                    max_speed_kmh: Some(60),
+                    overspeed_s: Some(200),
+                    night_max_speed_kmh: Some(666),
+                },
+                name: "SmallChi".into(),
+            }]
+        })
+    );
+}
+
+#[test]
+fn smallchi_rectangles_are_top_left_then_bottom_right() {
+    let Message::SetRectangleAreas(s) = vector(
+        0x8602,
+        Version::V2013,
+        "0102000005F200DE075BCD13075BCD12075BCD15075BCD14003CC8000005F3000A075BCCBE075BCCBF075BCCBC075BCCBD003CC8",
+    ) else {
+        panic!("not 0x8602")
+    };
+    assert_eq!(s.action, 1);
+    let [a, b] = s.areas.as_slice() else {
+        panic!("two rectangles")
+    };
+    assert_eq!((a.id, a.attribute), (1522, 222));
+    assert_eq!(
+        (
+            a.top_left_latitude,
+            a.top_left_longitude,
+            a.bottom_right_latitude,
+            a.bottom_right_longitude
+        ),
+        (123456787, 123456786, 123456789, 123456788)
+    );
+    assert_eq!((a.rule.start, a.rule.max_speed_kmh), (None, Some(60)));
+    assert_eq!(
+        (b.id, b.attribute, b.rule.overspeed_s),
+        (1523, 10, Some(200))
+    );
+}
+
+#[test]
+fn smallchi_polygon_has_times_and_no_speed() {
+    let Message::SetPolygonArea(p) = vector(
+        0x8604,
+        Version::V2013,
+        "000004D200011811200000121811210000120002075BCD15075BCD14075BCCBC075BCCBD",
+    ) else {
+        panic!("not 0x8604")
+    };
+    assert_eq!((p.id, p.attribute), (1234, 1));
+    assert_eq!(p.rule.start, Some(t(18, 11, 20, 0, 0, 12)));
+    assert_eq!(p.rule.end, Some(t(18, 11, 21, 0, 0, 12)));
+    assert_eq!(p.rule.max_speed_kmh, None);
+    assert_eq!(
+        p.vertices,
+        vec![
+            Vertex {
+                latitude: 123456789,
+                longitude: 123456788
+            },
+            Vertex {
+                latitude: 123456700,
+                longitude: 123456701
+            },
+        ]
+    );
+}
+
+#[test]
+fn smallchi_routes_2013_and_2019() {
+    let Message::SetRoute(r13) = vector(
+        0x8606,
+        Version::V2013,
+        "0000270F00331811200000121811210000120002000003E800000507075BCD15075BCD1438030032007B004517000003E900002EE7075BCD0C075BCD0D4B03003A007C002A1A",
+    ) else {
+        panic!("not 0x8606")
+    };
+    assert_eq!((r13.id, r13.attribute), (9999, 51));
+    assert_eq!(r13.start, Some(t(18, 11, 20, 0, 0, 12)));
+    let p = r13.points.first().expect("point");
+    assert_eq!(
+        (p.point_id, p.segment_id, p.width_m, p.attribute),
+        (1000, 1287, 56, 3)
+    );
+    assert_eq!((p.too_long_s, p.too_short_s), (Some(50), Some(123)));
+    assert_eq!((p.max_speed_kmh, p.overspeed_s), (Some(69), Some(23)));
+    assert_eq!(p.night_max_speed_kmh, None);
+
+    let Message::SetRoute(r19) = vector(
+        0x8606,
+        Version::V2019,
+        "0000270F00332001040000122001040000120002000003E800000507075BCD15075BCD1438030032007B0045170050000003E900002EE7075BCD0C075BCD0D4B03003A007C002A1A004200086B6F696B65353138",
+    ) else {
+        panic!("not 0x8606")
+    };
+    let nights: Vec<_> = r19.points.iter().map(|p| p.night_max_speed_kmh).collect();
+    assert_eq!(nights, vec![Some(80), Some(66)]);
+    assert_eq!(r19.name, "koike518");
+}
+
+#[test]
+fn smallchi_area_queries_and_upgrade_package() {
+    assert_eq!(
+        vector(0x8608, Version::V2019, "0000000003000000010000000200000003"),
+        Message::QueryAreas(QueryAreas {
+            area_type: 0,
+            ids: vec![1, 2, 3]
+        })
+    );
+    assert_eq!(
+        vector(0x8608, Version::V2019, "0100000000"),
+        Message::QueryAreas(QueryAreas {
+            area_type: 1,
+            ids: vec![]
+        })
+    );
+    assert_eq!(
+        vector(
+            0x8108,
+            Version::V2013,
+            "3461736466670C717363766869757974726577000000050102030405"
+        ),
+        Message::UpgradePackage(UpgradePackage {
+            upgrade_type: 0x34,
+            maker_id: b"asdfg".to_vec(),
+            version: "qscvhiuytrew".into(),
+            package: vec![1, 2, 3, 4, 5],
+        })
+    );
+}
+
 // ---- edge cases --------------------------------------------------------------------
 
 #[test]
