@@ -485,6 +485,111 @@ fn smallchi_area_queries_and_upgrade_package() {
     );
 }
 
+#[test]
+fn smallchi_text_services_phone_book_media_and_recorder_vectors() {
+    assert_eq!(
+        vector(
+            0x8301,
+            Version::V2013,
+            "000201063132333435360206373839343536"
+        ),
+        Message::EventSetting(EventSetting {
+            setting_type: 0,
+            events: vec![
+                EventItem {
+                    id: 1,
+                    text: "123456".into()
+                },
+                EventItem {
+                    id: 2,
+                    text: "789456".into()
+                },
+            ]
+        })
+    );
+    assert_eq!(
+        vector(
+            0x8303,
+            Version::V2013,
+            "00020B0009736D616C6C63686931160009736D616C6C63686932"
+        ),
+        Message::InfoMenu(InfoMenu {
+            setting_type: 0,
+            items: vec![
+                InfoMenuItem {
+                    info_type: 11,
+                    name: "smallchi1".into()
+                },
+                InfoMenuItem {
+                    info_type: 22,
+                    name: "smallchi2".into()
+                },
+            ]
+        })
+    );
+    assert_eq!(
+        vector(0x8304, Version::V2013, "7B0008D0C5CFA2C4DAC8DD"),
+        Message::InfoService(InfoService {
+            info_type: 123,
+            content: "信息内容".into()
+        })
+    );
+    assert_eq!(
+        vector(
+            0x8401,
+            Version::V2013,
+            "0202010C3133343536736D616C6C636808736D616C6C636869030B6B6F696B65313233343536056B6F696B65"
+        ),
+        Message::PhoneBook(PhoneBook {
+            setting_type: 2,
+            contacts: vec![
+                Contact {
+                    flag: 1,
+                    number: "13456smallch".into(),
+                    name: "smallchi".into()
+                },
+                Contact {
+                    flag: 3,
+                    number: "koike123456".into(),
+                    name: "koike".into()
+                },
+            ]
+        })
+    );
+    assert_eq!(
+        vector(0x8803, Version::V2013, "00800018111622002118111623002101"),
+        Message::StoredMediaUpload(StoredMediaUpload {
+            search: StoredMediaSearch {
+                media_type: 0,
+                channel: 128,
+                event: 0,
+                start: t(18, 11, 16, 22, 0, 21),
+                end: t(18, 11, 16, 23, 0, 21),
+            },
+            delete: 1
+        })
+    );
+    assert_eq!(
+        vector(0x8805, Version::V2013, "0000271000"),
+        Message::SingleMediaUpload(SingleMediaUpload {
+            media_id: 10000,
+            delete: 0
+        })
+    );
+    // The data block is a GB/T 19056 frame (0x557A ...), kept as bytes.
+    assert_eq!(
+        vector(
+            0x8700,
+            Version::V2013,
+            "08557A08000E00200322101010200323101010000129"
+        ),
+        Message::RecorderCollect(RecorderCommand {
+            command: 0x08,
+            data: hex::decode("557A08000E00200322101010200323101010000129").expect("hex"),
+        })
+    );
+}
+
 // ---- edge cases --------------------------------------------------------------------
 
 #[test]
