@@ -620,3 +620,77 @@ impl QueryAreas {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One 2013 circle without time or speed rule.
+    fn plain_body() -> Vec<u8> {
+        let annotated = concat!(
+            "00",       // action: update
+            "01",       // one circle
+            "00000007", // id
+            "0000",     // attribute: no time, no speed rule
+            "01c9c380", // latitude 30.000000
+            "06ca9f18", // longitude 113.942296
+            "000003e8", // radius 1000 m
+        );
+        hex::decode(annotated).unwrap_or_default()
+    }
+
+    #[test]
+    fn optional_fields_follow_the_attribute_bits() {
+        let s = SetCircleAreas::decode(&plain_body(), Version::V2013);
+        let area = s.as_ref().ok().and_then(|s| s.areas.first().cloned());
+        assert_eq!(
+            area.map(|a| (a.radius_m, a.rule)),
+            Some((1000, AreaRule::default()))
+        );
+    }
+
+    #[test]
+    fn times_and_speed_written_against_the_attribute_are_read_leniently() {
+        // Same circle, attribute still 0000, then start | end BCD[6] | speed 0050 | 0a.
+        let mut body = plain_body();
+        body.extend_from_slice(&[
+            0x24, 0x01, 0x01, 0, 0, 0, 0x24, 0x12, 0x31, 0x23, 0x59, 0x59,
+        ]);
+        body.extend_from_slice(&[0x00, 0x50, 0x0a]);
+        let s = SetCircleAreas::decode(&body, Version::V2013);
+        let rule = s
+            .as_ref()
+            .ok()
+            .and_then(|s| s.areas.first())
+            .map(|a| a.rule.clone());
+        assert_eq!(rule.as_ref().and_then(|r| r.max_speed_kmh), Some(80));
+        assert_eq!(rule.as_ref().and_then(|r| r.overspeed_s), Some(10));
+        assert_eq!(rule.and_then(|r| r.end).map(|t| t.month), Some(12));
+        // ...and written back as they came.
+        let mut out = Vec::new();
+        let written = s.map(|s| s.encode(Version::V2013, &mut out));
+        assert_eq!(written, Ok(Ok(())));
+        assert_eq!(out, body);
+    }
+
+    #[test]
+    fn a_2019_name_cannot_be_written_in_2013() {
+        let route = SetRoute {
+            id: 1,
+            attribute: 0,
+            start: None,
+            end: None,
+            points: vec![],
+            name: "A".into(),
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            route.encode(Version::V2013, &mut out),
+            Err(BodyError::Invalid { field: "name", .. })
+        ));
+        out.clear();
+        assert_eq!(route.encode(Version::V2019, &mut out), Ok(()));
+        // id 00000001 | attr 0000 | count 0000 | name len 0001 | "A"
+        assert_eq!(hex::encode(out), "0000000100000000000141");
+    }
+}

@@ -88,3 +88,41 @@ impl VehicleControl {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn door_lock_is_a_flag_byte_in_2013_and_a_door_item_in_2019() {
+        // 2013: flag 01 (bit 0 = lock).
+        assert_eq!(
+            VehicleControl::decode(&[0x01], Version::V2013),
+            Ok(VehicleControl::Flag { flag: 1 })
+        );
+        // 2019: count 0001 | type 0001 | param 00 (unlock).
+        let body = [0x00, 0x01, 0x00, 0x01, 0x00];
+        let door = VehicleControl::Items {
+            items: vec![ControlItem {
+                id: CONTROL_DOOR,
+                param: vec![0],
+            }],
+        };
+        assert_eq!(
+            VehicleControl::decode(&body, Version::V2019),
+            Ok(door.clone())
+        );
+        let mut out = Vec::new();
+        assert_eq!(door.encode(Version::V2019, &mut out), Ok(()));
+        assert_eq!(out, body);
+    }
+
+    #[test]
+    fn a_door_item_without_its_byte_is_too_short() {
+        // count 0001 | type 0001 | (missing param)
+        assert!(matches!(
+            VehicleControl::decode(&[0x00, 0x01, 0x00, 0x01], Version::V2019),
+            Err(BodyError::TooShort { msg_id: ID, .. })
+        ));
+    }
+}
