@@ -5,11 +5,11 @@
 //! ```text
 //! 0x8800 (2013): media id DWORD | count BYTE | package ids WORD[count]
 //! 0x8801 (2013): channel BYTE | command WORD | interval WORD | save flag BYTE
-//!                      | resolution BYTE | quality BYTE | brightness BYTE | contrast BYTE
-//!                      | saturation BYTE | chroma BYTE
+//!                | resolution BYTE | quality BYTE | brightness BYTE | contrast BYTE
+//!                | saturation BYTE | chroma BYTE
 //! 0x8802 (2013): media type BYTE | channel BYTE | event BYTE | start BCD[6] | end BCD[6]
 //! 0x8803 (2013): media type BYTE | channel BYTE | event BYTE | start BCD[6] | end BCD[6]
-//!                      | delete flag BYTE
+//!                | delete flag BYTE
 //! 0x8804 (2013): command BYTE | duration WORD | save flag BYTE | sample rate BYTE
 //! 0x8805 (2013): media id DWORD | delete flag BYTE
 //! ```
