@@ -156,7 +156,7 @@ fn oversize_frame_does_not_grow_the_buffer() {
             assert!(item.is_err());
             errors += 1;
         }
-        assert!(buf.len() <= 16 + 100, "buffer {}", buf.len());
+        assert!(buf.len() <= 16 + 1, "buffer {}", buf.len());
     }
     assert_eq!(errors, 1);
     buf.extend_from_slice(b"\nfine\n");
@@ -524,11 +524,10 @@ proptest! {
             // Re-encoding a frame and decoding it gives it back.
             let mut wire = BytesMut::new();
             let mut c = codec(&framing);
-            if c.encode(frame.clone(), &mut wire).is_ok() {
-                let (again, fatal) = run(&mut codec(&framing), &[&wire]);
-                prop_assert!(fatal.is_none());
-                prop_assert_eq!(again, vec![Ok(frame)]);
-            }
+            c.encode(frame.clone(), &mut wire).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (again, fatal) = run(&mut codec(&framing), &[&wire]);
+            prop_assert!(fatal.is_none());
+            prop_assert_eq!(again, vec![Ok(frame)]);
         }
     }
 }

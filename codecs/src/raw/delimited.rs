@@ -5,7 +5,7 @@
 //! up on a connection. When a frame grows past `max_frame_len` before its delimiter shows
 //! up, the decoder reports [`RawFrameError::TooLarge`] once, then drops bytes (without
 //! buffering them) until the next delimiter and carries on from there. The buffer therefore
-//! stays within `max_frame_len` plus a delimiter and one read.
+//! holds at most `max_frame_len` plus two delimiters between reads.
 //!
 //! Details:
 //! - Empty frames (two delimiters in a row: blank lines, `7e 7e`) are skipped.

@@ -32,7 +32,7 @@
 //! # Resync, per framing
 //! - `delimited`: always recovers. An oversize frame is reported once
 //!   ([`RawFrameError::TooLarge`]) and skipped up to the next delimiter; the buffer never
-//!   holds more than `max_frame_len` plus a delimiter and one read.
+//!   holds more than `max_frame_len` plus two delimiters between reads.
 //! - `length_prefixed`: cannot recover. A length that is impossible or above
 //!   `max_frame_len` (checked from the header, before buffering the frame) or a wrong
 //!   `prefix` is a fatal [`CodecError`]: nothing in the stream says where the next frame
