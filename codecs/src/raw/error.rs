@@ -2,8 +2,6 @@
 
 use thiserror::Error;
 
-use super::config::ConfigError;
-
 /// Something wrong with one frame, or with a body handed to an encoder.
 ///
 /// As a decoder *item* (`Ok(Some(Err(e)))`) the stream resynchronised and decoding goes on;
@@ -41,7 +39,7 @@ pub enum RawFrameError {
 }
 
 impl RawFrameError {
-    /// A snake_case label for metrics (`vgate_raw_frame_errors_total{reason}`).
+    /// A snake_case label for metrics.
     pub const fn reason(&self) -> &'static str {
         match self {
             RawFrameError::TooLarge { .. } => "too_large",
@@ -66,9 +64,6 @@ pub enum CodecError {
     /// The frame stream is out of step (decoding) or the body cannot be framed (encoding).
     #[error("{0}")]
     Fatal(#[from] RawFrameError),
-    /// The framing configuration is invalid.
-    #[error("{0}")]
-    Config(#[from] ConfigError),
     /// From the transport (tokio-util's contract requires `From<io::Error>`).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -79,7 +74,6 @@ impl CodecError {
     pub fn reason(&self) -> &'static str {
         match self {
             CodecError::Fatal(e) => e.reason(),
-            CodecError::Config(_) => "config",
             CodecError::Io(_) => "io",
         }
     }
