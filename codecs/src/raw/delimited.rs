@@ -12,8 +12,9 @@
 //! - With `both_ends`, a frame's closing delimiter is left in the buffer, because some
 //!   devices share one delimiter between frames (`7e A 7e B 7e`) and others do not
 //!   (`7e A 7e 7e B 7e`); both decode to `A`, `B`. Bytes before the first opening
-//!   delimiter are dropped and reported once as [`RawFrameError::Junk`]; bytes between a closing delimiter and the next opening one
-//!   cannot be told from a frame and are emitted as one.
+//!   delimiter are dropped and reported once as [`RawFrameError::Junk`]; bytes between a
+//!   closing delimiter and the next opening one cannot be told from a frame and are
+//!   emitted as one.
 //! - At end of stream, an unterminated tail is emitted as a last frame when
 //!   `both_ends = false` (like tokio-util's `LinesCodec`) and reported as
 //!   [`RawFrameError::Truncated`] when `both_ends = true` (its closing delimiter is missing).
