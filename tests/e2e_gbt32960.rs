@@ -145,3 +145,82 @@ async fn frames_before_login_are_ignored_and_the_pre_login_timeout_closes() {
         "nothing published before login"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unlisted_vin_is_refused_with_an_error_flag_and_a_rejected_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("vins.txt");
+    std::fs::write(&list, "LVGBT000000000500\n").unwrap();
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some(format!(
+            "[gbt32960.auth]\nmode = \"allowlist\"\nallowlist_file = {:?}\n",
+            list.display().to_string()
+        )),
+        ..Default::default()
+    });
+    let vin = "LVGBT000000000599";
+    let mut sub =
+        Subscriber::connect(vgate.mqtt_port().unwrap(), &[&format!("vgate/v1/{vin}/#")]).await;
+    let mut v = Vehicle::connect(vgate.addr("gbt32960"), vin, Edition::V2016)
+        .await
+        .unwrap();
+    assert_ne!(v.login().await.unwrap().flag, 0x01, "refused");
+    let lc = sub.next_on("/lifecycle", WAIT).await;
+    assert_eq!(lc.json["data"]["event"], "rejected");
+    assert!(v.closed_within(WAIT).await);
+    assert!(sub
+        .drain(Duration::from_millis(300))
+        .await
+        .iter()
+        .all(|m| !m.topic.ends_with("/telemetry")));
+
+    let mut ok = Vehicle::connect(vgate.addr("gbt32960"), "LVGBT000000000500", Edition::V2025)
+        .await
+        .unwrap();
+    assert_eq!(ok.login().await.unwrap().flag, 0x01, "a listed VIN logs in");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn presence_is_retained_for_a_platform_client_that_subscribes_later() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let vin = "LVGBT000000000600";
+    let mut v = Vehicle::connect(vgate.addr("gbt32960"), vin, Edition::V2016)
+        .await
+        .unwrap();
+    assert_eq!(v.login().await.unwrap().flag, 0x01);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut late = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{vin}/status")],
+    )
+    .await;
+    let st = late.next_on("/status", WAIT).await;
+    assert!(st.retain, "retained");
+    assert_eq!(st.json["data"]["online"], true);
+    assert_eq!(st.json["data"]["protocol"], "gbt32960-2016");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_vehicle_is_closed_and_marked_offline_with_reason_timeout() {
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some("[gbt32960]\nidle_timeout_s = 1\n".into()),
+        ..Default::default()
+    });
+    let vin = "LVGBT000000000601";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{vin}/status")],
+    )
+    .await;
+    let mut v = Vehicle::connect(vgate.addr("gbt32960"), vin, Edition::V2025)
+        .await
+        .unwrap();
+    assert_eq!(v.login().await.unwrap().flag, 0x01);
+    assert_eq!(
+        sub.next_on("/status", WAIT).await.json["data"]["online"],
+        true
+    );
+    assert!(v.closed_within(Duration::from_secs(5)).await);
+    let off = sub.next_on("/status", WAIT).await;
+    assert_eq!(off.json["data"]["reason"], "timeout");
+}

@@ -262,3 +262,47 @@ async fn gateway_last_will_marks_the_node_offline_after_sigkill() {
     let off = sub.next_on("/status", Duration::from_secs(60)).await;
     assert_eq!(off.json["online"], false, "{:?}", off.json);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_auth_code_is_refused_and_counted_in_metrics() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let phone = "013800138007";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/#")],
+    )
+    .await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .unwrap();
+    let code = t.register().await.unwrap().auth_code.unwrap();
+    assert_ne!(
+        t.authenticate(&format!("{code}x")).await.unwrap(),
+        0,
+        "refused"
+    );
+    let msgs = sub.drain(Duration::from_secs(1)).await;
+    assert!(
+        msgs.iter()
+            .any(|m| m.topic.ends_with("/lifecycle") && m.json["data"]["event"] == "rejected"),
+        "{msgs:?}"
+    );
+    assert!(t.closed_within(WAIT).await);
+
+    let body = http_get(vgate.addr("http"), "/metrics").await;
+    assert!(body.contains("vgate_login_refusals_total"), "{body}");
+    assert!(body.contains("vgate_frames_in_total"), "{body}");
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect http");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}

@@ -315,7 +315,7 @@ pub async fn drive(plan: VehiclePlan, vin: String, edition: Edition) {
     Stats::add(&stats.connected);
     let mut v = Vehicle::over(stream, &vin, edition);
     match v.login().await {
-        Ok(r) if r.flag == 0x01 => Stats::add(&stats.logins),
+        Ok(r) if r.flag == 0x01 => stats.logged_in(),
         Ok(_) => {
             Stats::add(&stats.login_refused);
             return;

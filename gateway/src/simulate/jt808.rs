@@ -359,7 +359,7 @@ pub async fn drive(plan: VehiclePlan, phone: String, version: Version) {
         Ok::<_, io::Error>(t.authenticate(&code).await? == 0)
     };
     match login.await {
-        Ok(true) => Stats::add(&stats.logins),
+        Ok(true) => stats.logged_in(),
         Ok(false) => {
             Stats::add(&stats.login_refused);
             return;

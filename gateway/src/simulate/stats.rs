@@ -8,8 +8,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// Shared counters, updated by every vehicle task.
-#[derive(Default)]
 pub struct Stats {
+    /// When the simulation started.
+    epoch: std::time::Instant,
+    /// Microseconds from `epoch` to the latest successful login.
+    last_login_us: AtomicU64,
     pub connected: AtomicU64,
     pub connect_errors: AtomicU64,
     pub logins: AtomicU64,
@@ -22,9 +25,35 @@ pub struct Stats {
     latencies_us: Mutex<Vec<u32>>,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            epoch: std::time::Instant::now(),
+            last_login_us: AtomicU64::new(0),
+            connected: AtomicU64::new(0),
+            connect_errors: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
+            login_refused: AtomicU64::new(0),
+            frames_sent: AtomicU64::new(0),
+            acks: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            commands_answered: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            latencies_us: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 impl Stats {
     pub fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a successful login and when it happened.
+    pub fn logged_in(&self) {
+        self.logins.fetch_add(1, Ordering::Relaxed);
+        let us = self.epoch.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        self.last_login_us.fetch_max(us, Ordering::Relaxed);
     }
 
     /// Records a batch of latency samples (microseconds); vehicles batch to avoid contention.
@@ -56,6 +85,7 @@ impl Stats {
             connected: g(&self.connected),
             connect_errors: g(&self.connect_errors),
             logins: g(&self.logins),
+            all_logged_in_s: g(&self.last_login_us) as f64 / 1e6,
             login_refused: g(&self.login_refused),
             frames_sent: g(&self.frames_sent),
             frames_per_s: g(&self.frames_sent) as f64 / secs,
@@ -80,6 +110,8 @@ pub struct Summary {
     pub connected: u64,
     pub connect_errors: u64,
     pub logins: u64,
+    /// Seconds from the start until the last vehicle had logged in.
+    pub all_logged_in_s: f64,
     pub login_refused: u64,
     pub frames_sent: u64,
     pub frames_per_s: f64,
@@ -105,8 +137,8 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "logins            {} ok, {} refused",
-            self.logins, self.login_refused
+            "logins            {} ok, {} refused, all in after {:.2} s",
+            self.logins, self.login_refused, self.all_logged_in_s
         )?;
         writeln!(
             f,

@@ -1,0 +1,174 @@
+//! The MQTT side of `scripts/bench.sh`: a publisher of equivalent messages straight to the
+//! broker (the baseline vgate is compared with) and a subscriber that counts messages and
+//! measures latency from an event's `received_at` (set when vgate decoded the frame) to its
+//! arrival at the platform.
+//!
+//! ```text
+//! bench_mqtt publish --port P --count N [--size B] [--clients C]
+//! bench_mqtt count   --port P --filter F --count N [--timeout S]      -> JSON summary
+//! ```
+//!
+//! `count` prints one JSON line: messages, seconds from the first to the last message, rate,
+//! and latency percentiles in ms (only for payloads carrying `received_at`).
+
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn num(args: &[String], name: &str, default: u64) -> u64 {
+    arg(args, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn options(id: &str, port: u16) -> MqttOptions {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_inflight(1000);
+    o
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let port = num(&args, "--port", 1883) as u16;
+    match args.get(1).map(String::as_str) {
+        Some("publish") => publish(&args, port).await,
+        Some("count") => count(&args, port).await,
+        _ => {
+            eprintln!("usage: bench_mqtt publish|count --port P ...");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Publishes `count` QoS 1 messages of `size` bytes on `direct/v1/{i}/location` from
+/// `clients` connections, as fast as the broker acknowledges them.
+async fn publish(args: &[String], port: u16) {
+    let count = num(args, "--count", 100_000);
+    let size = num(args, "--size", 400) as usize;
+    let clients = num(args, "--clients", 4).max(1);
+    let payload = vec![b'x'; size];
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let payload = payload.clone();
+        let n = count / clients + u64::from(c < count % clients);
+        tasks.push(tokio::spawn(async move {
+            let (client, mut ev) = AsyncClient::new(
+                options(&format!("bench-pub-{c}-{}", std::process::id()), port),
+                1000,
+            );
+            let pump = tokio::spawn(async move {
+                let mut acked = 0u64;
+                while acked < n {
+                    match ev.poll().await {
+                        Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                        Ok(_) => {}
+                        Err(e) => {
+                            eprintln!("publisher connection: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+            for i in 0..n {
+                let topic = format!("direct/v1/{:012}/location", c * 1_000_000 + i % 1000);
+                if client
+                    .publish(topic, QoS::AtLeastOnce, false, payload.clone())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let _ = pump.await;
+            let _ = client.disconnect().await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"published\":{count},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        count as f64 / secs
+    );
+}
+
+/// Counts messages on `filter` until `count` arrived or `timeout` seconds passed without one.
+async fn count(args: &[String], port: u16) {
+    let filter = arg(args, "--filter").unwrap_or_else(|| "#".into());
+    let count = num(args, "--count", 100_000);
+    let idle = Duration::from_secs(num(args, "--timeout", 10));
+    let (client, mut ev) = AsyncClient::new(
+        options(&format!("bench-sub-{}", std::process::id()), port),
+        10_000,
+    );
+    client
+        .subscribe(&filter, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    let mut got = 0u64;
+    let mut first: Option<Instant> = None;
+    let mut last = Instant::now();
+    let mut latencies: Vec<f64> = Vec::new();
+    // Tell the script we are subscribed.
+    eprintln!("subscribed {filter}");
+    while got < count {
+        match tokio::time::timeout(idle, ev.poll()).await {
+            Err(_) => break,
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                let now = Instant::now();
+                first.get_or_insert(now);
+                last = now;
+                got += 1;
+                if let Some(ms) = latency_ms(&p.payload) {
+                    latencies.push(ms);
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => eprintln!("suback"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                eprintln!("subscriber connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let secs = first
+        .map(|f| last.duration_since(f).as_secs_f64())
+        .unwrap_or(0.0)
+        .max(1e-9);
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        latencies[((latencies.len() - 1) as f64 * p).round() as usize]
+    };
+    println!(
+        "{{\"received\":{got},\"seconds\":{secs:.3},\"rate\":{:.0},\"latency_samples\":{},\"latency_ms_p50\":{:.2},\"latency_ms_p99\":{:.2},\"latency_ms_max\":{:.2}}}",
+        got as f64 / secs,
+        latencies.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+
+/// Milliseconds from the event's `received_at` to now (wall clock; same machine).
+fn latency_ms(payload: &[u8]) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let at = chrono::DateTime::parse_from_rfc3339(v.get("received_at")?.as_str()?).ok()?;
+    let ms =
+        (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_microseconds()? as f64 / 1000.0;
+    Some(ms)
+}
