@@ -1,6 +1,8 @@
 //! Real-time report throughput: one 2016 body carrying every 2016 info type (vehicle,
 //! motors, fuel cell, engine, location, extremes, alarm, cell voltages, temperatures,
-//! custom), decoded alone, and decoded + normalized + serialized to JSON.
+//! custom), decoded alone, normalized alone, and decoded + normalized + serialized to JSON
+//! (each event appended to a reused buffer with `Event::write_json`, as the MQTT publisher
+//! does; figures in docs/PERFORMANCE.md, "GB/T 32960").
 //!
 //! The body is built with `Report::encode` from typical values (a 96-cell pack with 32
 //! probes), so it is realistic in size (373 bytes) and valid by construction.
@@ -126,13 +128,32 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter(|| Report::decode(black_box(&body), Edition::V2016))
     });
+    let r = Report::decode(&body, Edition::V2016).expect("bench body");
+    g.bench_function("normalize", |b| {
+        b.iter(|| {
+            normalize(
+                "LVBENCH0000000001",
+                Edition::V2016,
+                None,
+                black_box(&r),
+                false,
+                &ctx,
+            )
+        })
+    });
+    // As the MQTT publisher does: each event appended to a reused buffer.
+    let mut out = Vec::with_capacity(8192);
     g.bench_function("decode_normalize_json", |b| {
         b.iter(|| {
             let r = Report::decode(black_box(&body), Edition::V2016).expect("bench body");
             let evs = normalize("LVBENCH0000000001", Edition::V2016, None, &r, false, &ctx);
-            evs.iter()
-                .map(|e| serde_json::to_vec(e).map(|v| v.len()).unwrap_or(0))
-                .sum::<usize>()
+            let mut n = 0;
+            for e in &evs {
+                out.clear();
+                e.write_json(&mut out);
+                n += out.len();
+            }
+            n
         })
     });
     g.finish();

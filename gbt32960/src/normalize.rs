@@ -10,52 +10,82 @@
 //! and logouts use their login sequence number. Times are Beijing time on the wire
 //! (GB/T 32960.3 §6.4, configurable via `ctx.device_utc_offset_secs`); events carry UTC.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use codecs::event::{
-    CoordSystem, Data, Event, EventContext, Flags, Lifecycle, LifecycleKind, Location, Passthrough,
-    Telemetry,
+    CoordSystem, Data, Event, EventContext, Flags, Json, Lifecycle, LifecycleKind, Location,
+    Passthrough, Telemetry,
 };
 use serde_json::{json, Map, Value};
 
 use crate::msg::login::LoginBatteries;
-use crate::realtime::{scaled_u16, scaled_u32, scaled_u8, Motor, Report, Unit, Vehicle};
+use crate::realtime::alarm::FLAG_NAMES;
+use crate::realtime::{
+    scaled_u16, scaled_u32, scaled_u8, Alarm, Motor, PackVoltages, Report, Supercap,
+    SupercapExtremes, Unit, Vehicle,
+};
 use crate::{Edition, Frame, Message};
 
-fn num(v: Option<f64>) -> Value {
-    match v {
-        Some(x) => json!((x * 1e6).round() / 1e6),
-        None => Value::Null,
-    }
+/// A physical value rounded to 1e-6 (null for a sentinel).
+fn num(v: Option<f64>) -> Json {
+    Json::num(round6(v))
 }
 
-fn code(raw: u8, names: &[(u8, &str)]) -> Value {
+fn round6(v: Option<f64>) -> Option<f64> {
+    v.map(|x| (x * 1e6).round() / 1e6)
+}
+
+/// A physical value of a unit-scale field with an integer offset (temperatures, rpm, %):
+/// already a whole number, so rounding to 1e-6 would change nothing and is skipped.
+fn whole(v: Option<f64>) -> Json {
+    Json::num(v)
+}
+
+fn code(raw: u8, names: &[(u8, &'static str)]) -> Json {
     if raw >= 0xFE {
-        return Value::Null;
+        return Json::Null;
     }
     match names.iter().find(|(c, _)| *c == raw) {
-        Some((_, n)) => json!(n),
-        None => json!(format!("unknown_{raw}")),
+        Some((_, n)) => Json::str(n),
+        None => Json::Str(Cow::Owned(format!("unknown_{raw}"))),
     }
 }
+
+fn uint(n: impl Into<u64>) -> Json {
+    Json::U64(n.into())
+}
+
+fn hex_str(b: &[u8]) -> Json {
+    Json::Str(Cow::Owned(hex::encode(b)))
+}
+
+const GEARS: [&str; 16] = [
+    "N", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "R", "D", "P",
+];
 
 /// Gear as a string: `N`, `1`..`12`, `R`, `D`, `P` (bits 0-3, 2016 table 9 note / 2025).
-fn gear(raw: u8, ed: Edition) -> Value {
+fn gear(raw: u8, ed: Edition) -> Json {
     if raw >= 0xFE || (ed == Edition::V2025 && raw & 0x80 != 0) {
-        return Value::Null;
+        return Json::Null;
     }
-    let g = raw & 0x0F;
-    json!(match g {
-        0 => "N".to_string(),
-        13 => "R".to_string(),
-        14 => "D".to_string(),
-        15 => "P".to_string(),
-        n => n.to_string(),
-    })
+    GEARS
+        .get(usize::from(raw & 0x0F))
+        .map_or(Json::Null, |g| Json::str(g))
 }
 
-fn vehicle(v: &Vehicle, ed: Edition) -> Value {
+fn temps(l: &[u8]) -> Json {
+    Json::Nums(l.iter().map(|x| scaled_u8(*x, 1.0, -40.0)).collect())
+}
+
+fn millivolts(l: &[u16]) -> Vec<Option<f64>> {
+    l.iter()
+        .map(|c| round6(scaled_u16(*c, 0.001, 0.0)))
+        .collect()
+}
+
+fn vehicle(v: &Vehicle, ed: Edition) -> Json {
     let (accel, brake) = match v.pedals {
         // 0x65 on the brake pedal = braking without a travel value (2016 table B.4).
         Some((a, b)) => (
@@ -68,28 +98,79 @@ fn vehicle(v: &Vehicle, ed: Edition) -> Value {
         ),
         None => (None, None),
     };
-    json!({
-        "state": code(v.state, &[(1, "started"), (2, "stopped"), (3, "other")]),
-        "charging": code(v.charging, &[(1, "parked_charging"), (2, "driving_charging"), (3, "not_charging"), (4, "charged")]),
-        "mode": code(v.mode, &[(1, "ev"), (2, "hybrid"), (3, "fuel")]),
-        "speed_kmh": num(scaled_u16(v.speed, 0.1, 0.0)),
-        "odometer_km": num(scaled_u32(v.odometer, 0.1, 0.0)),
-        "total_voltage_v": num(scaled_u16(v.total_voltage, 0.1, 0.0)),
-        "total_current_a": num(scaled_u16(v.total_current, 0.1, Vehicle::current_offset(ed))),
-        "soc_pct": num(scaled_u8(v.soc, 1.0, 0.0)),
-        "dcdc_on": match v.dcdc { 1 => json!(true), 2 => json!(false), _ => Value::Null },
-        "gear": gear(v.gear, ed),
-        "braking_force": v.gear < 0xFE && v.gear & 0x10 != 0,
-        "driving_force": v.gear < 0xFE && v.gear & 0x20 != 0,
+    // Keys in ascending order (see `Json::object`).
+    Json::object(vec![
+        ("accel_pedal_pct", num(accel)),
+        ("brake_pedal_pct", num(brake)),
+        (
+            "braking",
+            v.pedals.map_or(Json::Null, |(_, b)| Json::Bool(b == 0x65)),
+        ),
+        (
+            "braking_force",
+            Json::Bool(v.gear < 0xFE && v.gear & 0x10 != 0),
+        ),
+        (
+            "charging",
+            code(
+                v.charging,
+                &[
+                    (1, "parked_charging"),
+                    (2, "driving_charging"),
+                    (3, "not_charging"),
+                    (4, "charged"),
+                ],
+            ),
+        ),
+        (
+            "dcdc_on",
+            match v.dcdc {
+                1 => Json::Bool(true),
+                2 => Json::Bool(false),
+                _ => Json::Null,
+            },
+        ),
+        (
+            "driving_force",
+            Json::Bool(v.gear < 0xFE && v.gear & 0x20 != 0),
+        ),
+        ("gear", gear(v.gear, ed)),
         // 2016 insulation has no sentinel (protocol notes), 2025 has.
-        "insulation_kohm": if ed == Edition::V2016 { json!(v.insulation) } else { num(scaled_u16(v.insulation, 1.0, 0.0)) },
-        "accel_pedal_pct": num(accel),
-        "brake_pedal_pct": num(brake),
-        "braking": v.pedals.map(|(_, b)| b == 0x65),
-    })
+        (
+            "insulation_kohm",
+            if ed == Edition::V2016 {
+                uint(v.insulation)
+            } else {
+                whole(scaled_u16(v.insulation, 1.0, 0.0))
+            },
+        ),
+        (
+            "mode",
+            code(v.mode, &[(1, "ev"), (2, "hybrid"), (3, "fuel")]),
+        ),
+        ("odometer_km", num(scaled_u32(v.odometer, 0.1, 0.0))),
+        ("soc_pct", whole(scaled_u8(v.soc, 1.0, 0.0))),
+        ("speed_kmh", num(scaled_u16(v.speed, 0.1, 0.0))),
+        (
+            "state",
+            code(v.state, &[(1, "started"), (2, "stopped"), (3, "other")]),
+        ),
+        (
+            "total_current_a",
+            num(scaled_u16(
+                v.total_current,
+                0.1,
+                Vehicle::current_offset(ed),
+            )),
+        ),
+        (
+            "total_voltage_v",
+            num(scaled_u16(v.total_voltage, 0.1, 0.0)),
+        ),
+    ])
 }
 
-fn motor(m: &Motor, ed: Edition) -> Value {
+fn motor(m: &Motor, ed: Edition) -> Json {
     let torque = if ed == Edition::V2016 {
         scaled_u16(
             u16::try_from(m.torque).unwrap_or(u16::MAX),
@@ -99,92 +180,253 @@ fn motor(m: &Motor, ed: Edition) -> Value {
     } else {
         scaled_u32(m.torque, 0.1, Motor::torque_offset(ed))
     };
-    let mut o = json!({
-        "no": m.no,
-        "state": code(m.state, &[(1, "consuming"), (2, "generating"), (3, "off"), (4, "ready")]),
-        "controller_temperature_c": num(scaled_u8(m.controller_temp, 1.0, -40.0)),
-        "rpm": num(scaled_u16(m.rpm, 1.0, Motor::rpm_offset(ed))),
-        "torque_nm": num(torque),
-        "temperature_c": num(scaled_u8(m.motor_temp, 1.0, -40.0)),
-    });
-    if let (Some((v, i)), Some(map)) = (m.input, o.as_object_mut()) {
-        map.insert("controller_voltage_v".into(), num(scaled_u16(v, 0.1, 0.0)));
-        map.insert("dc_bus_current_a".into(), num(scaled_u16(i, 0.1, -1000.0)));
+    let mut o = Vec::with_capacity(8);
+    o.push((
+        "controller_temperature_c",
+        whole(scaled_u8(m.controller_temp, 1.0, -40.0)),
+    ));
+    if let Some((v, i)) = m.input {
+        o.push(("controller_voltage_v", num(scaled_u16(v, 0.1, 0.0))));
+        o.push(("dc_bus_current_a", num(scaled_u16(i, 0.1, -1000.0))));
     }
-    o
+    o.push(("no", uint(m.no)));
+    o.push(("rpm", whole(scaled_u16(m.rpm, 1.0, Motor::rpm_offset(ed)))));
+    o.push((
+        "state",
+        code(
+            m.state,
+            &[
+                (1, "consuming"),
+                (2, "generating"),
+                (3, "off"),
+                (4, "ready"),
+            ],
+        ),
+    ));
+    o.push(("temperature_c", whole(scaled_u8(m.motor_temp, 1.0, -40.0))));
+    o.push(("torque_nm", num(torque)));
+    Json::object(o)
 }
 
-fn codes(l: &[u32]) -> Value {
-    json!(l.iter().map(|c| format!("{c:08x}")).collect::<Vec<_>>())
+fn codes(l: &[u32]) -> Json {
+    Json::List(
+        l.iter()
+            .map(|c| Json::Str(Cow::Owned(format!("{c:08x}"))))
+            .collect(),
+    )
+}
+
+fn flag_names(a: &Alarm) -> Json {
+    Json::List(
+        (0..32u32)
+            .filter(|b| a.flags & (1 << b) != 0)
+            .map(|b| match FLAG_NAMES.get(b as usize) {
+                Some(n) => Json::str(n),
+                None => Json::Str(Cow::Owned(format!("bit{b}"))),
+            })
+            .collect(),
+    )
+}
+
+fn alarm(a: &Alarm) -> Json {
+    let mut o = Vec::with_capacity(7);
+    o.push(("engine_faults", codes(&a.engine_faults)));
+    o.push(("flags", flag_names(a)));
+    if let Some(g) = &a.general {
+        o.push((
+            "general",
+            Json::List(
+                g.iter()
+                    .map(|(b, l)| Json::object(vec![("bit", uint(*b)), ("level", uint(*l))]))
+                    .collect(),
+            ),
+        ));
+    }
+    o.push((
+        "level",
+        if a.level >= 0xFE {
+            Json::Null
+        } else {
+            uint(a.level)
+        },
+    ));
+    o.push(("motor_faults", codes(&a.motor_faults)));
+    o.push(("other_faults", codes(&a.other_faults)));
+    o.push(("ress_faults", codes(&a.ress_faults)));
+    Json::object(o)
+}
+
+/// One pack of `battery_voltages` while split lists are joined.
+struct PackOut {
+    no: u8,
+    voltage: u16,
+    current: u16,
+    cell_count: u64,
+    cells: Vec<Option<f64>>,
+}
+
+fn voltages(packs: &[PackVoltages], ed: Edition) -> Json {
+    let cur = Vehicle::current_offset(ed);
+    // Join split lists: parts of one pack go to their start cell (2016 B.6).
+    let mut out: Vec<PackOut> = Vec::with_capacity(packs.len());
+    for p in packs {
+        let start = p.split.map_or(0, |(_, s)| usize::from(s.max(1)) - 1);
+        match out.iter_mut().find(|o| o.no == p.no) {
+            Some(o) => {
+                let need = start + p.cells.len();
+                if o.cells.len() < need {
+                    o.cells.resize(need, None);
+                }
+                for (slot, c) in o.cells.iter_mut().skip(start).zip(&p.cells) {
+                    *slot = round6(scaled_u16(*c, 0.001, 0.0));
+                }
+            }
+            None => {
+                let mut cells = Vec::with_capacity(start + p.cells.len());
+                cells.resize(start, None);
+                cells.extend(millivolts(&p.cells));
+                out.push(PackOut {
+                    no: p.no,
+                    voltage: p.voltage,
+                    current: p.current,
+                    cell_count: p.split.map_or(p.cells.len() as u64, |(n, _)| u64::from(n)),
+                    cells,
+                });
+            }
+        }
+    }
+    Json::List(
+        out.into_iter()
+            .map(|p| {
+                Json::object(vec![
+                    ("cell_count", Json::U64(p.cell_count)),
+                    ("cell_voltages_v", Json::Nums(p.cells)),
+                    ("current_a", num(scaled_u16(p.current, 0.1, cur))),
+                    ("no", uint(p.no)),
+                    ("voltage_v", num(scaled_u16(p.voltage, 0.1, 0.0))),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn supercap(s: Option<&Supercap>, x: Option<&SupercapExtremes>) -> Json {
+    let mut o = Vec::with_capacity(6);
+    if let Some(s) = s {
+        o.push(("cell_voltages_v", Json::Nums(millivolts(&s.cells))));
+        o.push(("current_a", num(scaled_u16(s.current, 0.1, -3000.0))));
+    }
+    if let Some(x) = x {
+        o.push((
+            "extremes",
+            Json::object(vec![
+                ("max_cell_voltage_cell", uint(x.max_v.1)),
+                ("max_cell_voltage_system", uint(x.max_v.0)),
+                ("max_cell_voltage_v", num(scaled_u16(x.max_v.2, 0.001, 0.0))),
+                ("max_temperature_c", whole(scaled_u8(x.max_t.2, 1.0, -40.0))),
+                ("max_temperature_probe", uint(x.max_t.1)),
+                ("max_temperature_system", uint(x.max_t.0)),
+                ("min_cell_voltage_cell", uint(x.min_v.1)),
+                ("min_cell_voltage_system", uint(x.min_v.0)),
+                ("min_cell_voltage_v", num(scaled_u16(x.min_v.2, 0.001, 0.0))),
+                ("min_temperature_c", whole(scaled_u8(x.min_t.2, 1.0, -40.0))),
+                ("min_temperature_probe", uint(x.min_t.1)),
+                ("min_temperature_system", uint(x.min_t.0)),
+            ]),
+        ));
+    }
+    if let Some(s) = s {
+        o.push(("system", uint(s.system)));
+        o.push(("temperatures_c", temps(&s.temps)));
+        o.push(("voltage_v", num(scaled_u16(s.voltage, 0.1, 0.0))));
+    }
+    Json::object(o)
 }
 
 /// The `telemetry` data of a report.
+///
+/// Every group is a [`Json`] built with its keys in ascending order, so it serializes to
+/// the bytes a `serde_json::Value` of the same content gives, without the cost of one.
 pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
     let ed = edition;
     let mut t = Telemetry::default();
     let mut custom = Vec::new();
-    // 0x31 and 0x32 share the `supercap` group.
-    let mut supercap = Map::new();
+    // 0x31 and 0x32 share the `supercap` group (the last unit of each type wins).
+    let mut cap: Option<&Supercap> = None;
+    let mut cap_x: Option<&SupercapExtremes> = None;
     for u in &report.units {
         match u {
             Unit::Vehicle(v) => t.vehicle = Some(vehicle(v, ed)),
             Unit::Motors { motors } => {
-                t.motors = Some(json!(motors.iter().map(|m| motor(m, ed)).collect::<Vec<_>>()))
+                t.motors = Some(Json::List(motors.iter().map(|m| motor(m, ed)).collect()))
             }
             Unit::FuelCell(f) => {
-                t.fuel_cell = Some(json!({
-                    "voltage_v": num(scaled_u16(f.voltage, 0.1, 0.0)),
-                    "current_a": num(scaled_u16(f.current, 0.1, 0.0)),
-                    "h2_consumption_kg_per_100km": num(scaled_u16(f.consumption, 0.01, 0.0)),
-                    "probe_temperatures_c": f.probe_temps.iter().map(|x| num(scaled_u8(*x, 1.0, -40.0))).collect::<Vec<_>>(),
-                    "h2_max_temperature_c": num(scaled_u16(f.h2_max_temp, 0.1, -40.0)),
-                    "h2_max_temperature_probe": f.h2_max_temp_probe,
-                    "h2_max_concentration_mg_per_kg": num(scaled_u16(f.h2_max_conc, 1.0, 0.0)),
-                    "h2_max_concentration_sensor": f.h2_max_conc_sensor,
-                    "h2_max_pressure_mpa": num(scaled_u16(f.h2_max_pressure, 0.1, 0.0)),
-                    "h2_max_pressure_sensor": f.h2_max_pressure_sensor,
-                    "dcdc": code(f.dcdc, &[(1, "working"), (2, "off")]),
-                }))
+                t.fuel_cell = Some(Json::object(vec![
+                    ("current_a", num(scaled_u16(f.current, 0.1, 0.0))),
+                    ("dcdc", code(f.dcdc, &[(1, "working"), (2, "off")])),
+                    (
+                        "h2_consumption_kg_per_100km",
+                        num(scaled_u16(f.consumption, 0.01, 0.0)),
+                    ),
+                    (
+                        "h2_max_concentration_mg_per_kg",
+                        whole(scaled_u16(f.h2_max_conc, 1.0, 0.0)),
+                    ),
+                    ("h2_max_concentration_sensor", uint(f.h2_max_conc_sensor)),
+                    (
+                        "h2_max_pressure_mpa",
+                        num(scaled_u16(f.h2_max_pressure, 0.1, 0.0)),
+                    ),
+                    ("h2_max_pressure_sensor", uint(f.h2_max_pressure_sensor)),
+                    (
+                        "h2_max_temperature_c",
+                        num(scaled_u16(f.h2_max_temp, 0.1, -40.0)),
+                    ),
+                    ("h2_max_temperature_probe", uint(f.h2_max_temp_probe)),
+                    ("probe_temperatures_c", temps(&f.probe_temps)),
+                    ("voltage_v", num(scaled_u16(f.voltage, 0.1, 0.0))),
+                ]))
             }
             Unit::Engine(e) => {
-                t.engine = Some(json!({
-                    "state": e.state.map(|s| code(s, &[(1, "on"), (2, "off")])),
-                    "crank_rpm": num(scaled_u16(e.crank_rpm, 1.0, 0.0)),
-                    "fuel_l_per_100km": e.fuel_rate.map(|f| num(scaled_u16(f, 0.01, 0.0))),
-                }))
+                t.engine = Some(Json::object(vec![
+                    ("crank_rpm", whole(scaled_u16(e.crank_rpm, 1.0, 0.0))),
+                    (
+                        "fuel_l_per_100km",
+                        e.fuel_rate
+                            .map_or(Json::Null, |f| num(scaled_u16(f, 0.01, 0.0))),
+                    ),
+                    (
+                        "state",
+                        e.state
+                            .map_or(Json::Null, |s| code(s, &[(1, "on"), (2, "off")])),
+                    ),
+                ]))
             }
             Unit::Location(_) => {}
             Unit::Extremes(x) => {
-                t.extremes = Some(json!({
-                    "max_cell_voltage_v": num(scaled_u16(x.max_cell_v, 0.001, 0.0)),
-                    "max_cell_voltage_subsystem": x.max_v_subsystem,
-                    "max_cell_voltage_cell": x.max_v_cell,
-                    "min_cell_voltage_v": num(scaled_u16(x.min_cell_v, 0.001, 0.0)),
-                    "min_cell_voltage_subsystem": x.min_v_subsystem,
-                    "min_cell_voltage_cell": x.min_v_cell,
-                    "max_temperature_c": num(scaled_u8(x.max_t, 1.0, -40.0)),
-                    "max_temperature_subsystem": x.max_t_subsystem,
-                    "max_temperature_probe": x.max_t_probe,
-                    "min_temperature_c": num(scaled_u8(x.min_t, 1.0, -40.0)),
-                    "min_temperature_subsystem": x.min_t_subsystem,
-                    "min_temperature_probe": x.min_t_probe,
-                }))
+                t.extremes = Some(Json::object(vec![
+                    ("max_cell_voltage_cell", uint(x.max_v_cell)),
+                    ("max_cell_voltage_subsystem", uint(x.max_v_subsystem)),
+                    (
+                        "max_cell_voltage_v",
+                        num(scaled_u16(x.max_cell_v, 0.001, 0.0)),
+                    ),
+                    ("max_temperature_c", whole(scaled_u8(x.max_t, 1.0, -40.0))),
+                    ("max_temperature_probe", uint(x.max_t_probe)),
+                    ("max_temperature_subsystem", uint(x.max_t_subsystem)),
+                    ("min_cell_voltage_cell", uint(x.min_v_cell)),
+                    ("min_cell_voltage_subsystem", uint(x.min_v_subsystem)),
+                    (
+                        "min_cell_voltage_v",
+                        num(scaled_u16(x.min_cell_v, 0.001, 0.0)),
+                    ),
+                    ("min_temperature_c", whole(scaled_u8(x.min_t, 1.0, -40.0))),
+                    ("min_temperature_probe", uint(x.min_t_probe)),
+                    ("min_temperature_subsystem", uint(x.min_t_subsystem)),
+                ]))
             }
             Unit::Alarm(a) => {
-                let mut o = json!({
-                    "level": if a.level >= 0xFE { Value::Null } else { json!(a.level) },
-                    "flags": a.flag_names(),
-                    "ress_faults": codes(&a.ress_faults),
-                    "motor_faults": codes(&a.motor_faults),
-                    "engine_faults": codes(&a.engine_faults),
-                    "other_faults": codes(&a.other_faults),
-                });
-                if let (Some(g), Some(map)) = (&a.general, o.as_object_mut()) {
-                    map.insert(
-                        "general".into(),
-                        json!(g.iter().map(|(b, l)| json!({"bit": b, "level": l})).collect::<Vec<_>>()),
-                    );
-                }
+                let o = alarm(a);
                 // A second alarm unit in one frame (seen in the wild, rtm_con "weird
                 // message") is kept too, in `more.extra_alarms`, never dropped.
                 if t.alarm.is_none() {
@@ -194,120 +436,102 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                     .entry("extra_alarms")
                     .or_insert_with(|| Value::Array(Vec::new()))
                 {
-                    l.push(o);
+                    l.push(o.to_value());
                 }
             }
-            Unit::Voltages { packs } => {
-                let cur = Vehicle::current_offset(ed);
-                // Join split lists: parts of one pack go to their start cell (2016 B.6).
-                let mut out: Vec<Value> = Vec::new();
-                for p in packs {
-                    let start = p.split.map(|(_, s)| usize::from(s.max(1)) - 1).unwrap_or(0);
-                    let cells: Vec<Value> = p.cells.iter().map(|c| num(scaled_u16(*c, 0.001, 0.0))).collect();
-                    let existing = out.iter_mut().find(|o| o["no"] == json!(p.no));
-                    match existing {
-                        Some(o) => {
-                            if let Some(Value::Array(list)) = o.get_mut("cell_voltages_v") {
-                                if list.len() < start + cells.len() {
-                                    list.resize(start + cells.len(), Value::Null);
-                                }
-                                for (i, c) in cells.into_iter().enumerate() {
-                                    if let Some(slot) = list.get_mut(start + i) {
-                                        *slot = c;
-                                    }
-                                }
-                            }
-                        }
-                        None => {
-                            let mut list = vec![Value::Null; start];
-                            list.extend(cells);
-                            out.push(json!({
-                                "no": p.no,
-                                "voltage_v": num(scaled_u16(p.voltage, 0.1, 0.0)),
-                                "current_a": num(scaled_u16(p.current, 0.1, cur)),
-                                "cell_count": p.split.map(|(n, _)| json!(n)).unwrap_or(json!(p.cells.len())),
-                                "cell_voltages_v": list,
-                            }));
-                        }
-                    }
-                }
-                t.battery_voltages = Some(json!(out));
-            }
+            Unit::Voltages { packs } => t.battery_voltages = Some(voltages(packs, ed)),
             Unit::Temperatures { packs } => {
-                t.battery_temperatures = Some(json!(packs
-                    .iter()
-                    .map(|p| json!({
-                        "no": p.no,
-                        "probe_count": p.temps.len(),
-                        "temperatures_c": p.temps.iter().map(|x| num(scaled_u8(*x, 1.0, -40.0))).collect::<Vec<_>>(),
-                    }))
-                    .collect::<Vec<_>>()))
+                t.battery_temperatures = Some(Json::List(
+                    packs
+                        .iter()
+                        .map(|p| {
+                            Json::object(vec![
+                                ("no", uint(p.no)),
+                                ("probe_count", Json::U64(p.temps.len() as u64)),
+                                ("temperatures_c", temps(&p.temps)),
+                            ])
+                        })
+                        .collect(),
+                ))
             }
             Unit::H2System(h) => {
-                t.fuel_cell = Some(json!({
-                    "h2_max_temperature_c": num(scaled_u16(h.max_temp, 1.0, -40.0)),
-                    "h2_max_temperature_probe": h.max_temp_probe,
-                    "h2_max_concentration_pct": num(scaled_u16(h.max_conc, 0.0001, 0.0)),
-                    "h2_max_concentration_sensor": h.max_conc_sensor,
-                    "h2_max_pressure_mpa": num(scaled_u16(h.max_pressure, 0.1, 0.0)),
-                    "h2_max_pressure_sensor": h.max_pressure_sensor,
-                    "dcdc": code(h.dcdc, &[(1, "working"), (2, "off")]),
-                    "h2_remaining_pct": num(scaled_u8(h.remaining_pct, 1.0, 0.0)),
-                    "dcdc_temperature_c": num(scaled_u8(h.dcdc_temp, 1.0, -40.0)),
-                }))
+                t.fuel_cell = Some(Json::object(vec![
+                    ("dcdc", code(h.dcdc, &[(1, "working"), (2, "off")])),
+                    (
+                        "dcdc_temperature_c",
+                        whole(scaled_u8(h.dcdc_temp, 1.0, -40.0)),
+                    ),
+                    (
+                        "h2_max_concentration_pct",
+                        num(scaled_u16(h.max_conc, 0.0001, 0.0)),
+                    ),
+                    ("h2_max_concentration_sensor", uint(h.max_conc_sensor)),
+                    (
+                        "h2_max_pressure_mpa",
+                        num(scaled_u16(h.max_pressure, 0.1, 0.0)),
+                    ),
+                    ("h2_max_pressure_sensor", uint(h.max_pressure_sensor)),
+                    (
+                        "h2_max_temperature_c",
+                        whole(scaled_u16(h.max_temp, 1.0, -40.0)),
+                    ),
+                    ("h2_max_temperature_probe", uint(h.max_temp_probe)),
+                    (
+                        "h2_remaining_pct",
+                        whole(scaled_u8(h.remaining_pct, 1.0, 0.0)),
+                    ),
+                ]))
             }
             Unit::Stacks { stacks } => {
-                t.fuel_cell_stacks = Some(json!(stacks
-                    .iter()
-                    .map(|s| json!({
-                        "no": s.no,
-                        "voltage_v": num(scaled_u16(s.voltage, 0.1, 0.0)),
-                        "current_a": num(scaled_u16(s.current, 0.1, 0.0)),
-                        "h2_inlet_pressure_kpa": num(scaled_u16(s.h2_inlet_pressure, 0.1, -100.0)),
-                        "air_inlet_pressure_kpa": num(scaled_u16(s.air_inlet_pressure, 0.1, -100.0)),
-                        "air_inlet_temperature_c": num(scaled_u8(s.air_inlet_temp, 1.0, -40.0)),
-                        "coolant_outlet_temperatures_c": s.coolant_temps.iter().map(|x| num(scaled_u8(*x, 1.0, -40.0))).collect::<Vec<_>>(),
-                    }))
-                    .collect::<Vec<_>>()))
+                t.fuel_cell_stacks = Some(Json::List(
+                    stacks
+                        .iter()
+                        .map(|s| {
+                            Json::object(vec![
+                                (
+                                    "air_inlet_pressure_kpa",
+                                    num(scaled_u16(s.air_inlet_pressure, 0.1, -100.0)),
+                                ),
+                                (
+                                    "air_inlet_temperature_c",
+                                    whole(scaled_u8(s.air_inlet_temp, 1.0, -40.0)),
+                                ),
+                                ("coolant_outlet_temperatures_c", temps(&s.coolant_temps)),
+                                ("current_a", num(scaled_u16(s.current, 0.1, 0.0))),
+                                (
+                                    "h2_inlet_pressure_kpa",
+                                    num(scaled_u16(s.h2_inlet_pressure, 0.1, -100.0)),
+                                ),
+                                ("no", uint(s.no)),
+                                ("voltage_v", num(scaled_u16(s.voltage, 0.1, 0.0))),
+                            ])
+                        })
+                        .collect(),
+                ))
             }
-            Unit::Supercap(s) => {
-                let o = &mut supercap;
-                o.insert("system".into(), json!(s.system));
-                o.insert("voltage_v".into(), num(scaled_u16(s.voltage, 0.1, 0.0)));
-                o.insert("current_a".into(), num(scaled_u16(s.current, 0.1, -3000.0)));
-                o.insert("cell_voltages_v".into(), json!(s.cells.iter().map(|c| num(scaled_u16(*c, 0.001, 0.0))).collect::<Vec<_>>()));
-                o.insert("temperatures_c".into(), json!(s.temps.iter().map(|x| num(scaled_u8(*x, 1.0, -40.0))).collect::<Vec<_>>()));
-            }
-            Unit::SupercapExtremes(x) => {
-                let o = &mut supercap;
-                o.insert("extremes".into(), json!({
-                    "max_cell_voltage_v": num(scaled_u16(x.max_v.2, 0.001, 0.0)),
-                    "max_cell_voltage_system": x.max_v.0,
-                    "max_cell_voltage_cell": x.max_v.1,
-                    "min_cell_voltage_v": num(scaled_u16(x.min_v.2, 0.001, 0.0)),
-                    "min_cell_voltage_system": x.min_v.0,
-                    "min_cell_voltage_cell": x.min_v.1,
-                    "max_temperature_c": num(scaled_u8(x.max_t.2, 1.0, -40.0)),
-                    "max_temperature_system": x.max_t.0,
-                    "max_temperature_probe": x.max_t.1,
-                    "min_temperature_c": num(scaled_u8(x.min_t.2, 1.0, -40.0)),
-                    "min_temperature_system": x.min_t.0,
-                    "min_temperature_probe": x.min_t.1,
-                }));
-            }
-            Unit::Custom(c) => {
-                custom.push(json!({"type": format!("0x{:02x}", c.type_id), "data": hex::encode(&c.data)}))
-            }
+            Unit::Supercap(s) => cap = Some(s),
+            Unit::SupercapExtremes(x) => cap_x = Some(x),
+            Unit::Custom(c) => custom.push(Json::object(vec![
+                ("data", hex_str(&c.data)),
+                (
+                    "type",
+                    Json::Str(Cow::Owned(format!("0x{:02x}", c.type_id))),
+                ),
+            ])),
         }
     }
-    if !supercap.is_empty() {
-        t.supercap = Some(Value::Object(supercap));
+    if cap.is_some() || cap_x.is_some() {
+        t.supercap = Some(supercap(cap, cap_x));
     }
     if !custom.is_empty() {
-        t.custom = Some(json!(custom));
+        t.custom = Some(Json::List(custom));
     }
     if let Some(s) = &report.signature {
-        t.signature = Some(json!({"kind": s.kind, "r": hex::encode(&s.r), "s": hex::encode(&s.s)}));
+        t.signature = Some(Json::object(vec![
+            ("kind", uint(s.kind)),
+            ("r", hex_str(&s.r)),
+            ("s", hex_str(&s.s)),
+        ]));
     }
     if let Some(tail) = &report.tail {
         t.more.insert(

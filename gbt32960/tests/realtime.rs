@@ -277,7 +277,7 @@ fn split_cell_lists_are_joined_by_their_start_cell() {
         signature: None,
     };
     let t = gbt32960::normalize::telemetry(&r, Edition::V2016);
-    let v = &t.battery_voltages.unwrap()[0];
+    let v = &t.battery_voltages.unwrap().to_value()[0];
     let cells: Vec<f64> = v["cell_voltages_v"]
         .as_array()
         .unwrap()
@@ -311,7 +311,7 @@ fn vehicle_sentinels_are_null_and_2025_current_offset_is_minus_3000() {
         signature: None,
     };
     let t = gbt32960::normalize::telemetry(&r, Edition::V2025);
-    let j = t.vehicle.unwrap();
+    let j = t.vehicle.unwrap().to_value();
     assert!(j["speed_kmh"].is_null());
     assert!(j["odometer_km"].is_null());
     assert!(j["soc_pct"].is_null());

@@ -5,49 +5,198 @@
 //! `supercap`, `fuel_cell_stacks`, `signature`; each is present only when the frame carries
 //! it. Both GB/T 32960 editions fill the same names; values are physical units and an
 //! abnormal/invalid value is null. The group contents are JSON values built by the
-//! protocol's normalizer, so a group can grow fields without a change here.
+//! protocol's normalizer ([`Json`]), so a group can grow fields without a change here.
+//!
+//! Why [`Json`] and not `serde_json::Value`: a real-time frame carries a few hundred values
+//! (cell voltages, probe temperatures), and a `Value` tree costs a `String` and a B-tree
+//! node per key and is walked again to serialize. [`Json`] keeps static keys in `Vec`s and
+//! numbers as numbers, and serializes to the same bytes as the `Value` it stands for
+//! (objects are written in ascending key order, which is the order of `serde_json::Map`).
 
+use std::borrow::Cow;
+
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
+
+/// A JSON value of a telemetry group, cheap to build and to serialize.
+///
+/// Serializes exactly as the `serde_json::Value` it stands for: a non-finite float is
+/// `null` (as `Value::from(f64)` makes it), and an [`Json::Object`] must list its keys in
+/// ascending byte order (the order of `serde_json::Map`; use [`Json::object`], which checks
+/// it in debug builds).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Json {
+    /// `null`.
+    #[default]
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An unsigned integer.
+    U64(u64),
+    /// A signed integer.
+    I64(i64),
+    /// A float (`null` when not finite).
+    F64(f64),
+    /// A string.
+    Str(Cow<'static, str>),
+    /// A list.
+    List(Vec<Json>),
+    /// A list of numbers where `None` is `null` (cell voltages, probe temperatures).
+    Nums(Vec<Option<f64>>),
+    /// An object, keys in ascending byte order.
+    Object(Vec<(&'static str, Json)>),
+    /// Any `serde_json::Value` (for groups built the general way).
+    Value(serde_json::Value),
+}
+
+impl Json {
+    /// An object of `fields`, whose keys must be in ascending byte order (checked in debug
+    /// builds): the order `serde_json::Map` would write them in.
+    pub fn object(fields: Vec<(&'static str, Json)>) -> Json {
+        debug_assert!(
+            fields.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)),
+            "object keys out of order: {:?}",
+            fields.iter().map(|f| f.0).collect::<Vec<_>>()
+        );
+        Json::Object(fields)
+    }
+
+    /// A float, or `null` for `None`.
+    pub fn num(v: Option<f64>) -> Json {
+        v.map_or(Json::Null, Json::F64)
+    }
+
+    /// A static string.
+    pub fn str(s: &'static str) -> Json {
+        Json::Str(Cow::Borrowed(s))
+    }
+
+    /// The equivalent `serde_json::Value`.
+    pub fn to_value(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::U64(n) => Value::from(*n),
+            Json::I64(n) => Value::from(*n),
+            Json::F64(x) => Value::from(*x),
+            Json::Str(s) => Value::String(s.to_string()),
+            Json::List(l) => Value::Array(l.iter().map(Json::to_value).collect()),
+            Json::Nums(l) => Value::Array(
+                l.iter()
+                    .map(|x| x.map_or(Value::Null, Value::from))
+                    .collect(),
+            ),
+            Json::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| ((*k).to_string(), v.to_value()))
+                    .collect(),
+            ),
+            Json::Value(v) => v.clone(),
+        }
+    }
+}
+
+impl From<serde_json::Value> for Json {
+    fn from(v: serde_json::Value) -> Json {
+        Json::Value(v)
+    }
+}
+
+/// A float the way `serde_json::Value` writes it: non-finite is `null`.
+fn float<S: Serializer>(x: f64, s: S) -> Result<S::Ok, S::Error> {
+    if x.is_finite() {
+        s.serialize_f64(x)
+    } else {
+        s.serialize_unit()
+    }
+}
+
+struct Float(Option<f64>);
+
+impl Serialize for Float {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(x) => float(x, s),
+            None => s.serialize_unit(),
+        }
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => s.serialize_unit(),
+            Json::Bool(b) => s.serialize_bool(*b),
+            Json::U64(n) => s.serialize_u64(*n),
+            Json::I64(n) => s.serialize_i64(*n),
+            Json::F64(x) => float(*x, s),
+            Json::Str(v) => s.serialize_str(v),
+            Json::List(l) => {
+                let mut seq = s.serialize_seq(Some(l.len()))?;
+                for v in l {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Json::Nums(l) => {
+                let mut seq = s.serialize_seq(Some(l.len()))?;
+                for v in l {
+                    seq.serialize_element(&Float(*v))?;
+                }
+                seq.end()
+            }
+            Json::Object(o) => {
+                let mut map = s.serialize_map(Some(o.len()))?;
+                for (k, v) in o {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+            Json::Value(v) => v.serialize(s),
+        }
+    }
+}
 
 /// `telemetry.data`: one optional JSON value per contract group.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Telemetry {
     /// Whole-vehicle state (`state`, `charging`, `mode`, `speed_kmh`, `odometer_km`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vehicle: Option<serde_json::Value>,
+    pub vehicle: Option<Json>,
     /// Drive motors, a list.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub motors: Option<serde_json::Value>,
+    pub motors: Option<Json>,
     /// Fuel cell (2016) / fuel-cell engine and H2 system (2025).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fuel_cell: Option<serde_json::Value>,
+    pub fuel_cell: Option<Json>,
     /// Engine.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub engine: Option<serde_json::Value>,
+    pub engine: Option<Json>,
     /// Extreme cell voltages and temperatures.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub extremes: Option<serde_json::Value>,
+    pub extremes: Option<Json>,
     /// Alarm level, flag names and fault code lists.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub alarm: Option<serde_json::Value>,
+    pub alarm: Option<Json>,
     /// Cell voltages per pack.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub battery_voltages: Option<serde_json::Value>,
+    pub battery_voltages: Option<Json>,
     /// Probe temperatures per pack.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub battery_temperatures: Option<serde_json::Value>,
+    pub battery_temperatures: Option<Json>,
     /// 2025 super-capacitor.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub supercap: Option<serde_json::Value>,
+    pub supercap: Option<Json>,
     /// 2025 fuel-cell stacks.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fuel_cell_stacks: Option<serde_json::Value>,
+    pub fuel_cell_stacks: Option<Json>,
     /// 2025 vehicle signature (type, r, s in hex).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub signature: Option<serde_json::Value>,
+    pub signature: Option<Json>,
     /// User-defined units: list of `{"type": "0x80", "data": hex}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub custom: Option<serde_json::Value>,
+    pub custom: Option<Json>,
     /// Protocol items without a contract group (an undecoded tail...), flattened.
     #[serde(flatten)]
     pub more: serde_json::Map<String, serde_json::Value>,
@@ -60,10 +209,38 @@ mod tests {
     #[test]
     fn absent_groups_are_left_out_of_the_json() {
         let t = Telemetry {
-            engine: Some(serde_json::json!({"crank_rpm": 800})),
+            engine: Some(serde_json::json!({"crank_rpm": 800}).into()),
             ..Default::default()
         };
         let v = serde_json::to_value(&t).expect("telemetry serializes");
         assert_eq!(v, serde_json::json!({"engine": {"crank_rpm": 800}}));
+    }
+
+    #[test]
+    fn json_writes_the_same_bytes_as_the_value_it_stands_for() {
+        let j = Json::object(vec![
+            (
+                "a_list",
+                Json::List(vec![Json::U64(1), Json::I64(-2), Json::Null]),
+            ),
+            ("b", Json::Bool(true)),
+            (
+                "cells",
+                Json::Nums(vec![Some(3.77), None, Some(4.0), Some(f64::NAN)]),
+            ),
+            ("f", Json::F64(65.2)),
+            ("inf", Json::F64(f64::INFINITY)),
+            ("name", Json::str("started")),
+            ("nested", Json::object(vec![("x", Json::F64(-40.0))])),
+            ("owned", Json::Str(Cow::Owned("0001000a".into()))),
+            (
+                "value",
+                Json::Value(serde_json::json!({"z": 1, "a": [0.5]})),
+            ),
+        ]);
+        let fast = serde_json::to_string(&j).expect("serializes");
+        let slow = serde_json::to_string(&j.to_value()).expect("serializes");
+        assert_eq!(fast, slow);
+        assert_eq!(serde_json::to_value(&j).expect("to_value"), j.to_value());
     }
 }
