@@ -1,14 +1,21 @@
-//! Arbitrary (edition, bytes) through `Report::decode`: it never panics, and every report
-//! it returns re-encodes to bytes that decode to the same report (unknown types and cut
-//! units are kept as the raw tail, so nothing is lost).
+//! Arbitrary data units of every GB/T 32960 command, both editions: decoding never panics;
+//! every message that decodes re-encodes to a data unit that decodes to the same message;
+//! every real-time/reissue body re-encodes to bytes that decode to the same report
+//! (unknown types and cut units are kept as the raw tail, so nothing is lost); and the
+//! normalized events of a decoded message always serialize.
+//!
+//! Input: byte 0 = edition (bit 0) and response flag (bits 1-3: 0 = command 0xFE, else
+//! 0x01..=0x07), byte 1 = command, the rest = data unit.
 #![no_main]
 
+use bytes::Bytes;
+use codecs::EventContext;
 use gbt32960::realtime::Report;
-use gbt32960::Edition;
+use gbt32960::{normalize_message, Edition, Encryption, Frame, Message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&first, body)) = data.split_first() else {
+    let [first, command, body @ ..] = data else {
         return;
     };
     let edition = if first & 1 == 0 {
@@ -16,10 +23,37 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Edition::V2025
     };
+    let response = match (first >> 1) & 0x07 {
+        0 => 0xFE,
+        n => n,
+    };
+
     if let Ok(report) = Report::decode(body, edition) {
         let mut out = Vec::new();
         report.encode(edition, &mut out);
         let again = Report::decode(&out, edition).expect("a re-encoded report decodes");
         assert_eq!(again, report);
+    }
+
+    let frame = Frame {
+        edition,
+        command: *command,
+        response,
+        vin: "LFUZZ000000000001".into(),
+        encryption: Encryption::None,
+        data: Bytes::copy_from_slice(body),
+    };
+    let Ok(msg) = Message::decode(&frame) else {
+        return;
+    };
+    if let Ok(again) = msg.to_frame(edition, &frame.vin) {
+        if msg.command() == *command && msg.response_flag() == response {
+            let back = Message::decode(&again).expect("a re-encoded message decodes");
+            assert_eq!(back, msg);
+        }
+    }
+    let ctx = EventContext::now("fuzz");
+    for ev in normalize_message(&frame, &msg, &ctx) {
+        assert!(!ev.to_json().is_empty());
     }
 });

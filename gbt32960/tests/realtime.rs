@@ -708,6 +708,29 @@ proptest! {
     }
 
     #[test]
+    fn telemetry_json_is_byte_for_byte_what_a_serde_json_value_of_it_writes(
+        (ed, r) in prop_oneof![
+            report_s(Edition::V2016).prop_map(|r| (Edition::V2016, r)),
+            report_s(Edition::V2025).prop_map(|r| (Edition::V2025, r)),
+        ],
+    ) {
+        // Json groups must keep serde_json::Map's key order and number forms, so the event
+        // JSON did not change when they replaced serde_json::Value trees.
+        // (The groups themselves are written in the struct's field order, as before.)
+        let t = gbt32960::normalize::telemetry(&r, ed);
+        let groups = [
+            &t.vehicle, &t.motors, &t.fuel_cell, &t.engine, &t.extremes, &t.alarm,
+            &t.battery_voltages, &t.battery_temperatures, &t.supercap, &t.fuel_cell_stacks,
+            &t.signature, &t.custom,
+        ];
+        for g in groups.into_iter().flatten() {
+            let fast = serde_json::to_string(g).unwrap();
+            let slow = serde_json::to_string(&g.to_value()).unwrap();
+            prop_assert_eq!(fast, slow);
+        }
+    }
+
+    #[test]
     fn arbitrary_bodies_decode_without_panic_and_re_encode_to_the_same_bytes(
         data in prop::collection::vec(any::<u8>(), 6..200), v25 in any::<bool>()
     ) {
