@@ -135,7 +135,8 @@ pub struct Tail {
     /// `true` when the type was known but its unit ran past the end of the body;
     /// `false` for a reserved/unknown type.
     pub truncated: bool,
-    /// The bytes from the type byte to the end of the body (or to the 2025 signature).
+    /// The bytes from the type byte to the end of the body (a 2025 signature after an
+    /// unknown unit cannot be located, so it stays in here too).
     #[serde(serialize_with = "ser_hex")]
     pub bytes: Vec<u8>,
 }
