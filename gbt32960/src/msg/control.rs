@@ -12,7 +12,9 @@
 //! `APN;user;password;address(6);port(WORD);manufacturer(4);hardware(5);firmware(5);URL;
 //! timeout(WORD, minutes)`. Address, port and timeout are binary inside a text list, so
 //! they are read by width: a binary field is taken whole when its width is followed by a
-//! `;` (or, for the timeout, ends the body), and is absent when a `;` comes first.
+//! `;` (or, for the timeout, ends the body), and is absent when a `;` comes first. A body
+//! that does not read in that order is read URL first (the order of the table B.11 text);
+//! it is always written in field-table order.
 
 use codecs::time::LocalTime;
 use serde::{Serialize, Serializer};
@@ -195,7 +197,52 @@ fn binary_field<'a>(
 }
 
 impl Upgrade {
+    /// Field-table order first; a body that does not read that way is tried in the order
+    /// of the control-id table's text (URL first), and the first error is reported if
+    /// neither reads.
     fn decode(p: &[u8]) -> Result<Upgrade, BodyError> {
+        Upgrade::decode_table_order(p).or_else(|e| Upgrade::decode_url_first(p).map_err(|_| e))
+    }
+
+    /// `URL;APN;user;password;address(6);port(WORD);manufacturer;hardware;firmware;
+    /// timeout(WORD)` (2025 table B.11 text, 2016 table B.15 text).
+    fn decode_url_first(p: &[u8]) -> Result<Upgrade, BodyError> {
+        let (url, p) = text_field(p, "upgrade url")?;
+        let (apn, p) = text_field(p, "upgrade apn")?;
+        let (user, p) = text_field(p, "upgrade user")?;
+        let (password, p) = text_field(p, "upgrade password")?;
+        let (address, p) = binary_field(p, 6, "upgrade address")?;
+        let (port, p) = binary_field(p, 2, "upgrade port")?;
+        let (manufacturer, p) = text_field(p, "upgrade manufacturer")?;
+        let (hardware_version, p) = text_field(p, "upgrade hardware version")?;
+        let (firmware_version, p) = text_field(p, "upgrade firmware version")?;
+        let timeout_min = match p {
+            [] => None,
+            [hi, lo] => Some(u16::from_be_bytes([*hi, *lo])),
+            _ => {
+                return Err(BodyError::Missing {
+                    command: C,
+                    field: "upgrade timeout",
+                })
+            }
+        };
+        Ok(Upgrade {
+            apn,
+            user,
+            password,
+            address: address.and_then(|a| <[u8; 6]>::try_from(a).ok()),
+            port: port
+                .and_then(|b| <[u8; 2]>::try_from(b).ok())
+                .map(u16::from_be_bytes),
+            manufacturer,
+            hardware_version,
+            firmware_version,
+            url,
+            timeout_min,
+        })
+    }
+
+    fn decode_table_order(p: &[u8]) -> Result<Upgrade, BodyError> {
         let (apn, p) = text_field(p, "upgrade apn")?;
         let (user, p) = text_field(p, "upgrade user")?;
         let (password, p) = text_field(p, "upgrade password")?;
@@ -266,6 +313,38 @@ impl Upgrade {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upgrade_with_the_url_first_is_read_too() {
+        let mut body = vec![25, 11, 1, 8, 0, 0, 0x01];
+        body.extend_from_slice(b"ftp://u.example/fw.bin;cmnet;user;pass;");
+        body.extend_from_slice(&[0, 0, 10, 0, 0, 1, b';', 0x00, 0x15, b';']);
+        body.extend_from_slice(b"ABCD;HW001;FW002;");
+        body.extend_from_slice(&[0x00, 0x3C]);
+        let c = Control::decode(&body).unwrap();
+        let ControlCommand::Upgrade(u) = &c.command else {
+            panic!("{c:?}")
+        };
+        assert_eq!(u.url, "ftp://u.example/fw.bin");
+        assert_eq!(
+            (u.apn.as_str(), u.user.as_str(), u.password.as_str()),
+            ("cmnet", "user", "pass")
+        );
+        assert_eq!(u.address, Some([0, 0, 10, 0, 0, 1]));
+        assert_eq!((u.port, u.timeout_min), (Some(21), Some(60)));
+        assert_eq!(
+            (
+                u.manufacturer.as_str(),
+                u.hardware_version.as_str(),
+                u.firmware_version.as_str()
+            ),
+            ("ABCD", "HW001", "FW002")
+        );
+        // Written back in field-table order, which reads to the same command.
+        let mut out = Vec::new();
+        c.encode(&mut out).unwrap();
+        assert_eq!(Control::decode(&out).unwrap(), c);
+    }
 
     #[test]
     fn upgrade_fields_round_trip_even_with_separator_bytes_in_binary_fields() {
