@@ -255,6 +255,8 @@ pub struct Config {
     pub gbt32960: Gbt32960Config,
     /// Downstream commands and the offline queue.
     pub commands: crate::commands::CommandsConfig,
+    /// Raw TCP listeners (`[[raw]]`, docs/raw-tcp.md); none by default.
+    pub raw: Vec<crate::session::raw::RawListenerConfig>,
 }
 
 impl Default for Config {
@@ -269,6 +271,7 @@ impl Default for Config {
             jt808: Jt808Config::default(),
             gbt32960: Gbt32960Config::default(),
             commands: crate::commands::CommandsConfig::default(),
+            raw: Vec::new(),
         }
     }
 }
@@ -360,6 +363,36 @@ impl Config {
         }
         if self.commands.default_priority > codecs::command::MAX_PRIORITY {
             return Err(anyhow!("commands.default_priority: 0..9"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, r) in self.raw.iter().enumerate() {
+            if r.name.is_empty()
+                || !r
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(anyhow!(
+                    "raw[{i}].name {:?}: letters, digits, - and _ only",
+                    r.name
+                ));
+            }
+            if ["jt808", "gbt32960", "http", "mqtt"].contains(&r.name.as_str())
+                || !names.insert(r.name.clone())
+            {
+                return Err(anyhow!(
+                    "raw[{i}].name {:?}: already used by another listener",
+                    r.name
+                ));
+            }
+            r.spec()
+                .validate()
+                .map_err(|e| anyhow!("raw[{i}] ({}).{}: {e}", r.name, e.field()))?;
+            if r.auth.mode == AuthMode::Allowlist && r.auth.allowlist_file.is_none() {
+                return Err(anyhow!(
+                    "raw[{i}].auth.allowlist_file: required when mode = \"allowlist\""
+                ));
+            }
         }
         if self.commands.window == 0 {
             return Err(anyhow!("commands.window: at least 1"));

@@ -176,6 +176,39 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         announce("gbt32960", local);
     }
 
+    for raw in &cfg.raw {
+        let Some(addr) = raw.listen.addr() else {
+            continue;
+        };
+        // Listener names label metrics for the process's lifetime: a handful, leaked once.
+        let name: &'static str = Box::leak(raw.name.clone().into_boxed_str());
+        let listener = crate::listener::bind(addr)
+            .map_err(|e| Failure::Usage(anyhow!("raw {name}.listen: {e:#}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::Usage(e.into()))?;
+        let auth = Authenticator::new(name, &raw.auth, &cfg.data_dir)
+            .await
+            .map_err(|e| Failure::Usage(e.context(format!("raw {name}.auth"))))?;
+        let l = Arc::new(session::raw::Listener {
+            name,
+            cfg: raw.clone(),
+            auth,
+            shared: shared.clone(),
+        });
+        let t = tracker.clone();
+        tracker.spawn(crate::listener::accept_loop(
+            name,
+            listener,
+            shutdown.clone(),
+            move |stream, peer| {
+                let l = l.clone();
+                t.track_future(session::raw::serve(stream, peer, l))
+            },
+        ));
+        announce(name, local);
+    }
+
     if let Some(addr) = cfg.http.listen.addr() {
         let listener = crate::listener::bind(addr)
             .map_err(|e| Failure::Usage(anyhow!("http.listen: {e:#}")))?;

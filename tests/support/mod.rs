@@ -115,6 +115,8 @@ pub struct VgateOptions {
     pub mqtt_url: Option<String>,
     pub extra_env: Vec<(String, String)>,
     pub config_toml: Option<String>,
+    /// Listeners announced besides mqtt, jt808, gbt32960 and http (raw listeners).
+    pub extra_listeners: usize,
 }
 
 impl Vgate {
@@ -172,11 +174,12 @@ impl Vgate {
         });
         let mut listeners = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
-        let expected = 4 - opts
-            .extra_env
-            .iter()
-            .filter(|(k, v)| k.ends_with("_LISTEN") && v == "off")
-            .count();
+        let expected = 4 + opts.extra_listeners
+            - opts
+                .extra_env
+                .iter()
+                .filter(|(k, v)| k.ends_with("_LISTEN") && v == "off")
+                .count();
         while listeners.len() < expected {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {

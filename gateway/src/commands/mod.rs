@@ -305,7 +305,7 @@ pub fn validate_for(
         Protocol::Gbt32960_2025 => {
             gbt32960::command::build(cmd, gbt32960::Edition::V2025, Default::default()).map(|_| ())
         }
-        Protocol::Raw => Ok(()),
+        Protocol::Raw => crate::session::raw::raw_body(cmd).map(|_| ()),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod gbt32960;
 pub mod jt808;
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
