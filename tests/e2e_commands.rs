@@ -328,3 +328,62 @@ async fn gbt32960_query_params_is_sent_and_acked() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broadcast_reaches_online_vehicles_and_queues_for_offline_ones() {
+    const ONLINE: usize = 40;
+    const OFFLINE: usize = 10;
+    let vgate = Vgate::start(VgateOptions::default());
+    let mut sub = Subscriber::connect(vgate.mqtt_port().unwrap(), &["vgate/v1/+/cmd/result"]).await;
+    let mut online = Vec::new();
+    for i in 0..ONLINE + OFFLINE {
+        let t = online_terminal(&vgate, &format!("0139100{i:05}")).await;
+        online.push(t);
+    }
+    // Seen, then gone: still members of the group, served from the queue.
+    for mut t in online.drain(ONLINE..) {
+        let _ = t.logout().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sub.client
+        .publish(
+            "vgate/broadcast/jt808/cmd",
+            QoS::AtLeastOnce,
+            false,
+            br#"{"id":"b-1","type":"text","params":{"text":"storm ahead"}}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    let answering = online.into_iter().map(|mut t| {
+        tokio::spawn(async move {
+            let (h, m) = next_downlink(&mut t, 0x8300).await;
+            t.answer(&h, &m).await.unwrap();
+            t
+        })
+    });
+    let terminals: Vec<Terminal> = futures::future::join_all(answering)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut acked = std::collections::BTreeSet::new();
+    let mut queued = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while (acked.len() < ONLINE || queued.len() < OFFLINE) && tokio::time::Instant::now() < deadline
+    {
+        let r = result(&mut sub).await;
+        assert_eq!(r.json["data"]["id"], "b-1");
+        let vid = r.json["vehicle_id"].as_str().unwrap().to_owned();
+        match r.json["data"]["status"].as_str().unwrap() {
+            "acked" => {
+                acked.insert(vid);
+            }
+            "queued" => {
+                queued.insert(vid);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((acked.len(), queued.len()), (ONLINE, OFFLINE));
+    drop(terminals);
+}
