@@ -387,3 +387,72 @@ async fn a_broadcast_reaches_online_vehicles_and_queues_for_offline_ones() {
     assert_eq!((acked.len(), queued.len()), (ONLINE, OFFLINE));
     drop(terminals);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt5_results_go_to_the_response_topic_with_the_correlation_data() {
+    use rumqttc::v5::mqttbytes::v5::{Packet as Packet5, PublishProperties};
+    use rumqttc::v5::mqttbytes::QoS as QoS5;
+    use rumqttc::v5::{AsyncClient as Client5, Event as Event5, MqttOptions as Options5};
+
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        config_toml: Some("[mqtt]\nprotocol = \"5\"\n".into()),
+        ..Default::default()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (platform, mut ev) = Client5::new(Options5::new("platform-v5", "127.0.0.1", m.port), 64);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match ev.poll().await {
+                Ok(Event5::Incoming(Packet5::Publish(p))) => {
+                    let _ = tx.send(p);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    platform
+        .subscribe("app/replies/#", QoS5::AtLeastOnce)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let phone = "013900000009";
+    let mut t = online_terminal(&vgate, phone).await;
+    let props = PublishProperties {
+        response_topic: Some("app/replies/7".into()),
+        correlation_data: Some(bytes::Bytes::from_static(b"corr-7")),
+        ..Default::default()
+    };
+    platform
+        .publish_with_properties(
+            format!("vgate/v1/{phone}/cmd"),
+            QoS5::AtLeastOnce,
+            false,
+            r#"{"id":"m5","type":"query_location"}"#,
+            props,
+        )
+        .await
+        .unwrap();
+    let (h, msg) = next_downlink(&mut t, 0x8201).await;
+    t.answer(&h, &msg).await.unwrap();
+    let mut statuses = Vec::new();
+    while statuses.last().map(String::as_str) != Some("acked") {
+        let p = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("a result in time")
+            .expect("open");
+        assert_eq!(&p.topic[..], b"app/replies/7");
+        let corr = p
+            .properties
+            .as_ref()
+            .and_then(|pr| pr.correlation_data.clone());
+        assert_eq!(corr.as_deref(), Some(&b"corr-7"[..]));
+        let json: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+        assert_eq!(json["data"]["id"], "m5");
+        statuses.push(json["data"]["status"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(statuses, ["sent", "acked"]);
+}
