@@ -456,3 +456,37 @@ async fn mqtt5_results_go_to_the_response_topic_with_the_correlation_data() {
     }
     assert_eq!(statuses, ["sent", "acked"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_command_survives_sigkill() {
+    let opts = VgateOptions::default();
+    let mut vgate = Vgate::start(opts.clone());
+    let phone = "013900000010";
+    {
+        let mut sub = Subscriber::connect(
+            vgate.mqtt_port().unwrap(),
+            &[&format!("vgate/v1/{phone}/cmd/result")],
+        )
+        .await;
+        command(
+            &sub,
+            phone,
+            r#"{"id":"k-1","type":"text","params":{"text":"after the crash"},"priority":9}"#,
+        )
+        .await;
+        assert_eq!(result(&mut sub).await.json["data"]["status"], "queued");
+    }
+    // `queued` is published after the command is committed: a SIGKILL now loses nothing.
+    vgate.kill();
+    let dir = std::mem::replace(&mut vgate.data_dir, tempfile::tempdir().unwrap());
+    let vgate = Vgate::start_in(opts, dir);
+    let mut t = online_terminal(&vgate, phone).await;
+    let (_, m) = next_downlink(&mut t, 0x8300).await;
+    assert!(
+        serde_json::to_string(&m)
+            .unwrap()
+            .contains(&hex::encode("after the crash"))
+            || format!("{m:?}").contains("after the crash"),
+        "{m:?}"
+    );
+}
