@@ -96,6 +96,100 @@ pub fn rfc3339_millis(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// An RFC 3339 UTC time on the stack: `2024-01-01T00:00:00Z` or `2024-01-01T00:00:00.123Z`.
+///
+/// The event JSON writes two per event; this is chrono's `%Y-%m-%dT%H:%M:%SZ` /
+/// `%Y-%m-%dT%H:%M:%S%.3fZ` without its format-string parser or allocations. Years
+/// outside 0..=9999 and leap seconds (where chrono writes `+10000` or `:60`) give `None`,
+/// and the caller formats with chrono.
+#[derive(Debug, Clone, Copy)]
+pub struct Rfc3339 {
+    buf: [u8; 24],
+    len: u8,
+}
+
+impl Rfc3339 {
+    /// Whole seconds: `YYYY-MM-DDThh:mm:ssZ`.
+    pub fn secs(t: &DateTime<Utc>) -> Option<Rfc3339> {
+        Rfc3339::new(t, false)
+    }
+
+    /// Milliseconds (truncated, as chrono's `%.3f`): `YYYY-MM-DDThh:mm:ss.mmmZ`.
+    pub fn millis(t: &DateTime<Utc>) -> Option<Rfc3339> {
+        Rfc3339::new(t, true)
+    }
+
+    fn new(t: &DateTime<Utc>, millis: bool) -> Option<Rfc3339> {
+        let nanos = t.timestamp_subsec_nanos();
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        let secs = t.timestamp();
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let year = year as u32;
+        let mut buf = *b"0000-00-00T00:00:00.000Z";
+        let mut put2 = |at: usize, v: u32| {
+            if let Some([a, b]) = buf.get_mut(at..at + 2) {
+                *a = b'0' + (v / 10 % 10) as u8;
+                *b = b'0' + (v % 10) as u8;
+            }
+        };
+        put2(0, year / 100);
+        put2(2, year % 100);
+        put2(5, month);
+        put2(8, day);
+        put2(11, sod / 3600);
+        put2(14, sod / 60 % 60);
+        put2(17, sod % 60);
+        let len = if millis {
+            let ms = nanos / 1_000_000;
+            if let Some([a, b, c]) = buf.get_mut(20..23) {
+                *a = b'0' + (ms / 100) as u8;
+                *b = b'0' + (ms / 10 % 10) as u8;
+                *c = b'0' + (ms % 10) as u8;
+            }
+            24
+        } else {
+            if let Some(z) = buf.get_mut(19) {
+                *z = b'Z';
+            }
+            20
+        };
+        Some(Rfc3339 { buf, len })
+    }
+
+    /// The text (ASCII).
+    pub fn as_str(&self) -> &str {
+        let bytes = self.buf.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// The text as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+/// Year, month, day of a count of days since 1970-01-01 (proleptic Gregorian; Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +207,40 @@ mod tests {
         let utc = t.to_utc(BEIJING_OFFSET_SECS).unwrap();
         assert_eq!(rfc3339_secs(&utc), "2023-12-31T16:00:00Z");
         assert_eq!(LocalTime::from_utc(utc, BEIJING_OFFSET_SECS), t);
+    }
+
+    #[test]
+    fn rfc3339_matches_chrono_formatting() {
+        use chrono::Duration;
+        let start = Utc.with_ymd_and_hms(1969, 12, 25, 23, 59, 58).unwrap();
+        let mut samples = vec![
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+                + Duration::nanoseconds(999_999_999),
+            Utc.with_ymd_and_hms(2000, 2, 29, 12, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2100, 3, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(1600, 2, 29, 1, 2, 3).unwrap(),
+        ];
+        // Every ~37 hours for ~150 years, with varying sub-second parts.
+        for i in 0..36_000i64 {
+            samples.push(
+                start
+                    + Duration::seconds(i * 133_337)
+                    + Duration::nanoseconds(i * 7_654_321 % 1_000_000_000),
+            );
+        }
+        for t in samples {
+            let secs = Rfc3339::secs(&t).unwrap();
+            assert_eq!(secs.as_str(), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            assert_eq!(secs.as_str(), rfc3339_secs(&t));
+            let ms = Rfc3339::millis(&t).unwrap();
+            assert_eq!(ms.as_str(), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            assert_eq!(ms.as_bytes(), rfc3339_millis(&t).as_bytes());
+        }
+        let far = Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap();
+        assert!(Rfc3339::secs(&far).is_none());
+        let before = Utc.with_ymd_and_hms(-1, 12, 31, 0, 0, 0).unwrap();
+        assert!(Rfc3339::millis(&before).is_none());
     }
 
     #[test]

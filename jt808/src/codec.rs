@@ -12,11 +12,17 @@
 //!   reports `TooLarge` and drops bytes until the next 0x7E, so the buffer stays bounded;
 //! - remembers where it stopped scanning (like tokio-util's `LinesCodec::next_index`),
 //!   so a byte-at-a-time stream costs O(n).
+//!
+//! A good frame costs no copy and no buffer of its own: the frame is split off the read
+//! buffer, unescaped in place (only when it holds a 0x7D), and its body is a `Bytes` view
+//! of it (like tokio-util's `LengthDelimitedCodec`). Delimiters are found with `memchr`.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::escape::unescape_with;
+use memchr::memchr;
+
+use crate::escape::{escape_into, unescape_in_place};
 use crate::frame::{ChecksumPolicy, Frame};
 use crate::FrameError;
 
@@ -101,10 +107,54 @@ impl Codec {
         Some(bad)
     }
 
-    fn parse(&self, content: &[u8]) -> Result<Frame, FrameError> {
-        let mut plain = BytesMut::with_capacity(content.len());
-        unescape_with(content, |run| plain.put_slice(run))?;
-        Frame::parse_bytes(plain.freeze(), self.config.checksum)
+    /// Parses the frame `wire` (opening 0x7E, escaped content, no closing 0x7E), which
+    /// the codec owns: unescaped in place, the body a view of it. On error, the wire
+    /// bytes for the log (up to [`RAW_CAP`], with the closing 0x7E when there is room).
+    fn parse_owned(&self, mut wire: BytesMut) -> Result<Frame, BadFrame> {
+        wire.advance(1);
+        let (len, quirk) = match unescape_in_place(&mut wire) {
+            Ok(done) => done,
+            // Nothing moved: the wire bytes are intact.
+            Err(error) => return Err(bad_frame(error, &wire)),
+        };
+        wire.truncate(len);
+        match Frame::parse_parts(&wire, self.config.checksum) {
+            Ok((header, body, checksum_ok)) => {
+                wire.truncate(body.end);
+                wire.advance(body.start);
+                Ok(Frame {
+                    header,
+                    body: wire.freeze(),
+                    checksum_ok,
+                })
+            }
+            Err(error) => {
+                // Re-escaping the plain content gives back the wire bytes (JT/T 808 byte
+                // stuffing is one-to-one), except for a trailing lone 0x7D.
+                let mut escaped = Vec::with_capacity(wire.len() + 8);
+                let cut = wire.len() - usize::from(quirk);
+                escape_into(wire.get(..cut).unwrap_or_default(), &mut escaped);
+                if quirk {
+                    escaped.push(0x7d);
+                }
+                Err(bad_frame(error, &escaped))
+            }
+        }
+    }
+}
+
+/// A bad frame whose escaped content (without delimiters) is `content`.
+fn bad_frame(error: FrameError, content: &[u8]) -> BadFrame {
+    let mut raw = BytesMut::with_capacity((content.len() + 2).min(RAW_CAP));
+    raw.put_u8(FLAG);
+    let room = RAW_CAP - 1;
+    raw.put_slice(content.get(..room).unwrap_or(content));
+    if raw.len() < RAW_CAP {
+        raw.put_u8(FLAG);
+    }
+    BadFrame {
+        error,
+        raw: raw.freeze(),
     }
 }
 
@@ -116,14 +166,14 @@ impl Decoder for Codec {
         loop {
             // Find the opening 0x7E (or skip to it after TooLarge).
             if buf.first() != Some(&FLAG) {
-                match buf.iter().position(|&b| b == FLAG) {
+                match memchr(FLAG, buf) {
                     Some(pos) => {
                         if self.skipping {
                             self.skipping = false;
                             buf.advance(pos);
                         } else {
-                            let junk = buf.split_to(pos);
-                            self.note_junk(&junk);
+                            self.note_junk(buf.get(..pos).unwrap_or_default());
+                            buf.advance(pos);
                         }
                         self.next_index = 1;
                     }
@@ -146,9 +196,7 @@ impl Decoder for Codec {
             }
             // buf[0] == 0x7E: find the closing one.
             let from = self.next_index.max(1);
-            let found = buf
-                .get(from..)
-                .and_then(|tail| tail.iter().position(|&b| b == FLAG));
+            let found = buf.get(from..).and_then(|tail| memchr(FLAG, tail));
             let Some(rel) = found else {
                 self.next_index = buf.len();
                 if buf.len() > self.config.max_frame_len {
@@ -173,28 +221,17 @@ impl Decoder for Codec {
                 buf.advance(1);
                 continue;
             }
-            let wire = buf.get(..end).unwrap_or_default();
-            let item = if end + 1 > self.config.max_frame_len {
-                Err(FrameError::TooLarge {
+            if end + 1 > self.config.max_frame_len {
+                let error = FrameError::TooLarge {
                     len: end + 1,
                     max: self.config.max_frame_len,
-                })
-            } else {
-                self.parse(wire.get(1..).unwrap_or_default())
-            };
-            let item = item.map_err(|error| {
-                let mut raw = BytesMut::with_capacity((end + 1).min(RAW_CAP));
-                raw.put_slice(wire.get(..RAW_CAP).unwrap_or(wire));
-                if raw.len() < RAW_CAP {
-                    raw.put_u8(FLAG);
-                }
-                BadFrame {
-                    error,
-                    raw: raw.freeze(),
-                }
-            });
-            // Keep the closing 0x7E: it may open the next frame.
-            buf.advance(end);
+                };
+                let item = Err(bad_frame(error, buf.get(1..end).unwrap_or_default()));
+                buf.advance(end);
+                return Ok(Some(item));
+            }
+            // Keep the closing 0x7E in `buf`: it may open the next frame.
+            let item = self.parse_owned(buf.split_to(end));
             return Ok(Some(item));
         }
     }

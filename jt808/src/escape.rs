@@ -6,6 +6,8 @@
 //! except for the one quirk seen in the field: a checksum of `0x7D` sent unescaped right
 //! before the closing `0x7E`, which is read as the literal byte (notes §7.1).
 
+use memchr::{memchr, memchr2};
+
 use crate::FrameError;
 
 const FLAG: u8 = 0x7e;
@@ -15,7 +17,7 @@ const ESC: u8 = 0x7d;
 pub fn escape_into(src: &[u8], out: &mut Vec<u8>) {
     out.reserve(src.len() + src.len() / 16 + 2);
     let mut rest = src;
-    while let Some(pos) = rest.iter().position(|&b| b == FLAG || b == ESC) {
+    while let Some(pos) = memchr2(FLAG, ESC, rest) {
         let (plain, tail) = rest.split_at(pos);
         out.extend_from_slice(plain);
         if let Some((&b, after)) = tail.split_first() {
@@ -45,7 +47,7 @@ pub fn escape(src: &[u8]) -> Vec<u8> {
 pub fn unescape_with(src: &[u8], mut sink: impl FnMut(&[u8])) -> Result<(), FrameError> {
     let mut rest = src;
     let mut offset = 0usize;
-    while let Some(pos) = rest.iter().position(|&b| b == ESC) {
+    while let Some(pos) = memchr(ESC, rest) {
         let (plain, tail) = rest.split_at(pos);
         sink(plain);
         match tail.get(1) {
@@ -69,6 +71,71 @@ pub fn unescape_with(src: &[u8], mut sink: impl FnMut(&[u8])) -> Result<(), Fram
     Ok(())
 }
 
+/// Unescapes `buf` in place and returns the length of the plain content, now at the
+/// front of `buf`; same rules as [`unescape_with`]. The second value is whether the last
+/// byte was a lone `7D` read as the literal byte (the unescaped-checksum quirk), which
+/// [`escape_into`] would not reproduce.
+///
+/// On [`FrameError::BadEscape`] `buf` is left unchanged (every escape is checked before
+/// any byte moves), so the caller can still log the wire bytes. Without a `7D` this is one
+/// `memchr` and no copy.
+pub fn unescape_in_place(buf: &mut [u8]) -> Result<(usize, bool), FrameError> {
+    let Some(first) = memchr(ESC, buf) else {
+        return Ok((buf.len(), false));
+    };
+    // Pass 1: check every escape (the byte after a valid 7D is 01/02, never 7D, so
+    // consecutive hits are independent).
+    let mut at = first;
+    let mut quirk = false;
+    loop {
+        match buf.get(at + 1) {
+            Some(0x01 | 0x02) => {}
+            None => {
+                quirk = true;
+                break;
+            }
+            Some(&byte) => return Err(FrameError::BadEscape { offset: at, byte }),
+        }
+        match buf.get(at + 2..).and_then(|tail| memchr(ESC, tail)) {
+            Some(rel) => at += 2 + rel,
+            None => break,
+        }
+    }
+    // Pass 2: compact. `w <= r` throughout, so runs move left and never overlap unread bytes.
+    let len = buf.len();
+    let (mut w, mut r) = (first, first);
+    while r < len {
+        // buf[r] is a 7D here.
+        let plain = match buf.get(r + 1) {
+            Some(0x02) => FLAG,
+            Some(_) => ESC,
+            None => {
+                // The quirk: a trailing lone 7D is the literal byte.
+                if let Some(b) = buf.get_mut(w) {
+                    *b = ESC;
+                }
+                w += 1;
+                break;
+            }
+        };
+        if let Some(b) = buf.get_mut(w) {
+            *b = plain;
+        }
+        w += 1;
+        r += 2;
+        let run = buf
+            .get(r..)
+            .and_then(|tail| memchr(ESC, tail))
+            .unwrap_or(len.saturating_sub(r));
+        if run > 0 {
+            buf.copy_within(r..r + run, w);
+            w += run;
+            r += run;
+        }
+    }
+    Ok((w, quirk))
+}
+
 /// `src` unescaped; see [`unescape_with`].
 pub fn unescape(src: &[u8]) -> Result<Vec<u8>, FrameError> {
     let mut out = Vec::with_capacity(src.len());
@@ -87,6 +154,61 @@ mod tests {
         let wire = escape(&plain);
         assert_eq!(wire, [0x30, 0x7d, 0x02, 0x08, 0x7d, 0x01, 0x55]);
         assert_eq!(unescape(&wire).unwrap(), plain);
+    }
+
+    fn in_place(src: &[u8]) -> Result<(Vec<u8>, bool), FrameError> {
+        let mut buf = src.to_vec();
+        let (n, quirk) = unescape_in_place(&mut buf)?;
+        buf.truncate(n);
+        Ok((buf, quirk))
+    }
+
+    #[test]
+    fn in_place_matches_the_copying_unescape() {
+        let cases: [&[u8]; 9] = [
+            &[],
+            &[0x7d],
+            &[0x01, 0x02],
+            &[0x7d, 0x01],
+            &[0x7d, 0x02, 0x7d, 0x01],
+            &[0x30, 0x7d, 0x02, 0x08, 0x7d, 0x01, 0x55],
+            &[0x30, 0x7d, 0x02, 0x7d],
+            &[0x01, 0x7d, 0x01, 0x7d, 0x03, 0x00],
+            &[0x7d, 0x7d],
+        ];
+        for c in cases {
+            let expect = unescape(c);
+            let got = in_place(c);
+            assert_eq!(
+                got.as_ref().map(|g| &g.0).ok(),
+                expect.as_ref().ok(),
+                "{c:02x?}"
+            );
+            assert_eq!(got.as_ref().err(), expect.as_ref().err(), "{c:02x?}");
+            if let Ok((plain, quirk)) = got {
+                let mut wire = Vec::new();
+                let cut = plain.len() - usize::from(quirk);
+                escape_into(plain.get(..cut).unwrap(), &mut wire);
+                if quirk {
+                    wire.push(0x7d);
+                }
+                assert_eq!(wire, c, "re-escaping restores the wire bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_leaves_a_bad_escape_untouched() {
+        let src = [0x7d, 0x02, 0x11, 0x7d, 0x05];
+        let mut buf = src;
+        assert_eq!(
+            unescape_in_place(&mut buf),
+            Err(FrameError::BadEscape {
+                offset: 3,
+                byte: 0x05
+            })
+        );
+        assert_eq!(buf, src);
     }
 
     #[test]

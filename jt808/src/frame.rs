@@ -11,7 +11,9 @@
 //! refuse it with a reply; [`Frame::plain_body`] is the only way to the body for parsing
 //! and it refuses ciphertext with [`FrameError::Encrypted`].
 
-use bytes::Bytes;
+use std::ops::Range;
+
+use bytes::{Buf, Bytes};
 
 use crate::escape::escape_into;
 use crate::header::{Encryption, Header};
@@ -71,6 +73,23 @@ impl Frame {
 
     /// [`Frame::parse`] without a copy: the body is a slice of `unescaped`.
     pub fn parse_bytes(unescaped: Bytes, policy: ChecksumPolicy) -> Result<Frame, FrameError> {
+        let (header, body, checksum_ok) = Frame::parse_parts(&unescaped, policy)?;
+        let mut body_bytes = unescaped;
+        body_bytes.truncate(body.end);
+        body_bytes.advance(body.start);
+        Ok(Frame {
+            header,
+            body: body_bytes,
+            checksum_ok,
+        })
+    }
+
+    /// The checks of [`Frame::parse`] on borrowed content: the header, the body's range
+    /// in `unescaped`, and whether the checksum matched (always true under `Strict`).
+    pub(crate) fn parse_parts(
+        unescaped: &[u8],
+        policy: ChecksumPolicy,
+    ) -> Result<(Header, Range<usize>, bool), FrameError> {
         let Some((&expected, content)) = unescaped.split_last() else {
             return Err(FrameError::TooShort { len: 0 });
         };
@@ -94,12 +113,7 @@ impl Frame {
                 return Err(FrameError::LengthMismatch { declared, actual });
             }
         }
-        let body = unescaped.slice(hlen..hlen + actual);
-        Ok(Frame {
-            header,
-            body,
-            checksum_ok,
-        })
+        Ok((header, hlen..hlen + actual, checksum_ok))
     }
 
     /// The body for message parsing: refuses an encrypted body (never parse ciphertext).

@@ -80,6 +80,25 @@ fn be16(buf: &[u8], at: usize) -> Result<u16, FrameError> {
     }
 }
 
+/// The phone field as text. BCD digits and the lowercase hex of the raw bytes are the same
+/// string when every nibble is 0-9, so this is the hex in both cases, built on the stack:
+/// the frame's one allocation for the phone is the exact-size `String`.
+fn phone_string(raw: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if raw.len() > 20 {
+        return hex::encode(raw);
+    }
+    let mut text = [0u8; 40];
+    for (pair, &b) in text.chunks_exact_mut(2).zip(raw) {
+        if let [hi, lo] = pair {
+            *hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+            *lo = HEX.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0');
+        }
+    }
+    let used = text.get(..raw.len() * 2).unwrap_or_default();
+    std::str::from_utf8(used).unwrap_or_default().to_owned()
+}
+
 impl Header {
     /// Length of this header on the wire (unescaped): 12 or 17, plus 4 with a package.
     pub fn wire_len(&self) -> usize {
@@ -131,7 +150,7 @@ impl Header {
         let raw_phone = content
             .get(phone_at..phone_at + phone_len)
             .ok_or(FrameError::TooShort { len: content.len() })?;
-        let phone = codecs::bcd::decode(raw_phone).unwrap_or_else(|_| hex::encode(raw_phone));
+        let phone = phone_string(raw_phone);
         let serial = be16(content, phone_at + phone_len)?;
         let package = if pkg_len > 0 {
             Some(Package {

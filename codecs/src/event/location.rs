@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use super::json;
+
 /// The datum of a coordinate. JT/T 808 is WGS-84 by the standard; GB/T 32960-2025 says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +36,21 @@ impl Serialize for Flags {
             m.serialize_entry(k, v)?;
         }
         m.end()
+    }
+}
+
+impl Flags {
+    /// Appends the JSON object of these bits.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::key(out, k);
+            json::bool(out, *v);
+        }
+        out.push(b'}');
     }
 }
 
@@ -82,6 +99,106 @@ pub struct Location {
     /// Additional items not decoded: id (`"0xe1"`) to value (hex).
     #[serde(skip_serializing_if = "is_empty_map")]
     pub extras: BTreeMap<String, String>,
+}
+
+impl Location {
+    /// Appends the JSON of this location (the bytes of its `Serialize` impl through
+    /// `serde_json`: fields in declaration order, optional ones only when present, `more`
+    /// flattened in its map order, `extras` only when not empty).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        // Destructured without `..`: a new field fails to compile here until written.
+        let Location {
+            latitude,
+            longitude,
+            coord_system,
+            altitude_m,
+            speed_kmh,
+            heading_deg,
+            fix_valid,
+            alarms,
+            status,
+            odometer_km,
+            fuel_l,
+            speed_recorder_kmh,
+            satellites,
+            signal_strength,
+            io_status,
+            analog,
+            more,
+            extras,
+        } = self;
+        out.extend_from_slice(b"{\"latitude\":");
+        json::f64(out, *latitude);
+        out.extend_from_slice(b",\"longitude\":");
+        json::f64(out, *longitude);
+        out.extend_from_slice(match coord_system {
+            CoordSystem::Wgs84 => b",\"coord_system\":\"wgs84\"",
+            CoordSystem::Gcj02 => b",\"coord_system\":\"gcj02\"",
+            CoordSystem::Other => b",\"coord_system\":\"other\"",
+        });
+        out.extend_from_slice(b",\"altitude_m\":");
+        json::opt_f64(out, *altitude_m);
+        out.extend_from_slice(b",\"speed_kmh\":");
+        json::opt_f64(out, *speed_kmh);
+        out.extend_from_slice(b",\"heading_deg\":");
+        json::opt_f64(out, *heading_deg);
+        out.extend_from_slice(b",\"fix_valid\":");
+        json::bool(out, *fix_valid);
+        out.extend_from_slice(b",\"alarms\":[");
+        for (i, a) in alarms.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::str(out, a);
+        }
+        out.extend_from_slice(b"],\"status\":");
+        status.write_json(out);
+        if let Some(v) = odometer_km {
+            out.extend_from_slice(b",\"odometer_km\":");
+            json::f64(out, *v);
+        }
+        if let Some(v) = fuel_l {
+            out.extend_from_slice(b",\"fuel_l\":");
+            json::f64(out, *v);
+        }
+        if let Some(v) = speed_recorder_kmh {
+            out.extend_from_slice(b",\"speed_recorder_kmh\":");
+            json::f64(out, *v);
+        }
+        if let Some(v) = satellites {
+            out.extend_from_slice(b",\"satellites\":");
+            json::u64(out, u64::from(*v));
+        }
+        if let Some(v) = signal_strength {
+            out.extend_from_slice(b",\"signal_strength\":");
+            json::u64(out, u64::from(*v));
+        }
+        if let Some(f) = io_status {
+            out.extend_from_slice(b",\"io_status\":");
+            f.write_json(out);
+        }
+        if let Some(v) = analog {
+            out.extend_from_slice(b",\"analog\":");
+            json::value(out, v);
+        }
+        for (k, v) in more {
+            out.push(b',');
+            json::key(out, k);
+            json::value(out, v);
+        }
+        if !extras.is_empty() {
+            out.extend_from_slice(b",\"extras\":{");
+            for (i, (k, v)) in extras.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::key(out, k);
+                json::str(out, v);
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
 }
 
 #[cfg(test)]

@@ -237,28 +237,242 @@ impl Event {
         self.data.kind()
     }
 
-    /// The event as one line of JSON.
+    /// The event as one line of JSON (the bytes of [`Event::write_json`]).
     pub fn to_json(&self) -> String {
-        // Serializing plain structs into a String cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(768);
+        self.write_json(&mut out);
+        // The writer only emits UTF-8 (ASCII syntax around `&str` contents).
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// The event as JSON bytes appended to `out` (no intermediate String).
+    ///
+    /// Written directly, not through `serde_json::to_writer`: the envelope's keys are
+    /// constants, times are formatted on the stack, and `location` data (the bulk of all
+    /// events) has its own writer. The bytes are exactly those of this type's
+    /// `Serialize` impl through `serde_json` (the tests compare both); other `data` goes
+    /// through `serde_json`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let _ = serde_json::to_writer(out, self);
+        // Destructured without `..`: a new field fails to compile here until written.
+        let Event {
+            event_id,
+            vehicle_id,
+            protocol,
+            device_time,
+            received_at,
+            gateway,
+            msg_seq,
+            reissue,
+            data,
+        } = self;
+        out.reserve(640);
+        out.extend_from_slice(b"{\"v\":1,\"event_id\":\"");
+        let mut id = [0u8; ulid::ULID_LEN];
+        out.extend_from_slice(event_id.array_to_str(&mut id).as_bytes());
+        out.extend_from_slice(b"\",\"vehicle_id\":");
+        json::str(out, vehicle_id);
+        out.extend_from_slice(b",\"protocol\":");
+        json::str(out, protocol.as_str());
+        out.extend_from_slice(b",\"type\":");
+        json::str(out, data.kind().as_str());
+        out.extend_from_slice(b",\"device_time\":");
+        match device_time {
+            Some(t) => json::time(out, t, false),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"received_at\":");
+        json::time(out, received_at, true);
+        out.extend_from_slice(b",\"gateway\":");
+        json::str(out, gateway);
+        out.extend_from_slice(b",\"msg_seq\":");
+        match msg_seq {
+            Some(n) => json::u64(out, u64::from(*n)),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"reissue\":");
+        json::bool(out, *reissue);
+        out.extend_from_slice(b",\"data\":");
+        match data {
+            Data::Location(l) => l.write_json(out),
+            other => json::any(out, other),
+        }
+        out.push(b'}');
+    }
+}
+
+/// Direct JSON writing into a `Vec<u8>`, byte-identical to `serde_json`'s compact output
+/// (same escaping rule, same integer and float formatting: serde_json's own formatter).
+pub(crate) mod json {
+    use chrono::{DateTime, Utc};
+    use serde::Serialize;
+    use serde_json::ser::{CompactFormatter, Formatter};
+
+    use crate::time::Rfc3339;
+
+    /// A JSON string. Strings without a byte serde_json escapes (controls, `"`, `\`) are
+    /// copied; the rest go through serde_json's escaper.
+    #[inline]
+    pub(crate) fn str(out: &mut Vec<u8>, s: &str) {
+        if !needs_escape(s.as_bytes()) {
+            out.reserve(s.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        } else {
+            any(out, s);
+        }
+    }
+
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+
+    /// Whether any of 8 bytes is a control (< 0x20), `"` or `\` (the bytes serde_json
+    /// escapes). Bit tricks "has less than" and "has zero byte": exact for "any".
+    #[inline]
+    fn word_needs_escape(w: u64) -> bool {
+        let ctrl = w.wrapping_sub(LO * 0x20) & !w;
+        let q = w ^ (LO * u64::from(b'"'));
+        let quote = q.wrapping_sub(LO) & !q;
+        let b = w ^ (LO * u64::from(b'\\'));
+        let backslash = b.wrapping_sub(LO) & !b;
+        (ctrl | quote | backslash) & HI != 0
+    }
+
+    /// Whether serde_json would escape any byte of `s`; eight bytes at a time.
+    #[inline]
+    pub(crate) fn needs_escape(s: &[u8]) -> bool {
+        let mut chunks = s.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            if word_needs_escape(u64::from_le_bytes(w)) {
+                return true;
+            }
+        }
+        let rest = chunks.remainder();
+        if rest.is_empty() {
+            return false;
+        }
+        let mut w = [b'a'; 8];
+        if let Some(head) = w.get_mut(..rest.len()) {
+            head.copy_from_slice(rest);
+        }
+        word_needs_escape(u64::from_le_bytes(w))
+    }
+
+    /// `"key":`.
+    #[inline]
+    pub(crate) fn key(out: &mut Vec<u8>, k: &str) {
+        str(out, k);
+        out.push(b':');
+    }
+
+    /// A float; `null` when not finite (as serde_json writes it).
+    #[inline]
+    pub(crate) fn f64(out: &mut Vec<u8>, v: f64) {
+        if v.is_finite() {
+            let _ = CompactFormatter.write_f64(out, v);
+        } else {
+            out.extend_from_slice(b"null");
+        }
+    }
+
+    /// An optional float (`null` when `None`).
+    #[inline]
+    pub(crate) fn opt_f64(out: &mut Vec<u8>, v: Option<f64>) {
+        match v {
+            Some(v) => f64(out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    /// An unsigned integer.
+    #[inline]
+    pub(crate) fn u64(out: &mut Vec<u8>, v: u64) {
+        let _ = CompactFormatter.write_u64(out, v);
+    }
+
+    /// `true` / `false`.
+    #[inline]
+    pub(crate) fn bool(out: &mut Vec<u8>, v: bool) {
+        out.extend_from_slice(if v { b"true" } else { b"false" });
+    }
+
+    /// An RFC 3339 UTC time string, whole seconds or milliseconds (chrono's
+    /// `%Y-%m-%dT%H:%M:%SZ` / `%Y-%m-%dT%H:%M:%S%.3fZ`).
+    pub(crate) fn time(out: &mut Vec<u8>, t: &DateTime<Utc>, millis: bool) {
+        let fast = if millis {
+            Rfc3339::millis(t)
+        } else {
+            Rfc3339::secs(t)
+        };
+        match fast {
+            Some(text) => {
+                out.push(b'"');
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'"');
+            }
+            None if millis => any(out, &t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+            None => any(out, &t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        }
+    }
+
+    /// A `serde_json::Value`, in the order serde_json serializes it.
+    pub(crate) fn value(out: &mut Vec<u8>, v: &serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => bool(out, *b),
+            Value::Number(n) => any(out, n),
+            Value::String(s) => str(out, s),
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    value(out, item);
+                }
+                out.push(b']');
+            }
+            Value::Object(map) => {
+                out.push(b'{');
+                for (i, (k, item)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    key(out, k);
+                    value(out, item);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+
+    /// Anything else, through serde_json (writing to a `Vec` cannot fail; a `Serialize`
+    /// impl that errors leaves what it wrote, as `serde_json::to_writer` would).
+    #[inline]
+    pub(crate) fn any<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+        let _ = serde_json::to_writer(out, v);
     }
 }
 
 struct Secs<'a>(&'a DateTime<Utc>);
 impl Serialize for Secs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0.format("%Y-%m-%dT%H:%M:%SZ"))
+        match crate::time::Rfc3339::secs(self.0) {
+            Some(text) => s.serialize_str(text.as_str()),
+            None => s.collect_str(&self.0.format("%Y-%m-%dT%H:%M:%SZ")),
+        }
     }
 }
 struct Millis<'a>(&'a DateTime<Utc>);
 impl Serialize for Millis<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        match crate::time::Rfc3339::millis(self.0) {
+            Some(text) => s.serialize_str(text.as_str()),
+            None => s.collect_str(&self.0.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+        }
     }
 }
 struct UlidStr(ulid::Ulid);
@@ -291,6 +505,178 @@ impl Serialize for Event {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn needs_escape_finds_every_escaped_byte_anywhere() {
+        let naive = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        for len in 0..20 {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'x'; len];
+                    s[pos] = b;
+                    assert_eq!(json::needs_escape(&s), naive(&s), "{s:?}");
+                    s.iter_mut().for_each(|c| *c = 0xe9);
+                    s[pos] = b;
+                    assert_eq!(json::needs_escape(&s), naive(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    fn serde_bytes(ev: &Event) -> Vec<u8> {
+        serde_json::to_vec(ev).unwrap()
+    }
+
+    fn fast_bytes(ev: &Event) -> Vec<u8> {
+        let mut out = b"prefix".to_vec();
+        ev.write_json(&mut out);
+        out.split_off(6)
+    }
+
+    fn event(data: Data, device_time: Option<DateTime<Utc>>, seq: Option<u32>) -> Event {
+        let ctx = EventContext {
+            gateway: "node-\"1\"\n".into(),
+            received_at: Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).unwrap()
+                + chrono::Duration::nanoseconds(987_654_321),
+            device_utc_offset_secs: 8 * 3600,
+        };
+        Event::new(
+            &ctx,
+            "013800138000".into(),
+            Protocol::Jt808_2019,
+            device_time,
+            seq,
+            data,
+        )
+        .reissued(seq.is_none())
+    }
+
+    fn full_location() -> Location {
+        let mut more = serde_json::Map::new();
+        more.insert("load_state".into(), serde_json::json!(3));
+        more.insert(
+            "vehicle_signals".into(),
+            serde_json::json!({"brake": true, "abs": false, "x\u{1}y": [1.5, -2, null, "q\""]}),
+        );
+        more.insert("note".into(), serde_json::json!("invalid device time 17ff"));
+        more.insert(
+            "tyre".into(),
+            serde_json::json!([1e300, 0.1, u64::MAX, i64::MIN]),
+        );
+        let mut extras = BTreeMap::new();
+        extras.insert("0xe1".to_string(), "00ff".to_string());
+        extras.insert("0x\\e2".to_string(), "\u{7f}é".to_string());
+        Location {
+            latitude: 22.543_096,
+            longitude: -114.057_865,
+            coord_system: CoordSystem::Gcj02,
+            altitude_m: Some(f64::NAN),
+            speed_kmh: Some(0.1 + 0.2),
+            heading_deg: None,
+            fix_valid: true,
+            alarms: vec!["overspeed".into(), Cow::Owned("a\tb".to_string())],
+            status: Flags(vec![("acc_on", true), ("fix_valid", false)]),
+            odometer_km: Some(123_456.7),
+            fuel_l: Some(f64::INFINITY),
+            speed_recorder_kmh: Some(-0.0),
+            satellites: Some(12),
+            signal_strength: Some(255),
+            io_status: Some(Flags(vec![("deep_sleep", false), ("sleep", true)])),
+            analog: Some(serde_json::json!({"ad0": 1, "ad1": 65535})),
+            more,
+            extras,
+        }
+    }
+
+    #[test]
+    fn write_json_is_byte_identical_to_serde() {
+        let t = Utc.with_ymd_and_hms(2023, 12, 31, 16, 0, 0).unwrap();
+        let far = Utc.with_ymd_and_hms(12345, 1, 1, 0, 0, 0).unwrap();
+        let datas = vec![
+            Data::Location(Box::default()),
+            Data::Location(Box::new(full_location())),
+            Data::Lifecycle(Lifecycle::new(LifecycleKind::Register).with("plate", "粤B\"1")),
+            Data::Alarm(AlarmEvent {
+                name: "overspeed".into(),
+                state: AlarmState::Raised,
+                level: Some(2),
+                detail: serde_json::Map::new(),
+            }),
+            Data::Passthrough(Passthrough(serde_json::json!({"msg_id": "0x0900"}))),
+            Data::CmdResult(CmdResult {
+                id: "c\\1".into(),
+                status: CmdStatus::Acked,
+                reason: None,
+                response: Some(serde_json::json!([1, 2])),
+            }),
+            Data::Status(Presence {
+                online: true,
+                reason: PresenceReason::Login,
+                protocol: Protocol::Gbt32960_2025,
+                peer: Some("1.2.3.4:5".into()),
+                since: t,
+            }),
+        ];
+        for data in datas {
+            for (time, seq) in [
+                (Some(t), Some(17)),
+                (None, None),
+                (Some(far), Some(u32::MAX)),
+            ] {
+                let ev = event(data.clone(), time, seq);
+                let serde = serde_bytes(&ev);
+                assert_eq!(
+                    String::from_utf8(fast_bytes(&ev)).unwrap(),
+                    String::from_utf8(serde).unwrap()
+                );
+                assert_eq!(ev.to_json().as_bytes(), serde_bytes(&ev));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn write_json_matches_serde_on_any_location(
+            lat in proptest::num::f64::ANY,
+            lon in -180.0f64..180.0,
+            alt in proptest::option::of(proptest::num::f64::ANY),
+            speed in proptest::option::of(0u32..100_000),
+            alarms in proptest::collection::vec(".{0,12}", 0..4),
+            odo in proptest::option::of(proptest::num::f64::ANY),
+            sats in proptest::option::of(proptest::num::u8::ANY),
+            more_keys in proptest::collection::vec(("\\PC{0,8}", proptest::num::i64::ANY, ".{0,6}"), 0..4),
+            extras in proptest::collection::btree_map("[0-9a-fx]{1,4}", "\\PC{0,8}", 0..3),
+            vid in "\\PC{0,20}",
+            secs in -62_000_000_000i64..300_000_000_000i64,
+            nanos in 0u32..1_000_000_000,
+            seq in proptest::option::of(proptest::num::u32::ANY),
+        ) {
+            let mut more = serde_json::Map::new();
+            for (k, n, s) in more_keys {
+                more.insert(k, serde_json::json!({"n": n, "s": s, "f": (n as f64) / 7.0}));
+            }
+            let loc = Location {
+                latitude: lat,
+                longitude: lon,
+                altitude_m: alt,
+                speed_kmh: speed.map(|s| f64::from(s) / 10.0),
+                alarms: alarms.into_iter().map(Cow::Owned).collect(),
+                odometer_km: odo,
+                satellites: sats,
+                more,
+                extras,
+                ..Location::default()
+            };
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            let mut ev = event(Data::Location(Box::new(loc)), Some(t), seq);
+            ev.vehicle_id = vid.into();
+            ev.received_at = t;
+            proptest::prop_assert_eq!(fast_bytes(&ev), serde_bytes(&ev));
+        }
+    }
 
     #[test]
     fn envelope_has_every_contract_field_in_order() {
