@@ -306,3 +306,44 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flooding_terminal_is_slowed_not_dropped() {
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some("[jt808]\nmax_frames_per_s = 20.0\n".into()),
+        ..Default::default()
+    });
+    let mut t = Terminal::connect(vgate.addr("jt808"), "013800138008", Version::V2013)
+        .await
+        .unwrap();
+    let code = t.register().await.unwrap().auth_code.unwrap();
+    assert_eq!(t.authenticate(&code).await.unwrap(), 0);
+    let started = std::time::Instant::now();
+    let mut serials = Vec::new();
+    for _ in 0..80 {
+        serials.push(
+            t.send(&jt808::Message::Heartbeat { extra: Vec::new() })
+                .await
+                .unwrap(),
+        );
+    }
+    let mut answered = 0;
+    while answered < serials.len() {
+        let (_, m) = tokio::time::timeout(WAIT, t.next_frame())
+            .await
+            .expect("answers keep coming")
+            .unwrap()
+            .unwrap();
+        if matches!(m, jt808::Message::PlatformResponse(_)) {
+            answered += 1;
+        }
+    }
+    // 40 frames of burst, then 20 frames/s: the other 40 take about 2 s.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let body = http_get(vgate.addr("http"), "/metrics").await;
+    assert!(body.contains("vgate_rate_limited_total"), "{body}");
+}

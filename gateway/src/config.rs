@@ -143,6 +143,8 @@ pub struct Jt808Config {
     pub subpackage_timeout_s: u64,
     /// Bad frames tolerated on one connection before it is closed.
     pub max_bad_frames: u32,
+    /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
+    pub max_frames_per_s: f64,
 }
 
 impl Default for Jt808Config {
@@ -160,6 +162,7 @@ impl Default for Jt808Config {
             subpackage_quiet_s: 5,
             subpackage_timeout_s: 60,
             max_bad_frames: 20,
+            max_frames_per_s: 500.0,
         }
     }
 }
@@ -203,6 +206,8 @@ pub struct Gbt32960Config {
     /// Platforms allowed to log in with 0x05; empty = platform login refused.
     pub platform_users: Vec<PlatformUser>,
     pub max_bad_frames: u32,
+    /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
+    pub max_frames_per_s: f64,
 }
 
 impl Default for Gbt32960Config {
@@ -220,6 +225,7 @@ impl Default for Gbt32960Config {
             reply_style: ReplyStyle::TimeOnly,
             platform_users: Vec::new(),
             max_bad_frames: 20,
+            max_frames_per_s: 500.0,
         }
     }
 }

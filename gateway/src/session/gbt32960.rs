@@ -120,6 +120,7 @@ where
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
     let idle = l.idle_timeout();
     let shutdown = l.shared.shutdown.clone();
+    let mut limit = super::RateLimit::new(l.cfg.max_frames_per_s, "gbt32960");
     let reason = loop {
         let deadline = if s.vehicle.is_some() {
             tokio::time::Instant::from_std(s.last_rx + idle)
@@ -154,6 +155,7 @@ where
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
+                    limit.take().await;
                     if let Flow::Close(r) = s.on_frame(frame).await { break r; }
                 }
             }

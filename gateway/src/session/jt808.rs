@@ -139,6 +139,7 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = l.shared.shutdown.clone();
 
+    let mut limit = super::RateLimit::new(l.cfg.max_frames_per_s, "jt808");
     let reason = loop {
         let deadline = if s.vehicle.is_some() {
             tokio::time::Instant::from_std(s.last_rx + idle)
@@ -170,6 +171,7 @@ where
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
+                    limit.take().await;
                     if let Flow::Close(r) = s.on_frame(frame).await { break r; }
                 }
             }

@@ -101,3 +101,79 @@ impl BadFrameLog {
         self.suppressed = 0;
     }
 }
+
+/// A per-connection frame rate limit (token bucket). A connection that sends faster than
+/// `rate` frames per second (after a burst of `2 x rate`) is not cut off: its frames are read
+/// more slowly, so TCP flow control pushes back on it and it cannot take the CPU from the
+/// other vehicles. Each wait is counted in `vgate_rate_limited_total{protocol}`.
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: tokio::time::Instant,
+    protocol: &'static str,
+}
+
+impl RateLimit {
+    /// `rate` frames per second; 0 disables the limit.
+    pub fn new(rate: f64, protocol: &'static str) -> Self {
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            0.0
+        };
+        RateLimit {
+            rate,
+            burst: rate * 2.0,
+            tokens: rate * 2.0,
+            last: tokio::time::Instant::now(),
+            protocol,
+        }
+    }
+
+    /// Takes one frame's token, waiting for it if the bucket is empty.
+    pub async fn take(&mut self) {
+        if self.rate == 0.0 {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return;
+        }
+        metrics::counter!("vgate_rate_limited_total", "protocol" => self.protocol).increment(1);
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
+        tokio::time::sleep(wait).await;
+        self.tokens = 0.0;
+        self.last = tokio::time::Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_is_slowed_to_the_rate_after_the_burst() {
+        let mut r = RateLimit::new(10.0, "test");
+        let start = tokio::time::Instant::now();
+        for _ in 0..20 {
+            r.take().await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(50),
+            "the burst passes at once"
+        );
+        for _ in 0..10 {
+            r.take().await;
+        }
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900),
+            "then 10 frames/s: {waited:?}"
+        );
+    }
+}

@@ -63,6 +63,9 @@ pub struct RawListenerConfig {
     /// Bad frames tolerated on one connection before it is closed.
     #[serde(default = "default_max_bad_frames")]
     pub max_bad_frames: u32,
+    /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
+    #[serde(default = "default_max_frames_per_s")]
+    pub max_frames_per_s: f64,
 }
 
 fn default_login_timeout() -> u64 {
@@ -73,6 +76,9 @@ fn default_idle_timeout() -> u64 {
 }
 fn default_max_bad_frames() -> u32 {
     20
+}
+fn default_max_frames_per_s() -> f64 {
+    500.0
 }
 
 impl RawListenerConfig {
@@ -159,6 +165,7 @@ where
             return;
         }
     }
+    let mut limit = super::RateLimit::new(l.cfg.max_frames_per_s, "raw");
     let reason = loop {
         let deadline = if s.vehicle.is_some() {
             tokio::time::Instant::from_std(s.last_rx + idle)
@@ -193,6 +200,7 @@ where
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
+                    limit.take().await;
                     if let Flow::Close(r) = s.on_frame(&frame).await { break r; }
                 }
             }
