@@ -347,3 +347,73 @@ async fn a_flooding_terminal_is_slowed_not_dropped() {
     let body = http_get(vgate.addr("http"), "/metrics").await;
     assert!(body.contains("vgate_rate_limited_total"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subpackaged_batch_with_a_lost_package_is_asked_again_with_0x8003_and_published_whole() {
+    use gateway::simulate::jt808::Fix;
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some("[jt808]\nsubpackage_quiet_s = 1\n".into()),
+        ..Default::default()
+    });
+    let phone = "013800138009";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/location")],
+    )
+    .await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .unwrap();
+    let code = t.register().await.unwrap().auth_code.unwrap();
+    assert_eq!(t.authenticate(&code).await.unwrap(), 0);
+
+    // A blind-area batch of 12 fixes, cut into packages of 100 bytes.
+    let items: Vec<_> = (0..12)
+        .map(|i| {
+            Fix {
+                latitude: 22.5 + f64::from(i) * 0.001,
+                ..Fix::default()
+            }
+            .report()
+        })
+        .collect();
+    let batch = jt808::Message::LocationBatch {
+        batch_type: 1,
+        items,
+    };
+    let body = batch.encode_body(Version::V2013).unwrap();
+    let header = jt808::Header {
+        msg_id: 0x0704,
+        version: Version::V2013,
+        protocol_version: 0,
+        phone: phone.into(),
+        serial: 500,
+        encryption: jt808::Encryption::None,
+        package: None,
+    };
+    let packages = jt808::subpackage::split(&header, &body, 100);
+    assert!(packages.len() >= 4, "{} packages", packages.len());
+    for (i, p) in packages.iter().enumerate() {
+        if i != 1 {
+            t.send_wire(&p.to_wire()).await.unwrap();
+        }
+    }
+    let ids = t
+        .wait_for(WAIT, |h, m| match m {
+            jt808::Message::ResendRequest(r) if h.msg_id == 0x8003 => {
+                Some((r.first_serial, r.ids.clone()))
+            }
+            _ => None,
+        })
+        .await
+        .expect("0x8003");
+    assert_eq!(ids, (500, vec![2]));
+    t.send_wire(&packages[1].to_wire()).await.unwrap();
+    let mut lats = Vec::new();
+    for _ in 0..12 {
+        let loc = sub.next_on("/location", WAIT).await;
+        assert_eq!(loc.json["reissue"], true, "type 1 batch = reissue");
+        lats.push(loc.json["data"]["latitude"].as_f64().unwrap());
+    }
+    assert!((lats[11] - 22.511).abs() < 1e-6, "{lats:?}");
+}
