@@ -180,3 +180,33 @@ fn version_prints() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("vgate "));
 }
+
+#[test]
+fn the_packages_of_a_subpackaged_message_on_stdin_decode_as_one_message() {
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/jt808/smallchi-1205-subpackaged-2.json"
+    ))
+    .unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let frames: Vec<String> = fixture["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(frames.len(), 2);
+    let out = vgate(
+        &["decode", "jt808"],
+        Some(&format!("{}\n{}\n", frames[0], frames[1])),
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = lines(&out);
+    assert_eq!(events.len(), 1, "one message from two packages: {events:?}");
+    assert_eq!(events[0]["type"], "passthrough");
+    assert_eq!(events[0]["vehicle_id"], "040666575062");
+}
