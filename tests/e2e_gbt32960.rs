@@ -224,3 +224,39 @@ async fn an_idle_vehicle_is_closed_and_marked_offline_with_reason_timeout() {
     let off = sub.next_on("/status", WAIT).await;
     assert_eq!(off.json["data"]["reason"], "timeout");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn platform_login_is_checked_against_the_configured_credentials() {
+    use gbt32960::msg::PlatformLogin;
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some(
+            "[[gbt32960.platform_users]]\nuser = \"oem-a\"\npassword = \"s3cret\"\n".into(),
+        ),
+        ..Default::default()
+    });
+    let login = |password: &str| {
+        gbt32960::Message::PlatformLogin(PlatformLogin {
+            time: codecs::time::LocalTime::from_utc(chrono::Utc::now(), 8 * 3600),
+            seq: 1,
+            user: "oem-a".into(),
+            password: password.into(),
+            encryption_rule: 0x01,
+        })
+    };
+    let mut bad = Vehicle::connect(vgate.addr("gbt32960"), "PLATFORMA00000001", Edition::V2016)
+        .await
+        .unwrap();
+    bad.send(&login("wrong")).await.unwrap();
+    assert_ne!(
+        bad.answer_to(0x05, WAIT).await.unwrap().flag,
+        0x01,
+        "bad password refused"
+    );
+    assert!(bad.closed_within(WAIT).await);
+
+    let mut ok = Vehicle::connect(vgate.addr("gbt32960"), "PLATFORMA00000001", Edition::V2016)
+        .await
+        .unwrap();
+    ok.send(&login("s3cret")).await.unwrap();
+    assert_eq!(ok.answer_to(0x05, WAIT).await.unwrap().flag, 0x01);
+}
