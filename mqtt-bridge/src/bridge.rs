@@ -31,6 +31,8 @@ use crate::config::{MqttConfig, MqttProtocol, Qos};
 use crate::connection::{Client, Received};
 use crate::embedded::EmbeddedBroker;
 use crate::publisher::{forward, Publisher};
+use crate::relay::Relay;
+use crate::spool::Spool;
 use crate::topics::Topics;
 use crate::tracker::Tracker;
 use crate::{BridgeError, RefusedReason};
@@ -56,9 +58,30 @@ pub struct Bridge {
     broker: String,
     embedded: Option<EmbeddedBroker>,
     stopping: Arc<AtomicBool>,
+    connected: Arc<AtomicBool>,
     event_loop: Option<JoinHandle<()>>,
-    forwarder: JoinHandle<()>,
+    forwarder: Forwarder,
     shutdown_timeout: Duration,
+}
+
+/// What moves the publisher's queue to rumqttc: directly, or through the spool.
+#[derive(Debug)]
+enum Forwarder {
+    Direct(JoinHandle<()>),
+    Spooled(Relay, Arc<Spool>),
+}
+
+impl Forwarder {
+    fn abort(&self) {
+        match self {
+            Forwarder::Direct(h) => h.abort(),
+            Forwarder::Spooled(r, _) => {
+                r.dispatcher.abort();
+                r.feeder.abort();
+                r.acker.abort();
+            }
+        }
+    }
 }
 
 /// What the event loop task needs besides the event loop.
@@ -71,6 +94,7 @@ pub(crate) struct Loop {
     node: String,
     broker: String,
     stopping: Arc<AtomicBool>,
+    connected: Arc<AtomicBool>,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
 }
@@ -110,6 +134,20 @@ impl Bridge {
     ) -> Result<Bridge, BridgeError> {
         // Config errors first: an embedded broker, once started, cannot be stopped.
         crate::client::check(cfg)?;
+        let spool = match &cfg.spool.dir {
+            None => None,
+            Some(dir) => {
+                let (dir, max, when) = (dir.clone(), cfg.spool.max_bytes, cfg.spool.when_full);
+                let s = tokio::task::spawn_blocking(move || Spool::open(&dir, max, when))
+                    .await
+                    .map_err(|e| BridgeError::File {
+                        key: "mqtt.spool.dir",
+                        path: String::new(),
+                        reason: e.to_string(),
+                    })??;
+                Some(Arc::new(s))
+            }
+        };
         let topics = Arc::new(Topics::new(prefix, node_id));
         let (embedded, addr) = match &cfg.url {
             Some(url) => (None, BrokerAddr::parse(url)?),
@@ -168,12 +206,29 @@ impl Bridge {
         let (job_tx, job_rx) = mpsc::channel(cfg.queue_capacity);
         let publisher = Publisher::new(job_tx, topics.clone(), cfg.qos, cfg.max_packet_size);
         let tracker = Arc::new(Tracker::default());
-        let forwarder = tokio::spawn(forward(
-            job_rx,
-            client.clone(),
-            tracker.clone(),
-            publisher.depth(),
-        ));
+        let connected = Arc::new(AtomicBool::new(true));
+        let forwarder = match spool {
+            None => Forwarder::Direct(tokio::spawn(forward(
+                job_rx,
+                client.clone(),
+                tracker.clone(),
+                publisher.depth(),
+            ))),
+            Some(spool) => {
+                let relay = crate::relay::start(
+                    job_rx,
+                    crate::relay::Shared {
+                        spool: spool.clone(),
+                        client: client.clone(),
+                        tracker: tracker.clone(),
+                        connected: connected.clone(),
+                        inflight: usize::from(cfg.inflight),
+                        depth: publisher.depth(),
+                    },
+                );
+                Forwarder::Spooled(relay, spool)
+            }
+        };
         let (cmd_tx, cmd_rx) = mpsc::channel(cfg.command_capacity);
         let stopping = Arc::new(AtomicBool::new(false));
         let lp = Loop {
@@ -185,6 +240,7 @@ impl Bridge {
             node: node_id.to_owned(),
             broker: broker.clone(),
             stopping: stopping.clone(),
+            connected: connected.clone(),
             backoff_min,
             backoff_max,
         };
@@ -202,6 +258,7 @@ impl Bridge {
             broker,
             embedded,
             stopping,
+            connected,
             event_loop: Some(event_loop),
             forwarder,
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
@@ -251,6 +308,20 @@ impl Bridge {
         &self.topics
     }
 
+    /// Whether the MQTT connection is up now (as `vgate_mqtt_connected`).
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Publishes in the disk spool (not yet acknowledged by the broker), or `None` without a
+    /// spool (`[mqtt.spool] dir` unset).
+    pub fn spooled(&self) -> Option<u64> {
+        match &self.forwarder {
+            Forwarder::Direct(_) => None,
+            Forwarder::Spooled(_, spool) => Some(spool.len()),
+        }
+    }
+
     /// Publishes the gateway's offline status, waits (up to `shutdown_timeout_s`) for the
     /// PUBACKs of everything already published, and disconnects cleanly. Publishes still
     /// unacknowledged after the timeout are dropped; their `Delivery` says `Closed`.
@@ -290,7 +361,30 @@ impl Bridge {
                 h.abort();
             }
         }
-        self.forwarder.abort();
+        match &mut self.forwarder {
+            Forwarder::Direct(h) => h.abort(),
+            Forwarder::Spooled(relay, spool) => {
+                // The acker ends once the feeder is gone and the last PUBACKs are deleted.
+                relay.dispatcher.abort();
+                relay.feeder.abort();
+                if tokio::time::timeout(grace, &mut relay.acker).await.is_err() {
+                    relay.acker.abort();
+                }
+                // Blocking spool writes hold the spool until they finish; the next bridge on
+                // this directory needs it closed.
+                let started = Instant::now();
+                while Arc::strong_count(spool) > 1 && started.elapsed() < grace {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                if spool.len() > 0 {
+                    tracing::info!(
+                        records = spool.len(),
+                        bytes = spool.bytes(),
+                        "MQTT spool kept for the next start"
+                    );
+                }
+            }
+        }
         metrics::gauge!("vgate_mqtt_connected").set(0.0);
         tracing::info!(broker = %self.broker, "MQTT bridge stopped");
         Ok(())
@@ -383,6 +477,7 @@ impl Loop {
 
     /// A CONNACK after a reconnect: resubscribe and say we are online again.
     pub(crate) fn reconnected(&self, session_present: bool) {
+        self.connected.store(true, Ordering::SeqCst);
         metrics::gauge!("vgate_mqtt_connected").set(1.0);
         metrics::counter!("vgate_mqtt_reconnects_total").increment(1);
         tracing::info!(broker = %self.broker, session_present, "MQTT reconnected");
@@ -408,6 +503,7 @@ impl Loop {
         error: &(dyn std::fmt::Display + Sync),
         backoff: &mut Duration,
     ) {
+        self.connected.store(false, Ordering::SeqCst);
         if *connected {
             *connected = false;
             metrics::gauge!("vgate_mqtt_connected").set(0.0);

@@ -4,6 +4,7 @@
 //! rumqttc's, so the config file never changes when the client library does.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use codecs::EventKind;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,8 @@ pub struct MqttConfig {
     pub shutdown_timeout_s: u64,
     /// Limits of the embedded broker.
     pub embedded: EmbeddedLimits,
+    /// The disk spool (store-and-forward) for publishes the broker cannot take now.
+    pub spool: SpoolConfig,
 }
 
 impl Default for MqttConfig {
@@ -83,6 +86,7 @@ impl Default for MqttConfig {
             connect_timeout_s: 30,
             shutdown_timeout_s: 5,
             embedded: EmbeddedLimits::default(),
+            spool: SpoolConfig::default(),
         }
     }
 }
@@ -227,6 +231,43 @@ impl Default for EmbeddedLimits {
     }
 }
 
+/// `[mqtt.spool]`: where publishes wait on disk while the broker is away or slow
+/// (docs/mqtt.md, "Store-and-forward").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Directory of the spool (created if missing). Default: unset, no spool: publishes wait
+    /// in memory only. The gateway sets it to `{data_dir}/spool` when the file leaves it unset.
+    pub dir: Option<PathBuf>,
+    /// Largest size of the spooled publishes, in bytes. Default 1 GiB.
+    pub max_bytes: u64,
+    /// What to do when the spool is full. Default `"backpressure"`.
+    pub when_full: WhenFull,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: None,
+            max_bytes: 1 << 30,
+            when_full: WhenFull::Backpressure,
+        }
+    }
+}
+
+/// What a full spool does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Publishers wait until the broker has taken some of the spool (vehicles are slowed
+    /// down by TCP backpressure). Nothing is lost.
+    #[default]
+    Backpressure,
+    /// The oldest spooled publishes are deleted to make room, counted in
+    /// `vgate_spool_events_total{op="dropped"}`.
+    DropOldest,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +305,18 @@ mod tests {
         assert_eq!(cfg.qos.for_kind(EventKind::Location), Qos::AtMostOnce);
         assert_eq!(cfg.qos.for_kind(EventKind::Alarm), Qos::AtLeastOnce);
         assert_eq!(cfg.protocol, MqttProtocol::V5);
+    }
+
+    #[test]
+    fn spool_settings_parse() {
+        let cfg: MqttConfig = serde_json::from_str(
+            r#"{"spool":{"dir":"/var/lib/vgate/spool","max_bytes":1000,"when_full":"drop_oldest"}}"#,
+        )
+        .expect("parses");
+        assert_eq!(cfg.spool.dir, Some(PathBuf::from("/var/lib/vgate/spool")));
+        assert_eq!(cfg.spool.max_bytes, 1000);
+        assert_eq!(cfg.spool.when_full, WhenFull::DropOldest);
+        assert!(serde_json::from_str::<MqttConfig>(r#"{"spool":{"when_full":"drop"}}"#).is_err());
+        assert_eq!(SpoolConfig::default().when_full, WhenFull::Backpressure);
     }
 }

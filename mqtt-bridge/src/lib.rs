@@ -44,13 +44,17 @@ mod connection;
 mod embedded;
 mod error;
 mod publisher;
+mod relay;
+mod spool;
 pub mod topics;
 mod tracker;
 mod v5;
 
 pub use bridge::Bridge;
 pub use commands::IncomingCommand;
-pub use config::{EmbeddedLimits, MqttConfig, MqttProtocol, Qos, QosConfig, TlsConfig};
+pub use config::{
+    EmbeddedLimits, MqttConfig, MqttProtocol, Qos, QosConfig, SpoolConfig, TlsConfig, WhenFull,
+};
 pub use error::{BridgeError, RefusedReason};
 pub use publisher::{Delivery, Publisher};
 pub use topics::{Target, Topics};

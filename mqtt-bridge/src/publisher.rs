@@ -29,22 +29,51 @@ const PACKET_OVERHEAD: usize = 16;
 /// One publish waiting in the queue.
 #[derive(Debug)]
 pub(crate) struct Job {
-    topic: String,
-    payload: Bytes,
-    qos: Qos,
-    retain: bool,
-    kind: &'static str,
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: Qos,
+    pub retain: bool,
+    pub kind: &'static str,
     /// MQTT 5 Correlation Data sent with the publish (ignored on MQTT 3.1.1).
-    correlation: Option<Bytes>,
-    done: oneshot::Sender<Result<(), BridgeError>>,
-    queued_at: Instant,
+    pub correlation: Option<Bytes>,
+    pub done: oneshot::Sender<Result<(), BridgeError>>,
+    pub queued_at: Instant,
 }
 
-/// Resolves when the broker has the message: on PUBACK for QoS 1, once written for QoS 0.
+impl Job {
+    /// Hands the job to rumqttc, its ticket registered first. `Err` when the event loop is gone.
+    pub(crate) async fn send(self, client: &Client, tracker: &Tracker) -> Result<(), BridgeError> {
+        tracker.sending(Ticket {
+            done: self.done,
+            qos0: self.qos == Qos::AtMostOnce,
+            kind: self.kind,
+            queued_at: self.queued_at,
+        });
+        let sent = client
+            .publish(
+                self.topic,
+                self.qos,
+                self.retain,
+                self.payload,
+                self.correlation,
+            )
+            .await;
+        if sent.is_err() {
+            tracker.unsend_last();
+        }
+        sent
+    }
+}
+
+/// Resolves when the message is safe: the broker has it (on PUBACK for QoS 1, once written
+/// for QoS 0) or, with a spool (`[mqtt.spool] dir`), it is written and fsynced to the spool,
+/// whichever comes first. A spooled message is sent when the broker can take it, in order,
+/// and deleted from the spool on its PUBACK; its `Delivery` has already resolved by then.
 ///
 /// It survives reconnects (an unacknowledged publish is sent again, same pkid). It resolves
-/// to [`BridgeError::Closed`] if the bridge shuts down first, and to
-/// [`BridgeError::Rejected`] when an MQTT 5 broker refuses the message in its PUBACK. Dropping it does not cancel
+/// to [`BridgeError::Closed`] if the bridge shuts down first, to [`BridgeError::Rejected`]
+/// when an MQTT 5 broker refuses the message in its PUBACK, and to [`BridgeError::File`]
+/// (key `mqtt.spool.dir`) when the spool cannot be written. Dropping it does not cancel
 /// the publish.
 #[derive(Debug)]
 #[must_use = "a Delivery does nothing unless awaited; drop it to not wait"]
@@ -222,17 +251,7 @@ pub(crate) async fn forward(
     while let Some(job) = rx.recv().await {
         let d = depth.fetch_sub(1, Ordering::Relaxed) - 1;
         metrics::gauge!("vgate_mqtt_queue_depth").set(d as f64);
-        tracker.sending(Ticket {
-            done: job.done,
-            qos0: job.qos == Qos::AtMostOnce,
-            kind: job.kind,
-            queued_at: job.queued_at,
-        });
-        let sent = client
-            .publish(job.topic, job.qos, job.retain, job.payload, job.correlation)
-            .await;
-        if sent.is_err() {
-            tracker.unsend_last();
+        if job.send(&client, &tracker).await.is_err() {
             tracing::debug!("MQTT event loop gone; publish forwarder stops");
             return;
         }

@@ -139,9 +139,27 @@ impl Mosquitto {
         (m, ca)
     }
 
+    /// Starts mosquitto on `port` with persistence in `data` (kept across restarts): sessions
+    /// and their queued messages survive a [`Mosquitto::terminate`] and a new start.
+    pub fn start_persistent(port: u16, data: &Path) -> Mosquitto {
+        // mosquitto drops root for its own user before writing its database.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let extra = format!(
+            "persistence true\npersistence_location {}/\nautosave_interval 0\n",
+            data.display()
+        );
+        Self::start_with(port, None, &extra)
+    }
+
     fn start_with(port: u16, credentials: Option<(&str, &str)>, extra: &str) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut conf = format!("listener {port} 127.0.0.1\npersistence false\n{extra}");
+        let persistence = if extra.contains("persistence true") {
+            ""
+        } else {
+            "persistence false\n"
+        };
+        let mut conf = format!("listener {port} 127.0.0.1\n{persistence}{extra}");
         match credentials {
             None => conf.push_str("allow_anonymous true\n"),
             Some((user, pass)) => {
@@ -185,6 +203,17 @@ impl Mosquitto {
     /// Kills the broker (abruptly: clients see the TCP connection drop).
     pub fn kill(mut self) {
         self.stop();
+    }
+
+    /// Stops the broker with SIGTERM: it saves its persistence database, then exits.
+    pub fn terminate(mut self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let _ = self.child.wait();
     }
 
     fn stop(&mut self) {

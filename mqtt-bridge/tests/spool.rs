@@ -1,0 +1,391 @@
+//! Store-and-forward against a real mosquitto: publishes made while the broker is down are
+//! spooled (their `Delivery` resolves), then replayed in order with their event ids when the
+//! broker is back, after a reconnect and after a SIGKILL of the process that spooled them.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Mosquitto, Subscriber, HANG_GUARD};
+use mqtt_bridge::{Bridge, MqttConfig, SpoolConfig, WhenFull};
+use rumqttc::{AsyncClient, Event as MqEvent, Incoming, MqttOptions, Publish, QoS};
+use tokio::sync::mpsc;
+
+macro_rules! need_mosquitto {
+    ($name:literal) => {
+        if !common::mosquitto_available($name) {
+            return;
+        }
+    };
+}
+
+const VEHICLES: [&str; 3] = ["013800138000", "013800138001", "LSVAB1234C5678901"];
+
+/// A bridge config for `url` with a spool in `dir`.
+fn spooled(url: &str, dir: &Path) -> MqttConfig {
+    MqttConfig {
+        spool: SpoolConfig {
+            dir: Some(dir.to_owned()),
+            ..SpoolConfig::default()
+        },
+        shutdown_timeout_s: 2,
+        ..common::external(url)
+    }
+}
+
+/// Waits (bounded by the hang guard) until `cond` holds.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < HANG_GUARD, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Publishes `n` login events round-robin over [`VEHICLES`], awaiting each `Delivery`
+/// (bounded: with the broker down it must resolve from the spool, not from a PUBACK).
+/// Returns (vehicle, event_id) in publish order.
+async fn publish_spooled(bridge: &Bridge, n: usize) -> Vec<(String, String)> {
+    let publisher = bridge.publisher();
+    let mut sent = Vec::with_capacity(n);
+    for i in 0..n {
+        let vid = VEHICLES[i % VEHICLES.len()];
+        let ev = common::login_event(vid);
+        let d = publisher.publish_event(&ev).await.expect("queued");
+        tokio::time::timeout(Duration::from_secs(5), d)
+            .await
+            .expect("durable (spooled) with the broker down")
+            .expect("accepted");
+        sent.push((vid.to_owned(), ev.event_id.to_string()));
+    }
+    sent
+}
+
+/// (vehicle, event_id) of a received event.
+fn ident(p: &Publish) -> (String, String) {
+    let vid = p.topic.split('/').nth(2).expect("vehicle level").to_owned();
+    let id = common::json(p)["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_owned();
+    (vid, id)
+}
+
+/// A platform client with a persistent session (clean_session false): the broker queues
+/// what is published while it is away, including across a broker restart with persistence.
+struct PersistentSubscriber {
+    rx: mpsc::Receiver<Publish>,
+}
+
+impl PersistentSubscriber {
+    async fn connect(port: u16, filter: &str) -> PersistentSubscriber {
+        let id = format!("platform-{}", ulid::Ulid::new());
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(5));
+        let (client, mut ev) = AsyncClient::new(opts, 16);
+        let (tx, rx) = mpsc::channel(1024);
+        let (subacked_tx, mut subacked) = mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                match ev.poll().await {
+                    Ok(MqEvent::Incoming(Incoming::Publish(p))) => {
+                        if tx.send(p).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(MqEvent::Incoming(Incoming::SubAck(_))) => {
+                        let _ = subacked_tx.try_send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        tokio::time::timeout(HANG_GUARD, subacked.recv())
+            .await
+            .expect("SUBACK in time")
+            .expect("subscriber alive");
+        // The client handle may go: the event loop keeps the connection (and reconnects).
+        std::mem::forget(client);
+        PersistentSubscriber { rx }
+    }
+
+    async fn next(&mut self) -> Publish {
+        tokio::time::timeout(HANG_GUARD, self.rx.recv())
+            .await
+            .expect("a message before the hang guard")
+            .expect("subscriber alive")
+    }
+
+    async fn take(&mut self, n: usize) -> Vec<(String, String)> {
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            got.push(ident(&self.next().await));
+        }
+        got
+    }
+}
+
+#[tokio::test]
+async fn events_published_while_the_broker_is_down_are_spooled_then_replayed_in_order() {
+    need_mosquitto!("events_published_while_the_broker_is_down_are_spooled");
+    let started = Instant::now();
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start_persistent(port, data.path());
+    let bridge = Bridge::start(&spooled(&m.url(), spool.path()), "n", "vgate")
+        .await
+        .expect("bridge starts");
+    assert_eq!(bridge.spooled(), Some(0));
+    let mut sub = PersistentSubscriber::connect(port, "vgate/v1/+/+").await;
+
+    m.terminate();
+    until("the bridge sees the broker gone", || !bridge.connected()).await;
+    const N: usize = 150;
+    let sent = publish_spooled(&bridge, N).await;
+    assert_eq!(bridge.spooled(), Some(N as u64));
+
+    let _m = Mosquitto::start_persistent(port, data.path());
+    let got = sub.take(N).await;
+    assert_eq!(
+        got, sent,
+        "every event once, in publish order, same event_id"
+    );
+    until("the spool drains after the PUBACKs", || {
+        bridge.spooled() == Some(0)
+    })
+    .await;
+
+    // Back to direct publishing: the next event goes straight through.
+    let ev = common::login_event(VEHICLES[0]);
+    let d = bridge.publisher().publish_event(&ev).await.expect("queued");
+    tokio::time::timeout(HANG_GUARD, d)
+        .await
+        .expect("in time")
+        .expect("delivered");
+    assert_eq!(
+        ident(&sub.next().await),
+        (VEHICLES[0].to_owned(), ev.event_id.to_string())
+    );
+    assert_eq!(bridge.spooled(), Some(0));
+    bridge.shutdown().await.expect("clean shutdown");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The child half of the crash test: runs only when the parent sets the environment.
+#[tokio::test]
+async fn spool_crash_child() {
+    let (Ok(port), Ok(dir)) = (
+        std::env::var("VGATE_SPOOL_CHILD_PORT"),
+        std::env::var("VGATE_SPOOL_CHILD_DIR"),
+    ) else {
+        return;
+    };
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let bridge = Bridge::start(&spooled(&url, Path::new(&dir)), "n", "vgate")
+        .await
+        .expect("child bridge starts");
+    println!("child: ready");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("go");
+    until("the child bridge sees the broker gone", || {
+        !bridge.connected()
+    })
+    .await;
+    for (vid, id) in publish_spooled(&bridge, 40).await {
+        println!("child: event {vid} {id}");
+    }
+    println!("child: spooled");
+    // Killed here (SIGKILL) by the parent, before any shutdown.
+    tokio::time::sleep(HANG_GUARD).await;
+    panic!("the parent did not kill the child");
+}
+
+#[tokio::test]
+async fn a_sigkilled_gateway_replays_its_spool_at_the_next_start() {
+    need_mosquitto!("a_sigkilled_gateway_replays_its_spool");
+    let started = Instant::now();
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start(port, None);
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "spool_crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("VGATE_SPOOL_CHILD_PORT", port.to_string())
+        .env("VGATE_SPOOL_CHILD_DIR", spool.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("child starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next_line = move || -> String {
+        loop {
+            let l = lines
+                .next()
+                .expect("the child talks before it ends")
+                .expect("utf-8");
+            // libtest may print "test spool_crash_child ... " before the first line.
+            if let Some(at) = l.find("child: ") {
+                return l[at + "child: ".len()..].to_owned();
+            }
+        }
+    };
+    assert_eq!(next_line(), "ready");
+    m.kill();
+    writeln!(stdin, "go").expect("tell the child");
+    let mut sent = Vec::new();
+    loop {
+        let l = next_line();
+        if l == "spooled" {
+            break;
+        }
+        let mut w = l.strip_prefix("event ").expect("an event line").split(' ');
+        let (vid, id) = (w.next().expect("vid"), w.next().expect("id"));
+        sent.push((vid.to_owned(), id.to_owned()));
+    }
+    assert_eq!(sent.len(), 40);
+    child.kill().expect("SIGKILL the child");
+    child.wait().expect("child reaped");
+
+    let m = Mosquitto::start(port, None);
+    let mut sub = Subscriber::connect(port, &["vgate/v1/+/+"]).await;
+    let bridge = Bridge::start(&spooled(&m.url(), spool.path()), "n", "vgate")
+        .await
+        .expect("bridge restarts on the spool");
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        got.push(ident(&sub.next().await));
+    }
+    assert_eq!(
+        got, sent,
+        "every acknowledged event, in order, same event_id"
+    );
+    until("the spool drains", || bridge.spooled() == Some(0)).await;
+    bridge.shutdown().await.expect("clean shutdown");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_full_spool_with_drop_oldest_keeps_the_newest_events_in_order() {
+    need_mosquitto!("a_full_spool_with_drop_oldest");
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start_persistent(port, data.path());
+    let mut cfg = spooled(&m.url(), spool.path());
+    cfg.spool.max_bytes = 4000;
+    cfg.spool.when_full = WhenFull::DropOldest;
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+    let mut sub = PersistentSubscriber::connect(port, "vgate/v1/+/+").await;
+    m.terminate();
+    until("the bridge sees the broker gone", || !bridge.connected()).await;
+    const N: usize = 40;
+    let sent = publish_spooled(&bridge, N).await;
+    let kept = bridge.spooled().expect("a spool") as usize;
+    assert!(kept > 0 && kept < N, "{kept} of {N} kept in 4000 bytes");
+
+    let _m = Mosquitto::start_persistent(port, data.path());
+    let mut got = Vec::new();
+    while got.last() != sent.last() {
+        got.push(ident(&sub.next().await));
+    }
+    // The newest, in order. One older one may come first: the record the MQTT client had
+    // already taken (it waits for the connection) before it was dropped from the spool.
+    assert!(
+        got.len() == kept || got.len() == kept + 1,
+        "{} received, {kept} kept",
+        got.len()
+    );
+    assert_eq!(
+        got[got.len() - kept..],
+        sent[N - kept..],
+        "the newest, in order"
+    );
+    if got.len() > kept {
+        assert!(sent[..N - kept].contains(&got[0]), "an older event");
+    }
+    until("the spool drains", || bridge.spooled() == Some(0)).await;
+    bridge.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_full_spool_with_backpressure_makes_publishers_wait_and_loses_nothing() {
+    need_mosquitto!("a_full_spool_with_backpressure");
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start_persistent(port, data.path());
+    let mut cfg = spooled(&m.url(), spool.path());
+    cfg.spool.max_bytes = 4000;
+    cfg.queue_capacity = 2;
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+    let mut sub = PersistentSubscriber::connect(port, "vgate/v1/+/+").await;
+    m.terminate();
+    until("the bridge sees the broker gone", || !bridge.connected()).await;
+
+    const N: usize = 60;
+    let publisher = bridge.publisher();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let producer = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for i in 0..N {
+            let vid = VEHICLES[i % VEHICLES.len()];
+            let ev = common::login_event(vid);
+            let d = publisher.publish_event(&ev).await.expect("queued");
+            d.await.expect("accepted");
+            counter.fetch_add(1, Ordering::SeqCst);
+            sent.push((vid.to_owned(), ev.event_id.to_string()));
+        }
+        sent
+    });
+    // The spool fills, then the producer waits: nothing acknowledged beyond what fits.
+    let spooled = || bridge.spooled().unwrap_or(0);
+    until("the spool fills", || {
+        spooled() > 0 && accepted.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let n = accepted.load(Ordering::SeqCst);
+    assert!(n < N, "the producer did not wait: {n} accepted");
+    assert_eq!(n as u64, spooled(), "every accepted event is in the spool");
+    assert!(!producer.is_finished());
+
+    let _m = Mosquitto::start_persistent(port, data.path());
+    let sent = tokio::time::timeout(HANG_GUARD, producer)
+        .await
+        .expect("the producer finishes once the broker is back")
+        .expect("producer task");
+    let got = sub.take(N).await;
+    assert_eq!(got, sent, "all of them, in order");
+    bridge.shutdown().await.expect("clean shutdown");
+}
