@@ -325,10 +325,20 @@ impl Bridge {
     /// Publishes the gateway's offline status, waits (up to `shutdown_timeout_s`) for the
     /// PUBACKs of everything already published, and disconnects cleanly. Publishes still
     /// unacknowledged after the timeout are dropped; their `Delivery` says `Closed`.
+    ///
+    /// With a spool, what is in the spool stays there for the next start (the wait includes
+    /// the spool draining). If the timeout ends first, the connection is cut without
+    /// DISCONNECT, so the broker publishes the offline last will (the offline status itself
+    /// may still be in the spool).
     pub async fn shutdown(mut self) -> Result<(), BridgeError> {
         let publisher = self.publisher.clone();
         let tracker = self.tracker.clone();
         let (topic, offline) = (self.topics.gateway_status(), status_json(false, &self.node));
+        let spool = match &self.forwarder {
+            Forwarder::Direct(_) => None,
+            Forwarder::Spooled(_, s) => Some(s.clone()),
+        };
+        let spooling = spool.is_some();
         // Every step may wait on the broker (queue space, PUBACKs), so all of it is bounded.
         let drained = tokio::time::timeout(self.shutdown_timeout, async move {
             if let Ok(d) = publisher
@@ -338,6 +348,14 @@ impl Bridge {
                 let _ = d.await;
             }
             tracker.wait_idle().await;
+            // With a spool the offline status may have been spooled: the broker has it once
+            // the spool is empty.
+            if let Some(spool) = spool {
+                while spool.len() > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tracker.wait_idle().await;
+            }
         })
         .await;
         if drained.is_err() {
@@ -349,7 +367,15 @@ impl Bridge {
         }
         self.stopping.store(true, Ordering::SeqCst);
         let grace = Duration::from_secs(2);
-        if tokio::time::timeout(grace, self.client.disconnect())
+        if spooling && drained.is_err() {
+            // The offline status may still be in the spool (kept for the next start): no
+            // DISCONNECT, so that the broker publishes the offline last will instead of
+            // keeping the retained online status.
+            if let Some(h) = self.event_loop.take() {
+                h.abort();
+                let _ = h.await;
+            }
+        } else if tokio::time::timeout(grace, self.client.disconnect())
             .await
             .is_err()
         {

@@ -389,3 +389,67 @@ async fn a_full_spool_with_backpressure_makes_publishers_wait_and_loses_nothing(
     assert_eq!(got, sent, "all of them, in order");
     bridge.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn shutdown_with_the_broker_down_keeps_the_spool_for_the_next_bridge() {
+    need_mosquitto!("shutdown_with_the_broker_down_keeps_the_spool");
+    let started = Instant::now();
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start(port, None);
+    let mut cfg = spooled(&m.url(), spool.path());
+    cfg.shutdown_timeout_s = 1;
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+    m.kill();
+    until("the bridge sees the broker gone", || !bridge.connected()).await;
+    let sent = publish_spooled(&bridge, 10).await;
+    tokio::time::timeout(HANG_GUARD, bridge.shutdown())
+        .await
+        .expect("shutdown ends with the broker down")
+        .expect("clean shutdown");
+
+    let m = Mosquitto::start(port, None);
+    let mut sub = Subscriber::connect(port, &["vgate/v1/+/+", "vgate/gateway/n/status"]).await;
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("the next bridge opens the same spool");
+    let mut got = Vec::new();
+    let mut statuses = Vec::new();
+    while got.len() < sent.len() || statuses.last() != Some(&true) {
+        let p = sub.next().await;
+        if p.topic == "vgate/gateway/n/status" {
+            statuses.push(common::json(&p)["online"] == true);
+        } else {
+            got.push(ident(&p));
+        }
+    }
+    assert_eq!(got, sent);
+    // The offline status spooled at shutdown is replayed before the new online one.
+    assert!(statuses.ends_with(&[false, true]), "{statuses:?}");
+    until("the spool drains", || bridge.spooled() == Some(0)).await;
+    bridge.shutdown().await.expect("clean shutdown");
+    drop(m);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn with_a_spool_and_the_broker_up_the_usual_scenarios_hold() {
+    need_mosquitto!("with_a_spool_and_the_broker_up");
+    let m = Mosquitto::start(common::free_port(), None);
+    let dir = tempfile::tempdir().expect("dir");
+    common::scenarios::event_arrives_with_exact_json(spooled(&m.url(), dir.path()), m.port).await;
+    common::scenarios::gateway_status_is_online_then_offline(spooled(&m.url(), dir.path()), m.port)
+        .await;
+    let v5 = MqttConfig {
+        protocol: mqtt_bridge::MqttProtocol::V5,
+        ..spooled(&m.url(), dir.path())
+    };
+    common::scenarios::event_arrives_with_exact_json(v5.clone(), m.port).await;
+    common::scenarios::commands_arrive_with_their_targets(v5, m.port).await;
+}
