@@ -24,6 +24,9 @@ delimiter = "\n"
 [raw.identity]
 mode = "first_frame"
 pattern = { charset = "alphanumeric", min_len = 4, max_len = 17 }
+[raw.auth]
+mode = "allowlist"
+allowlist_file = "ALLOWLIST"
 
 [[raw]]
 name = "boxes"
@@ -41,14 +44,30 @@ mode = "field"
 offset = 2
 len = 4
 encoding = "bcd"
+
+[[raw]]
+name = "meters"
+listen = "127.0.0.1:0"
+[raw.framing]
+type = "fixed"
+size = 6
+[raw.identity]
+mode = "peer"
 "#;
 
 fn start() -> Vgate {
-    Vgate::start(VgateOptions {
-        config_toml: Some(LINES.into()),
-        extra_listeners: 2,
-        ..Default::default()
-    })
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("allow.txt");
+    std::fs::write(&list, "TRUCK0042\nTRUCK0043\n").unwrap();
+    let toml = LINES.replace("ALLOWLIST", list.to_str().unwrap());
+    Vgate::start_in(
+        VgateOptions {
+            config_toml: Some(toml),
+            extra_listeners: 3,
+            ..Default::default()
+        },
+        dir,
+    )
 }
 
 async fn read_exactly(s: &mut TcpStream, n: usize) -> Vec<u8> {
@@ -180,4 +199,62 @@ async fn a_binary_length_prefixed_fleet_is_identified_by_a_bcd_field_and_a_bad_l
     // A length above max_frame_len cannot be resynchronised: the connection is closed.
     s.write_all(&[0x7F, 0xFF, 0x12, 0x34]).await.unwrap();
     assert!(closed(&mut s).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fixed_size_frames_from_a_peer_identified_device_are_published() {
+    let vgate = start();
+    let vid = "127-0-0-1";
+    let mut sub =
+        Subscriber::connect(vgate.mqtt_port().unwrap(), &[&format!("vgate/v1/{vid}/#")]).await;
+    let mut s = TcpStream::connect(vgate.addr("meters")).await.unwrap();
+    let lc = sub.next_on("/lifecycle", WAIT).await;
+    assert_eq!(
+        lc.json["data"]["event"], "login",
+        "identified by its address at once"
+    );
+    s.write_all(&[1, 2, 3, 4, 5, 6, 7, 8]).await.unwrap();
+    s.write_all(&[9, 10, 11, 12]).await.unwrap();
+    let p = sub.next_on("/passthrough", WAIT).await;
+    assert_eq!(p.json["data"]["body_hex"], "010203040506");
+    let p = sub.next_on("/passthrough", WAIT).await;
+    assert_eq!(p.json["data"]["body_hex"], "0708090a0b0c");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vehicle_the_allowlist_does_not_name_is_refused() {
+    let vgate = start();
+    let vid = "TRUCK9999";
+    let mut sub =
+        Subscriber::connect(vgate.mqtt_port().unwrap(), &[&format!("vgate/v1/{vid}/#")]).await;
+    let mut s = TcpStream::connect(vgate.addr("lines")).await.unwrap();
+    s.write_all(format!("{vid}\n{{\"speed\":1}}\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(closed(&mut s).await);
+    let lc = sub.next_on("/lifecycle", WAIT).await;
+    assert_eq!(lc.json["data"]["event"], "rejected");
+    assert!(sub
+        .drain(Duration::from_millis(300))
+        .await
+        .iter()
+        .all(|m| !m.topic.ends_with("/passthrough")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversize_line_is_skipped_and_the_next_one_published() {
+    let vgate = start();
+    let vid = "TRUCK0043";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{vid}/passthrough")],
+    )
+    .await;
+    let mut s = TcpStream::connect(vgate.addr("lines")).await.unwrap();
+    s.write_all(format!("{vid}\n").as_bytes()).await.unwrap();
+    let big = format!("{{\"blob\":\"{}\"}}\n", "x".repeat(5000));
+    s.write_all(big.as_bytes()).await.unwrap();
+    s.write_all(b"{\"speed\":7}\n").await.unwrap();
+    let p = sub.next_on("/passthrough", WAIT).await;
+    assert_eq!(p.json["data"]["speed"], 7);
 }
