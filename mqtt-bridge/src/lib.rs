@@ -15,7 +15,8 @@
 //! so the gateway can acknowledge a vehicle only once the broker has its data; a bounded
 //! queue so a slow broker slows the vehicles (TCP backpressure) instead of growing memory;
 //! a persistent session and manual acks so a command is never lost between the broker and
-//! the gateway's store.
+//! the gateway's store. With a spool directory configured, publishes the broker cannot take
+//! now are stored on disk (store-and-forward) and replayed in order once it can.
 //!
 //! # Layout
 //! - [`config`]: [`MqttConfig`], the `[mqtt]` section, with defaults.
@@ -25,6 +26,8 @@
 //! - `bridge`: [`Bridge`], the connection's event loop, reconnects, status.
 //! - `publisher`: [`Publisher`], the bounded queue and [`Delivery`].
 //! - `tracker`: PUBACK tracking per publish.
+//! - `relay`: store-and-forward, the queue to rumqttc through the spool when needed.
+//! - `spool`: the disk spool (redb), append, replay in order, delete on PUBACK.
 //! - `commands`: [`IncomingCommand`] with its manual ack.
 //! - `connection`: the MQTT 3.1.1 and MQTT 5 clients behind one type.
 //! - `v5`: the MQTT 5 event loop (reason codes, command properties).
@@ -34,7 +37,8 @@
 //! `vgate_mqtt_publish_latency_seconds`
 //! (queue to PUBACK), `vgate_mqtt_connected`, `vgate_mqtt_queue_depth`,
 //! `vgate_mqtt_reconnects_total`, `vgate_mqtt_refused_total{reason}`,
-//! `vgate_mqtt_commands_received_total`.
+//! `vgate_mqtt_commands_received_total`, `vgate_spool_bytes`,
+//! `vgate_spool_events_total{op="spooled"|"replayed"|"dropped"}`.
 
 mod bridge;
 mod client;
