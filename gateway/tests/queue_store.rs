@@ -692,7 +692,7 @@ impl Model {
             .filter(|c| c.vehicle == vehicle && c.expires_at_ms > self.now)
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.priority.cmp(&a.priority)); // stable: enqueue order within a priority
+        v.sort_by_key(|c| std::cmp::Reverse(c.priority)); // stable: enqueue order within a priority
         v
     }
 }

@@ -84,8 +84,27 @@ struct Counts {
     per_vehicle: HashMap<String, usize>,
 }
 
-/// Per-vehicle count changes of one transaction, applied after its commit.
-type Delta = HashMap<String, isize>;
+/// Count changes of one transaction, applied after its commit.
+#[derive(Default)]
+struct Delta {
+    total: isize,
+    per_vehicle: HashMap<String, isize>,
+}
+
+impl Delta {
+    fn add(&mut self, vehicle: &str, d: isize) {
+        self.total += d;
+        match self.per_vehicle.get_mut(vehicle) {
+            Some(n) => *n += d,
+            None => {
+                self.per_vehicle.insert(vehicle.to_owned(), d);
+            }
+        }
+    }
+}
+
+/// The `commands` key and the record bytes of a removed command.
+type Removed = (Vec<u8>, Vec<u8>);
 
 struct Tables<'t> {
     commands: Table<'t, &'static [u8], &'static [u8]>,
@@ -392,7 +411,7 @@ impl RedbQueue {
         let mut txn = self.inner.db.begin_write().map_err(storage(what))?;
         txn.set_durability(Durability::Immediate);
         let mut seq = *seq_guard;
-        let mut delta = Delta::new();
+        let mut delta = Delta::default();
         let out = f(&txn, &mut seq, &mut delta)?;
         if seq != *seq_guard {
             let mut meta = txn.open_table(META).map_err(storage(what))?;
@@ -401,9 +420,9 @@ impl RedbQueue {
         }
         txn.commit().map_err(storage(what))?;
         *seq_guard = seq;
-        if !delta.is_empty() {
+        if !delta.per_vehicle.is_empty() {
             let mut c = self.counts();
-            for (v, d) in delta {
+            for (v, d) in delta.per_vehicle {
                 if d == 0 {
                     continue;
                 }
@@ -455,12 +474,11 @@ impl RedbQueue {
         }
         let (vehicle_n, total) = {
             let c = self.counts();
-            let pending: isize = delta.values().sum();
             let v = c.per_vehicle.get(&cmd.vehicle).copied().unwrap_or(0);
-            let dv = delta.get(&cmd.vehicle).copied().unwrap_or(0);
+            let dv = delta.per_vehicle.get(&cmd.vehicle).copied().unwrap_or(0);
             (
                 v.saturating_add_signed(dv),
-                c.total.saturating_add_signed(pending),
+                c.total.saturating_add_signed(delta.total),
             )
         };
         if vehicle_n >= self.inner.limits.per_vehicle {
@@ -487,7 +505,7 @@ impl RedbQueue {
             .insert(ek.as_slice(), [].as_slice())
             .map_err(storage(W))?;
         *seq = s + 1;
-        *delta.entry(cmd.vehicle.clone()).or_insert(0) += 1;
+        delta.add(&cmd.vehicle, 1);
         Ok(Enqueued::Stored)
     }
 
@@ -499,7 +517,7 @@ impl RedbQueue {
         vehicle: &str,
         id: &str,
         now_ms: i64,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, QueueError> {
+    ) -> Result<Option<Removed>, QueueError> {
         const W: &str = "removing a command";
         let ik = id_key(vehicle, id);
         let idv = t
@@ -518,7 +536,7 @@ impl RedbQueue {
                     .remove(ck.as_slice())
                     .map_err(storage(W))?
                     .map(|g| g.value().to_vec());
-                *delta.entry(vehicle.to_owned()).or_insert(0) -= 1;
+                delta.add(vehicle, -1);
                 match rec {
                     Some(rec) => Some((ck, rec)),
                     None => {
