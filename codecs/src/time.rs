@@ -120,18 +120,16 @@ impl Rfc3339 {
     }
 
     fn new(t: &DateTime<Utc>, millis: bool) -> Option<Rfc3339> {
-        let nanos = t.timestamp_subsec_nanos();
-        if nanos >= 1_000_000_000 {
-            return None;
-        }
-        let secs = t.timestamp();
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400) as u32;
-        let (year, month, day) = civil_from_days(days);
-        if !(0..=9999).contains(&year) {
+        let time = t.time();
+        let nanos = time.nanosecond();
+        let date = t.date_naive();
+        let year = date.year();
+        if nanos >= 1_000_000_000 || !(0..=9999).contains(&year) {
             return None;
         }
         let year = year as u32;
+        let (month, day) = (date.month(), date.day());
+        let sod = time.num_seconds_from_midnight();
         let mut buf = *b"0000-00-00T00:00:00.000Z";
         let mut put2 = |at: usize, v: u32| {
             if let Some([a, b]) = buf.get_mut(at..at + 2) {
@@ -173,21 +171,6 @@ impl Rfc3339 {
     pub fn as_bytes(&self) -> &[u8] {
         self.buf.get(..usize::from(self.len)).unwrap_or_default()
     }
-}
-
-/// Year, month, day of a count of days since 1970-01-01 (proleptic Gregorian; Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -20,13 +20,14 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use memchr::memchr;
+use memchr::{memchr, memchr2};
 
-use crate::escape::{escape_into, unescape_in_place};
+use crate::escape::{escape_into, unescape_in_place, unescape_in_place_from};
 use crate::frame::{ChecksumPolicy, Frame};
 use crate::FrameError;
 
 const FLAG: u8 = 0x7e;
+const ESC: u8 = 0x7d;
 /// Wire bytes of a bad frame kept for hex logging.
 pub const RAW_CAP: usize = 512;
 
@@ -110,9 +111,16 @@ impl Codec {
     /// Parses the frame `wire` (opening 0x7E, escaped content, no closing 0x7E), which
     /// the codec owns: unescaped in place, the body a view of it. On error, the wire
     /// bytes for the log (up to [`RAW_CAP`], with the closing 0x7E when there is room).
-    fn parse_owned(&self, mut wire: BytesMut) -> Result<Frame, BadFrame> {
+    ///
+    /// `first_esc`: what the delimiter scan learnt of the first 0x7D (its index in `wire`).
+    fn parse_owned(&self, mut wire: BytesMut, first_esc: EscScan) -> Result<Frame, BadFrame> {
         wire.advance(1);
-        let (len, quirk) = match unescape_in_place(&mut wire) {
+        let unescaped = match first_esc {
+            EscScan::At(at) => unescape_in_place_from(&mut wire, at - 1),
+            EscScan::None => Ok((wire.len(), false)),
+            EscScan::Unknown => unescape_in_place(&mut wire),
+        };
+        let (len, quirk) = match unescaped {
             Ok(done) => done,
             // Nothing moved: the wire bytes are intact.
             Err(error) => return Err(bad_frame(error, &wire)),
@@ -141,6 +149,17 @@ impl Codec {
             }
         }
     }
+}
+
+/// What the scan for the closing 0x7E saw of the frame's first 0x7D.
+#[derive(Debug, Clone, Copy)]
+enum EscScan {
+    /// The scan started past the frame's start (the frame arrived in pieces).
+    Unknown,
+    /// No 0x7D in the frame.
+    None,
+    /// The first 0x7D is at this index of the frame (counting the opening 0x7E).
+    At(usize),
 }
 
 /// A bad frame whose escaped content (without delimiters) is `content`.
@@ -196,7 +215,28 @@ impl Decoder for Codec {
             }
             // buf[0] == 0x7E: find the closing one.
             let from = self.next_index.max(1);
-            let found = buf.get(from..).and_then(|tail| memchr(FLAG, tail));
+            // One pass finds the closing 0x7E and the first 0x7D (which saves unescaping
+            // a scan); only a scan from the frame's start sees the first one.
+            let mut first_esc = if from == 1 {
+                EscScan::None
+            } else {
+                EscScan::Unknown
+            };
+            let mut found = None;
+            if let Some(tail) = buf.get(from..) {
+                found = memchr2(FLAG, ESC, tail);
+                if let Some(rel) = found {
+                    if tail.get(rel) == Some(&ESC) {
+                        if from == 1 {
+                            first_esc = EscScan::At(from + rel);
+                        }
+                        found = tail
+                            .get(rel + 1..)
+                            .and_then(|rest| memchr(FLAG, rest))
+                            .map(|r| rel + 1 + r);
+                    }
+                }
+            }
             let Some(rel) = found else {
                 self.next_index = buf.len();
                 if buf.len() > self.config.max_frame_len {
@@ -231,7 +271,7 @@ impl Decoder for Codec {
                 return Ok(Some(item));
             }
             // Keep the closing 0x7E in `buf`: it may open the next frame.
-            let item = self.parse_owned(buf.split_to(end));
+            let item = self.parse_owned(buf.split_to(end), first_esc);
             return Ok(Some(item));
         }
     }
@@ -275,5 +315,106 @@ impl Encoder<Frame> for Codec {
 
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), Self::Error> {
         Encoder::<&Frame>::encode(self, &frame, dst)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::Header;
+
+    fn decode_all(codec: &mut Codec, chunks: &[&[u8]]) -> Vec<Result<Frame, BadFrame>> {
+        let mut buf = BytesMut::new();
+        let mut items = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            while let Some(item) = codec.decode(&mut buf).unwrap() {
+                items.push(item);
+            }
+        }
+        while let Some(item) = codec.decode_eof(&mut buf).unwrap() {
+            items.push(item);
+        }
+        items
+    }
+
+    /// Frames with escapes in the header, the body and the checksum, whole and byte by
+    /// byte: the same frames, and a bad frame's raw bytes are its wire bytes.
+    #[test]
+    fn escaped_frames_decode_the_same_whole_and_in_pieces() {
+        let mut wires = Vec::new();
+        for serial in [0x0001u16, 0x007e, 0x7d7e, 0x7e7d] {
+            let header = Header {
+                msg_id: 0x0200,
+                version: crate::Version::V2013,
+                protocol_version: 0,
+                phone: "013800138000".into(),
+                serial,
+                encryption: crate::Encryption::None,
+                package: None,
+            };
+            let body = vec![0x7e, 0x00, 0x7d, 0x7d, 0x02, 0x01, 0x7e];
+            wires.push(Frame::new(header, body).to_wire());
+        }
+        // A bad checksum (escaped bytes around it) and a bad escape.
+        let mut bad_sum = wires.first().unwrap().clone();
+        let at = bad_sum.len() - 2;
+        bad_sum[at] ^= 0x10;
+        let bad_escape = [0x7e, 0x02, 0x00, 0x7d, 0x02, 0x7d, 0x05, 0x7e];
+        let mut stream = Vec::new();
+        for w in &wires {
+            stream.extend_from_slice(w);
+        }
+        stream.extend_from_slice(&bad_sum);
+        stream.extend_from_slice(&bad_escape);
+
+        let whole = decode_all(&mut Codec::default(), &[&stream]);
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        let pieces = decode_all(&mut Codec::default(), &bytes);
+        assert_eq!(whole, pieces);
+        assert_eq!(whole.len(), 6);
+        for (item, wire) in whole.iter().zip(&wires) {
+            let frame = item.as_ref().unwrap();
+            assert_eq!(&frame.to_wire(), wire);
+        }
+        assert!(matches!(
+            whole[4].as_ref().unwrap_err().error,
+            FrameError::BadChecksum { .. }
+        ));
+        assert_eq!(whole[4].as_ref().unwrap_err().raw.as_ref(), &bad_sum[..]);
+        assert_eq!(
+            whole[5].as_ref().unwrap_err().error,
+            FrameError::BadEscape {
+                offset: 4,
+                byte: 0x05
+            }
+        );
+        assert_eq!(whole[5].as_ref().unwrap_err().raw.as_ref(), &bad_escape[..]);
+    }
+
+    /// A lone 0x7D checksum before the closing 0x7E is the literal byte; when such a frame
+    /// fails, its raw bytes are still the wire bytes.
+    #[test]
+    fn an_unescaped_7d_checksum_is_accepted_and_logged_as_sent() {
+        let mut content = vec![0x00, 0x02, 0x00, 0x00, 0x01, 0x38, 0x00, 0x13, 0x80, 0x00];
+        content.extend_from_slice(&[0x00, 0x01]);
+        let sum = crate::frame::checksum(&content);
+        // Make the checksum 0x7D by adjusting the serial's low byte.
+        let last = content.len() - 1;
+        content[last] ^= sum ^ 0x7d;
+        assert_eq!(crate::frame::checksum(&content), 0x7d);
+        let mut wire = vec![0x7e];
+        crate::escape::escape_into(&content, &mut wire);
+        wire.extend_from_slice(&[0x7d, 0x7e]);
+        let items = decode_all(&mut Codec::default(), &[&wire]);
+        assert_eq!(items.len(), 1);
+        assert!(items[0].is_ok(), "{items:?}");
+        // The same frame with a wrong body length (and so checksum): refused, raw as sent.
+        let mut bad = wire.clone();
+        bad[4] = 0x01;
+        let items = decode_all(&mut Codec::default(), &[&bad]);
+        let err = items[0].as_ref().unwrap_err();
+        assert_eq!(err.raw.as_ref(), &bad[..], "{:?}", err.error);
     }
 }

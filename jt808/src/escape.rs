@@ -76,46 +76,39 @@ pub fn unescape_with(src: &[u8], mut sink: impl FnMut(&[u8])) -> Result<(), Fram
 /// byte was a lone `7D` read as the literal byte (the unescaped-checksum quirk), which
 /// [`escape_into`] would not reproduce.
 ///
-/// On [`FrameError::BadEscape`] `buf` is left unchanged (every escape is checked before
-/// any byte moves), so the caller can still log the wire bytes. Without a `7D` this is one
-/// `memchr` and no copy.
+/// On [`FrameError::BadEscape`] `buf` is restored to its input when it holds no bare
+/// 0x7E (as frame content between delimiters), so the caller can still log the wire bytes.
+/// Without a `7D` this is one `memchr` and no copy.
 pub fn unescape_in_place(buf: &mut [u8]) -> Result<(usize, bool), FrameError> {
-    let Some(first) = memchr(ESC, buf) else {
-        return Ok((buf.len(), false));
-    };
-    // Pass 1: check every escape (the byte after a valid 7D is 01/02, never 7D, so
-    // consecutive hits are independent).
-    let mut at = first;
-    let mut quirk = false;
-    loop {
-        match buf.get(at + 1) {
-            Some(0x01 | 0x02) => {}
-            None => {
-                quirk = true;
-                break;
-            }
-            Some(&byte) => return Err(FrameError::BadEscape { offset: at, byte }),
-        }
-        match buf.get(at + 2..).and_then(|tail| memchr(ESC, tail)) {
-            Some(rel) => at += 2 + rel,
-            None => break,
-        }
+    match memchr(ESC, buf) {
+        Some(first) => unescape_in_place_from(buf, first),
+        None => Ok((buf.len(), false)),
     }
-    // Pass 2: compact. `w <= r` throughout, so runs move left and never overlap unread bytes.
+}
+
+/// [`unescape_in_place`] when the caller already knows that `buf[first]` is the first 7D.
+pub(crate) fn unescape_in_place_from(
+    buf: &mut [u8],
+    first: usize,
+) -> Result<(usize, bool), FrameError> {
     let len = buf.len();
+    // One pass: `w <= r` throughout, so runs move left and never overlap unread bytes.
     let (mut w, mut r) = (first, first);
     while r < len {
         // buf[r] is a 7D here.
         let plain = match buf.get(r + 1) {
+            Some(0x01) => ESC,
             Some(0x02) => FLAG,
-            Some(_) => ESC,
             None => {
                 // The quirk: a trailing lone 7D is the literal byte.
                 if let Some(b) = buf.get_mut(w) {
                     *b = ESC;
                 }
-                w += 1;
-                break;
+                return Ok((w + 1, true));
+            }
+            Some(&byte) => {
+                restore(buf, w, r);
+                return Err(FrameError::BadEscape { offset: r, byte });
             }
         };
         if let Some(b) = buf.get_mut(w) {
@@ -133,7 +126,39 @@ pub fn unescape_in_place(buf: &mut [u8]) -> Result<(usize, bool), FrameError> {
             r += run;
         }
     }
-    Ok((w, quirk))
+    Ok((w, false))
+}
+
+/// Undoes a partial [`unescape_in_place`]: `buf[..w]` holds the plain bytes of the wire
+/// bytes `buf[..r]` (no quirk among them), so escaping them again, right to left, fills
+/// exactly `buf[..r]` without overwriting a byte not yet read. Exact when the wire bytes
+/// hold no bare 0x7E (frame content never does: it is the delimiter); otherwise the
+/// restored prefix is the canonical escaping, cut to fit.
+fn restore(buf: &mut [u8], w: usize, r: usize) {
+    let mut j = r;
+    for i in (0..w).rev() {
+        let Some(&b) = buf.get(i) else { return };
+        let code = match b {
+            FLAG => 0x02,
+            ESC => 0x01,
+            _ => {
+                j = j.saturating_sub(1);
+                if let Some(slot) = buf.get_mut(j) {
+                    *slot = b;
+                }
+                continue;
+            }
+        };
+        if j < 2 || j - 2 < i {
+            // Only with a bare 0x7E in the input: no room to expand without overwriting.
+            return;
+        }
+        j -= 2;
+        if let Some([e, c]) = buf.get_mut(j..j + 2) {
+            *e = ESC;
+            *c = code;
+        }
+    }
 }
 
 /// `src` unescaped; see [`unescape_with`].
@@ -199,16 +224,41 @@ mod tests {
 
     #[test]
     fn in_place_leaves_a_bad_escape_untouched() {
-        let src = [0x7d, 0x02, 0x11, 0x7d, 0x05];
+        let src = [
+            0x7d, 0x02, 0x11, 0x7d, 0x01, 0x7d, 0x02, 0x7d, 0x05, 0x7d, 0x01,
+        ];
         let mut buf = src;
         assert_eq!(
             unescape_in_place(&mut buf),
             Err(FrameError::BadEscape {
-                offset: 3,
+                offset: 7,
                 byte: 0x05
             })
         );
         assert_eq!(buf, src);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn in_place_agrees_with_unescape_and_restores_on_error(
+            src in proptest::collection::vec(
+                proptest::sample::select(vec![0x00u8, 0x01, 0x02, 0x7d, 0x7e, 0x55]),
+                0..40,
+            )
+        ) {
+            let mut buf = src.clone();
+            let got = unescape_in_place(&mut buf);
+            match (got, unescape(&src)) {
+                (Ok((n, _)), Ok(plain)) => proptest::prop_assert_eq!(buf.get(..n).unwrap(), plain.as_slice()),
+                (Err(a), Err(b)) => {
+                    proptest::prop_assert_eq!(a, b);
+                    if !src.contains(&0x7e) {
+                        proptest::prop_assert_eq!(&buf, &src);
+                    }
+                }
+                (a, b) => proptest::prop_assert!(false, "{a:?} vs {b:?}"),
+            }
+        }
     }
 
     #[test]

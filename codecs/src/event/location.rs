@@ -48,7 +48,11 @@ impl Flags {
                 out.push(b',');
             }
             json::key(out, k);
-            json::bool(out, *v);
+            if *v {
+                out.extend_from_slice(b"true");
+            } else {
+                out.extend_from_slice(b"false");
+            }
         }
         out.push(b'}');
     }

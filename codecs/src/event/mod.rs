@@ -271,10 +271,12 @@ impl Event {
         out.extend_from_slice(event_id.array_to_str(&mut id).as_bytes());
         out.extend_from_slice(b"\",\"vehicle_id\":");
         json::str(out, vehicle_id);
-        out.extend_from_slice(b",\"protocol\":");
-        json::str(out, protocol.as_str());
-        out.extend_from_slice(b",\"type\":");
-        json::str(out, data.kind().as_str());
+        // Protocol and type names are plain ASCII constants: no escaping to check.
+        out.extend_from_slice(b",\"protocol\":\"");
+        out.extend_from_slice(protocol.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"type\":\"");
+        out.extend_from_slice(data.kind().as_str().as_bytes());
+        out.push(b'"');
         out.extend_from_slice(b",\"device_time\":");
         match device_time {
             Some(t) => json::time(out, t, false),
@@ -363,8 +365,15 @@ pub(crate) mod json {
     /// `"key":`.
     #[inline]
     pub(crate) fn key(out: &mut Vec<u8>, k: &str) {
-        str(out, k);
-        out.push(b':');
+        if !needs_escape(k.as_bytes()) {
+            out.reserve(k.len() + 3);
+            out.push(b'"');
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+        } else {
+            any(out, k);
+            out.push(b':');
+        }
     }
 
     /// A float; `null` when not finite (as serde_json writes it).
