@@ -827,3 +827,92 @@ impl CommandQueue for RedbQueue {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ord_keeps_numeric_order_in_bytes() {
+        let ts = [i64::MIN, -86_400_000, -1, 0, 1, 1_700_000_000_000, i64::MAX];
+        for w in ts.windows(2) {
+            assert!(ord(w[0]) < ord(w[1]), "{} vs {}", w[0], w[1]);
+        }
+        for t in ts {
+            assert_eq!(unord(ord(t)), t);
+        }
+    }
+
+    #[test]
+    fn command_keys_sort_by_vehicle_then_priority_desc_then_seq() {
+        let a = cmd_key("V1", 9 - 9, 7);
+        let b = cmd_key("V1", 9 - 9, 8);
+        let c = cmd_key("V1", 9 - 3, 1);
+        assert!(a < b && b < c);
+        // a vehicle id that is a prefix of another one is a different range
+        let p = vid("V1");
+        assert!(!cmd_key("V10", 0, 0).starts_with(&p));
+    }
+
+    #[test]
+    fn keys_round_trip_and_damaged_keys_are_typed_errors() {
+        let k = time_key(-5, "VEH", "cmd-1");
+        assert_eq!(
+            parse_time_key("command_expiry", &k).unwrap(),
+            (-5, "VEH", "cmd-1")
+        );
+        let k = id_key("VEH", "cmd-1");
+        assert_eq!(parse_id_key("command_ids", &k).unwrap(), ("VEH", "cmd-1"));
+        for bad in [&b"\x00"[..], b"\x00\x09VEH", b"\x00\x02\xff\xfe"] {
+            match parse_id_key("command_ids", bad) {
+                Err(QueueError::Corrupt {
+                    table: "command_ids",
+                    key,
+                    ..
+                }) => {
+                    assert_eq!(key, bad.escape_ascii().to_string())
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_time_key("done_by_time", b"\x80\x00"),
+            Err(QueueError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            parse_id_value(b"k", &[0; 16]),
+            Err(QueueError::Corrupt { .. })
+        ));
+        assert_eq!(
+            parse_id_value(b"k", &id_value(4, 99, -3)).unwrap(),
+            (4, 99, -3)
+        );
+    }
+
+    #[test]
+    fn records_round_trip_and_unknown_formats_are_refused() {
+        let c = QueuedCommand {
+            vehicle: "V".into(),
+            id: "1".into(),
+            priority: 3,
+            enqueued_at_ms: 1,
+            expires_at_ms: 2,
+            command: serde_json::json!({"id": "1", "type": "x"}),
+            response_topic: None,
+            correlation_data: Some(vec![0, 255]),
+            attempts: 4,
+        };
+        let rec = encode_record(&c).unwrap();
+        assert_eq!(rec[0], RECORD_FORMAT_JSON);
+        assert_eq!(decode_record(b"k", &rec).unwrap(), c);
+        for bad in [&b""[..], b"\x02{}", b"\x01{}", b"\x01null"] {
+            assert!(matches!(
+                decode_record(b"k", bad),
+                Err(QueueError::Corrupt {
+                    table: "commands",
+                    ..
+                })
+            ));
+        }
+    }
+}
