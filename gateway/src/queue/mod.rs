@@ -23,9 +23,14 @@
 //! `commit()` returns), keeps everything in a single file, and is actively maintained with a
 //! stable 2.x file format. Compared with the alternatives: fjall is an LSM tree (write-optimised,
 //! but a directory of segments, a journal and background compaction, more machinery than a
-//! queue of at most a million small records needs), and sled is effectively unmaintained
-//! (its 0.34 release line is old and the rewrite is unreleased), with a history of
+//! queue of at most a million small records needs), and sled has had no stable release since
+//! 0.34 (2021; its 1.0 rewrite is published only as alphas) and documents its own
 //! space-amplification and durability caveats.
+//!
+//! Measured (`examples/queue_fill.rs`, release build, this project's dev VM): a single-command
+//! commit (fsync) costs ~4 ms, i.e. ~250 enqueues/s; batched via `enqueue_many` ~7,000/s for
+//! 1M commands of 10k vehicles; the file takes ~1.1 KiB per queued command and does not shrink
+//! when drained (redb reuses the freed pages).
 //!
 //! # Semantics shared by every implementation
 //! * A command is *expired* at `now_ms` when `expires_at_ms <= now_ms`.
