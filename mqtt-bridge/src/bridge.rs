@@ -126,7 +126,10 @@ impl Bridge {
     /// Returns once the broker has acknowledged the online status. A refusal (bad
     /// credentials, not authorized...) is [`BridgeError::Refused`] at once; a broker that
     /// does not answer is retried with backoff until `connect_timeout_s`, then
-    /// [`BridgeError::Unreachable`].
+    /// [`BridgeError::Unreachable`] — except with a spool (`[mqtt.spool] dir`): the bridge
+    /// then starts disconnected (publishes go to the spool, [`Bridge::connected`] is false)
+    /// and keeps trying in the background; its first CONNACK subscribes and publishes the
+    /// online status. A spool that cannot be opened is [`BridgeError::File`].
     pub async fn start(
         cfg: &MqttConfig,
         node_id: &str,
@@ -180,33 +183,40 @@ impl Bridge {
         } else {
             cfg.protocol
         };
+        let up;
         let (client, event_loop) = match protocol {
             MqttProtocol::V311 => {
                 let opts = options(cfg, &addr, &client_id, will)?;
                 let (client, mut ev) = AsyncClient::new(opts, REQUEST_CHANNEL);
-                first_connect(&mut ev, &broker, connect_timeout, backoff_min, backoff_max).await?;
+                let first =
+                    first_connect(&mut ev, &broker, connect_timeout, backoff_min, backoff_max)
+                        .await;
+                up = degraded_start(first, spool.is_some())?;
                 (Client::V4(client), EventLoops::V4(Box::new(ev)))
             }
             MqttProtocol::V5 => {
                 let opts = options_v5(cfg, &addr, &client_id, will)?;
                 let (client, mut ev) = rumqttc::v5::AsyncClient::new(opts, REQUEST_CHANNEL);
-                crate::v5::first_connect(
+                let first = crate::v5::first_connect(
                     &mut ev,
                     &broker,
                     connect_timeout,
                     backoff_min,
                     backoff_max,
                 )
-                .await?;
+                .await;
+                up = degraded_start(first, spool.is_some())?;
                 (Client::V5(client), EventLoops::V5(Box::new(ev)))
             }
         };
-        tracing::info!(%broker, client_id, embedded = embedded.is_some(), ?protocol, "MQTT connected");
+        if up {
+            tracing::info!(%broker, client_id, embedded = embedded.is_some(), ?protocol, "MQTT connected");
+        }
 
         let (job_tx, job_rx) = mpsc::channel(cfg.queue_capacity);
         let publisher = Publisher::new(job_tx, topics.clone(), cfg.qos, cfg.max_packet_size);
         let tracker = Arc::new(Tracker::default());
-        let connected = Arc::new(AtomicBool::new(true));
+        let connected = Arc::new(AtomicBool::new(up));
         let forwarder = match spool {
             None => Forwarder::Direct(tokio::spawn(forward(
                 job_rx,
@@ -263,6 +273,10 @@ impl Bridge {
             forwarder,
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
         };
+        if !up {
+            // The event loop keeps trying; its first CONNACK subscribes and says online.
+            return Ok(bridge);
+        }
         let online = on_connected(
             bridge.client.clone(),
             bridge.publisher.clone(),
@@ -443,6 +457,21 @@ async fn on_connected(
             true,
         )
         .await
+}
+
+/// With a spool, a broker unreachable at start-up is not fatal: the bridge starts
+/// disconnected, publishes go to the spool, and the connection is retried in the background.
+/// A refusal (credentials, authorization) stays an error: retrying will not fix it.
+fn degraded_start(first: Result<(), BridgeError>, spool: bool) -> Result<bool, BridgeError> {
+    match first {
+        Ok(()) => Ok(true),
+        Err(BridgeError::Unreachable { broker, reason }) if spool => {
+            metrics::gauge!("vgate_mqtt_connected").set(0.0);
+            tracing::warn!(%broker, %reason, "MQTT broker unreachable; starting with the spool, retrying in the background");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn first_connect(

@@ -453,3 +453,47 @@ async fn with_a_spool_and_the_broker_up_the_usual_scenarios_hold() {
     common::scenarios::event_arrives_with_exact_json(v5.clone(), m.port).await;
     common::scenarios::commands_arrive_with_their_targets(v5, m.port).await;
 }
+
+#[tokio::test]
+async fn with_a_spool_the_bridge_starts_while_the_broker_is_unreachable() {
+    need_mosquitto!("with_a_spool_the_bridge_starts_while_the_broker_is_unreachable");
+    let started = Instant::now();
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start_persistent(port, data.path());
+    let mut sub = PersistentSubscriber::connect(port, "vgate/v1/+/+").await;
+    let url = m.url();
+    m.terminate();
+
+    let mut cfg = spooled(&url, spool.path());
+    cfg.connect_timeout_s = 1;
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("starts without the broker, on its spool");
+    assert!(!bridge.connected());
+    let sent = publish_spooled(&bridge, 20).await;
+
+    let _m = Mosquitto::start_persistent(port, data.path());
+    assert_eq!(sub.take(20).await, sent);
+    until("the bridge connects", || bridge.connected()).await;
+    let mut status = Subscriber::connect(port, &["vgate/gateway/n/status"]).await;
+    assert_eq!(common::json(&status.next().await)["online"], true);
+    until("the spool drains", || bridge.spooled() == Some(0)).await;
+    bridge.shutdown().await.expect("clean shutdown");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Without a spool an unreachable broker is still a start-up error.
+    let cfg = MqttConfig {
+        connect_timeout_s: 1,
+        ..common::external(&format!("mqtt://127.0.0.1:{}", common::free_port()))
+    };
+    match Bridge::start(&cfg, "n", "vgate").await {
+        Err(mqtt_bridge::BridgeError::Unreachable { .. }) => {}
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
