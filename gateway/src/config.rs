@@ -120,6 +120,19 @@ pub enum ChecksumMode {
     Lenient,
 }
 
+/// When a vehicle's frame is acknowledged (JT/T 808 0x8001, GB/T 32960 answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AckWhen {
+    /// Once the frame's events are durable: acknowledged by the broker or in the disk spool.
+    /// A vehicle never deletes data vgate could still lose.
+    #[default]
+    Durable,
+    /// As soon as the events are queued for the broker (lower latency; a crash can lose what
+    /// was queued).
+    Queued,
+}
+
 /// The JT/T 808 listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,6 +158,8 @@ pub struct Jt808Config {
     pub max_bad_frames: u32,
     /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
     pub max_frames_per_s: f64,
+    /// When a frame is acknowledged to the vehicle.
+    pub ack_when: AckWhen,
 }
 
 impl Default for Jt808Config {
@@ -163,6 +178,7 @@ impl Default for Jt808Config {
             subpackage_timeout_s: 60,
             max_bad_frames: 20,
             max_frames_per_s: 500.0,
+            ack_when: AckWhen::Durable,
         }
     }
 }
@@ -208,6 +224,8 @@ pub struct Gbt32960Config {
     pub max_bad_frames: u32,
     /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
     pub max_frames_per_s: f64,
+    /// When a frame is acknowledged to the vehicle.
+    pub ack_when: AckWhen,
 }
 
 impl Default for Gbt32960Config {
@@ -226,6 +244,7 @@ impl Default for Gbt32960Config {
             platform_users: Vec::new(),
             max_bad_frames: 20,
             max_frames_per_s: 500.0,
+            ack_when: AckWhen::Durable,
         }
     }
 }

@@ -61,7 +61,11 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         .with_context(|| format!("data_dir {}: cannot create it", cfg.data_dir.display()))
         .map_err(Failure::Usage)?;
 
-    let mut bridge = mqtt_bridge::Bridge::start(&cfg.mqtt, &node, &cfg.topic_prefix)
+    let mut mqtt = cfg.mqtt.clone();
+    if mqtt.spool.dir.is_none() {
+        mqtt.spool.dir = Some(cfg.data_dir.join("spool"));
+    }
+    let mut bridge = mqtt_bridge::Bridge::start(&mqtt, &node, &cfg.topic_prefix)
         .await
         .map_err(|e| Failure::Usage(anyhow!("MQTT: {e}")))?;
     if let Some(addr) = bridge.embedded_addr() {

@@ -51,6 +51,52 @@ impl Sink {
         }
     }
 
+    /// Publishes `events` in order and, when `durable`, waits until each is durably accepted
+    /// (acknowledged by the broker, or fsynced into the spool). `Ok(false)`: some event was
+    /// refused (an MQTT 5 broker's negative PUBACK): the vehicle should not be told it arrived.
+    pub async fn publish_all(&self, events: Vec<Event>, durable: bool) -> Result<bool, SinkClosed> {
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
+            match self {
+                Sink::Mqtt(p) => match p.publish_event(&event).await {
+                    Ok(d) => pending.push(d),
+                    Err(mqtt_bridge::BridgeError::Closed) => {
+                        return Err(SinkClosed("bridge closed".into()))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, vehicle = %event.vehicle_id, "event not published");
+                        return Ok(false);
+                    }
+                },
+                Sink::Memory(tx) => tx
+                    .send(Published {
+                        event,
+                        retain: false,
+                    })
+                    .await
+                    .map_err(|_| SinkClosed("channel closed".into()))?,
+            }
+        }
+        if !durable {
+            return Ok(true);
+        }
+        let mut all = true;
+        for d in pending {
+            match d.await {
+                Ok(()) => {}
+                Err(mqtt_bridge::BridgeError::Closed) => {
+                    return Err(SinkClosed("bridge closed".into()))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event refused by the broker");
+                    all = false;
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// Publishes a vehicle's presence (retained on `{p}/v1/{vid}/status`).
     pub async fn presence(
         &self,

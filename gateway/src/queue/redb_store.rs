@@ -56,8 +56,6 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const SCHEMA: u64 = 1;
 const RECORD_FORMAT_JSON: u8 = 1;
-/// Page cache of the database file (redb's default is 1 GiB; a gateway has better uses for it).
-pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Done ids forgotten per commit by [`CommandQueue::prune`].
 const PRUNE_CHUNK: usize = 10_000;
 
@@ -302,10 +300,14 @@ fn decode_record(key: &[u8], v: &[u8]) -> Result<QueuedCommand, QueueError> {
 // ---- the store ----------------------------------------------------------------------------
 
 impl RedbQueue {
+    /// Page cache of the database file used by [`open`](Self::open) (redb's default is 1 GiB;
+    /// a gateway has better uses for its memory).
+    pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
     /// Opens (creating it and its parent directories if needed) the queue file at `path`,
-    /// with a [`DEFAULT_CACHE_BYTES`] page cache, and recounts the queued commands.
+    /// with a [`DEFAULT_CACHE_BYTES`](Self::DEFAULT_CACHE_BYTES) page cache, and recounts the queued commands.
     pub fn open(path: &Path, limits: QueueLimits) -> Result<Self, QueueError> {
-        Self::open_with_cache(path, limits, DEFAULT_CACHE_BYTES)
+        Self::open_with_cache(path, limits, Self::DEFAULT_CACHE_BYTES)
     }
 
     /// [`open`](Self::open) with a page cache of `cache_bytes`.

@@ -293,8 +293,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         self.edition = frame.edition;
         let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
-        if let Flow::Close(r) = self.publish(events).await {
-            return Flow::Close(r);
+        let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
+        let accepted = match self.l.shared.sink.publish_all(events, durable).await {
+            Ok(a) => a,
+            Err(_) => return Flow::Close(PresenceReason::Shutdown),
+        };
+        if !accepted && matches!(frame.command, 0x02 | 0x03) && self.l.cfg.reply_on_error {
+            // Not durable: an error answer makes the vehicle keep the data for reissue.
+            return self.reply(&frame, gbt32960::ResponseFlag::Error).await;
         }
         match frame.command {
             0x07 | 0x08 => self.reply(&frame, gbt32960::ResponseFlag::Success).await,

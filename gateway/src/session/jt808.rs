@@ -379,9 +379,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         let started = Instant::now();
         let events = jt808::normalize(&header, &msg, &self.ctx());
-        if let Flow::Close(r) = self.publish(events).await {
-            return Flow::Close(r);
-        }
+        let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
+        let accepted = match self.l.shared.sink.publish_all(events, durable).await {
+            Ok(a) => a,
+            Err(_) => return Flow::Close(PresenceReason::Shutdown),
+        };
         metrics::histogram!("vgate_frame_to_publish_seconds")
             .record(started.elapsed().as_secs_f64());
         if let Flow::Close(r) = self.on_answer(&header, &msg).await {
@@ -402,7 +404,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         match msg::ack_policy(header.msg_id) {
             msg::Ack::General => {
-                let result = if matches!(msg, Message::Unknown { .. }) {
+                let result = if !accepted {
+                    // Not durable: the terminal keeps the data and sends it again.
+                    result::FAILURE
+                } else if matches!(msg, Message::Unknown { .. }) {
                     result::UNSUPPORTED
                 } else {
                     result::OK
