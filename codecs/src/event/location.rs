@@ -48,11 +48,7 @@ impl Flags {
                 out.push(b',');
             }
             json::key(out, k);
-            if *v {
-                out.extend_from_slice(b"true");
-            } else {
-                out.extend_from_slice(b"false");
-            }
+            json::bool(out, *v);
         }
         out.push(b'}');
     }

@@ -343,23 +343,20 @@ pub(crate) mod json {
     /// Whether serde_json would escape any byte of `s`; eight bytes at a time.
     #[inline]
     pub(crate) fn needs_escape(s: &[u8]) -> bool {
-        let mut chunks = s.chunks_exact(8);
-        for c in &mut chunks {
+        let word = |c: &[u8]| {
             let mut w = [0u8; 8];
             w.copy_from_slice(c);
-            if word_needs_escape(u64::from_le_bytes(w)) {
-                return true;
-            }
+            word_needs_escape(u64::from_le_bytes(w))
+        };
+        if s.len() < 8 {
+            return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
         }
-        let rest = chunks.remainder();
-        if rest.is_empty() {
-            return false;
+        let mut chunks = s.chunks_exact(8);
+        if (&mut chunks).any(word) {
+            return true;
         }
-        let mut w = [b'a'; 8];
-        if let Some(head) = w.get_mut(..rest.len()) {
-            head.copy_from_slice(rest);
-        }
-        word_needs_escape(u64::from_le_bytes(w))
+        // The last eight bytes, overlapping checked ones (harmless for "any").
+        !chunks.remainder().is_empty() && s.get(s.len() - 8..).is_some_and(word)
     }
 
     /// `"key":`.
@@ -404,7 +401,12 @@ pub(crate) mod json {
     /// `true` / `false`.
     #[inline]
     pub(crate) fn bool(out: &mut Vec<u8>, v: bool) {
-        out.extend_from_slice(if v { b"true" } else { b"false" });
+        // Two constant-length copies (inlined), not one of a variable length (a memcpy call).
+        if v {
+            out.extend_from_slice(b"true");
+        } else {
+            out.extend_from_slice(b"false");
+        }
     }
 
     /// An RFC 3339 UTC time string, whole seconds or milliseconds (chrono's
