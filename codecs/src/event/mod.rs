@@ -352,7 +352,7 @@ pub(crate) mod json {
             return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
         }
         let mut chunks = s.chunks_exact(8);
-        if (&mut chunks).any(word) {
+        if chunks.any(word) {
             return true;
         }
         // The last eight bytes, overlapping checked ones (harmless for "any").
