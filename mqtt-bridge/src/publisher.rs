@@ -5,6 +5,10 @@
 //! `publish_*` waits for space, so a vehicle session stops reading its socket and TCP
 //! slows the vehicle down. Memory is bounded by `queue_capacity` + rumqttc's request
 //! channel + `inflight`, whatever the broker does.
+//!
+//! With a spool (`[mqtt.spool] dir`) the queue is drained by `relay` instead of [`forward`]:
+//! what the broker cannot take now goes to the disk spool, and `publish_*` waits only when
+//! the spool is full (`when_full = "backpressure"`).
 
 use std::future::Future;
 use std::pin::Pin;
