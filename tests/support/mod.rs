@@ -45,34 +45,73 @@ pub struct Mosquitto {
     child: Child,
     pub port: u16,
     _dir: tempfile::TempDir,
+    conf: PathBuf,
 }
 
 impl Mosquitto {
     /// Starts mosquitto on a free port (anonymous access), or None when it is not installed
     /// (and CI is not set).
     pub fn start() -> Option<Mosquitto> {
-        let bin = mosquitto_path()?;
+        Self::start_with(false)
+    }
+
+    /// Like [`Mosquitto::start`], with persistence on: sessions, subscriptions and queued
+    /// messages survive [`Mosquitto::stop`] + [`Mosquitto::restart`].
+    pub fn start_persistent() -> Option<Mosquitto> {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Option<Mosquitto> {
+        mosquitto_path()?;
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
+        let persistence = if persistent {
+            format!(
+                "persistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\n",
+                dir.path().display()
+            )
+        } else {
+            "persistence false\n".to_owned()
+        };
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}"),
         )
         .expect("conf");
-        let child = Command::new(bin)
+        let child = Self::spawn(&conf, port);
+        Some(Mosquitto {
+            child,
+            port,
+            _dir: dir,
+            conf,
+        })
+    }
+
+    fn spawn(conf: &Path, port: u16) -> Child {
+        let child = Command::new(mosquitto_path().expect("mosquitto"))
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn mosquitto");
         wait_port(port, Duration::from_secs(10));
-        Some(Mosquitto {
-            child,
-            port,
-            _dir: dir,
-        })
+        child
+    }
+
+    /// Stops the broker gracefully (SIGTERM: a persistent broker saves its state).
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(&self.conf, self.port);
     }
 
     pub fn url(&self) -> String {

@@ -248,6 +248,15 @@ impl Terminal {
         Ok(true)
     }
 
+    /// The result of the 0x8001 answering the message sent with `serial`, whatever its id.
+    pub async fn general_answer_for(&mut self, serial: u16) -> io::Result<u8> {
+        self.wait_for(Duration::from_secs(10), |_, m| match m {
+            Message::PlatformResponse(r) if r.reply_serial == serial => Some(r.result),
+            _ => None,
+        })
+        .await
+    }
+
     async fn general_answer(&mut self, serial: u16, msg_id: u16) -> io::Result<u8> {
         self.wait_for(Duration::from_secs(10), |_, m| match m {
             Message::PlatformResponse(r) if r.reply_serial == serial && r.reply_id == msg_id => {
