@@ -81,22 +81,17 @@ fn be16(buf: &[u8], at: usize) -> Result<u16, FrameError> {
 }
 
 /// The phone field as text. BCD digits and the lowercase hex of the raw bytes are the same
-/// string when every nibble is 0-9, so this is the hex in both cases, built on the stack:
-/// the frame's one allocation for the phone is the exact-size `String`.
+/// string when every nibble is 0-9, so this is the hex in both cases, written straight
+/// into an exact-size `String` (the frame's one allocation for the phone).
 fn phone_string(raw: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    if raw.len() > 20 {
-        return hex::encode(raw);
+    // A nibble as its ASCII hex digit (pushed as a one-byte `char`: no UTF-8 validation).
+    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'a' - 10 + n });
+    let mut phone = String::with_capacity(raw.len() * 2);
+    for &b in raw {
+        phone.push(digit(b >> 4));
+        phone.push(digit(b & 0x0f));
     }
-    let mut text = [0u8; 40];
-    for (pair, &b) in text.chunks_exact_mut(2).zip(raw) {
-        if let [hi, lo] = pair {
-            *hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
-            *lo = HEX.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0');
-        }
-    }
-    let used = text.get(..raw.len() * 2).unwrap_or_default();
-    std::str::from_utf8(used).unwrap_or_default().to_owned()
+    phone
 }
 
 impl Header {
