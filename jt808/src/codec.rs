@@ -114,22 +114,23 @@ impl Codec {
     ///
     /// `first_esc`: what the delimiter scan learnt of the first 0x7D (its index in `wire`).
     fn parse_owned(&self, mut wire: BytesMut, first_esc: EscScan) -> Result<Frame, BadFrame> {
-        wire.advance(1);
+        // The content after the opening 0x7E; `wire` itself is cut once, to the body.
+        let content = wire.get_mut(1..).unwrap_or_default();
         let unescaped = match first_esc {
-            EscScan::At(at) => unescape_in_place_from(&mut wire, at - 1),
-            EscScan::None => Ok((wire.len(), false)),
-            EscScan::Unknown => unescape_in_place(&mut wire),
+            EscScan::At(at) => unescape_in_place_from(content, at - 1),
+            EscScan::None => Ok((content.len(), false)),
+            EscScan::Unknown => unescape_in_place(content),
         };
         let (len, quirk) = match unescaped {
             Ok(done) => done,
-            // Nothing moved: the wire bytes are intact.
-            Err(error) => return Err(bad_frame(error, &wire)),
+            // Restored: the wire bytes are intact.
+            Err(error) => return Err(bad_frame(error, content)),
         };
-        wire.truncate(len);
-        match Frame::parse_parts(&wire, self.config.checksum) {
+        let plain = content.get(..len).unwrap_or_default();
+        match Frame::parse_parts(plain, self.config.checksum) {
             Ok((header, body, checksum_ok)) => {
-                wire.truncate(body.end);
-                wire.advance(body.start);
+                wire.truncate(1 + body.end);
+                wire.advance(1 + body.start);
                 Ok(Frame {
                     header,
                     body: wire.freeze(),
@@ -139,9 +140,9 @@ impl Codec {
             Err(error) => {
                 // Re-escaping the plain content gives back the wire bytes (JT/T 808 byte
                 // stuffing is one-to-one), except for a trailing lone 0x7D.
-                let mut escaped = Vec::with_capacity(wire.len() + 8);
-                let cut = wire.len() - usize::from(quirk);
-                escape_into(wire.get(..cut).unwrap_or_default(), &mut escaped);
+                let mut escaped = Vec::with_capacity(plain.len() + 8);
+                let cut = plain.len() - usize::from(quirk);
+                escape_into(plain.get(..cut).unwrap_or_default(), &mut escaped);
                 if quirk {
                     escaped.push(0x7d);
                 }
