@@ -93,11 +93,15 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
                 )
             })
             .map_err(Failure::Usage)?;
+    let queue: Arc<dyn crate::queue::CommandQueue> = Arc::new(queue);
+    let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(crate::commands::SEEN_CAPACITY);
+    tokio::spawn(crate::commands::remember_seen(queue.clone(), seen_rx));
     let commands = Arc::new(crate::commands::Commands {
         cfg: cfg.commands.clone(),
-        queue: Arc::new(queue),
+        queue,
         sink: sink.clone(),
         node: node.clone(),
+        seen_tx,
     });
     if let Some(rx) = bridge.take_commands() {
         let d = crate::commands::Dispatcher {

@@ -3,10 +3,17 @@
 //! A terminal registers once (0x0100), keeps the auth code of the 0x8100 answer in flash and
 //! presents it at every later connection (0x0102), often for years. If the gateway forgot the
 //! code on restart every terminal would be locked out until it happens to register again, so
-//! the codes live in the data directory: one small JSON object `{phone: {code, issued_at}}`
-//! per listener, loaded at start and rewritten whole on every change through a temporary
-//! file, `fsync` and `rename`, so a crash leaves either the old or the new file, never half
-//! of one. Registrations are rare (once per terminal), so rewriting the whole file is cheap.
+//! the codes live in the data directory, per listener, in two files:
+//!
+//! - a snapshot, one JSON object `{phone: {code, issued_at}}`, written through a temporary
+//!   file, `fsync` and `rename`, so a crash leaves either the old or the new one;
+//! - a journal next to it (`<snapshot>.log`), one JSON line per code issued since the
+//!   snapshot, appended and `fsync`ed before the code is handed out.
+//!
+//! A registration costs one small append, whatever the number of terminals (rewriting the
+//! whole file per registration made a fleet's first registration storm quadratic). At start
+//! the journal is replayed over the snapshot, folded into a new snapshot and emptied. A torn
+//! last line (a crash in the middle of an append) is ignored: its code was never handed out.
 //!
 //! Codes are secrets: nothing here logs one, and [`Redacted`] is what callers log instead.
 
@@ -60,9 +67,10 @@ pub struct CodeStore {
 }
 
 impl CodeStore {
-    /// Loads `path` (an absent file is an empty store; the directory is created on first write).
+    /// Loads `path` and its journal (absent files are an empty store; the directory is
+    /// created on first write), then folds the journal into a new snapshot.
     pub async fn open(path: PathBuf) -> Result<CodeStore, CodeStoreError> {
-        let codes = match tokio::fs::read(&path).await {
+        let mut codes: BTreeMap<String, Entry> = match tokio::fs::read(&path).await {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|source| CodeStoreError::Parse {
                     path: path.clone(),
@@ -72,10 +80,36 @@ impl CodeStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(CodeStoreError::Read { path, source }),
         };
-        Ok(CodeStore {
+        let journal = journal_path(&path);
+        let replayed = match tokio::fs::read(&journal).await {
+            Ok(bytes) => replay(&bytes, &mut codes).map_err(|source| CodeStoreError::Parse {
+                path: journal.clone(),
+                source,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => {
+                return Err(CodeStoreError::Read {
+                    path: journal,
+                    source,
+                })
+            }
+        };
+        let store = CodeStore {
             path,
             codes: Mutex::new(codes),
-        })
+        };
+        if replayed > 0 {
+            let codes = store.codes.lock().await.clone();
+            store.write(&codes).await?;
+            let journal = journal_path(&store.path);
+            tokio::fs::remove_file(&journal)
+                .await
+                .map_err(|source| CodeStoreError::Write {
+                    path: journal,
+                    source,
+                })?;
+        }
+        Ok(store)
     }
 
     /// Where the codes are kept.
@@ -116,18 +150,34 @@ impl CodeStore {
         phone: &str,
         code: &str,
     ) -> Result<(), CodeStoreError> {
-        let mut next = codes.clone();
-        next.insert(
-            phone.to_owned(),
-            Entry {
-                code: code.to_owned(),
-                issued_at: chrono::Utc::now().to_rfc3339(),
-            },
-        );
-        // Persist before publishing in memory: a code the file does not hold must not be handed out.
-        self.write(&next).await?;
-        *codes = next;
+        let entry = Entry {
+            code: code.to_owned(),
+            issued_at: chrono::Utc::now().to_rfc3339(),
+        };
+        // Persist before publishing in memory: a code the files do not hold must not be handed out.
+        self.append(phone, &entry).await?;
+        codes.insert(phone.to_owned(), entry);
         Ok(())
+    }
+
+    async fn append(&self, phone: &str, entry: &Entry) -> Result<(), CodeStoreError> {
+        let journal = journal_path(&self.path);
+        let err = |source| CodeStoreError::Write {
+            path: journal.clone(),
+            source,
+        };
+        let mut line = serde_json::to_vec(&JournalLine {
+            phone,
+            code: &entry.code,
+            issued_at: &entry.issued_at,
+        })
+        .map_err(|e| err(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        let path = journal.clone();
+        tokio::task::spawn_blocking(move || append_synced(&path, &line))
+            .await
+            .map_err(|e| err(std::io::Error::other(e)))?
+            .map_err(err)
     }
 
     async fn write(&self, codes: &BTreeMap<String, Entry>) -> Result<(), CodeStoreError> {
@@ -142,6 +192,70 @@ impl CodeStore {
             .map_err(|e| err(std::io::Error::other(e)))?
             .map_err(err)
     }
+}
+
+/// One journal line.
+#[derive(Serialize, Deserialize)]
+struct JournalLine<'a> {
+    phone: &'a str,
+    code: &'a str,
+    issued_at: &'a str,
+}
+
+fn journal_path(snapshot: &Path) -> PathBuf {
+    let mut name = snapshot.file_name().unwrap_or_default().to_os_string();
+    name.push(".log");
+    snapshot.with_file_name(name)
+}
+
+/// Applies journal lines to `codes`; returns how many were applied. An unparsable line is an
+/// error unless it is the last one and has no newline (a torn append).
+fn replay(bytes: &[u8], codes: &mut BTreeMap<String, Entry>) -> Result<usize, serde_json::Error> {
+    let mut n = 0;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (line, next, complete) = match rest.iter().position(|b| *b == b'\n') {
+            Some(i) => (
+                rest.get(..i).unwrap_or_default(),
+                rest.get(i + 1..).unwrap_or_default(),
+                true,
+            ),
+            None => (rest, &[][..], false),
+        };
+        rest = next;
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<JournalLine<'_>>(line) {
+            Ok(l) => {
+                codes.insert(
+                    l.phone.to_owned(),
+                    Entry {
+                        code: l.code.to_owned(),
+                        issued_at: l.issued_at.to_owned(),
+                    },
+                );
+                n += 1;
+            }
+            Err(_) if !complete => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Appends `bytes` to `path` (created if missing) and syncs the data.
+fn append_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
 }
 
 /// Writes `bytes` to `path` via a synced temporary file renamed over it.
@@ -208,6 +322,7 @@ mod tests {
             Some(code.as_str())
         );
         assert!(!dir.path().join("sub").join("codes.json.tmp").exists());
+        assert!(!dir.path().join("sub").join("codes.json.log").exists());
     }
 
     #[tokio::test]
@@ -217,6 +332,40 @@ mod tests {
         std::fs::write(&path, b"{not json").unwrap();
         let e = CodeStore::open(path).await.unwrap_err();
         assert!(e.to_string().contains("codes.json"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn codes_are_journaled_and_a_torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("codes.json");
+        let store = CodeStore::open(path.clone()).await.unwrap();
+        let mut issued = Vec::new();
+        for i in 0..50 {
+            issued.push(store.get_or_issue(&format!("0138{i:08}")).await.unwrap());
+        }
+        drop(store);
+        // A crash in the middle of an append.
+        let journal = journal_path(&path);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"{\"phone\":\"0138999").unwrap();
+        drop(f);
+        let reopened = CodeStore::open(path.clone()).await.unwrap();
+        for (i, code) in issued.iter().enumerate() {
+            assert_eq!(
+                reopened.get(&format!("0138{i:08}")).await.as_deref(),
+                Some(code.as_str())
+            );
+        }
+        assert_eq!(reopened.get("0138999").await, None);
+        assert!(!journal.exists(), "folded into the snapshot at open");
+        let again = CodeStore::open(path).await.unwrap();
+        assert_eq!(
+            again.get("013800000049").await.as_deref(),
+            Some(issued[49].as_str())
+        );
     }
 
     #[test]

@@ -90,6 +90,35 @@ pub struct Commands {
     pub queue: Arc<dyn CommandQueue>,
     pub sink: Sink,
     pub node: Arc<str>,
+    /// Logins to remember, written in batches by [`remember_seen`].
+    pub seen_tx: tokio::sync::mpsc::Sender<(String, Protocol)>,
+}
+
+/// How many logins may wait to be remembered; beyond that a login is not recorded (the
+/// vehicle's next login will be), counted in `vgate_seen_dropped_total`.
+pub const SEEN_CAPACITY: usize = 65_536;
+
+/// Writes the vehicles that logged in into the store, many per commit, so a reconnect storm
+/// of thousands of vehicles costs a few fsyncs instead of thousands. Runs until the senders
+/// are gone.
+pub async fn remember_seen(
+    queue: Arc<dyn CommandQueue>,
+    mut rx: tokio::sync::mpsc::Receiver<(String, Protocol)>,
+) {
+    let mut batch: Vec<(String, Protocol)> = Vec::with_capacity(1024);
+    while rx.recv_many(&mut batch, 4096).await > 0 {
+        let seen: Vec<(String, String)> = batch
+            .drain(..)
+            .map(|(v, p)| (v, p.as_str().to_owned()))
+            .collect();
+        let q = queue.clone();
+        let n = seen.len();
+        match tokio::task::spawn_blocking(move || q.remember_vehicles(&seen, now_ms())).await {
+            Ok(Ok(())) => debug!(vehicles = n, "vehicles remembered"),
+            Ok(Err(e)) => warn!(error = %e, vehicles = n, "remembering vehicles failed"),
+            Err(e) => warn!(error = %e, "remembering vehicles failed"),
+        }
+    }
 }
 
 impl Commands {
@@ -213,13 +242,14 @@ impl Commands {
     }
 
     /// A vehicle logged in: remember it (broadcast groups, protocol of later commands).
+    /// Never waits: the write is batched by [`remember_seen`].
     pub async fn seen(&self, vehicle: &str, protocol: Protocol) {
-        let v = vehicle.to_owned();
-        if let Some(Err(e)) = self
-            .blocking(move |q| q.remember_vehicle(&v, protocol.as_str(), now_ms()))
-            .await
+        if self
+            .seen_tx
+            .try_send((vehicle.to_owned(), protocol))
+            .is_err()
         {
-            warn!(vehicle, error = %e, "remembering the vehicle failed");
+            metrics::counter!("vgate_seen_dropped_total").increment(1);
         }
     }
 }

@@ -240,6 +240,16 @@ pub trait CommandQueue: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<(), QueueError>;
 
+    /// Like [`remember_vehicle`](Self::remember_vehicle) for many vehicles, `(vehicle,
+    /// protocol)`, in one commit where the store can (a login storm is one fsync, not
+    /// thousands).
+    fn remember_vehicles(&self, seen: &[(String, String)], now_ms: i64) -> Result<(), QueueError> {
+        for (v, p) in seen {
+            self.remember_vehicle(v, p, now_ms)?;
+        }
+        Ok(())
+    }
+
     /// Every vehicle ever passed to [`remember_vehicle`](Self::remember_vehicle), ordered by id.
     fn known_vehicles(&self) -> Result<Vec<KnownVehicle>, QueueError>;
 }

@@ -807,6 +807,24 @@ impl CommandQueue for RedbQueue {
         })
     }
 
+    fn remember_vehicles(&self, seen: &[(String, String)], now_ms: i64) -> Result<(), QueueError> {
+        const W: &str = "remembering vehicles";
+        for (vehicle, _) in seen {
+            super::check_id("vehicle id", vehicle)?;
+        }
+        self.write(W, |txn, _, _| {
+            let mut t = txn.open_table(VEHICLES).map_err(storage(W))?;
+            for (vehicle, protocol) in seen {
+                let mut v = Vec::with_capacity(8 + protocol.len());
+                v.extend_from_slice(&now_ms.to_be_bytes());
+                v.extend_from_slice(protocol.as_bytes());
+                t.insert(vehicle.as_bytes(), v.as_slice())
+                    .map_err(storage(W))?;
+            }
+            Ok(())
+        })
+    }
+
     fn known_vehicles(&self) -> Result<Vec<KnownVehicle>, QueueError> {
         const W: &str = "listing known vehicles";
         const T: &str = "known_vehicles";
