@@ -418,4 +418,81 @@ mod tests {
         let err = items[0].as_ref().unwrap_err();
         assert_eq!(err.raw.as_ref(), &bad[..], "{:?}", err.error);
     }
+
+    fn reference_parse(content: &[u8]) -> Result<Frame, FrameError> {
+        let plain = crate::escape::unescape(content)?;
+        Frame::parse(&plain, ChecksumPolicy::Strict)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+        /// Mutated frames among good ones, cut anywhere: every item is what the copying
+        /// parser (unescape into a new buffer, then parse) makes of the same wire bytes,
+        /// and a bad frame's raw bytes are those wire bytes.
+        #[test]
+        fn in_place_parsing_agrees_with_the_copying_parser(
+            frames in proptest::collection::vec(
+                (
+                    proptest::collection::vec(proptest::sample::select(vec![0x00u8, 0x01, 0x02, 0x7d, 0x7e, 0x31]), 0..40),
+                    proptest::num::u16::ANY,
+                    proptest::option::of((0usize..64, proptest::sample::select(vec![0x7du8, 0x7e, 0x00, 0x03]))),
+                ),
+                1..6,
+            ),
+            cuts in proptest::collection::vec(1usize..40, 0..20),
+        ) {
+            let mut stream = Vec::new();
+            let mut wires = Vec::new();
+            for (body, serial, mutation) in frames {
+                let header = Header {
+                    msg_id: 0x0200,
+                    version: crate::Version::V2013,
+                    protocol_version: 0,
+                    phone: "013800138000".into(),
+                    serial,
+                    encryption: crate::Encryption::None,
+                    package: None,
+                };
+                let mut wire = Frame::new(header, body).to_wire();
+                if let Some((at, byte)) = mutation {
+                    let at = 1 + at % (wire.len() - 2);
+                    wire[at] = byte;
+                }
+                stream.extend_from_slice(&wire);
+                wires.push(wire);
+            }
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut rest = &stream[..];
+            for c in cuts {
+                let c = c.min(rest.len());
+                let (a, b) = rest.split_at(c);
+                chunks.push(a);
+                rest = b;
+            }
+            chunks.push(rest);
+            let items = decode_all(&mut Codec::default(), &chunks);
+            proptest::prop_assert_eq!(&items, &decode_all(&mut Codec::default(), &[&stream]));
+            for item in &items {
+                match item {
+                    Ok(frame) => {
+                        // A good frame is exactly some delimited run of the stream.
+                        let wire = frame.to_wire();
+                        let content = &wire[1..wire.len() - 1];
+                        let again = reference_parse(content);
+                        proptest::prop_assert_eq!(again, Ok(frame.clone()));
+                    }
+                    Err(bad) => {
+                        let raw = bad.raw.as_ref();
+                        proptest::prop_assert!(stream.windows(raw.len()).any(|w| w == raw));
+                        if matches!(bad.error, FrameError::Junk { .. } | FrameError::Truncated { .. }) {
+                            continue;
+                        }
+                        proptest::prop_assert!(raw.len() >= 2 && raw[0] == 0x7e && raw[raw.len() - 1] == 0x7e);
+                        let content = &raw[1..raw.len() - 1];
+                        proptest::prop_assert_eq!(reference_parse(content).err(), Some(bad.error.clone()));
+                    }
+                }
+            }
+        }
+    }
 }
