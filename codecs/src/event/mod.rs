@@ -453,7 +453,11 @@ pub(crate) mod json {
                         out.push(b',');
                     }
                     key(out, k);
-                    value(out, item);
+                    // Flag maps (vehicle signals) are all booleans: no recursive call.
+                    match item {
+                        Value::Bool(b) => bool(out, *b),
+                        other => value(out, other),
+                    }
                 }
                 out.push(b'}');
             }
