@@ -239,7 +239,7 @@ impl Event {
 
     /// The event as one line of JSON (the bytes of [`Event::write_json`]).
     pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(768);
+        let mut out = Vec::new();
         self.write_json(&mut out);
         // The writer only emits UTF-8 (ASCII syntax around `&str` contents).
         String::from_utf8(out).unwrap_or_default()
@@ -265,7 +265,11 @@ impl Event {
             reissue,
             data,
         } = self;
-        out.reserve(640);
+        // A location with its status flags is about 1.2 KB: one allocation for a new buffer.
+        out.reserve(match data {
+            Data::Location(_) => 1536,
+            _ => 512,
+        });
         out.extend_from_slice(b"{\"v\":1,\"event_id\":\"");
         let mut id = [0u8; ulid::ULID_LEN];
         out.extend_from_slice(event_id.array_to_str(&mut id).as_bytes());
