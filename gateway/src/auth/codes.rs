@@ -10,7 +10,8 @@
 //! - a journal next to it (`<snapshot>.log`), one JSON line per code issued since the
 //!   snapshot, appended and `fsync`ed before the code is handed out.
 //!
-//! A registration costs one small append, whatever the number of terminals (rewriting the
+//! A registration costs one small append (concurrent registrations share one fsync: group
+//! commit), whatever the number of terminals (rewriting the
 //! whole file per registration made a fleet's first registration storm quadratic). At start
 //! the journal is replayed over the snapshot, folded into a new snapshot and emptied. A torn
 //! last line (a crash in the middle of an append) is ignored: its code was never handed out.
@@ -57,6 +58,18 @@ struct Entry {
     code: String,
     /// RFC 3339 UTC time of issue, for operators reading the file.
     issued_at: String,
+    /// Journal sequence number of the append that makes it durable (0: already on disk).
+    #[serde(skip)]
+    seq: u64,
+}
+
+/// Journal lines not yet written, in order (group commit: one fsync for all of them).
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// Sequence number of the last line in `bytes`.
+    last: u64,
+    next: u64,
 }
 
 /// Auth codes by terminal phone number, persisted in `path`.
@@ -64,6 +77,11 @@ struct Entry {
 pub struct CodeStore {
     path: PathBuf,
     codes: Mutex<BTreeMap<String, Entry>>,
+    pending: std::sync::Mutex<Pending>,
+    /// Highest journal sequence number known durable.
+    flushed: std::sync::atomic::AtomicU64,
+    /// One journal writer at a time; the others' lines ride along with its fsync.
+    flush_lock: Mutex<()>,
 }
 
 impl CodeStore {
@@ -97,6 +115,13 @@ impl CodeStore {
         let store = CodeStore {
             path,
             codes: Mutex::new(codes),
+            pending: std::sync::Mutex::new(Pending {
+                bytes: Vec::new(),
+                last: 0,
+                next: 1,
+            }),
+            flushed: std::sync::atomic::AtomicU64::new(0),
+            flush_lock: Mutex::new(()),
         };
         if replayed > 0 {
             let codes = store.codes.lock().await.clone();
@@ -124,60 +149,120 @@ impl CodeStore {
 
     /// Binds `code` to `phone` and persists the store (a no-op when it is already bound).
     pub async fn set(&self, phone: &str, code: &str) -> Result<(), CodeStoreError> {
-        let mut codes = self.codes.lock().await;
-        if codes.get(phone).is_some_and(|e| e.code == code) {
-            return Ok(());
-        }
-        self.insert(&mut codes, phone, code).await
+        let seq = {
+            let mut codes = self.codes.lock().await;
+            match codes.get(phone) {
+                Some(e) if e.code == code => e.seq,
+                _ => self.insert(&mut codes, phone, code)?,
+            }
+        };
+        self.durable(seq).await
     }
 
     /// The code stored for `phone`, or a fresh random one bound to it and persisted.
     pub async fn get_or_issue(&self, phone: &str) -> Result<String, CodeStoreError> {
         // One lock for the look-up and the insert: two concurrent registrations of one phone
-        // get the same code.
-        let mut codes = self.codes.lock().await;
-        if let Some(e) = codes.get(phone) {
-            return Ok(e.code.clone());
-        }
-        let code = generate();
-        self.insert(&mut codes, phone, &code).await?;
+        // get the same code. The code is handed out only once durable (after the lock, so
+        // concurrent registrations of other phones share one fsync).
+        let (code, seq) = {
+            let mut codes = self.codes.lock().await;
+            match codes.get(phone) {
+                Some(e) => (e.code.clone(), e.seq),
+                None => {
+                    let code = generate();
+                    let seq = self.insert(&mut codes, phone, &code)?;
+                    (code, seq)
+                }
+            }
+        };
+        self.durable(seq).await?;
         Ok(code)
     }
 
-    async fn insert(
+    /// Records `phone -> code` and queues its journal line; returns the line's sequence number.
+    fn insert(
         &self,
         codes: &mut BTreeMap<String, Entry>,
         phone: &str,
         code: &str,
-    ) -> Result<(), CodeStoreError> {
-        let entry = Entry {
-            code: code.to_owned(),
-            issued_at: chrono::Utc::now().to_rfc3339(),
-        };
-        // Persist before publishing in memory: a code the files do not hold must not be handed out.
-        self.append(phone, &entry).await?;
-        codes.insert(phone.to_owned(), entry);
-        Ok(())
-    }
-
-    async fn append(&self, phone: &str, entry: &Entry) -> Result<(), CodeStoreError> {
-        let journal = journal_path(&self.path);
-        let err = |source| CodeStoreError::Write {
-            path: journal.clone(),
-            source,
-        };
+    ) -> Result<u64, CodeStoreError> {
+        let issued_at = chrono::Utc::now().to_rfc3339();
         let mut line = serde_json::to_vec(&JournalLine {
             phone,
-            code: &entry.code,
-            issued_at: &entry.issued_at,
+            code,
+            issued_at: &issued_at,
         })
-        .map_err(|e| err(std::io::Error::other(e)))?;
+        .map_err(|e| CodeStoreError::Write {
+            path: journal_path(&self.path),
+            source: std::io::Error::other(e),
+        })?;
         line.push(b'\n');
-        let path = journal.clone();
-        tokio::task::spawn_blocking(move || append_synced(&path, &line))
-            .await
-            .map_err(|e| err(std::io::Error::other(e)))?
-            .map_err(err)
+        let seq = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let seq = p.next;
+            p.next += 1;
+            p.bytes.extend_from_slice(&line);
+            p.last = seq;
+            seq
+        };
+        codes.insert(
+            phone.to_owned(),
+            Entry {
+                code: code.to_owned(),
+                issued_at,
+                seq,
+            },
+        );
+        Ok(seq)
+    }
+
+    /// Waits until journal line `seq` is on disk, writing (with everything queued with it)
+    /// if no other caller is doing so.
+    async fn durable(&self, seq: u64) -> Result<(), CodeStoreError> {
+        use std::sync::atomic::Ordering;
+        loop {
+            if self.flushed.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            let _writer = self.flush_lock.lock().await;
+            if self.flushed.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            let (bytes, last) = {
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                (std::mem::take(&mut p.bytes), p.last)
+            };
+            if bytes.is_empty() {
+                continue;
+            }
+            let journal = journal_path(&self.path);
+            let path = journal.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                let r = append_synced(&path, &bytes);
+                (r, bytes)
+            })
+            .await;
+            match written {
+                Ok((Ok(()), _)) => self.flushed.store(last, Ordering::Release),
+                Ok((Err(source), bytes)) => {
+                    // Put the lines back in front: the next caller retries them.
+                    let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut back = bytes;
+                    back.extend_from_slice(&p.bytes);
+                    p.bytes = back;
+                    return Err(CodeStoreError::Write {
+                        path: journal,
+                        source,
+                    });
+                }
+                Err(e) => {
+                    return Err(CodeStoreError::Write {
+                        path: journal,
+                        source: std::io::Error::other(e),
+                    })
+                }
+            }
+        }
     }
 
     async fn write(&self, codes: &BTreeMap<String, Entry>) -> Result<(), CodeStoreError> {
@@ -233,6 +318,7 @@ fn replay(bytes: &[u8], codes: &mut BTreeMap<String, Entry>) -> Result<usize, se
                     Entry {
                         code: l.code.to_owned(),
                         issued_at: l.issued_at.to_owned(),
+                        seq: 0,
                     },
                 );
                 n += 1;
@@ -338,10 +424,17 @@ mod tests {
     async fn codes_are_journaled_and_a_torn_last_line_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("codes.json");
-        let store = CodeStore::open(path.clone()).await.unwrap();
+        let store = std::sync::Arc::new(CodeStore::open(path.clone()).await.unwrap());
+        // Concurrent registrations share fsyncs; each gets its own durable code.
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(async move { s.get_or_issue(&format!("0138{i:08}")).await.unwrap() })
+            })
+            .collect();
         let mut issued = Vec::new();
-        for i in 0..50 {
-            issued.push(store.get_or_issue(&format!("0138{i:08}")).await.unwrap());
+        for t in tasks {
+            issued.push(t.await.unwrap());
         }
         drop(store);
         // A crash in the middle of an append.
