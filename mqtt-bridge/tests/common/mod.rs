@@ -146,7 +146,7 @@ impl Mosquitto {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let extra = format!(
-            "persistence true\npersistence_location {}/\nautosave_interval 0\n",
+            "persistence true\npersistence_location {}/\nautosave_interval 0\nmax_queued_messages 0\n",
             data.display()
         );
         Self::start_with(port, None, &extra)
