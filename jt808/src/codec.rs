@@ -69,6 +69,8 @@ pub struct Codec {
     /// Junk bytes already dropped from the buffer but not yet reported.
     junk_len: usize,
     junk_raw: Vec<u8>,
+    /// The encoder's content buffer, kept between frames.
+    scratch: Vec<u8>,
 }
 
 fn cap(raw: &[u8]) -> Bytes {
@@ -303,10 +305,30 @@ impl Decoder for Codec {
 impl Encoder<&Frame> for Codec {
     type Error = std::io::Error;
 
+    /// Writes [`Frame::to_wire`]'s bytes straight into `dst`: the content is built in a
+    /// buffer the codec keeps, then escaped run by run into `dst`.
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), Self::Error> {
-        let mut out = Vec::new();
-        frame.write_wire(&mut out);
-        dst.extend_from_slice(&out);
+        let mut content = std::mem::take(&mut self.scratch);
+        content.clear();
+        frame.encode_content(&mut content);
+        dst.reserve(content.len() + content.len() / 16 + 4);
+        dst.put_u8(FLAG);
+        let mut rest = content.as_slice();
+        while let Some(pos) = memchr2(FLAG, ESC, rest) {
+            let (plain, tail) = rest.split_at(pos);
+            dst.put_slice(plain);
+            let Some((&b, after)) = tail.split_first() else {
+                break;
+            };
+            dst.put_slice(&[ESC, if b == FLAG { 0x02 } else { 0x01 }]);
+            rest = after;
+        }
+        dst.put_slice(rest);
+        dst.put_u8(FLAG);
+        // Keep a frame-sized buffer, not one grown by an oversized body.
+        if content.capacity() <= 4096 {
+            self.scratch = content;
+        }
         Ok(())
     }
 }
@@ -417,6 +439,29 @@ mod tests {
         let items = decode_all(&mut Codec::default(), &[&bad]);
         let err = items[0].as_ref().unwrap_err();
         assert_eq!(err.raw.as_ref(), &bad[..], "{:?}", err.error);
+    }
+
+    #[test]
+    fn the_encoder_writes_to_wire_bytes_frame_after_frame() {
+        let mut codec = Codec::default();
+        let mut dst = BytesMut::new();
+        let mut expect = Vec::new();
+        for (i, serial) in [0x0001u16, 0x7e7d, 0x007e, 0x7d00].into_iter().enumerate() {
+            let header = Header {
+                msg_id: 0x8001,
+                version: crate::Version::V2013,
+                protocol_version: 0,
+                phone: "013800138000".into(),
+                serial,
+                encryption: crate::Encryption::None,
+                package: None,
+            };
+            let body: Vec<u8> = [0x7e, 0x7d, 0x01, 0x02].repeat(i * 40);
+            let frame = Frame::new(header, body);
+            Encoder::<&Frame>::encode(&mut codec, &frame, &mut dst).unwrap();
+            expect.extend_from_slice(&frame.to_wire());
+        }
+        assert_eq!(&dst[..], &expect[..]);
     }
 
     fn reference_parse(content: &[u8]) -> Result<Frame, FrameError> {
