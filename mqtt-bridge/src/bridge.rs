@@ -95,6 +95,8 @@ pub(crate) struct Loop {
     broker: String,
     stopping: Arc<AtomicBool>,
     connected: Arc<AtomicBool>,
+    /// Tells the store-and-forward relay that the connection is gone.
+    lost_signal: Arc<tokio::sync::Notify>,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
 }
@@ -217,6 +219,7 @@ impl Bridge {
         let publisher = Publisher::new(job_tx, topics.clone(), cfg.qos, cfg.max_packet_size);
         let tracker = Arc::new(Tracker::default());
         let connected = Arc::new(AtomicBool::new(up));
+        let lost = Arc::new(tokio::sync::Notify::new());
         let forwarder = match spool {
             None => Forwarder::Direct(tokio::spawn(forward(
                 job_rx,
@@ -234,6 +237,8 @@ impl Bridge {
                         connected: connected.clone(),
                         inflight: usize::from(cfg.inflight),
                         depth: publisher.depth(),
+                        lost: lost.clone(),
+                        unacked: Default::default(),
                     },
                 );
                 Forwarder::Spooled(relay, spool)
@@ -251,6 +256,7 @@ impl Bridge {
             broker: broker.clone(),
             stopping: stopping.clone(),
             connected: connected.clone(),
+            lost_signal: lost,
             backoff_min,
             backoff_max,
         };
@@ -560,6 +566,7 @@ impl Loop {
     ) {
         self.connected.store(false, Ordering::SeqCst);
         if *connected {
+            self.lost_signal.notify_one();
             *connected = false;
             metrics::gauge!("vgate_mqtt_connected").set(0.0);
             tracing::warn!(broker = %self.broker, error = %error, "MQTT connection lost");

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Qos, QosConfig};
 use crate::connection::Client;
 use crate::topics::Topics;
-use crate::tracker::{Ticket, Tracker};
+use crate::tracker::{Done, Ticket, Tracker};
 use crate::BridgeError;
 
 /// Fixed overhead of a PUBLISH packet besides topic and payload (header, lengths, pkid).
@@ -48,7 +48,7 @@ impl Job {
     /// Hands the job to rumqttc, its ticket registered first. `Err` when the event loop is gone.
     pub(crate) async fn send(self, client: &Client, tracker: &Tracker) -> Result<(), BridgeError> {
         tracker.sending(Ticket {
-            done: self.done,
+            done: Done::One(self.done),
             qos0: self.qos == Qos::AtMostOnce,
             kind: self.kind,
             queued_at: self.queued_at,

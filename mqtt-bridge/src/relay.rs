@@ -17,21 +17,29 @@
 //! only once the feeder has handed every spooled record to rumqttc. So publishes reach
 //! rumqttc in exactly the order they were queued (per vehicle and overall), whichever way
 //! each one went. The acker deletes a spooled record once its PUBACK comes.
+//!
+//! Direct publishes keep a copy (`Shared::unacked`) until their PUBACK. When the connection
+//! is lost the dispatcher *rescues* them: appends the copies to the spool and resolves their
+//! `Delivery`s, so no vehicle waits for the broker to come back. rumqttc re-sends the
+//! originals first after the reconnect; the spooled copies follow as duplicates (same
+//! `event_id`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
-use tokio::sync::{mpsc, oneshot};
+
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::Qos;
 use crate::connection::Client;
 use crate::publisher::Job;
 use crate::spool::{Record, Spool};
-use crate::tracker::{Ticket, Tracker};
+use crate::tracker::{Done, Outcome, Ticket, Tracker};
 use crate::BridgeError;
 
 /// Direct jobs waiting for the feeder: kept small, since they wait for the broker (not for
@@ -61,6 +69,31 @@ pub(crate) struct Shared {
     pub inflight: usize,
     /// The publisher's queue depth gauge.
     pub depth: Arc<AtomicI64>,
+    /// Signalled by the event loop when the connection is lost: time to rescue.
+    pub lost: Arc<Notify>,
+    /// Direct publishes not yet acknowledged, in send order, with a copy of each: when the
+    /// connection is lost they are copied to the spool, so their `Delivery`s resolve then
+    /// rather than at the reconnect.
+    pub unacked: Mutex<VecDeque<(Record, SharedDone)>>,
+}
+
+/// A `Delivery`'s sender, shared by its ticket and the rescue list: the first to take it
+/// resolves the `Delivery`.
+pub(crate) type SharedDone = Arc<Mutex<Option<Outcome>>>;
+
+/// A publish sent direct, on its way to the feeder.
+struct Direct {
+    rec: Record,
+    done: SharedDone,
+    queued_at: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn pending(d: &SharedDone) -> bool {
+    lock(d).is_some()
 }
 
 /// Starts the relay tasks on `rx`, the publisher's queue.
@@ -97,7 +130,7 @@ fn record(job: &Job) -> Record {
 
 async fn dispatch(
     mut rx: mpsc::Receiver<Job>,
-    feed_tx: mpsc::Sender<Job>,
+    feed_tx: mpsc::Sender<Direct>,
     sh: Arc<Shared>,
     sent: Arc<AtomicU64>,
 ) {
@@ -105,8 +138,16 @@ async fn dispatch(
     let mut spilling = sh.spool.len() > 0;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let Some(job) = rx.recv().await else { return };
-        batch.push(job);
+        tokio::select! {
+            job = rx.recv() => match job {
+                Some(job) => batch.push(job),
+                None => return,
+            },
+            _ = sh.lost.notified() => {
+                rescue(&sh).await;
+                continue;
+            }
+        }
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(j) => batch.push(j),
@@ -136,27 +177,86 @@ async fn dispatch(
                 to_spool.push(job);
                 continue;
             }
-            match feed_tx.try_send(job) {
+            let rec = record(&job);
+            let done: SharedDone = Arc::new(Mutex::new(Some(job.done)));
+            {
+                let mut unacked = lock(&sh.unacked);
+                while unacked.front().is_some_and(|(_, d)| !pending(d)) {
+                    unacked.pop_front();
+                }
+                if unacked.len() > 4 * (sh.inflight + FEED) {
+                    // An old one still waits: drop the acknowledged ones behind it.
+                    unacked.retain(|(_, d)| pending(d));
+                }
+                unacked.push_back((rec.clone(), done.clone()));
+            }
+            let direct = Direct {
+                rec,
+                done,
+                queued_at: job.queued_at,
+            };
+            match feed_tx.try_send(direct) {
                 Ok(()) => {}
-                Err(TrySendError::Full(job)) => {
+                Err(TrySendError::Full(direct)) => {
                     tracing::info!("MQTT client busy; spooling publishes to disk");
+                    lock(&sh.unacked).pop_back();
                     spilling = true;
-                    to_spool.push(job);
+                    if let Some(tx) = lock(&direct.done).take() {
+                        to_spool.push(Job {
+                            topic: direct.rec.topic,
+                            payload: direct.rec.payload,
+                            qos: direct.rec.qos,
+                            retain: direct.rec.retain,
+                            kind: direct.rec.kind,
+                            correlation: direct.rec.correlation,
+                            done: tx,
+                            queued_at: direct.queued_at,
+                        });
+                    }
                 }
                 Err(TrySendError::Closed(_)) => return,
             }
         }
         if !to_spool.is_empty() {
-            spool_jobs(to_spool, &sh.spool).await;
+            if !sh.connected.load(Ordering::SeqCst) {
+                // Older than these: their copies go first.
+                rescue(&sh).await;
+            }
+            let items = to_spool
+                .into_iter()
+                .map(|j| (record(&j), Done::One(j.done)))
+                .collect();
+            spool_records(items, &sh.spool).await;
         }
     }
 }
 
-/// Appends `jobs` to the spool, resolving each one's `Delivery` once it is durable; waits
+/// The connection is gone: copies the direct publishes still unacknowledged (in flight in
+/// rumqttc, or waiting for the feeder) to the spool and resolves their `Delivery`s. rumqttc
+/// still sends the originals after the reconnect, before anything newer, and the copies are
+/// sent again from the spool: duplicates with the same `event_id`, never a loss or a
+/// reordering of first copies.
+async fn rescue(sh: &Shared) {
+    let items: Vec<(Record, Done)> = lock(&sh.unacked)
+        .drain(..)
+        .filter(|(_, d)| pending(d))
+        .map(|(r, d)| (r, Done::Shared(d)))
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    tracing::info!(
+        publishes = items.len(),
+        "MQTT connection lost; in-flight publishes copied to the spool"
+    );
+    spool_records(items, &sh.spool).await;
+}
+
+/// Appends `items` to the spool, resolving each one's `Delivery` once it is durable; waits
 /// while the spool is full (`backpressure`).
-async fn spool_jobs(mut jobs: Vec<Job>, spool: &Arc<Spool>) {
-    while !jobs.is_empty() {
-        let records: Vec<Record> = jobs.iter().map(record).collect();
+async fn spool_records(mut items: Vec<(Record, Done)>, spool: &Arc<Spool>) {
+    while !items.is_empty() {
+        let records: Vec<Record> = items.iter().map(|(r, _)| r.clone()).collect();
         // Registered before the append, so a deletion in between is not missed.
         let space = spool.space.notified();
         let sp = spool.clone();
@@ -171,11 +271,11 @@ async fn spool_jobs(mut jobs: Vec<Job>, spool: &Arc<Spool>) {
             });
         match appended {
             Ok(a) => {
-                let rest = jobs.split_off(a.count);
-                for job in jobs {
-                    let _ = job.done.send(Ok(()));
+                let rest = items.split_off(a.count);
+                for (_, done) in items {
+                    done.send(Ok(()));
                 }
-                jobs = rest;
+                items = rest;
                 if a.count == 0 {
                     tracing::debug!(
                         bytes = spool.bytes(),
@@ -187,17 +287,36 @@ async fn spool_jobs(mut jobs: Vec<Job>, spool: &Arc<Spool>) {
             }
             Err(e) => {
                 // Not acknowledged: the gateway does not answer the vehicle, which resends.
-                tracing::error!(error = %e, lost = jobs.len(), "MQTT spool write failed");
-                for job in jobs.drain(..) {
-                    let _ = job.done.send(Err(e.clone()));
+                tracing::error!(error = %e, lost = items.len(), "MQTT spool write failed");
+                for (_, done) in items.drain(..) {
+                    done.send(Err(e.clone()));
                 }
             }
         }
     }
 }
 
+/// Hands a direct publish to rumqttc, its ticket registered first.
+async fn send_direct(d: Direct, sh: &Shared) -> Result<(), BridgeError> {
+    sh.tracker.sending(Ticket {
+        done: Done::Shared(d.done),
+        qos0: d.rec.qos == Qos::AtMostOnce,
+        kind: d.rec.kind,
+        queued_at: d.queued_at,
+    });
+    let r = d.rec;
+    let sent = sh
+        .client
+        .publish(r.topic, r.qos, r.retain, r.payload, r.correlation)
+        .await;
+    if sent.is_err() {
+        sh.tracker.unsend_last();
+    }
+    sent
+}
+
 async fn feed(
-    mut feed_rx: mpsc::Receiver<Job>,
+    mut feed_rx: mpsc::Receiver<Direct>,
     ack_tx: mpsc::Sender<(u64, oneshot::Receiver<Result<(), BridgeError>>)>,
     sh: Arc<Shared>,
     sent: Arc<AtomicU64>,
@@ -206,8 +325,8 @@ async fn feed(
     loop {
         // Direct jobs first: any of them is older than every record not yet sent.
         match feed_rx.try_recv() {
-            Ok(job) => {
-                if job.send(&sh.client, &sh.tracker).await.is_err() {
+            Ok(direct) => {
+                if send_direct(direct, &sh).await.is_err() {
                     return;
                 }
                 continue;
@@ -238,7 +357,7 @@ async fn feed(
             }
             let (done, rx) = oneshot::channel();
             sh.tracker.sending(Ticket {
-                done,
+                done: Done::One(done),
                 qos0: r.qos == Qos::AtMostOnce,
                 kind: r.kind,
                 queued_at: Instant::now(),
@@ -263,8 +382,8 @@ async fn feed(
         tokio::select! {
             biased;
             job = feed_rx.recv() => match job {
-                Some(job) => {
-                    if job.send(&sh.client, &sh.tracker).await.is_err() {
+                Some(direct) => {
+                    if send_direct(direct, &sh).await.is_err() {
                         return;
                     }
                 }

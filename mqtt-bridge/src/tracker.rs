@@ -23,17 +23,42 @@
 //! still holds the collision, the same event is a replay after a reconnect.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::{oneshot, Notify};
 
 use crate::BridgeError;
 
+/// The outcome of a publish, for whoever waits on its `Delivery`.
+pub(crate) type Outcome = oneshot::Sender<Result<(), BridgeError>>;
+
+/// Where a ticket's outcome goes: its own channel, or one shared with the store-and-forward
+/// relay, which may resolve it first (once a copy is in the spool); whoever takes the sender
+/// first resolves the `Delivery`.
+#[derive(Debug)]
+pub(crate) enum Done {
+    One(Outcome),
+    Shared(Arc<Mutex<Option<Outcome>>>),
+}
+
+impl Done {
+    pub fn send(self, outcome: Result<(), BridgeError>) {
+        let tx = match self {
+            Done::One(tx) => Some(tx),
+            Done::Shared(s) => s.lock().unwrap_or_else(|e| e.into_inner()).take(),
+        };
+        // The caller may have dropped its Delivery: nobody to tell.
+        if let Some(tx) = tx {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
 /// One publish on its way, resolved when the broker has it.
 #[derive(Debug)]
 pub(crate) struct Ticket {
-    pub done: oneshot::Sender<Result<(), BridgeError>>,
+    pub done: Done,
     pub qos0: bool,
     pub kind: &'static str,
     pub queued_at: Instant,
@@ -48,14 +73,13 @@ impl Ticket {
         if outcome.is_err() {
             metrics::counter!("vgate_mqtt_publish_rejected_total", "type" => self.kind)
                 .increment(1);
-            let _ = self.done.send(outcome);
+            self.done.send(outcome);
             return;
         }
         metrics::histogram!("vgate_mqtt_publish_latency_seconds")
             .record(self.queued_at.elapsed().as_secs_f64());
         metrics::counter!("vgate_mqtt_published_total", "type" => self.kind).increment(1);
-        // The caller may have dropped its Delivery: nobody to tell.
-        let _ = self.done.send(Ok(()));
+        self.done.send(Ok(()));
     }
 }
 
@@ -191,7 +215,7 @@ mod tests {
     fn ticket(qos0: bool) -> (Ticket, oneshot::Receiver<Result<(), BridgeError>>) {
         let (done, rx) = oneshot::channel();
         let t = Ticket {
-            done,
+            done: Done::One(done),
             qos0,
             kind: "location",
             queued_at: Instant::now(),
@@ -258,6 +282,26 @@ mod tests {
         assert!(rc.try_recv().is_ok());
         tr.puback(4);
         assert!(rb.try_recv().is_ok());
+        assert_eq!(tr.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_shared_outcome_resolves_once_whoever_takes_it_first() {
+        let tr = Tracker::default();
+        let (tx, mut rx) = oneshot::channel();
+        let shared = Arc::new(Mutex::new(Some(tx)));
+        tr.sending(Ticket {
+            done: Done::Shared(shared.clone()),
+            qos0: false,
+            kind: "location",
+            queued_at: Instant::now(),
+        });
+        tr.outgoing_publish(3, false);
+        // The relay rescued it to the spool first.
+        Done::Shared(shared).send(Ok(()));
+        assert_eq!(rx.try_recv(), Ok(Ok(())));
+        // The PUBACK after the reconnect finds nobody to tell, and the ticket is gone.
+        tr.puback(3);
         assert_eq!(tr.outstanding(), 0);
     }
 

@@ -506,9 +506,8 @@ async fn publishing_through_two_broker_outages_keeps_every_event_in_order_per_ve
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
     let mut m = Some(Mosquitto::start_persistent(port, data.path()));
-    // A vehicle whose event was handed to the MQTT client when the connection broke waits
-    // for the broker (at most inflight + 17 such events); with inflight 4 and 30 vehicles,
-    // most keep publishing, into the spool.
+    // A small inflight window: the broker "not keeping up" (window full) spills too, and
+    // rumqttc's packet ids wrap and collide.
     let cfg = MqttConfig {
         inflight: 4,
         ..spooled(&format!("mqtt://127.0.0.1:{port}"), spool.path())
@@ -578,6 +577,60 @@ async fn publishing_through_two_broker_outages_keeps_every_event_in_order_per_ve
     assert_eq!(got, sent, "every event, in order per vehicle");
     until("the spool drains", || bridge.spooled() == Some(0)).await;
     bridge.shutdown().await.expect("clean shutdown");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_publish_in_flight_when_the_connection_breaks_is_rescued_to_the_spool() {
+    need_mosquitto!("a_publish_in_flight_when_the_connection_breaks");
+    let started = Instant::now();
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start(port, None);
+    let mut cfg = spooled(&m.url(), spool.path());
+    cfg.shutdown_timeout_s = 1;
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+
+    // A frozen broker: the connection stays up, no PUBACK comes. The publish goes direct.
+    m.signal("STOP");
+    let ev = common::login_event(VEHICLES[0]);
+    let mut d = bridge.publisher().publish_event(&ev).await.expect("queued");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut d)
+            .await
+            .is_err(),
+        "no PUBACK from a frozen broker"
+    );
+    assert_eq!(bridge.spooled(), Some(0));
+    // The connection breaks: the in-flight publish is copied to the spool, its Delivery
+    // resolves without waiting for a broker.
+    m.kill();
+    tokio::time::timeout(Duration::from_secs(5), d)
+        .await
+        .expect("resolved while the broker is down")
+        .expect("durable in the spool");
+    assert_eq!(bridge.spooled(), Some(1));
+    bridge.shutdown().await.expect("shutdown");
+
+    // The copy is what the next bridge delivers.
+    let m = Mosquitto::start(port, None);
+    let mut sub = Subscriber::connect(port, &["vgate/v1/+/+"]).await;
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("the next bridge starts on the spool");
+    assert_eq!(
+        ident(&sub.next().await),
+        (VEHICLES[0].to_owned(), ev.event_id.to_string())
+    );
+    until("the spool drains", || bridge.spooled() == Some(0)).await;
+    bridge.shutdown().await.expect("clean shutdown");
+    drop(m);
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",

@@ -205,6 +205,16 @@ impl Mosquitto {
         self.stop();
     }
 
+    /// Sends `signal` (e.g. "STOP", "CONT") to the broker process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Stops the broker with SIGTERM: it saves its persistence database, then exits.
     pub fn terminate(mut self) {
         let status = Command::new("kill")
