@@ -144,7 +144,8 @@ async fn dispatch(
                 None => return,
             },
             _ = sh.lost.notified() => {
-                rescue(&sh).await;
+                // The copies go before anything newer.
+                spilling |= rescue(&sh).await;
                 continue;
             }
         }
@@ -220,7 +221,7 @@ async fn dispatch(
         if !to_spool.is_empty() {
             if !sh.connected.load(Ordering::SeqCst) {
                 // Older than these: their copies go first.
-                rescue(&sh).await;
+                let _ = rescue(&sh).await;
             }
             let items = to_spool
                 .into_iter()
@@ -232,24 +233,26 @@ async fn dispatch(
 }
 
 /// The connection is gone: copies the direct publishes still unacknowledged (in flight in
-/// rumqttc, or waiting for the feeder) to the spool and resolves their `Delivery`s. rumqttc
+/// rumqttc, or waiting for the feeder) to the spool and resolves their `Delivery`s; true
+/// if there were any. rumqttc
 /// still sends the originals after the reconnect, before anything newer, and the copies are
 /// sent again from the spool: duplicates with the same `event_id`, never a loss or a
 /// reordering of first copies.
-async fn rescue(sh: &Shared) {
+async fn rescue(sh: &Shared) -> bool {
     let items: Vec<(Record, Done)> = lock(&sh.unacked)
         .drain(..)
         .filter(|(_, d)| pending(d))
         .map(|(r, d)| (r, Done::Shared(d)))
         .collect();
     if items.is_empty() {
-        return;
+        return false;
     }
     tracing::info!(
         publishes = items.len(),
         "MQTT connection lost; in-flight publishes copied to the spool"
     );
     spool_records(items, &sh.spool).await;
+    true
 }
 
 /// Appends `items` to the spool, resolving each one's `Delivery` once it is durable; waits
