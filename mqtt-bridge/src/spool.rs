@@ -319,6 +319,7 @@ impl Spool {
         let tx = self.db.begin_read().map_err(|e| err(&self.path, e))?;
         let t = tx.open_table(RECORDS).map_err(|e| err(&self.path, e))?;
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         for row in t
             .range(after.saturating_add(1)..)
             .map_err(|e| err(&self.path, e))?
@@ -329,9 +330,18 @@ impl Spool {
             let (k, v) = row.map_err(|e| err(&self.path, e))?;
             match Record::decode(v.value()) {
                 Some(r) => out.push((k.value(), r)),
-                // Written by a newer vgate, or damaged: replaying garbage helps nobody.
-                None => tracing::error!(id = k.value(), "unreadable MQTT spool record skipped"),
+                None => unreadable.push(k.value()),
             }
+        }
+        drop(t);
+        drop(tx);
+        if !unreadable.is_empty() {
+            // Written by a newer vgate, or damaged: replaying garbage helps nobody, and
+            // keeping it would hold its space forever.
+            tracing::error!(ids = ?unreadable, "unreadable MQTT spool records deleted");
+            metrics::counter!("vgate_spool_events_total", "op" => "dropped")
+                .increment(unreadable.len() as u64);
+            self.remove(&unreadable)?;
         }
         Ok(out)
     }
@@ -549,6 +559,30 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(s.last_id(), 3);
         assert_eq!(s.read_after(0, 10).expect("read").len(), 3);
+    }
+
+    #[test]
+    fn an_unreadable_record_is_skipped_and_deleted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = Spool::open(dir.path(), 1 << 20, WhenFull::Backpressure).expect("open");
+        s.append(&[rec(1), rec(2), rec(3)]).expect("append");
+        {
+            let tx = s.db.begin_write().expect("write");
+            {
+                let mut t = tx.open_table(RECORDS).expect("table");
+                t.insert(2, [99u8, 1, 2].as_slice()).expect("insert");
+            }
+            tx.commit().expect("commit");
+        }
+        let ids: Vec<u64> = s
+            .read_after(0, 10)
+            .expect("read")
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(ids, [1, 3]);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.count_on_disk(), 2);
     }
 
     #[test]
