@@ -19,6 +19,7 @@ VEHICLES=${VEHICLES:-200}      # simulated terminals for throughput/latency
 DURATION=${DURATION:-10}       # seconds of driving
 RATE=${RATE:-200}              # reports per second per terminal offered in step 1
 IDLE=${IDLE:-15000}            # idle connections in step 3 (this machine: 20,000 fds per process)
+STEPS=${STEPS:-"1 2 3"}        # which steps to run
 OUT=target/bench
 mkdir -p "$OUT"
 
@@ -59,6 +60,10 @@ start_vgate() { # $1 = name; prints "pid jt808_addr"
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
+step() { [[ " $STEPS " == *" $1 "* ]]; }
+
+VIA=${VIA:-0}
+if step 1; then
 echo "== 1. throughput"
 OFFERED=$((VEHICLES * RATE * DURATION))
 "$BM" count --port "$MQ" --filter 'direct/#' --count "$OFFERED" --timeout 5 >"$OUT/direct.json" 2>/dev/null &
@@ -80,7 +85,10 @@ kill "$VPID"; wait "$VPID" 2>/dev/null || true
 DIRECT=$(json "$OUT/direct.json" "['rate']")
 VIA=$(json "$OUT/vgate.json" "['rate']")
 echo "direct to Mosquitto: $DIRECT msg/s; via vgate: $VIA events/s ($(python3 -c "print(round(100*$VIA/max($DIRECT,1)))")%)"
+fi
 
+if step 2; then
+[ "$VIA" = 0 ] && VIA=$((VEHICLES * RATE))
 echo "== 2. latency at half that rate"
 HALF=$(python3 -c "print(max(1, int($VIA / 2 / $VEHICLES)))")
 read -r VPID JT < <(start_vgate latency)
@@ -94,6 +102,9 @@ wait "$SUB"
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 echo "rate $((VEHICLES * HALF))/s: frame-in -> MQTT-out p50 $(json "$OUT/latency.json" "['latency_ms_p50']") ms, p99 $(json "$OUT/latency.json" "['latency_ms_p99']") ms; terminal ack p99 $(json "$OUT/sim_latency.json" "['latency_ms_p99']") ms"
 
+fi
+
+if step 3; then
 echo "== 3. $IDLE idle connections"
 read -r VPID JT < <(start_vgate idle)
 PIDS+=("$VPID")
@@ -108,3 +119,4 @@ wait "$SIM"
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 LOGINS=$(json "$OUT/sim_idle.json" "['logins']")
 echo "logins $LOGINS/$IDLE, all in after $(json "$OUT/sim_idle.json" "['all_logged_in_s']") s; RSS $BASE KiB -> $LOADED KiB: $(python3 -c "print(round(($LOADED-$BASE)/max($LOGINS,1)*1024))") bytes per connection"
+fi

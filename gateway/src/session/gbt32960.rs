@@ -97,7 +97,7 @@ where
     let codec = gbt32960::Codec::new(gbt32960::CodecConfig {
         max_frame_len: l.cfg.max_frame_len,
     });
-    let mut frames = FramedRead::new(rd, codec);
+    let mut frames = FramedRead::with_capacity(rd, codec, super::READ_BUFFER);
     let (control_tx, mut control_rx) = mpsc::channel(16);
     let mut s = Session {
         l: l.clone(),
@@ -133,11 +133,11 @@ where
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = s.deliver().await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
                 }
             },
             _ = tick.tick() => {
-                if let Flow::Close(r) = s.retry_commands().await { break r; }
+                if let Flow::Close(r) = Box::pin(s.retry_commands()).await { break r; }
             }
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
             item = frames.next() => match item {
@@ -151,17 +151,17 @@ where
                         (Some(vin), Some(ed), Some(cmd)) => Some((vin.clone(), ed, cmd)),
                         _ => None,
                     };
-                    if let Flow::Close(r) = s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer)).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
                     limit.take().await;
-                    if let Flow::Close(r) = s.on_frame(frame).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_frame(frame)).await { break r; }
                 }
             }
         }
     };
-    s.finish(reason).await;
+    Box::pin(s.finish(reason)).await;
 }
 
 /// Beijing (device-zone) time now, as the replies carry it regardless of the host's zone.

@@ -107,7 +107,7 @@ where
             ChecksumMode::Lenient => jt808::ChecksumPolicy::Lenient,
         },
     });
-    let mut frames = FramedRead::new(rd, codec);
+    let mut frames = FramedRead::with_capacity(rd, codec, super::READ_BUFFER);
     let (control_tx, mut control_rx) = mpsc::channel(16);
     let reassembler = jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
         quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
@@ -152,13 +152,13 @@ where
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = s.deliver().await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
                 }
             },
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
             _ = tick.tick() => {
-                if let Flow::Close(r) = s.poll_reassembly().await { break r; }
-                if let Flow::Close(r) = s.retry_commands().await { break r; }
+                if let Flow::Close(r) = Box::pin(s.poll_reassembly()).await { break r; }
+                if let Flow::Close(r) = Box::pin(s.retry_commands()).await { break r; }
             }
             item = frames.next() => match item {
                 None => break PresenceReason::Closed,
@@ -167,17 +167,17 @@ where
                     break PresenceReason::Error;
                 }
                 Some(Ok(Err(bad))) => {
-                    if let Flow::Close(r) = s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
                     limit.take().await;
-                    if let Flow::Close(r) = s.on_frame(frame).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_frame(frame)).await { break r; }
                 }
             }
         }
     };
-    s.finish(reason).await;
+    Box::pin(s.finish(reason)).await;
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {

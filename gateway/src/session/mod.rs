@@ -21,6 +21,15 @@ use tracing::warn;
 use crate::registry::Registry;
 use crate::sink::Sink;
 
+/// Initial read buffer of a connection. tokio-util's default (8 KiB) would be most of an idle
+/// connection's memory; vehicle frames are mostly under 256 bytes, and the buffer grows (up to
+/// the codec's `max_frame_len`) only for a connection that sends a larger one.
+pub const READ_BUFFER: usize = 512;
+
+// Sessions `Box::pin` their per-frame handlers: an idle connection's task then holds only
+// the small state of its `select!`, not the largest future any frame could need (several KiB
+// each, times 100k connections).
+
 /// What every session of every listener shares.
 #[derive(Clone)]
 pub struct Shared {

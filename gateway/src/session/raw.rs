@@ -138,7 +138,7 @@ where
         return;
     };
     let (rd, wr) = tokio::io::split(stream);
-    let mut frames = FramedRead::new(rd, codec);
+    let mut frames = FramedRead::with_capacity(rd, codec, super::READ_BUFFER);
     let (control_tx, mut control_rx) = mpsc::channel(16);
     let mut s = Session {
         l: l.clone(),
@@ -160,7 +160,7 @@ where
     let shutdown = l.shared.shutdown.clone();
     // `peer` identity: the vehicle is known before its first frame.
     if let Some(vid) = s.identifier.vehicle_id().map(str::to_owned) {
-        if let Flow::Close(r) = s.identified(&vid).await {
+        if let Flow::Close(r) = Box::pin(s.identified(&vid)).await {
             s.finish(r).await;
             return;
         }
@@ -178,7 +178,7 @@ where
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = s.deliver().await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
                 }
             },
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
@@ -196,17 +196,17 @@ where
                     break PresenceReason::Error;
                 }
                 Some(Ok(Err(bad))) => {
-                    if let Flow::Close(r) = s.on_bad_frame(bad.reason(), &bad.to_string(), &[]).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(bad.reason(), &bad.to_string(), &[])).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
                     limit.take().await;
-                    if let Flow::Close(r) = s.on_frame(&frame).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_frame(&frame)).await { break r; }
                 }
             }
         }
     };
-    s.finish(reason).await;
+    Box::pin(s.finish(reason)).await;
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
