@@ -154,6 +154,9 @@ pub struct Jt808Config {
     pub subpackage_quiet_s: u64,
     /// Seconds after which an incomplete subpackaged message is dropped.
     pub subpackage_timeout_s: u64,
+    /// Bytes of incomplete subpackaged messages one connection may hold (the memory bound of
+    /// reassembly); a package beyond it is refused and counted.
+    pub subpackage_max_bytes: usize,
     /// Bad frames tolerated on one connection before it is closed.
     pub max_bad_frames: u32,
     /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
@@ -176,6 +179,7 @@ impl Default for Jt808Config {
             device_tz: "+08:00".to_owned(),
             subpackage_quiet_s: 5,
             subpackage_timeout_s: 60,
+            subpackage_max_bytes: 256 * 1024,
             max_bad_frames: 20,
             max_frames_per_s: 500.0,
             ack_when: AckWhen::Durable,

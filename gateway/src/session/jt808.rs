@@ -112,6 +112,9 @@ where
     let reassembler = jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
         quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
         timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
+        max_bytes_per_phone: l.cfg.subpackage_max_bytes,
+        // One connection is one terminal: a few messages in reassembly at once is plenty.
+        max_groups: 8,
         ..Default::default()
     });
     let mut s = Session {
