@@ -331,20 +331,38 @@ async fn gbt32960_query_params_is_sent_and_acked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broadcast_reaches_online_vehicles_and_queues_for_offline_ones() {
-    const ONLINE: usize = 40;
-    const OFFLINE: usize = 10;
+    const ONLINE: usize = 800;
+    const OFFLINE: usize = 200;
     let vgate = Vgate::start(VgateOptions::default());
     let mut sub = Subscriber::connect(vgate.mqtt_port().unwrap(), &["vgate/v1/+/cmd/result"]).await;
-    let mut online = Vec::new();
-    for i in 0..ONLINE + OFFLINE {
-        let t = online_terminal(&vgate, &format!("0139100{i:05}")).await;
-        online.push(t);
-    }
+    let logins = (0..ONLINE + OFFLINE).map(|i| {
+        let addr = vgate.addr("jt808");
+        tokio::spawn(async move {
+            let phone = format!("0139100{i:05}");
+            let mut t = Terminal::connect(addr, &phone, Version::V2013)
+                .await
+                .expect("connect");
+            let code = t
+                .register()
+                .await
+                .expect("register")
+                .auth_code
+                .expect("code");
+            assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+            t
+        })
+    });
+    let mut online: Vec<Terminal> = futures::future::join_all(logins)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     // Seen, then gone: still members of the group, served from the queue.
     for mut t in online.drain(ONLINE..) {
         let _ = t.logout().await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let published = std::time::Instant::now();
     sub.client
         .publish(
             "vgate/broadcast/jt808/cmd",
@@ -385,6 +403,10 @@ async fn a_broadcast_reaches_online_vehicles_and_queues_for_offline_ones() {
         }
     }
     assert_eq!((acked.len(), queued.len()), (ONLINE, OFFLINE));
+    eprintln!(
+        "broadcast: {ONLINE} online vehicles acked and {OFFLINE} queued in {:?}",
+        published.elapsed()
+    );
     drop(terminals);
 }
 

@@ -411,6 +411,7 @@ impl Dispatcher {
             .unwrap_or_default();
         let now = now_ms();
         let mut stored_all = true;
+        let mut batch: Vec<(QueuedCommand, Protocol)> = Vec::new();
         for vehicle in vehicles {
             if let Err(e) = codecs::vehicle_id::validate(&vehicle) {
                 self.commands
@@ -443,7 +444,7 @@ impl Dispatcher {
                 }
             }
             let q = QueuedCommand {
-                vehicle: vehicle.clone(),
+                vehicle,
                 id: cmd.id.clone(),
                 priority,
                 enqueued_at_ms: now,
@@ -453,40 +454,62 @@ impl Dispatcher {
                 correlation_data: target.correlation_data.clone(),
                 attempts: 0,
             };
-            let outcome = self.commands.blocking(move |queue| queue.enqueue(q)).await;
-            let protocol = protocol.unwrap_or(unknown);
-            match outcome {
-                Some(Ok(Enqueued::Stored)) => match self.registry.get(&vehicle) {
-                    Some(h) => {
-                        let _ = h.control.try_send(Control::Deliver);
+            batch.push((q, protocol.unwrap_or(unknown)));
+        }
+        // One commit (one fsync) for every member of a broadcast.
+        let cmds: Vec<QueuedCommand> = batch.iter().map(|(q, _)| q.clone()).collect();
+        let outcome = if cmds.is_empty() {
+            Some(Ok(Vec::new()))
+        } else {
+            self.commands
+                .blocking(move |queue| queue.enqueue_many(cmds))
+                .await
+        };
+        match outcome {
+            Some(Ok(outcomes)) => {
+                for ((q, protocol), outcome) in batch.iter().zip(outcomes) {
+                    let vehicle = &q.vehicle;
+                    match outcome {
+                        Enqueued::Stored => match self.registry.get(vehicle) {
+                            Some(h) => {
+                                let _ = h.control.try_send(Control::Deliver);
+                            }
+                            None => {
+                                self.commands
+                                    .result(
+                                        vehicle,
+                                        *protocol,
+                                        &target,
+                                        CmdStatus::Queued,
+                                        None,
+                                        None,
+                                    )
+                                    .await
+                            }
+                        },
+                        Enqueued::Duplicate => {
+                            debug!(vehicle, id = %cmd.id, "duplicate command id ignored")
+                        }
+                        Enqueued::VehicleFull | Enqueued::GlobalFull => {
+                            self.commands
+                                .result(
+                                    vehicle,
+                                    *protocol,
+                                    &target,
+                                    CmdStatus::Failed,
+                                    Some("queue_full".into()),
+                                    None,
+                                )
+                                .await;
+                        }
                     }
-                    None => {
-                        self.commands
-                            .result(&vehicle, protocol, &target, CmdStatus::Queued, None, None)
-                            .await
-                    }
-                },
-                Some(Ok(Enqueued::Duplicate)) => {
-                    debug!(vehicle, id = %cmd.id, "duplicate command id ignored")
                 }
-                Some(Ok(Enqueued::VehicleFull)) | Some(Ok(Enqueued::GlobalFull)) => {
-                    self.commands
-                        .result(
-                            &vehicle,
-                            protocol,
-                            &target,
-                            CmdStatus::Failed,
-                            Some("queue_full".into()),
-                            None,
-                        )
-                        .await;
-                }
-                Some(Err(e)) => {
-                    warn!(vehicle, id = %cmd.id, error = %e, "command not stored; the broker will deliver it again");
-                    stored_all = false;
-                }
-                None => stored_all = false,
             }
+            Some(Err(e)) => {
+                warn!(id = %cmd.id, error = %e, "command not stored; the broker will deliver it again");
+                stored_all = false;
+            }
+            None => stored_all = false,
         }
         // Not acknowledged when storing failed: the broker redelivers it (after a reconnect).
         if stored_all {
