@@ -32,6 +32,7 @@ fn cycle(m: &Message, v: Version) -> Option<Message> {
     let ev = match m {
         Message::Register(r) => r.layout,
         Message::Attributes(a) => a.layout,
+        Message::DriverIdentity(d) => d.layout,
         _ => v,
     };
     let body = m.encode_body(ev).ok()?;
