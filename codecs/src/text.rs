@@ -12,7 +12,9 @@ pub fn decode(bytes: &[u8]) -> String {
         // Fast path: most fields are ASCII.
         return String::from_utf8_lossy(bytes).into_owned();
     }
-    let (s, _, _) = encoding_rs::GB18030.decode(bytes);
+    // Without BOM sniffing: valid GBK may begin with EF BB BF or FE FF / FF FE, which
+    // `decode` would take for a UTF-8 / UTF-16 byte-order mark (found by fuzzing).
+    let (s, _) = encoding_rs::GB18030.decode_without_bom_handling(bytes);
     s.into_owned()
 }
 
@@ -89,5 +91,15 @@ mod tests {
         );
         encode_fixed("AB", 5, 0, &mut v).unwrap();
         assert_eq!(v, b"AB\0\0\0");
+    }
+}
+
+#[cfg(test)]
+mod bom_tests {
+    #[test]
+    fn gbk_that_starts_like_a_byte_order_mark_is_gbk() {
+        // "锘縜你" in GBK starts with EF BB BF.
+        assert_eq!(super::decode(&[0xef, 0xbb, 0xbf, 0x61, 0xc4, 0xe3]), "锘縜你");
+        assert_eq!(super::decode(&[0xfe, 0xff, 0x00, 0x41]).chars().count(), 3);
     }
 }

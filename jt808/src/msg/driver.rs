@@ -165,6 +165,26 @@ impl DriverIdentity {
     }
 
     pub(crate) fn encode(&self, version: Version, out: &mut Vec<u8>) -> Result<(), BodyError> {
+        let start = out.len();
+        self.encode_layout(version, out)?;
+        // Before 2019 the layout is guessed from the body's shape: refuse a body that would
+        // read back in another layout than the one asked for (found by fuzzing).
+        if version != Version::V2019 {
+            let body = out.get(start..).unwrap_or(&[]);
+            let (len, back) = (body.len(), DriverIdentity::decode(body, version).map(|d| d.layout));
+            if back != Ok(version) {
+                out.truncate(start);
+                return Err(BodyError::Invalid {
+                    msg_id: ID,
+                    field: "layout",
+                    len,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_layout(&self, version: Version, out: &mut Vec<u8>) -> Result<(), BodyError> {
         if version == Version::V2011 {
             put_len_text(&self.name, "name", ID, out)?;
             let id_card = self.id_card.as_deref().unwrap_or("");

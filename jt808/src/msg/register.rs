@@ -97,7 +97,18 @@ impl Register {
         fixed(&self.model, wmo, "model", REGISTER, out)?;
         fixed(&self.terminal_id, wt, "terminal_id", REGISTER, out)?;
         out.push(self.plate_color);
-        out.extend_from_slice(&codecs::text::encode(&self.plate));
+        let plate = codecs::text::encode(&self.plate);
+        // A 2011 body as long as the 2013 fixed part would read back as 2013 (the header
+        // cannot tell them apart; decode goes by length): refuse it (found by fuzzing).
+        let fixed_2011 = 2 + 2 + wm + wmo + wt + 1;
+        if version == Version::V2011 && fixed_2011 + plate.len() >= REGISTER_2013_FIXED {
+            return Err(BodyError::Invalid {
+                msg_id: REGISTER,
+                field: "plate",
+                len: plate.len(),
+            });
+        }
+        out.extend_from_slice(&plate);
         Ok(())
     }
 }
