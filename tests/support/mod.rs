@@ -404,3 +404,72 @@ impl Subscriber {
         v
     }
 }
+
+/// A TCP proxy in front of a broker that a test can cut and restore: vgate loses its broker
+/// while the platform's subscriber (connected to the broker directly) stays connected.
+pub struct Outage {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Outage {
+    /// Listens on a free port and forwards to 127.0.0.1:`to`.
+    pub async fn start(to: u16) -> Outage {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (u, g) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let (u, g) = (u.clone(), g.clone());
+                let born = g.load(std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    tokio::pin!(copy);
+                    loop {
+                        tokio::select! {
+                            _ = &mut copy => return,
+                            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                                if !u.load(std::sync::atomic::Ordering::SeqCst) || g.load(std::sync::atomic::Ordering::SeqCst) != born {
+                                    return; // drops both sockets: the connection is cut
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Outage {
+            port,
+            up,
+            generation,
+        }
+    }
+
+    /// Cuts every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
