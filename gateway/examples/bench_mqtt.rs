@@ -133,7 +133,7 @@ async fn count(args: &[String], port: u16) {
                 got += 1;
                 // Sample 1 message in 16: parsing every event's JSON would make the counting
                 // subscriber, not vgate, the bottleneck it measures.
-                if got % 16 == 0 {
+                if got.is_multiple_of(16) {
                     if let Some(ms) = latency_ms(&p.payload) {
                         latencies.push(ms);
                     }
