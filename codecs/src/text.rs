@@ -99,7 +99,10 @@ mod bom_tests {
     #[test]
     fn gbk_that_starts_like_a_byte_order_mark_is_gbk() {
         // "锘縜你" in GBK starts with EF BB BF.
-        assert_eq!(super::decode(&[0xef, 0xbb, 0xbf, 0x61, 0xc4, 0xe3]), "锘縜你");
+        assert_eq!(
+            super::decode(&[0xef, 0xbb, 0xbf, 0x61, 0xc4, 0xe3]),
+            "锘縜你"
+        );
         assert_eq!(super::decode(&[0xfe, 0xff, 0x00, 0x41]).chars().count(), 3);
     }
 }

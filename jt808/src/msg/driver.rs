@@ -171,7 +171,10 @@ impl DriverIdentity {
         // read back in another layout than the one asked for (found by fuzzing).
         if version != Version::V2019 {
             let body = out.get(start..).unwrap_or(&[]);
-            let (len, back) = (body.len(), DriverIdentity::decode(body, version).map(|d| d.layout));
+            let (len, back) = (
+                body.len(),
+                DriverIdentity::decode(body, version).map(|d| d.layout),
+            );
             if back != Ok(version) {
                 out.truncate(start);
                 return Err(BodyError::Invalid {
