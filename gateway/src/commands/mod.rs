@@ -594,3 +594,37 @@ pub async fn sweep_expired(commands: Arc<Commands>, shutdown: tokio_util::sync::
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_patterns_match_ids_and_prefixes() {
+        assert!(matches_pattern("LVGB*", "LVGBT000000000001"));
+        assert!(!matches_pattern("LVGB*", "LSVAU2180N2183294"));
+        assert!(matches_pattern("013800138000", "013800138000"));
+        assert!(!matches_pattern("013800138000", "0138001380001"));
+        assert!(matches_pattern("*", "anything"));
+    }
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for p in [Protocol::Jt808_2013, Protocol::Gbt32960_2025, Protocol::Raw] {
+            assert_eq!(protocol_from_name(p.as_str()), Some(p));
+        }
+        assert_eq!(protocol_from_name("nope"), None);
+    }
+
+    #[test]
+    fn params_are_checked_against_the_protocol() {
+        let text = Command::parse(br#"{"id":"1","type":"text","params":{"text":"hi"}}"#).unwrap();
+        assert!(validate_for(&text, Protocol::Jt808_2019).is_ok());
+        assert!(
+            validate_for(&text, Protocol::Raw).is_err(),
+            "raw listeners take only raw"
+        );
+        let raw = Command::parse(br#"{"id":"2","type":"raw","params":{"text":"PING"}}"#).unwrap();
+        assert!(validate_for(&raw, Protocol::Raw).is_ok());
+    }
+}
