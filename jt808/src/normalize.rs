@@ -11,7 +11,7 @@
 //! - everything else -> `passthrough` with the message JSON and `body_base64`.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -152,24 +152,27 @@ pub fn location(r: &LocationReport, version: Version) -> Location {
     loc
 }
 
-/// Extended vehicle signal bits, item 0x25 (JT/T 808-2013 table 31 / 2019 table 31),
-/// bit 0 first. (EMQX names these bits in reverse order; the standard's bit 0 is the low beam.)
+/// Extended vehicle signal bits, item 0x25 (JT/T 808-2013 table 31 / 2019 table 31).
+/// (EMQX names these bits in reverse order; the standard's bit 0 is the low beam.)
+///
+/// Listed by name, the order of the JSON object (a B-tree map): building the map from
+/// sorted keys costs no sorting (it was a third of the normalizer's time for a 0x0200).
 const SIGNALS: [(u32, &str); 15] = [
-    (0, "low_beam"),
-    (1, "high_beam"),
-    (2, "right_turn_signal"),
-    (3, "left_turn_signal"),
-    (4, "brake"),
-    (5, "reverse"),
-    (6, "fog_lamp"),
-    (7, "position_lamp"),
-    (8, "horn"),
-    (9, "air_conditioner"),
-    (10, "neutral"),
-    (11, "retarder"),
     (12, "abs"),
-    (13, "heater"),
+    (9, "air_conditioner"),
+    (4, "brake"),
     (14, "clutch"),
+    (6, "fog_lamp"),
+    (13, "heater"),
+    (1, "high_beam"),
+    (8, "horn"),
+    (3, "left_turn_signal"),
+    (0, "low_beam"),
+    (10, "neutral"),
+    (7, "position_lamp"),
+    (11, "retarder"),
+    (5, "reverse"),
+    (2, "right_turn_signal"),
 ];
 
 /// IO status bits, item 0x2A (table 32): bit 0 deep sleep, bit 1 sleep.
@@ -277,10 +280,20 @@ fn typed_item(loc: &mut Location, id: u8, v: &[u8], version: Version) -> bool {
         // 0x25 extended vehicle signal status DWORD (table 31).
         (0x25, [_, _, _, _]) => {
             let bits = be(v).unwrap_or(0);
-            let m: serde_json::Map<String, Value> = named_bits(bits, &SIGNALS)
-                .into_iter()
-                .map(|(n, b)| (n.to_string(), Value::Bool(b)))
-                .collect();
+            // A clone of a prebuilt map with every name, values set in key order: no
+            // sorting, comparing or rebalancing per report.
+            static TEMPLATE: OnceLock<serde_json::Map<String, Value>> = OnceLock::new();
+            let mut m = TEMPLATE
+                .get_or_init(|| {
+                    SIGNALS
+                        .iter()
+                        .map(|(_, n)| ((*n).to_owned(), Value::Bool(false)))
+                        .collect()
+                })
+                .clone();
+            for (value, (b, _)) in m.values_mut().zip(SIGNALS.iter()) {
+                *value = Value::Bool(bit(bits, *b));
+            }
             loc.more.insert("vehicle_signals".into(), Value::Object(m));
         }
         // 0x2A IO status WORD (table 32).
@@ -387,4 +400,33 @@ pub fn raw_json(header: &Header, msg: &Message) -> Value {
         "header": serde_json::to_value(header).unwrap_or(Value::Null),
         "message": serde_json::to_value(msg).unwrap_or(Value::Null),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_are_sorted_and_name_bits_0_to_14_once() {
+        assert!(SIGNALS.windows(2).all(|w| matches!(w, [a, b] if a.1 < b.1)));
+        let mut bits: Vec<u32> = SIGNALS.iter().map(|s| s.0).collect();
+        bits.sort_unstable();
+        assert_eq!(bits, (0..15).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn each_signal_bit_sets_its_own_name_only() {
+        for (bit_no, name) in SIGNALS {
+            let mut loc = Location::default();
+            let raw = (1u32 << bit_no).to_be_bytes();
+            assert!(typed_item(&mut loc, 0x25, &raw, Version::V2013));
+            let Some(Value::Object(m)) = loc.more.get("vehicle_signals") else {
+                panic!("no vehicle_signals");
+            };
+            assert_eq!(m.len(), 15);
+            for (n, v) in m {
+                assert_eq!(v, &Value::Bool(n.as_str() == name), "bit {bit_no}: {n}");
+            }
+        }
+    }
 }
