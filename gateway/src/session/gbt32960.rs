@@ -30,7 +30,6 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
-use super::jt808::presence_label;
 use super::{BadFrameLog, OpenConnection, Shared};
 use crate::auth::{Authenticator, Decision};
 use crate::commands::outbox::{InFlight, Outbox};
@@ -133,11 +132,11 @@ where
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
+                    if let Flow::Close(r) = s.deliver().await { break r; }
                 }
             },
             _ = tick.tick() => {
-                if let Flow::Close(r) = Box::pin(s.retry_commands()).await { break r; }
+                if let Flow::Close(r) = s.retry_commands().await { break r; }
             }
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
             item = frames.next() => match item {
@@ -151,17 +150,17 @@ where
                         (Some(vin), Some(ed), Some(cmd)) => Some((vin.clone(), ed, cmd)),
                         _ => None,
                     };
-                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer)).await { break r; }
+                    if let Flow::Close(r) = s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
                     limit.take().await;
-                    if let Flow::Close(r) = Box::pin(s.on_frame(frame)).await { break r; }
+                    if let Flow::Close(r) = s.on_frame(frame).await { break r; }
                 }
             }
         }
     };
-    Box::pin(s.finish(reason)).await;
+    s.finish(reason).await;
 }
 
 /// Beijing (device-zone) time now, as the replies carry it regardless of the host's zone.
@@ -595,27 +594,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     async fn finish(mut self, reason: PresenceReason) {
         let _ = self.writer.flush().await;
         let _ = self.writer.shutdown().await;
-        metrics::counter!("vgate_sessions_closed_total", "protocol" => "gbt32960", "reason" => presence_label(reason)).increment(1);
-        if let Some(vehicle) = self.vehicle.take() {
-            let held = self.l.shared.registry.release(&vehicle, self.id);
-            if held && reason != PresenceReason::Takeover {
-                let ctx = self.ctx();
-                let _ = self
-                    .l
-                    .shared
-                    .sink
-                    .presence(
-                        &ctx,
-                        vehicle.clone(),
-                        self.edition.protocol(),
-                        false,
-                        reason,
-                        Some(self.peer.to_string()),
-                    )
-                    .await;
-            }
-            info!(peer = %self.peer, vehicle = %vehicle, reason = presence_label(reason), "session closed");
-        }
+        let protocol = self.edition.protocol();
+        let vehicle = self.vehicle.take();
+        self.l
+            .shared
+            .session_closed(LISTENER, self.id, vehicle, protocol, self.peer, reason)
+            .await;
     }
 }
 

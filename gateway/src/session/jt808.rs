@@ -155,13 +155,13 @@ where
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
+                    if let Flow::Close(r) = s.deliver().await { break r; }
                 }
             },
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
             _ = tick.tick() => {
-                if let Flow::Close(r) = Box::pin(s.poll_reassembly()).await { break r; }
-                if let Flow::Close(r) = Box::pin(s.retry_commands()).await { break r; }
+                if let Flow::Close(r) = s.poll_reassembly().await { break r; }
+                if let Flow::Close(r) = s.retry_commands().await { break r; }
             }
             item = frames.next() => match item {
                 None => break PresenceReason::Closed,
@@ -170,17 +170,17 @@ where
                     break PresenceReason::Error;
                 }
                 Some(Ok(Err(bad))) => {
-                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await { break r; }
+                    if let Flow::Close(r) = s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
                     limit.take().await;
-                    if let Flow::Close(r) = Box::pin(s.on_frame(frame)).await { break r; }
+                    if let Flow::Close(r) = s.on_frame(frame).await { break r; }
                 }
             }
         }
     };
-    Box::pin(s.finish(reason)).await;
+    s.finish(reason).await;
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
@@ -738,28 +738,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     async fn finish(mut self, reason: PresenceReason) {
         let _ = self.writer.flush().await;
         let _ = self.writer.shutdown().await;
-        metrics::counter!("vgate_sessions_closed_total", "protocol" => "jt808", "reason" => presence_label(reason)).increment(1);
-        if let Some(vehicle) = self.vehicle.take() {
-            let held = self.l.shared.registry.release(&vehicle, self.id);
-            // A taken-over session no longer holds the id: the vehicle is still online.
-            if held && reason != PresenceReason::Takeover {
-                let ctx = self.ctx();
-                let _ = self
-                    .l
-                    .shared
-                    .sink
-                    .presence(
-                        &ctx,
-                        vehicle.clone(),
-                        self.protocol(),
-                        false,
-                        reason,
-                        Some(self.peer.to_string()),
-                    )
-                    .await;
-            }
-            info!(peer = %self.peer, vehicle = %vehicle, reason = presence_label(reason), "session closed");
-        }
+        let protocol = self.protocol();
+        let vehicle = self.vehicle.take();
+        self.l
+            .shared
+            .session_closed(LISTENER, self.id, vehicle, protocol, self.peer, reason)
+            .await;
     }
 }
 
@@ -843,17 +827,4 @@ pub fn msg_label(id: u16) -> &'static str {
         .iter()
         .find(|(k, _)| *k == id)
         .map_or("other", |(_, v)| v)
-}
-
-/// The snake_case name of a presence reason.
-pub fn presence_label(r: PresenceReason) -> &'static str {
-    match r {
-        PresenceReason::Login => "login",
-        PresenceReason::Logout => "logout",
-        PresenceReason::Timeout => "timeout",
-        PresenceReason::Takeover => "takeover",
-        PresenceReason::Error => "error",
-        PresenceReason::Shutdown => "shutdown",
-        PresenceReason::Closed => "closed",
-    }
 }

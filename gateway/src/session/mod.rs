@@ -26,10 +26,6 @@ use crate::sink::Sink;
 /// the codec's `max_frame_len`) only for a connection that sends a larger one.
 pub const READ_BUFFER: usize = 512;
 
-// Sessions `Box::pin` their per-frame handlers: an idle connection's task then holds only
-// the small state of its `select!`, not the largest future any frame could need (several KiB
-// each, times 100k connections).
-
 /// What every session of every listener shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -38,6 +34,59 @@ pub struct Shared {
     pub registry: Arc<dyn Registry>,
     pub commands: Arc<crate::commands::Commands>,
     pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// A session ended: counts it, and unless another connection took the vehicle over,
+    /// releases the vehicle and publishes it offline with `reason`. A taken-over session no
+    /// longer holds the id (the vehicle is still online), so presence does not flap.
+    pub async fn session_closed(
+        &self,
+        listener: &'static str,
+        session_id: u64,
+        vehicle: Option<Arc<str>>,
+        protocol: codecs::Protocol,
+        peer: SocketAddr,
+        reason: codecs::event::PresenceReason,
+    ) {
+        use codecs::event::PresenceReason;
+        metrics::counter!("vgate_sessions_closed_total", "protocol" => listener, "reason" => presence_label(reason)).increment(1);
+        let Some(vehicle) = vehicle else { return };
+        let held = self.registry.release(&vehicle, session_id);
+        if held && reason != PresenceReason::Takeover {
+            let ctx = codecs::EventContext {
+                gateway: self.node.clone(),
+                received_at: chrono::Utc::now(),
+                device_utc_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
+            };
+            let _ = self
+                .sink
+                .presence(
+                    &ctx,
+                    vehicle.clone(),
+                    protocol,
+                    false,
+                    reason,
+                    Some(peer.to_string()),
+                )
+                .await;
+        }
+        tracing::info!(%peer, vehicle = %vehicle, reason = presence_label(reason), "session closed");
+    }
+}
+
+/// The snake_case name of a presence reason.
+pub fn presence_label(r: codecs::event::PresenceReason) -> &'static str {
+    use codecs::event::PresenceReason;
+    match r {
+        PresenceReason::Login => "login",
+        PresenceReason::Logout => "logout",
+        PresenceReason::Timeout => "timeout",
+        PresenceReason::Takeover => "takeover",
+        PresenceReason::Error => "error",
+        PresenceReason::Shutdown => "shutdown",
+        PresenceReason::Closed => "closed",
+    }
 }
 
 /// Counts an open connection for as long as it lives.

@@ -32,7 +32,6 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
-use super::jt808::presence_label;
 use super::{BadFrameLog, OpenConnection, Shared};
 use crate::auth::{Authenticator, Decision};
 use crate::commands::{command_of, CmdStatus};
@@ -160,7 +159,7 @@ where
     let shutdown = l.shared.shutdown.clone();
     // `peer` identity: the vehicle is known before its first frame.
     if let Some(vid) = s.identifier.vehicle_id().map(str::to_owned) {
-        if let Flow::Close(r) = Box::pin(s.identified(&vid)).await {
+        if let Flow::Close(r) = s.identified(&vid).await {
             s.finish(r).await;
             return;
         }
@@ -178,7 +177,7 @@ where
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
+                    if let Flow::Close(r) = s.deliver().await { break r; }
                 }
             },
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
@@ -196,17 +195,17 @@ where
                     break PresenceReason::Error;
                 }
                 Some(Ok(Err(bad))) => {
-                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(bad.reason(), &bad.to_string(), &[])).await { break r; }
+                    if let Flow::Close(r) = s.on_bad_frame(bad.reason(), &bad.to_string(), &[]).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
                     limit.take().await;
-                    if let Flow::Close(r) = Box::pin(s.on_frame(&frame)).await { break r; }
+                    if let Flow::Close(r) = s.on_frame(&frame).await { break r; }
                 }
             }
         }
     };
-    Box::pin(s.finish(reason)).await;
+    s.finish(reason).await;
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
@@ -452,27 +451,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     async fn finish(mut self, reason: PresenceReason) {
         let _ = self.writer.flush().await;
         let _ = self.writer.shutdown().await;
-        metrics::counter!("vgate_sessions_closed_total", "protocol" => "raw", "reason" => presence_label(reason)).increment(1);
-        if let Some(vehicle) = self.vehicle.take() {
-            let held = self.l.shared.registry.release(&vehicle, self.id);
-            if held && reason != PresenceReason::Takeover {
-                let ctx = self.ctx();
-                let _ = self
-                    .l
-                    .shared
-                    .sink
-                    .presence(
-                        &ctx,
-                        vehicle.clone(),
-                        Protocol::Raw,
-                        false,
-                        reason,
-                        Some(self.peer.to_string()),
-                    )
-                    .await;
-            }
-            info!(peer = %self.peer, vehicle = %vehicle, reason = presence_label(reason), "session closed");
-        }
+        let protocol = Protocol::Raw;
+        let vehicle = self.vehicle.take();
+        self.l
+            .shared
+            .session_closed("raw", self.id, vehicle, protocol, self.peer, reason)
+            .await;
     }
 }
 
