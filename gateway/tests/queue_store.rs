@@ -335,6 +335,19 @@ fn known_vehicles(q: &dyn CommandQueue) {
         q.known_vehicles().unwrap(),
         vec![kv("V1", "jt808", 20), kv("V2", "gbt32960", 30)]
     );
+    assert_eq!(
+        q.known_vehicle("V2").unwrap(),
+        Some(kv("V2", "gbt32960", 30))
+    );
+    assert_eq!(q.known_vehicle("V3").unwrap(), None);
+    // remember_vehicles (the batched login path) writes them all.
+    q.remember_vehicles(
+        &[("V3".into(), "raw".into()), ("V1".into(), "jt808".into())],
+        40,
+    )
+    .unwrap();
+    assert_eq!(q.known_vehicle("V3").unwrap(), Some(kv("V3", "raw", 40)));
+    assert_eq!(q.known_vehicle("V1").unwrap(), Some(kv("V1", "jt808", 40)));
 }
 
 fn invalid_input(q: &dyn CommandQueue) {

@@ -291,18 +291,22 @@ pub fn status_label(s: CmdStatus) -> &'static str {
     }
 }
 
-/// The protocol a vehicle speaks, from its live session or from the vehicles seen before.
-fn protocol_of(
+/// The protocol a vehicle speaks, from its live session or from the vehicles seen before
+/// (one point lookup in the store, only for a vehicle that is not online).
+async fn protocol_of(
+    commands: &Commands,
     registry: &dyn Registry,
-    known: &[crate::queue::KnownVehicle],
     vehicle: &str,
 ) -> Option<Protocol> {
     if let Some(h) = registry.get(vehicle) {
         return Some(h.protocol);
     }
-    known
-        .iter()
-        .find(|k| k.vehicle == vehicle)
+    let v = vehicle.to_owned();
+    commands
+        .blocking(move |q| q.known_vehicle(&v))
+        .await
+        .and_then(Result::ok)
+        .flatten()
         .and_then(|k| protocol_from_name(&k.protocol))
 }
 
@@ -404,11 +408,6 @@ impl Dispatcher {
             .unwrap_or(self.commands.cfg.default_ttl_s.saturating_mul(1000));
         let priority = cmd.priority.unwrap_or(self.commands.cfg.default_priority);
         let command_json = serde_json::to_value(&cmd).unwrap_or_default();
-        let known = self
-            .commands
-            .blocking(|q| q.known_vehicles().unwrap_or_default())
-            .await
-            .unwrap_or_default();
         let now = now_ms();
         let mut stored_all = true;
         let mut batch: Vec<(QueuedCommand, Protocol)> = Vec::new();
@@ -426,7 +425,7 @@ impl Dispatcher {
                     .await;
                 continue;
             }
-            let protocol = protocol_of(&*self.registry, &known, &vehicle);
+            let protocol = protocol_of(&self.commands, &*self.registry, &vehicle).await;
             if let Some(p) = protocol {
                 if let Err(e) = validate_for(&cmd, p) {
                     info!(vehicle, id = %cmd.id, error = %e, "command rejected");

@@ -252,6 +252,14 @@ pub trait CommandQueue: Send + Sync + 'static {
 
     /// Every vehicle ever passed to [`remember_vehicle`](Self::remember_vehicle), ordered by id.
     fn known_vehicles(&self) -> Result<Vec<KnownVehicle>, QueueError>;
+
+    /// One vehicle of [`known_vehicles`](Self::known_vehicles), if it was ever seen.
+    fn known_vehicle(&self, vehicle: &str) -> Result<Option<KnownVehicle>, QueueError> {
+        Ok(self
+            .known_vehicles()?
+            .into_iter()
+            .find(|k| k.vehicle == vehicle))
+    }
 }
 
 /// Rejects what no implementation can store. Shared so both stores refuse the same inputs.

@@ -825,6 +825,26 @@ impl CommandQueue for RedbQueue {
         })
     }
 
+    fn known_vehicle(&self, vehicle: &str) -> Result<Option<KnownVehicle>, QueueError> {
+        const W: &str = "looking up a known vehicle";
+        const T: &str = "known_vehicles";
+        let r = self.inner.db.begin_read().map_err(storage(W))?;
+        let t = r.open_table(VEHICLES).map_err(storage(W))?;
+        let Some(v) = t.get(vehicle.as_bytes()).map_err(storage(W))? else {
+            return Ok(None);
+        };
+        let val = v.value();
+        let key = vehicle.as_bytes();
+        let (ts, proto) = val
+            .split_first_chunk::<8>()
+            .ok_or_else(|| corrupt(T, key, "value too short for last-seen time"))?;
+        Ok(Some(KnownVehicle {
+            vehicle: vehicle.to_owned(),
+            protocol: utf8(T, key, proto, "protocol")?.to_owned(),
+            last_seen_ms: i64::from_be_bytes(*ts),
+        }))
+    }
+
     fn known_vehicles(&self) -> Result<Vec<KnownVehicle>, QueueError> {
         const W: &str = "listing known vehicles";
         const T: &str = "known_vehicles";
