@@ -377,9 +377,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     async fn logged_in(&mut self, frame: &Frame, msg: &Message) -> Flow {
-        if let Flow::Close(r) = self.reply(frame, gbt32960::ResponseFlag::Success).await {
-            return Flow::Close(r);
-        }
         self.edition = frame.edition;
         let vehicle: Arc<str> = Arc::from(frame.vin.as_str());
         let handle = SessionHandle {
@@ -389,9 +386,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             since: chrono::Utc::now(),
             control: self.control_tx.clone(),
         };
+        // Claim before answering (see the JT/T 808 session): a reconnect after the answer
+        // must find this session holding the id.
         let old = self.l.shared.registry.claim(&vehicle, handle);
         let already_mine = self.vehicle.as_deref() == Some(&*vehicle);
         self.vehicle = Some(vehicle.clone());
+        if let Flow::Close(r) = self.reply(frame, gbt32960::ResponseFlag::Success).await {
+            return Flow::Close(r);
+        }
         metrics::counter!("vgate_logins_total", "protocol" => "gbt32960").increment(1);
         let mut events = gbt32960::normalize_message(frame, msg, &self.ctx());
         if let Some(old) = old.filter(|o| o.id != self.id) {

@@ -505,9 +505,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 self.refuse(header, reason.as_str()).await
             }
             Decision::Allow { .. } => {
-                if let Flow::Close(r) = self.general_response(header, result::OK).await {
-                    return Flow::Close(r);
-                }
                 let vehicle: Arc<str> = Arc::from(header.phone.as_str());
                 let handle = SessionHandle {
                     id: self.id,
@@ -516,9 +513,15 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     since: chrono::Utc::now(),
                     control: self.control_tx.clone(),
                 };
+                // Claim before answering: once the terminal has its 0x8001, a reconnect of
+                // the same terminal must find this session holding the id, or the two
+                // sessions' claims could land in the wrong order (the old one would win).
                 let old = self.l.shared.registry.claim(&vehicle, handle);
                 let already_mine = self.vehicle.as_deref() == Some(&*vehicle);
                 self.vehicle = Some(vehicle.clone());
+                if let Flow::Close(r) = self.general_response(header, result::OK).await {
+                    return Flow::Close(r);
+                }
                 metrics::counter!("vgate_logins_total", "protocol" => "jt808").increment(1);
                 let mut events =
                     jt808::normalize(header, &Message::Authenticate(a.clone()), &self.ctx());
