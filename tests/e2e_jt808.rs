@@ -417,3 +417,78 @@ async fn a_subpackaged_batch_with_a_lost_package_is_asked_again_with_0x8003_and_
     }
     assert!((lats[11] - 22.511).abs() < 1e-6, "{lats:?}");
 }
+
+/// A terminal that pipelines its reports (here: 50 reports and a time query in one write)
+/// gets every answer, in frame order, and every report reaches MQTT in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_pipelined_in_one_write_are_all_answered_in_order_and_published_in_order() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let phone = "013800138031";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/location")],
+    )
+    .await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .unwrap();
+    let code = t.register().await.unwrap().auth_code.unwrap();
+    assert_eq!(t.authenticate(&code).await.unwrap(), 0);
+
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..51u16 {
+        let serial = 1000 + i;
+        let msg = if i == 40 {
+            jt808::Message::TimeQuery
+        } else {
+            let fix = Fix {
+                latitude: 22.5,
+                longitude: 114.0,
+                speed_kmh: 10.0,
+                heading_deg: 0,
+                altitude_m: i,
+                ..Default::default()
+            };
+            jt808::Message::Location(fix.report())
+        };
+        let header = jt808::Header {
+            msg_id: msg.msg_id(),
+            version: Version::V2013,
+            protocol_version: 0,
+            phone: phone.into(),
+            serial,
+            encryption: jt808::Encryption::None,
+            package: None,
+        };
+        let body = msg.encode_body(Version::V2013).unwrap();
+        wire.extend(jt808::Frame::new(header, body).to_wire());
+        expected.push((serial, i == 40));
+    }
+    t.send_wire(&wire).await.unwrap();
+
+    for (serial, is_time) in expected {
+        let (_, m) = tokio::time::timeout(WAIT, t.next_frame())
+            .await
+            .expect("answers keep coming")
+            .unwrap()
+            .expect("connection open");
+        match m {
+            jt808::Message::PlatformResponse(r) if !is_time => {
+                assert_eq!(r.reply_serial, serial, "answers in frame order");
+                assert_eq!(r.reply_id, 0x0200);
+                assert_eq!(r.result, 0);
+            }
+            jt808::Message::ServerTime(_) if is_time => {}
+            other => panic!("serial {serial}: unexpected answer {other:?}"),
+        }
+    }
+    for i in (0..51u16).filter(|i| *i != 40) {
+        let loc = sub.next_on("/location", WAIT).await;
+        assert_eq!(
+            loc.json["data"]["altitude_m"].as_f64(),
+            Some(f64::from(i)),
+            "reports published in order"
+        );
+    }
+}

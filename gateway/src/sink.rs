@@ -56,6 +56,27 @@ impl Sink {
     /// refused (an MQTT 5 broker's negative PUBACK): the vehicle should not be told it arrived.
     pub async fn publish_all(&self, events: Vec<Event>, durable: bool) -> Result<bool, SinkClosed> {
         let mut pending = Vec::with_capacity(events.len());
+        let queued = self.submit(events, &mut pending).await?;
+        if !durable {
+            return Ok(queued);
+        }
+        let mut all = queued;
+        for d in pending {
+            all &= Self::settle(d).await?;
+        }
+        Ok(all)
+    }
+
+    /// Queues `events` for publishing, in order, and pushes one [`Delivery`] per event onto
+    /// `pending` (none for the memory sink, whose send is its delivery): the first half of
+    /// [`publish_all`](Self::publish_all), so a session can queue the events of several frames
+    /// and wait for all of them at once. `Ok(false)`: an event could not be published at all
+    /// (the events after it are not queued).
+    pub async fn submit(
+        &self,
+        events: Vec<Event>,
+        pending: &mut Vec<mqtt_bridge::Delivery>,
+    ) -> Result<bool, SinkClosed> {
         for event in events {
             metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
             match self {
@@ -78,23 +99,20 @@ impl Sink {
                     .map_err(|_| SinkClosed("channel closed".into()))?,
             }
         }
-        if !durable {
-            return Ok(true);
-        }
-        let mut all = true;
-        for d in pending {
-            match d.await {
-                Ok(()) => {}
-                Err(mqtt_bridge::BridgeError::Closed) => {
-                    return Err(SinkClosed("bridge closed".into()))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "event refused by the broker");
-                    all = false;
-                }
+        Ok(true)
+    }
+
+    /// Waits for one queued event to be durable: `Ok(false)` if the broker refused it (or the
+    /// spool could not take it), `Err` if the bridge is gone.
+    pub async fn settle(d: mqtt_bridge::Delivery) -> Result<bool, SinkClosed> {
+        match d.await {
+            Ok(()) => Ok(true),
+            Err(mqtt_bridge::BridgeError::Closed) => Err(SinkClosed("bridge closed".into())),
+            Err(e) => {
+                tracing::warn!(error = %e, "event refused by the broker");
+                Ok(false)
             }
         }
-        Ok(all)
     }
 
     /// Publishes a vehicle's presence (retained on `{p}/v1/{vid}/status`).

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::{Data, Event, EventContext};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use jt808::msg::{self, Message};
 use jt808::{Frame, Header, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -91,7 +91,33 @@ struct Session<W> {
     outbox: Outbox,
     /// The authenticated terminal's header (phone, edition), to address commands.
     addr: Option<Header>,
+    /// Frames whose events are queued and whose 0x8001 waits for them to be durable.
+    deferred: Deferred,
 }
+
+/// Frames read back to back (a terminal that pipelines its reports, or a burst after a
+/// reconnect) are answered together: their events are queued as each frame is read, then the
+/// session waits once for all of them to be durable and writes all their 0x8001s in one
+/// write. One frame at a time would cost a broker round trip (and two syscalls) per frame.
+/// Answers stay in frame order: anything else the session sends first flushes these.
+#[derive(Default)]
+struct Deferred {
+    /// One per frame, in order: whom to answer and how many of `deliveries` are its events.
+    acks: Vec<DeferredAck>,
+    deliveries: Vec<mqtt_bridge::Delivery>,
+}
+
+struct DeferredAck {
+    header: Header,
+    /// Every event of the frame was queued (none refused outright).
+    queued: bool,
+    unsupported: bool,
+    events: usize,
+    read_at: Instant,
+}
+
+/// Most frames answered together; a longer run is flushed and the next batch started.
+const MAX_DEFERRED: usize = 64;
 
 /// Serves one connection until it closes, times out, is taken over or the gateway stops.
 pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
@@ -135,6 +161,7 @@ where
             Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
         ),
         addr: None,
+        deferred: Deferred::default(),
     };
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
     let idle = l.idle_timeout();
@@ -176,6 +203,9 @@ where
                     s.last_rx = Instant::now();
                     limit.take().await;
                     if let Flow::Close(r) = s.on_frame(frame).await { break r; }
+                    // Whatever else the socket already holds joins this batch.
+                    if let Some(r) = s.read_ready(&mut frames, &mut limit).await { break r; }
+                    if let Flow::Close(r) = s.flush_deferred().await { break r; }
                 }
             }
         }
@@ -184,6 +214,82 @@ where
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
+    /// Handles the frames that can be read without waiting (already buffered, or in the
+    /// socket), up to [`MAX_DEFERRED`]; `Some(reason)` when the connection is to close.
+    async fn read_ready<R>(
+        &mut self,
+        frames: &mut FramedRead<R, jt808::Codec>,
+        limit: &mut super::RateLimit,
+    ) -> Option<PresenceReason>
+    where
+        R: AsyncRead + Unpin,
+    {
+        for _ in 0..MAX_DEFERRED {
+            let item = frames.next().now_or_never()?;
+            let flow = match item {
+                None => return Some(PresenceReason::Closed),
+                Some(Err(e)) => {
+                    debug!(peer = %self.peer, error = %e, "read error");
+                    return Some(PresenceReason::Error);
+                }
+                Some(Ok(Err(bad))) => {
+                    self.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)
+                        .await
+                }
+                Some(Ok(Ok(frame))) => {
+                    self.last_rx = Instant::now();
+                    limit.take().await;
+                    self.on_frame(frame).await
+                }
+            };
+            if let Flow::Close(r) = flow {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Waits for the deferred frames' events to be durable, then answers them all (0x8001
+    /// result 0, 3 for what vgate does not support, 1 for a frame whose events the broker
+    /// refused: the terminal keeps such data and sends it again) in one write.
+    async fn flush_deferred(&mut self) -> Flow {
+        if self.deferred.acks.is_empty() {
+            return Flow::Continue;
+        }
+        // Taken, not drained: an idle connection keeps no batch capacity.
+        let Deferred { acks, deliveries } = std::mem::take(&mut self.deferred);
+        let mut deliveries = deliveries.into_iter();
+        let mut out = Vec::with_capacity(acks.len() * 32);
+        for a in acks {
+            let mut durable = a.queued;
+            for d in deliveries.by_ref().take(a.events) {
+                match crate::sink::Sink::settle(d).await {
+                    Ok(ok) => durable &= ok,
+                    Err(_) => return Flow::Close(PresenceReason::Shutdown),
+                }
+            }
+            metrics::histogram!("vgate_frame_to_publish_seconds")
+                .record(a.read_at.elapsed().as_secs_f64());
+            let result = if !durable {
+                result::FAILURE
+            } else if a.unsupported {
+                result::UNSUPPORTED
+            } else {
+                result::OK
+            };
+            let msg = Message::PlatformResponse(msg::GeneralResponse {
+                reply_serial: a.header.serial,
+                reply_id: a.header.msg_id,
+                result,
+            });
+            self.encode_into(&a.header, &msg, &mut out);
+        }
+        if self.writer.write_all(&out).await.is_err() {
+            return Flow::Close(PresenceReason::Closed);
+        }
+        Flow::Continue
+    }
+
     fn ctx(&self) -> EventContext {
         EventContext {
             gateway: self.l.shared.node.clone(),
@@ -216,14 +322,28 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         )
     }
 
-    /// Sends a platform message to the terminal in its own edition and phone width.
+    /// Sends a platform message to the terminal in its own edition and phone width (after
+    /// the answers of the frames before it).
     async fn send(&mut self, to: &Header, msg: &Message) -> Flow {
+        if let Flow::Close(r) = self.flush_deferred().await {
+            return Flow::Close(r);
+        }
+        let mut out = Vec::new();
+        self.encode_into(to, msg, &mut out);
+        if !out.is_empty() && self.writer.write_all(&out).await.is_err() {
+            return Flow::Close(PresenceReason::Closed);
+        }
+        Flow::Continue
+    }
+
+    /// Appends `msg`'s wire frames (subpackaged if long) to `out`, using the next serials.
+    fn encode_into(&mut self, to: &Header, msg: &Message, out: &mut Vec<u8>) {
         let version = self.version.unwrap_or(to.version);
         let body = match msg.encode_body(version) {
             Ok(b) => b,
             Err(e) => {
                 warn!(peer = %self.peer, error = %e, "cannot encode reply");
-                return Flow::Continue;
+                return;
             }
         };
         let header = Header {
@@ -239,13 +359,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             jt808::subpackage::split(&header, &body, crate::encode::JT808_MAX_PACKAGE_BODY);
         self.serial = self.serial.wrapping_add(frames.len().max(1) as u16);
         for f in frames {
-            let wire = f.to_wire();
+            f.write_wire(out);
             metrics::counter!("vgate_frames_out_total", "protocol" => "jt808", "msg_id" => msg_label(header.msg_id)).increment(1);
-            if self.writer.write_all(&wire).await.is_err() {
-                return Flow::Close(PresenceReason::Closed);
-            }
         }
-        Flow::Continue
     }
 
     async fn general_response(&mut self, to: &Header, result: u8) -> Flow {
@@ -383,6 +499,45 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let started = Instant::now();
         let events = jt808::normalize(&header, &msg, &self.ctx());
         let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
+        let answered_alone = matches!(msg, Message::Logout | Message::TimeQuery)
+            || msg::ack_policy(header.msg_id) != msg::Ack::General;
+        if !answered_alone {
+            // The common case (reports, heartbeats...): queue the events now, answer with
+            // the rest of the batch once they are durable (`flush_deferred`).
+            let before = self.deferred.deliveries.len();
+            let queued = match self
+                .l
+                .shared
+                .sink
+                .submit(events, &mut self.deferred.deliveries)
+                .await
+            {
+                Ok(q) => q,
+                Err(_) => return Flow::Close(PresenceReason::Shutdown),
+            };
+            if !durable {
+                self.deferred.deliveries.truncate(before);
+            }
+            let events = self.deferred.deliveries.len() - before;
+            let unsupported = matches!(msg, Message::Unknown { .. });
+            if let Flow::Close(r) = self.on_answer(&header, &msg).await {
+                return Flow::Close(r);
+            }
+            self.deferred.acks.push(DeferredAck {
+                header,
+                queued,
+                unsupported,
+                events,
+                read_at: started,
+            });
+            if self.deferred.acks.len() >= MAX_DEFERRED {
+                return self.flush_deferred().await;
+            }
+            return Flow::Continue;
+        }
+        if let Flow::Close(r) = self.flush_deferred().await {
+            return Flow::Close(r);
+        }
         let accepted = match self.l.shared.sink.publish_all(events, durable).await {
             Ok(a) => a,
             Err(_) => return Flow::Close(PresenceReason::Shutdown),
@@ -739,6 +894,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     async fn finish(mut self, reason: PresenceReason) {
+        let _ = self.flush_deferred().await;
         let _ = self.writer.flush().await;
         let _ = self.writer.shutdown().await;
         let protocol = self.protocol();
