@@ -29,6 +29,9 @@ use tokio::sync::Notify;
 use crate::config::{Qos, WhenFull};
 use crate::BridgeError;
 
+/// Page cache of the spool database.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
+
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 
 /// Bytes counted per record besides its encoding (key, redb's per-entry overhead).
@@ -187,7 +190,13 @@ impl Spool {
             path: dir.display().to_string(),
             reason: e.to_string(),
         })?;
-        let db = Database::create(&path).map_err(|e| err(&path, e))?;
+        // redb's default page cache is 1 GiB: after a burst spilled through the spool the
+        // gateway would keep those pages as resident memory. The spool is written in order and
+        // read back once, so a small cache is enough.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| err(&path, e))?;
         let (mut bytes, mut len, mut last) = (0u64, 0u64, 0u64);
         {
             let tx = db.begin_write().map_err(|e| err(&path, e))?;

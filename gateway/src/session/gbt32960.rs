@@ -114,8 +114,7 @@ where
             Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
         ),
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut housekeeping = super::Housekeeping::default();
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
     let idle = l.idle_timeout();
     let shutdown = l.shared.shutdown.clone();
@@ -135,7 +134,8 @@ where
                     if let Flow::Close(r) = s.deliver().await { break r; }
                 }
             },
-            _ = tick.tick() => {
+            _ = tokio::time::sleep_until(housekeeping.next()), if !s.outbox.is_empty() => {
+                housekeeping.done();
                 if let Flow::Close(r) = s.retry_commands().await { break r; }
             }
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,

@@ -165,8 +165,7 @@ where
     };
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
     let idle = l.idle_timeout();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut housekeeping = super::Housekeeping::default();
     let shutdown = l.shared.shutdown.clone();
 
     let mut limit = super::RateLimit::new(l.cfg.max_frames_per_s, "jt808");
@@ -186,7 +185,8 @@ where
                 }
             },
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
-            _ = tick.tick() => {
+            _ = tokio::time::sleep_until(housekeeping.next()), if !s.outbox.is_empty() || !s.reassembler.is_empty() => {
+                housekeeping.done();
                 if let Flow::Close(r) = s.poll_reassembly().await { break r; }
                 if let Flow::Close(r) = s.retry_commands().await { break r; }
             }
