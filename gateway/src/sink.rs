@@ -80,7 +80,12 @@ impl Sink {
         for event in events {
             metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
             match self {
-                Sink::Mqtt(p) => match p.publish_event(&event).await {
+                Sink::Mqtt(p) => match match p.try_publish_event(&event) {
+                    Some(r) => r,
+                    // The queue is full: wait for room (boxed: the rare case keeps its
+                    // state out of every session's task).
+                    None => Box::pin(p.publish_event(&event)).await,
+                } {
                     Ok(d) => pending.push(d),
                     Err(mqtt_bridge::BridgeError::Closed) => {
                         return Err(SinkClosed("bridge closed".into()))
@@ -90,13 +95,12 @@ impl Sink {
                         return Ok(false);
                     }
                 },
-                Sink::Memory(tx) => tx
-                    .send(Published {
-                        event,
-                        retain: false,
-                    })
-                    .await
-                    .map_err(|_| SinkClosed("channel closed".into()))?,
+                Sink::Memory(tx) => Box::pin(tx.send(Published {
+                    event,
+                    retain: false,
+                }))
+                .await
+                .map_err(|_| SinkClosed("channel closed".into()))?,
             }
         }
         Ok(true)

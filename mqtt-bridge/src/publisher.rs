@@ -138,6 +138,40 @@ impl Publisher {
         .await
     }
 
+    /// [`publish_event`](Self::publish_event) without waiting: `None` when the queue has no
+    /// room right now (nothing was queued; call `publish_event` to wait for room). The
+    /// common case of a session's hot path needs no future of its own.
+    pub fn try_publish_event(&self, ev: &Event) -> Option<Result<Delivery, BridgeError>> {
+        let permit = match self.tx.try_reserve() {
+            Ok(p) => p,
+            Err(mpsc::error::TrySendError::Full(())) => return None,
+            Err(mpsc::error::TrySendError::Closed(())) => return Some(Err(BridgeError::Closed)),
+        };
+        let kind = ev.kind();
+        let topic = match self.topics.event(&ev.vehicle_id, kind) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut payload = Vec::with_capacity(512);
+        ev.write_json(&mut payload);
+        let retain = kind == EventKind::Status;
+        Some(
+            self.job(
+                topic,
+                payload.into(),
+                self.qos.for_kind(kind),
+                retain,
+                kind.as_str(),
+                None,
+            )
+            .map(|(job, delivery)| {
+                self.count_queued();
+                permit.send(job);
+                delivery
+            }),
+        )
+    }
+
     /// Publishes a presence (`status`) event for `vid`, retained, so a platform client that
     /// subscribes later still learns whether the vehicle is online.
     pub async fn publish_presence(
@@ -209,6 +243,26 @@ impl Publisher {
         kind: &'static str,
         correlation: Option<Bytes>,
     ) -> Result<Delivery, BridgeError> {
+        let (job, delivery) = self.job(topic, payload, qos, retain, kind, correlation)?;
+        // Count before sending: the forwarder may take the job before `send` returns.
+        self.count_queued();
+        if self.tx.send(job).await.is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(BridgeError::Closed);
+        }
+        Ok(delivery)
+    }
+
+    /// A job and its delivery, or `TooLarge` for a packet the broker would refuse.
+    fn job(
+        &self,
+        topic: String,
+        payload: Bytes,
+        qos: Qos,
+        retain: bool,
+        kind: &'static str,
+        correlation: Option<Bytes>,
+    ) -> Result<(Job, Delivery), BridgeError> {
         let len = topic.len() + payload.len() + PACKET_OVERHEAD;
         if len > self.max_packet_size {
             return Err(BridgeError::TooLarge {
@@ -228,14 +282,13 @@ impl Publisher {
             done,
             queued_at: Instant::now(),
         };
-        // Count before sending: the forwarder may take the job before `send` returns.
+        Ok((job, Delivery { rx }))
+    }
+
+    /// One more job in the queue (the depth gauge).
+    fn count_queued(&self) {
         let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!("vgate_mqtt_queue_depth").set(depth as f64);
-        if self.tx.send(job).await.is_err() {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
-            return Err(BridgeError::Closed);
-        }
-        Ok(Delivery { rx })
     }
 
     pub(crate) fn depth(&self) -> Arc<AtomicI64> {

@@ -173,6 +173,12 @@ async fn publishers_wait_when_the_queue_is_full_and_the_broker_is_down() {
     let accepted = queued.load(Ordering::SeqCst);
     assert!(!producer.is_finished());
     assert!(
+        publisher
+            .try_publish_event(&common::login_event("013800138001"))
+            .is_none(),
+        "try_publish_event does not queue into a full queue"
+    );
+    assert!(
         accepted < N,
         "publish_event did not wait: {accepted} accepted"
     );
@@ -182,6 +188,18 @@ async fn publishers_wait_when_the_queue_is_full_and_the_broker_is_down() {
     );
 
     let _m = Mosquitto::start(port, None);
+    let start = std::time::Instant::now();
+    let extra = loop {
+        assert!(start.elapsed() < HANG_GUARD, "queue never had room again");
+        match publisher.try_publish_event(&common::login_event("013800138001")) {
+            Some(r) => break r.expect("queued without waiting"),
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, extra)
+        .await
+        .expect("in time")
+        .expect("delivered");
     let deliveries = tokio::time::timeout(HANG_GUARD, producer)
         .await
         .expect("producer finishes once the broker is back")

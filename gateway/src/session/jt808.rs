@@ -175,20 +175,28 @@ where
         } else {
             login_deadline
         };
+        // One timer for both: the timeout, and housekeeping while it is armed.
+        let armed = !s.outbox.is_empty() || !s.reassembler.is_empty();
+        let wake = if armed {
+            deadline.min(housekeeping.next())
+        } else {
+            deadline
+        };
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break PresenceReason::Shutdown,
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = s.deliver().await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
                 }
             },
-            _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
-            _ = tokio::time::sleep_until(housekeeping.next()), if !s.outbox.is_empty() || !s.reassembler.is_empty() => {
+            _ = tokio::time::sleep_until(wake) => {
+                if tokio::time::Instant::now() >= deadline {
+                    break PresenceReason::Timeout;
+                }
                 housekeeping.done();
-                if let Flow::Close(r) = s.poll_reassembly().await { break r; }
-                if let Flow::Close(r) = s.retry_commands().await { break r; }
+                if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
             }
             item = frames.next() => match item {
                 None => break PresenceReason::Closed,
@@ -197,58 +205,45 @@ where
                     break PresenceReason::Error;
                 }
                 Some(Ok(Err(bad))) => {
-                    if let Flow::Close(r) = s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
                     limit.take().await;
                     if let Flow::Close(r) = s.on_frame(frame).await { break r; }
-                    // Whatever else the socket already holds joins this batch.
-                    if let Some(r) = s.read_ready(&mut frames, &mut limit).await { break r; }
+                    // Whatever else can be read without waiting (already buffered, or in the
+                    // socket) joins this batch, up to MAX_DEFERRED frames.
+                    let mut closed = None;
+                    for _ in 1..MAX_DEFERRED {
+                        let Some(item) = frames.next().now_or_never() else { break };
+                        let flow = match item {
+                            None => Flow::Close(PresenceReason::Closed),
+                            Some(Err(e)) => {
+                                debug!(%peer, error = %e, "read error");
+                                Flow::Close(PresenceReason::Error)
+                            }
+                            Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await,
+                            Some(Ok(Ok(frame))) => {
+                                s.last_rx = Instant::now();
+                                limit.take().await;
+                                s.on_frame(frame).await
+                            }
+                        };
+                        if let Flow::Close(r) = flow {
+                            closed = Some(r);
+                            break;
+                        }
+                    }
+                    if let Some(r) = closed { break r; }
                     if let Flow::Close(r) = s.flush_deferred().await { break r; }
                 }
             }
         }
     };
-    s.finish(reason).await;
+    Box::pin(s.finish(reason)).await;
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
-    /// Handles the frames that can be read without waiting (already buffered, or in the
-    /// socket), up to [`MAX_DEFERRED`]; `Some(reason)` when the connection is to close.
-    async fn read_ready<R>(
-        &mut self,
-        frames: &mut FramedRead<R, jt808::Codec>,
-        limit: &mut super::RateLimit,
-    ) -> Option<PresenceReason>
-    where
-        R: AsyncRead + Unpin,
-    {
-        for _ in 0..MAX_DEFERRED {
-            let item = frames.next().now_or_never()?;
-            let flow = match item {
-                None => return Some(PresenceReason::Closed),
-                Some(Err(e)) => {
-                    debug!(peer = %self.peer, error = %e, "read error");
-                    return Some(PresenceReason::Error);
-                }
-                Some(Ok(Err(bad))) => {
-                    self.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)
-                        .await
-                }
-                Some(Ok(Ok(frame))) => {
-                    self.last_rx = Instant::now();
-                    limit.take().await;
-                    self.on_frame(frame).await
-                }
-            };
-            if let Flow::Close(r) = flow {
-                return Some(r);
-            }
-        }
-        None
-    }
-
     /// Waits for the deferred frames' events to be durable, then answers them all (0x8001
     /// result 0, 3 for what vgate does not support, 1 for a frame whose events the broker
     /// refused: the terminal keeps such data and sends it again) in one write.
@@ -398,6 +393,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         Flow::Continue
     }
 
+    /// The once-a-second round: packages to ask again for, commands to send again.
+    async fn housekeeping(&mut self) -> Flow {
+        if let Flow::Close(r) = self.poll_reassembly().await {
+            return Flow::Close(r);
+        }
+        self.retry_commands().await
+    }
+
     async fn poll_reassembly(&mut self) -> Flow {
         for ev in self.reassembler.poll(Instant::now()) {
             match ev {
@@ -435,13 +438,22 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         Flow::Continue
     }
 
+    /// A frame with an encrypted body (vgate holds no key): counted as bad, answered 3.
+    async fn on_encrypted(&mut self, frame: Frame) -> Flow {
+        let h = frame.header.clone();
+        let detail = format!("encrypted body ({:?}) without a key", h.encryption);
+        self.on_bad_frame(&detail, "encrypted", &frame.body, None)
+            .await;
+        self.general_response(&h, result::UNSUPPORTED).await
+    }
+
+    /// One frame. The common case (a report or heartbeat of an authenticated terminal) runs
+    /// inline; everything rarer (login, refusals, bad frames, command answers, logout) runs
+    /// in a boxed future. A connection's task holds the largest state its loop can await, so
+    /// keeping the rare paths out of it keeps every idle connection's task small.
     async fn on_frame(&mut self, frame: Frame) -> Flow {
         if frame.header.encryption != jt808::Encryption::None {
-            let h = frame.header.clone();
-            let detail = format!("encrypted body ({:?}) without a key", h.encryption);
-            self.on_bad_frame(&detail, "encrypted", &frame.body, None)
-                .await;
-            return self.general_response(&h, result::UNSUPPORTED).await;
+            return Box::pin(self.on_encrypted(frame)).await;
         }
         let frame = if frame.header.package.is_some() {
             match self.reassembler.push(frame, Instant::now()) {
@@ -449,7 +461,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 Ok(None) => return Flow::Continue,
                 Err(e) => {
                     let detail = e.to_string();
-                    return self.on_bad_frame(&detail, "subpackage", &[], None).await;
+                    return Box::pin(self.on_bad_frame(&detail, "subpackage", &[], None)).await;
                 }
             }
         } else {
@@ -460,9 +472,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Ok(m) => m,
             Err(e) => {
                 let detail = format!("message 0x{:04x}: {e}", header.msg_id);
-                return self
-                    .on_bad_frame(&detail, e.reason(), &frame.body, Some(&header))
-                    .await;
+                return Box::pin(self.on_bad_frame(
+                    &detail,
+                    e.reason(),
+                    &frame.body,
+                    Some(&header),
+                ))
+                .await;
             }
         };
         let label = if matches!(msg, Message::Unknown { .. }) {
@@ -479,26 +495,25 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             _ => {}
         }
         match &msg {
-            Message::Register(r) => return self.on_register(&header, r).await,
-            Message::Authenticate(a) => return self.on_authenticate(&header, a).await,
+            Message::Register(r) => return Box::pin(self.on_register(&header, r)).await,
+            Message::Authenticate(a) => return Box::pin(self.on_authenticate(&header, a)).await,
             _ => {}
         }
         let Some(vehicle) = self.vehicle.clone() else {
             return match self.l.cfg.before_auth {
                 BeforeLogin::Ignore => {
                     debug!(peer = %self.peer, msg_id = header.msg_id, "frame before authentication ignored");
-                    self.general_response(&header, result::FAILURE).await
+                    Box::pin(self.general_response(&header, result::FAILURE)).await
                 }
                 BeforeLogin::Close => Flow::Close(PresenceReason::Error),
             };
         };
         if *header.phone != *vehicle {
             warn!(peer = %self.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
-            return self.general_response(&header, result::FAILURE).await;
+            return Box::pin(self.general_response(&header, result::FAILURE)).await;
         }
         let started = Instant::now();
         let events = jt808::normalize(&header, &msg, &self.ctx());
-        let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
         let answered_alone = matches!(msg, Message::Logout | Message::TimeQuery)
             || msg::ack_policy(header.msg_id) != msg::Ack::General;
         if !answered_alone {
@@ -515,13 +530,15 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 Ok(q) => q,
                 Err(_) => return Flow::Close(PresenceReason::Shutdown),
             };
-            if !durable {
+            if self.l.cfg.ack_when != crate::config::AckWhen::Durable {
                 self.deferred.deliveries.truncate(before);
             }
             let events = self.deferred.deliveries.len() - before;
             let unsupported = matches!(msg, Message::Unknown { .. });
-            if let Flow::Close(r) = self.on_answer(&header, &msg).await {
-                return Flow::Close(r);
+            if !self.outbox.is_empty() {
+                if let Flow::Close(r) = Box::pin(self.on_answer(&header, &msg)).await {
+                    return Flow::Close(r);
+                }
             }
             self.deferred.acks.push(DeferredAck {
                 header,
@@ -531,10 +548,24 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 read_at: started,
             });
             if self.deferred.acks.len() >= MAX_DEFERRED {
-                return self.flush_deferred().await;
+                return Box::pin(self.flush_deferred()).await;
             }
             return Flow::Continue;
         }
+        Box::pin(self.answer_alone(header, msg, vehicle, events, started)).await
+    }
+
+    /// A frame answered on its own, after the frames before it: logout, time query, and the
+    /// uplinks that are themselves answers (0x0001, 0x0104...: no reply of ours).
+    async fn answer_alone(
+        &mut self,
+        header: Header,
+        msg: Message,
+        vehicle: Arc<str>,
+        events: Vec<Event>,
+        started: Instant,
+    ) -> Flow {
+        let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
         if let Flow::Close(r) = self.flush_deferred().await {
             return Flow::Close(r);
         }
