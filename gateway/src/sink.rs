@@ -36,18 +36,19 @@ impl Sink {
     pub async fn publish(&self, event: Event) -> Result<(), SinkClosed> {
         metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
         match self {
-            Sink::Mqtt(p) => p
-                .publish_event(&event)
-                .await
-                .map(|_| ())
-                .map_err(|e| SinkClosed(e.to_string())),
-            Sink::Memory(tx) => tx
-                .send(Published {
-                    event,
-                    retain: false,
-                })
-                .await
-                .map_err(|_| SinkClosed("channel closed".into())),
+            Sink::Mqtt(p) => match p.try_publish_event(&event) {
+                Some(r) => r,
+                // The queue is full: wait for room (boxed, out of the callers' state).
+                None => Box::pin(p.publish_event(&event)).await,
+            }
+            .map(|_| ())
+            .map_err(|e| SinkClosed(e.to_string())),
+            Sink::Memory(tx) => Box::pin(tx.send(Published {
+                event,
+                retain: false,
+            }))
+            .await
+            .map_err(|_| SinkClosed("channel closed".into())),
         }
     }
 

@@ -131,12 +131,12 @@ where
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = s.deliver().await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
                 }
             },
             _ = tokio::time::sleep_until(housekeeping.next()), if !s.outbox.is_empty() => {
                 housekeeping.done();
-                if let Flow::Close(r) = s.retry_commands().await { break r; }
+                if let Flow::Close(r) = Box::pin(s.retry_commands()).await { break r; }
             }
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
             item = frames.next() => match item {
@@ -150,7 +150,7 @@ where
                         (Some(vin), Some(ed), Some(cmd)) => Some((vin.clone(), ed, cmd)),
                         _ => None,
                     };
-                    if let Flow::Close(r) = s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer)).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
@@ -160,7 +160,7 @@ where
             }
         }
     };
-    s.finish(reason).await;
+    Box::pin(s.finish(reason)).await;
 }
 
 /// Beijing (device-zone) time now, as the replies carry it regardless of the host's zone.
@@ -250,8 +250,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Err(e) => {
                 let detail = format!("command 0x{:02x}: {e}", frame.command);
                 let answer = Some((frame.vin.clone(), frame.edition, frame.command));
-                return self
-                    .on_bad_frame(&detail, body_reason(&e), &frame.data, answer)
+                return Box::pin(self.on_bad_frame(&detail, body_reason(&e), &frame.data, answer))
                     .await;
             }
         };
@@ -260,21 +259,23 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if self.vehicle.as_deref() == Some(frame.vin.as_str())
             && matches!(frame.command, 0x80..=0x82)
         {
-            return self.on_answer(&frame, &msg).await;
+            return Box::pin(self.on_answer(&frame, &msg)).await;
         }
         if frame.response != 0xFE {
             // An answer from the vehicle (to a query/set/control): published, never answered.
             return match &self.vehicle {
                 Some(v) if **v == *frame.vin => {
                     let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
-                    self.publish(events).await
+                    Box::pin(self.publish(events)).await
                 }
                 _ => Flow::Continue,
             };
         }
         match frame.command {
-            0x01 => return self.on_login(&frame, &msg).await,
-            0x05 => return self.on_platform_login(&frame, &msg).await,
+            // Boxed, as every rare path: a connection's task holds the largest state its loop
+            // can await, so the rare paths stay out of every idle connection's task.
+            0x01 => return Box::pin(self.on_login(&frame, &msg)).await,
+            0x05 => return Box::pin(self.on_platform_login(&frame, &msg)).await,
             _ => {}
         }
         let Some(vehicle) = self.vehicle.clone() else {

@@ -159,8 +159,8 @@ where
     let shutdown = l.shared.shutdown.clone();
     // `peer` identity: the vehicle is known before its first frame.
     if let Some(vid) = s.identifier.vehicle_id().map(str::to_owned) {
-        if let Flow::Close(r) = s.identified(&vid).await {
-            s.finish(r).await;
+        if let Flow::Close(r) = Box::pin(s.identified(&vid)).await {
+            Box::pin(s.finish(r)).await;
             return;
         }
     }
@@ -177,7 +177,7 @@ where
             Some(ctrl) = control_rx.recv() => match ctrl {
                 Control::Close(r) => break r,
                 Control::Deliver => {
-                    if let Flow::Close(r) = s.deliver().await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
                 }
             },
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
@@ -195,7 +195,7 @@ where
                     break PresenceReason::Error;
                 }
                 Some(Ok(Err(bad))) => {
-                    if let Flow::Close(r) = s.on_bad_frame(bad.reason(), &bad.to_string(), &[]).await { break r; }
+                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(bad.reason(), &bad.to_string(), &[])).await { break r; }
                 }
                 Some(Ok(Ok(frame))) => {
                     s.last_rx = Instant::now();
@@ -205,7 +205,7 @@ where
             }
         }
     };
-    s.finish(reason).await;
+    Box::pin(s.finish(reason)).await;
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
@@ -260,7 +260,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 {
                     // A login that names no valid vehicle: refused.
                     self.on_bad_frame(reason, &e.to_string(), frame).await;
-                    return self.refuse(None, reason).await;
+                    return Box::pin(self.refuse(None, reason)).await;
                 }
                 return self.on_bad_frame(reason, &e.to_string(), frame).await;
             }
@@ -269,7 +269,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             let Some(vid) = self.identifier.vehicle_id().map(str::to_owned) else {
                 return Flow::Continue;
             };
-            if let Flow::Close(r) = self.identified(&vid).await {
+            // Boxed, as every rare path: a connection's task holds the largest state its
+            // loop can await, so the rare paths stay out of every idle connection's task.
+            if let Flow::Close(r) = Box::pin(self.identified(&vid)).await {
                 return Flow::Close(r);
             }
         }
