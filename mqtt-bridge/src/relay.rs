@@ -1,6 +1,5 @@
-//! Store-and-forward: the publisher's queue to rumqttc through the disk spool when the
-//! broker cannot take publishes now (used instead of `publisher::forward` when a spool is
-//! configured).
+//! Store-and-forward: the publisher's queue to rumqttc, through the disk spool while the
+//! broker is away (used instead of `publisher::forward` when a spool is configured).
 //!
 //! ```text
 //!  Publisher queue --> dispatcher --direct (feed, 16)--------------------> feeder --> rumqttc
@@ -8,21 +7,29 @@
 //!                          +--spill: append + fsync, Delivery resolves --> spool <-- acker (delete on PUBACK)
 //! ```
 //!
-//! The dispatcher takes jobs in queue order. It sends a job *direct* (to the feeder, which
-//! hands it to rumqttc; its `Delivery` resolves on PUBACK) while the connection is up, the
-//! broker keeps up (fewer than `inflight` publishes unacknowledged) and the feeder takes it at
-//! once. Otherwise it starts *spilling*: that job and every later one are appended to the
+//! The dispatcher takes jobs in queue order. While the connection is up it sends each job
+//! *direct* (to the feeder, which hands it to rumqttc; its `Delivery` resolves on PUBACK).
+//! When the feeder has no room (rumqttc's inflight window is full, or the broker is simply
+//! slower than the publishers) the dispatcher *waits* for room: a broker that is only busy
+//! slows the publishers down through the bounded queue, as without a spool, and costs no
+//! fsync. The spool is for a broker that is *away*: the dispatcher starts *spilling* when the
+//! connection is down or is lost while it waits, or when the connection is up but the feeder
+//! has taken nothing for `SPILL_AFTER` (no PUBACK comes: a stuck broker, a dead peer the
+//! keepalive has not noticed yet). Then that job and every later one are appended to the
 //! spool in batches (one fsync per batch, then their `Delivery`s resolve). The feeder always
-//! sends its direct jobs first, then the spool in id order; the dispatcher goes back to direct
-//! only once the feeder has handed every spooled record to rumqttc. So publishes reach
-//! rumqttc in exactly the order they were queued (per vehicle and overall), whichever way
-//! each one went. The acker deletes a spooled record once its PUBACK comes.
+//! sends its direct jobs first, then the spool in id order; the dispatcher goes back to
+//! direct only once the feeder has handed every spooled record to rumqttc. While the broker
+//! is connected and takes the replay, the spool does not grow: the dispatcher appends a batch
+//! only once the feeder has replayed twice as much since the previous one (`PACE`), and with
+//! little left (`CATCH_UP`) it waits for the replay to end rather than appending more. So
+//! publishes reach rumqttc in exactly the order they were queued (per vehicle and overall),
+//! whichever way each one went. The acker deletes a spooled record once its PUBACK comes.
 //!
 //! Direct publishes keep a copy (`Shared::unacked`) until their PUBACK. When the connection
-//! is lost the dispatcher *rescues* them: appends the copies to the spool and resolves their
-//! `Delivery`s, so no vehicle waits for the broker to come back. rumqttc re-sends the
-//! originals first after the reconnect; the spooled copies follow as duplicates (same
-//! `event_id`).
+//! is lost, or the broker stalls as above, the dispatcher *rescues* them: appends the copies
+//! to the spool and resolves their `Delivery`s, so no vehicle waits for the broker to come
+//! back. rumqttc still sends the originals (first, after a reconnect); the spooled copies
+//! follow as duplicates (same `event_id`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -49,6 +56,20 @@ const FEED: usize = 16;
 const BATCH: usize = 256;
 /// Spool records read ahead by the feeder.
 const READ_AHEAD: usize = 64;
+/// How long the broker may take nothing while connected (no room in the feeder, or the
+/// spool replay not moving) before the dispatcher spills to the spool and rescues what is
+/// in flight.
+const SPILL_AFTER: Duration = Duration::from_secs(1);
+/// Spooled records not yet replayed few enough for the dispatcher to wait for the feeder
+/// (the broker connected and taking them) instead of appending more: how it gets back to
+/// direct under a steady load.
+const CATCH_UP: u64 = BATCH as u64;
+/// With more than `CATCH_UP` left to replay (after an outage) and the broker connected, the
+/// spool still takes new publishes, but a batch of `n` only once the feeder has replayed
+/// `PACE * n` records since the previous batch: the backlog shrinks at least at half the
+/// rate the broker takes, rather than growing whenever the publishers are faster than the
+/// replay (a busy broker is backpressure, not a reason to fill the disk).
+const PACE: u64 = 2;
 
 /// The three tasks of store-and-forward.
 #[derive(Debug)]
@@ -88,6 +109,63 @@ struct Direct {
     queued_at: Instant,
 }
 
+/// How far the feeder has replayed the spool.
+#[derive(Default)]
+struct Replay {
+    /// The id of the last spooled record handed to rumqttc (ids start at 1), or skipped
+    /// because `drop_oldest` deleted it.
+    sent: AtomicU64,
+    /// Signalled when `sent` moves.
+    moved: Notify,
+}
+
+impl Replay {
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    fn advance(&self, id: u64) {
+        self.sent.fetch_max(id, Ordering::SeqCst);
+        self.moved.notify_one();
+    }
+}
+
+/// Why the dispatcher spills: the broker is away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Away {
+    /// Not connected.
+    Down,
+    /// The connection was lost (the event loop's signal).
+    Lost,
+    /// Connected, but the broker took nothing for `SPILL_AFTER`.
+    Stalled,
+}
+
+impl Away {
+    fn as_str(self) -> &'static str {
+        match self {
+            Away::Down => "not connected",
+            Away::Lost => "connection lost",
+            Away::Stalled => "connected but no progress",
+        }
+    }
+}
+
+/// Room for a direct job, or why there is none.
+enum Room<'a> {
+    Ready(mpsc::Permit<'a, Direct>),
+    Away(Away),
+    /// The feeder is gone (the bridge is closing).
+    Closed,
+}
+
+/// Whether the feeder has replayed the spool.
+enum CatchUp {
+    Done,
+    NotYet,
+    Away(Away),
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -100,20 +178,18 @@ fn pending(d: &SharedDone) -> bool {
 pub(crate) fn start(rx: mpsc::Receiver<Job>, sh: Shared) -> Relay {
     let (feed_tx, feed_rx) = mpsc::channel(FEED);
     let (ack_tx, ack_rx) = mpsc::channel(sh.inflight + FEED + READ_AHEAD);
-    // The id of the last spooled record handed to rumqttc (ids start at 1).
-    let sent = Arc::new(AtomicU64::new(0));
+    let replay = Arc::new(Replay::default());
     let sh = Arc::new(sh);
     Relay {
-        dispatcher: tokio::spawn(dispatch(rx, feed_tx, sh.clone(), sent.clone())),
-        feeder: tokio::spawn(feed(feed_rx, ack_tx, sh.clone(), sent)),
+        dispatcher: tokio::spawn(dispatch(rx, feed_tx, sh.clone(), replay.clone())),
+        feeder: tokio::spawn(feed(feed_rx, ack_tx, sh.clone(), replay)),
         acker: tokio::spawn(ack(ack_rx, sh.spool.clone())),
     }
 }
 
 impl Shared {
-    /// Whether a job may go direct now, as far as the connection and the broker go.
-    fn broker_keeps_up(&self) -> bool {
-        self.connected.load(Ordering::SeqCst) && self.tracker.outstanding() < self.inflight
+    fn connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
     }
 }
 
@@ -132,10 +208,15 @@ async fn dispatch(
     mut rx: mpsc::Receiver<Job>,
     feed_tx: mpsc::Sender<Direct>,
     sh: Arc<Shared>,
-    sent: Arc<AtomicU64>,
+    replay: Arc<Replay>,
 ) {
     // Whatever a previous run left in the spool goes first.
     let mut spilling = sh.spool.len() > 0;
+    // The replay position at which waiting for the feeder last stalled: no new wait (and no
+    // new log line) until it moves.
+    let mut stalled_at: Option<u64> = None;
+    // The replay position the feeder is to reach before the next batch is appended (`PACE`).
+    let mut pace_to = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
@@ -145,7 +226,7 @@ async fn dispatch(
             },
             _ = sh.lost.notified() => {
                 // The copies go before anything newer.
-                spilling |= rescue(&sh).await;
+                spilling |= rescue(&sh, Away::Lost).await;
                 continue;
             }
         }
@@ -158,87 +239,161 @@ async fn dispatch(
         let d = sh.depth.fetch_sub(batch.len() as i64, Ordering::Relaxed) - batch.len() as i64;
         metrics::gauge!("vgate_mqtt_queue_depth").set(d as f64);
         let mut to_spool = Vec::new();
+        // Why the in-flight direct publishes are to be rescued before `to_spool` is appended.
+        let mut rescue_for: Option<Away> = None;
         for job in batch.drain(..) {
-            if spilling
-                && to_spool.is_empty()
-                && sent.load(Ordering::SeqCst) >= sh.spool.last_id()
-                && sh.broker_keeps_up()
-            {
-                tracing::info!("MQTT spool replayed; publishing directly again");
-                spilling = false;
-            }
-            if spilling || !sh.broker_keeps_up() {
-                if !spilling {
-                    tracing::info!(
-                        connected = sh.connected.load(Ordering::SeqCst),
-                        "MQTT broker not keeping up; spooling publishes to disk"
-                    );
-                }
-                spilling = true;
-                to_spool.push(job);
-                continue;
-            }
-            let rec = record(&job);
-            let done: SharedDone = Arc::new(Mutex::new(Some(job.done)));
-            {
-                let mut unacked = lock(&sh.unacked);
-                while unacked.front().is_some_and(|(_, d)| !pending(d)) {
-                    unacked.pop_front();
-                }
-                if unacked.len() > 4 * (sh.inflight + FEED) {
-                    // An old one still waits: drop the acknowledged ones behind it.
-                    unacked.retain(|(_, d)| pending(d));
-                }
-                unacked.push_back((rec.clone(), done.clone()));
-            }
-            let direct = Direct {
-                rec,
-                done,
-                queued_at: job.queued_at,
-            };
-            match feed_tx.try_send(direct) {
-                Ok(()) => {}
-                Err(TrySendError::Full(direct)) => {
-                    tracing::info!("MQTT client busy; spooling publishes to disk");
-                    lock(&sh.unacked).pop_back();
-                    spilling = true;
-                    if let Some(tx) = lock(&direct.done).take() {
-                        to_spool.push(Job {
-                            topic: direct.rec.topic,
-                            payload: direct.rec.payload,
-                            qos: direct.rec.qos,
-                            retain: direct.rec.retain,
-                            kind: direct.rec.kind,
-                            correlation: direct.rec.correlation,
-                            done: tx,
-                            queued_at: direct.queued_at,
-                        });
+            if spilling && to_spool.is_empty() && sh.connected() {
+                let last = sh.spool.last_id();
+                let target = if last.saturating_sub(replay.sent()) <= CATCH_UP {
+                    last
+                } else {
+                    pace_to
+                };
+                match wait_replay(&sh, &replay, target, &mut stalled_at).await {
+                    CatchUp::Done => {
+                        tracing::info!("MQTT spool replayed; publishing directly again");
+                        spilling = false;
+                    }
+                    CatchUp::NotYet => {}
+                    CatchUp::Away(why) => {
+                        if why == Away::Stalled {
+                            tracing::info!(
+                                after = ?SPILL_AFTER,
+                                "MQTT broker connected but not taking the spool replay"
+                            );
+                        }
+                        rescue_for = Some(why);
                     }
                 }
-                Err(TrySendError::Closed(_)) => return,
             }
+            if !spilling {
+                let room = if sh.connected() {
+                    room(&feed_tx, &sh).await
+                } else {
+                    Room::Away(Away::Down)
+                };
+                match room {
+                    Room::Ready(permit) => {
+                        let rec = record(&job);
+                        let done: SharedDone = Arc::new(Mutex::new(Some(job.done)));
+                        {
+                            let mut unacked = lock(&sh.unacked);
+                            while unacked.front().is_some_and(|(_, d)| !pending(d)) {
+                                unacked.pop_front();
+                            }
+                            if unacked.len() > 4 * (sh.inflight + FEED) {
+                                // An old one still waits: drop the acknowledged ones behind it.
+                                unacked.retain(|(_, d)| pending(d));
+                            }
+                            unacked.push_back((rec.clone(), done.clone()));
+                        }
+                        permit.send(Direct {
+                            rec,
+                            done,
+                            queued_at: job.queued_at,
+                        });
+                        continue;
+                    }
+                    Room::Away(why) => {
+                        tracing::info!(
+                            reason = why.as_str(),
+                            after = ?(why == Away::Stalled).then_some(SPILL_AFTER),
+                            "MQTT broker away; spooling publishes to disk"
+                        );
+                        spilling = true;
+                        rescue_for = Some(why);
+                    }
+                    Room::Closed => return,
+                }
+            }
+            to_spool.push(job);
+        }
+        if let Some(why) = rescue_for {
+            // Older than `to_spool`: their copies go first.
+            let _ = rescue(&sh, why).await;
+        } else if !to_spool.is_empty() && !sh.connected() {
+            let _ = rescue(&sh, Away::Down).await;
         }
         if !to_spool.is_empty() {
-            if !sh.connected.load(Ordering::SeqCst) {
-                // Older than these: their copies go first.
-                let _ = rescue(&sh).await;
-            }
-            let items = to_spool
+            let items: Vec<_> = to_spool
                 .into_iter()
                 .map(|j| (record(&j), Done::One(j.done)))
                 .collect();
+            let n = items.len() as u64;
+            pace_to = replay.sent() + PACE * n;
             spool_records(items, &sh.spool).await;
         }
     }
 }
 
-/// The connection is gone: copies the direct publishes still unacknowledged (in flight in
+/// Waits for room in the feeder (connected): the broker busy is backpressure, not a reason
+/// to spill. Gives up when the connection is lost, or when no room comes for `SPILL_AFTER`
+/// (the broker takes nothing: the feeder waits on a full inflight window).
+async fn room<'a>(feed_tx: &'a mpsc::Sender<Direct>, sh: &Shared) -> Room<'a> {
+    match feed_tx.try_reserve() {
+        Ok(permit) => return Room::Ready(permit),
+        Err(TrySendError::Closed(())) => return Room::Closed,
+        Err(TrySendError::Full(())) => {}
+    }
+    tokio::select! {
+        biased;
+        _ = sh.lost.notified() => Room::Away(Away::Lost),
+        permit = feed_tx.reserve() => permit.map_or(Room::Closed, Room::Ready),
+        _ = tokio::time::sleep(SPILL_AFTER) => Room::Away(Away::Stalled),
+    }
+}
+
+/// Spilling, connected: waits until the feeder has handed the spooled records up to
+/// `target` to rumqttc, while the replay moves (`CATCH_UP`, `PACE`). `Done` once every
+/// spooled record is handed over; gives up when the connection is lost or the replay does
+/// not move for `SPILL_AFTER` (`stalled_at` remembers where, so as not to wait there again).
+async fn wait_replay(
+    sh: &Shared,
+    replay: &Replay,
+    target: u64,
+    stalled_at: &mut Option<u64>,
+) -> CatchUp {
+    let mut sent = replay.sent();
+    if sent >= sh.spool.last_id() {
+        return CatchUp::Done;
+    }
+    if sent >= target || *stalled_at == Some(sent) {
+        return CatchUp::NotYet;
+    }
+    let timer = tokio::time::sleep(SPILL_AFTER);
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            biased;
+            _ = sh.lost.notified() => return CatchUp::Away(Away::Lost),
+            _ = replay.moved.notified() => {}
+            _ = &mut timer => {
+                *stalled_at = Some(sent);
+                return CatchUp::Away(Away::Stalled);
+            }
+        }
+        let now = replay.sent();
+        if now >= sh.spool.last_id() {
+            return CatchUp::Done;
+        }
+        if now >= target {
+            return CatchUp::NotYet;
+        }
+        if now > sent {
+            sent = now;
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + SPILL_AFTER);
+        }
+    }
+}
+
+/// The broker is away (`why`): copies the direct publishes still unacknowledged (in flight in
 /// rumqttc, or waiting for the feeder) to the spool and resolves their `Delivery`s; true
-/// if there were any. rumqttc
-/// still sends the originals after the reconnect, before anything newer, and the copies are
-/// sent again from the spool: duplicates with the same `event_id`, never a loss or a
-/// reordering of first copies.
-async fn rescue(sh: &Shared) -> bool {
+/// if there were any. rumqttc still sends the originals (after the reconnect, before anything
+/// newer), and the copies are sent again from the spool: duplicates with the same
+/// `event_id`, never a loss or a reordering of first copies.
+async fn rescue(sh: &Shared, why: Away) -> bool {
     let items: Vec<(Record, Done)> = lock(&sh.unacked)
         .drain(..)
         .filter(|(_, d)| pending(d))
@@ -249,7 +404,8 @@ async fn rescue(sh: &Shared) -> bool {
     }
     tracing::info!(
         publishes = items.len(),
-        "MQTT connection lost; in-flight publishes copied to the spool"
+        reason = why.as_str(),
+        "MQTT broker away; in-flight publishes copied to the spool"
     );
     spool_records(items, &sh.spool).await;
     true
@@ -322,7 +478,7 @@ async fn feed(
     mut feed_rx: mpsc::Receiver<Direct>,
     ack_tx: mpsc::Sender<(u64, oneshot::Receiver<Result<(), BridgeError>>)>,
     sh: Arc<Shared>,
-    sent: Arc<AtomicU64>,
+    replay: Arc<Replay>,
 ) {
     let mut ahead: VecDeque<(u64, Record)> = VecDeque::new();
     loop {
@@ -338,11 +494,11 @@ async fn feed(
             Err(TryRecvError::Empty) => {}
         }
         let last = sh.spool.last_id();
-        if ahead.is_empty() && last > sent.load(Ordering::SeqCst) {
-            match sh.spool.read_after(sent.load(Ordering::SeqCst), READ_AHEAD) {
+        if ahead.is_empty() && last > replay.sent() {
+            match sh.spool.read_after(replay.sent(), READ_AHEAD) {
                 Ok(rows) if rows.is_empty() => {
                     // Dropped (drop_oldest) before being sent: nothing left up to `last`.
-                    sent.fetch_max(last, Ordering::SeqCst);
+                    replay.advance(last);
                 }
                 Ok(rows) => ahead.extend(rows),
                 Err(e) => {
@@ -355,7 +511,7 @@ async fn feed(
         if let Some((id, r)) = ahead.pop_front() {
             if id <= sh.spool.dropped_upto() {
                 // Read ahead, then dropped to make room (drop_oldest): not to be sent.
-                sent.fetch_max(id, Ordering::SeqCst);
+                replay.advance(id);
                 continue;
             }
             let (done, rx) = oneshot::channel();
@@ -373,13 +529,13 @@ async fn feed(
                 sh.tracker.unsend_last();
                 return;
             }
-            sent.fetch_max(id, Ordering::SeqCst);
+            replay.advance(id);
             if ack_tx.send((id, rx)).await.is_err() {
                 return;
             }
             continue;
         }
-        if sh.spool.last_id() > sent.load(Ordering::SeqCst) {
+        if sh.spool.last_id() > replay.sent() {
             continue;
         }
         tokio::select! {

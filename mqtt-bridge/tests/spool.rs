@@ -506,8 +506,8 @@ async fn publishing_through_two_broker_outages_keeps_every_event_in_order_per_ve
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
     let mut m = Some(Mosquitto::start_persistent(port, data.path()));
-    // A small inflight window: the broker "not keeping up" (window full) spills too, and
-    // rumqttc's packet ids wrap and collide.
+    // A small inflight window: the dispatcher waits for it while the broker is up (no spill),
+    // and rumqttc's packet ids wrap and collide.
     let cfg = MqttConfig {
         inflight: 4,
         ..spooled(&format!("mqtt://127.0.0.1:{port}"), spool.path())
@@ -636,4 +636,277 @@ async fn a_publish_in_flight_when_the_connection_breaks_is_rescued_to_the_spool(
         "{:?}",
         started.elapsed()
     );
+}
+
+/// The relay's bound (`SPILL_AFTER` in relay.rs): how long a connected broker may take
+/// nothing before publishes are spilled to the spool.
+const SPILL_AFTER: Duration = Duration::from_secs(1);
+
+/// The value of the sample line starting with `series ` in a Prometheus rendering.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The child half of the burst test: a process of its own, so that the metrics recorder it
+/// installs counts the spool appends of this one bridge. Runs only when the parent sets the
+/// environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_burst_child() {
+    if std::env::var_os("VGATE_SPOOL_BURST_CHILD").is_none() {
+        return;
+    }
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("recorder installed");
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    // No queue limit towards the subscriber: mosquitto keeps all 20,000 for it.
+    let m = Mosquitto::start_persistent(port, data.path());
+    let bridge = Bridge::start(&spooled(&m.url(), spool.path()), "n", "vgate")
+        .await
+        .expect("bridge starts");
+    let mut sub = Subscriber::connect(port, &["vgate/v1/+/+"]).await;
+
+    // Far more publishers than the inflight window (100) and the feeder's channel hold.
+    const TASKS: usize = 200;
+    const EACH: usize = 100;
+    let started = Instant::now();
+    let collector = tokio::spawn(async move {
+        let mut got: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for _ in 0..TASKS * EACH {
+            let (vid, id) = ident(&sub.next().await);
+            got.entry(vid).or_default().push(id);
+        }
+        got
+    });
+    let mut producers = Vec::new();
+    for t in 0..TASKS {
+        let publisher = bridge.publisher();
+        producers.push(tokio::spawn(async move {
+            let vid = format!("013800138{t:03}");
+            let mut ids = Vec::with_capacity(EACH);
+            for _ in 0..EACH {
+                let ev = common::login_event(&vid);
+                let d = publisher.publish_event(&ev).await.expect("queued");
+                tokio::time::timeout(HANG_GUARD, d)
+                    .await
+                    .expect("delivered in time")
+                    .expect("accepted");
+                ids.push(ev.event_id.to_string());
+            }
+            (vid, ids)
+        }));
+    }
+    let mut sent = std::collections::HashMap::new();
+    for p in producers {
+        let (vid, ids) = p.await.expect("producer task");
+        sent.insert(vid, ids);
+    }
+    let elapsed = started.elapsed();
+    let got = tokio::time::timeout(HANG_GUARD, collector)
+        .await
+        .expect("all received in time")
+        .expect("collector task");
+    assert!(got == sent, "every event once, in order per vehicle");
+    let text = prometheus.render();
+    let spooled = sample(&text, r#"vgate_spool_events_total{op="spooled"}"#).unwrap_or(0.0);
+    println!(
+        "child: burst {} delivered in {elapsed:?}, spooled {spooled}, connected {}",
+        TASKS * EACH,
+        bridge.connected()
+    );
+    assert_eq!(bridge.spooled(), Some(0));
+    bridge.shutdown().await.expect("clean shutdown");
+}
+
+#[test]
+fn a_burst_to_a_healthy_broker_goes_direct_with_nothing_spooled_and_in_order() {
+    need_mosquitto!("a_burst_to_a_healthy_broker_goes_direct");
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "spool_burst_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("VGATE_SPOOL_BURST_CHILD", "1")
+        .output()
+        .expect("child runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| Some(&l[l.find("child: burst ")?..]))
+        .unwrap_or_else(|| panic!("no result line:\n{stdout}\n{stderr}"));
+    println!("{line}");
+    assert!(
+        line.contains("spooled 0,") && line.contains("connected true"),
+        "a healthy broker under a burst: backpressure, not the spool: {line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_but_stuck_broker_is_spilled_to_after_a_bound_and_everything_arrives() {
+    need_mosquitto!("a_connected_but_stuck_broker_is_spilled_to_after_a_bound");
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start_persistent(port, data.path());
+    let cfg = MqttConfig {
+        inflight: 10,
+        ..spooled(&m.url(), spool.path())
+    };
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+    let mut sub = Subscriber::connect(port, &["vgate/v1/+/+"]).await;
+
+    // Frozen: the TCP connection stays up (the keepalive is 30 s), no PUBACK comes.
+    m.signal("STOP");
+    // More vehicles than the inflight window and the feeder's channel hold, so that some
+    // wait for room that never comes.
+    const VEHICLES_N: usize = 40;
+    const EACH: usize = 5;
+    let bound = SPILL_AFTER + Duration::from_millis(2500);
+    let started = Instant::now();
+    let mut producers = Vec::new();
+    for v in 0..VEHICLES_N {
+        let publisher = bridge.publisher();
+        producers.push(tokio::spawn(async move {
+            let vid = format!("0138001380{v:02}");
+            let mut ids = Vec::new();
+            let mut slowest = Duration::ZERO;
+            for _ in 0..EACH {
+                let ev = common::login_event(&vid);
+                let t = Instant::now();
+                let d = publisher.publish_event(&ev).await.expect("queued");
+                tokio::time::timeout(bound, d)
+                    .await
+                    .expect("durable (rescued or spooled) within the bound, broker frozen")
+                    .expect("accepted");
+                slowest = slowest.max(t.elapsed());
+                ids.push(ev.event_id.to_string());
+            }
+            (vid, ids, slowest)
+        }));
+    }
+    let mut sent = std::collections::HashMap::new();
+    let mut slowest = Duration::ZERO;
+    for p in producers {
+        let (vid, ids, s) = tokio::time::timeout(HANG_GUARD, p)
+            .await
+            .expect("producers finish")
+            .expect("producer task");
+        slowest = slowest.max(s);
+        sent.insert(vid, ids);
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < bound, "all durable in {elapsed:?}");
+    // Nothing spilled before the bound: the first publishes waited for the broker.
+    assert!(
+        slowest >= SPILL_AFTER - Duration::from_millis(100),
+        "slowest {slowest:?}"
+    );
+    assert!(
+        bridge.connected(),
+        "spilled while connected, not after a keepalive timeout"
+    );
+    let spooled = bridge.spooled().expect("a spool");
+    assert!(
+        spooled >= (VEHICLES_N * EACH) as u64,
+        "everything is in the spool (rescued copies included): {spooled}"
+    );
+
+    m.signal("CONT");
+    // The rescued publishes arrive twice (original and spooled copy); first copies in order.
+    let total: usize = sent.values().map(Vec::len).sum();
+    let mut seen = std::collections::HashSet::new();
+    let mut got: std::collections::HashMap<String, Vec<String>> = Default::default();
+    while seen.len() < total {
+        let (vid, id) = ident(&sub.next().await);
+        if seen.insert(id.clone()) {
+            got.entry(vid).or_default().push(id);
+        }
+    }
+    assert_eq!(got, sent, "every event, in order per vehicle");
+    until("the spool drains", || bridge.spooled() == Some(0)).await;
+
+    // Back to direct: a publish resolves on its PUBACK, nothing spooled.
+    let ev = common::login_event(VEHICLES[0]);
+    let d = bridge.publisher().publish_event(&ev).await.expect("queued");
+    tokio::time::timeout(HANG_GUARD, d)
+        .await
+        .expect("in time")
+        .expect("delivered");
+    assert_eq!(bridge.spooled(), Some(0));
+    bridge.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_a_steady_load_gets_back_to_publishing_directly() {
+    need_mosquitto!("after_an_outage_a_steady_load_gets_back_to_publishing_directly");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start(port, None);
+    let bridge = Bridge::start(&spooled(&m.url(), spool.path()), "n", "vgate")
+        .await
+        .expect("bridge starts");
+    m.kill();
+    until("the bridge sees the broker gone", || !bridge.connected()).await;
+
+    // A steady load, more publishers than the inflight window and the dispatcher's batch
+    // (256), each awaiting its Delivery: faster than the replay.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let published = Arc::new(AtomicUsize::new(0));
+    let mut producers = Vec::new();
+    for v in 0..600 {
+        let (publisher, stop, published) = (bridge.publisher(), stop.clone(), published.clone());
+        producers.push(tokio::spawn(async move {
+            let vid = format!("013800138{v:03}");
+            while !stop.load(Ordering::SeqCst) {
+                let ev = common::login_event(&vid);
+                let d = publisher.publish_event(&ev).await.expect("queued");
+                tokio::time::timeout(HANG_GUARD, d)
+                    .await
+                    .expect("durable in time")
+                    .expect("accepted");
+                published.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    until("publishes are spooled during the outage", || {
+        bridge.spooled().unwrap_or(0) > 500
+    })
+    .await;
+
+    let _m = Mosquitto::start(port, None);
+    until("the spool drains under the load", || {
+        bridge.spooled() == Some(0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Back to direct: the load goes on, and nothing more goes through the spool.
+    let before = published.load(Ordering::SeqCst);
+    let mut spooled_samples = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        spooled_samples += usize::from(bridge.spooled() != Some(0));
+    }
+    let during = published.load(Ordering::SeqCst) - before;
+    assert!(during > 100, "the load went on: {during} published");
+    assert_eq!(
+        spooled_samples, 0,
+        "a steady load to a healthy broker is published directly, not spooled"
+    );
+    stop.store(true, Ordering::SeqCst);
+    for p in producers {
+        tokio::time::timeout(HANG_GUARD, p)
+            .await
+            .expect("producers finish")
+            .expect("producer task");
+    }
+    bridge.shutdown().await.expect("clean shutdown");
 }
