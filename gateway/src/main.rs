@@ -1,5 +1,9 @@
 //! The `vgate` binary: everything lives in the `gateway` library; see `lib.rs`.
 
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     gateway::main()
 }
