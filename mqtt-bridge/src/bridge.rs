@@ -236,6 +236,7 @@ impl Bridge {
                         tracker: tracker.clone(),
                         connected: connected.clone(),
                         inflight: usize::from(cfg.inflight),
+                        spill_after: std::time::Duration::from_millis(cfg.spool.spill_after_ms),
                         depth: publisher.depth(),
                         lost: lost.clone(),
                         unacked: Default::default(),

@@ -80,6 +80,12 @@ pub(crate) fn check(cfg: &MqttConfig) -> Result<(), BridgeError> {
             reason: "inflight, queue_capacity and command_capacity must be at least 1".into(),
         });
     }
+    if cfg.spool.spill_after_ms == 0 {
+        return Err(BridgeError::Config {
+            key: "mqtt.spool.spill_after_ms",
+            reason: "must be at least 1 (milliseconds)".into(),
+        });
+    }
     if cfg.username.is_none() && cfg.password.is_some() {
         return Err(BridgeError::Config {
             key: "mqtt.password",

@@ -231,8 +231,9 @@ impl Default for EmbeddedLimits {
     }
 }
 
-/// `[mqtt.spool]`: where publishes wait on disk while the broker is away or slow
-/// (docs/mqtt.md, "Store-and-forward").
+/// `[mqtt.spool]`: where publishes wait on disk while the broker is away: down, or connected
+/// but taking nothing (docs/mqtt.md, "Store-and-forward"). A broker that is only busy is
+/// backpressure, not a reason to spill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpoolConfig {
@@ -243,6 +244,10 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
     /// What to do when the spool is full. Default `"backpressure"`.
     pub when_full: WhenFull,
+    /// Milliseconds the broker may take nothing while connected (no PUBACK frees room) before
+    /// publishes spill to the spool and those in flight are rescued to it. Default 1000; raise
+    /// it for links whose round trip is longer.
+    pub spill_after_ms: u64,
 }
 
 impl Default for SpoolConfig {
@@ -251,6 +256,7 @@ impl Default for SpoolConfig {
             dir: None,
             max_bytes: 1 << 30,
             when_full: WhenFull::Backpressure,
+            spill_after_ms: 1000,
         }
     }
 }

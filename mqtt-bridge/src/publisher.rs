@@ -7,8 +7,9 @@
 //! channel + `inflight`, whatever the broker does.
 //!
 //! With a spool (`[mqtt.spool] dir`) the queue is drained by `relay` instead of [`forward`]:
-//! what the broker cannot take now goes to the disk spool, and `publish_*` waits only when
-//! the spool is full (`when_full = "backpressure"`).
+//! while the broker is away (down, or connected but taking nothing) publishes go to the disk
+//! spool, and `publish_*` waits only when the spool is full (`when_full = "backpressure"`);
+//! a broker that is merely busy is the same backpressure as without a spool.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -14,7 +14,7 @@
 //! slows the publishers down through the bounded queue, as without a spool, and costs no
 //! fsync. The spool is for a broker that is *away*: the dispatcher starts *spilling* when the
 //! connection is down or is lost while it waits, or when the connection is up but the feeder
-//! has taken nothing for `SPILL_AFTER` (no PUBACK comes: a stuck broker, a dead peer the
+//! has taken nothing for `spill_after` (no PUBACK comes: a stuck broker, a dead peer the
 //! keepalive has not noticed yet). Then that job and every later one are appended to the
 //! spool in batches (one fsync per batch, then their `Delivery`s resolve). The feeder always
 //! sends its direct jobs first, then the spool in id order; the dispatcher goes back to
@@ -56,10 +56,6 @@ const FEED: usize = 16;
 const BATCH: usize = 256;
 /// Spool records read ahead by the feeder.
 const READ_AHEAD: usize = 64;
-/// How long the broker may take nothing while connected (no room in the feeder, or the
-/// spool replay not moving) before the dispatcher spills to the spool and rescues what is
-/// in flight.
-const SPILL_AFTER: Duration = Duration::from_secs(1);
 /// Spooled records not yet replayed few enough for the dispatcher to wait for the feeder
 /// (the broker connected and taking them) instead of appending more: how it gets back to
 /// direct under a steady load.
@@ -88,6 +84,10 @@ pub(crate) struct Shared {
     pub connected: Arc<AtomicBool>,
     /// rumqttc's inflight window.
     pub inflight: usize,
+    /// How long the broker may take nothing while connected (no room in the feeder, or the
+    /// spool replay not moving) before the dispatcher spills to the spool and rescues what
+    /// is in flight (`mqtt.spool.spill_after_ms`).
+    pub spill_after: Duration,
     /// The publisher's queue depth gauge.
     pub depth: Arc<AtomicI64>,
     /// Signalled by the event loop when the connection is lost: time to rescue.
@@ -137,7 +137,7 @@ enum Away {
     Down,
     /// The connection was lost (the event loop's signal).
     Lost,
-    /// Connected, but the broker took nothing for `SPILL_AFTER`.
+    /// Connected, but the broker took nothing for `spill_after`.
     Stalled,
 }
 
@@ -258,7 +258,7 @@ async fn dispatch(
                     CatchUp::Away(why) => {
                         if why == Away::Stalled {
                             tracing::info!(
-                                after = ?SPILL_AFTER,
+                                after = ?sh.spill_after,
                                 "MQTT broker connected but not taking the spool replay"
                             );
                         }
@@ -297,7 +297,7 @@ async fn dispatch(
                     Room::Away(why) => {
                         tracing::info!(
                             reason = why.as_str(),
-                            after = ?(why == Away::Stalled).then_some(SPILL_AFTER),
+                            after = ?(why == Away::Stalled).then_some(sh.spill_after),
                             "MQTT broker away; spooling publishes to disk"
                         );
                         spilling = true;
@@ -327,7 +327,7 @@ async fn dispatch(
 }
 
 /// Waits for room in the feeder (connected): the broker busy is backpressure, not a reason
-/// to spill. Gives up when the connection is lost, or when no room comes for `SPILL_AFTER`
+/// to spill. Gives up when the connection is lost, or when no room comes for `spill_after`
 /// (the broker takes nothing: the feeder waits on a full inflight window).
 async fn room<'a>(feed_tx: &'a mpsc::Sender<Direct>, sh: &Shared) -> Room<'a> {
     match feed_tx.try_reserve() {
@@ -339,14 +339,14 @@ async fn room<'a>(feed_tx: &'a mpsc::Sender<Direct>, sh: &Shared) -> Room<'a> {
         biased;
         _ = sh.lost.notified() => Room::Away(Away::Lost),
         permit = feed_tx.reserve() => permit.map_or(Room::Closed, Room::Ready),
-        _ = tokio::time::sleep(SPILL_AFTER) => Room::Away(Away::Stalled),
+        _ = tokio::time::sleep(sh.spill_after) => Room::Away(Away::Stalled),
     }
 }
 
 /// Spilling, connected: waits until the feeder has handed the spooled records up to
 /// `target` to rumqttc, while the replay moves (`CATCH_UP`, `PACE`). `Done` once every
 /// spooled record is handed over; gives up when the connection is lost or the replay does
-/// not move for `SPILL_AFTER` (`stalled_at` remembers where, so as not to wait there again).
+/// not move for `spill_after` (`stalled_at` remembers where, so as not to wait there again).
 async fn wait_replay(
     sh: &Shared,
     replay: &Replay,
@@ -360,7 +360,7 @@ async fn wait_replay(
     if sent >= target || *stalled_at == Some(sent) {
         return CatchUp::NotYet;
     }
-    let timer = tokio::time::sleep(SPILL_AFTER);
+    let timer = tokio::time::sleep(sh.spill_after);
     tokio::pin!(timer);
     loop {
         tokio::select! {
@@ -383,7 +383,7 @@ async fn wait_replay(
             sent = now;
             timer
                 .as_mut()
-                .reset(tokio::time::Instant::now() + SPILL_AFTER);
+                .reset(tokio::time::Instant::now() + sh.spill_after);
         }
     }
 }

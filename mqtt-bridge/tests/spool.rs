@@ -638,9 +638,10 @@ async fn a_publish_in_flight_when_the_connection_breaks_is_rescued_to_the_spool(
     );
 }
 
-/// The relay's bound (`SPILL_AFTER` in relay.rs): how long a connected broker may take
-/// nothing before publishes are spilled to the spool.
-const SPILL_AFTER: Duration = Duration::from_secs(1);
+/// The stuck-broker test's `mqtt.spool.spill_after_ms` (not the default 1 s, so the test also
+/// shows the key is honoured): how long a connected broker may take nothing before publishes
+/// are spilled to the spool.
+const SPILL_AFTER: Duration = Duration::from_millis(600);
 
 /// The value of the sample line starting with `series ` in a Prometheus rendering.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -755,10 +756,11 @@ async fn a_connected_but_stuck_broker_is_spilled_to_after_a_bound_and_everything
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
     let m = Mosquitto::start_persistent(port, data.path());
-    let cfg = MqttConfig {
+    let mut cfg = MqttConfig {
         inflight: 10,
         ..spooled(&m.url(), spool.path())
     };
+    cfg.spool.spill_after_ms = SPILL_AFTER.as_millis() as u64;
     let bridge = Bridge::start(&cfg, "n", "vgate")
         .await
         .expect("bridge starts");
