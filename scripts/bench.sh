@@ -2,35 +2,48 @@
 # The gateway benchmark (README "Benchmark"; figures in docs/PERFORMANCE.md), in one run on
 # this machine, against a Mosquitto it starts on a free port:
 #
-#   1. throughput: simulated JT/T 808 terminals -> vgate -> Mosquitto -> subscriber, beside the
-#      same number of equivalent messages published straight to Mosquitto;
+#   1. throughput, side by side, the same N messages both times and the rate taken at the
+#      subscriber (first to last message) both times: N equivalent messages (the size of
+#      vgate's location event, the same topic shape) published straight to Mosquitto by
+#      CLIENTS closed-loop QoS 1 publishers; then N location reports from VEHICLES simulated
+#      JT/T 808 terminals in closed-loop flood mode (`simulate --rate max --window W`: each
+#      keeps W reports unacknowledged, a new one per 0x8001) -> vgate -> Mosquitto -> the
+#      subscriber;
 #   2. latency frame-in -> MQTT-out (the event's received_at to the subscriber) at half the
-#      rate vgate reached in 1;
+#      rate vgate reached in 1 (open loop: a timer per terminal);
 #   3. IDLE authenticated JT/T 808 connections on one vgate process: RSS per connection, and the
 #      time for all of them to connect and log in at once (a reconnect storm).
 #
-# Usage: scripts/bench.sh            (defaults below; override with env N, VEHICLES, IDLE)
-# Results: one JSON file per step in target/bench/, and a summary on stdout.
+# Usage: scripts/bench.sh   (override with env N, VEHICLES, WINDOW, CLIENTS, DURATION, IDLE,
+#                            STEPS, OUT)
+# Binaries are built in ${CARGO_TARGET_DIR:-target}/release.
+# Results: one JSON file per step in $OUT (default target/bench; step 1: throughput.json with
+# both rates, the ratio and the CPU seconds of each process), and a summary on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"
 
 VEHICLES=${VEHICLES:-200}      # simulated terminals for throughput/latency
-DURATION=${DURATION:-10}       # seconds of driving
-RATE=${RATE:-200}              # reports per second per terminal offered in step 1
+N=${N:-400000}                 # messages in step 1, direct and through vgate
+WINDOW=${WINDOW:-8}            # reports each terminal keeps unacknowledged in step 1
+CLIENTS=${CLIENTS:-4}          # direct publishers in step 1 (1000 in flight each)
+DURATION=${DURATION:-10}       # seconds of driving in step 2
+RATE=${RATE:-100}              # step 2 without step 1: half of VEHICLES x RATE x 2 per second
 IDLE=${IDLE:-15000}            # idle connections in step 3 (this machine: 20,000 fds per process)
 STEPS=${STEPS:-"1 2 3"}        # which steps to run
-OUT=target/bench
+OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
 
 cargo build --release -q -p gateway --bin vgate --example bench_mqtt
-VGATE=target/release/vgate
-BM=target/release/examples/bench_mqtt
+BIN=${CARGO_TARGET_DIR:-target}/release
+VGATE=$BIN/vgate
+BM=$BIN/examples/bench_mqtt
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 json() { python3 -c "import json,sys; print(json.load(open('$1'))$2)"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -45,7 +58,8 @@ max_inflight_messages 0
 persistence false
 EOF
 mosquitto -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1 &
-PIDS+=($!)
+MOSQ=$!
+PIDS+=("$MOSQ")
 sleep 0.5
 
 start_vgate() { # $1 = name; prints "pid jt808_addr"
@@ -58,49 +72,119 @@ start_vgate() { # $1 = name; prints "pid jt808_addr"
   echo "$pid $(awk '/^listening jt808/ {print $3}' "$dir/stdout")"
 }
 
+# Starts the counting subscriber in the background ($1 filter, $2 count, $3 name of its
+# output) and waits for its SUBACK, so that nothing is published before it listens. Sets SUB.
+start_counter() {
+  rm -f "$OUT/$3.err"
+  "$BM" count --port "$MQ" --filter "$1" --count "$2" --timeout 10 --sample "$OUT/$3.sample" \
+    >"$OUT/$3.json" 2>"$OUT/$3.err" &
+  SUB=$!
+  for _ in $(seq 200); do grep -q '^suback' "$OUT/$3.err" 2>/dev/null && break; sleep 0.05; done
+}
+
+# CPU seconds (user + system) a process has used so far (0 once it is gone).
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Writes `cpu_s $1` to $2 every 0.2 s while the process lives: the file ends with its total.
+watch_cpu() {
+  while [ -e "/proc/$1/stat" ]; do
+    local c; c=$(cpu_s "$1"); [ "$c" != 0 ] && echo "$c" >"$2"; sleep 0.2
+  done
+}
+last_cpu() { cat "$1" 2>/dev/null || echo 0; }
+
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 step() { [[ " $STEPS " == *" $1 "* ]]; }
 
 VIA=${VIA:-0}
 if step 1; then
-echo "== 1. throughput"
-OFFERED=$((VEHICLES * RATE * DURATION))
-"$BM" count --port "$MQ" --filter 'direct/#' --count "$OFFERED" --timeout 5 >"$OUT/direct.json" 2>/dev/null &
-SUB=$!
-sleep 0.5
-"$BM" publish --port "$MQ" --count "$OFFERED" --size 430 --clients 4 >"$OUT/direct_pub.json"
+LOAD_BEFORE=$(loadavg)
+echo "== 1. throughput: $N messages direct to Mosquitto, then through vgate (load $LOAD_BEFORE)"
+rm -f "$OUT"/cpu_*
+M0=$(cpu_s "$MOSQ")
+start_counter 'direct/#' "$N" direct
+watch_cpu "$SUB" "$OUT/cpu_direct_sub" &
+"$BM" publish --port "$MQ" --count "$N" --clients "$CLIENTS" --ids "$VEHICLES" >"$OUT/direct_pub.json" &
+PUB=$!
+watch_cpu "$PUB" "$OUT/cpu_direct_pub" &
+wait "$PUB"
 wait "$SUB"
+M1=$(cpu_s "$MOSQ")
 
 read -r VPID JT < <(start_vgate throughput)
 PIDS+=("$VPID")
-"$BM" count --port "$MQ" --filter 'vgate/v1/+/location' --count "$OFFERED" --timeout 5 >"$OUT/vgate.json" 2>/dev/null &
-SUB=$!
-sleep 0.5
-"$VGATE" simulate --protocol jt808 --vehicles "$VEHICLES" --rate "$RATE" --duration "${DURATION}s" \
-  --target "$JT" --json >"$OUT/sim_throughput.json"
+start_counter 'vgate/v1/+/location' "$N" vgate
+watch_cpu "$SUB" "$OUT/cpu_vgate_sub" &
+V0=$(cpu_s "$VPID")
+"$VGATE" simulate --protocol jt808 --vehicles "$VEHICLES" --rate max --window "$WINDOW" \
+  --count "$N" --duration 300s --target "$JT" --json >"$OUT/sim_throughput.json" &
+SIM=$!
+watch_cpu "$SIM" "$OUT/cpu_sim" &
+wait "$SIM"
 wait "$SUB"
+V1=$(cpu_s "$VPID")
+M2=$(cpu_s "$MOSQ")
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
+sleep 0.3 # the last CPU samples of the watchers
+LOAD_AFTER=$(loadavg)
 
-DIRECT=$(json "$OUT/direct.json" "['rate']")
+python3 - "$OUT" "$N" "$VEHICLES" "$WINDOW" "$CLIENTS" "$LOAD_BEFORE" "$LOAD_AFTER" \
+  "$M0" "$M1" "$M2" "$V0" "$V1" "$(last_cpu "$OUT/cpu_direct_pub")" \
+  "$(last_cpu "$OUT/cpu_direct_sub")" "$(last_cpu "$OUT/cpu_sim")" \
+  "$(last_cpu "$OUT/cpu_vgate_sub")" <<'PY'
+import json, sys
+out, n, vehicles, window, clients, load0, load1 = sys.argv[1:8]
+m0, m1, m2, v0, v1, pub, sub_d, sim, sub_v = map(float, sys.argv[8:17])
+d = json.load(open(f"{out}/direct.json"))
+v = json.load(open(f"{out}/vgate.json"))
+p = json.load(open(f"{out}/direct_pub.json"))
+s = json.load(open(f"{out}/sim_throughput.json"))
+r = {
+    "messages": int(n), "vehicles": int(vehicles), "window": int(window),
+    "direct_clients": int(clients),
+    "direct_rate": d["rate"], "direct_received": d["received"], "direct_seconds": d["seconds"],
+    "direct_payload_bytes": d["payload_bytes_avg"], "direct_publisher_rate": p["rate"],
+    "vgate_rate": v["rate"], "vgate_received": v["received"], "vgate_seconds": v["seconds"],
+    "vgate_payload_bytes": v["payload_bytes_avg"],
+    "ratio": round(v["rate"] / max(d["rate"], 1), 3),
+    "sim_frames_sent": s["frames_sent"], "sim_acks": s["acks"], "sim_errors": s["errors"],
+    "sim_frames_per_s": round(s["drive_frames_per_s"]),
+    "sim_ack_ms_p50": s["latency_ms_p50"], "sim_ack_ms_p99": s["latency_ms_p99"],
+    "cpu_s": {
+        "direct": {"mosquitto": round(m1 - m0, 2), "publisher": pub, "subscriber": sub_d},
+        "via_vgate": {"vgate": round(v1 - v0, 2), "mosquitto": round(m2 - m1, 2),
+                      "simulator": sim, "subscriber": sub_v},
+    },
+    "loadavg_before": load0, "loadavg_after": load1,
+}
+json.dump(r, open(f"{out}/throughput.json", "w"), indent=2)
+c = r["cpu_s"]
+print(f"direct to Mosquitto: {d['rate']:.0f} msg/s ({d['received']} in {d['seconds']} s, "
+      f"{d['payload_bytes_avg']:.0f} B payloads)")
+print(f"via vgate:           {v['rate']:.0f} msg/s ({v['received']} in {v['seconds']} s, "
+      f"{v['payload_bytes_avg']:.0f} B payloads): {100 * r['ratio']:.0f}% of direct")
+print(f"simulator (window {window}): {s['frames_sent']} reports, {s['acks']} acks, "
+      f"{s['errors']} errors, {r['sim_frames_per_s']} frames/s, "
+      f"ack p50 {s['latency_ms_p50']} ms p99 {s['latency_ms_p99']} ms")
+print("CPU s, direct: " + ", ".join(f"{k} {x:.1f}" for k, x in c["direct"].items())
+      + "; via vgate: " + ", ".join(f"{k} {x:.1f}" for k, x in c["via_vgate"].items()))
+print(f"load average before {load0}, after {load1}")
+PY
 VIA=$(json "$OUT/vgate.json" "['rate']")
-echo "direct to Mosquitto: $DIRECT msg/s; via vgate: $VIA events/s ($(python3 -c "print(round(100*$VIA/max($DIRECT,1)))")%)"
 fi
 
 if step 2; then
-[ "$VIA" = 0 ] && VIA=$((VEHICLES * RATE))
-echo "== 2. latency at half that rate"
+[ "$VIA" = 0 ] && VIA=$((VEHICLES * RATE * 2))
+echo "== 2. latency at half that rate (load $(loadavg))"
 HALF=$(python3 -c "print(max(1, int($VIA / 2 / $VEHICLES)))")
 read -r VPID JT < <(start_vgate latency)
 PIDS+=("$VPID")
-"$BM" count --port "$MQ" --filter 'vgate/v1/+/location' --count $((VEHICLES * HALF * DURATION)) --timeout 5 >"$OUT/latency.json" 2>/dev/null &
-SUB=$!
-sleep 0.5
+start_counter 'vgate/v1/+/location' $((VEHICLES * HALF * DURATION)) latency
 "$VGATE" simulate --protocol jt808 --vehicles "$VEHICLES" --rate "$HALF" --duration "${DURATION}s" \
   --target "$JT" --json >"$OUT/sim_latency.json"
 wait "$SUB"
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
-echo "rate $((VEHICLES * HALF))/s: frame-in -> MQTT-out p50 $(json "$OUT/latency.json" "['latency_ms_p50']") ms, p99 $(json "$OUT/latency.json" "['latency_ms_p99']") ms; terminal ack p99 $(json "$OUT/sim_latency.json" "['latency_ms_p99']") ms"
+echo "rate $((VEHICLES * HALF))/s offered, $(json "$OUT/latency.json" "['rate']")/s received: frame-in -> MQTT-out p50 $(json "$OUT/latency.json" "['latency_ms_p50']") ms, p99 $(json "$OUT/latency.json" "['latency_ms_p99']") ms; terminal ack p99 $(json "$OUT/sim_latency.json" "['latency_ms_p99']") ms"
 
 fi
 

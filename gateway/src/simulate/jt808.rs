@@ -12,16 +12,19 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use jt808::msg::{Authenticate, GeneralResponse, LocationItem, LocationReport, Register};
 use jt808::{Codec, CodecConfig, Frame, Header, Message, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Encoder, Framed, FramedParts};
 
-use super::{Stats, VehiclePlan};
+use super::{FloodPlan, Stats, VehiclePlan};
 
 /// One position fix to report (0x0200). Negative latitude is south, negative longitude west.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +119,42 @@ fn io_err(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
 }
 
+/// What a terminal at `fix` answers to a platform message (`None` for answers and the
+/// server time: nothing to say).
+fn terminal_reply(header: &Header, msg: &Message, fix: &Fix, version: Version) -> Option<Message> {
+    if matches!(
+        msg,
+        Message::PlatformResponse(_) | Message::RegisterResponse(_) | Message::ServerTime(_)
+    ) {
+        return None;
+    }
+    Some(match header.msg_id {
+        0x8201 => Message::LocationAnswer {
+            reply_serial: header.serial,
+            report: fix.report(),
+        },
+        0x8104 | 0x8106 => {
+            // 0x0104: reply serial, count 0.
+            let mut body = header.serial.to_be_bytes().to_vec();
+            body.push(0);
+            let own = Header {
+                msg_id: 0x0104,
+                version,
+                ..header.clone()
+            };
+            Message::decode(&own, &body).unwrap_or(Message::Unknown {
+                msg_id: 0x0104,
+                body,
+            })
+        }
+        _ => Message::TerminalResponse(GeneralResponse {
+            reply_serial: header.serial,
+            reply_id: header.msg_id,
+            result: 0,
+        }),
+    })
+}
+
 impl Terminal {
     /// Connects to a gateway's JT/T 808 listener.
     pub async fn connect(addr: SocketAddr, phone: &str, version: Version) -> io::Result<Terminal> {
@@ -168,7 +207,6 @@ impl Terminal {
 
     /// Sends raw wire bytes (for malformed-input tests).
     pub async fn send_wire(&mut self, bytes: &[u8]) -> io::Result<()> {
-        use tokio::io::AsyncWriteExt;
         self.io.get_mut().write_all(bytes).await
     }
 
@@ -218,31 +256,8 @@ impl Terminal {
 
     /// Answers a platform message as a terminal does. Returns whether it was a command.
     pub async fn answer(&mut self, header: &Header, msg: &Message) -> io::Result<bool> {
-        if matches!(
-            msg,
-            Message::PlatformResponse(_) | Message::RegisterResponse(_) | Message::ServerTime(_)
-        ) {
+        let Some(reply) = terminal_reply(header, msg, &self.fix, self.version) else {
             return Ok(false);
-        }
-        let reply = match header.msg_id {
-            0x8201 => Message::LocationAnswer {
-                reply_serial: header.serial,
-                report: self.fix.report(),
-            },
-            0x8104 | 0x8106 => {
-                // 0x0104: reply serial, count 0.
-                let mut body = header.serial.to_be_bytes().to_vec();
-                body.push(0);
-                Message::decode(&self.header(0x0104), &body).unwrap_or(Message::Unknown {
-                    msg_id: 0x0104,
-                    body,
-                })
-            }
-            _ => Message::TerminalResponse(GeneralResponse {
-                reply_serial: header.serial,
-                reply_id: header.msg_id,
-                result: 0,
-            }),
         };
         self.send(&reply).await?;
         Ok(true)
@@ -348,18 +363,44 @@ impl Terminal {
 
 /// One simulated vehicle of `vgate simulate`: connect, register, authenticate, then report
 /// positions along a circle at `plan.rate` per second (heartbeats when idle) until
-/// `plan.drive_until`, answering platform commands; then log out.
+/// `plan.drive_until`, or as fast as the gateway acknowledges in flood mode
+/// (`plan.flood`, see [`flood`]), answering platform commands; then log out.
 pub async fn drive(plan: VehiclePlan, phone: String, version: Version) {
     let stats = plan.stats.clone();
+    let terminal = log_in(&plan, &phone, version).await;
+    let Some(flood_plan) = plan.flood.clone() else {
+        let Some(mut t) = terminal else { return };
+        if run_reports(&mut t, &plan).await.is_err() {
+            Stats::add(&stats.disconnects);
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), t.logout()).await;
+        return;
+    };
+    // Flood mode: every vehicle starts once all have logged in (or failed to).
+    flood_plan.gate.arrive();
+    let Some(t) = terminal else { return };
+    flood_plan.gate.wait().await;
+    match flood(t, &plan, &flood_plan).await {
+        Ok(mut t) => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t.logout()).await;
+        }
+        Err(_) => Stats::add(&stats.disconnects),
+    }
+}
+
+/// Connects, registers and authenticates; `None` (counted) when that failed.
+async fn log_in(plan: &VehiclePlan, phone: &str, version: Version) -> Option<Terminal> {
+    let stats = &plan.stats;
     let stream = match super::connect(plan.target, plan.local.as_deref(), plan.index).await {
         Ok(s) => s,
         Err(_) => {
             Stats::add(&stats.connect_errors);
-            return;
+            return None;
         }
     };
     Stats::add(&stats.connected);
-    let mut t = Terminal::over(stream, &phone, version);
+    let mut t = Terminal::over(stream, phone, version);
     let login = async {
         let reg = t.register().await?;
         let Some(code) = reg.auth_code.filter(|_| reg.result == 0) else {
@@ -368,22 +409,20 @@ pub async fn drive(plan: VehiclePlan, phone: String, version: Version) {
         Ok::<_, io::Error>(t.authenticate(&code).await? == 0)
     };
     match login.await {
-        Ok(true) => stats.logged_in(),
+        Ok(true) => {
+            stats.logged_in();
+            Some(t)
+        }
         Ok(false) => {
             Stats::add(&stats.login_refused);
-            return;
+            None
         }
         Err(_) => {
             Stats::add(&stats.errors);
             Stats::add(&stats.disconnects);
-            return;
+            None
         }
     }
-    if run_reports(&mut t, &plan).await.is_err() {
-        Stats::add(&stats.disconnects);
-        return;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), t.logout()).await;
 }
 
 async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
@@ -401,29 +440,23 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
     let mut pending: HashMap<u16, Instant> = HashMap::new();
     let mut samples: Vec<u32> = Vec::with_capacity(64);
     let mut step: u64 = 0;
+    let (mut first_send, mut last_ack) = (None::<Instant>, None::<Instant>);
     let result = loop {
         tokio::select! {
             _ = tokio::time::sleep_until(until) => break Ok(()),
             _ = tick.tick() => {
                 let msg = if plan.rate > 0.0 {
                     step += 1;
-                    let a = (plan.index as f64 * 0.37 + step as f64 * 0.01) % std::f64::consts::TAU;
-                    t.fix = Fix {
-                        latitude: 22.54 + 0.01 * a.sin(),
-                        longitude: 114.05 + 0.01 * a.cos(),
-                        speed_kmh: 40.0 + 20.0 * a.sin().abs(),
-                        heading_deg: (a.to_degrees() as u16 + 90) % 360,
-                        altitude_m: 20,
-                        mileage_km: Some(1000.0 + step as f64 * 0.01),
-                        ..Fix::default()
-                    };
+                    t.fix = circle_fix(plan.index, step);
                     Message::Location(t.fix.report())
                 } else {
                     Message::Heartbeat { extra: Vec::new() }
                 };
                 let serial = t.send(&msg).await?;
                 Stats::add(&stats.frames_sent);
-                pending.insert(serial, Instant::now());
+                let now = Instant::now();
+                first_send.get_or_insert(now);
+                pending.insert(serial, now);
                 if pending.len() > 10_000 {
                     pending.clear();
                 }
@@ -436,6 +469,7 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
                     Message::PlatformResponse(r) => {
                         if let Some(sent) = pending.remove(&r.reply_serial) {
                             Stats::add(&stats.acks);
+                            last_ack = Some(Instant::now());
                             if r.result != 0 {
                                 Stats::add(&stats.errors);
                             }
@@ -455,5 +489,480 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
         }
     };
     stats.record(&mut samples);
+    stats.drove(first_send, last_ack);
     result
+}
+
+/// Vehicle `index`'s position at its `step`-th report: along a circle near Shenzhen.
+fn circle_fix(index: usize, step: u64) -> Fix {
+    let a = (index as f64 * 0.37 + step as f64 * 0.01) % std::f64::consts::TAU;
+    Fix {
+        latitude: 22.54 + 0.01 * a.sin(),
+        longitude: 114.05 + 0.01 * a.cos(),
+        speed_kmh: 40.0 + 20.0 * a.sin().abs(),
+        heading_deg: (a.to_degrees() as u16 + 90) % 360,
+        altitude_m: 20,
+        mileage_km: Some(1000.0 + step as f64 * 0.01),
+        ..Fix::default()
+    }
+}
+
+/// When each report in flight went out, by serial, for latency samples: a power-of-two ring
+/// (at least 4 x the window) of `(serial, instant)`, no map and no allocation per frame. A
+/// slot reused before its answer came (the window plus interleaved command answers went
+/// round the ring) only costs that sample: the serial stored in the slot must match.
+pub struct SerialRing {
+    slots: Vec<Option<(u16, Instant)>>,
+    mask: usize,
+}
+
+impl SerialRing {
+    /// A ring for `window` reports in flight.
+    pub fn new(window: usize) -> SerialRing {
+        let len = window
+            .max(1)
+            .saturating_mul(4)
+            .next_power_of_two()
+            .clamp(64, 1 << 16);
+        SerialRing {
+            slots: vec![None; len],
+            mask: len - 1,
+        }
+    }
+
+    /// The number of slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the ring has no slots (never: at least 64).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The report with `serial` went out `at`.
+    pub fn sent(&mut self, serial: u16, at: Instant) {
+        if let Some(slot) = self.slots.get_mut(usize::from(serial) & self.mask) {
+            *slot = Some((serial, at));
+        }
+    }
+
+    /// When the report with `serial` went out, if the ring still knows (once).
+    pub fn acked(&mut self, serial: u16) -> Option<Instant> {
+        let slot = self.slots.get_mut(usize::from(serial) & self.mask)?;
+        match *slot {
+            Some((s, at)) if s == serial => {
+                *slot = None;
+                Some(at)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Frames between two refreshes of the flood's location body (a new position and time).
+const REFRESH_EVERY: u32 = 16;
+/// One acknowledged report in this many (by serial) is a latency sample.
+const SAMPLE_EVERY: u16 = 16;
+/// Flood mode gives up on reports unanswered this long (counted as errors).
+const STALL: Duration = Duration::from_secs(10);
+/// After the driving period, how long flood mode waits for the last answers.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// A flood-mode vehicle's state: the connection taken out of its [`Terminal`], the report
+/// frame re-encoded with a new serial each time (the body is encoded every
+/// [`REFRESH_EVERY`] frames), and its counters.
+struct Flooder {
+    stream: TcpStream,
+    codec: Codec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// The 0x0200 frame: header (serial set per frame) and body.
+    report: Frame,
+    version: Version,
+    serial: u16,
+    fix: Fix,
+    index: usize,
+    step: u64,
+    since_refresh: u32,
+    ring: SerialRing,
+    samples: Vec<u32>,
+    first_send: Option<Instant>,
+    last_ack: Option<Instant>,
+    in_flight: usize,
+    sent: u64,
+}
+
+impl Flooder {
+    fn header(&mut self, msg_id: u16) -> Header {
+        let serial = self.serial;
+        self.serial = self.serial.wrapping_add(1);
+        Header {
+            msg_id,
+            serial,
+            ..self.report.header.clone()
+        }
+    }
+
+    /// A new position and time in the report body.
+    fn refresh(&mut self) -> io::Result<()> {
+        self.step += 1;
+        self.fix = circle_fix(self.index, self.step);
+        let body = Message::Location(self.fix.report())
+            .encode_body(self.version)
+            .map_err(|e| io_err(e.to_string()))?;
+        self.report.body = Bytes::from(body);
+        self.since_refresh = 0;
+        Ok(())
+    }
+
+    /// Appends `k` location reports, sent `at`, to the write buffer.
+    fn push_reports(&mut self, k: usize, at: Instant) -> io::Result<()> {
+        if k == 0 {
+            return Ok(());
+        }
+        for _ in 0..k {
+            if self.since_refresh >= REFRESH_EVERY {
+                self.refresh()?;
+            }
+            self.since_refresh += 1;
+            let serial = self.serial;
+            self.serial = self.serial.wrapping_add(1);
+            self.report.header.serial = serial;
+            self.ring.sent(serial, at);
+            Encoder::<&Frame>::encode(&mut self.codec, &self.report, &mut self.wbuf)?;
+        }
+        self.first_send.get_or_insert(at);
+        self.in_flight += k;
+        self.sent += k as u64;
+        Ok(())
+    }
+
+    /// Appends a terminal message (an answer to a platform command) to the write buffer.
+    fn push_message(&mut self, msg: &Message) -> io::Result<()> {
+        let body = msg
+            .encode_body(self.version)
+            .map_err(|e| io_err(e.to_string()))?;
+        let frame = Frame::new(self.header(msg.msg_id()), body);
+        Encoder::<&Frame>::encode(&mut self.codec, &frame, &mut self.wbuf)
+    }
+
+    /// Writes what the buffer holds, in one `write_all`.
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Decodes the frames read so far: counts the 0x8001 answers to reports (returned) and
+    /// queues answers to platform commands.
+    fn take_answers(&mut self, now: Instant, stats: &Stats) -> io::Result<u64> {
+        let mut acks = 0u64;
+        while let Some(item) = self.codec.decode(&mut self.rbuf)? {
+            let frame =
+                item.map_err(|bad| io_err(format!("bad frame from the platform: {}", bad.error)))?;
+            let msg =
+                Message::decode(&frame.header, &frame.body).map_err(|e| io_err(e.to_string()))?;
+            match &msg {
+                Message::PlatformResponse(r) if r.reply_id == 0x0200 => {
+                    acks += 1;
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    if r.result != 0 {
+                        Stats::add(&stats.errors);
+                    }
+                    if r.reply_serial % SAMPLE_EVERY == 0 {
+                        if let Some(at) = self.ring.acked(r.reply_serial) {
+                            let us = now.saturating_duration_since(at).as_micros();
+                            self.samples.push(us.min(u128::from(u32::MAX)) as u32);
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(reply) =
+                        terminal_reply(&frame.header, &msg, &self.fix, self.version)
+                    {
+                        self.push_message(&reply)?;
+                        Stats::add(&stats.commands_answered);
+                    }
+                }
+            }
+        }
+        if acks > 0 {
+            self.last_ack = Some(now);
+        }
+        Ok(acks)
+    }
+
+    /// The closed loop: fill the window, then top it up after each read that brought answers,
+    /// until the budget is spent or `duration` is over, and every report is answered (or
+    /// given up after [`STALL`] / [`DRAIN`]).
+    async fn run(
+        &mut self,
+        stats: &Stats,
+        window: usize,
+        budget: u64,
+        duration: Duration,
+    ) -> io::Result<()> {
+        let start = Instant::now();
+        let deadline = start + duration;
+        let mut draining = false;
+        let mut drain_until = deadline + DRAIN;
+        let mut last_progress = start;
+        let wake = tokio::time::sleep_until(deadline.min(start + STALL).into());
+        tokio::pin!(wake);
+        let first = window.min(usize::try_from(budget).unwrap_or(usize::MAX));
+        self.push_reports(first, start)?;
+        stats.frames_sent.fetch_add(first as u64, Ordering::Relaxed);
+        self.flush().await?;
+        loop {
+            if self.in_flight == 0 && (draining || self.sent >= budget) {
+                return Ok(());
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
+            let n = tokio::select! {
+                biased;
+                r = self.stream.read_buf(&mut self.rbuf) => r?,
+                _ = &mut wake => {
+                    let now = Instant::now();
+                    if !draining && now >= deadline {
+                        draining = true;
+                        drain_until = now + DRAIN;
+                    }
+                    if now >= last_progress + STALL || (draining && now >= drain_until) {
+                        // Unanswered reports: given up.
+                        stats.errors.fetch_add(self.in_flight as u64, Ordering::Relaxed);
+                        self.in_flight = 0;
+                        return Ok(());
+                    }
+                    let next = if draining { drain_until } else { deadline };
+                    wake.as_mut().reset(next.min(last_progress + STALL).into());
+                    continue;
+                }
+            };
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed by the gateway",
+                ));
+            }
+            let now = Instant::now();
+            let acks = self.take_answers(now, stats)?;
+            if acks > 0 {
+                stats.acks.fetch_add(acks, Ordering::Relaxed);
+                last_progress = now;
+            }
+            if !draining && now >= deadline {
+                draining = true;
+                drain_until = now + DRAIN;
+            }
+            if !draining {
+                let room = window.saturating_sub(self.in_flight);
+                let left = usize::try_from(budget.saturating_sub(self.sent)).unwrap_or(usize::MAX);
+                let k = room.min(left);
+                if k > 0 {
+                    self.push_reports(k, now)?;
+                    stats.frames_sent.fetch_add(k as u64, Ordering::Relaxed);
+                }
+            }
+            self.flush().await?;
+            if self.samples.len() >= 256 {
+                stats.record(&mut self.samples);
+            }
+        }
+    }
+}
+
+/// One flood-mode vehicle after login: keeps up to `f.window` location reports
+/// unacknowledged, sending a new one for each 0x8001 that comes back, until `f.budget`
+/// reports or `f.duration`; then waits for the last answers and hands the terminal back
+/// (to log out).
+///
+/// Per read of the socket, not per frame: one clock read, the decoding of every answer the
+/// read brought (the `jt808` crate's codec over one buffer), and one `write_all` of as many
+/// new reports as came back, encoded into a reused buffer from a frame whose body changes
+/// every [`REFRESH_EVERY`] reports. No timer per frame, no map: a [`SerialRing`] of send
+/// instants, sampled one answer in [`SAMPLE_EVERY`]. Platform commands are answered as
+/// [`Terminal::answer`] does.
+pub async fn flood(t: Terminal, plan: &VehiclePlan, f: &FloodPlan) -> io::Result<Terminal> {
+    let stats = &plan.stats;
+    let Terminal {
+        io,
+        phone,
+        version,
+        serial,
+        fix,
+        received,
+    } = t;
+    let parts = io.into_parts();
+    let report = Frame::new(
+        Header {
+            msg_id: 0x0200,
+            version,
+            protocol_version: u8::from(version == Version::V2019),
+            phone: phone.clone(),
+            serial: 0,
+            encryption: jt808::Encryption::None,
+            package: None,
+        },
+        Bytes::new(),
+    );
+    let mut fl = Flooder {
+        stream: parts.io,
+        codec: parts.codec,
+        rbuf: parts.read_buf,
+        wbuf: BytesMut::with_capacity(f.window.saturating_mul(128).clamp(1024, 1 << 20)),
+        report,
+        version,
+        serial,
+        fix,
+        index: plan.index,
+        step: 0,
+        since_refresh: REFRESH_EVERY,
+        ring: SerialRing::new(f.window),
+        samples: Vec::with_capacity(256),
+        first_send: None,
+        last_ack: None,
+        in_flight: 0,
+        sent: 0,
+    };
+    let result = fl.run(stats, f.window, f.budget, f.duration).await;
+    stats.record(&mut fl.samples);
+    stats.drove(fl.first_send, fl.last_ack);
+    result?;
+    let mut parts = FramedParts::new::<Frame>(fl.stream, fl.codec);
+    parts.read_buf = fl.rbuf;
+    Ok(Terminal {
+        io: Framed::from_parts(parts),
+        phone,
+        version,
+        serial: fl.serial,
+        fix: fl.fix,
+        received,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_serial_ring_matches_each_serial_once() {
+        let ring_len = SerialRing::new(8).len();
+        assert_eq!(ring_len, 64);
+        assert_eq!(SerialRing::new(100).len(), 512);
+        assert_eq!(SerialRing::new(1 << 20).len(), 1 << 16);
+        let mut ring = SerialRing::new(8);
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(1);
+        ring.sent(10, t0);
+        ring.sent(11, t1);
+        assert_eq!(ring.acked(11), Some(t1));
+        assert_eq!(ring.acked(11), None, "one answer, one sample");
+        assert_eq!(ring.acked(12), None, "never sent");
+        // Serial 10 + 64 reuses 10's slot: 10's answer no longer matches.
+        ring.sent(74, t1);
+        assert_eq!(ring.acked(10), None);
+        assert_eq!(ring.acked(74), Some(t1));
+        // Serials wrap around u16.
+        ring.sent(u16::MAX, t0);
+        ring.sent(0, t1);
+        assert_eq!(ring.acked(u16::MAX), Some(t0));
+        assert_eq!(ring.acked(0), Some(t1));
+    }
+
+    /// A minimal JT/T 808 platform: registers every terminal, acknowledges every message
+    /// with 0x8001, and once per connection, after the 50th report, asks for the position
+    /// (0x8201), which the terminal must answer.
+    async fn acker(listener: tokio::net::TcpListener, located: Arc<AtomicU64>) {
+        while let Ok((stream, _)) = listener.accept().await {
+            let located = located.clone();
+            tokio::spawn(async move {
+                let mut io = Framed::new(stream, Codec::new(CodecConfig::default()));
+                let mut serial = 0u16;
+                let mut reports = 0u32;
+                while let Some(Ok(Ok(frame))) = io.next().await {
+                    let h = &frame.header;
+                    let mut replies = vec![match h.msg_id {
+                        0x0100 => Message::RegisterResponse(jt808::msg::RegisterResponse {
+                            reply_serial: h.serial,
+                            result: 0,
+                            token: Some("sim-code".into()),
+                        }),
+                        0x0201 => {
+                            located.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        id => Message::PlatformResponse(GeneralResponse {
+                            reply_serial: h.serial,
+                            reply_id: id,
+                            result: 0,
+                        }),
+                    }];
+                    if h.msg_id == 0x0200 {
+                        reports += 1;
+                        if reports == 50 {
+                            replies.push(Message::QueryLocation);
+                        }
+                    }
+                    for msg in replies {
+                        let Ok(body) = msg.encode_body(h.version) else {
+                            return;
+                        };
+                        let header = Header {
+                            msg_id: msg.msg_id(),
+                            serial,
+                            ..h.clone()
+                        };
+                        serial = serial.wrapping_add(1);
+                        if io.send(Frame::new(header, body)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flood_mode_gets_every_report_acknowledged() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        let located = Arc::new(AtomicU64::new(0));
+        let platform = tokio::spawn(acker(listener, located.clone()));
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: super::super::SimulateArgs,
+        }
+        let line = format!(
+            "simulate --protocol jt808 --vehicles 4 --rate max --window 8 --count 2001 \
+             --duration 20s --target {target}"
+        );
+        let args = <Cli as clap::Parser>::try_parse_from(line.split_whitespace())
+            .unwrap()
+            .args;
+        let summary = tokio::time::timeout(Duration::from_secs(20), super::super::simulate(args))
+            .await
+            .unwrap()
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        platform.abort();
+        assert_eq!(summary.mode, "flood");
+        assert_eq!(summary.window, Some(8));
+        assert_eq!(summary.logins, 4);
+        assert_eq!(summary.frames_sent, 2001);
+        assert_eq!(summary.acks, summary.frames_sent);
+        assert_eq!(summary.errors, 0);
+        assert_eq!(summary.disconnects, 0);
+        assert_eq!(summary.commands_answered, 4, "one 0x8201 per vehicle");
+        assert_eq!(located.load(Ordering::Relaxed), 4);
+        assert!(summary.latency_samples > 0);
+        assert!(summary.drive_s > 0.0 && summary.drive_frames_per_s > 0.0);
+    }
 }

@@ -8,6 +8,11 @@
 //! acknowledged, so there the heartbeat answer is timed). It speaks through the protocol
 //! crates' own encoders: one copy of wire code.
 //!
+//! JT/T 808 vehicles also have a closed-loop flood mode (`--rate max --window W`): each keeps
+//! up to W location reports unacknowledged and sends the next as each 0x8001 comes back, as
+//! fast as the gateway answers, from pre-encoded frames with coalesced writes (see
+//! [`jt808::flood`]). That measures the gateway's maximum rate rather than the offered one.
+//!
 //! It is the load generator of the benchmarks (`scripts/bench.sh`) and a tool on its own.
 
 pub mod gbt32960;
@@ -15,6 +20,7 @@ pub mod jt808;
 mod stats;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,10 +48,21 @@ pub struct SimulateArgs {
     /// Number of vehicles (one TCP connection each).
     #[arg(long, default_value_t = 10)]
     pub vehicles: usize,
-    /// Reports per second per vehicle (0 = log in and stay idle, heartbeats only).
-    #[arg(long, default_value_t = 1.0)]
+    /// Reports per second per vehicle, open loop (0 = log in and stay idle, heartbeats only);
+    /// or `max`: closed-loop flood (JT/T 808 only), each vehicle sends as fast as the gateway
+    /// acknowledges, with up to --window reports unacknowledged.
+    #[arg(long, default_value = "1", value_parser = parse_rate)]
     pub rate: f64,
-    /// How long to drive, e.g. 30s, 5m (after every vehicle has connected).
+    /// With `--rate max`: location reports each vehicle keeps unacknowledged (1-4096,
+    /// default 8); a new one goes out as each 0x8001 comes back.
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// With `--rate max`: stop after this many location reports in all (shared evenly by the
+    /// vehicles), or at --duration, whichever comes first.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// How long to drive, e.g. 30s, 5m (after every vehicle has connected; with `--rate max`
+    /// after every vehicle has logged in).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
     /// The gateway's listener, HOST:PORT (default 127.0.0.1:6808 or 127.0.0.1:32960).
@@ -70,6 +87,130 @@ pub struct SimulateArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The window of `--rate max` when `--window` is not given.
+pub const DEFAULT_WINDOW: usize = 8;
+/// The largest `--window`.
+pub const MAX_WINDOW: usize = 4096;
+
+/// Parses `--rate`: a number of reports per second, or `max` (infinity: flood mode).
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(f64::INFINITY);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "bad rate {s:?}: a number of reports per second >= 0, or `max`"
+        )),
+    }
+}
+
+/// How the vehicles report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// `rate` reports per second per vehicle on a timer, whatever the gateway does.
+    OpenLoop { rate: f64 },
+    /// Closed loop: up to `window` reports unacknowledged per vehicle; `count` in all.
+    Flood { window: usize, count: Option<u64> },
+}
+
+impl Mode {
+    /// The mode that `args` ask for, or why the combination is not valid.
+    pub fn of(args: &SimulateArgs) -> Result<Mode, String> {
+        let rate = args.rate;
+        if rate.is_nan() || rate < 0.0 {
+            return Err("--rate must be a number >= 0 or `max`".into());
+        }
+        if rate.is_finite() {
+            if args.window.is_some() {
+                return Err(
+                    "--window is for the closed-loop flood mode: use it with --rate max".into(),
+                );
+            }
+            if args.count.is_some() {
+                return Err(
+                    "--count is for the closed-loop flood mode: use it with --rate max \
+                     (open loop, use --duration)"
+                        .into(),
+                );
+            }
+            return Ok(Mode::OpenLoop { rate });
+        }
+        if args.protocol != SimProtocol::Jt808 {
+            return Err(
+                "--rate max (closed-loop flood) needs acknowledged reports: jt808 only \
+                 (GB/T 32960 real-time frames are not acknowledged)"
+                    .into(),
+            );
+        }
+        let window = args.window.unwrap_or(DEFAULT_WINDOW);
+        if !(1..=MAX_WINDOW).contains(&window) {
+            return Err(format!("--window must be 1 to {MAX_WINDOW}"));
+        }
+        if args.count == Some(0) {
+            return Err("--count must be at least 1".into());
+        }
+        if args.vehicles == 0 {
+            return Err("--rate max needs at least one vehicle".into());
+        }
+        Ok(Mode::Flood {
+            window,
+            count: args.count,
+        })
+    }
+}
+
+/// Vehicle `index`'s share of `count` reports over `vehicles` (the first ones take the rest).
+pub fn share(count: u64, vehicles: usize, index: usize) -> u64 {
+    let v = vehicles.max(1) as u64;
+    count / v + u64::from((index as u64) < count % v)
+}
+
+/// Holds flood-mode vehicles until every vehicle has logged in (or failed to), so that they
+/// all start at once and the measured rate is not that of a ramp.
+pub struct StartGate {
+    expected: usize,
+    arrived: AtomicUsize,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl StartGate {
+    /// A gate for `expected` vehicles.
+    pub fn new(expected: usize) -> StartGate {
+        StartGate {
+            expected,
+            arrived: AtomicUsize::new(0),
+            open: tokio::sync::watch::Sender::new(expected == 0),
+        }
+    }
+
+    /// One vehicle is ready (or gave up); the last one opens the gate.
+    pub fn arrive(&self) {
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 >= self.expected {
+            self.open.send_replace(true);
+        }
+    }
+
+    /// Waits until the gate is open.
+    pub async fn wait(&self) {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+    }
+}
+
+/// What a flood-mode vehicle needs besides its [`VehiclePlan`].
+#[derive(Clone)]
+pub struct FloodPlan {
+    /// Reports kept unacknowledged.
+    pub window: usize,
+    /// This vehicle's reports in all (`u64::MAX` without `--count`).
+    pub budget: u64,
+    /// How long to drive once the gate opens.
+    pub duration: Duration,
+    pub gate: Arc<StartGate>,
 }
 
 /// A set of local source addresses.
@@ -147,6 +288,8 @@ pub struct VehiclePlan {
     pub drive_until: Instant,
     pub heartbeat: Duration,
     pub stats: Arc<Stats>,
+    /// Closed-loop flood mode (JT/T 808), instead of `rate`.
+    pub flood: Option<FloodPlan>,
 }
 
 /// Runs the subcommand.
@@ -176,9 +319,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
         SimProtocol::Jt808 => SocketAddr::from(([127, 0, 0, 1], 6808)),
         SimProtocol::Gbt32960 => SocketAddr::from(([127, 0, 0, 1], 32960)),
     });
-    if !(args.rate.is_finite() && args.rate >= 0.0) {
-        return Err(Failure::Usage(anyhow!("--rate must be a number >= 0")));
-    }
+    let mode = Mode::of(&args).map_err(|e| Failure::Usage(anyhow!(e)))?;
     let jt_version = match (args.protocol, args.edition.as_deref()) {
         (SimProtocol::Jt808, None) => Some(::jt808::Version::V2013),
         (SimProtocol::Jt808, Some(e)) => Some(
@@ -204,6 +345,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
         0.0
     };
     let drive_until = started + Duration::from_secs_f64(ramp) + args.duration;
+    let gate = Arc::new(StartGate::new(args.vehicles));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..args.vehicles {
         if args.connect_rate > 0.0 {
@@ -214,10 +356,22 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
             index: i,
             target,
             local: local.clone(),
-            rate: args.rate,
+            rate: match mode {
+                Mode::OpenLoop { rate } => rate,
+                Mode::Flood { .. } => 0.0,
+            },
             drive_until,
             heartbeat: Duration::from_secs(args.heartbeat_s.max(1)),
             stats: stats.clone(),
+            flood: match mode {
+                Mode::OpenLoop { .. } => None,
+                Mode::Flood { window, count } => Some(FloodPlan {
+                    window,
+                    budget: count.map_or(u64::MAX, |n| share(n, args.vehicles, i)),
+                    duration: args.duration,
+                    gate: gate.clone(),
+                }),
+            },
         };
         let id = args.first_id + i as u64;
         match (jt_version, gb_edition) {
@@ -231,7 +385,12 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
         }
     }
     while tasks.join_next().await.is_some() {}
-    Ok(stats.summary(started.elapsed(), args.vehicles))
+    let mut summary = stats.summary(started.elapsed(), args.vehicles);
+    if let Mode::Flood { window, .. } = mode {
+        summary.mode = "flood";
+        summary.window = Some(window);
+    }
+    Ok(summary)
 }
 
 /// A 17-character simulated VIN ending with the vehicle number.
@@ -242,6 +401,84 @@ pub fn sim_vin(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    fn parse(line: &str) -> Result<SimulateArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("simulate").chain(line.split_whitespace()))
+            .map(|c| c.args)
+    }
+
+    fn mode(line: &str) -> Result<Mode, String> {
+        Mode::of(&parse(line).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn rate_max_and_window_select_the_flood_mode() {
+        assert_eq!(mode("--protocol jt808"), Ok(Mode::OpenLoop { rate: 1.0 }));
+        assert_eq!(
+            mode("--protocol jt808 --rate 200"),
+            Ok(Mode::OpenLoop { rate: 200.0 })
+        );
+        assert_eq!(
+            mode("--protocol gbt32960 --rate 0"),
+            Ok(Mode::OpenLoop { rate: 0.0 })
+        );
+        assert_eq!(
+            mode("--protocol jt808 --rate max"),
+            Ok(Mode::Flood {
+                window: DEFAULT_WINDOW,
+                count: None
+            })
+        );
+        assert_eq!(
+            mode("--protocol jt808 --rate MAX --window 32 --count 1000"),
+            Ok(Mode::Flood {
+                window: 32,
+                count: Some(1000)
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_combinations_are_refused_clearly() {
+        let err = |line: &str| mode(line).err().unwrap_or_default();
+        assert!(err("--protocol jt808 --window 8").contains("--rate max"));
+        assert!(err("--protocol jt808 --rate 5 --count 10").contains("--rate max"));
+        assert!(err("--protocol gbt32960 --rate max").contains("jt808 only"));
+        assert!(err("--protocol jt808 --rate max --window 0").contains("--window must be"));
+        assert!(err("--protocol jt808 --rate max --window 5000").contains("--window must be"));
+        assert!(err("--protocol jt808 --rate max --count 0").contains("--count"));
+        assert!(err("--protocol jt808 --rate max --vehicles 0").contains("vehicle"));
+        assert!(err("--protocol jt808 --rate fast").contains("bad rate"));
+        assert!(err("--protocol jt808 --rate=-1").contains("rate"));
+        assert!(parse_rate("nan").is_err());
+        assert!(parse_rate("inf").is_err());
+    }
+
+    #[test]
+    fn count_is_shared_evenly() {
+        let shares: Vec<u64> = (0..3).map(|i| share(10, 3, i)).collect();
+        assert_eq!(shares, [4, 3, 3]);
+        assert_eq!((0..7).map(|i| share(400_000, 7, i)).sum::<u64>(), 400_000);
+        assert_eq!(share(2, 4, 3), 0);
+    }
+
+    #[tokio::test]
+    async fn the_start_gate_opens_when_the_last_vehicle_arrives() {
+        let gate = Arc::new(StartGate::new(2));
+        gate.arrive();
+        let waiting = tokio::time::timeout(Duration::from_millis(50), gate.wait()).await;
+        assert!(waiting.is_err(), "open after 1 of 2");
+        gate.arrive();
+        let open = tokio::time::timeout(Duration::from_secs(1), gate.wait()).await;
+        assert!(open.is_ok(), "still closed after 2 of 2");
+    }
 
     #[test]
     fn durations_and_address_ranges_parse() {

@@ -3,16 +3,20 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 /// Shared counters, updated by every vehicle task.
 pub struct Stats {
     /// When the simulation started.
-    epoch: std::time::Instant,
+    epoch: Instant,
     /// Microseconds from `epoch` to the latest successful login.
     last_login_us: AtomicU64,
+    /// Microseconds from `epoch` to the first report sent (`u64::MAX`: none yet).
+    first_send_us: AtomicU64,
+    /// Microseconds from `epoch` to the last acknowledgement received.
+    last_ack_us: AtomicU64,
     pub connected: AtomicU64,
     pub connect_errors: AtomicU64,
     pub logins: AtomicU64,
@@ -28,8 +32,10 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            epoch: std::time::Instant::now(),
+            epoch: Instant::now(),
             last_login_us: AtomicU64::new(0),
+            first_send_us: AtomicU64::new(u64::MAX),
+            last_ack_us: AtomicU64::new(0),
             connected: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
             logins: AtomicU64::new(0),
@@ -56,6 +62,25 @@ impl Stats {
         self.last_login_us.fetch_max(us, Ordering::Relaxed);
     }
 
+    fn since_epoch_us(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch)
+            .as_micros()
+            .min(u128::from(u64::MAX - 1)) as u64
+    }
+
+    /// Records one vehicle's driving period: its first report and its last acknowledgement
+    /// (once per vehicle, at its end, not per frame).
+    pub fn drove(&self, first_send: Option<Instant>, last_ack: Option<Instant>) {
+        if let Some(t) = first_send {
+            self.first_send_us
+                .fetch_min(self.since_epoch_us(t), Ordering::Relaxed);
+        }
+        if let Some(t) = last_ack {
+            self.last_ack_us
+                .fetch_max(self.since_epoch_us(t), Ordering::Relaxed);
+        }
+    }
+
     /// Records a batch of latency samples (microseconds); vehicles batch to avoid contention.
     pub fn record(&self, samples: &mut Vec<u32>) {
         if samples.is_empty() {
@@ -79,7 +104,22 @@ impl Stats {
         };
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let secs = elapsed.as_secs_f64().max(1e-9);
+        let (first, last) = (g(&self.first_send_us), g(&self.last_ack_us));
+        let drive_s = if first != u64::MAX && last > first {
+            (last - first) as f64 / 1e6
+        } else {
+            0.0
+        };
+        let per_drive_s = |n: u64| {
+            if drive_s > 0.0 {
+                n as f64 / drive_s
+            } else {
+                0.0
+            }
+        };
         Summary {
+            mode: "open_loop",
+            window: None,
             vehicles,
             elapsed_s: secs,
             connected: g(&self.connected),
@@ -90,6 +130,9 @@ impl Stats {
             frames_sent: g(&self.frames_sent),
             frames_per_s: g(&self.frames_sent) as f64 / secs,
             acks: g(&self.acks),
+            drive_s,
+            drive_frames_per_s: per_drive_s(g(&self.frames_sent)),
+            drive_acks_per_s: per_drive_s(g(&self.acks)),
             errors: g(&self.errors),
             commands_answered: g(&self.commands_answered),
             disconnects: g(&self.disconnects),
@@ -105,6 +148,10 @@ impl Stats {
 /// What a simulation did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// `open_loop` (`--rate R`) or `flood` (`--rate max`, closed loop).
+    pub mode: &'static str,
+    /// Reports kept unacknowledged per vehicle in flood mode.
+    pub window: Option<usize>,
     pub vehicles: usize,
     pub elapsed_s: f64,
     pub connected: u64,
@@ -114,8 +161,14 @@ pub struct Summary {
     pub all_logged_in_s: f64,
     pub login_refused: u64,
     pub frames_sent: u64,
+    /// Frames sent over the whole run (`elapsed_s`, connecting and logging out included).
     pub frames_per_s: f64,
     pub acks: u64,
+    /// The driving period: from the first report sent to the last acknowledgement received.
+    pub drive_s: f64,
+    /// Frames sent, and acknowledgements received, per second of the driving period.
+    pub drive_frames_per_s: f64,
+    pub drive_acks_per_s: f64,
     pub errors: u64,
     pub commands_answered: u64,
     pub disconnects: u64,
@@ -128,7 +181,14 @@ pub struct Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "vehicles          {}", self.vehicles)?;
+        match self.window {
+            Some(w) => writeln!(
+                f,
+                "vehicles          {} (closed loop, window {w})",
+                self.vehicles
+            )?,
+            None => writeln!(f, "vehicles          {}", self.vehicles)?,
+        }
         writeln!(f, "elapsed           {:.1} s", self.elapsed_s)?;
         writeln!(
             f,
@@ -146,6 +206,11 @@ impl fmt::Display for Summary {
             self.frames_sent, self.frames_per_s
         )?;
         writeln!(f, "acks              {}", self.acks)?;
+        writeln!(
+            f,
+            "driving           {:.2} s: {:.0} frames/s, {:.0} acks/s",
+            self.drive_s, self.drive_frames_per_s, self.drive_acks_per_s
+        )?;
         writeln!(f, "commands answered {}", self.commands_answered)?;
         writeln!(f, "errors            {}", self.errors)?;
         writeln!(f, "disconnects       {}", self.disconnects)?;
