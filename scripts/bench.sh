@@ -66,9 +66,13 @@ start_vgate() { # $1 = name; prints "pid jt808_addr"
   local dir="$OUT/vgate-$1"; rm -rf "$dir"; mkdir -p "$dir"
   VGATE_MQTT_URL="mqtt://127.0.0.1:$MQ" VGATE_JT808_LISTEN=127.0.0.1:0 VGATE_GBT32960_LISTEN=off \
     VGATE_HTTP_LISTEN=off VGATE_DATA_DIR="$dir" VGATE_NODE_ID="bench-$1" VGATE_LOG=warn \
-    "$VGATE" run >"$dir/stdout" 2>"$dir/stderr" &
+    env ${VGATE_WORKERS:+TOKIO_WORKER_THREADS=$VGATE_WORKERS} \
+    "$VGATE" run ${VGATE_CONFIG:+--config "$VGATE_CONFIG"} >"$dir/stdout" 2>"$dir/stderr" &
   local pid=$!
   for _ in $(seq 100); do grep -q '^listening jt808' "$dir/stdout" 2>/dev/null && break; sleep 0.1; done
+  if ! grep -q '^listening jt808' "$dir/stdout" 2>/dev/null; then
+    echo "vgate did not start; $dir/stderr:" >&2; cat "$dir/stderr" >&2; kill "$pid" 2>/dev/null; exit 1
+  fi
   echo "$pid $(awk '/^listening jt808/ {print $3}' "$dir/stdout")"
 }
 
