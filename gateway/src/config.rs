@@ -277,6 +277,9 @@ pub struct Config {
     pub topic_prefix: String,
     pub data_dir: PathBuf,
     pub log: String,
+    /// Runtime worker threads; 0 = one per core. On a small box shared with the broker,
+    /// fewer workers than cores cost less CPU per event (docs/PERFORMANCE.md).
+    pub worker_threads: usize,
     pub http: HttpConfig,
     /// The broker: external (`url`) or the embedded one (default).
     pub mqtt: mqtt_bridge::MqttConfig,
@@ -295,6 +298,7 @@ impl Default for Config {
             topic_prefix: "vgate".to_owned(),
             data_dir: PathBuf::from("./vgate-data"),
             log: "info".to_owned(),
+            worker_threads: 0,
             http: HttpConfig::default(),
             mqtt: mqtt_bridge::MqttConfig::default(),
             jt808: Jt808Config::default(),

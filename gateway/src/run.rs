@@ -30,9 +30,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let cfg = Config::load(config.as_deref()).map_err(Failure::Usage)?;
     init_tracing(&cfg.log);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("vgate")
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all().thread_name("vgate");
+    if cfg.worker_threads > 0 {
+        rt.worker_threads(cfg.worker_threads);
+    }
+    let rt = rt
         .build()
         .map_err(|e| Failure::Usage(anyhow!("starting the runtime: {e}")))?;
     rt.block_on(serve(cfg))
