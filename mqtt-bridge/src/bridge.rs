@@ -1,4 +1,5 @@
-//! The bridge: one MQTT connection, its event loop task, and what runs on each connect.
+//! The bridge: its MQTT connections (lanes, see `lanes`), their event loop tasks, and what
+//! runs on each connect.
 //!
 //! ```text
 //!  sessions --Publisher (bounded queue)--> forwarder --rumqttc channel--> event loop --TCP--> broker
@@ -7,9 +8,10 @@
 //!  gateway <--mpsc IncomingCommand (ack when stored)-- event loop <-- {p}/v1/+/cmd
 //! ```
 //!
-//! On every CONNACK the bridge (re)subscribes to the command topics and publishes the
-//! gateway's retained online status; the broker holds a retained offline status as the
-//! connection's last will. Connection errors are logged (a refusal with the broker and
+//! The picture is one lane; with `mqtt.connections` > 1 each lane has its own queue,
+//! forwarder, tracker and event loop. On every CONNACK of lane 0 (the gateway's connection)
+//! the bridge (re)subscribes to the command topics and publishes the gateway's retained
+//! online status; the broker holds a retained offline status as lane 0's last will. Connection errors are logged (a refusal with the broker and
 //! the reason), counted, and retried with exponential backoff.
 
 use std::net::SocketAddr;
@@ -18,20 +20,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, Outgoing,
-};
+use rumqttc::{ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, Outgoing};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use crate::client::{options, options_v5, BrokerAddr};
-
+use crate::client::BrokerAddr;
 use crate::commands::{Acker, IncomingCommand, Parts};
 use crate::config::{MqttConfig, MqttProtocol, Qos};
 use crate::connection::{Client, Received};
 use crate::embedded::EmbeddedBroker;
-use crate::publisher::{forward, Publisher};
-use crate::relay::Relay;
+use crate::lanes::{open_spools, Dial, Lane, Shared};
+use crate::publisher::Publisher;
 use crate::spool::Spool;
 use crate::topics::Topics;
 use crate::tracker::Tracker;
@@ -43,60 +41,40 @@ use crate::{BridgeError, RefusedReason};
 /// packet ids and rumqttc keeps only one collided publish, losing the others. With a
 /// rendezvous channel `pending` only ever holds the (at most `inflight`) replays, each with
 /// its own packet id. Our bounded queue is in front of it.
-const REQUEST_CHANNEL: usize = 0;
+pub(crate) const REQUEST_CHANNEL: usize = 0;
 
-/// The running MQTT bridge. Dropping it without [`Bridge::shutdown`] cuts the connection
+/// The running MQTT bridge. Dropping it without [`Bridge::shutdown`] cuts the connections
 /// abruptly: the broker then publishes the gateway's offline last will.
 #[derive(Debug)]
 pub struct Bridge {
     publisher: Publisher,
     commands: Option<mpsc::Receiver<IncomingCommand>>,
-    client: Client,
-    tracker: Arc<Tracker>,
+    /// The connections, lane 0 first (never empty while the bridge runs).
+    lanes: Vec<Lane>,
     topics: Arc<Topics>,
     node: String,
     broker: String,
     embedded: Option<EmbeddedBroker>,
     stopping: Arc<AtomicBool>,
-    connected: Arc<AtomicBool>,
-    event_loop: Option<JoinHandle<()>>,
-    forwarder: Forwarder,
     shutdown_timeout: Duration,
-}
-
-/// What moves the publisher's queue to rumqttc: directly, or through the spool.
-#[derive(Debug)]
-enum Forwarder {
-    Direct(JoinHandle<()>),
-    Spooled(Relay, Arc<Spool>),
-}
-
-impl Forwarder {
-    fn abort(&self) {
-        match self {
-            Forwarder::Direct(h) => h.abort(),
-            Forwarder::Spooled(r, _) => {
-                r.dispatcher.abort();
-                r.feeder.abort();
-                r.acker.abort();
-            }
-        }
-    }
 }
 
 /// What the event loop task needs besides the event loop.
 pub(crate) struct Loop {
-    client: Client,
-    publisher: Publisher,
-    tracker: Arc<Tracker>,
-    topics: Arc<Topics>,
-    commands: mpsc::Sender<IncomingCommand>,
-    node: String,
-    broker: String,
-    stopping: Arc<AtomicBool>,
-    connected: Arc<AtomicBool>,
+    /// The lane (connection) index: lane 0 subscribes, says online and sets
+    /// `vgate_mqtt_connected`; lanes 1.. only publish.
+    pub lane: usize,
+    pub client: Client,
+    pub publisher: Publisher,
+    pub tracker: Arc<Tracker>,
+    pub topics: Arc<Topics>,
+    pub commands: mpsc::Sender<IncomingCommand>,
+    pub node: String,
+    pub broker: String,
+    pub stopping: Arc<AtomicBool>,
+    pub connected: Arc<AtomicBool>,
     /// Tells the store-and-forward relay that the connection is gone.
-    lost_signal: Arc<tokio::sync::Notify>,
+    pub lost_signal: Arc<tokio::sync::Notify>,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
 }
@@ -123,7 +101,9 @@ fn refused_reason(code: ConnectReturnCode) -> RefusedReason {
 impl Bridge {
     /// Starts the bridge: the embedded broker when `cfg.url` is `None`, then the connection
     /// (client id `cfg.client_id` or `vgate-{node_id}`), the command subscriptions and the
-    /// gateway's retained online status on `{prefix}/gateway/{node_id}/status`.
+    /// gateway's retained online status on `{prefix}/gateway/{node_id}/status`. With
+    /// `cfg.connections` = N > 1, also the N - 1 publish-only lanes (`{client_id}-{i}`, no
+    /// will, no subscriptions); see `lanes`.
     ///
     /// Returns once the broker has acknowledged the online status. A refusal (bad
     /// credentials, not authorized...) is [`BridgeError::Refused`] at once; a broker that
@@ -139,20 +119,8 @@ impl Bridge {
     ) -> Result<Bridge, BridgeError> {
         // Config errors first: an embedded broker, once started, cannot be stopped.
         crate::client::check(cfg)?;
-        let spool = match &cfg.spool.dir {
-            None => None,
-            Some(dir) => {
-                let (dir, max, when) = (dir.clone(), cfg.spool.max_bytes, cfg.spool.when_full);
-                let s = tokio::task::spawn_blocking(move || Spool::open(&dir, max, when))
-                    .await
-                    .map_err(|e| BridgeError::File {
-                        key: "mqtt.spool.dir",
-                        path: String::new(),
-                        reason: e.to_string(),
-                    })??;
-                Some(Arc::new(s))
-            }
-        };
+        let n = usize::from(cfg.connections);
+        let spools = open_spools(cfg, n).await?;
         let topics = Arc::new(Topics::new(prefix, node_id));
         let (embedded, addr) = match &cfg.url {
             Some(url) => (None, BrokerAddr::parse(url)?),
@@ -171,121 +139,109 @@ impl Bridge {
             }
         };
         let broker = addr.display();
-        let client_id = cfg
+        let base_id = cfg
             .client_id
             .clone()
             .unwrap_or_else(|| format!("vgate-{node_id}"));
-        let will = (topics.gateway_status(), status_json(false, node_id));
         let backoff_min = Duration::from_millis(cfg.reconnect_min_ms.max(1));
         let backoff_max = Duration::from_millis(cfg.reconnect_max_ms).max(backoff_min);
-        let connect_timeout = Duration::from_secs(cfg.connect_timeout_s);
         // The embedded broker is configured for MQTT 3.1.1 only.
         let protocol = if embedded.is_some() {
             MqttProtocol::V311
         } else {
             cfg.protocol
         };
-        let up;
-        let (client, event_loop) = match protocol {
-            MqttProtocol::V311 => {
-                let opts = options(cfg, &addr, &client_id, will)?;
-                let (client, mut ev) = AsyncClient::new(opts, REQUEST_CHANNEL);
-                let first =
-                    first_connect(&mut ev, &broker, connect_timeout, backoff_min, backoff_max)
-                        .await;
-                up = degraded_start(first, spool.is_some())?;
-                (Client::V4(client), EventLoops::V4(Box::new(ev)))
-            }
-            MqttProtocol::V5 => {
-                let opts = options_v5(cfg, &addr, &client_id, will)?;
-                let (client, mut ev) = rumqttc::v5::AsyncClient::new(opts, REQUEST_CHANNEL);
-                let first = crate::v5::first_connect(
-                    &mut ev,
-                    &broker,
-                    connect_timeout,
-                    backoff_min,
-                    backoff_max,
-                )
-                .await;
-                up = degraded_start(first, spool.is_some())?;
-                (Client::V5(client), EventLoops::V5(Box::new(ev)))
-            }
+        let dial = Dial {
+            cfg,
+            addr: &addr,
+            broker: &broker,
+            protocol,
+            connect_timeout: Duration::from_secs(cfg.connect_timeout_s),
+            backoff_min,
+            backoff_max,
+            spooled: cfg.spool.dir.is_some(),
         };
-        if up {
-            tracing::info!(%broker, client_id, embedded = embedded.is_some(), ?protocol, "MQTT connected");
-        }
+        // All lanes at once: with the broker down (and a spool) each waits `connect_timeout`.
+        let dial = &dial;
+        let (broker, embedded_on) = (&broker, embedded.is_some());
+        let conns = futures::future::join_all((0..n).map(|i| {
+            let client_id = crate::lanes::client_id(&base_id, i);
+            // Only lane 0 carries the gateway's last will.
+            let will = (i == 0).then(|| (topics.gateway_status(), status_json(false, node_id)));
+            async move {
+                let conn = dial.connect(i, &client_id, will).await?;
+                if conn.up {
+                    tracing::info!(%broker, client_id, lane = i, embedded = embedded_on, ?protocol, "MQTT connected");
+                }
+                Ok::<_, BridgeError>(conn)
+            }
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+        let broker = broker.clone();
+        let up = conns.first().is_some_and(|c| c.up);
 
-        let (job_tx, job_rx) = mpsc::channel(cfg.queue_capacity);
-        let publisher = Publisher::new(job_tx, topics.clone(), cfg.qos, cfg.max_packet_size);
-        let tracker = Arc::new(Tracker::default());
-        let connected = Arc::new(AtomicBool::new(up));
-        let lost = Arc::new(tokio::sync::Notify::new());
-        let forwarder = match spool {
-            None => Forwarder::Direct(tokio::spawn(forward(
-                job_rx,
-                client.clone(),
-                tracker.clone(),
-                publisher.depth(),
-            ))),
-            Some(spool) => {
-                let relay = crate::relay::start(
-                    job_rx,
-                    crate::relay::Shared {
-                        spool: spool.clone(),
-                        client: client.clone(),
-                        tracker: tracker.clone(),
-                        connected: connected.clone(),
-                        inflight: usize::from(cfg.inflight),
-                        spill_after: std::time::Duration::from_millis(cfg.spool.spill_after_ms),
-                        depth: publisher.depth(),
-                        lost: lost.clone(),
-                        unacked: Default::default(),
-                    },
-                );
-                Forwarder::Spooled(relay, spool)
-            }
-        };
+        // One bounded queue per lane, lane 0's first.
+        let (primary, primary_rx) = mpsc::channel(cfg.queue_capacity);
+        let mut queues = Vec::with_capacity(n);
+        queues.push(primary_rx);
+        let mut senders = Vec::with_capacity(n);
+        for _ in 1..n {
+            let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+            senders.push(tx);
+            queues.push(rx);
+        }
+        let publisher = Publisher::new(
+            primary,
+            senders,
+            topics.clone(),
+            cfg.qos,
+            cfg.max_packet_size,
+        );
         let (cmd_tx, cmd_rx) = mpsc::channel(cfg.command_capacity);
         let stopping = Arc::new(AtomicBool::new(false));
-        let lp = Loop {
-            client: client.clone(),
+        let shared = Shared {
             publisher: publisher.clone(),
-            tracker: tracker.clone(),
             topics: topics.clone(),
             commands: cmd_tx,
             node: node_id.to_owned(),
             broker: broker.clone(),
             stopping: stopping.clone(),
-            connected: connected.clone(),
-            lost_signal: lost,
+            depth: publisher.depth(),
+            inflight: usize::from(cfg.inflight),
+            spill_after: Duration::from_millis(cfg.spool.spill_after_ms),
             backoff_min,
             backoff_max,
         };
-        let event_loop = match event_loop {
-            EventLoops::V4(ev) => tokio::spawn(run(*ev, lp)),
-            EventLoops::V5(ev) => tokio::spawn(crate::v5::run(*ev, lp)),
-        };
+        let lanes = conns
+            .into_iter()
+            .zip(queues)
+            .zip(spools)
+            .enumerate()
+            .map(|(i, ((conn, jobs), spool))| Lane::spawn(i, conn, jobs, spool, &shared))
+            .collect::<Vec<_>>();
+        drop(shared);
         let bridge = Bridge {
             publisher,
             commands: Some(cmd_rx),
-            client,
-            tracker,
+            lanes,
             topics,
             node: node_id.to_owned(),
             broker,
             embedded,
             stopping,
-            connected,
-            event_loop: Some(event_loop),
-            forwarder,
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
         };
         if !up {
             // The event loop keeps trying; its first CONNACK subscribes and says online.
             return Ok(bridge);
         }
+        let Some(lane0) = bridge.lanes.first() else {
+            return Err(BridgeError::Closed);
+        };
         let online = on_connected(
-            bridge.client.clone(),
+            lane0.client.clone(),
             bridge.publisher.clone(),
             bridge.topics.clone(),
             bridge.node.clone(),
@@ -329,23 +285,40 @@ impl Bridge {
         &self.topics
     }
 
-    /// Whether the MQTT connection is up now (as `vgate_mqtt_connected`).
+    /// Whether the gateway's MQTT connection (lane 0: commands, status, last will) is up now
+    /// (as `vgate_mqtt_connected`). The other lanes reconnect on their own.
     pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::SeqCst)
+        self.lanes.first().is_some_and(Lane::is_connected)
     }
 
-    /// Publishes in the disk spool (not yet acknowledged by the broker), or `None` without a
-    /// spool (`[mqtt.spool] dir` unset).
+    /// How many MQTT connections (lanes) this bridge publishes over (`mqtt.connections`).
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Per lane, whether its connection is up now.
+    pub fn lanes_connected(&self) -> Vec<bool> {
+        self.lanes.iter().map(Lane::is_connected).collect()
+    }
+
+    /// Per lane, the publishes the broker has taken over that connection (PUBACK, or
+    /// written for QoS 0) since the bridge started; lane 0's include the gateway status.
+    pub fn published_per_lane(&self) -> Vec<u64> {
+        self.lanes.iter().map(|l| l.tracker.published()).collect()
+    }
+
+    /// Publishes in the disk spools (not yet acknowledged by the broker), summed over the
+    /// lanes, or `None` without a spool (`[mqtt.spool] dir` unset).
     pub fn spooled(&self) -> Option<u64> {
-        match &self.forwarder {
-            Forwarder::Direct(_) => None,
-            Forwarder::Spooled(_, spool) => Some(spool.len()),
-        }
+        let mut spools = self.lanes.iter().filter_map(Lane::spool).peekable();
+        spools.peek()?;
+        Some(spools.map(|s| s.len()).sum())
     }
 
-    /// Publishes the gateway's offline status, waits (up to `shutdown_timeout_s`) for the
-    /// PUBACKs of everything already published, and disconnects cleanly. Publishes still
-    /// unacknowledged after the timeout are dropped; their `Delivery` says `Closed`.
+    /// Publishes the gateway's offline status, waits (up to `shutdown_timeout_s`, for all
+    /// lanes together) for the PUBACKs of everything already published, and disconnects
+    /// every lane cleanly. Publishes still unacknowledged after the timeout are dropped;
+    /// their `Delivery` says `Closed`.
     ///
     /// With a spool, what is in the spool stays there for the next start (the wait includes
     /// the spool draining). If the timeout ends first, the connection is cut without
@@ -353,13 +326,10 @@ impl Bridge {
     /// may still be in the spool).
     pub async fn shutdown(mut self) -> Result<(), BridgeError> {
         let publisher = self.publisher.clone();
-        let tracker = self.tracker.clone();
+        let trackers: Vec<Arc<Tracker>> = self.lanes.iter().map(|l| l.tracker.clone()).collect();
         let (topic, offline) = (self.topics.gateway_status(), status_json(false, &self.node));
-        let spool = match &self.forwarder {
-            Forwarder::Direct(_) => None,
-            Forwarder::Spooled(_, s) => Some(s.clone()),
-        };
-        let spooling = spool.is_some();
+        let spools: Vec<Arc<Spool>> = self.lanes.iter().filter_map(Lane::spool).cloned().collect();
+        let spooling = !spools.is_empty();
         // Every step may wait on the broker (queue space, PUBACKs), so all of it is bounded.
         let drained = tokio::time::timeout(self.shutdown_timeout, async move {
             if let Ok(d) = publisher
@@ -368,82 +338,42 @@ impl Bridge {
             {
                 let _ = d.await;
             }
-            tracker.wait_idle().await;
+            for t in &trackers {
+                t.wait_idle().await;
+            }
             // With a spool the offline status may have been spooled: the broker has it once
             // the spool is empty.
-            if let Some(spool) = spool {
+            for spool in &spools {
                 while spool.len() > 0 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                tracker.wait_idle().await;
+            }
+            for t in &trackers {
+                t.wait_idle().await;
             }
         })
         .await;
         if drained.is_err() {
+            let unacknowledged: usize = self.lanes.iter().map(|l| l.tracker.outstanding()).sum();
             tracing::warn!(
                 broker = %self.broker,
-                unacknowledged = self.tracker.outstanding(),
+                unacknowledged,
                 "MQTT shutdown timed out waiting for PUBACKs"
             );
         }
         self.stopping.store(true, Ordering::SeqCst);
         let grace = Duration::from_secs(2);
-        if spooling && drained.is_err() {
-            // The offline status may still be in the spool (kept for the next start): no
-            // DISCONNECT, so that the broker publishes the offline last will instead of
-            // keeping the retained online status.
-            if let Some(h) = self.event_loop.take() {
-                h.abort();
-                let _ = h.await;
-            }
-        } else if tokio::time::timeout(grace, self.client.disconnect())
-            .await
-            .is_err()
-        {
-            tracing::warn!(broker = %self.broker, "MQTT DISCONNECT not sent (no connection)");
-        }
-        if let Some(mut h) = self.event_loop.take() {
-            // The event loop ends by itself once DISCONNECT is written.
-            if tokio::time::timeout(grace, &mut h).await.is_err() {
-                h.abort();
-            }
-        }
-        match &mut self.forwarder {
-            Forwarder::Direct(h) => h.abort(),
-            Forwarder::Spooled(relay, spool) => {
-                // The acker ends once the feeder is gone and the last PUBACKs are deleted.
-                relay.dispatcher.abort();
-                relay.feeder.abort();
-                if tokio::time::timeout(grace, &mut relay.acker).await.is_err() {
-                    relay.acker.abort();
-                }
-                // Blocking spool writes hold the spool until they finish; the next bridge on
-                // this directory needs it closed.
-                let started = Instant::now();
-                while Arc::strong_count(spool) > 1 && started.elapsed() < grace {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                if spool.len() > 0 {
-                    tracing::info!(
-                        records = spool.len(),
-                        bytes = spool.bytes(),
-                        "MQTT spool kept for the next start"
-                    );
-                }
-            }
-        }
+        // The offline status may still be in the spool (kept for the next start): no
+        // DISCONNECT, so that the broker publishes the offline last will instead of keeping
+        // the retained online status.
+        let cut = spooling && drained.is_err();
+        // All lanes at once: the graces run side by side, not one after the other.
+        let lanes = std::mem::take(&mut self.lanes);
+        let broker = self.broker.clone();
+        futures::future::join_all(lanes.into_iter().map(|l| l.stop(cut, grace, &broker))).await;
         metrics::gauge!("vgate_mqtt_connected").set(0.0);
         tracing::info!(broker = %self.broker, "MQTT bridge stopped");
         Ok(())
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        if let Some(h) = self.event_loop.take() {
-            h.abort();
-        }
-        self.forwarder.abort();
     }
 }
 
@@ -466,34 +396,24 @@ async fn on_connected(
         .await
 }
 
-/// With a spool, a broker unreachable at start-up is not fatal: the bridge starts
-/// disconnected, publishes go to the spool, and the connection is retried in the background.
-/// A refusal (credentials, authorization) stays an error: retrying will not fix it.
-fn degraded_start(first: Result<(), BridgeError>, spool: bool) -> Result<bool, BridgeError> {
-    match first {
-        Ok(()) => Ok(true),
-        Err(BridgeError::Unreachable { broker, reason }) if spool => {
-            metrics::gauge!("vgate_mqtt_connected").set(0.0);
-            tracing::warn!(%broker, %reason, "MQTT broker unreachable; starting with the spool, retrying in the background");
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-async fn first_connect(
+/// Polls until the first CONNACK (retried with backoff until `timeout`); `primary` (lane 0)
+/// sets `vgate_mqtt_connected`.
+pub(crate) async fn first_connect(
     ev: &mut EventLoop,
     broker: &str,
     timeout: Duration,
     backoff_min: Duration,
     backoff_max: Duration,
+    primary: bool,
 ) -> Result<(), BridgeError> {
     let started = Instant::now();
     let mut backoff = backoff_min;
     loop {
         match ev.poll().await {
             Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                metrics::gauge!("vgate_mqtt_connected").set(1.0);
+                if primary {
+                    metrics::gauge!("vgate_mqtt_connected").set(1.0);
+                }
                 return Ok(());
             }
             Ok(_) => {}
@@ -522,12 +442,6 @@ async fn first_connect(
     }
 }
 
-/// The event loop of the protocol in use.
-enum EventLoops {
-    V4(Box<EventLoop>),
-    V5(Box<rumqttc::v5::EventLoop>),
-}
-
 impl Loop {
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
@@ -537,12 +451,16 @@ impl Loop {
         &self.tracker
     }
 
-    /// A CONNACK after a reconnect: resubscribe and say we are online again.
+    /// A CONNACK after a reconnect: on lane 0, resubscribe and say we are online again.
     pub(crate) fn reconnected(&self, session_present: bool) {
         self.connected.store(true, Ordering::SeqCst);
-        metrics::gauge!("vgate_mqtt_connected").set(1.0);
         metrics::counter!("vgate_mqtt_reconnects_total").increment(1);
-        tracing::info!(broker = %self.broker, session_present, "MQTT reconnected");
+        tracing::info!(broker = %self.broker, lane = self.lane, session_present, "MQTT reconnected");
+        if self.lane != 0 {
+            // A publish-only lane: no subscriptions, no status, not `vgate_mqtt_connected`.
+            return;
+        }
+        metrics::gauge!("vgate_mqtt_connected").set(1.0);
         let (c, p, t, n) = (
             self.client.clone(),
             self.publisher.clone(),
@@ -569,14 +487,16 @@ impl Loop {
         if *connected {
             self.lost_signal.notify_one();
             *connected = false;
-            metrics::gauge!("vgate_mqtt_connected").set(0.0);
-            tracing::warn!(broker = %self.broker, error = %error, "MQTT connection lost");
+            if self.lane == 0 {
+                metrics::gauge!("vgate_mqtt_connected").set(0.0);
+            }
+            tracing::warn!(broker = %self.broker, lane = self.lane, error = %error, "MQTT connection lost");
         }
         match refused {
             Some((reason, code)) => {
                 metrics::counter!("vgate_mqtt_refused_total", "reason" => reason.as_str())
                     .increment(1);
-                tracing::error!(broker = %self.broker, %reason, code, "MQTT broker refused the connection");
+                tracing::error!(broker = %self.broker, lane = self.lane, %reason, code, "MQTT broker refused the connection");
             }
             None => tracing::debug!(broker = %self.broker, error = %error, "MQTT reconnect failed"),
         }
@@ -605,7 +525,7 @@ impl Loop {
 
 /// The MQTT 3.1.1 event loop task: polls rumqttc until stopped, feeding the tracker and
 /// the command channel.
-async fn run(mut ev: EventLoop, lp: Loop) {
+pub(crate) async fn run(mut ev: EventLoop, lp: Loop) {
     let mut backoff = lp.backoff_min;
     let mut connected = true;
     loop {

@@ -73,11 +73,23 @@ impl BrokerAddr {
 /// are away: a week, longer than the default command TTL.
 const SESSION_EXPIRY_S: u32 = 7 * 24 * 3600;
 
+/// Most MQTT connections (lanes) one bridge opens (`mqtt.connections`).
+pub(crate) const MAX_CONNECTIONS: u16 = 16;
+
 pub(crate) fn check(cfg: &MqttConfig) -> Result<(), BridgeError> {
     if cfg.inflight == 0 || cfg.queue_capacity == 0 || cfg.command_capacity == 0 {
         return Err(BridgeError::Config {
             key: "mqtt.inflight",
             reason: "inflight, queue_capacity and command_capacity must be at least 1".into(),
+        });
+    }
+    if !(1..=MAX_CONNECTIONS).contains(&cfg.connections) {
+        return Err(BridgeError::Config {
+            key: "mqtt.connections",
+            reason: format!(
+                "{} connections: must be 1 to {MAX_CONNECTIONS}",
+                cfg.connections
+            ),
         });
     }
     if cfg.spool.spill_after_ms == 0 {
@@ -108,12 +120,13 @@ fn transport(cfg: &MqttConfig, broker: &BrokerAddr) -> Result<Option<Transport>,
     }
 }
 
-/// MQTT 3.1.1 client options for `broker`, with `will` (topic, payload) as retained last will.
+/// MQTT 3.1.1 client options for `broker`, with `will` (topic, payload) as retained last will
+/// (none for the publish-only lanes).
 pub(crate) fn options(
     cfg: &MqttConfig,
     broker: &BrokerAddr,
     client_id: &str,
-    will: (String, Vec<u8>),
+    will: Option<(String, Vec<u8>)>,
 ) -> Result<MqttOptions, BridgeError> {
     check(cfg)?;
     let mut o = MqttOptions::new(client_id, broker.host.clone(), broker.port);
@@ -121,8 +134,10 @@ pub(crate) fn options(
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_inflight(cfg.inflight)
-        .set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size)
-        .set_last_will(LastWill::new(will.0, will.1, QoS::AtLeastOnce, true));
+        .set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size);
+    if let Some((topic, payload)) = will {
+        o.set_last_will(LastWill::new(topic, payload, QoS::AtLeastOnce, true));
+    }
     if let Some(u) = &cfg.username {
         o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
     }
@@ -137,7 +152,7 @@ pub(crate) fn options_v5(
     cfg: &MqttConfig,
     broker: &BrokerAddr,
     client_id: &str,
-    will: (String, Vec<u8>),
+    will: Option<(String, Vec<u8>)>,
 ) -> Result<V5Options, BridgeError> {
     use rumqttc::v5::mqttbytes::v5::{ConnectProperties, LastWill as Will5};
     use rumqttc::v5::mqttbytes::QoS as QoS5;
@@ -150,8 +165,10 @@ pub(crate) fn options_v5(
         .set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_s.max(5))))
         .set_clean_start(false)
         .set_manual_acks(true)
-        .set_outgoing_inflight_upper_limit(cfg.inflight)
-        .set_last_will(Will5::new(will.0, will.1, QoS5::AtLeastOnce, true, None));
+        .set_outgoing_inflight_upper_limit(cfg.inflight);
+    if let Some((topic, payload)) = will {
+        o.set_last_will(Will5::new(topic, payload, QoS5::AtLeastOnce, true, None));
+    }
     if let Some(u) = &cfg.username {
         o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
     }
@@ -253,7 +270,7 @@ mod tests {
             &cfg,
             &b,
             "vgate-n1",
-            ("p/gateway/n1/status".into(), b"{}".to_vec()),
+            Some(("p/gateway/n1/status".into(), b"{}".to_vec())),
         )
         .expect("valid");
         assert!(!o.clean_session());
@@ -267,8 +284,13 @@ mod tests {
     #[test]
     fn mqtt_5_options_keep_the_session_for_a_week() {
         let b = BrokerAddr::parse("mqtt://h").expect("valid");
-        let o =
-            options_v5(&MqttConfig::default(), &b, "c", ("t".into(), Vec::new())).expect("valid");
+        let o = options_v5(
+            &MqttConfig::default(),
+            &b,
+            "c",
+            Some(("t".into(), Vec::new())),
+        )
+        .expect("valid");
         assert!(!o.clean_start());
         let props = o.connect_properties().expect("properties set");
         assert_eq!(props.session_expiry_interval, Some(SESSION_EXPIRY_S));
@@ -276,9 +298,39 @@ mod tests {
     }
 
     #[test]
+    fn lanes_have_no_will() {
+        let b = BrokerAddr::parse("mqtt://h").expect("valid");
+        let o = options(&MqttConfig::default(), &b, "vgate-n1-1", None).expect("valid");
+        assert!(o.last_will().is_none());
+        let o = options_v5(&MqttConfig::default(), &b, "vgate-n1-1", None).expect("valid");
+        assert!(o.last_will().is_none());
+    }
+
+    #[test]
+    fn connections_outside_1_to_16_are_a_config_error_naming_the_key() {
+        for n in [0, 17] {
+            let cfg = MqttConfig {
+                connections: n,
+                ..MqttConfig::default()
+            };
+            match check(&cfg) {
+                Err(BridgeError::Config { key, .. }) => assert_eq!(key, "mqtt.connections"),
+                other => panic!("{n}: {other:?}"),
+            }
+        }
+        for n in [1, 16] {
+            let cfg = MqttConfig {
+                connections: n,
+                ..MqttConfig::default()
+            };
+            check(&cfg).expect("valid");
+        }
+    }
+
+    #[test]
     fn mqtts_without_a_ca_file_is_a_config_error() {
         let b = BrokerAddr::parse("mqtts://h").expect("valid");
-        let will = || ("t".to_owned(), Vec::new());
+        let will = || Some(("t".to_owned(), Vec::new()));
         match options(&MqttConfig::default(), &b, "c", will()) {
             Err(BridgeError::Config { key, .. }) => assert_eq!(key, "mqtt.tls.ca_file"),
             other => panic!("{other:?}"),

@@ -52,6 +52,13 @@ pub struct MqttConfig {
     pub inflight: u16,
     /// Incoming commands waiting for the gateway. Default 256.
     pub command_capacity: usize,
+    /// MQTT connections ("lanes") events are published over, 1..=16. Default 1. Each
+    /// vehicle's events go over one lane (a stable hash of its id), so they keep their order;
+    /// a broker such as Mosquitto spends less CPU per message spread over 2+ connections than
+    /// over one. Lane 0 is the gateway's own connection (client id, last will, status,
+    /// commands); lanes 1.. are `{client_id}-{i}`, publish-only, with their own queue
+    /// (`queue_capacity` each) and, with a spool, their own spool in `{spool.dir}/lane-{i}`.
+    pub connections: u16,
     /// Largest MQTT packet sent or received, in bytes. Default 1 MiB.
     pub max_packet_size: usize,
     /// First reconnect delay in milliseconds; doubles up to `reconnect_max_ms`. Default 500.
@@ -83,6 +90,7 @@ impl Default for MqttConfig {
             queue_capacity: 1024,
             inflight: 1000,
             command_capacity: 256,
+            connections: 1,
             max_packet_size: 1024 * 1024,
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
@@ -243,7 +251,8 @@ pub struct SpoolConfig {
     /// Directory of the spool (created if missing). Default: unset, no spool: publishes wait
     /// in memory only. The gateway sets it to `{data_dir}/spool` when the file leaves it unset.
     pub dir: Option<PathBuf>,
-    /// Largest size of the spooled publishes, in bytes. Default 1 GiB.
+    /// Largest size of the spooled publishes, in bytes, all lanes together (each lane's
+    /// spool gets `max_bytes / connections`). Default 1 GiB.
     pub max_bytes: u64,
     /// What to do when the spool is full. Default `"backpressure"`.
     pub when_full: WhenFull,

@@ -1,6 +1,7 @@
 //! vgate's MQTT side: normalized events out, commands in (contract §2).
 //!
-//! One [`Bridge`] holds one MQTT connection, to an external broker (`mqtt://`, `mqtts://`)
+//! One [`Bridge`] holds one MQTT connection (or `mqtt.connections` of them, "lanes",
+//! each vehicle's events on one), to an external broker (`mqtt://`, `mqtts://`)
 //! or to the embedded rumqttd broker this crate starts when no URL is configured. Both are
 //! reached the same way (over TCP, with the same client), so what is tested on one holds
 //! for the other.
@@ -24,6 +25,8 @@
 //! - `client`: config mapped into rumqttc options (URL, TLS, will, session).
 //! - `embedded`: the embedded rumqttd broker.
 //! - `bridge`: [`Bridge`], the connection's event loop, reconnects, status.
+//! - `lanes`: the bridge's connections (`mqtt.connections`): lane 0 the gateway's, lanes
+//!   1.. publish-only, each with its own queue, forwarder or spool, tracker, event loop.
 //! - `publisher`: [`Publisher`], the bounded queue and [`Delivery`].
 //! - `tracker`: PUBACK tracking per publish.
 //! - `relay`: store-and-forward, the queue to rumqttc through the spool when needed.
@@ -35,7 +38,7 @@
 //!
 //! Metrics: `vgate_mqtt_published_total{type}`, `vgate_mqtt_publish_rejected_total{type}`,
 //! `vgate_mqtt_publish_latency_seconds`
-//! (queue to PUBACK), `vgate_mqtt_connected`, `vgate_mqtt_queue_depth`,
+//! (queue to PUBACK), `vgate_mqtt_connected` (lane 0), `vgate_mqtt_queue_depth` (all lanes),
 //! `vgate_mqtt_reconnects_total`, `vgate_mqtt_refused_total{reason}`,
 //! `vgate_mqtt_commands_received_total`, `vgate_spool_bytes`,
 //! `vgate_spool_events_total{op="spooled"|"replayed"|"dropped"}`.
@@ -47,6 +50,7 @@ pub mod config;
 mod connection;
 mod embedded;
 mod error;
+mod lanes;
 mod publisher;
 mod relay;
 mod spool;

@@ -10,6 +10,10 @@
 //! while the broker is away (down, or connected but taking nothing) publishes go to the disk
 //! spool, and `publish_*` waits only when the spool is full (`when_full = "backpressure"`);
 //! a broker that is merely busy is the same backpressure as without a spool.
+//!
+//! With `mqtt.connections` > 1 there is one queue per connection (lane): a vehicle's events
+//! (and its presence) go to lane `fnv1a(vehicle id) % connections`, so they keep their order;
+//! everything else (`publish_raw`, `publish_response`, the gateway status) goes to lane 0.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -95,10 +99,26 @@ impl Future for Delivery {
     }
 }
 
-/// Publishes events to the broker. Clone it freely: clones share one queue.
+/// The lane (`0..lanes`) of a vehicle: FNV-1a of its id, modulo the lanes. Stable across
+/// restarts and builds (no random keys), so a vehicle's events keep one lane, in order.
+pub(crate) fn lane_of(vehicle_id: &str, lanes: usize) -> usize {
+    if lanes <= 1 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in vehicle_id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // `lanes` is at most 16: the remainder fits any usize.
+    (h % lanes as u64) as usize
+}
+
+/// Publishes events to the broker. Clone it freely: clones share the queues (one per lane).
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    tx: mpsc::Sender<Job>,
+    /// One queue per lane; lane 0 first, never empty.
+    lanes: Arc<[mpsc::Sender<Job>]>,
     topics: Arc<Topics>,
     qos: QosConfig,
     max_packet_size: usize,
@@ -106,14 +126,16 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher over the lanes' queues: `primary` is lane 0, `others` lanes 1.. in order.
     pub(crate) fn new(
-        tx: mpsc::Sender<Job>,
+        primary: mpsc::Sender<Job>,
+        others: Vec<mpsc::Sender<Job>>,
         topics: Arc<Topics>,
         qos: QosConfig,
         max_packet_size: usize,
     ) -> Self {
         Publisher {
-            tx,
+            lanes: std::iter::once(primary).chain(others).collect(),
             topics,
             qos,
             max_packet_size,
@@ -121,8 +143,31 @@ impl Publisher {
         }
     }
 
+    /// How many MQTT connections (lanes) this publisher spreads vehicles over.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// The lane (`0..lanes()`) a vehicle's events and presence go over.
+    pub fn lane_of(&self, vehicle_id: &str) -> usize {
+        lane_of(vehicle_id, self.lanes.len())
+    }
+
+    /// The queue of lane `i`; lane 0 (which always exists) for anything else.
+    fn lane(&self, i: usize) -> Result<&mpsc::Sender<Job>, BridgeError> {
+        self.lanes
+            .get(i)
+            .or_else(|| self.lanes.first())
+            .ok_or(BridgeError::Closed)
+    }
+
+    /// The queue of a vehicle's lane.
+    fn vehicle_lane(&self, vehicle_id: &str) -> Result<&mpsc::Sender<Job>, BridgeError> {
+        self.lane(self.lane_of(vehicle_id))
+    }
+
     /// Publishes `ev` on `{p}/v1/{vid}/{type}` with the QoS configured for its type;
-    /// `status` events are retained. Waits while the queue is full.
+    /// `status` events are retained. Waits while the queue (of the vehicle's lane) is full.
     pub async fn publish_event(&self, ev: &Event) -> Result<Delivery, BridgeError> {
         let kind = ev.kind();
         let topic = self.topics.event(&ev.vehicle_id, kind)?;
@@ -130,6 +175,7 @@ impl Publisher {
         ev.write_json(&mut payload);
         let retain = kind == EventKind::Status;
         self.enqueue(
+            self.vehicle_lane(&ev.vehicle_id)?,
             topic,
             payload.into(),
             self.qos.for_kind(kind),
@@ -143,7 +189,11 @@ impl Publisher {
     /// room right now (nothing was queued; call `publish_event` to wait for room). The
     /// common case of a session's hot path needs no future of its own.
     pub fn try_publish_event(&self, ev: &Event) -> Option<Result<Delivery, BridgeError>> {
-        let permit = match self.tx.try_reserve() {
+        let tx = match self.vehicle_lane(&ev.vehicle_id) {
+            Ok(tx) => tx,
+            Err(e) => return Some(Err(e)),
+        };
+        let permit = match tx.try_reserve() {
             Ok(p) => p,
             Err(mpsc::error::TrySendError::Full(())) => return None,
             Err(mpsc::error::TrySendError::Closed(())) => return Some(Err(BridgeError::Closed)),
@@ -183,11 +233,19 @@ impl Publisher {
         let topic = self.topics.event(vid, EventKind::Status)?;
         let mut payload = Vec::with_capacity(256);
         presence.write_json(&mut payload);
-        self.enqueue(topic, payload.into(), self.qos.status, true, "status")
-            .await
+        self.enqueue(
+            self.vehicle_lane(vid)?,
+            topic,
+            payload.into(),
+            self.qos.status,
+            true,
+            "status",
+        )
+        .await
     }
 
-    /// Publishes any payload on any topic (e.g. a command result to an MQTT 5 response topic).
+    /// Publishes any payload on any topic (e.g. a command result to an MQTT 5 response
+    /// topic), on lane 0.
     pub async fn publish_raw(
         &self,
         topic: &str,
@@ -195,12 +253,20 @@ impl Publisher {
         qos: Qos,
         retain: bool,
     ) -> Result<Delivery, BridgeError> {
-        self.enqueue(topic.to_owned(), payload.into(), qos, retain, "raw")
-            .await
+        self.enqueue(
+            self.lane(0)?,
+            topic.to_owned(),
+            payload.into(),
+            qos,
+            retain,
+            "raw",
+        )
+        .await
     }
 
     /// Publishes a command result to the MQTT 5 Response Topic a command gave, with its
-    /// Correlation Data (QoS 1, not retained). On MQTT 3.1.1 the correlation data is dropped.
+    /// Correlation Data (QoS 1, not retained), on lane 0 (the connection commands come in
+    /// on). On MQTT 3.1.1 the correlation data is dropped.
     pub async fn publish_response(
         &self,
         topic: &str,
@@ -208,6 +274,7 @@ impl Publisher {
         correlation: Option<Bytes>,
     ) -> Result<Delivery, BridgeError> {
         self.enqueue_with(
+            self.lane(0)?,
             topic.to_owned(),
             payload.into(),
             Qos::AtLeastOnce,
@@ -218,25 +285,30 @@ impl Publisher {
         .await
     }
 
-    /// Free places in the queue (for metrics and tests; 0 means callers are waiting).
+    /// Free places in the queues, summed over the lanes (for metrics and tests; 0 means
+    /// callers are waiting on every lane).
     pub fn queue_space(&self) -> usize {
-        self.tx.capacity()
+        self.lanes.iter().map(mpsc::Sender::capacity).sum()
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn enqueue(
         &self,
+        tx: &mpsc::Sender<Job>,
         topic: String,
         payload: Bytes,
         qos: Qos,
         retain: bool,
         kind: &'static str,
     ) -> Result<Delivery, BridgeError> {
-        self.enqueue_with(topic, payload, qos, retain, kind, None)
+        self.enqueue_with(tx, topic, payload, qos, retain, kind, None)
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn enqueue_with(
         &self,
+        tx: &mpsc::Sender<Job>,
         topic: String,
         payload: Bytes,
         qos: Qos,
@@ -247,7 +319,7 @@ impl Publisher {
         let (job, delivery) = self.job(topic, payload, qos, retain, kind, correlation)?;
         // Count before sending: the forwarder may take the job before `send` returns.
         self.count_queued();
-        if self.tx.send(job).await.is_err() {
+        if tx.send(job).await.is_err() {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             return Err(BridgeError::Closed);
         }
@@ -286,7 +358,8 @@ impl Publisher {
         Ok((job, Delivery { rx }))
     }
 
-    /// One more job in the queue (the depth gauge).
+    /// One more job in the queues (the depth gauge: one counter shared by every lane, so
+    /// `vgate_mqtt_queue_depth` is the sum over the lanes).
     fn count_queued(&self) {
         let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!("vgate_mqtt_queue_depth").set(depth as f64);
@@ -312,6 +385,36 @@ pub(crate) async fn forward(
         if job.send(&client, &tracker).await.is_err() {
             tracing::debug!("MQTT event loop gone; publish forwarder stops");
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lane_of;
+
+    #[test]
+    fn a_vehicle_lane_is_fnv1a_of_its_id_stable_across_runs() {
+        // Pinned values: a changed hash would move vehicles between lanes (and spools) at
+        // the next start.
+        assert_eq!(lane_of("013800138000", 3), 1);
+        assert_eq!(lane_of("013800138001", 4), 2);
+        assert_eq!(lane_of("LSVAB1234C5678901", 3), 0);
+        assert_eq!(lane_of("", 3), 2);
+        for vid in ["013800138000", "x"] {
+            assert_eq!(lane_of(vid, 1), 0);
+            assert_eq!(lane_of(vid, 0), 0);
+        }
+    }
+
+    #[test]
+    fn vehicles_spread_over_the_lanes() {
+        let mut per_lane = [0u32; 4];
+        for i in 0..4000 {
+            per_lane[lane_of(&format!("01380013{i:04}"), 4)] += 1;
+        }
+        for n in per_lane {
+            assert!((800..1200).contains(&n), "{per_lane:?}");
         }
     }
 }

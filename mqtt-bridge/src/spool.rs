@@ -181,6 +181,13 @@ fn err(path: &Path, e: impl Into<redb::Error>) -> BridgeError {
 }
 
 impl Spool {
+    /// Stores the spool's byte count and moves `vgate_spool_bytes` (the sum over the open
+    /// spools, one per lane) by the change.
+    fn set_bytes(&self, bytes: u64) {
+        let old = self.bytes.swap(bytes, Ordering::SeqCst);
+        metrics::gauge!("vgate_spool_bytes").increment(bytes as f64 - old as f64);
+    }
+
     /// Opens (or creates) the spool in `dir`. A database left by a crash is recovered to its
     /// last commit by redb.
     pub fn open(dir: &Path, max_bytes: u64, when_full: WhenFull) -> Result<Spool, BridgeError> {
@@ -211,7 +218,8 @@ impl Spool {
             }
             tx.commit().map_err(|e| err(&path, e))?;
         }
-        metrics::gauge!("vgate_spool_bytes").set(bytes as f64);
+        // The gauge is the sum over the open spools (one per lane): each adds what it holds.
+        metrics::gauge!("vgate_spool_bytes").increment(bytes as f64);
         if len > 0 {
             tracing::info!(path = %path.display(), records = len, bytes, "MQTT spool has publishes to replay");
         }
@@ -297,11 +305,10 @@ impl Spool {
             }
         }
         tx.commit().map_err(|e| err(&self.path, e))?;
-        self.bytes.store(bytes, Ordering::SeqCst);
+        self.set_bytes(bytes);
         self.len.store(len, Ordering::SeqCst);
         self.last_id.store(last, Ordering::SeqCst);
         self.dropped_upto.store(dropped_upto, Ordering::SeqCst);
-        metrics::gauge!("vgate_spool_bytes").set(bytes as f64);
         if out.count > 0 {
             metrics::counter!("vgate_spool_events_total", "op" => "spooled")
                 .increment(out.count as u64);
@@ -375,9 +382,8 @@ impl Spool {
             }
         }
         tx.commit().map_err(|e| err(&self.path, e))?;
-        self.bytes.store(bytes, Ordering::SeqCst);
+        self.set_bytes(bytes);
         self.len.store(len, Ordering::SeqCst);
-        metrics::gauge!("vgate_spool_bytes").set(bytes as f64);
         self.space.notify_waiters();
         Ok(())
     }
@@ -389,6 +395,13 @@ impl Spool {
         let tx = self.db.begin_read().expect("read");
         let t = tx.open_table(RECORDS).expect("table");
         t.len().expect("len")
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        // A closed spool no longer counts in the sum.
+        metrics::gauge!("vgate_spool_bytes").decrement(self.bytes.load(Ordering::SeqCst) as f64);
     }
 }
 

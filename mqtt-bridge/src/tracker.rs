@@ -23,6 +23,7 @@
 //! still holds the collision, the same event is a replay after a reconnect.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -102,6 +103,8 @@ impl Inner {
 pub(crate) struct Tracker {
     inner: Mutex<Inner>,
     idle: Notify,
+    /// Publishes the broker took over this connection (PUBACK, or written for QoS 0).
+    published: AtomicU64,
 }
 
 impl Tracker {
@@ -155,6 +158,7 @@ impl Tracker {
         };
         if t.qos0 || pkid == 0 {
             drop(inner);
+            self.published.fetch_add(1, Ordering::Relaxed);
             t.resolve();
             self.notify_if_idle();
         } else {
@@ -179,13 +183,23 @@ impl Tracker {
             inner.awaiting.remove(&pkid)
         };
         match t {
-            Some(t) => t.finish(outcome),
+            Some(t) => {
+                if outcome.is_ok() {
+                    self.published.fetch_add(1, Ordering::Relaxed);
+                }
+                t.finish(outcome)
+            }
             None => tracing::debug!(pkid, "PUBACK for an untracked packet id"),
         }
         self.notify_if_idle();
     }
 
     /// Publishes not yet acknowledged.
+    /// Publishes the broker has taken over this connection since it started.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
     pub fn outstanding(&self) -> usize {
         self.lock().len()
     }

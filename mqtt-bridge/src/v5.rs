@@ -34,13 +34,16 @@ pub(crate) async fn first_connect(
     timeout: Duration,
     backoff_min: Duration,
     backoff_max: Duration,
+    primary: bool,
 ) -> Result<(), BridgeError> {
     let started = Instant::now();
     let mut backoff = backoff_min;
     loop {
         match ev.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                metrics::gauge!("vgate_mqtt_connected").set(1.0);
+                if primary {
+                    metrics::gauge!("vgate_mqtt_connected").set(1.0);
+                }
                 return Ok(());
             }
             Ok(_) => {}

@@ -1,0 +1,375 @@
+//! Several MQTT connections ("lanes", `mqtt.connections`): every vehicle's events arrive,
+//! in order, each vehicle on its own lane; the lanes really are separate connections (each
+//! counts the PUBACKs it received); with a spool every lane replays after a broker restart.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Mosquitto, Subscriber, HANG_GUARD};
+use mqtt_bridge::{Bridge, BridgeError, MqttConfig, SpoolConfig};
+use rumqttc::{AsyncClient, Event as MqEvent, Incoming, MqttOptions, Publish, QoS};
+use tokio::sync::mpsc;
+
+macro_rules! need_mosquitto {
+    ($name:literal) => {
+        if !common::mosquitto_available($name) {
+            return;
+        }
+    };
+}
+
+/// One vehicle per lane: the first ids of the form `0138001380NN` that fall on lanes
+/// `0..lanes`, in lane order (the lane is a stable hash of the id).
+fn one_vehicle_per_lane(bridge: &Bridge) -> Vec<String> {
+    let p = bridge.publisher();
+    (0..bridge.lanes())
+        .map(|lane| {
+            (0..1000)
+                .map(|i| format!("0138001380{i:02}"))
+                .find(|v| p.lane_of(v) == lane)
+                .expect("some id on every lane")
+        })
+        .collect()
+}
+
+/// (vehicle, event_id) of a received event.
+fn ident(p: &Publish) -> (String, String) {
+    let vid = p.topic.split('/').nth(2).expect("vehicle level").to_owned();
+    let id = common::json(p)["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_owned();
+    (vid, id)
+}
+
+/// Received events grouped by vehicle, in arrival order.
+fn by_vehicle(got: &[(String, String)]) -> HashMap<String, Vec<String>> {
+    let mut m: HashMap<String, Vec<String>> = HashMap::new();
+    for (v, id) in got {
+        m.entry(v.clone()).or_default().push(id.clone());
+    }
+    m
+}
+
+/// `bridge` (over `lanes` connections) publishes `per_vehicle` events for one vehicle per
+/// lane, concurrently, then each vehicle's presence: all of them arrive at a subscriber on
+/// `port`, each vehicle's in publish order, and every lane's connection carried its vehicle.
+async fn lanes_deliver_each_vehicle_in_order(bridge: &Bridge, port: u16, per_vehicle: usize) {
+    let vehicles = one_vehicle_per_lane(bridge);
+    let mut sub = Subscriber::connect(port, &["vgate/v1/+/+"]).await;
+    let before = bridge.published_per_lane();
+    let mut tasks = Vec::new();
+    for vid in vehicles.clone() {
+        let p = bridge.publisher();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = Vec::with_capacity(per_vehicle + 1);
+            let mut pending = Vec::with_capacity(per_vehicle + 1);
+            for _ in 0..per_vehicle {
+                let ev = common::login_event(&vid);
+                let d = match p.try_publish_event(&ev) {
+                    Some(r) => r,
+                    None => p.publish_event(&ev).await,
+                };
+                pending.push(d.expect("queued"));
+                sent.push(ev.event_id.to_string());
+            }
+            let presence = common::presence_event(&vid, false);
+            pending.push(p.publish_presence(&vid, &presence).await.expect("queued"));
+            sent.push(presence.event_id.to_string());
+            for d in pending {
+                d.await.expect("acknowledged");
+            }
+            (vid, sent)
+        }));
+    }
+    let total = vehicles.len() * (per_vehicle + 1);
+    let mut got = Vec::with_capacity(total);
+    while got.len() < total {
+        got.push(ident(&sub.next().await));
+    }
+    let mut sent = HashMap::new();
+    for t in tasks {
+        let (vid, ids) = t.await.expect("publisher task");
+        sent.insert(vid, ids);
+    }
+    assert_eq!(
+        by_vehicle(&got),
+        sent,
+        "every event once, each vehicle's in publish order"
+    );
+    let after = bridge.published_per_lane();
+    let want = per_vehicle as u64 + 1;
+    for (lane, (a, b)) in after.iter().zip(&before).enumerate() {
+        let carried = a - b;
+        assert!(
+            carried >= want,
+            "lane {lane} carried {carried} publishes, expected its vehicle's {want}: {after:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn three_lanes_deliver_every_vehicle_in_order_over_three_connections() {
+    need_mosquitto!("three_lanes_deliver_every_vehicle_in_order_over_three_connections");
+    let port = common::free_port();
+    let m = Mosquitto::start(port, None);
+    let cfg = MqttConfig {
+        connections: 3,
+        ..common::external(&m.url())
+    };
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+    assert_eq!(bridge.lanes(), 3);
+    assert_eq!(bridge.lanes_connected(), vec![true; 3]);
+    assert!(bridge.connected());
+    lanes_deliver_each_vehicle_in_order(&bridge, port, 400).await;
+    bridge.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn lanes_speak_mqtt5_too() {
+    need_mosquitto!("lanes_speak_mqtt5_too");
+    let port = common::free_port();
+    let m = Mosquitto::start(port, None);
+    let cfg = MqttConfig {
+        connections: 2,
+        ..common::external_v5(&m.url())
+    };
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+    assert_eq!(bridge.lanes(), 2);
+    lanes_deliver_each_vehicle_in_order(&bridge, port, 100).await;
+    bridge.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn lanes_connect_to_the_embedded_broker() {
+    let cfg = MqttConfig {
+        connections: 2,
+        ..common::embedded()
+    };
+    let port = cfg.embedded_listen.port();
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("bridge starts");
+    assert_eq!(bridge.lanes_connected(), vec![true; 2]);
+    lanes_deliver_each_vehicle_in_order(&bridge, port, 100).await;
+    bridge.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn zero_connections_is_a_config_error_naming_the_key() {
+    for n in [0, 17] {
+        let cfg = MqttConfig {
+            connections: n,
+            ..common::external("mqtt://127.0.0.1:1")
+        };
+        match Bridge::start(&cfg, "n", "vgate").await {
+            Err(BridgeError::Config { key, reason }) => {
+                assert_eq!(key, "mqtt.connections", "{reason}");
+            }
+            other => panic!("connections = {n}: {other:?}"),
+        }
+    }
+}
+
+/// A platform client with a persistent session: the broker keeps what is published for it
+/// across a broker restart with persistence.
+async fn persistent_subscriber(port: u16, filter: &str) -> mpsc::Receiver<Publish> {
+    let id = format!("platform-{}", ulid::Ulid::new());
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_clean_session(false)
+        .set_keep_alive(Duration::from_secs(5));
+    let (client, mut ev) = AsyncClient::new(opts, 16);
+    let (tx, rx) = mpsc::channel(1024);
+    let (subacked_tx, mut subacked) = mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            match ev.poll().await {
+                Ok(MqEvent::Incoming(Incoming::Publish(p))) => {
+                    if tx.send(p).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(MqEvent::Incoming(Incoming::SubAck(_))) => {
+                    let _ = subacked_tx.try_send(());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    tokio::time::timeout(HANG_GUARD, subacked.recv())
+        .await
+        .expect("SUBACK in time")
+        .expect("subscriber alive");
+    // The event loop keeps the connection (and reconnects) without the handle.
+    std::mem::forget(client);
+    rx
+}
+
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < HANG_GUARD, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn spooled_lanes(url: &str, dir: &Path, lanes: u16) -> MqttConfig {
+    MqttConfig {
+        connections: lanes,
+        spool: SpoolConfig {
+            dir: Some(dir.to_owned()),
+            ..SpoolConfig::default()
+        },
+        shutdown_timeout_s: 2,
+        ..common::external(url)
+    }
+}
+
+#[tokio::test]
+async fn every_lane_spools_while_the_broker_is_down_and_replays_in_order() {
+    need_mosquitto!("every_lane_spools_while_the_broker_is_down_and_replays_in_order");
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start_persistent(port, data.path());
+    let bridge = Bridge::start(&spooled_lanes(&m.url(), spool.path(), 3), "n", "vgate")
+        .await
+        .expect("bridge starts");
+    assert_eq!(bridge.spooled(), Some(0));
+    // Lane 0 keeps the configured directory (an older spool replays); lanes 1.. have their own.
+    assert!(spool.path().join("spool.redb").exists());
+    for lane in 1..3 {
+        assert!(spool
+            .path()
+            .join(format!("lane-{lane}"))
+            .join("spool.redb")
+            .exists());
+    }
+    let vehicles = one_vehicle_per_lane(&bridge);
+    let mut sub = persistent_subscriber(port, "vgate/v1/+/+").await;
+
+    // SIGTERM: the broker saves the subscriber's session for the restart.
+    m.terminate();
+    until("every lane sees the broker gone", || {
+        bridge.lanes_connected().iter().all(|c| !c)
+    })
+    .await;
+    const PER_VEHICLE: usize = 60;
+    let publisher = bridge.publisher();
+    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..PER_VEHICLE {
+        for vid in &vehicles {
+            let ev = common::login_event(vid);
+            let d = publisher.publish_event(&ev).await.expect("queued");
+            tokio::time::timeout(Duration::from_secs(5), d)
+                .await
+                .expect("durable (spooled) with the broker down")
+                .expect("accepted");
+            sent.entry(vid.clone())
+                .or_default()
+                .push(ev.event_id.to_string());
+        }
+    }
+    let total = PER_VEHICLE * vehicles.len();
+    assert_eq!(bridge.spooled(), Some(total as u64));
+    let before = bridge.published_per_lane();
+
+    let _m = Mosquitto::start_persistent(port, data.path());
+    let mut got = Vec::with_capacity(total);
+    while got.len() < total {
+        let p = tokio::time::timeout(HANG_GUARD, sub.recv())
+            .await
+            .expect("a message before the hang guard")
+            .expect("subscriber alive");
+        got.push(ident(&p));
+    }
+    assert_eq!(
+        by_vehicle(&got),
+        sent,
+        "every spooled event once, each vehicle's in publish order"
+    );
+    until("every lane's spool drains", || bridge.spooled() == Some(0)).await;
+    let after = bridge.published_per_lane();
+    for lane in 0..3 {
+        assert!(
+            after[lane] - before[lane] >= PER_VEHICLE as u64,
+            "lane {lane} replayed its own spool: {before:?} -> {after:?}"
+        );
+    }
+    bridge.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn lanes_start_with_the_broker_down_at_once_and_replay_when_it_comes() {
+    need_mosquitto!("lanes_start_with_the_broker_down_at_once_and_replay_when_it_comes");
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    // A platform client whose session the broker keeps while it is down.
+    let m = Mosquitto::start_persistent(port, data.path());
+    let mut sub = persistent_subscriber(port, "vgate/v1/+/+").await;
+    let url = m.url();
+    m.terminate();
+
+    let cfg = MqttConfig {
+        connect_timeout_s: 2,
+        ..spooled_lanes(&url, spool.path(), 3)
+    };
+    let started = Instant::now();
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("starts degraded with a spool");
+    // The lanes try side by side: one connect timeout, not one per lane.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!bridge.connected());
+    assert_eq!(bridge.lanes_connected(), vec![false; 3]);
+    let vehicles = one_vehicle_per_lane(&bridge);
+    let publisher = bridge.publisher();
+    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..20 {
+        for vid in &vehicles {
+            let ev = common::login_event(vid);
+            let d = publisher.publish_event(&ev).await.expect("queued");
+            tokio::time::timeout(Duration::from_secs(5), d)
+                .await
+                .expect("spooled")
+                .expect("accepted");
+            sent.entry(vid.clone())
+                .or_default()
+                .push(ev.event_id.to_string());
+        }
+    }
+
+    let _m = Mosquitto::start_persistent(port, data.path());
+    until("every lane connects", || {
+        bridge.lanes_connected().iter().all(|c| *c)
+    })
+    .await;
+    let mut got = Vec::new();
+    while got.len() < 60 {
+        let p = tokio::time::timeout(HANG_GUARD, sub.recv())
+            .await
+            .expect("a message before the hang guard")
+            .expect("subscriber alive");
+        got.push(ident(&p));
+    }
+    assert_eq!(by_vehicle(&got), sent);
+    until("every lane's spool drains", || bridge.spooled() == Some(0)).await;
+    bridge.shutdown().await.expect("clean shutdown");
+}
