@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Mosquitto, Subscriber, HANG_GUARD};
+use common::{until, Mosquitto, Subscriber, HANG_GUARD};
 use mqtt_bridge::{Bridge, MqttConfig, SpoolConfig, WhenFull};
-use rumqttc::{AsyncClient, Event as MqEvent, Incoming, MqttOptions, Publish, QoS};
+use rumqttc::Publish;
 use tokio::sync::mpsc;
 
 macro_rules! need_mosquitto {
@@ -35,15 +35,6 @@ fn spooled(url: &str, dir: &Path) -> MqttConfig {
         },
         shutdown_timeout_s: 2,
         ..common::external(url)
-    }
-}
-
-/// Waits (bounded by the hang guard) until `cond` holds.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < HANG_GUARD, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -84,40 +75,9 @@ struct PersistentSubscriber {
 
 impl PersistentSubscriber {
     async fn connect(port: u16, filter: &str) -> PersistentSubscriber {
-        let id = format!("platform-{}", ulid::Ulid::new());
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_clean_session(false)
-            .set_keep_alive(Duration::from_secs(5));
-        let (client, mut ev) = AsyncClient::new(opts, 16);
-        let (tx, rx) = mpsc::channel(1024);
-        let (subacked_tx, mut subacked) = mpsc::channel(1);
-        tokio::spawn(async move {
-            loop {
-                match ev.poll().await {
-                    Ok(MqEvent::Incoming(Incoming::Publish(p))) => {
-                        if tx.send(p).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(MqEvent::Incoming(Incoming::SubAck(_))) => {
-                        let _ = subacked_tx.try_send(());
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
-        client
-            .subscribe(filter, QoS::AtLeastOnce)
-            .await
-            .expect("subscribe");
-        tokio::time::timeout(HANG_GUARD, subacked.recv())
-            .await
-            .expect("SUBACK in time")
-            .expect("subscriber alive");
-        // The client handle may go: the event loop keeps the connection (and reconnects).
-        std::mem::forget(client);
-        PersistentSubscriber { rx }
+        PersistentSubscriber {
+            rx: common::persistent_subscriber(port, filter).await,
+        }
     }
 
     async fn next(&mut self) -> Publish {

@@ -493,3 +493,51 @@ pub mod scenarios {
         assert_eq!(json(&retained)["online"], false);
     }
 }
+
+/// A platform client with a persistent session: the broker keeps what is published for it
+/// across a broker restart with persistence.
+pub async fn persistent_subscriber(port: u16, filter: &str) -> mpsc::Receiver<Publish> {
+    let id = format!("platform-{}", ulid::Ulid::new());
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_clean_session(false)
+        .set_keep_alive(Duration::from_secs(5));
+    let (client, mut ev) = AsyncClient::new(opts, 16);
+    let (tx, rx) = mpsc::channel(1024);
+    let (subacked_tx, mut subacked) = mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            match ev.poll().await {
+                Ok(MqEvent::Incoming(Incoming::Publish(p))) => {
+                    if tx.send(p).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(MqEvent::Incoming(Incoming::SubAck(_))) => {
+                    let _ = subacked_tx.try_send(());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    tokio::time::timeout(HANG_GUARD, subacked.recv())
+        .await
+        .expect("SUBACK in time")
+        .expect("subscriber alive");
+    // The event loop keeps the connection (and reconnects) without the handle.
+    std::mem::forget(client);
+    rx
+}
+
+/// Waits (bounded by the hang guard) until `cond` holds.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < HANG_GUARD, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
