@@ -36,19 +36,11 @@ impl Sink {
     pub async fn publish(&self, event: Event) -> Result<(), SinkClosed> {
         metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
         match self {
-            Sink::Mqtt(p) => match p.try_publish_event(&event) {
-                Some(r) => r,
-                // The queue is full: wait for room (boxed, out of the callers' state).
-                None => Box::pin(p.publish_event(&event)).await,
-            }
-            .map(|_| ())
-            .map_err(|e| SinkClosed(e.to_string())),
-            Sink::Memory(tx) => Box::pin(tx.send(Published {
-                event,
-                retain: false,
-            }))
-            .await
-            .map_err(|_| SinkClosed("channel closed".into())),
+            Sink::Mqtt(p) => enqueue(p, &event)
+                .await
+                .map(|_| ())
+                .map_err(|e| SinkClosed(e.to_string())),
+            Sink::Memory(tx) => send_memory(tx, event).await,
         }
     }
 
@@ -81,12 +73,7 @@ impl Sink {
         for event in events {
             metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
             match self {
-                Sink::Mqtt(p) => match match p.try_publish_event(&event) {
-                    Some(r) => r,
-                    // The queue is full: wait for room (boxed: the rare case keeps its
-                    // state out of every session's task).
-                    None => Box::pin(p.publish_event(&event)).await,
-                } {
+                Sink::Mqtt(p) => match enqueue(p, &event).await {
                     Ok(d) => pending.push(d),
                     Err(mqtt_bridge::BridgeError::Closed) => {
                         return Err(SinkClosed("bridge closed".into()))
@@ -96,12 +83,7 @@ impl Sink {
                         return Ok(false);
                     }
                 },
-                Sink::Memory(tx) => Box::pin(tx.send(Published {
-                    event,
-                    retain: false,
-                }))
-                .await
-                .map_err(|_| SinkClosed("channel closed".into()))?,
+                Sink::Memory(tx) => send_memory(tx, event).await?,
             }
         }
         Ok(true)
@@ -172,4 +154,27 @@ impl Sink {
             Sink::Memory(_) => Ok(()),
         }
     }
+}
+
+/// Queues `event` on the bridge: without a future when the queue has room (the hot path),
+/// else waiting for room in a boxed future, so that the rare case keeps its state out of
+/// every session's task (a connection's task holds the largest state its loop can await).
+async fn enqueue(
+    p: &mqtt_bridge::Publisher,
+    event: &Event,
+) -> Result<mqtt_bridge::Delivery, mqtt_bridge::BridgeError> {
+    match p.try_publish_event(event) {
+        Some(r) => r,
+        None => Box::pin(p.publish_event(event)).await,
+    }
+}
+
+/// The memory sink's send (boxed, as above).
+async fn send_memory(tx: &mpsc::Sender<Published>, event: Event) -> Result<(), SinkClosed> {
+    Box::pin(tx.send(Published {
+        event,
+        retain: false,
+    }))
+    .await
+    .map_err(|_| SinkClosed("channel closed".into()))
 }

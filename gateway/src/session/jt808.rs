@@ -198,45 +198,37 @@ where
                 housekeeping.done();
                 if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
             }
-            item = frames.next() => match item {
-                None => break PresenceReason::Closed,
-                Some(Err(e)) => {
-                    debug!(%peer, error = %e, "read error");
-                    break PresenceReason::Error;
-                }
-                Some(Ok(Err(bad))) => {
-                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await { break r; }
-                }
-                Some(Ok(Ok(frame))) => {
-                    s.last_rx = Instant::now();
-                    limit.take().await;
-                    if let Flow::Close(r) = s.on_frame(frame).await { break r; }
-                    // Whatever else can be read without waiting (already buffered, or in the
-                    // socket) joins this batch, up to MAX_DEFERRED frames.
-                    let mut closed = None;
-                    for _ in 1..MAX_DEFERRED {
-                        let Some(item) = frames.next().now_or_never() else { break };
-                        let flow = match item {
-                            None => Flow::Close(PresenceReason::Closed),
-                            Some(Err(e)) => {
-                                debug!(%peer, error = %e, "read error");
-                                Flow::Close(PresenceReason::Error)
-                            }
-                            Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await,
-                            Some(Ok(Ok(frame))) => {
-                                s.last_rx = Instant::now();
-                                limit.take().await;
-                                s.on_frame(frame).await
-                            }
-                        };
-                        if let Flow::Close(r) = flow {
-                            closed = Some(r);
-                            break;
+            item = frames.next() => {
+                // This item, then whatever else can be read without waiting (already
+                // buffered, or in the socket), up to MAX_DEFERRED frames: one batch, answered
+                // together by flush_deferred.
+                let mut item = item;
+                let mut read = 1;
+                let flow = loop {
+                    let flow = match item {
+                        None => Flow::Close(PresenceReason::Closed),
+                        Some(Err(e)) => {
+                            debug!(%peer, error = %e, "read error");
+                            Flow::Close(PresenceReason::Error)
                         }
+                        Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await,
+                        Some(Ok(Ok(frame))) => {
+                            s.last_rx = Instant::now();
+                            limit.take().await;
+                            s.on_frame(frame).await
+                        }
+                    };
+                    if matches!(flow, Flow::Close(_)) || read >= MAX_DEFERRED {
+                        break flow;
                     }
-                    if let Some(r) = closed { break r; }
-                    if let Flow::Close(r) = s.flush_deferred().await { break r; }
-                }
+                    match frames.next().now_or_never() {
+                        Some(next) => item = next,
+                        None => break flow,
+                    }
+                    read += 1;
+                };
+                if let Flow::Close(r) = flow { break r; }
+                if let Flow::Close(r) = s.flush_deferred().await { break r; }
             }
         }
     };
@@ -512,7 +504,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             warn!(peer = %self.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
             return Box::pin(self.general_response(&header, result::FAILURE)).await;
         }
-        let started = Instant::now();
+        // Set by the read loop as the frame came in: no second clock read per frame.
+        let started = self.last_rx;
         let events = jt808::normalize(&header, &msg, &self.ctx());
         let answered_alone = matches!(msg, Message::Logout | Message::TimeQuery)
             || msg::ack_policy(header.msg_id) != msg::Ack::General;
