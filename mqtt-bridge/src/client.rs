@@ -328,6 +328,18 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_spill_after_is_a_config_error_naming_the_key() {
+        let mut cfg = MqttConfig::default();
+        cfg.spool.spill_after_ms = 0;
+        match check(&cfg) {
+            Err(BridgeError::Config { key, .. }) => assert_eq!(key, "mqtt.spool.spill_after_ms"),
+            other => panic!("{other:?}"),
+        }
+        cfg.spool.spill_after_ms = 1;
+        check(&cfg).expect("valid");
+    }
+
+    #[test]
     fn mqtts_without_a_ca_file_is_a_config_error() {
         let b = BrokerAddr::parse("mqtts://h").expect("valid");
         let will = || Some(("t".to_owned(), Vec::new()));
