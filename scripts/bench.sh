@@ -96,6 +96,8 @@ watch_cpu() {
 }
 last_cpu() { cat "$1" 2>/dev/null || echo 0; }
 
+# Read and write syscalls a process has made so far ("reads writes", from /proc/PID/io).
+sysc() { awk '/^syscr/ {r=$2} /^syscw/ {w=$2} END {print r+0, w+0}' "/proc/$1/io" 2>/dev/null || echo "0 0"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 step() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -105,7 +107,7 @@ if step 1; then
 LOAD_BEFORE=$(loadavg)
 echo "== 1. throughput: $N messages direct to Mosquitto, then through vgate (load $LOAD_BEFORE)"
 rm -f "$OUT"/cpu_*
-M0=$(cpu_s "$MOSQ")
+M0=$(cpu_s "$MOSQ"); MS0=$(sysc "$MOSQ")
 start_counter 'direct/#' "$N" direct
 watch_cpu "$SUB" "$OUT/cpu_direct_sub" &
 "$BM" publish --port "$MQ" --count "$N" --clients "$CLIENTS" --ids "$VEHICLES" >"$OUT/direct_pub.json" &
@@ -113,21 +115,21 @@ PUB=$!
 watch_cpu "$PUB" "$OUT/cpu_direct_pub" &
 wait "$PUB"
 wait "$SUB"
-M1=$(cpu_s "$MOSQ")
+M1=$(cpu_s "$MOSQ"); MS1=$(sysc "$MOSQ")
 
 read -r VPID JT < <(start_vgate throughput)
 PIDS+=("$VPID")
 start_counter 'vgate/v1/+/location' "$N" vgate
 watch_cpu "$SUB" "$OUT/cpu_vgate_sub" &
-V0=$(cpu_s "$VPID")
+V0=$(cpu_s "$VPID"); VS0=$(sysc "$VPID")
 "$VGATE" simulate --protocol jt808 --vehicles "$VEHICLES" --rate max --window "$WINDOW" \
   --count "$N" --duration 300s --target "$JT" --json >"$OUT/sim_throughput.json" &
 SIM=$!
 watch_cpu "$SIM" "$OUT/cpu_sim" &
 wait "$SIM"
 wait "$SUB"
-V1=$(cpu_s "$VPID")
-M2=$(cpu_s "$MOSQ")
+V1=$(cpu_s "$VPID"); VS1=$(sysc "$VPID")
+M2=$(cpu_s "$MOSQ"); MS2=$(sysc "$MOSQ")
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 sleep 0.3 # the last CPU samples of the watchers
 LOAD_AFTER=$(loadavg)
@@ -135,10 +137,12 @@ LOAD_AFTER=$(loadavg)
 python3 - "$OUT" "$N" "$VEHICLES" "$WINDOW" "$CLIENTS" "$LOAD_BEFORE" "$LOAD_AFTER" \
   "$M0" "$M1" "$M2" "$V0" "$V1" "$(last_cpu "$OUT/cpu_direct_pub")" \
   "$(last_cpu "$OUT/cpu_direct_sub")" "$(last_cpu "$OUT/cpu_sim")" \
-  "$(last_cpu "$OUT/cpu_vgate_sub")" <<'PY'
+  "$(last_cpu "$OUT/cpu_vgate_sub")" "$MS0 $MS1 $MS2 $VS0 $VS1" <<'PY'
 import json, sys
 out, n, vehicles, window, clients, load0, load1 = sys.argv[1:8]
 m0, m1, m2, v0, v1, pub, sub_d, sim, sub_v = map(float, sys.argv[8:17])
+ms0r, ms0w, ms1r, ms1w, ms2r, ms2w, vs0r, vs0w, vs1r, vs1w = map(int, sys.argv[17].split())
+per = lambda x: round(x / int(n), 2)
 d = json.load(open(f"{out}/direct.json"))
 v = json.load(open(f"{out}/vgate.json"))
 p = json.load(open(f"{out}/direct_pub.json"))
@@ -159,6 +163,11 @@ r = {
         "via_vgate": {"vgate": round(v1 - v0, 2), "mosquitto": round(m2 - m1, 2),
                       "simulator": sim, "subscriber": sub_v},
     },
+    "syscalls_per_message": {
+        "direct": {"mosquitto": {"read": per(ms1r - ms0r), "write": per(ms1w - ms0w)}},
+        "via_vgate": {"vgate": {"read": per(vs1r - vs0r), "write": per(vs1w - vs0w)},
+                      "mosquitto": {"read": per(ms2r - ms1r), "write": per(ms2w - ms1w)}},
+    },
     "loadavg_before": load0, "loadavg_after": load1,
 }
 json.dump(r, open(f"{out}/throughput.json", "w"), indent=2)
@@ -172,6 +181,10 @@ print(f"simulator (window {window}): {s['frames_sent']} reports, {s['acks']} ack
       f"ack p50 {s['latency_ms_p50']} ms p99 {s['latency_ms_p99']} ms")
 print("CPU s, direct: " + ", ".join(f"{k} {x:.1f}" for k, x in c["direct"].items())
       + "; via vgate: " + ", ".join(f"{k} {x:.1f}" for k, x in c["via_vgate"].items()))
+y = r["syscalls_per_message"]
+print("read/write syscalls per message, direct: mosquitto "
+      + "{read}/{write}".format(**y["direct"]["mosquitto"]) + "; via vgate: "
+      + ", ".join(f"{k} {x['read']}/{x['write']}" for k, x in y["via_vgate"].items()))
 print(f"load average before {load0}, after {load1}")
 PY
 VIA=$(json "$OUT/vgate.json" "['rate']")

@@ -35,13 +35,17 @@ use crate::topics::Topics;
 use crate::tracker::Tracker;
 use crate::{BridgeError, RefusedReason};
 
-/// Capacity of rumqttc's own request channel: 0, a rendezvous. rumqttc moves what is in
-/// its channel to its `pending` list when a connection breaks, and after the reconnect sends
-/// `pending` without flow control; new publishes from there collide with the replayed
-/// packet ids and rumqttc keeps only one collided publish, losing the others. With a
-/// rendezvous channel `pending` only ever holds the (at most `inflight`) replays, each with
-/// its own packet id. Our bounded queue is in front of it.
-pub(crate) const REQUEST_CHANNEL: usize = 0;
+/// Capacity of rumqttc's own request channel. The vendored rumqttc (vendor/rumqttc) takes
+/// every request already in it, within its inflight window, and writes them with one flush
+/// (upstream writes each publish on its own: one syscall and, on the broker, one wakeup per
+/// publish). It also leaves the channel alone when a connection breaks: upstream moves the
+/// channel's requests to its `pending` list, which is sent after the reconnect without flow
+/// control, so new publishes collide with the replayed packet ids and all but one of them are
+/// lost (that is why this was a rendezvous before). No larger than the inflight window (a
+/// batch never is), and at most 64. Our bounded queue is in front of it.
+pub(crate) fn request_channel(inflight: u16) -> usize {
+    usize::from(inflight).clamp(1, 64)
+}
 
 /// The running MQTT bridge. Dropping it without [`Bridge::shutdown`] cuts the connections
 /// abruptly: the broker then publishes the gateway's offline last will.
@@ -510,7 +514,7 @@ impl Loop {
         let acker = Acker::new(self.client.clone(), received);
         let Some(target) = self.topics.parse_command(&parts.topic) else {
             tracing::warn!(topic = %parts.topic, "message on an unexpected topic; acknowledged and dropped");
-            // Spawned: the request channel is a rendezvous that only this task's poll() drains.
+            // Spawned: the request channel is bounded and only this task's poll() drains it.
             tokio::spawn(acker.ack());
             return;
         };

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::bridge::{first_connect, run, Loop, REQUEST_CHANNEL};
+use crate::bridge::{first_connect, request_channel, run, Loop};
 use crate::client::{options, options_v5, BrokerAddr};
 use crate::commands::IncomingCommand;
 use crate::config::{MqttConfig, MqttProtocol};
@@ -123,7 +123,8 @@ impl Dial<'_> {
         match self.protocol {
             MqttProtocol::V311 => {
                 let opts = options(self.cfg, self.addr, client_id, will)?;
-                let (client, mut ev) = rumqttc::AsyncClient::new(opts, REQUEST_CHANNEL);
+                let (client, mut ev) =
+                    rumqttc::AsyncClient::new(opts, request_channel(self.cfg.inflight));
                 let first = first_connect(&mut ev, b, t, lo, hi, primary).await;
                 Ok(Connected {
                     client: Client::V4(client),
@@ -133,7 +134,8 @@ impl Dial<'_> {
             }
             MqttProtocol::V5 => {
                 let opts = options_v5(self.cfg, self.addr, client_id, will)?;
-                let (client, mut ev) = rumqttc::v5::AsyncClient::new(opts, REQUEST_CHANNEL);
+                let (client, mut ev) =
+                    rumqttc::v5::AsyncClient::new(opts, request_channel(self.cfg.inflight));
                 let first = crate::v5::first_connect(&mut ev, b, t, lo, hi, primary).await;
                 Ok(Connected {
                     client: Client::V5(client),

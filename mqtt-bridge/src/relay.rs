@@ -66,6 +66,9 @@ const CATCH_UP: u64 = BATCH as u64;
 /// rate the broker takes, rather than growing whenever the publishers are faster than the
 /// replay (a busy broker is backpressure, not a reason to fill the disk).
 const PACE: u64 = 2;
+/// How often the feeder looks again whether the connection is back, with spooled records to
+/// replay.
+const AWAY_POLL: Duration = Duration::from_millis(20);
 
 /// The three tasks of store-and-forward.
 #[derive(Debug)]
@@ -512,6 +515,24 @@ async fn feed(
             if id <= sh.spool.dropped_upto() {
                 // Read ahead, then dropped to make room (drop_oldest): not to be sent.
                 replay.advance(id);
+                continue;
+            }
+            if !sh.connected() {
+                // While the broker is away spooled records wait in the spool (where
+                // drop_oldest can still drop them), not in rumqttc's request channel.
+                ahead.push_front((id, r));
+                tokio::select! {
+                    biased;
+                    job = feed_rx.recv() => match job {
+                        Some(direct) => {
+                            if send_direct(direct, &sh).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    _ = tokio::time::sleep(AWAY_POLL) => {}
+                }
                 continue;
             }
             let (done, rx) = oneshot::channel();

@@ -1,0 +1,141 @@
+//! The two changes of the vendored rumqttc (vendor/rumqttc/VENDORED.md), against a real
+//! mosquitto: requests already queued are taken together (one write), within the inflight
+//! window; and requests still queued when a connection breaks are neither lost nor sent
+//! outside the inflight window after the reconnect.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Mosquitto, HANG_GUARD};
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS};
+use tokio::sync::mpsc;
+
+macro_rules! need_mosquitto {
+    ($name:literal) => {
+        if !common::mosquitto_available($name) {
+            return;
+        }
+    };
+}
+
+fn options(port: u16, inflight: u16) -> MqttOptions {
+    let mut o = MqttOptions::new("vendored-rumqttc", "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(5))
+        .set_inflight(inflight);
+    o
+}
+
+/// Polls until the CONNACK.
+async fn connected(ev: &mut EventLoop) {
+    tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            if let Ok(Event::Incoming(Incoming::ConnAck(_))) = ev.poll().await {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("connected in time");
+}
+
+#[tokio::test]
+async fn queued_publishes_are_taken_together_up_to_the_inflight_window() {
+    need_mosquitto!("queued_publishes_are_taken_together");
+    let m = Mosquitto::start(common::free_port(), None);
+    let (client, mut ev) = AsyncClient::new(options(m.port, 3), 10);
+    connected(&mut ev).await;
+    for i in 0..5u8 {
+        client
+            .try_publish("t/batch", QoS::AtLeastOnce, false, vec![i])
+            .expect("room in the channel");
+    }
+    // One poll takes the requests: the first is returned, the others it wrote with it wait
+    // as events. The window is 3, so 2 stay in the channel.
+    let first = ev.poll().await.expect("poll");
+    assert!(
+        matches!(first, Event::Outgoing(Outgoing::Publish(1))),
+        "{first:?}"
+    );
+    let taken: Vec<_> = ev.state.events.iter().cloned().collect();
+    assert_eq!(
+        taken.len(),
+        2,
+        "written with the first, as events: {taken:?}"
+    );
+    assert!(
+        taken
+            .iter()
+            .all(|e| matches!(e, Event::Outgoing(Outgoing::Publish(2 | 3)))),
+        "{taken:?}"
+    );
+    // The other two go once PUBACKs open the window; all five are acknowledged.
+    let mut acks = 0;
+    tokio::time::timeout(HANG_GUARD, async {
+        while acks < 5 {
+            if let Event::Incoming(Incoming::PubAck(_)) = ev.poll().await.expect("poll") {
+                acks += 1;
+            }
+        }
+    })
+    .await
+    .expect("five PUBACKs in time");
+}
+
+#[tokio::test]
+async fn publishes_queued_when_the_connection_breaks_are_all_acknowledged_after_it() {
+    need_mosquitto!("publishes_queued_when_the_connection_breaks");
+    let port = common::free_port();
+    let m = Mosquitto::start(port, None);
+    let (client, mut ev) = AsyncClient::new(options(port, 2), 128);
+    connected(&mut ev).await;
+    let (acks_tx, mut acks) = mpsc::unbounded_channel();
+    let (conns_tx, mut conns) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Incoming::PubAck(a))) => {
+                    let _ = acks_tx.send(a.pkid);
+                }
+                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                    let _ = conns_tx.send(());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+
+    // The broker stops answering: 2 publishes fill the window, 98 wait in the channel.
+    m.signal("STOP");
+    const N: usize = 100;
+    for i in 0..N {
+        client
+            .publish("t/queued", QoS::AtLeastOnce, false, vec![i as u8])
+            .await
+            .expect("queued");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The connection breaks with all of them unacknowledged.
+    m.kill();
+    let m = Mosquitto::start(port, None);
+    tokio::time::timeout(HANG_GUARD, conns.recv())
+        .await
+        .expect("reconnected in time")
+        .expect("poller alive");
+    // Right after the reconnect the broker is slow to acknowledge.
+    m.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    m.signal("CONT");
+
+    // Upstream moves the 98 to its replay list, sent without flow control: they collide with
+    // the 2 replayed packet ids and all but one collided publish are dropped.
+    let mut got = 0;
+    while got < N {
+        tokio::time::timeout(HANG_GUARD, acks.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {got} of {N} publishes acknowledged"))
+            .expect("poller alive");
+        got += 1;
+    }
+}
