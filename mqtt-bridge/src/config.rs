@@ -52,7 +52,7 @@ pub struct MqttConfig {
     pub inflight: u16,
     /// Incoming commands waiting for the gateway. Default 256.
     pub command_capacity: usize,
-    /// MQTT connections ("lanes") events are published over, 1..=16. Default 1. Each
+    /// MQTT connections ("lanes") events are published over, 1..=16. Default 4. Each
     /// vehicle's events go over one lane (a stable hash of its id), so they keep their order;
     /// a broker such as Mosquitto spends less CPU per message spread over 2+ connections than
     /// over one. Lane 0 is the gateway's own connection (client id, last will, status,
@@ -90,7 +90,7 @@ impl Default for MqttConfig {
             queue_capacity: 1024,
             inflight: 1000,
             command_capacity: 256,
-            connections: 1,
+            connections: 4,
             max_packet_size: 1024 * 1024,
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,

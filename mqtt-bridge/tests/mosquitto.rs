@@ -133,9 +133,11 @@ async fn publishers_wait_when_the_queue_is_full_and_the_broker_is_down() {
     need_mosquitto!("publishers_wait_when_the_queue_is_full");
     let port = common::free_port();
     let m = Mosquitto::start(port, None);
+    // One connection: the bound below is one lane's (every vehicle goes to lane 0).
     let cfg = MqttConfig {
         queue_capacity: 2,
         inflight: 4,
+        connections: 1,
         ..common::external(&m.url())
     };
     let bridge = Bridge::start(&cfg, "n", "vgate")

@@ -26,9 +26,11 @@ macro_rules! need_mosquitto {
 
 const VEHICLES: [&str; 3] = ["013800138000", "013800138001", "LSVAB1234C5678901"];
 
-/// A bridge config for `url` with a spool in `dir`.
+/// A bridge config for `url` with a spool in `dir`, over one connection: these tests are
+/// about one spool (`tests/lanes.rs` has the spools of several lanes).
 fn spooled(url: &str, dir: &Path) -> MqttConfig {
     MqttConfig {
+        connections: 1,
         spool: SpoolConfig {
             dir: Some(dir.to_owned()),
             ..SpoolConfig::default()

@@ -72,7 +72,9 @@ impl Mosquitto {
                 dir.path().display()
             )
         } else {
-            "persistence false\n".to_owned()
+            // No limit on a subscriber's queue: mosquitto's default (1000) silently drops
+            // QoS 1 messages for a test subscriber that falls behind.
+            "persistence false\nmax_queued_messages 0\n".to_owned()
         };
         std::fs::write(
             &conf,

@@ -159,7 +159,14 @@ impl Mosquitto {
         } else {
             "persistence false\n"
         };
-        let mut conf = format!("listener {port} 127.0.0.1\n{persistence}{extra}");
+        // No limit on a subscriber's queue: mosquitto's default (1000) silently drops QoS 1
+        // messages for a test subscriber that falls behind a fast bridge.
+        let queue = if extra.contains("max_queued_messages") {
+            ""
+        } else {
+            "max_queued_messages 0\n"
+        };
+        let mut conf = format!("listener {port} 127.0.0.1\n{queue}{persistence}{extra}");
         match credentials {
             None => conf.push_str("allow_anonymous true\n"),
             Some((user, pass)) => {
