@@ -159,6 +159,9 @@ async fn count(args: &[String], port: u16) {
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
     let mut latencies: Vec<f64> = Vec::new();
+    // The worst sampled latency of each second (from the first message): a stall shows as
+    // one bad second, a slow path as all of them.
+    let mut worst_by_second: Vec<f64> = Vec::new();
     let mut payload_bytes = 0u64;
     // `--sample FILE`: the first message's topic and payload, to look at.
     let mut sample = arg(args, "--sample");
@@ -185,6 +188,11 @@ async fn count(args: &[String], port: u16) {
                 if got.is_multiple_of(16) {
                     if let Some(ms) = latency_ms(&p.payload) {
                         latencies.push(ms);
+                        let second = first.map_or(0, |f| now.duration_since(f).as_secs()) as usize;
+                        if worst_by_second.len() <= second {
+                            worst_by_second.resize(second + 1, 0.0);
+                        }
+                        worst_by_second[second] = worst_by_second[second].max(ms);
                     }
                 }
             }
@@ -208,13 +216,18 @@ async fn count(args: &[String], port: u16) {
         latencies[((latencies.len() - 1) as f64 * p).round() as usize]
     };
     println!(
-        "{{\"received\":{got},\"seconds\":{secs:.3},\"rate\":{:.0},\"payload_bytes_avg\":{:.1},\"latency_samples\":{},\"latency_ms_p50\":{:.2},\"latency_ms_p99\":{:.2},\"latency_ms_max\":{:.2}}}",
+        "{{\"received\":{got},\"seconds\":{secs:.3},\"rate\":{:.0},\"payload_bytes_avg\":{:.1},\"latency_samples\":{},\"latency_ms_p50\":{:.2},\"latency_ms_p99\":{:.2},\"latency_ms_max\":{:.2},\"latency_ms_worst_by_second\":[{}]}}",
         got as f64 / secs,
         payload_bytes as f64 / got.max(1) as f64,
         latencies.len(),
         pct(0.5),
         pct(0.99),
-        pct(1.0)
+        pct(1.0),
+        worst_by_second
+            .iter()
+            .map(|ms| format!("{ms:.1}"))
+            .collect::<Vec<_>>()
+            .join(",")
     );
 }
 
