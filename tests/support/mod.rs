@@ -111,6 +111,17 @@ impl Mosquitto {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` ("STOP", "CONT") to the broker: a stopped broker keeps its TCP
+    /// connections open but answers nothing, like a stuck one.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Starts the broker again on the same port with the same configuration.
     pub fn restart(&mut self) {
         self.child = Self::spawn(&self.conf, self.port);
