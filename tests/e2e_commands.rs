@@ -512,3 +512,60 @@ async fn a_queued_command_survives_sigkill() {
         "{m:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_group_reaches_its_ids_and_prefixes_and_no_one_else() {
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some("[commands.groups]\nnorth = [\"013920000001\", \"0139300*\"]\n".into()),
+        ..Default::default()
+    });
+    let mut sub = Subscriber::connect(vgate.mqtt_port().unwrap(), &["vgate/v1/+/cmd/result"]).await;
+    let by_id = online_terminal(&vgate, "013920000001").await;
+    let by_prefix = online_terminal(&vgate, "013930000005").await;
+    let mut outsider = online_terminal(&vgate, "013940000009").await;
+    sub.client
+        .publish(
+            "vgate/broadcast/north/cmd",
+            QoS::AtLeastOnce,
+            false,
+            br#"{"id":"g-1","type":"text","params":{"text":"north only"}}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    let answering = [by_id, by_prefix].map(|mut t| {
+        tokio::spawn(async move {
+            let (h, m) = next_downlink(&mut t, 0x8300).await;
+            let Message::Text(text) = &m else {
+                panic!("a text, got {m:?}")
+            };
+            assert_eq!(text.text, "north only");
+            t.answer(&h, &m).await.unwrap();
+            t
+        })
+    });
+    let _members = futures::future::join_all(answering).await;
+    let mut acked = std::collections::BTreeSet::new();
+    while acked.len() < 2 {
+        let r = result(&mut sub).await;
+        assert_eq!(r.json["data"]["id"], "g-1");
+        let vid = r.json["vehicle_id"].as_str().unwrap().to_owned();
+        assert_ne!(
+            vid, "013940000009",
+            "a result for a vehicle outside the group"
+        );
+        if r.json["data"]["status"] == "acked" {
+            acked.insert(vid);
+        }
+    }
+    assert_eq!(
+        acked.into_iter().collect::<Vec<_>>(),
+        ["013920000001", "013930000005"]
+    );
+    // Both members have answered: a copy for the outsider would have been sent by now.
+    let stray = tokio::time::timeout(
+        Duration::from_millis(500),
+        next_downlink(&mut outsider, 0x8300),
+    )
+    .await;
+    assert!(stray.is_err(), "the outsider got {stray:?}");
+}
