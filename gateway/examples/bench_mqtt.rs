@@ -162,6 +162,9 @@ async fn count(args: &[String], port: u16) {
     // The worst sampled latency of each second (from the first message): a stall shows as
     // one bad second, a slow path as all of them.
     let mut worst_by_second: Vec<f64> = Vec::new();
+    // Latencies after the first second: the start (every terminal logging in and starting
+    // at once) is a warm-up burst, not the steady rate a latency figure is about.
+    let mut steady: Vec<f64> = Vec::new();
     let mut payload_bytes = 0u64;
     // `--sample FILE`: the first message's topic and payload, to look at.
     let mut sample = arg(args, "--sample");
@@ -193,6 +196,9 @@ async fn count(args: &[String], port: u16) {
                             worst_by_second.resize(second + 1, 0.0);
                         }
                         worst_by_second[second] = worst_by_second[second].max(ms);
+                        if second >= 1 {
+                            steady.push(ms);
+                        }
                     }
                 }
             }
@@ -209,20 +215,24 @@ async fn count(args: &[String], port: u16) {
         .unwrap_or(0.0)
         .max(1e-9);
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
+    steady.sort_by(f64::total_cmp);
+    let pct_of = |v: &[f64], p: f64| -> f64 {
+        if v.is_empty() {
             return 0.0;
         }
-        latencies[((latencies.len() - 1) as f64 * p).round() as usize]
+        v[((v.len() - 1) as f64 * p).round() as usize]
     };
+    let pct = |p: f64| pct_of(&latencies, p);
     println!(
-        "{{\"received\":{got},\"seconds\":{secs:.3},\"rate\":{:.0},\"payload_bytes_avg\":{:.1},\"latency_samples\":{},\"latency_ms_p50\":{:.2},\"latency_ms_p99\":{:.2},\"latency_ms_max\":{:.2},\"latency_ms_worst_by_second\":[{}]}}",
+        "{{\"received\":{got},\"seconds\":{secs:.3},\"rate\":{:.0},\"payload_bytes_avg\":{:.1},\"latency_samples\":{},\"latency_ms_p50\":{:.2},\"latency_ms_p99\":{:.2},\"latency_ms_max\":{:.2},\"latency_ms_p50_after_1s\":{:.2},\"latency_ms_p99_after_1s\":{:.2},\"latency_ms_worst_by_second\":[{}]}}",
         got as f64 / secs,
         payload_bytes as f64 / got.max(1) as f64,
         latencies.len(),
         pct(0.5),
         pct(0.99),
         pct(1.0),
+        pct_of(&steady, 0.5),
+        pct_of(&steady, 0.99),
         worst_by_second
             .iter()
             .map(|ms| format!("{ms:.1}"))

@@ -277,8 +277,8 @@ pub struct Config {
     pub topic_prefix: String,
     pub data_dir: PathBuf,
     pub log: String,
-    /// Runtime worker threads; 0 = one per core. On a small box shared with the broker,
-    /// fewer workers than cores cost less CPU per event (docs/PERFORMANCE.md).
+    /// Runtime worker threads; 0 = one per core, less one when the broker runs on this
+    /// machine ([`Config::runtime_workers`]).
     pub worker_threads: usize,
     pub http: HttpConfig,
     /// The broker: external (`url`) or the embedded one (default).
@@ -444,6 +444,44 @@ impl Config {
             crate::node::sanitize(&self.node_id)
         }
     }
+
+    /// The runtime's worker threads on a machine with `cores` cores: `worker_threads` when
+    /// set; otherwise one per core, less one for the broker when it runs on this machine
+    /// (the embedded broker, or a loopback URL) and there are several cores. `None`: tokio's
+    /// own default (one per core, or `TOKIO_WORKER_THREADS`, which `env_override` says is
+    /// set and then wins over the broker rule).
+    ///
+    /// Why the broker rule: end to end, a gateway is as fast as its broker, and a broker on
+    /// the same cores loses them to a gateway worker that has nothing better to do than steal
+    /// and park (2 cores shared with Mosquitto: 1 worker moved 85-98% of the direct rate, 2
+    /// workers 75-77%; docs/PERFORMANCE.md).
+    pub fn runtime_workers(&self, cores: usize, env_override: bool) -> Option<usize> {
+        if self.worker_threads > 0 {
+            return Some(self.worker_threads);
+        }
+        if env_override || cores <= 1 || !self.broker_is_local() {
+            return None;
+        }
+        Some(cores - 1)
+    }
+
+    /// Whether the broker runs on this machine: the embedded one, or an external URL whose
+    /// host is `localhost` or a loopback or unspecified address (no name is resolved).
+    pub fn broker_is_local(&self) -> bool {
+        let Some(url) = self.mqtt.url.as_deref() else {
+            return true;
+        };
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+    }
 }
 
 /// `vgate config [--check FILE]`.
@@ -466,6 +504,51 @@ mod tests {
     fn embedded_default_file_is_exactly_the_defaults() {
         let parsed: Config = toml::from_str(DEFAULT_TOML).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn workers_leave_a_core_to_a_broker_on_this_machine() {
+        let with_url = |url: Option<&str>| Config {
+            mqtt: mqtt_bridge::MqttConfig {
+                url: url.map(str::to_owned),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        for local in [
+            None,
+            Some("mqtt://127.0.0.1:1883"),
+            Some("mqtt://localhost"),
+            Some("mqtts://LOCALHOST:8883/"),
+            Some("mqtt://[::1]:1883"),
+            Some("mqtt://127.0.0.53"),
+        ] {
+            let c = with_url(local);
+            assert!(c.broker_is_local(), "{local:?}");
+            assert_eq!(c.runtime_workers(2, false), Some(1), "{local:?}");
+            assert_eq!(c.runtime_workers(8, false), Some(7), "{local:?}");
+            assert_eq!(c.runtime_workers(1, false), None, "{local:?}");
+            assert_eq!(c.runtime_workers(8, true), None, "{local:?}: the env wins");
+        }
+        for remote in [
+            "mqtt://10.0.0.5:1883",
+            "mqtts://broker.example.com:8883",
+            "mqtt://[2001:db8::1]:1883",
+            "mqtt://localhost.example.com",
+        ] {
+            let c = with_url(Some(remote));
+            assert!(!c.broker_is_local(), "{remote}");
+            assert_eq!(c.runtime_workers(8, false), None, "{remote}");
+        }
+        let set = Config {
+            worker_threads: 3,
+            ..Config::default()
+        };
+        assert_eq!(
+            set.runtime_workers(8, true),
+            Some(3),
+            "the key wins over everything"
+        );
     }
 
     #[test]

@@ -32,12 +32,21 @@ pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     init_tracing(&cfg.log);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("vgate");
-    if cfg.worker_threads > 0 {
-        rt.worker_threads(cfg.worker_threads);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let env_override = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
+    let workers = cfg.runtime_workers(cores, env_override);
+    if let Some(n) = workers {
+        rt.worker_threads(n);
     }
     let rt = rt
         .build()
         .map_err(|e| Failure::Usage(anyhow!("starting the runtime: {e}")))?;
+    info!(
+        workers = workers.map_or_else(|| "tokio default".to_owned(), |n| n.to_string()),
+        cores,
+        broker_on_this_machine = cfg.broker_is_local(),
+        "runtime"
+    );
     rt.block_on(serve(cfg))
 }
 

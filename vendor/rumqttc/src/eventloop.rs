@@ -356,7 +356,13 @@ pub(crate) async fn socket_connect(
         }
 
         match socket.connect(addr).await {
-            Ok(s) => return Ok(s),
+            Ok(s) => {
+                // vgate patch: no Nagle. Requests are already written in batches (see
+                // `select`); with Nagle a small write waits for the ACK of the previous one,
+                // which the broker may delay by up to 40 ms (delayed ACK).
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
             Err(e) => {
                 last_err = Some(e);
             }
