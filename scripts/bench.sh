@@ -10,7 +10,8 @@
 #      keeps W reports unacknowledged, a new one per 0x8001) -> vgate -> Mosquitto -> the
 #      subscriber;
 #   2. latency frame-in -> MQTT-out (the event's received_at to the subscriber) at half the
-#      rate vgate reached in 1 (open loop: a timer per terminal);
+#      rate vgate reached in 1 (open loop: a timer per terminal), then the broker path alone
+#      at the same rate (stamped messages published open loop straight to Mosquitto);
 #   3. IDLE authenticated JT/T 808 connections on one vgate process: RSS per connection, and the
 #      time for all of them to connect and log in at once (a reconnect storm).
 #
@@ -202,6 +203,13 @@ start_counter 'vgate/v1/+/location' $((VEHICLES * HALF * DURATION)) latency
 wait "$SUB"
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 echo "rate $((VEHICLES * HALF))/s offered, $(json "$OUT/latency.json" "['rate']")/s received: frame-in -> MQTT-out p50 $(json "$OUT/latency.json" "['latency_ms_p50']") ms, p99 $(json "$OUT/latency.json" "['latency_ms_p99']") ms (after the first second: p50 $(json "$OUT/latency.json" "['latency_ms_p50_after_1s']") ms, p99 $(json "$OUT/latency.json" "['latency_ms_p99_after_1s']") ms); terminal ack p99 $(json "$OUT/sim_latency.json" "['latency_ms_p99']") ms"
+# The broker path alone at the same rate: the same number of stamped messages published
+# open loop straight to Mosquitto by CLIENTS clients, latency publish -> subscriber.
+start_counter 'direct/#' $((VEHICLES * HALF * DURATION)) latency_direct
+"$BM" publish --port "$MQ" --count $((VEHICLES * HALF * DURATION)) --clients "$CLIENTS" \
+  --ids "$VEHICLES" --rate $((VEHICLES * HALF)) >"$OUT/latency_direct_pub.json"
+wait "$SUB"
+echo "the broker path alone at that rate (publisher -> Mosquitto -> subscriber): p50 $(json "$OUT/latency_direct.json" "['latency_ms_p50']") ms, p99 $(json "$OUT/latency_direct.json" "['latency_ms_p99']") ms (after the first second: p99 $(json "$OUT/latency_direct.json" "['latency_ms_p99_after_1s']") ms)"
 
 fi
 

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! bench_mqtt publish --port P --count N [--size B] [--clients C] [--ids V] [--inflight I]
+//!                    [--rate R]
 //! bench_mqtt count   --port P --filter F --count N [--timeout S] [--sample FILE] -> JSON
 //! ```
 //!
@@ -12,6 +13,10 @@
 //! `vgate/v1/{vehicle}/location`, V distinct ids like V simulated vehicles) payloads of B
 //! bytes, by default [`VGATE_LOCATION_BYTES`], the size of the location event vgate
 //! publishes for a simulated terminal's report (`count` measures it: `payload_bytes_avg`).
+//!
+//! With `--rate R` the publishers are open loop (R messages per second in all, on a 1 ms
+//! tick) and every payload carries `received_at` (the time it was handed to the client), so
+//! `count` measures the broker path alone: the baseline of vgate's latency step.
 //!
 //! `count` prints one JSON line: messages, seconds from the first to the last message, rate,
 //! mean payload size, and latency percentiles in ms over one message in 16 (only payloads
@@ -73,6 +78,8 @@ async fn publish(args: &[String], port: u16) {
     let ids = num(args, "--ids", 200).max(1);
     let inflight = num(args, "--inflight", 1000).min(u64::from(u16::MAX)) as u16;
     let payload = json_payload(size);
+    // Open loop: messages per second per client, stamped.
+    let rate = num(args, "--rate", 0) as f64 / clients as f64;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -100,17 +107,37 @@ async fn publish(args: &[String], port: u16) {
                     }
                 }
             });
-            for i in 0..n {
-                let topic = format!(
-                    "direct/v1/{:012}/location",
-                    13_800_000_000 + (i * clients + c) % ids
-                );
-                if client
-                    .publish(topic, QoS::AtLeastOnce, false, payload.clone())
-                    .await
-                    .is_err()
-                {
-                    break;
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut i = 0u64;
+            while i < n {
+                // Closed loop: one at a time as the client takes them. Open loop: what is due.
+                let due = if rate > 0.0 {
+                    tick.tick().await;
+                    let elapsed = started.elapsed().as_secs_f64();
+                    ((elapsed * rate) as u64).min(n).saturating_sub(i)
+                } else {
+                    1
+                };
+                for _ in 0..due {
+                    let topic = format!(
+                        "direct/v1/{:012}/location",
+                        13_800_000_000 + (i * clients + c) % ids
+                    );
+                    let body = if rate > 0.0 {
+                        stamped(size)
+                    } else {
+                        payload.clone()
+                    };
+                    if client
+                        .publish(topic, QoS::AtLeastOnce, false, body)
+                        .await
+                        .is_err()
+                    {
+                        i = n;
+                        break;
+                    }
+                    i += 1;
                 }
             }
             let _ = pump.await;
@@ -126,6 +153,20 @@ async fn publish(args: &[String], port: u16) {
         payload.len(),
         count as f64 / secs
     );
+}
+
+/// [`json_payload`] with `received_at` set to now, as vgate's events carry it.
+fn stamped(size: usize) -> Vec<u8> {
+    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let head = format!(
+        r#"{{"protocol":"direct","type":"location","received_at":"{at}","latitude":22.54,"pad":""#
+    );
+    let tail = r#""}"#;
+    let mut p = Vec::with_capacity(size.max(head.len() + tail.len()));
+    p.extend_from_slice(head.as_bytes());
+    p.resize(head.len() + size.saturating_sub(head.len() + tail.len()), b'x');
+    p.extend_from_slice(tail.as_bytes());
+    p
 }
 
 /// A JSON object of `size` bytes (at least its fixed part): a location-like event padded
