@@ -473,6 +473,7 @@ impl Config {
         };
         let rest = url.split_once("://").map_or(url, |(_, r)| r);
         let authority = rest.split('/').next().unwrap_or_default();
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let host = match authority.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or_default(),
             None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
@@ -522,6 +523,7 @@ mod tests {
             Some("mqtts://LOCALHOST:8883/"),
             Some("mqtt://[::1]:1883"),
             Some("mqtt://127.0.0.53"),
+            Some("mqtt://user:pw@127.0.0.1:1883"),
         ] {
             let c = with_url(local);
             assert!(c.broker_is_local(), "{local:?}");
