@@ -157,14 +157,19 @@ async fn publish(args: &[String], port: u16) {
 
 /// [`json_payload`] with `received_at` set to now, as vgate's events carry it.
 fn stamped(size: usize) -> Vec<u8> {
-    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let at = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
     let head = format!(
         r#"{{"protocol":"direct","type":"location","received_at":"{at}","latitude":22.54,"pad":""#
     );
     let tail = r#""}"#;
     let mut p = Vec::with_capacity(size.max(head.len() + tail.len()));
     p.extend_from_slice(head.as_bytes());
-    p.resize(head.len() + size.saturating_sub(head.len() + tail.len()), b'x');
+    p.resize(
+        head.len() + size.saturating_sub(head.len() + tail.len()),
+        b'x',
+    );
     p.extend_from_slice(tail.as_bytes());
     p
 }
