@@ -102,6 +102,25 @@ impl Default for MqttConfig {
     }
 }
 
+impl MqttConfig {
+    /// Whether the broker runs on this machine: the embedded one, or a `url` whose host is
+    /// `localhost` or a loopback or unspecified address (no name is resolved; a URL that
+    /// does not parse is not local, and is refused when the bridge starts).
+    pub fn broker_is_local(&self) -> bool {
+        let Some(url) = self.url.as_deref() else {
+            return true;
+        };
+        let Ok(addr) = crate::client::BrokerAddr::parse(url) else {
+            return false;
+        };
+        addr.host.eq_ignore_ascii_case("localhost")
+            || addr
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+    }
+}
+
 /// The MQTT protocol version spoken to the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum MqttProtocol {
@@ -289,6 +308,34 @@ pub enum WhenFull {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broker_is_local_when_embedded_or_on_a_loopback_host() {
+        let with_url = |url: Option<&str>| MqttConfig {
+            url: url.map(str::to_owned),
+            ..MqttConfig::default()
+        };
+        for local in [
+            None,
+            Some("mqtt://127.0.0.1:1883"),
+            Some("mqtt://localhost"),
+            Some("mqtts://LOCALHOST:8883/"),
+            Some("mqtt://[::1]:1883"),
+            Some("mqtt://127.0.0.53"),
+        ] {
+            assert!(with_url(local).broker_is_local(), "{local:?}");
+        }
+        for remote in [
+            "mqtt://10.0.0.5:1883",
+            "mqtts://broker.example.com:8883",
+            "mqtt://[2001:db8::1]:1883",
+            "mqtt://localhost.example.com",
+            // Refused at start (no user info in the URL): not judged local.
+            "mqtt://user:pw@127.0.0.1:1883",
+        ] {
+            assert!(!with_url(Some(remote)).broker_is_local(), "{remote}");
+        }
+    }
 
     #[test]
     fn empty_config_gets_documented_defaults() {
