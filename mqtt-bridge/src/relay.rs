@@ -521,17 +521,8 @@ async fn feed(
                 // While the broker is away spooled records wait in the spool (where
                 // drop_oldest can still drop them), not in rumqttc's request channel.
                 ahead.push_front((id, r));
-                tokio::select! {
-                    biased;
-                    job = feed_rx.recv() => match job {
-                        Some(direct) => {
-                            if send_direct(direct, &sh).await.is_err() {
-                                return;
-                            }
-                        }
-                        None => return,
-                    },
-                    _ = tokio::time::sleep(AWAY_POLL) => {}
+                if !direct_or(&mut feed_rx, &sh, tokio::time::sleep(AWAY_POLL)).await {
+                    return;
                 }
                 continue;
             }
@@ -559,18 +550,26 @@ async fn feed(
         if sh.spool.last_id() > replay.sent() {
             continue;
         }
-        tokio::select! {
-            biased;
-            job = feed_rx.recv() => match job {
-                Some(direct) => {
-                    if send_direct(direct, &sh).await.is_err() {
-                        return;
-                    }
-                }
-                None => return,
-            },
-            _ = sh.spool.appended.notified() => {}
+        if !direct_or(&mut feed_rx, &sh, sh.spool.appended.notified()).await {
+            return;
         }
+    }
+}
+
+/// Waits for a direct job, which it sends, or for `other`, whichever comes first (a direct
+/// job when both are ready). `false`: the feeder must stop (its channel or rumqttc is gone).
+async fn direct_or(
+    feed_rx: &mut mpsc::Receiver<Direct>,
+    sh: &Shared,
+    other: impl std::future::Future<Output = ()>,
+) -> bool {
+    tokio::select! {
+        biased;
+        job = feed_rx.recv() => match job {
+            Some(direct) => send_direct(direct, sh).await.is_ok(),
+            None => false,
+        },
+        _ = other => true,
     }
 }
 
