@@ -157,33 +157,28 @@ async fn publish(args: &[String], port: u16) {
 
 /// [`json_payload`] with `received_at` set to now, as vgate's events carry it.
 fn stamped(size: usize) -> Vec<u8> {
-    let at = chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
-    let head = format!(
-        r#"{{"protocol":"direct","type":"location","received_at":"{at}","latitude":22.54,"pad":""#
-    );
-    let tail = r#""}"#;
-    let mut p = Vec::with_capacity(size.max(head.len() + tail.len()));
-    p.extend_from_slice(head.as_bytes());
-    p.resize(
-        head.len() + size.saturating_sub(head.len() + tail.len()),
-        b'x',
-    );
-    p.extend_from_slice(tail.as_bytes());
-    p
+    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    padded(
+        &format!(r#"{{"protocol":"direct","type":"location","received_at":"{at}","pad":""#),
+        size,
+    )
 }
 
 /// A JSON object of `size` bytes (at least its fixed part): a location-like event padded
 /// with a string, so the broker and the subscriber see the same size as from vgate.
 fn json_payload(size: usize) -> Vec<u8> {
-    let head =
-        r#"{"protocol":"direct","type":"location","latitude":22.54,"longitude":114.05,"pad":""#;
+    padded(
+        r#"{"protocol":"direct","type":"location","latitude":22.54,"longitude":114.05,"pad":""#,
+        size,
+    )
+}
+
+/// `head`, then `x`s and `"}` to make `size` bytes (or just `head"}` when that is longer).
+fn padded(head: &str, size: usize) -> Vec<u8> {
     let tail = r#""}"#;
-    let pad = size.saturating_sub(head.len() + tail.len());
     let mut p = Vec::with_capacity(size.max(head.len() + tail.len()));
     p.extend_from_slice(head.as_bytes());
-    p.resize(head.len() + pad, b'x');
+    p.resize(size.max(head.len() + tail.len()) - tail.len(), b'x');
     p.extend_from_slice(tail.as_bytes());
     p
 }
