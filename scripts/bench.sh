@@ -37,7 +37,7 @@ mkdir -p "$OUT"
 
 cargo build --release -q -p gateway --bin vgate --example bench_mqtt
 BIN=${CARGO_TARGET_DIR:-target}/release
-VGATE=$BIN/vgate
+VGATE=${VGATE_BIN:-$BIN/vgate} # VGATE_BIN: another build of vgate to measure (A/B)
 BM=$BIN/examples/bench_mqtt
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -98,6 +98,7 @@ watch_cpu() {
 last_cpu() { cat "$1" 2>/dev/null || echo 0; }
 
 # Read and write syscalls a process has made so far ("reads writes", from /proc/PID/io).
+# (Mosquitto's; vgate's sockets go through recvfrom/sendto, which these counters leave out.)
 sysc() { awk '/^syscr/ {r=$2} /^syscw/ {w=$2} END {print r+0, w+0}' "/proc/$1/io" 2>/dev/null || echo "0 0"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -122,14 +123,14 @@ read -r VPID JT < <(start_vgate throughput)
 PIDS+=("$VPID")
 start_counter 'vgate/v1/+/location' "$N" vgate
 watch_cpu "$SUB" "$OUT/cpu_vgate_sub" &
-V0=$(cpu_s "$VPID"); VS0=$(sysc "$VPID")
+V0=$(cpu_s "$VPID")
 "$VGATE" simulate --protocol jt808 --vehicles "$VEHICLES" --rate max --window "$WINDOW" \
   --count "$N" --duration 300s --target "$JT" --json >"$OUT/sim_throughput.json" &
 SIM=$!
 watch_cpu "$SIM" "$OUT/cpu_sim" &
 wait "$SIM"
 wait "$SUB"
-V1=$(cpu_s "$VPID"); VS1=$(sysc "$VPID")
+V1=$(cpu_s "$VPID")
 M2=$(cpu_s "$MOSQ"); MS2=$(sysc "$MOSQ")
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 sleep 0.3 # the last CPU samples of the watchers
@@ -138,11 +139,11 @@ LOAD_AFTER=$(loadavg)
 python3 - "$OUT" "$N" "$VEHICLES" "$WINDOW" "$CLIENTS" "$LOAD_BEFORE" "$LOAD_AFTER" \
   "$M0" "$M1" "$M2" "$V0" "$V1" "$(last_cpu "$OUT/cpu_direct_pub")" \
   "$(last_cpu "$OUT/cpu_direct_sub")" "$(last_cpu "$OUT/cpu_sim")" \
-  "$(last_cpu "$OUT/cpu_vgate_sub")" "$MS0 $MS1 $MS2 $VS0 $VS1" <<'PY'
+  "$(last_cpu "$OUT/cpu_vgate_sub")" "$MS0 $MS1 $MS2" <<'PY'
 import json, sys
 out, n, vehicles, window, clients, load0, load1 = sys.argv[1:8]
 m0, m1, m2, v0, v1, pub, sub_d, sim, sub_v = map(float, sys.argv[8:17])
-ms0r, ms0w, ms1r, ms1w, ms2r, ms2w, vs0r, vs0w, vs1r, vs1w = map(int, sys.argv[17].split())
+ms0r, ms0w, ms1r, ms1w, ms2r, ms2w = map(int, sys.argv[17].split())
 per = lambda x: round(x / int(n), 2)
 d = json.load(open(f"{out}/direct.json"))
 v = json.load(open(f"{out}/vgate.json"))
@@ -166,8 +167,7 @@ r = {
     },
     "syscalls_per_message": {
         "direct": {"mosquitto": {"read": per(ms1r - ms0r), "write": per(ms1w - ms0w)}},
-        "via_vgate": {"vgate": {"read": per(vs1r - vs0r), "write": per(vs1w - vs0w)},
-                      "mosquitto": {"read": per(ms2r - ms1r), "write": per(ms2w - ms1w)}},
+        "via_vgate": {"mosquitto": {"read": per(ms2r - ms1r), "write": per(ms2w - ms1w)}},
     },
     "loadavg_before": load0, "loadavg_after": load1,
 }
@@ -198,10 +198,19 @@ HALF=$(python3 -c "print(max(1, int($VIA / 2 / $VEHICLES)))")
 read -r VPID JT < <(start_vgate latency)
 PIDS+=("$VPID")
 start_counter 'vgate/v1/+/location' $((VEHICLES * HALF * DURATION)) latency
+rm -f "$OUT"/cpu_lat_*
+M0=$(cpu_s "$MOSQ"); V0=$(cpu_s "$VPID")
+watch_cpu "$SUB" "$OUT/cpu_lat_sub" &
 "$VGATE" simulate --protocol jt808 --vehicles "$VEHICLES" --rate "$HALF" --duration "${DURATION}s" \
-  --target "$JT" --json >"$OUT/sim_latency.json"
+  --target "$JT" --json >"$OUT/sim_latency.json" &
+SIM=$!
+watch_cpu "$SIM" "$OUT/cpu_lat_sim" &
+wait "$SIM"
 wait "$SUB"
+M1=$(cpu_s "$MOSQ"); V1=$(cpu_s "$VPID")
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
+sleep 0.3 # the last CPU samples of the watchers
+echo "CPU s over the ${DURATION} s: vgate $(python3 -c "print(round($V1-$V0,1))"), mosquitto $(python3 -c "print(round($M1-$M0,1))"), simulator $(last_cpu "$OUT/cpu_lat_sim"), subscriber $(last_cpu "$OUT/cpu_lat_sub")"
 echo "rate $((VEHICLES * HALF))/s offered, $(json "$OUT/latency.json" "['rate']")/s received: frame-in -> MQTT-out p50 $(json "$OUT/latency.json" "['latency_ms_p50']") ms, p99 $(json "$OUT/latency.json" "['latency_ms_p99']") ms (after the first second: p50 $(json "$OUT/latency.json" "['latency_ms_p50_after_1s']") ms, p99 $(json "$OUT/latency.json" "['latency_ms_p99_after_1s']") ms); terminal ack p99 $(json "$OUT/sim_latency.json" "['latency_ms_p99']") ms"
 # The broker path alone at the same rate: the same number of stamped messages published
 # open loop straight to Mosquitto by CLIENTS clients, latency publish -> subscriber.

@@ -1,6 +1,6 @@
-//! The two changes of the vendored rumqttc (vendor/rumqttc/VENDORED.md), against a real
-//! mosquitto: requests already queued are taken together (one write), within the inflight
-//! window; and requests still queued when a connection breaks are neither lost nor sent
+//! The two changes of the vendored rumqttc (vendor/rumqttc/VENDORED.md) that a test can see,
+//! against a real mosquitto: requests already queued are taken together (one write), within
+//! the inflight window, also those queued by tasks ready at the same time; and requests still queued when a connection breaks are neither lost nor sent
 //! outside the inflight window after the reconnect.
 
 mod common;
@@ -138,4 +138,71 @@ async fn publishes_queued_when_the_connection_breaks_are_all_acknowledged_after_
             .expect("poller alive");
         got += 1;
     }
+}
+
+/// Tasks that become ready together and each publish one message (vehicle sessions woken by
+/// one read of the reactor) have their publishes written together. On a worker, the task a
+/// send wakes runs next (tokio's LIFO slot), so without the yield before a lone write the
+/// event loop would write each publish alone, one syscall (and one TCP segment) each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn publishes_of_tasks_ready_together_are_written_together() {
+    need_mosquitto!("publishes_of_tasks_ready_together");
+    let m = Mosquitto::start(common::free_port(), None);
+    let (client, mut ev) = AsyncClient::new(options(m.port, 64), 64);
+    connected(&mut ev).await;
+    const N: usize = 16;
+    let (batches_tx, mut batches) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < N {
+            match ev.poll().await.expect("poll") {
+                // The first publish of a write: the others written with it wait as events.
+                Event::Outgoing(Outgoing::Publish(_)) => {
+                    let with = ev
+                        .state
+                        .events
+                        .iter()
+                        .filter(|e| matches!(e, Event::Outgoing(Outgoing::Publish(_))));
+                    let _ = batches_tx.send(1 + with.count());
+                    // Drain the rest of this write's events before the next one.
+                    while let Some(Event::Outgoing(Outgoing::Publish(_))) =
+                        ev.state.events.front().cloned()
+                    {
+                        ev.state.events.pop_front();
+                    }
+                }
+                Event::Incoming(Incoming::PubAck(_)) => acks += 1,
+                _ => {}
+            }
+        }
+    });
+    // Let the event loop wait for requests, then make N publishers ready at once: spawned
+    // from a task on the worker, they are all in its queue before any of them runs.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = client.clone();
+    tokio::spawn(async move {
+        for i in 0..N {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.publish("t/ready", QoS::AtLeastOnce, false, vec![i as u8])
+                    .await
+                    .expect("queued");
+            });
+        }
+    })
+    .await
+    .expect("spawner");
+    let mut sizes = Vec::new();
+    while sizes.iter().sum::<usize>() < N {
+        let size = tokio::time::timeout(HANG_GUARD, batches.recv())
+            .await
+            .expect("every publish written in time")
+            .expect("poller alive");
+        sizes.push(size);
+    }
+    assert!(
+        sizes.len() <= 2,
+        "{N} publishes of tasks ready together took {} writes: {sizes:?}",
+        sizes.len()
+    );
 }

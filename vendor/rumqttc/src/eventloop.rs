@@ -36,6 +36,29 @@ use {
 #[cfg(feature = "proxy")]
 use crate::proxy::ProxyError;
 
+/// vgate patch: takes the requests already queued, while the flow control allows, into the
+/// same write (`taken` counts the batch; `ended` once a Disconnect was taken).
+fn take_queued(
+    state: &mut MqttState,
+    requests_rx: &Receiver<Request>,
+    max_inflight: u16,
+    taken: &mut usize,
+    ended: &mut bool,
+) -> Result<(), StateError> {
+    while !*ended
+        && *taken < MAX_REQUEST_BATCH
+        && state.write.len() < MAX_BATCH_BYTES
+        && state.inflight < max_inflight
+        && state.collision.is_none()
+    {
+        let Ok(request) = requests_rx.try_recv() else { break };
+        *ended = matches!(request, Request::Disconnect(_));
+        state.handle_outgoing_packet(request)?;
+        *taken += 1;
+    }
+    Ok(())
+}
+
 /// Critical errors during eventloop polling
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -238,20 +261,16 @@ impl EventLoop {
                     // vgate patch (upstream issue bytebeamio/rumqtt#810): take the requests that
                     // are already queued, within the same flow control, and write them together.
                     if self.pending.is_empty() {
+                        let (state, requests_rx) = (&mut self.state, &self.requests_rx);
                         let max_inflight = self.mqtt_options.inflight;
                         let mut taken = 1;
-                        while taken < MAX_REQUEST_BATCH
-                            && self.state.write.len() < MAX_BATCH_BYTES
-                            && self.state.inflight < max_inflight
-                            && self.state.collision.is_none()
-                        {
-                            let Ok(request) = self.requests_rx.try_recv() else { break };
-                            let last = matches!(request, Request::Disconnect(_));
-                            self.state.handle_outgoing_packet(request)?;
-                            taken += 1;
-                            if last {
-                                break;
-                            }
+                        let mut ended = false;
+                        take_queued(state, requests_rx, max_inflight, &mut taken, &mut ended)?;
+                        // vgate patch: a lone request first lets the tasks that are ready now
+                        // run (yield_now wakes us after them), since they often queue more.
+                        if taken == 1 && !ended {
+                            tokio::task::yield_now().await;
+                            take_queued(state, requests_rx, max_inflight, &mut taken, &mut ended)?;
                         }
                     }
                     match time::timeout(network_timeout, network.flush(&mut self.state.write)).await {
