@@ -61,6 +61,27 @@ impl Mosquitto {
         Self::start_with(true)
     }
 
+    /// Like [`Mosquitto::start`], with an ACL file of these lines for every (anonymous)
+    /// client, e.g. `topic readwrite #` then `topic deny vgate/v1/+/telemetry`. An MQTT 5
+    /// client's publish to a denied topic gets a PUBACK with reason "not authorized".
+    pub fn start_with_acl(acl: &str) -> Option<Mosquitto> {
+        let m = Self::start_with(false)?;
+        let acl_path = m._dir.path().join("acl");
+        std::fs::write(&acl_path, acl).expect("acl");
+        // Mosquitto 2.0.11 with max_queued_messages 0 closes the connection of a client right
+        // after answering its denied QoS 1 publish ("Bad socket read/write"); with a limit it
+        // does not. These tests carry few messages, so the default limit is safe.
+        let mut conf = std::fs::read_to_string(&m.conf)
+            .expect("conf")
+            .replace("max_queued_messages 0\n", "");
+        conf.push_str(&format!("acl_file {}\n", acl_path.display()));
+        std::fs::write(&m.conf, conf).expect("conf");
+        let mut m = m;
+        m.stop();
+        m.restart();
+        Some(m)
+    }
+
     fn start_with(persistent: bool) -> Option<Mosquitto> {
         mosquitto_path()?;
         let dir = tempfile::tempdir().expect("tempdir");

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::time::LocalTime;
 use codecs::{Data, Event, EventContext};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use gbt32960::msg::Message;
 use gbt32960::{Edition, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -84,7 +84,35 @@ struct Session<W> {
     last_rx: Instant,
     /// Commands sent and not yet answered (key: the command byte).
     outbox: Outbox,
+    /// Real-time and reissue frames whose events are queued, waiting to be durable.
+    deferred: Deferred,
 }
+
+/// Real-time and reissue frames read back to back (a vehicle uploading the data it stored
+/// while out of coverage, or a platform link) are published together: their events are queued
+/// as each frame is read, then the session waits once for all of them to be durable. One
+/// frame at a time would cost a broker round trip per frame, which over a WAN link to the
+/// broker would cap a vehicle at a few dozen frames a second. A frame whose events could not
+/// be made durable is answered with the error flag (if `reply_on_error`), so the vehicle keeps
+/// it for reissue; answers stay in frame order, since every other frame flushes these first.
+#[derive(Default)]
+struct Deferred {
+    /// One per frame, in order.
+    frames: Vec<DeferredFrame>,
+    deliveries: Vec<mqtt_bridge::Delivery>,
+}
+
+struct DeferredFrame {
+    /// The frame, kept to be answered if its events are not durable (with `reply_on_error`).
+    answer: Option<Frame>,
+    /// Every event of the frame was queued (none refused outright).
+    queued: bool,
+    /// How many of `Deferred::deliveries` are this frame's events.
+    events: usize,
+}
+
+/// Most frames published together; a longer run is flushed and the next batch started.
+const MAX_DEFERRED: usize = 64;
 
 /// Serves one connection until it closes, times out, is taken over or the gateway stops.
 pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
@@ -113,6 +141,7 @@ where
             l.shared.commands.cfg.window,
             Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
         ),
+        deferred: Deferred::default(),
     };
     let mut housekeeping = super::Housekeeping::default();
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
@@ -139,24 +168,45 @@ where
                 if let Flow::Close(r) = Box::pin(s.retry_commands()).await { break r; }
             }
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
-            item = frames.next() => match item {
-                None => break PresenceReason::Closed,
-                Some(Err(e)) => {
-                    debug!(%peer, error = %e, "read error");
-                    break PresenceReason::Error;
-                }
-                Some(Ok(Err(bad))) => {
-                    let answer = match (&bad.vin, bad.edition, bad.command) {
-                        (Some(vin), Some(ed), Some(cmd)) => Some((vin.clone(), ed, cmd)),
-                        _ => None,
+            item = frames.next() => {
+                // This item, then whatever else can be read without waiting (already
+                // buffered, or in the socket), up to MAX_DEFERRED frames: one batch, made
+                // durable together by flush_deferred.
+                let mut item = item;
+                let mut read = 1;
+                let flow = loop {
+                    let flow = match item {
+                        None => Flow::Close(PresenceReason::Closed),
+                        Some(Err(e)) => {
+                            debug!(%peer, error = %e, "read error");
+                            Flow::Close(PresenceReason::Error)
+                        }
+                        Some(Ok(Err(bad))) => {
+                            let answer = match (&bad.vin, bad.edition, bad.command) {
+                                (Some(vin), Some(ed), Some(cmd)) => Some((vin.clone(), ed, cmd)),
+                                _ => None,
+                            };
+                            Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer)).await
+                        }
+                        Some(Ok(Ok(frame))) => {
+                            s.last_rx = Instant::now();
+                            limit.take().await;
+                            s.on_frame(frame).await
+                        }
                     };
-                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer)).await { break r; }
-                }
-                Some(Ok(Ok(frame))) => {
-                    s.last_rx = Instant::now();
-                    limit.take().await;
-                    if let Flow::Close(r) = s.on_frame(frame).await { break r; }
-                }
+                    if matches!(flow, Flow::Close(_)) || read >= MAX_DEFERRED {
+                        break flow;
+                    }
+                    match frames.next().now_or_never() {
+                        Some(next) => item = next,
+                        None => break flow,
+                    }
+                    read += 1;
+                };
+                // Even when closing: the error answers of the batch go out first.
+                let flushed = s.flush_deferred().await;
+                if let Flow::Close(r) = flow { break r; }
+                if let Flow::Close(r) = flushed { break r; }
             }
         }
     };
@@ -211,6 +261,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         raw: &[u8],
         answer: Option<(String, Edition, u8)>,
     ) -> Flow {
+        if let Flow::Close(r) = self.flush_deferred().await {
+            return Flow::Close(r);
+        }
         metrics::counter!("vgate_decode_errors_total", "protocol" => "gbt32960", "reason" => reason).increment(1);
         let vehicle = self.vehicle.clone();
         self.bad_log.log(
@@ -245,6 +298,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     async fn on_frame(&mut self, frame: Frame) -> Flow {
+        // Anything but real-time and reissue data is handled after the frames before it.
+        if !matches!(frame.command, 0x02 | 0x03) {
+            if let Flow::Close(r) = self.flush_deferred().await {
+                return Flow::Close(r);
+            }
+        }
         let msg = match Message::decode(&frame) {
             Ok(m) => m,
             Err(e) => {
@@ -293,15 +352,17 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         self.edition = frame.edition;
         let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
+        if matches!(frame.command, 0x02 | 0x03) {
+            return self.defer(frame, events).await;
+        }
         let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
         let accepted = match self.l.shared.sink.publish_all(events, durable).await {
             Ok(a) => a,
             Err(_) => return Flow::Close(PresenceReason::Shutdown),
         };
-        if !accepted && matches!(frame.command, 0x02 | 0x03) && self.l.cfg.reply_on_error {
-            // Not durable: an error answer makes the vehicle keep the data for reissue.
-            return self.reply(&frame, gbt32960::ResponseFlag::Error).await;
-        }
+        // Events of the other frames (logout's lifecycle...) not published were logged by
+        // the sink; those frames are answered the same either way.
+        let _ = accepted;
         match frame.command {
             0x07 | 0x08 => self.reply(&frame, gbt32960::ResponseFlag::Success).await,
             0x04 => Flow::Close(PresenceReason::Logout),
@@ -311,6 +372,77 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             _ => Flow::Continue,
         }
+    }
+
+    /// Queues a real-time or reissue frame's events; `flush_deferred` waits for them (with the
+    /// rest of the batch) and answers the frame if they could not be made durable.
+    async fn defer(&mut self, frame: Frame, events: Vec<Event>) -> Flow {
+        let before = self.deferred.deliveries.len();
+        let queued = match self
+            .l
+            .shared
+            .sink
+            .submit(events, &mut self.deferred.deliveries)
+            .await
+        {
+            Ok(q) => q,
+            Err(_) => return Flow::Close(PresenceReason::Shutdown),
+        };
+        if self.l.cfg.ack_when != crate::config::AckWhen::Durable {
+            // Queued is enough: nothing to wait for.
+            self.deferred.deliveries.truncate(before);
+        }
+        let events = self.deferred.deliveries.len() - before;
+        self.deferred.frames.push(DeferredFrame {
+            answer: self.l.cfg.reply_on_error.then_some(frame),
+            queued,
+            events,
+        });
+        if self.deferred.frames.len() >= MAX_DEFERRED {
+            return Box::pin(self.flush_deferred()).await;
+        }
+        Flow::Continue
+    }
+
+    /// Waits for the deferred frames' events to be durable; answers those whose events are
+    /// not (error flag, with `reply_on_error`: the vehicle keeps that data for reissue) in one
+    /// write. A correct frame whose events are durable gets no answer (6.3.2).
+    async fn flush_deferred(&mut self) -> Flow {
+        if self.deferred.frames.is_empty() {
+            return Flow::Continue;
+        }
+        // Taken, not drained: an idle connection keeps no batch capacity.
+        let Deferred { frames, deliveries } = std::mem::take(&mut self.deferred);
+        let mut deliveries = deliveries.into_iter();
+        let mut out = Vec::new();
+        let now = device_now(self.l.device_offset_secs);
+        for f in frames {
+            let mut durable = f.queued;
+            for d in deliveries.by_ref().take(f.events) {
+                match crate::sink::Sink::settle(d).await {
+                    Ok(ok) => durable &= ok,
+                    Err(_) => return Flow::Close(PresenceReason::Shutdown),
+                }
+            }
+            // (The sink logged why an event was not published.)
+            if durable {
+                continue;
+            }
+            if let Some(frame) = f.answer {
+                let reply = gbt32960::reply(
+                    &frame,
+                    gbt32960::ResponseFlag::Error,
+                    now,
+                    self.l.reply_style(),
+                );
+                metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => command_label(reply.command)).increment(1);
+                out.extend_from_slice(&reply.to_wire());
+            }
+        }
+        if !out.is_empty() && self.writer.write_all(&out).await.is_err() {
+            return Flow::Close(PresenceReason::Closed);
+        }
+        Flow::Continue
     }
 
     async fn refuse(&mut self, frame: &Frame, reason: &str) -> Flow {

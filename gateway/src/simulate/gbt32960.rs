@@ -247,6 +247,22 @@ impl Vehicle {
         self.send(&msg).await
     }
 
+    /// Sends several real-time (or reissue) reports in one write, as a vehicle uploading the
+    /// data it stored while out of coverage does.
+    pub async fn realtime_burst(&mut self, drives: &[Drive], reissue: bool) -> io::Result<()> {
+        let mut wire = Vec::new();
+        for drive in drives {
+            let report = drive.report(self.edition);
+            let msg = if reissue {
+                Message::Reissue(report)
+            } else {
+                Message::Realtime(report)
+            };
+            wire.extend_from_slice(&self.frame(&msg)?.to_wire());
+        }
+        self.io.get_mut().write_all(&wire).await
+    }
+
     /// Sends a heartbeat (0x07) and returns the answer.
     pub async fn heartbeat(&mut self) -> io::Result<Reply> {
         self.send(&Message::Heartbeat(EmptyBody { extra: Vec::new() }))

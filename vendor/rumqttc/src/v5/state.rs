@@ -369,13 +369,12 @@ impl MqttState {
             }
         };
 
-        if puback.reason != PubAckReason::Success
-            && puback.reason != PubAckReason::NoMatchingSubscribers
-        {
-            return Err(StateError::PubAckFail {
-                reason: puback.reason,
-            });
-        }
+        // vgate patch: a PUBACK with a failure reason code (not authorized, quota exceeded,
+        // payload format invalid...) ends that publish's exchange like any PUBACK (MQTT 5.0
+        // 4.3.2: it must not be sent again); its reason reaches the application with the
+        // Incoming PubAck event. Upstream returns PubAckFail here, which drops the
+        // connection: the event is lost, and an application that republishes what was not
+        // acknowledged (vgate's spool) reconnects in a loop on the same refused publish.
 
         if let Some(publish) = self.check_collision(puback.pkid) {
             self.outgoing_pub[publish.pkid as usize] = Some(publish.clone());
