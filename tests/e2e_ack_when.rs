@@ -9,7 +9,8 @@
 //! - GB/T 32960 data frames that arrive together wait for the broker together: all of them
 //!   are read (and counted) while the broker is stopped, not one per broker round trip; and
 //!   the one whose event the broker refuses (MQTT 5 PUBACK "not authorized") is answered with
-//!   the error flag, so the vehicle keeps it for reissue, while the others are not answered.
+//!   the error flag, so the vehicle keeps it for reissue, while the others are not answered;
+//!   a JT/T 808 report the broker refuses gets 0x8001 result 1.
 
 mod support;
 
@@ -213,4 +214,34 @@ async fn gbt32960_data_the_broker_refuses_is_answered_with_the_error_flag() {
     // What the broker accepted was published, and the session goes on.
     sub.next_on("/location", Duration::from_secs(10)).await;
     assert_eq!(v.heartbeat().await.expect("heartbeat").flag, 0x01);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jt808_report_the_broker_refuses_is_answered_with_result_1() {
+    let Some(m) = Mosquitto::start_with_acl("topic readwrite #\ntopic deny vgate/v1/+/location\n")
+    else {
+        return;
+    };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        config_toml: Some("[mqtt]\nprotocol = \"5\"\n".into()),
+        ..Default::default()
+    });
+    let mut t = Terminal::connect(vgate.addr("jt808"), "013700000003", Version::V2013)
+        .await
+        .expect("connect");
+    let code = t.register().await.expect("0x8100").auth_code.expect("code");
+    assert_eq!(t.authenticate(&code).await.expect("0x8001"), 0);
+    let serial = t.send(&report()).await.expect("send");
+    assert_eq!(
+        t.general_answer_for(serial).await.expect("0x8001"),
+        1,
+        "failure: the terminal keeps the report"
+    );
+    // The connection to the broker was not dropped for it: a heartbeat is still answered.
+    let hb = t
+        .send(&Message::Heartbeat { extra: Vec::new() })
+        .await
+        .expect("send");
+    assert_eq!(t.general_answer_for(hb).await.expect("0x8001"), 0);
 }
