@@ -74,7 +74,72 @@ pub(crate) async fn open_spools(
             })??;
         spools.push(Some(Arc::new(s)));
     }
+    let targets: Vec<Arc<Spool>> = spools.iter().flatten().cloned().collect();
+    let (dir, max, when) = (dir.clone(), cfg.spool.max_bytes, cfg.spool.when_full);
+    tokio::task::spawn_blocking(move || adopt_orphans(&dir, &targets, max, when))
+        .await
+        .map_err(|e| BridgeError::File {
+            key: "mqtt.spool.dir",
+            path: String::new(),
+            reason: e.to_string(),
+        })??;
     Ok(spools)
+}
+
+/// The lane a spool directory name (`lane-{i}`) belongs to.
+fn lane_of_dir(name: &str) -> Option<usize> {
+    name.strip_prefix("lane-")?.parse().ok()
+}
+
+/// Spools of lanes that no longer exist (`mqtt.connections` was lowered while they held
+/// publishes, e.g. after an outage): their records are moved to the end of lane `i % lanes`'s
+/// spool, which replays them, and the emptied directory is removed. Without this they would
+/// never be sent, though vehicles were told they were safe. (A vehicle's lane changes with
+/// the number of lanes anyway, so its old spooled publishes and its new ones may reach the
+/// broker out of order across such a change; none is lost.)
+fn adopt_orphans(
+    dir: &Path,
+    lanes: &[Arc<Spool>],
+    max_bytes: u64,
+    when: crate::config::WhenFull,
+) -> Result<(), BridgeError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut orphans: Vec<(usize, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let i = lane_of_dir(e.file_name().to_str()?)?;
+            (i >= lanes.len() && e.path().is_dir()).then(|| (i, e.path()))
+        })
+        .collect();
+    orphans.sort();
+    for (i, path) in orphans {
+        let to = i % lanes.len().max(1);
+        let Some(target) = lanes.get(to) else {
+            return Ok(());
+        };
+        let orphan = Spool::open(&path, max_bytes, when)?;
+        let held = orphan.len();
+        let moved = orphan.move_into(target)?;
+        let left = orphan.len();
+        drop(orphan);
+        if left == 0 {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "emptied spool of a removed lane not deleted");
+            }
+        }
+        if held > 0 {
+            tracing::info!(
+                from_lane = i,
+                to_lane = to,
+                moved,
+                left,
+                "spool of a lane that no longer exists (mqtt.connections lowered) moved to a lane's spool"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The event loop of the protocol in use.

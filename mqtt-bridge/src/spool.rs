@@ -362,6 +362,33 @@ impl Spool {
         Ok(out)
     }
 
+    /// Moves every record of `self` to the end of `to`, in order, in batches (each appended
+    /// with one fsync, then removed from `self`), and returns how many moved. Stops early,
+    /// leaving the rest here, when `to` is full with `backpressure`. A crash between the two
+    /// steps of a batch leaves it in both: sent twice (same `event_id`), never lost.
+    pub fn move_into(&self, to: &Spool) -> Result<u64, BridgeError> {
+        const MOVE_BATCH: usize = 256;
+        let mut moved = 0u64;
+        loop {
+            let batch = self.read_after(0, MOVE_BATCH)?;
+            if batch.is_empty() {
+                return Ok(moved);
+            }
+            let records: Vec<Record> = batch.iter().map(|(_, r)| r.clone()).collect();
+            let appended = to.append(&records)?;
+            let ids: Vec<u64> = batch
+                .iter()
+                .take(appended.count)
+                .map(|(id, _)| *id)
+                .collect();
+            self.remove(&ids)?;
+            moved += ids.len() as u64;
+            if appended.count < records.len() {
+                return Ok(moved);
+            }
+        }
+    }
+
     /// Deletes the records `ids` (acknowledged by the broker); unknown ids are ignored.
     pub fn remove(&self, ids: &[u64]) -> Result<(), BridgeError> {
         if ids.is_empty() {
@@ -426,6 +453,36 @@ mod tests {
             .into_iter()
             .map(|(id, r)| (id, r.payload))
             .collect()
+    }
+
+    #[test]
+    fn move_into_appends_in_order_and_stops_when_the_target_is_full() {
+        let d = tempfile::tempdir().expect("dir");
+        let from = Spool::open(&d.path().join("a"), u64::MAX, WhenFull::Backpressure).expect("a");
+        let to = Spool::open(&d.path().join("b"), u64::MAX, WhenFull::Backpressure).expect("b");
+        let records: Vec<Record> = (0..600).map(rec).collect();
+        from.append(&records[..300]).expect("append");
+        to.append(&records[300..310]).expect("append");
+        assert_eq!(from.move_into(&to).expect("move"), 300);
+        assert_eq!(from.len(), 0);
+        let moved: Vec<Bytes> = ids_and_payloads(&to).into_iter().map(|(_, p)| p).collect();
+        let want: Vec<Bytes> = records[300..310]
+            .iter()
+            .chain(&records[..300])
+            .map(|r| r.payload.clone())
+            .collect();
+        assert_eq!(
+            moved, want,
+            "after what the target held, in the source's order"
+        );
+
+        // A target with room for 5 more takes 5; the rest stays where it was.
+        let small = records[0].cost() * 5 + 1;
+        let full = Spool::open(&d.path().join("c"), small, WhenFull::Backpressure).expect("c");
+        from.append(&records[..20]).expect("append");
+        assert_eq!(from.move_into(&full).expect("move"), 5);
+        assert_eq!((from.len(), full.len()), (15, 5));
+        assert_eq!(from.read_after(0, 1).expect("read")[0].1, records[5]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Several MQTT connections ("lanes", `mqtt.connections`): every vehicle's events arrive,
 //! in order, each vehicle on its own lane; the lanes really are separate connections (each
-//! counts the PUBACKs it received); with a spool every lane replays after a broker restart.
+//! counts the PUBACKs it received); with a spool every lane replays after a broker restart,
+//! and the spools of lanes removed by lowering `mqtt.connections` are replayed too.
 
 mod common;
 
@@ -323,5 +324,71 @@ async fn lanes_start_with_the_broker_down_at_once_and_replay_when_it_comes() {
     }
     assert_eq!(by_vehicle(&got), sent);
     until("every lane's spool drains", || bridge.spooled() == Some(0)).await;
+    bridge.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn spools_of_removed_lanes_are_replayed_when_connections_is_lowered() {
+    need_mosquitto!("spools_of_removed_lanes_are_replayed_when_connections_is_lowered");
+    let data = tempfile::tempdir().expect("dir");
+    let spool = tempfile::tempdir().expect("dir");
+    let port = common::free_port();
+    let m = Mosquitto::start_persistent(port, data.path());
+    let mut sub = persistent_subscriber(port, "vgate/v1/+/+").await;
+    let url = m.url();
+    m.terminate();
+
+    // Three lanes spool while the broker is down, then the gateway stops.
+    let cfg = MqttConfig {
+        connect_timeout_s: 1,
+        ..spooled_lanes(&url, spool.path(), 3)
+    };
+    let bridge = Bridge::start(&cfg, "n", "vgate")
+        .await
+        .expect("starts degraded with a spool");
+    let vehicles = one_vehicle_per_lane(&bridge);
+    let publisher = bridge.publisher();
+    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..10 {
+        for vid in &vehicles {
+            let ev = common::login_event(vid);
+            let d = publisher.publish_event(&ev).await.expect("queued");
+            tokio::time::timeout(Duration::from_secs(5), d)
+                .await
+                .expect("spooled")
+                .expect("accepted");
+            sent.entry(vid.clone())
+                .or_default()
+                .push(ev.event_id.to_string());
+        }
+    }
+    let _ = bridge.shutdown().await;
+    drop(publisher);
+
+    // It comes back with one connection: lanes 1 and 2 are gone, their spools are not.
+    let _m = Mosquitto::start_persistent(port, data.path());
+    let bridge = Bridge::start(&spooled_lanes(&url, spool.path(), 1), "n", "vgate")
+        .await
+        .expect("bridge starts");
+    let mut got = Vec::new();
+    while got.len() < 30 {
+        let p = tokio::time::timeout(HANG_GUARD, sub.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of 30 spooled events arrived", got.len()))
+            .expect("subscriber alive");
+        got.push(ident(&p));
+    }
+    assert_eq!(
+        by_vehicle(&got),
+        sent,
+        "each vehicle's events once, in order"
+    );
+    until("the spool drains", || bridge.spooled() == Some(0)).await;
+    for lane in 1..3 {
+        assert!(
+            !spool.path().join(format!("lane-{lane}")).exists(),
+            "the emptied spool of lane {lane} is removed"
+        );
+    }
     bridge.shutdown().await.expect("clean shutdown");
 }
