@@ -67,23 +67,25 @@ pub(crate) async fn open_spools(
         let (dir, when) = (spool_dir(dir, i), cfg.spool.when_full);
         let s = tokio::task::spawn_blocking(move || Spool::open(&dir, max, when))
             .await
-            .map_err(|e| BridgeError::File {
-                key: "mqtt.spool.dir",
-                path: String::new(),
-                reason: e.to_string(),
-            })??;
+            .map_err(blocking_failed)??;
         spools.push(Some(Arc::new(s)));
     }
     let targets: Vec<Arc<Spool>> = spools.iter().flatten().cloned().collect();
     let (dir, max, when) = (dir.clone(), cfg.spool.max_bytes, cfg.spool.when_full);
     tokio::task::spawn_blocking(move || adopt_orphans(&dir, &targets, max, when))
         .await
-        .map_err(|e| BridgeError::File {
-            key: "mqtt.spool.dir",
-            path: String::new(),
-            reason: e.to_string(),
-        })??;
+        .map_err(blocking_failed)??;
     Ok(spools)
+}
+
+/// The spool's blocking file work did not finish (its thread panicked or the runtime is
+/// shutting down).
+fn blocking_failed(e: tokio::task::JoinError) -> BridgeError {
+    BridgeError::File {
+        key: "mqtt.spool.dir",
+        path: String::new(),
+        reason: e.to_string(),
+    }
 }
 
 /// The lane a spool directory name (`lane-{i}`) belongs to.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::time::LocalTime;
 use codecs::{Data, Event, EventContext};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use gbt32960::msg::Message;
 use gbt32960::{Edition, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
+use super::batch::{self, Batch};
 use super::{BadFrameLog, OpenConnection, Shared};
 use crate::auth::{Authenticator, Decision};
 use crate::commands::outbox::{InFlight, Outbox};
@@ -84,35 +85,11 @@ struct Session<W> {
     last_rx: Instant,
     /// Commands sent and not yet answered (key: the command byte).
     outbox: Outbox,
-    /// Real-time and reissue frames whose events are queued, waiting to be durable.
-    deferred: Deferred,
+    /// Real-time and reissue frames whose events are queued, waiting to be durable (read
+    /// back to back, `session::batch`), each with itself when a failure is to be answered
+    /// (`reply_on_error`). Answers stay in frame order: every other frame flushes these.
+    deferred: Batch<Option<Frame>>,
 }
-
-/// Real-time and reissue frames read back to back (a vehicle uploading the data it stored
-/// while out of coverage, or a platform link) are published together: their events are queued
-/// as each frame is read, then the session waits once for all of them to be durable. One
-/// frame at a time would cost a broker round trip per frame, which over a WAN link to the
-/// broker would cap a vehicle at a few dozen frames a second. A frame whose events could not
-/// be made durable is answered with the error flag (if `reply_on_error`), so the vehicle keeps
-/// it for reissue; answers stay in frame order, since every other frame flushes these first.
-#[derive(Default)]
-struct Deferred {
-    /// One per frame, in order.
-    frames: Vec<DeferredFrame>,
-    deliveries: Vec<mqtt_bridge::Delivery>,
-}
-
-struct DeferredFrame {
-    /// The frame, kept to be answered if its events are not durable (with `reply_on_error`).
-    answer: Option<Frame>,
-    /// Every event of the frame was queued (none refused outright).
-    queued: bool,
-    /// How many of `Deferred::deliveries` are this frame's events.
-    events: usize,
-}
-
-/// Most frames published together; a longer run is flushed and the next batch started.
-const MAX_DEFERRED: usize = 64;
 
 /// Serves one connection until it closes, times out, is taken over or the gateway stops.
 pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
@@ -141,7 +118,7 @@ where
             l.shared.commands.cfg.window,
             Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
         ),
-        deferred: Deferred::default(),
+        deferred: Batch::default(),
     };
     let mut housekeeping = super::Housekeeping::default();
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
@@ -170,7 +147,7 @@ where
             _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
             item = frames.next() => {
                 // This item, then whatever else can be read without waiting (already
-                // buffered, or in the socket), up to MAX_DEFERRED frames: one batch, made
+                // buffered, or in the socket), up to MAX_BATCH frames: one batch, made
                 // durable together by flush_deferred.
                 let mut item = item;
                 let mut read = 1;
@@ -194,14 +171,13 @@ where
                             s.on_frame(frame).await
                         }
                     };
-                    if matches!(flow, Flow::Close(_)) || read >= MAX_DEFERRED {
+                    if matches!(flow, Flow::Close(_)) {
                         break flow;
                     }
-                    match frames.next().now_or_never() {
+                    match batch::ready_next(&mut frames, &mut read) {
                         Some(next) => item = next,
                         None => break flow,
                     }
-                    read += 1;
                 };
                 // Even when closing: the error answers of the batch go out first.
                 let flushed = s.flush_deferred().await;
@@ -377,28 +353,17 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// Queues a real-time or reissue frame's events; `flush_deferred` waits for them (with the
     /// rest of the batch) and answers the frame if they could not be made durable.
     async fn defer(&mut self, frame: Frame, events: Vec<Event>) -> Flow {
-        let before = self.deferred.deliveries.len();
-        let queued = match self
-            .l
-            .shared
-            .sink
-            .submit(events, &mut self.deferred.deliveries)
+        let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
+        let answer = self.l.cfg.reply_on_error.then_some(frame);
+        if self
+            .deferred
+            .queue(&self.l.shared.sink, events, durable, answer)
             .await
+            .is_err()
         {
-            Ok(q) => q,
-            Err(_) => return Flow::Close(PresenceReason::Shutdown),
-        };
-        if self.l.cfg.ack_when != crate::config::AckWhen::Durable {
-            // Queued is enough: nothing to wait for.
-            self.deferred.deliveries.truncate(before);
+            return Flow::Close(PresenceReason::Shutdown);
         }
-        let events = self.deferred.deliveries.len() - before;
-        self.deferred.frames.push(DeferredFrame {
-            answer: self.l.cfg.reply_on_error.then_some(frame),
-            queued,
-            events,
-        });
-        if self.deferred.frames.len() >= MAX_DEFERRED {
+        if self.deferred.is_full() {
             return Box::pin(self.flush_deferred()).await;
         }
         Flow::Continue
@@ -406,38 +371,29 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// Waits for the deferred frames' events to be durable; answers those whose events are
     /// not (error flag, with `reply_on_error`: the vehicle keeps that data for reissue) in one
-    /// write. A correct frame whose events are durable gets no answer (6.3.2).
+    /// write. A correct frame whose events are durable gets no answer (6.3.2). (The sink logged
+    /// why an event was not published.)
     async fn flush_deferred(&mut self) -> Flow {
-        if self.deferred.frames.is_empty() {
+        if self.deferred.is_empty() {
             return Flow::Continue;
         }
-        // Taken, not drained: an idle connection keeps no batch capacity.
-        let Deferred { frames, deliveries } = std::mem::take(&mut self.deferred);
-        let mut deliveries = deliveries.into_iter();
-        let mut out = Vec::new();
+        let Ok(settled) = self.deferred.settle().await else {
+            return Flow::Close(PresenceReason::Shutdown);
+        };
         let now = device_now(self.l.device_offset_secs);
-        for f in frames {
-            let mut durable = f.queued;
-            for d in deliveries.by_ref().take(f.events) {
-                match crate::sink::Sink::settle(d).await {
-                    Ok(ok) => durable &= ok,
-                    Err(_) => return Flow::Close(PresenceReason::Shutdown),
-                }
-            }
-            // (The sink logged why an event was not published.)
-            if durable {
+        let mut out = Vec::new();
+        for (answer, durable) in settled {
+            let Some(frame) = answer.filter(|_| !durable) else {
                 continue;
-            }
-            if let Some(frame) = f.answer {
-                let reply = gbt32960::reply(
-                    &frame,
-                    gbt32960::ResponseFlag::Error,
-                    now,
-                    self.l.reply_style(),
-                );
-                metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => command_label(reply.command)).increment(1);
-                out.extend_from_slice(&reply.to_wire());
-            }
+            };
+            let reply = gbt32960::reply(
+                &frame,
+                gbt32960::ResponseFlag::Error,
+                now,
+                self.l.reply_style(),
+            );
+            metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => command_label(reply.command)).increment(1);
+            out.extend_from_slice(&reply.to_wire());
         }
         if !out.is_empty() && self.writer.write_all(&out).await.is_err() {
             return Flow::Close(PresenceReason::Closed);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::{Data, Event, EventContext};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use jt808::msg::{self, Message};
 use jt808::{Frame, Header, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
+use super::batch::{self, Batch};
 use super::{BadFrameLog, OpenConnection, Shared};
 use crate::auth::{Authenticator, Decision, RegisterRequest};
 use crate::commands::outbox::{InFlight, Outbox};
@@ -92,32 +93,19 @@ struct Session<W> {
     /// The authenticated terminal's header (phone, edition), to address commands.
     addr: Option<Header>,
     /// Frames whose events are queued and whose 0x8001 waits for them to be durable.
-    deferred: Deferred,
+    deferred: Batch<DeferredAck>,
 }
 
 /// Frames read back to back (a terminal that pipelines its reports, or a burst after a
-/// reconnect) are answered together: their events are queued as each frame is read, then the
-/// session waits once for all of them to be durable and writes all their 0x8001s in one
-/// write. One frame at a time would cost a broker round trip (and two syscalls) per frame.
-/// Answers stay in frame order: anything else the session sends first flushes these.
-#[derive(Default)]
-struct Deferred {
-    /// One per frame, in order: whom to answer and how many of `deliveries` are its events.
-    acks: Vec<DeferredAck>,
-    deliveries: Vec<mqtt_bridge::Delivery>,
-}
-
+/// reconnect) are answered together (`session::batch`): their events are queued as each frame
+/// is read, then the session waits once for all of them to be durable and writes all their
+/// 0x8001s in one write. Answers stay in frame order: anything else the session sends first
+/// flushes these.
 struct DeferredAck {
     header: Header,
-    /// Every event of the frame was queued (none refused outright).
-    queued: bool,
     unsupported: bool,
-    events: usize,
     read_at: Instant,
 }
-
-/// Most frames answered together; a longer run is flushed and the next batch started.
-const MAX_DEFERRED: usize = 64;
 
 /// Serves one connection until it closes, times out, is taken over or the gateway stops.
 pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
@@ -161,7 +149,7 @@ where
             Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
         ),
         addr: None,
-        deferred: Deferred::default(),
+        deferred: Batch::default(),
     };
     let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
     let idle = l.idle_timeout();
@@ -200,7 +188,7 @@ where
             }
             item = frames.next() => {
                 // This item, then whatever else can be read without waiting (already
-                // buffered, or in the socket), up to MAX_DEFERRED frames: one batch, answered
+                // buffered, or in the socket), up to MAX_BATCH frames: one batch, answered
                 // together by flush_deferred.
                 let mut item = item;
                 let mut read = 1;
@@ -218,14 +206,13 @@ where
                             s.on_frame(frame).await
                         }
                     };
-                    if matches!(flow, Flow::Close(_)) || read >= MAX_DEFERRED {
+                    if matches!(flow, Flow::Close(_)) {
                         break flow;
                     }
-                    match frames.next().now_or_never() {
+                    match batch::ready_next(&mut frames, &mut read) {
                         Some(next) => item = next,
                         None => break flow,
                     }
-                    read += 1;
                 };
                 if let Flow::Close(r) = flow { break r; }
                 if let Flow::Close(r) = s.flush_deferred().await { break r; }
@@ -240,21 +227,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// result 0, 3 for what vgate does not support, 1 for a frame whose events the broker
     /// refused: the terminal keeps such data and sends it again) in one write.
     async fn flush_deferred(&mut self) -> Flow {
-        if self.deferred.acks.is_empty() {
+        if self.deferred.is_empty() {
             return Flow::Continue;
         }
-        // Taken, not drained: an idle connection keeps no batch capacity.
-        let Deferred { acks, deliveries } = std::mem::take(&mut self.deferred);
-        let mut deliveries = deliveries.into_iter();
-        let mut out = Vec::with_capacity(acks.len() * 32);
-        for a in acks {
-            let mut durable = a.queued;
-            for d in deliveries.by_ref().take(a.events) {
-                match crate::sink::Sink::settle(d).await {
-                    Ok(ok) => durable &= ok,
-                    Err(_) => return Flow::Close(PresenceReason::Shutdown),
-                }
-            }
+        let Ok(settled) = self.deferred.settle().await else {
+            return Flow::Close(PresenceReason::Shutdown);
+        };
+        let mut out = Vec::with_capacity(settled.len() * 32);
+        for (a, durable) in settled {
             metrics::histogram!("vgate_frame_to_publish_seconds")
                 .record(a.read_at.elapsed().as_secs_f64());
             let result = if !durable {
@@ -512,35 +492,29 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if !answered_alone {
             // The common case (reports, heartbeats...): queue the events now, answer with
             // the rest of the batch once they are durable (`flush_deferred`).
-            let before = self.deferred.deliveries.len();
-            let queued = match self
-                .l
-                .shared
-                .sink
-                .submit(events, &mut self.deferred.deliveries)
-                .await
-            {
-                Ok(q) => q,
-                Err(_) => return Flow::Close(PresenceReason::Shutdown),
+            let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
+            // A frame may answer a command in flight (0x0201, 0x0104...): checked after its
+            // events are queued, with the header's copy only then.
+            let answering = (!self.outbox.is_empty()).then(|| header.clone());
+            let ack = DeferredAck {
+                header,
+                unsupported: matches!(msg, Message::Unknown { .. }),
+                read_at: started,
             };
-            if self.l.cfg.ack_when != crate::config::AckWhen::Durable {
-                self.deferred.deliveries.truncate(before);
+            if self
+                .deferred
+                .queue(&self.l.shared.sink, events, durable, ack)
+                .await
+                .is_err()
+            {
+                return Flow::Close(PresenceReason::Shutdown);
             }
-            let events = self.deferred.deliveries.len() - before;
-            let unsupported = matches!(msg, Message::Unknown { .. });
-            if !self.outbox.is_empty() {
+            if let Some(header) = answering {
                 if let Flow::Close(r) = Box::pin(self.on_answer(&header, &msg)).await {
                     return Flow::Close(r);
                 }
             }
-            self.deferred.acks.push(DeferredAck {
-                header,
-                queued,
-                unsupported,
-                events,
-                read_at: started,
-            });
-            if self.deferred.acks.len() >= MAX_DEFERRED {
+            if self.deferred.is_full() {
                 return Box::pin(self.flush_deferred()).await;
             }
             return Flow::Continue;

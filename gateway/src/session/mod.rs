@@ -7,6 +7,7 @@
 //! means, how a reply is encoded) lives in the protocol crates; the session holds the order
 //! of things: login first, timeouts, takeover, presence, refusal.
 
+pub mod batch;
 pub mod gbt32960;
 pub mod jt808;
 pub mod raw;
