@@ -50,18 +50,25 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-MQ=$(free_port)
-cat >"$OUT/mosquitto.conf" <<EOF
+# Each step gets a fresh Mosquitto on a new free port: after step 1 the broker holds ~500 MB
+# it freed (and the first 300 ms of step 2 on the same broker had 50-90 ms worst latencies).
+start_broker() {
+  [ -n "${MOSQ:-}" ] && { kill "$MOSQ" 2>/dev/null; wait "$MOSQ" 2>/dev/null || true; }
+  MQ=$(free_port)
+  cat >"$OUT/mosquitto.conf" <<EOF
 listener $MQ 127.0.0.1
 allow_anonymous true
 max_queued_messages 0
 max_inflight_messages 0
 persistence false
 EOF
-mosquitto -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1 &
-MOSQ=$!
-PIDS+=("$MOSQ")
-sleep 0.5
+  mosquitto -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 &
+  MOSQ=$!
+  PIDS+=("$MOSQ")
+  sleep 0.5
+}
+MOSQ=
+rm -f "$OUT/mosquitto.log"
 
 start_vgate() { # $1 = name; prints "pid jt808_addr"
   local dir="$OUT/vgate-$1"; rm -rf "$dir"; mkdir -p "$dir"
@@ -106,6 +113,7 @@ step() { [[ " $STEPS " == *" $1 "* ]]; }
 
 VIA=${VIA:-0}
 if step 1; then
+start_broker
 LOAD_BEFORE=$(loadavg)
 echo "== 1. throughput: $N messages direct to Mosquitto, then through vgate (load $LOAD_BEFORE)"
 rm -f "$OUT"/cpu_*
@@ -192,6 +200,7 @@ VIA=$(json "$OUT/vgate.json" "['rate']")
 fi
 
 if step 2; then
+start_broker
 [ "$VIA" = 0 ] && VIA=$((VEHICLES * RATE * 2))
 echo "== 2. latency at half that rate (load $(loadavg))"
 HALF=$(python3 -c "print(max(1, int($VIA / 2 / $VEHICLES)))")
@@ -223,6 +232,7 @@ echo "the broker path alone at that rate (publisher -> Mosquitto -> subscriber):
 fi
 
 if step 3; then
+start_broker
 echo "== 3. $IDLE idle connections"
 read -r VPID JT < <(start_vgate idle)
 PIDS+=("$VPID")
