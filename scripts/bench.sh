@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The gateway benchmark (README "Benchmark"; figures in docs/PERFORMANCE.md), in one run on
-# this machine, each against a fresh Mosquitto it starts on a free port:
+# this machine, each step against a fresh Mosquitto it starts on a free port:
 #
 #   1. throughput, side by side, the same N messages both times and the rate taken at the
 #      subscriber (first to last message) both times: N equivalent messages (the size of
