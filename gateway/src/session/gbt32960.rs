@@ -332,13 +332,18 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             return self.defer(frame, events).await;
         }
         let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
-        let accepted = match self.l.shared.sink.publish_all(events, durable).await {
-            Ok(a) => a,
-            Err(_) => return Flow::Close(PresenceReason::Shutdown),
-        };
-        // Events of the other frames (logout's lifecycle...) not published were logged by
-        // the sink; those frames are answered the same either way.
-        let _ = accepted;
+        // The other frames (heartbeat, time, logout) are answered the same whether their
+        // events were published or not (the sink logged why not).
+        if self
+            .l
+            .shared
+            .sink
+            .publish_all(events, durable)
+            .await
+            .is_err()
+        {
+            return Flow::Close(PresenceReason::Shutdown);
+        }
         match frame.command {
             0x07 | 0x08 => self.reply(&frame, gbt32960::ResponseFlag::Success).await,
             0x04 => Flow::Close(PresenceReason::Logout),

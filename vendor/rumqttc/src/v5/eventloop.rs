@@ -232,13 +232,14 @@ impl EventLoop {
                 self.options.pending_throttle
             ), if !self.pending.is_empty() || (!inflight_full && !collision) => match o {
                 Ok(request) => {
+                    // vgate patch: nothing joins a Disconnect's write.
+                    let mut ended = matches!(request, Request::Disconnect);
                     self.state.handle_outgoing_packet(request)?;
                     // vgate patch (upstream issue bytebeamio/rumqtt#810): take the requests that
                     // are already queued, within the same flow control, and write them together.
                     if self.pending.is_empty() {
                         let (state, requests_rx) = (&mut self.state, &self.requests_rx);
                         let mut taken = 1;
-                        let mut ended = false;
                         take_queued(state, requests_rx, &mut taken, &mut ended)?;
                         // vgate patch: a lone request first lets the tasks that are ready now
                         // run (yield_now wakes us after them), since they often queue more.
