@@ -74,7 +74,7 @@ pub(crate) async fn open_spools(
     let (dir, max, when) = (dir.clone(), cfg.spool.max_bytes, cfg.spool.when_full);
     tokio::task::spawn_blocking(move || adopt_orphans(&dir, &targets, max, when))
         .await
-        .map_err(blocking_failed)??;
+        .map_err(blocking_failed)?;
     Ok(spools)
 }
 
@@ -99,14 +99,9 @@ fn lane_of_dir(name: &str) -> Option<usize> {
 /// never be sent, though vehicles were told they were safe. (A vehicle's lane changes with
 /// the number of lanes anyway, so its old spooled publishes and its new ones may reach the
 /// broker out of order across such a change; none is lost.)
-fn adopt_orphans(
-    dir: &Path,
-    lanes: &[Arc<Spool>],
-    max_bytes: u64,
-    when: crate::config::WhenFull,
-) -> Result<(), BridgeError> {
+fn adopt_orphans(dir: &Path, lanes: &[Arc<Spool>], max_bytes: u64, when: crate::config::WhenFull) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
+        return;
     };
     let mut orphans: Vec<(usize, PathBuf)> = entries
         .flatten()
@@ -119,29 +114,38 @@ fn adopt_orphans(
     for (i, path) in orphans {
         let to = i % lanes.len().max(1);
         let Some(target) = lanes.get(to) else {
-            return Ok(());
+            return;
         };
-        let orphan = Spool::open(&path, max_bytes, when)?;
-        let held = orphan.len();
-        let moved = orphan.move_into(target)?;
-        let left = orphan.len();
-        drop(orphan);
-        if left == 0 {
-            if let Err(e) = std::fs::remove_dir_all(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "emptied spool of a removed lane not deleted");
+        // A spool that cannot be read stays where it is (logged, retried at the next start):
+        // it must not keep the gateway from serving vehicles.
+        let moved = Spool::open(&path, max_bytes, when).and_then(|orphan| {
+            let held = orphan.len();
+            let moved = orphan.move_into(target)?;
+            Ok((held, moved, orphan.len()))
+        });
+        match moved {
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "spool of a lane that no longer exists (mqtt.connections lowered) not replayed");
+            }
+            Ok((held, moved, left)) => {
+                if left == 0 {
+                    if let Err(e) = std::fs::remove_dir_all(&path) {
+                        tracing::warn!(path = %path.display(), error = %e, "emptied spool of a removed lane not deleted");
+                    }
+                } else {
+                    tracing::warn!(path = %path.display(), left, "spool of a removed lane only partly moved (the lane's spool is full); the rest at the next start");
+                }
+                if held > 0 {
+                    tracing::info!(
+                        from_lane = i,
+                        to_lane = to,
+                        moved,
+                        "spool of a lane that no longer exists (mqtt.connections lowered) moved to a lane's spool"
+                    );
+                }
             }
         }
-        if held > 0 {
-            tracing::info!(
-                from_lane = i,
-                to_lane = to,
-                moved,
-                left,
-                "spool of a lane that no longer exists (mqtt.connections lowered) moved to a lane's spool"
-            );
-        }
     }
-    Ok(())
 }
 
 /// The event loop of the protocol in use.
