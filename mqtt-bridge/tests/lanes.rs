@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::{persistent_subscriber, until, Mosquitto, Subscriber, HANG_GUARD};
 use mqtt_bridge::{Bridge, BridgeError, MqttConfig, SpoolConfig};
 use rumqttc::Publish;
+use tokio::sync::mpsc;
 
 macro_rules! need_mosquitto {
     ($name:literal) => {
@@ -190,6 +191,44 @@ fn spooled_lanes(url: &str, dir: &Path, lanes: u16) -> MqttConfig {
     }
 }
 
+/// Publishes `rounds` login events of every vehicle in `vehicles`, each waited for until
+/// durable (with the broker down: spooled); returns each vehicle's event ids in order.
+async fn publish_durably(
+    bridge: &Bridge,
+    vehicles: &[String],
+    rounds: usize,
+) -> HashMap<String, Vec<String>> {
+    let publisher = bridge.publisher();
+    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..rounds {
+        for vid in vehicles {
+            let ev = common::login_event(vid);
+            let d = publisher.publish_event(&ev).await.expect("queued");
+            tokio::time::timeout(Duration::from_secs(5), d)
+                .await
+                .expect("durable (spooled with the broker down)")
+                .expect("accepted");
+            sent.entry(vid.clone())
+                .or_default()
+                .push(ev.event_id.to_string());
+        }
+    }
+    sent
+}
+
+/// The next `n` messages of `sub`, as (vehicle, event id).
+async fn receive(sub: &mut mpsc::Receiver<Publish>, n: usize) -> Vec<(String, String)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let p = tokio::time::timeout(HANG_GUARD, sub.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} messages before the hang guard", got.len()))
+            .expect("subscriber alive");
+        got.push(ident(&p));
+    }
+    got
+}
+
 #[tokio::test]
 async fn every_lane_spools_while_the_broker_is_down_and_replays_in_order() {
     need_mosquitto!("every_lane_spools_while_the_broker_is_down_and_replays_in_order");
@@ -220,34 +259,13 @@ async fn every_lane_spools_while_the_broker_is_down_and_replays_in_order() {
     })
     .await;
     const PER_VEHICLE: usize = 60;
-    let publisher = bridge.publisher();
-    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
-    for _ in 0..PER_VEHICLE {
-        for vid in &vehicles {
-            let ev = common::login_event(vid);
-            let d = publisher.publish_event(&ev).await.expect("queued");
-            tokio::time::timeout(Duration::from_secs(5), d)
-                .await
-                .expect("durable (spooled) with the broker down")
-                .expect("accepted");
-            sent.entry(vid.clone())
-                .or_default()
-                .push(ev.event_id.to_string());
-        }
-    }
+    let sent = publish_durably(&bridge, &vehicles, PER_VEHICLE).await;
     let total = PER_VEHICLE * vehicles.len();
     assert_eq!(bridge.spooled(), Some(total as u64));
     let before = bridge.published_per_lane();
 
     let _m = Mosquitto::start_persistent(port, data.path());
-    let mut got = Vec::with_capacity(total);
-    while got.len() < total {
-        let p = tokio::time::timeout(HANG_GUARD, sub.recv())
-            .await
-            .expect("a message before the hang guard")
-            .expect("subscriber alive");
-        got.push(ident(&p));
-    }
+    let got = receive(&mut sub, total).await;
     assert_eq!(
         by_vehicle(&got),
         sent,
@@ -293,35 +311,14 @@ async fn lanes_start_with_the_broker_down_at_once_and_replay_when_it_comes() {
     assert!(!bridge.connected());
     assert_eq!(bridge.lanes_connected(), vec![false; 3]);
     let vehicles = one_vehicle_per_lane(&bridge);
-    let publisher = bridge.publisher();
-    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
-    for _ in 0..20 {
-        for vid in &vehicles {
-            let ev = common::login_event(vid);
-            let d = publisher.publish_event(&ev).await.expect("queued");
-            tokio::time::timeout(Duration::from_secs(5), d)
-                .await
-                .expect("spooled")
-                .expect("accepted");
-            sent.entry(vid.clone())
-                .or_default()
-                .push(ev.event_id.to_string());
-        }
-    }
+    let sent = publish_durably(&bridge, &vehicles, 20).await;
 
     let _m = Mosquitto::start_persistent(port, data.path());
     until("every lane connects", || {
         bridge.lanes_connected().iter().all(|c| *c)
     })
     .await;
-    let mut got = Vec::new();
-    while got.len() < 60 {
-        let p = tokio::time::timeout(HANG_GUARD, sub.recv())
-            .await
-            .expect("a message before the hang guard")
-            .expect("subscriber alive");
-        got.push(ident(&p));
-    }
+    let got = receive(&mut sub, 60).await;
     assert_eq!(by_vehicle(&got), sent);
     until("every lane's spool drains", || bridge.spooled() == Some(0)).await;
     bridge.shutdown().await.expect("clean shutdown");
@@ -347,37 +344,15 @@ async fn spools_of_removed_lanes_are_replayed_when_connections_is_lowered() {
         .await
         .expect("starts degraded with a spool");
     let vehicles = one_vehicle_per_lane(&bridge);
-    let publisher = bridge.publisher();
-    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
-    for _ in 0..10 {
-        for vid in &vehicles {
-            let ev = common::login_event(vid);
-            let d = publisher.publish_event(&ev).await.expect("queued");
-            tokio::time::timeout(Duration::from_secs(5), d)
-                .await
-                .expect("spooled")
-                .expect("accepted");
-            sent.entry(vid.clone())
-                .or_default()
-                .push(ev.event_id.to_string());
-        }
-    }
+    let sent = publish_durably(&bridge, &vehicles, 10).await;
     let _ = bridge.shutdown().await;
-    drop(publisher);
 
     // It comes back with one connection: lanes 1 and 2 are gone, their spools are not.
     let _m = Mosquitto::start_persistent(port, data.path());
     let bridge = Bridge::start(&spooled_lanes(&url, spool.path(), 1), "n", "vgate")
         .await
         .expect("bridge starts");
-    let mut got = Vec::new();
-    while got.len() < 30 {
-        let p = tokio::time::timeout(HANG_GUARD, sub.recv())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of 30 spooled events arrived", got.len()))
-            .expect("subscriber alive");
-        got.push(ident(&p));
-    }
+    let got = receive(&mut sub, 30).await;
     assert_eq!(
         by_vehicle(&got),
         sent,
