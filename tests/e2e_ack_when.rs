@@ -22,22 +22,50 @@ use gbt32960::Edition;
 use jt808::{Message, Version};
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
 
-/// Starts vgate on `m` with `ack_when`, logs a terminal in, subscribes to its locations.
-async fn logged_in(m: &Mosquitto, ack_when: &str, phone: &str) -> (Vgate, Terminal, Subscriber) {
+/// Starts vgate on `m` with `config_toml`, subscribes to `topic` and logs a JT/T 808 terminal in.
+async fn logged_in(
+    m: &Mosquitto,
+    config_toml: &str,
+    phone: &str,
+    topic: &str,
+) -> (Vgate, Terminal, Subscriber) {
     let vgate = Vgate::start(VgateOptions {
         mqtt_url: Some(m.url()),
-        config_toml: Some(format!(
-            "[mqtt.spool]\nspill_after_ms = 600000\n[jt808]\nack_when = \"{ack_when}\"\n"
-        )),
+        config_toml: Some(config_toml.to_owned()),
         ..Default::default()
     });
-    let sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{phone}/location")]).await;
+    let sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{phone}/{topic}")]).await;
     let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
         .await
         .expect("connect");
     let code = t.register().await.expect("0x8100").auth_code.expect("code");
     assert_eq!(t.authenticate(&code).await.expect("0x8001"), 0);
     (vgate, t, sub)
+}
+
+/// vgate with `ack_when` and a spool that does not take over within a test.
+fn ack_when(ack_when: &str) -> String {
+    format!("[mqtt.spool]\nspill_after_ms = 600000\n[jt808]\nack_when = \"{ack_when}\"\n")
+}
+
+/// Starts vgate on `m` with `config_toml`, subscribes to `topic` and logs a GB/T 32960 vehicle in.
+async fn gbt_logged_in(
+    m: &Mosquitto,
+    config_toml: &str,
+    vin: &str,
+    topic: &str,
+) -> (Vgate, Vehicle, Subscriber) {
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        config_toml: Some(config_toml.to_owned()),
+        ..Default::default()
+    });
+    let sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{vin}/{topic}")]).await;
+    let mut v = Vehicle::connect(vgate.addr("gbt32960"), vin, Edition::V2016)
+        .await
+        .expect("connect");
+    assert_eq!(v.login().await.expect("login").flag, 0x01);
+    (vgate, v, sub)
 }
 
 fn report() -> Message {
@@ -54,7 +82,7 @@ fn report() -> Message {
 async fn durable_answers_a_report_only_once_the_broker_has_its_event() {
     let Some(m) = Mosquitto::start() else { return };
     let phone = "013700000001";
-    let (_vgate, mut t, mut sub) = logged_in(&m, "durable", phone).await;
+    let (_vgate, mut t, mut sub) = logged_in(&m, &ack_when("durable"), phone, "location").await;
 
     m.signal("STOP");
     let serial = t.send(&report()).await.expect("send");
@@ -79,7 +107,7 @@ async fn durable_answers_a_report_only_once_the_broker_has_its_event() {
 async fn queued_answers_a_report_while_the_broker_is_stuck_and_still_publishes_it() {
     let Some(m) = Mosquitto::start() else { return };
     let phone = "013700000002";
-    let (_vgate, mut t, mut sub) = logged_in(&m, "queued", phone).await;
+    let (_vgate, mut t, mut sub) = logged_in(&m, &ack_when("queued"), phone, "location").await;
 
     m.signal("STOP");
     let serial = t.send(&report()).await.expect("send");
@@ -119,17 +147,8 @@ async fn gbt_realtime_frames_in(vgate: &Vgate) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn gbt32960_data_frames_read_together_wait_for_the_broker_together() {
     let Some(m) = Mosquitto::start() else { return };
-    let vin = "LVGATEACKWHEN0001";
-    let vgate = Vgate::start(VgateOptions {
-        mqtt_url: Some(m.url()),
-        config_toml: Some("[mqtt.spool]\nspill_after_ms = 600000\n".into()),
-        ..Default::default()
-    });
-    let mut sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{vin}/telemetry")]).await;
-    let mut v = Vehicle::connect(vgate.addr("gbt32960"), vin, Edition::V2016)
-        .await
-        .expect("connect");
-    assert_eq!(v.login().await.expect("login").flag, 0x01);
+    let config = "[mqtt.spool]\nspill_after_ms = 600000\n";
+    let (vgate, mut v, mut sub) = gbt_logged_in(&m, config, "LVGATEACKWHEN0001", "telemetry").await;
 
     m.signal("STOP");
     let drives: Vec<Drive> = (1..=5)
@@ -181,17 +200,8 @@ async fn gbt32960_data_the_broker_refuses_is_answered_with_the_error_flag() {
     else {
         return;
     };
-    let vin = "LVGATEACKWHEN0002";
-    let vgate = Vgate::start(VgateOptions {
-        mqtt_url: Some(m.url()),
-        config_toml: Some("[mqtt]\nprotocol = \"5\"\n".into()),
-        ..Default::default()
-    });
-    let mut sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{vin}/location")]).await;
-    let mut v = Vehicle::connect(vgate.addr("gbt32960"), vin, Edition::V2016)
-        .await
-        .expect("connect");
-    assert_eq!(v.login().await.expect("login").flag, 0x01);
+    let config = "[mqtt]\nprotocol = \"5\"\n";
+    let (_vgate, mut v, mut sub) = gbt_logged_in(&m, config, "LVGATEACKWHEN0002", "location").await;
 
     let drive = Drive {
         latitude: 31.230416,
@@ -222,16 +232,8 @@ async fn a_jt808_report_the_broker_refuses_is_answered_with_result_1() {
     else {
         return;
     };
-    let vgate = Vgate::start(VgateOptions {
-        mqtt_url: Some(m.url()),
-        config_toml: Some("[mqtt]\nprotocol = \"5\"\n".into()),
-        ..Default::default()
-    });
-    let mut t = Terminal::connect(vgate.addr("jt808"), "013700000003", Version::V2013)
-        .await
-        .expect("connect");
-    let code = t.register().await.expect("0x8100").auth_code.expect("code");
-    assert_eq!(t.authenticate(&code).await.expect("0x8001"), 0);
+    let config = "[mqtt]\nprotocol = \"5\"\n";
+    let (_vgate, mut t, _sub) = logged_in(&m, config, "013700000003", "location").await;
     let serial = t.send(&report()).await.expect("send");
     assert_eq!(
         t.general_answer_for(serial).await.expect("0x8001"),

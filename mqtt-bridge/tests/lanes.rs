@@ -191,6 +191,17 @@ fn spooled_lanes(url: &str, dir: &Path, lanes: u16) -> MqttConfig {
     }
 }
 
+/// A persistent broker on a free port with a platform client subscribed to every event (a
+/// session the broker keeps), then stopped: its port, its URL and the subscription.
+async fn broker_gone_after_subscribe(data: &Path) -> (u16, String, mpsc::Receiver<Publish>) {
+    let port = common::free_port();
+    let m = Mosquitto::start_persistent(port, data);
+    let sub = persistent_subscriber(port, "vgate/v1/+/+").await;
+    let url = m.url();
+    m.terminate();
+    (port, url, sub)
+}
+
 /// Publishes `rounds` login events of every vehicle in `vehicles`, each waited for until
 /// durable (with the broker down: spooled); returns each vehicle's event ids in order.
 async fn publish_durably(
@@ -287,12 +298,7 @@ async fn lanes_start_with_the_broker_down_at_once_and_replay_when_it_comes() {
     need_mosquitto!("lanes_start_with_the_broker_down_at_once_and_replay_when_it_comes");
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
-    let port = common::free_port();
-    // A platform client whose session the broker keeps while it is down.
-    let m = Mosquitto::start_persistent(port, data.path());
-    let mut sub = persistent_subscriber(port, "vgate/v1/+/+").await;
-    let url = m.url();
-    m.terminate();
+    let (port, url, mut sub) = broker_gone_after_subscribe(data.path()).await;
 
     let cfg = MqttConfig {
         connect_timeout_s: 2,
@@ -329,11 +335,7 @@ async fn spools_of_removed_lanes_are_replayed_when_connections_is_lowered() {
     need_mosquitto!("spools_of_removed_lanes_are_replayed_when_connections_is_lowered");
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
-    let port = common::free_port();
-    let m = Mosquitto::start_persistent(port, data.path());
-    let mut sub = persistent_subscriber(port, "vgate/v1/+/+").await;
-    let url = m.url();
-    m.terminate();
+    let (port, url, mut sub) = broker_gone_after_subscribe(data.path()).await;
 
     // Three lanes spool while the broker is down, then the gateway stops.
     let cfg = MqttConfig {

@@ -157,7 +157,9 @@ impl MqttState {
             Request::Disconnect(_) => self.outgoing_disconnect()?,
             Request::PubAck(puback) => self.outgoing_puback(puback)?,
             Request::PubRec(pubrec) => self.outgoing_pubrec(pubrec)?,
-            _ => unimplemented!(),
+            // vgate patch: a request a client never sends (an ack of the broker's kind) is an
+            // error for this connection, not a panic of the process.
+            _ => return Err(StateError::InvalidState),
         };
 
         self.last_outgoing = Instant::now();

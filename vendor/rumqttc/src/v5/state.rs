@@ -211,7 +211,9 @@ impl MqttState {
                 self.check_size(pubrec.size())?;
                 self.outgoing_pubrec(pubrec)?
             }
-            _ => unimplemented!(),
+            // vgate patch: a request a client never sends (an ack of the broker's kind) is an
+            // error for this connection, not a panic of the process.
+            _ => return Err(StateError::InvalidState),
         };
 
         self.last_outgoing = Instant::now();
