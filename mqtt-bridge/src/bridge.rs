@@ -5,7 +5,7 @@
 //!  sessions --Publisher (bounded queue)--> forwarder --rumqttc channel--> event loop --TCP--> broker
 //!                                              |  tickets              PUBACKs |
 //!                                              +-------> Tracker <------------+
-//!  gateway <--mpsc IncomingCommand (ack when stored)-- event loop <-- {p}/v1/+/cmd
+//!  gateway <--Intake: IncomingCommand, never waits (ack when stored)-- event loop <-- {p}/v1/+/cmd
 //! ```
 //!
 //! The picture is one lane; with `mqtt.connections` > 1 each lane has its own queue,
@@ -24,7 +24,7 @@ use rumqttc::{ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, Ou
 use tokio::sync::mpsc;
 
 use crate::client::BrokerAddr;
-use crate::commands::{Acker, IncomingCommand, Parts};
+use crate::commands::{Acker, CommandReceiver, IncomingCommand, Intake, Parts};
 use crate::config::{MqttConfig, MqttProtocol, Qos};
 use crate::connection::{Client, Received};
 use crate::embedded::EmbeddedBroker;
@@ -52,7 +52,7 @@ pub(crate) fn request_channel(inflight: u16) -> usize {
 #[derive(Debug)]
 pub struct Bridge {
     publisher: Publisher,
-    commands: Option<mpsc::Receiver<IncomingCommand>>,
+    commands: Option<CommandReceiver>,
     /// The connections, lane 0 first (never empty while the bridge runs).
     lanes: Vec<Lane>,
     topics: Arc<Topics>,
@@ -72,7 +72,8 @@ pub(crate) struct Loop {
     pub publisher: Publisher,
     pub tracker: Arc<Tracker>,
     pub topics: Arc<Topics>,
-    pub commands: mpsc::Sender<IncomingCommand>,
+    /// Where received commands go; never waits (see `commands`).
+    pub commands: Intake,
     pub node: String,
     pub broker: String,
     pub stopping: Arc<AtomicBool>,
@@ -203,7 +204,7 @@ impl Bridge {
             cfg.qos,
             cfg.max_packet_size,
         );
-        let (cmd_tx, cmd_rx) = mpsc::channel(cfg.command_capacity);
+        let (cmd_tx, cmd_rx) = Intake::channel(cfg.command_capacity);
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Shared {
             publisher: publisher.clone(),
@@ -270,7 +271,7 @@ impl Bridge {
     }
 
     /// The receiver of incoming commands; `Some` the first time only.
-    pub fn take_commands(&mut self) -> Option<mpsc::Receiver<IncomingCommand>> {
+    pub fn take_commands(&mut self) -> Option<CommandReceiver> {
         self.commands.take()
     }
 
@@ -508,9 +509,10 @@ impl Loop {
         *backoff = (*backoff * 2).min(self.backoff_max);
     }
 
-    /// Hands a command to the gateway. Waits when the gateway's channel is full (the broker
-    /// holds the rest: they are unacknowledged).
-    pub(crate) async fn command(&self, parts: Parts, received: Received) {
+    /// Hands a command to the gateway without waiting: this task also writes the PUBACKs
+    /// and results that let the gateway take more (see `commands`, "Why the intake never
+    /// waits"). The broker's inflight window bounds how many are unacknowledged.
+    pub(crate) fn command(&self, parts: Parts, received: Received) {
         let acker = Acker::new(self.client.clone(), received);
         let Some(target) = self.topics.parse_command(&parts.topic) else {
             tracing::warn!(topic = %parts.topic, "message on an unexpected topic; acknowledged and dropped");
@@ -520,10 +522,8 @@ impl Loop {
         };
         metrics::counter!("vgate_mqtt_commands_received_total").increment(1);
         tracing::debug!(topic = %parts.topic, ?target, "command received");
-        let cmd = IncomingCommand::new(target, parts, acker);
-        if self.commands.send(cmd).await.is_err() {
-            tracing::warn!("command receiver dropped; command left unacknowledged");
-        }
+        self.commands
+            .push(IncomingCommand::new(target, parts, acker));
     }
 }
 
@@ -549,7 +549,7 @@ pub(crate) async fn run(mut ev: EventLoop, lp: Loop) {
                     message_expiry: None,
                     redelivered: p.dup,
                 };
-                lp.command(parts, Received::V4(p)).await;
+                lp.command(parts, Received::V4(p));
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => lp
                 .tracker

@@ -160,6 +160,13 @@ pub(crate) fn options_v5(
     let mut props = ConnectProperties::new();
     props.session_expiry_interval = Some(SESSION_EXPIRY_S);
     props.max_packet_size = u32::try_from(cfg.max_packet_size).ok();
+    // Receive Maximum: the broker sends at most this many unacknowledged QoS 1 commands; the
+    // rest wait on the broker until vgate has stored (and acknowledged) what it took.
+    props.receive_maximum = Some(
+        u16::try_from(cfg.command_capacity)
+            .unwrap_or(u16::MAX)
+            .max(1),
+    );
     let mut o = V5Options::new(client_id, broker.host.clone(), broker.port);
     o.set_connect_properties(props)
         .set_keep_alive(Duration::from_secs(u64::from(cfg.keepalive_s.max(5))))

@@ -50,7 +50,12 @@ pub struct MqttConfig {
     /// in flight than on one that keeps 100 (it reads them in larger pieces), and it is the
     /// broker's CPU that bounds the gateway's throughput (docs/PERFORMANCE.md).
     pub inflight: u16,
-    /// Incoming commands waiting for the gateway. Default 256.
+    /// Incoming commands waiting to be stored by the gateway, as a bound the broker is asked
+    /// to keep: the MQTT 5 Receive Maximum (the broker sends at most this many
+    /// unacknowledged QoS 1 commands and holds the rest). Over MQTT 3.1.1 the broker's own
+    /// inflight window bounds them (Mosquitto `max_inflight_messages`, 20 by default). Past
+    /// it, QoS 0 commands are dropped (counted). The event loop never waits for room: it
+    /// also carries the acknowledgements that make room. Default 256.
     pub command_capacity: usize,
     /// MQTT connections ("lanes") events are published over, 1..=16. Default 4. Each
     /// vehicle's events go over one lane (a stable hash of its id), so they keep their order;

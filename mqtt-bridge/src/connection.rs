@@ -23,6 +23,16 @@ pub(crate) enum Received {
     V5(Box<Publish5>),
 }
 
+impl Received {
+    /// Delivered at QoS 0: there is no PUBACK to send and the broker never redelivers it.
+    pub fn at_most_once(&self) -> bool {
+        match self {
+            Received::V4(p) => p.qos == QoS::AtMostOnce,
+            Received::V5(p) => p.qos == QoS5::AtMostOnce,
+        }
+    }
+}
+
 fn q4(q: Qos) -> QoS {
     match q {
         Qos::AtMostOnce => QoS::AtMostOnce,

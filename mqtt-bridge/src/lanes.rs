@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::bridge::{first_connect, request_channel, run, Loop};
 use crate::client::{options, options_v5, BrokerAddr};
-use crate::commands::IncomingCommand;
+use crate::commands::Intake;
 use crate::config::{MqttConfig, MqttProtocol};
 use crate::connection::Client;
 use crate::publisher::{forward, Job, Publisher};
@@ -243,7 +243,7 @@ fn degraded_start(
 pub(crate) struct Shared {
     pub publisher: Publisher,
     pub topics: Arc<Topics>,
-    pub commands: mpsc::Sender<IncomingCommand>,
+    pub commands: Intake,
     pub node: String,
     pub broker: String,
     pub stopping: Arc<AtomicBool>,

@@ -59,7 +59,7 @@ mod tracker;
 mod v5;
 
 pub use bridge::Bridge;
-pub use commands::IncomingCommand;
+pub use commands::{CommandReceiver, IncomingCommand};
 pub use config::{
     EmbeddedLimits, MqttConfig, MqttProtocol, Qos, QosConfig, SpoolConfig, TlsConfig, WhenFull,
 };

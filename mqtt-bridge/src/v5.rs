@@ -104,7 +104,7 @@ pub(crate) async fn run(mut ev: EventLoop, lp: Loop) {
                         .map(|s| Duration::from_secs(u64::from(s))),
                     redelivered: p.dup,
                 };
-                lp.command(parts, Received::V5(Box::new(p))).await;
+                lp.command(parts, Received::V5(Box::new(p)));
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => lp
                 .tracker()

@@ -367,6 +367,13 @@ pub struct Received {
 
 impl Subscriber {
     pub async fn connect(port: u16, filters: &[&str]) -> Subscriber {
+        Self::connect_with(port, filters, QoS::AtLeastOnce).await
+    }
+
+    /// Like [`Subscriber::connect`], subscribing at `qos`. At QoS 0 the broker does not wait
+    /// for this (debug-built, busy) test client's PUBACKs: a flood of results is not limited
+    /// by the broker's inflight window towards it.
+    pub async fn connect_with(port: u16, filters: &[&str], qos: QoS) -> Subscriber {
         let id = format!("test-sub-{}", free_port());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(10));
@@ -388,10 +395,7 @@ impl Subscriber {
             }
         });
         for f in filters {
-            client
-                .subscribe(*f, QoS::AtLeastOnce)
-                .await
-                .expect("subscribe");
+            client.subscribe(*f, qos).await.expect("subscribe");
         }
         for _ in filters {
             tokio::time::timeout(Duration::from_secs(10), ready_rx.recv())
@@ -420,6 +424,16 @@ impl Subscriber {
                 };
             }
         }
+    }
+
+    /// How many messages are waiting now, taken without waiting (a zero-length `drain`
+    /// would wait for the timer's next tick, a millisecond, per call).
+    pub fn take_ready(&mut self) -> usize {
+        let mut n = 0;
+        while self.rx.try_recv().is_ok() {
+            n += 1;
+        }
+        n
     }
 
     /// Every message received within `wait`.

@@ -26,6 +26,7 @@
 
 pub mod outbox;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -291,25 +292,6 @@ pub fn status_label(s: CmdStatus) -> &'static str {
     }
 }
 
-/// The protocol a vehicle speaks, from its live session or from the vehicles seen before
-/// (one point lookup in the store, only for a vehicle that is not online).
-async fn protocol_of(
-    commands: &Commands,
-    registry: &dyn Registry,
-    vehicle: &str,
-) -> Option<Protocol> {
-    if let Some(h) = registry.get(vehicle) {
-        return Some(h.protocol);
-    }
-    let v = vehicle.to_owned();
-    commands
-        .blocking(move |q| q.known_vehicle(&v))
-        .await
-        .and_then(Result::ok)
-        .flatten()
-        .and_then(|k| protocol_from_name(&k.protocol))
-}
-
 /// The contract's protocol name back to a [`Protocol`].
 pub fn protocol_from_name(s: &str) -> Option<Protocol> {
     [
@@ -352,111 +334,133 @@ fn loose_id(payload: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// Commands taken from the bridge and stored with one commit, at most. Large enough that a
+/// burst is stored at the disk's fsync rate times this (a commit costs a few ms whatever it
+/// holds), small enough that the first results of a burst come out within one commit.
+pub const INTAKE_BATCH: usize = 1024;
+
 /// Takes commands from the bridge, stores them and wakes the sessions that hold their vehicles.
+///
+/// Commands are taken in batches: every command already waiting (up to [`INTAKE_BATCH`]) is
+/// validated, then all of them are stored with one commit (one fsync), then acknowledged to
+/// the broker and answered (`queued`, or the vehicle's session is woken). One commit per
+/// command bounded the intake at the disk's fsync rate (~250/s), so a fleet-wide push of one
+/// message per vehicle took minutes.
 pub struct Dispatcher {
     pub commands: Arc<Commands>,
     pub registry: Arc<dyn Registry>,
 }
 
+/// One incoming command of a batch, parsed, with where its results go.
+struct Intake {
+    inc: IncomingCommand,
+    target: ResultTarget,
+    /// `None`: rejected (the `rejected` result is already published).
+    cmd: Option<Command>,
+    /// Its recipients (one, or a group's members).
+    vehicles: Vec<String>,
+    /// Whether storing it failed (not acknowledged: the broker delivers it again).
+    failed: bool,
+}
+
 impl Dispatcher {
     /// Runs until the bridge's command channel closes.
-    pub async fn run(self, mut rx: tokio::sync::mpsc::Receiver<IncomingCommand>) {
-        while let Some(inc) = rx.recv().await {
-            self.handle(inc).await;
+    pub async fn run(self, mut rx: mqtt_bridge::CommandReceiver) {
+        let mut batch = Vec::with_capacity(INTAKE_BATCH);
+        while rx.recv_many(&mut batch, INTAKE_BATCH).await > 0 {
+            self.handle_batch(std::mem::take(&mut batch)).await;
         }
     }
 
     /// One incoming command: validated, stored (then acknowledged to the broker), delivered
     /// or queued, with its first result.
     pub async fn handle(&self, inc: IncomingCommand) {
-        let vehicles: Vec<String> = match &inc.target {
-            Target::Vehicle(v) => vec![v.clone()],
-            Target::Group(g) => self.members(g).await,
-        };
-        let unknown = Protocol::Raw;
-        let target = ResultTarget {
-            id: loose_id(&inc.payload),
-            response_topic: inc.response_topic.clone(),
-            correlation_data: inc.correlation_data.as_ref().map(|b| b.to_vec()),
-        };
-        let cmd = match Command::parse(&inc.payload) {
-            Ok(c) => c,
-            Err(e) => {
-                info!(topic = %inc.topic, error = %e, "command rejected");
-                for v in &vehicles {
-                    self.commands
-                        .result(
-                            v,
-                            unknown,
-                            &target,
-                            CmdStatus::Rejected,
-                            Some(e.to_string()),
-                            None,
-                        )
-                        .await;
+        self.handle_batch(vec![inc]).await;
+    }
+
+    /// Incoming commands, in the order received: each validated, all stored with one commit,
+    /// then each acknowledged to the broker and delivered or queued, with its first result.
+    pub async fn handle_batch(&self, incs: Vec<IncomingCommand>) {
+        let started = std::time::Instant::now();
+        let count = incs.len();
+        let mut groups: Option<Vec<(String, String)>> = None;
+        let mut intakes = Vec::with_capacity(incs.len());
+        for inc in incs {
+            let vehicles = match &inc.target {
+                Target::Vehicle(v) => vec![v.clone()],
+                Target::Group(g) => {
+                    if groups.is_none() {
+                        groups = Some(self.known().await);
+                    }
+                    self.members(g, groups.as_deref().unwrap_or_default())
                 }
-                let _ = inc.ack().await;
-                return;
-            }
-        };
-        let ttl_ms = cmd
-            .ttl_s
-            .map(|s| s.saturating_mul(1000))
-            .or(inc
-                .message_expiry
-                .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64))
-            .unwrap_or(self.commands.cfg.default_ttl_s.saturating_mul(1000));
-        let priority = cmd.priority.unwrap_or(self.commands.cfg.default_priority);
-        let command_json = serde_json::to_value(&cmd).unwrap_or_default();
+            };
+            let target = ResultTarget {
+                id: loose_id(&inc.payload),
+                response_topic: inc.response_topic.clone(),
+                correlation_data: inc.correlation_data.as_ref().map(|b| b.to_vec()),
+            };
+            let cmd = match Command::parse(&inc.payload) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    info!(topic = %inc.topic, error = %e, "command rejected");
+                    for v in &vehicles {
+                        self.reject(v, Protocol::Raw, &target, e.to_string()).await;
+                    }
+                    None
+                }
+            };
+            intakes.push(Intake {
+                inc,
+                target,
+                cmd,
+                vehicles,
+                failed: false,
+            });
+        }
+        let protocols = self.protocols(&intakes).await;
+
+        // Everything to store, with the command it came from.
+        let mut batch: Vec<(usize, QueuedCommand, Protocol)> = Vec::new();
         let now = now_ms();
-        let mut stored_all = true;
-        let mut batch: Vec<(QueuedCommand, Protocol)> = Vec::new();
-        for vehicle in vehicles {
-            if let Err(e) = codecs::vehicle_id::validate(&vehicle) {
-                self.commands
-                    .result(
-                        &vehicle,
-                        unknown,
-                        &target,
-                        CmdStatus::Rejected,
-                        Some(format!("vehicle id: {e}")),
-                        None,
-                    )
-                    .await;
-                continue;
-            }
-            let protocol = protocol_of(&self.commands, &*self.registry, &vehicle).await;
-            if let Some(p) = protocol {
-                if let Err(e) = validate_for(&cmd, p) {
-                    info!(vehicle, id = %cmd.id, error = %e, "command rejected");
-                    self.commands
-                        .result(
-                            &vehicle,
-                            p,
-                            &target,
-                            CmdStatus::Rejected,
-                            Some(e.to_string()),
-                            None,
-                        )
-                        .await;
+        for (k, it) in intakes.iter().enumerate() {
+            let Some(cmd) = &it.cmd else { continue };
+            let ttl_ms = cmd
+                .ttl_s
+                .map(|s| s.saturating_mul(1000))
+                .or(it
+                    .inc
+                    .message_expiry
+                    .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64))
+                .unwrap_or(self.commands.cfg.default_ttl_s.saturating_mul(1000));
+            let priority = cmd.priority.unwrap_or(self.commands.cfg.default_priority);
+            let command_json = serde_json::to_value(cmd).unwrap_or_default();
+            for vehicle in &it.vehicles {
+                let protocol = protocols.get(vehicle.as_str()).copied().flatten();
+                if let Err(reason) = self.check(cmd, vehicle, protocol, priority) {
+                    info!(vehicle, id = %cmd.id, error = %reason, "command rejected");
+                    let p = protocol.unwrap_or(Protocol::Raw);
+                    self.reject(vehicle, p, &it.target, reason).await;
                     continue;
                 }
+                let q = QueuedCommand {
+                    vehicle: vehicle.clone(),
+                    id: cmd.id.clone(),
+                    priority,
+                    enqueued_at_ms: now,
+                    expires_at_ms: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+                    command: command_json.clone(),
+                    response_topic: it.target.response_topic.clone(),
+                    correlation_data: it.target.correlation_data.clone(),
+                    attempts: 0,
+                };
+                batch.push((k, q, protocol.unwrap_or(Protocol::Raw)));
             }
-            let q = QueuedCommand {
-                vehicle,
-                id: cmd.id.clone(),
-                priority,
-                enqueued_at_ms: now,
-                expires_at_ms: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
-                command: command_json.clone(),
-                response_topic: target.response_topic.clone(),
-                correlation_data: target.correlation_data.clone(),
-                attempts: 0,
-            };
-            batch.push((q, protocol.unwrap_or(unknown)));
         }
-        // One commit (one fsync) for every member of a broadcast.
-        let cmds: Vec<QueuedCommand> = batch.iter().map(|(q, _)| q.clone()).collect();
+
+        // One commit (one fsync) for every command of the batch and every member of a broadcast.
+        let cmds: Vec<QueuedCommand> = batch.iter().map(|(_, q, _)| q.clone()).collect();
+        let n = cmds.len();
         let outcome = if cmds.is_empty() {
             Some(Ok(Vec::new()))
         } else {
@@ -466,58 +470,158 @@ impl Dispatcher {
         };
         match outcome {
             Some(Ok(outcomes)) => {
-                for ((q, protocol), outcome) in batch.iter().zip(outcomes) {
-                    let vehicle = &q.vehicle;
-                    match outcome {
-                        Enqueued::Stored => match self.registry.get(vehicle) {
-                            Some(h) => {
-                                let _ = h.control.try_send(Control::Deliver);
-                            }
-                            None => {
-                                self.commands
-                                    .result(
-                                        vehicle,
-                                        *protocol,
-                                        &target,
-                                        CmdStatus::Queued,
-                                        None,
-                                        None,
-                                    )
-                                    .await
-                            }
-                        },
-                        Enqueued::Duplicate => {
-                            debug!(vehicle, id = %cmd.id, "duplicate command id ignored")
-                        }
-                        Enqueued::VehicleFull | Enqueued::GlobalFull => {
-                            self.commands
-                                .result(
-                                    vehicle,
-                                    *protocol,
-                                    &target,
-                                    CmdStatus::Failed,
-                                    Some("queue_full".into()),
-                                    None,
-                                )
-                                .await;
-                        }
-                    }
+                for ((k, q, protocol), outcome) in batch.iter().zip(outcomes) {
+                    let Some(it) = intakes.get(*k) else { continue };
+                    self.stored(q, *protocol, &it.target, outcome).await;
                 }
             }
             Some(Err(e)) => {
-                warn!(id = %cmd.id, error = %e, "command not stored; the broker will deliver it again");
-                stored_all = false;
+                warn!(commands = n, error = %e, "commands not stored; the broker will deliver them again");
+                for (k, _, _) in &batch {
+                    if let Some(it) = intakes.get_mut(*k) {
+                        it.failed = true;
+                    }
+                }
             }
-            None => stored_all = false,
+            None => {
+                for (k, _, _) in &batch {
+                    if let Some(it) = intakes.get_mut(*k) {
+                        it.failed = true;
+                    }
+                }
+            }
         }
         // Not acknowledged when storing failed: the broker redelivers it (after a reconnect).
-        if stored_all {
-            let _ = inc.ack().await;
+        for it in intakes {
+            if !it.failed {
+                let _ = it.inc.ack().await;
+            }
+        }
+        debug!(messages = count, stored = n, took = ?started.elapsed(), "command batch taken");
+    }
+
+    /// Whether `cmd` can be stored for `vehicle`: a valid vehicle id, what a queue can hold,
+    /// and params the vehicle's protocol (when known) accepts. The error is the reason.
+    fn check(
+        &self,
+        cmd: &Command,
+        vehicle: &str,
+        protocol: Option<Protocol>,
+        priority: u8,
+    ) -> Result<(), String> {
+        codecs::vehicle_id::validate(vehicle).map_err(|e| format!("vehicle id: {e}"))?;
+        crate::queue::validate(vehicle, &cmd.id, priority).map_err(|e| e.to_string())?;
+        if let Some(p) = protocol {
+            validate_for(cmd, p).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn reject(
+        &self,
+        vehicle: &str,
+        protocol: Protocol,
+        target: &ResultTarget,
+        reason: String,
+    ) {
+        self.commands
+            .result(
+                vehicle,
+                protocol,
+                target,
+                CmdStatus::Rejected,
+                Some(reason),
+                None,
+            )
+            .await;
+    }
+
+    /// A command of the batch was stored (or refused by the queue): wake the session holding
+    /// its vehicle, or say it is queued / refused.
+    async fn stored(
+        &self,
+        q: &QueuedCommand,
+        protocol: Protocol,
+        target: &ResultTarget,
+        outcome: Enqueued,
+    ) {
+        let vehicle = &q.vehicle;
+        match outcome {
+            Enqueued::Stored => match self.registry.get(vehicle) {
+                Some(h) => {
+                    let _ = h.control.try_send(Control::Deliver);
+                }
+                None => {
+                    self.commands
+                        .result(vehicle, protocol, target, CmdStatus::Queued, None, None)
+                        .await
+                }
+            },
+            Enqueued::Duplicate => {
+                debug!(vehicle, id = %q.id, "duplicate command id ignored")
+            }
+            Enqueued::VehicleFull | Enqueued::GlobalFull => {
+                self.commands
+                    .result(
+                        vehicle,
+                        protocol,
+                        target,
+                        CmdStatus::Failed,
+                        Some("queue_full".into()),
+                        None,
+                    )
+                    .await;
+            }
         }
     }
 
-    /// The vehicles of a broadcast group: online now or seen before.
-    async fn members(&self, group: &str) -> Vec<String> {
+    /// The protocol of every recipient of the batch: from its live session, or from the
+    /// vehicles seen before (one blocking call for all that are not online).
+    async fn protocols(&self, intakes: &[Intake]) -> HashMap<String, Option<Protocol>> {
+        let mut out: HashMap<String, Option<Protocol>> = HashMap::new();
+        let mut lookup = Vec::new();
+        for v in intakes
+            .iter()
+            .filter(|it| it.cmd.is_some())
+            .flat_map(|it| it.vehicles.iter())
+        {
+            if out.contains_key(v.as_str()) {
+                continue;
+            }
+            match self.registry.get(v) {
+                Some(h) => {
+                    out.insert(v.clone(), Some(h.protocol));
+                }
+                None => {
+                    out.insert(v.clone(), None);
+                    lookup.push(v.clone());
+                }
+            }
+        }
+        if lookup.is_empty() {
+            return out;
+        }
+        let found = self
+            .commands
+            .blocking(move |q| {
+                lookup
+                    .into_iter()
+                    .filter_map(|v| {
+                        let k = q.known_vehicle(&v).ok().flatten()?;
+                        Some((v, protocol_from_name(&k.protocol)?))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+        for (v, p) in found {
+            out.insert(v, Some(p));
+        }
+        out
+    }
+
+    /// Every vehicle a group can name: online now or seen before, with its protocol name.
+    async fn known(&self) -> Vec<(String, String)> {
         let known = self
             .commands
             .blocking(|q| q.known_vehicles().unwrap_or_default())
@@ -530,15 +634,21 @@ impl Dispatcher {
         }
         all.sort();
         all.dedup_by(|a, b| a.0 == b.0);
+        all
+    }
+
+    /// The vehicles of a broadcast group among `known`.
+    fn members(&self, group: &str, known: &[(String, String)]) -> Vec<String> {
         let patterns = self.commands.cfg.groups.get(group);
-        all.into_iter()
+        known
+            .iter()
             .filter(|(v, p)| match group {
                 "all" => true,
                 "jt808" => p.starts_with("jt808"),
                 "gbt32960" => p.starts_with("gbt32960"),
                 _ => patterns.is_some_and(|ps| ps.iter().any(|pat| matches_pattern(pat, v))),
             })
-            .map(|(v, _)| v)
+            .map(|(v, _)| v.clone())
             .collect()
     }
 }

@@ -262,8 +262,9 @@ pub trait CommandQueue: Send + Sync + 'static {
     }
 }
 
-/// Rejects what no implementation can store. Shared so both stores refuse the same inputs.
-fn validate(vehicle: &str, id: &str, priority: u8) -> Result<(), QueueError> {
+/// Rejects what no implementation can store. Shared so both stores refuse the same inputs,
+/// and so the dispatcher can reject one command of a batch instead of failing the batch.
+pub fn validate(vehicle: &str, id: &str, priority: u8) -> Result<(), QueueError> {
     check_id("vehicle id", vehicle)?;
     check_id("command id", id)?;
     if priority > 9 {
