@@ -125,6 +125,14 @@ impl<P: Protocol> Network<P> {
         }
     }
 
+    /// vgate patch: writes bytes already encoded (a CONNACK refusal in the format of a protocol
+    /// level this codec does not speak) and flushes them.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.socket.write_all(bytes).await?;
+        self.socket.flush().await?;
+        Ok(())
+    }
+
     pub async fn write(&mut self, packet: Packet) -> Result<(), Error> {
         Protocol::write(&self.protocol, packet, &mut self.write)?;
         self.socket.write_all(&self.write).await?;

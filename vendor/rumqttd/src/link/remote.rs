@@ -36,6 +36,10 @@ pub enum Error {
     SessionEnd,
     #[error("Persistent session requires valid client id")]
     InvalidClientId,
+    /// vgate patch: a CONNECT of a protocol level this listener does not serve (answered with
+    /// a CONNACK refusal).
+    #[error("Unsupported protocol level {0}")]
+    UnsupportedProtocolLevel(u8),
     #[error("Unexpected router message")]
     NotConnectionAck,
     #[error("ConnAck error {0}")]
@@ -175,14 +179,25 @@ where
     // DOS attacks by filling total connections that the server can handle with idle open
     // connections which results in server rejecting new connections
     let connection_timeout_ms = config.connection_timeout_ms.into();
-    let packet = time::timeout(Duration::from_millis(connection_timeout_ms), async {
+    let read = time::timeout(Duration::from_millis(connection_timeout_ms), async {
         let packet = network.read().await?;
         Ok::<_, network::Error>(packet)
     })
-    .await??;
+    .await?;
+    // vgate patch: a CONNECT of another protocol level gets a CONNACK refusal in the client's
+    // own format before the connection is closed (MQTT 3.1.1 3.1.2.2: return code 0x01; MQTT 5
+    // 3.1.2.2: reason code 0x84), instead of a silent close a client retries forever.
+    let mut packet = match read {
+        Ok(packet) => packet,
+        Err(network::Error::Protocol(crate::protocol::Error::InvalidProtocolLevel(level))) => {
+            network.write_raw(&refuse_protocol_level(level)).await?;
+            return Err(Error::UnsupportedProtocolLevel(level));
+        }
+        Err(e) => return Err(e.into()),
+    };
 
     let (connect, _props, login) = match packet {
-        Packet::Connect(ref connect, ref props, _, _, ref login) => (connect, props, login),
+        Packet::Connect(ref mut connect, ref props, _, _, ref login) => (connect, props, login),
         packet => return Err(Error::NotConnectPacket(packet)),
     };
 
@@ -199,16 +214,52 @@ where
     let empty_client_id = connect.client_id.is_empty();
     let clean_session = connect.clean_session;
 
-    if cfg!(feature = "allow-duplicate-clientid") {
-        if !clean_session && empty_client_id {
+    // vgate patch: an empty client id with a clean session is assigned a unique one, as MQTT
+    // 3.1.1 allows (3.1.3.1; Mosquitto's clients and paho send an empty id by default); with
+    // a persistent session it is refused with CONNACK 0x02 "identifier rejected". Upstream
+    // closed the connection without a CONNACK in both cases (with the feature
+    // allow-duplicate-clientid it let the empty id through, shared by every such client).
+    // MQTT 5 would require the assigned id in the CONNACK (Assigned Client Identifier), which
+    // the router does not send: on a v5 listener the empty id stays refused (reason 0x85).
+    if empty_client_id {
+        if clean_session && P::LEVEL == 4 {
+            connect.client_id = assigned_client_id();
+        } else {
+            network.write_raw(&refuse_client_id(P::LEVEL)).await?;
             return Err(Error::InvalidClientId);
         }
-    } else if empty_client_id {
-        return Err(Error::InvalidClientId);
     }
 
     // Ok((connect, props, lastwill, lastwill_props))
     Ok(packet)
+}
+
+/// vgate patch: a unique client id for a client that sent an empty one (Mosquitto does the
+/// same, `auto-` and a random UUID). It has none of the characters the router refuses (`+$#/`).
+fn assigned_client_id() -> String {
+    format!("auto-{:032x}", rand::random::<u128>())
+}
+
+/// vgate patch: the CONNACK refusing a CONNECT of protocol `level`, in that level's format.
+fn refuse_protocol_level(level: u8) -> Vec<u8> {
+    if level == 5 {
+        // CONNACK, remaining length 3, no session, 0x84 Unsupported Protocol Version, no properties
+        vec![0x20, 0x03, 0x00, 0x84, 0x00]
+    } else {
+        // CONNACK, remaining length 2, no session, 0x01 unacceptable protocol version
+        vec![0x20, 0x02, 0x00, 0x01]
+    }
+}
+
+/// vgate patch: the CONNACK refusing an empty client id on a listener of protocol `level`.
+fn refuse_client_id(level: u8) -> Vec<u8> {
+    if level == 5 {
+        // 0x85 Client Identifier not valid
+        vec![0x20, 0x03, 0x00, 0x85, 0x00]
+    } else {
+        // 0x02 identifier rejected
+        vec![0x20, 0x02, 0x00, 0x02]
+    }
 }
 
 fn handle_auth(

@@ -747,6 +747,9 @@ pub enum Error {
 }
 
 pub trait Protocol {
+    /// vgate patch: the protocol level this codec speaks (4: MQTT 3.1.1, 5: MQTT 5), so that
+    /// `mqtt_connect` can refuse a CONNECT in the client's own CONNACK format.
+    const LEVEL: u8;
     fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error>;
     fn write(&self, packet: Packet, write: &mut BytesMut) -> Result<usize, Error>;
 }

@@ -33,12 +33,14 @@ pub fn read(
     let protocol_name = read_mqtt_bytes(&mut bytes)?;
     let protocol_name = std::str::from_utf8(&protocol_name)?.to_owned();
     let protocol_level = read_u8(&mut bytes)?;
-    if protocol_name != "MQTT" {
-        return Err(Error::InvalidProtocol);
-    }
-
+    // vgate patch: the level is checked first, so that an MQTT 3.1 client ("MQIsdp", level 3)
+    // is refused as a protocol version the server does not speak (CONNACK 0x01), not dropped.
     if protocol_level != 4 {
         return Err(Error::InvalidProtocolLevel(protocol_level));
+    }
+
+    if protocol_name != "MQTT" {
+        return Err(Error::InvalidProtocol);
     }
 
     let connect_flags = read_u8(&mut bytes)?;
