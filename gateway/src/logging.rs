@@ -83,7 +83,7 @@ pub fn effective_filter(filter: &str) -> String {
 /// Whether log lines get ANSI colours: only on a terminal, and not with `NO_COLOR` set to
 /// anything but the empty string.
 pub fn use_colour(no_color: Option<&OsStr>, stderr_is_terminal: bool) -> bool {
-    stderr_is_terminal && no_color.map_or(true, OsStr::is_empty)
+    stderr_is_terminal && !matches!(no_color, Some(v) if !v.is_empty())
 }
 
 /// Installs the global subscriber: `filter` (checked first) to stderr.
