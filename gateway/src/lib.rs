@@ -16,6 +16,7 @@ pub mod decode;
 pub mod encode;
 pub mod http;
 pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod queue;

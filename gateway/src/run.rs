@@ -1,13 +1,19 @@
 //! `vgate run`: start the bridge, the listeners and the HTTP server; stop gracefully.
 //!
-//! Start-up order: metrics recorder, MQTT bridge (embedded broker first when no external
-//! broker is configured; a refusal by the broker is a clear error and exit 2), then the
-//! listeners, each announced on stdout as `listening <name> <addr>` once bound, so scripts
-//! can wait for it. On SIGTERM/SIGINT: stop accepting, close every session (each publishes
-//! its vehicle offline with reason `shutdown`), flush the bridge, exit 0.
+//! Start-up order: the log filter (a bad one is exit 2, naming `VGATE_LOG` or the file's
+//! `log`), metrics recorder, MQTT bridge (embedded broker first when no external broker is
+//! configured; a refusal by the broker is a clear error and exit 2), then every listener is
+//! bound, the command queue opened and the HTTP listener bound. Only then, when start-up can
+//! no longer fail, do the listeners start accepting and is each announced on stdout as
+//! `listening <name> <addr>`, so a script that waits for those lines never sees one from a
+//! vgate that then exits. On SIGTERM/SIGINT: stop accepting, close every session (each
+//! publishes its vehicle offline with reason `shutdown`), flush the bridge, exit 0.
 
+use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +35,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs the gateway until a signal.
 pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let cfg = Config::load(config.as_deref()).map_err(Failure::Usage)?;
-    init_tracing(&cfg.log);
+    crate::logging::init(&cfg.log)
+        .map_err(|e| Failure::Usage(anyhow!("{}: {e}", log_filter_source(config.as_deref()))))?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("vgate");
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -50,19 +57,45 @@ pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     rt.block_on(serve(cfg))
 }
 
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Where the log filter in force came from, for the error refusing it: `VGATE_LOG`
+/// overrides the file's `log` (as in [`Config::apply_env`]).
+fn log_filter_source(file: Option<&Path>) -> String {
+    match (std::env::var("VGATE_LOG").is_ok(), file) {
+        (true, _) => "environment variable VGATE_LOG".to_owned(),
+        (false, Some(p)) => format!("config file {}: log", p.display()),
+        (false, None) => "log".to_owned(),
+    }
 }
 
-fn announce(name: &str, addr: impl std::fmt::Display) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening {name} {addr}");
-    let _ = out.flush();
+/// A listener's accept loop, or the HTTP server, built but not started yet.
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What start-up has bound, started only once nothing can fail any more.
+#[derive(Default)]
+struct Ready {
+    /// `listening <name> <addr>` lines, in start-up order.
+    announce: Vec<(String, SocketAddr)>,
+    /// Accept loops, started on the session tracker.
+    tracked: Vec<Task>,
+    /// Other tasks (the HTTP server).
+    detached: Vec<Task>,
+}
+
+impl Ready {
+    /// Starts every task, then prints the `listening` lines.
+    fn go(self, tracker: &TaskTracker) {
+        for t in self.tracked {
+            tracker.spawn(t);
+        }
+        for t in self.detached {
+            tokio::spawn(t);
+        }
+        let mut out = std::io::stdout().lock();
+        for (name, addr) in self.announce {
+            let _ = writeln!(out, "listening {name} {addr}");
+        }
+        let _ = out.flush();
+    }
 }
 
 async fn serve(cfg: Config) -> Result<(), Failure> {
@@ -80,8 +113,9 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
     let mut bridge = mqtt_bridge::Bridge::start(&mqtt, &node, &cfg.topic_prefix)
         .await
         .map_err(|e| Failure::Usage(anyhow!("MQTT: {e}")))?;
+    let mut ready = Ready::default();
     if let Some(addr) = bridge.embedded_addr() {
-        announce("mqtt", addr);
+        ready.announce.push(("mqtt".to_owned(), addr));
     }
 
     let shutdown = CancellationToken::new();
@@ -151,7 +185,7 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
             shared: shared.clone(),
         });
         let t = tracker.clone();
-        tracker.spawn(crate::listener::accept_loop(
+        ready.tracked.push(Box::pin(crate::listener::accept_loop(
             session::jt808::LISTENER,
             listener,
             shutdown.clone(),
@@ -159,8 +193,8 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
                 let l = l.clone();
                 t.track_future(session::jt808::serve(stream, peer, l))
             },
-        ));
-        announce("jt808", local);
+        )));
+        ready.announce.push(("jt808".to_owned(), local));
     }
 
     if let Some(addr) = cfg.gbt32960.listen.addr() {
@@ -184,7 +218,7 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
             shared: shared.clone(),
         });
         let t = tracker.clone();
-        tracker.spawn(crate::listener::accept_loop(
+        ready.tracked.push(Box::pin(crate::listener::accept_loop(
             session::gbt32960::LISTENER,
             listener,
             shutdown.clone(),
@@ -192,8 +226,8 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
                 let l = l.clone();
                 t.track_future(session::gbt32960::serve(stream, peer, l))
             },
-        ));
-        announce("gbt32960", local);
+        )));
+        ready.announce.push(("gbt32960".to_owned(), local));
     }
 
     for raw in &cfg.raw {
@@ -217,7 +251,7 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
             shared: shared.clone(),
         });
         let t = tracker.clone();
-        tracker.spawn(crate::listener::accept_loop(
+        ready.tracked.push(Box::pin(crate::listener::accept_loop(
             name,
             listener,
             shutdown.clone(),
@@ -225,8 +259,8 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
                 let l = l.clone();
                 t.track_future(session::raw::serve(stream, peer, l))
             },
-        ));
-        announce(name, local);
+        )));
+        ready.announce.push((name.to_owned(), local));
     }
 
     if let Some(addr) = cfg.http.listen.addr() {
@@ -236,14 +270,16 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
             .local_addr()
             .map_err(|e| Failure::Usage(e.into()))?;
         let (reg, sd) = (registry.clone(), shutdown.clone());
-        tokio::spawn(async move {
+        ready.detached.push(Box::pin(async move {
             if let Err(e) = crate::http::serve(listener, prometheus, reg, sd).await {
                 warn!(error = %e, "http server stopped");
             }
-        });
-        announce("http", local);
+        }));
+        ready.announce.push(("http".to_owned(), local));
     }
 
+    // Nothing can fail from here on: accept, then say where.
+    ready.go(&tracker);
     info!(node = %node, "vgate running");
     wait_for_signal().await;
     info!("shutting down: closing sessions");

@@ -401,8 +401,30 @@ async fn on_connected(
         .await
 }
 
+/// Says once, at the first failed attempt, that start-up waits for the broker and for how
+/// long: without it an unreachable broker meant `connect_timeout_s` of silence.
+pub(crate) fn log_waiting(
+    broker: &str,
+    error: &dyn std::fmt::Display,
+    timeout: Duration,
+    spooled: bool,
+) {
+    let then = if spooled {
+        "then starting on the spool and retrying in the background"
+    } else {
+        "then giving up"
+    };
+    tracing::warn!(
+        %broker,
+        %error,
+        connect_timeout_s = timeout.as_secs(),
+        "MQTT broker not reachable; waiting for it up to {}s (mqtt.connect_timeout_s), {then}",
+        timeout.as_secs()
+    );
+}
+
 /// Polls until the first CONNACK (retried with backoff until `timeout`); `primary` (lane 0)
-/// sets `vgate_mqtt_connected`.
+/// sets `vgate_mqtt_connected` and says that it waits (`spooled`: what happens after).
 pub(crate) async fn first_connect(
     ev: &mut EventLoop,
     broker: &str,
@@ -410,9 +432,11 @@ pub(crate) async fn first_connect(
     backoff_min: Duration,
     backoff_max: Duration,
     primary: bool,
+    spooled: bool,
 ) -> Result<(), BridgeError> {
     let started = Instant::now();
     let mut backoff = backoff_min;
+    let mut said_waiting = false;
     loop {
         match ev.poll().await {
             Ok(Event::Incoming(Incoming::ConnAck(_))) => {
@@ -438,6 +462,10 @@ pub(crate) async fn first_connect(
                         broker: broker.to_owned(),
                         reason: e.to_string(),
                     });
+                }
+                if primary && !said_waiting {
+                    said_waiting = true;
+                    crate::bridge::log_waiting(broker, &e, timeout, spooled);
                 }
                 tracing::debug!(%broker, error = %e, "MQTT connect failed; retrying");
                 tokio::time::sleep(backoff).await;

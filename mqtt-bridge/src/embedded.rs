@@ -1,7 +1,9 @@
 //! The embedded broker (rumqttd), for a gateway run without an external broker.
 //!
 //! It is configured in code (no rumqttd.toml), with one MQTT 3.1.1 listener on the
-//! configured address. The bridge does not talk to it through rumqttd's in-process link:
+//! configured address. rumqttd is vendored with two patches (vendor/rumqttd/VENDORED.md): a
+//! platform client with an empty client id and a clean session (Mosquitto's clients, paho) is
+//! assigned an id, and an MQTT 5 client gets a CONNACK refusal instead of a silent close. The bridge does not talk to it through rumqttd's in-process link:
 //! it connects its ordinary MQTT client over TCP, so the embedded and the external
 //! broker share one code path (PUBACK tracking, last will, reconnects, tests).
 //!

@@ -196,7 +196,7 @@ impl Dial<'_> {
                 let opts = options(self.cfg, self.addr, client_id, will)?;
                 let (client, mut ev) =
                     rumqttc::AsyncClient::new(opts, request_channel(self.cfg.inflight));
-                let first = first_connect(&mut ev, b, t, lo, hi, primary).await;
+                let first = first_connect(&mut ev, b, t, lo, hi, primary, self.spooled).await;
                 Ok(Connected {
                     client: Client::V4(client),
                     event_loop: EventLoops::V4(Box::new(ev)),
@@ -207,7 +207,8 @@ impl Dial<'_> {
                 let opts = options_v5(self.cfg, self.addr, client_id, will)?;
                 let (client, mut ev) =
                     rumqttc::v5::AsyncClient::new(opts, request_channel(self.cfg.inflight));
-                let first = crate::v5::first_connect(&mut ev, b, t, lo, hi, primary).await;
+                let first =
+                    crate::v5::first_connect(&mut ev, b, t, lo, hi, primary, self.spooled).await;
                 Ok(Connected {
                     client: Client::V5(client),
                     event_loop: EventLoops::V5(Box::new(ev)),

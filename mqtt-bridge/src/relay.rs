@@ -254,7 +254,7 @@ async fn dispatch(
                 };
                 match wait_replay(&sh, &replay, target, &mut stalled_at).await {
                     CatchUp::Done => {
-                        tracing::info!("MQTT spool replayed; publishing directly again");
+                        tracing::info!("MQTT spool caught up; publishing directly again");
                         spilling = false;
                     }
                     CatchUp::NotYet => {}
@@ -580,6 +580,8 @@ async fn ack(
     spool: Arc<Spool>,
 ) {
     let mut done: Vec<u64> = Vec::new();
+    // Records deleted since the spool was last empty: the count of the "replayed" line.
+    let mut replayed: u64 = 0;
     loop {
         let next = ack_rx.recv().await;
         let closing = match next {
@@ -605,7 +607,15 @@ async fn ack(
             let sp = spool.clone();
             match tokio::task::spawn_blocking(move || sp.remove(&ids)).await {
                 Ok(Ok(())) => {
-                    metrics::counter!("vgate_spool_events_total", "op" => "replayed").increment(n)
+                    metrics::counter!("vgate_spool_events_total", "op" => "replayed").increment(n);
+                    replayed += n;
+                    if spool.len() == 0 {
+                        tracing::info!(
+                            publishes = replayed,
+                            "MQTT spool replayed: the broker has every spooled publish"
+                        );
+                        replayed = 0;
+                    }
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "MQTT spool delete failed"),
                 Err(e) => tracing::error!(error = %e, "MQTT spool delete task failed"),

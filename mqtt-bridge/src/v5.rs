@@ -35,9 +35,11 @@ pub(crate) async fn first_connect(
     backoff_min: Duration,
     backoff_max: Duration,
     primary: bool,
+    spooled: bool,
 ) -> Result<(), BridgeError> {
     let started = Instant::now();
     let mut backoff = backoff_min;
+    let mut said_waiting = false;
     loop {
         match ev.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -63,6 +65,10 @@ pub(crate) async fn first_connect(
                         broker: broker.to_owned(),
                         reason: e.to_string(),
                     });
+                }
+                if primary && !said_waiting {
+                    said_waiting = true;
+                    crate::bridge::log_waiting(broker, &e, timeout, spooled);
                 }
                 tracing::debug!(%broker, error = %e, "MQTT connect failed; retrying");
                 tokio::time::sleep(backoff).await;

@@ -343,6 +343,31 @@ impl Vgate {
         }
         false
     }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub fn wait_log_line(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        while let Ok(line) = self
+            .stderr_lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+        None
+    }
+
+    /// Every stderr line not read yet, up to the end of the output: call it once vgate has
+    /// exited ([`Vgate::terminate`]).
+    pub fn remaining_log(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        // The reader thread ends, and the channel with it, when vgate's stderr closes.
+        while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_secs(30)) {
+            lines.push(line);
+        }
+        lines
+    }
 }
 
 impl Drop for Vgate {

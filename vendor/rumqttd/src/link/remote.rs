@@ -1,0 +1,422 @@
+use crate::link::local::{LinkError, LinkRx, LinkTx};
+use crate::link::network;
+use crate::link::network::Network;
+use crate::local::LinkBuilder;
+use crate::protocol::{Connect, Login, Packet, Protocol};
+use crate::router::{Event, Notification};
+use crate::{ConnectionId, ConnectionSettings};
+
+use flume::{RecvError, SendError, Sender, TrySendError};
+use std::cmp::min;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::error::Elapsed;
+use tokio::{select, time};
+use tracing::{trace, Span};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O")]
+    Io(#[from] io::Error),
+    #[error("Zero keep alive")]
+    ZeroKeepAlive,
+    #[error("Not connect packet")]
+    NotConnectPacket(Packet),
+    #[error("Network {0}")]
+    Network(#[from] network::Error),
+    #[error("Timeout")]
+    Timeout(#[from] Elapsed),
+    #[error("Channel send error")]
+    Send(#[from] SendError<(ConnectionId, Event)>),
+    #[error("Channel recv error")]
+    Recv(#[from] RecvError),
+    #[error("Got new session, disconnecting old one")]
+    SessionEnd,
+    #[error("Persistent session requires valid client id")]
+    InvalidClientId,
+    /// vgate patch: a CONNECT of a protocol level this listener does not serve (answered with
+    /// a CONNACK refusal).
+    #[error("Unsupported protocol level {0}")]
+    UnsupportedProtocolLevel(u8),
+    #[error("Unexpected router message")]
+    NotConnectionAck,
+    #[error("ConnAck error {0}")]
+    ConnectionAck(String),
+    #[error("Authentication error")]
+    InvalidAuth,
+    #[error("Channel try send error")]
+    TrySend(#[from] TrySendError<(ConnectionId, Event)>),
+    #[error("Link error = {0}")]
+    Link(#[from] LinkError),
+}
+
+/// Orchestrates between Router and Network.
+pub struct RemoteLink<P> {
+    connect: Connect,
+    pub(crate) connection_id: ConnectionId,
+    network: Network<P>,
+    link_tx: LinkTx,
+    link_rx: LinkRx,
+    notifications: VecDeque<Notification>,
+    pub(crate) will_delay_interval: u32,
+}
+
+impl<P: Protocol> RemoteLink<P> {
+    pub async fn new(
+        router_tx: Sender<(ConnectionId, Event)>,
+        tenant_id: Option<String>,
+        mut network: Network<P>,
+        connect_packet: Packet,
+        dynamic_filters: bool,
+    ) -> Result<RemoteLink<P>, Error> {
+        let Packet::Connect(connect, props, lastwill, lastwill_props, _) = connect_packet else {
+            return Err(Error::NotConnectPacket(connect_packet));
+        };
+
+        // Register this connection with the router. Router replys with ack which if ok will
+        // start the link. Router can sometimes reject the connection (ex max connection limit)
+        let client_id = &connect.client_id;
+        let clean_session = connect.clean_session;
+
+        let topic_alias_max = props.as_ref().and_then(|p| p.topic_alias_max);
+        let session_expiry = props
+            .as_ref()
+            .and_then(|p| p.session_expiry_interval)
+            .unwrap_or(0);
+
+        let delay_interval = lastwill_props
+            .as_ref()
+            .and_then(|f| f.delay_interval)
+            .unwrap_or(0);
+
+        // The Server delays publishing the Client’s Will Message until
+        // the Will Delay Interval has passed or the Session ends, whichever happens first
+        let will_delay_interval = min(session_expiry, delay_interval);
+
+        let (link_tx, link_rx, notification) = LinkBuilder::new(client_id, router_tx)
+            .tenant_id(tenant_id)
+            .clean_session(clean_session)
+            .last_will(lastwill)
+            .last_will_properties(lastwill_props)
+            .dynamic_filters(dynamic_filters)
+            .topic_alias_max(topic_alias_max.unwrap_or(0))
+            .build()?;
+
+        let id = link_rx.id();
+        Span::current().record("connection_id", id);
+
+        if let Some(packet) = notification.into() {
+            network.write(packet).await?;
+        }
+
+        Ok(RemoteLink {
+            connect,
+            connection_id: id,
+            network,
+            link_tx,
+            link_rx,
+            notifications: VecDeque::with_capacity(100),
+            will_delay_interval,
+        })
+    }
+
+    pub async fn start(&mut self) -> Result<(), Error> {
+        self.network.set_keepalive(self.connect.keep_alive);
+
+        // Note:
+        // Shouldn't result in bounded queue deadlocks because of blocking n/w send
+        loop {
+            select! {
+                o = self.network.read() => {
+                    let packet = o?;
+                    let len = {
+                        let mut buffer = self.link_tx.buffer();
+                        buffer.push_back(packet);
+                        self.network.readv(&mut buffer)?;
+                        buffer.len()
+                    };
+
+                    trace!("Packets read from network, count = {}", len);
+                    self.link_tx.notify().await?;
+                }
+                // Receive from router when previous when state isn't in collision
+                // due to previously received data request
+                o = self.link_rx.exchange(&mut self.notifications) => {
+                    o?;
+                    let mut packets = VecDeque::new();
+                    let mut unscheduled = false;
+
+                    for notif in self.notifications.drain(..) {
+                        if let Some(packet) = notif.into() {
+                            packets.push_back(packet);
+                        } else {
+                            unscheduled = true;
+                        }
+
+                    }
+                    self.network.writev(packets).await?;
+                    if unscheduled {
+                        self.link_rx.wake().await?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Read MQTT connect packet from network and verify it.
+/// authentication and checks are done here.
+pub async fn mqtt_connect<P>(
+    config: Arc<ConnectionSettings>,
+    network: &mut Network<P>,
+) -> Result<Packet, Error>
+where
+    P: Protocol,
+{
+    // Wait for MQTT connect packet and error out if it's not received in time to prevent
+    // DOS attacks by filling total connections that the server can handle with idle open
+    // connections which results in server rejecting new connections
+    let connection_timeout_ms = config.connection_timeout_ms.into();
+    let read = time::timeout(Duration::from_millis(connection_timeout_ms), async {
+        let packet = network.read().await?;
+        Ok::<_, network::Error>(packet)
+    })
+    .await?;
+    // vgate patch: a CONNECT of another protocol level gets a CONNACK refusal in the client's
+    // own format before the connection is closed (MQTT 3.1.1 3.1.2.2: return code 0x01; MQTT 5
+    // 3.1.2.2: reason code 0x84), instead of a silent close a client retries forever.
+    let mut packet = match read {
+        Ok(packet) => packet,
+        Err(network::Error::Protocol(crate::protocol::Error::InvalidProtocolLevel(level))) => {
+            network.write_raw(&refuse_protocol_level(level)).await?;
+            return Err(Error::UnsupportedProtocolLevel(level));
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let (connect, _props, login) = match packet {
+        Packet::Connect(ref mut connect, ref props, _, _, ref login) => (connect, props, login),
+        packet => return Err(Error::NotConnectPacket(packet)),
+    };
+
+    handle_auth(config.clone(), login.as_ref(), &connect.client_id)?;
+
+    // When keep_alive feature is disabled client can live forever, which is not good in
+    // distributed broker context so currenlty we don't allow it.
+    if connect.keep_alive == 0 {
+        return Err(Error::ZeroKeepAlive);
+    }
+
+    // Register this connection with the router. Router replys with ack which if ok will
+    // start the link. Router can sometimes reject the connection (ex max connection limit)
+    let empty_client_id = connect.client_id.is_empty();
+    let clean_session = connect.clean_session;
+
+    // vgate patch: an empty client id with a clean session is assigned a unique one, as MQTT
+    // 3.1.1 allows (3.1.3.1; Mosquitto's clients and paho send an empty id by default); with
+    // a persistent session it is refused with CONNACK 0x02 "identifier rejected". Upstream
+    // closed the connection without a CONNACK in both cases (with the feature
+    // allow-duplicate-clientid it let the empty id through, shared by every such client).
+    // MQTT 5 would require the assigned id in the CONNACK (Assigned Client Identifier), which
+    // the router does not send: on a v5 listener the empty id stays refused (reason 0x85).
+    if empty_client_id {
+        if clean_session && P::LEVEL == 4 {
+            connect.client_id = assigned_client_id();
+        } else {
+            network.write_raw(&refuse_client_id(P::LEVEL)).await?;
+            return Err(Error::InvalidClientId);
+        }
+    }
+
+    // Ok((connect, props, lastwill, lastwill_props))
+    Ok(packet)
+}
+
+/// vgate patch: a unique client id for a client that sent an empty one (Mosquitto does the
+/// same, `auto-` and a random UUID). It has none of the characters the router refuses (`+$#/`).
+fn assigned_client_id() -> String {
+    format!("auto-{:032x}", rand::random::<u128>())
+}
+
+/// vgate patch: the CONNACK refusing a CONNECT of protocol `level`, in that level's format.
+fn refuse_protocol_level(level: u8) -> Vec<u8> {
+    if level == 5 {
+        // CONNACK, remaining length 3, no session, 0x84 Unsupported Protocol Version, no properties
+        vec![0x20, 0x03, 0x00, 0x84, 0x00]
+    } else {
+        // CONNACK, remaining length 2, no session, 0x01 unacceptable protocol version
+        vec![0x20, 0x02, 0x00, 0x01]
+    }
+}
+
+/// vgate patch: the CONNACK refusing an empty client id on a listener of protocol `level`.
+fn refuse_client_id(level: u8) -> Vec<u8> {
+    if level == 5 {
+        // 0x85 Client Identifier not valid
+        vec![0x20, 0x03, 0x00, 0x85, 0x00]
+    } else {
+        // 0x02 identifier rejected
+        vec![0x20, 0x02, 0x00, 0x02]
+    }
+}
+
+fn handle_auth(
+    config: Arc<ConnectionSettings>,
+    login: Option<&Login>,
+    client_id: &str,
+) -> Result<(), Error> {
+    if config.auth.is_none() && config.external_auth.is_none() {
+        return Ok(());
+    }
+
+    // if authentication is configured and connect packet doesn't have login details
+    // return an error
+    let Some(login) = login else {
+        return Err(Error::InvalidAuth);
+    };
+
+    let username = &login.username;
+    let password = &login.password;
+
+    if let Some(auth) = &config.external_auth {
+        if !auth(
+            client_id.to_owned(),
+            username.to_owned(),
+            password.to_owned(),
+        ) {
+            return Err(Error::InvalidAuth);
+        }
+
+        return Ok(());
+    }
+
+    if let Some(pairs) = &config.auth {
+        let static_auth_verified = pairs
+            .iter()
+            .any(|(user, pass)| (user, pass) == (username, password));
+
+        if !static_auth_verified {
+            return Err(Error::InvalidAuth);
+        }
+
+        return Ok(());
+    }
+
+    Err(Error::InvalidAuth)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, sync::Arc};
+
+    use crate::{protocol::Login, ConnectionSettings};
+
+    use super::handle_auth;
+
+    fn config() -> ConnectionSettings {
+        ConnectionSettings {
+            connection_timeout_ms: 0,
+            max_payload_size: 0,
+            max_inflight_count: 0,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: false,
+        }
+    }
+
+    fn login() -> Login {
+        Login {
+            username: "u".to_owned(),
+            password: "p".to_owned(),
+        }
+    }
+
+    #[test]
+    fn no_login_no_auth() {
+        let cfg = Arc::new(config());
+        let r = handle_auth(cfg, None, "");
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn some_login_no_auth() {
+        let cfg = Arc::new(config());
+        let login = login();
+        let r = handle_auth(cfg, Some(&login), "");
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn login_matches_static_auth() {
+        let login = login();
+        let mut map = HashMap::<String, String>::new();
+        map.insert(login.username.clone(), login.password.clone());
+
+        let mut cfg = config();
+        cfg.auth = Some(map);
+
+        let r = handle_auth(Arc::new(cfg), Some(&login), "");
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn login_fails_static_no_external() {
+        let login = login();
+        let mut map = HashMap::<String, String>::new();
+        map.insert("wrong".to_owned(), "wrong".to_owned());
+
+        let mut cfg = config();
+        cfg.auth = Some(map);
+
+        let r = handle_auth(Arc::new(cfg), Some(&login), "");
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn login_fails_static_matches_external() {
+        let login = login();
+
+        let mut map = HashMap::<String, String>::new();
+        map.insert("wrong".to_owned(), "wrong".to_owned());
+
+        let dynamic = |_: String, _: String, _: String| -> bool { true };
+
+        let mut cfg = config();
+        cfg.auth = Some(map);
+        cfg.external_auth = Some(Arc::new(dynamic));
+
+        let r = handle_auth(Arc::new(cfg), Some(&login), "");
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn login_fails_static_fails_external() {
+        let login = login();
+
+        let mut map = HashMap::<String, String>::new();
+        map.insert("wrong".to_owned(), "wrong".to_owned());
+
+        let dynamic = |_: String, _: String, _: String| -> bool { false };
+
+        let mut cfg = config();
+        cfg.auth = Some(map);
+        cfg.external_auth = Some(Arc::new(dynamic));
+
+        let r = handle_auth(Arc::new(cfg), Some(&login), "");
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn external_auth_clousre_or_fnptr_type_check_or_fail_compile() {
+        let closure = |_: String, _: String, _: String| -> bool { false };
+        fn fnptr(_: String, _: String, _: String) -> bool {
+            true
+        }
+
+        let mut cfg = config();
+        cfg.external_auth = Some(Arc::new(closure));
+        cfg.external_auth = Some(Arc::new(fnptr));
+    }
+}
