@@ -130,7 +130,11 @@ impl Bridge {
         let (embedded, addr) = match &cfg.url {
             Some(url) => (None, BrokerAddr::parse(url)?),
             None => {
-                let b = EmbeddedBroker::start(cfg.embedded_listen, cfg.embedded)?;
+                let b = EmbeddedBroker::start(
+                    cfg.embedded_listen,
+                    cfg.embedded,
+                    &topics.command_filters(),
+                )?;
                 let mut target = b.addr();
                 if target.ip().is_unspecified() {
                     target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

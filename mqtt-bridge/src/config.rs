@@ -254,6 +254,13 @@ pub struct EmbeddedLimits {
     pub max_payload_size: usize,
     /// QoS 1 messages in flight per connection. Default 100.
     pub max_inflight: usize,
+    /// Bytes of commands (`{p}/v1/+/cmd`, `{p}/broadcast/+/cmd`) the broker keeps for the
+    /// gateway while it has not taken them yet, e.g. during a burst. rumqttd keeps each
+    /// subscription's messages in an in-memory log of segments and, when a subscriber falls
+    /// further behind than the log holds, skips it ahead: the commands in between are lost.
+    /// Memory, once a burst has filled it, stays held. Default 32 MiB (~200,000 commands
+    /// of 150 bytes).
+    pub command_backlog_bytes: usize,
 }
 
 impl Default for EmbeddedLimits {
@@ -262,6 +269,7 @@ impl Default for EmbeddedLimits {
             max_connections: 1000,
             max_payload_size: 1024 * 1024,
             max_inflight: 100,
+            command_backlog_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -27,12 +27,17 @@ pub struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
-    /// Starts rumqttd listening on `addr` with `limits`.
+    /// Starts rumqttd listening on `addr` with `limits`; `command_filters` (the gateway's
+    /// command subscriptions) get a log of `limits.command_backlog_bytes`.
     ///
     /// The address is bound once first so that a port in use is a clear error here rather
     /// than a log line from rumqttd's thread. A port of 0 is refused: platform clients need
     /// a known address.
-    pub fn start(addr: SocketAddr, limits: EmbeddedLimits) -> Result<Self, BridgeError> {
+    pub fn start(
+        addr: SocketAddr,
+        limits: EmbeddedLimits,
+        command_filters: &[String],
+    ) -> Result<Self, BridgeError> {
         if addr.port() == 0 {
             return Err(BridgeError::Config {
                 key: "mqtt.embedded_listen",
@@ -43,7 +48,7 @@ impl EmbeddedBroker {
             addr,
             reason: e.to_string(),
         })?;
-        let mut broker = rumqttd::Broker::new(broker_config(addr, limits));
+        let mut broker = rumqttd::Broker::new(broker_config(addr, limits, command_filters));
         thread::Builder::new()
             .name("vgate-mqtt-broker".into())
             .spawn(move || {
@@ -62,7 +67,22 @@ impl EmbeddedBroker {
     }
 }
 
-fn broker_config(addr: SocketAddr, limits: EmbeddedLimits) -> Config {
+/// Segments of a command filter's log: the backlog is dropped a segment at a time.
+const COMMAND_SEGMENTS: usize = 16;
+
+fn broker_config(addr: SocketAddr, limits: EmbeddedLimits, command_filters: &[String]) -> Config {
+    // Commands wait here while the gateway stores the ones before them: a fleet-wide push of
+    // one message per vehicle is tens of thousands at once, far more than 2 small segments.
+    let segment = rumqttd::SegmentConfig {
+        max_segment_size: (limits.command_backlog_bytes / COMMAND_SEGMENTS)
+            .max(limits.max_payload_size)
+            .max(64 * 1024),
+        max_segment_count: COMMAND_SEGMENTS,
+    };
+    let custom: HashMap<String, rumqttd::SegmentConfig> = command_filters
+        .iter()
+        .map(|f| (f.clone(), segment.clone()))
+        .collect();
     let connections = ConnectionSettings {
         connection_timeout_ms: 10_000,
         max_payload_size: limits.max_payload_size,
@@ -88,6 +108,7 @@ fn broker_config(addr: SocketAddr, limits: EmbeddedLimits) -> Config {
             // bound the memory per topic (the defaults, 100 MiB x 10, would not).
             max_segment_size: limits.max_payload_size.max(64 * 1024),
             max_segment_count: 2,
+            custom_segment: Some(custom),
             ..RouterConfig::default()
         },
         v4: Some(HashMap::from([("1".to_owned(), server)])),
