@@ -322,7 +322,10 @@ fn the_readme_encode_examples_print_what_the_readme_says() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex, "{cmd}");
         checked += 1;
     }
-    assert_eq!(checked, 2, "both encode examples have their output under them");
+    assert_eq!(
+        checked, 2,
+        "both encode examples have their output under them"
+    );
 }
 
 /// docs/commands.md's GB/T 32960 examples: each ```json block of commands, then a line
@@ -370,7 +373,11 @@ fn the_gbt32960_command_examples_in_docs_reproduce_byte_for_byte() {
             .split_once(": `")
             .filter(|(e, _)| *e == "2016" || *e == "2025")
         {
-            examples.push((edition, std::mem::take(&mut commands), hex_in(&format!("`{rest}"))));
+            examples.push((
+                edition,
+                std::mem::take(&mut commands),
+                hex_in(&format!("`{rest}")),
+            ));
             continuing = true;
         }
     }

@@ -556,11 +556,7 @@ async fn every_event_of_a_2011_terminal_s_session_is_labelled_jt808_2011() {
         assert!(kinds.iter().any(|k| k == want), "a {want} event: {kinds:?}");
     }
     for m in &got {
-        assert_eq!(
-            m.json["protocol"], "jt808-2011",
-            "{} {}",
-            m.topic, m.json
-        );
+        assert_eq!(m.json["protocol"], "jt808-2011", "{} {}", m.topic, m.json);
         if m.topic.ends_with("/status") {
             assert_eq!(m.json["data"]["protocol"], "jt808-2011", "{}", m.json);
         }

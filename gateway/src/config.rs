@@ -348,7 +348,9 @@ const ENV_KEYS: &[(&str, &str)] = &[
 pub fn check_log_filter(filter: &str) -> Result<(), String> {
     tracing_subscriber::EnvFilter::try_new(filter)
         .map(drop)
-        .map_err(|e| format!("{filter:?} is not a log filter like \"info\" or \"info,gateway=debug\": {e}"))
+        .map_err(|e| {
+            format!("{filter:?} is not a log filter like \"info\" or \"info,gateway=debug\": {e}")
+        })
 }
 
 impl Config {
@@ -496,7 +498,10 @@ impl Config {
                 ));
             }
             r.spec().validate().map_err(|e| {
-                ConfigError::new(format!("raw[{i}].{}", e.field()), format!("({}) {e}", r.name))
+                ConfigError::new(
+                    format!("raw[{i}].{}", e.field()),
+                    format!("({}) {e}", r.name),
+                )
             })?;
             check_auth(&format!("raw[{i}].auth"), &r.auth)?;
         }
@@ -682,7 +687,10 @@ mod tests {
                 "[gbt32960.auth]\nmode = \"http\"\nhttp.url = \"https://tsp.example/auth\"\n",
                 "gbt32960.auth.http.url",
             ),
-            ("[gbt32960.auth]\nmode = \"http\"\n", "gbt32960.auth.http.url"),
+            (
+                "[gbt32960.auth]\nmode = \"http\"\n",
+                "gbt32960.auth.http.url",
+            ),
             ("[jt808]\ndevice_tz = \"CST\"\n", "jt808.device_tz"),
             ("topic_prefix = \"a/#\"\n", "topic_prefix"),
         ] {

@@ -376,9 +376,18 @@ mod tests {
             ..TlsConfig::default()
         };
         for (cfg, key) in [
-            (with(Some("http://h:1883"), TlsConfig::default()), "mqtt.url"),
-            (with(Some("mqtts://h"), TlsConfig::default()), "mqtt.tls.ca_file"),
-            (with(Some("mqtts://h"), ca_only("/nonexistent/ca.pem")), "mqtt.tls.ca_file"),
+            (
+                with(Some("http://h:1883"), TlsConfig::default()),
+                "mqtt.url",
+            ),
+            (
+                with(Some("mqtts://h"), TlsConfig::default()),
+                "mqtt.tls.ca_file",
+            ),
+            (
+                with(Some("mqtts://h"), ca_only("/nonexistent/ca.pem")),
+                "mqtt.tls.ca_file",
+            ),
             (with(Some("mqtt://h"), ca_only(&ca)), "mqtt.tls"),
             (
                 MqttConfig {
