@@ -477,10 +477,15 @@ mod tests {
             plate: "P".into(),
             layout: Version::V2011,
         });
-        let evs = normalize(&header_2013(0x0100), &reg, &ctx);
-        assert_eq!(evs[0].protocol, codecs::Protocol::Jt808_2011);
-        let evs = normalize(&header_2013(0x0003), &Message::Logout, &ctx);
-        assert_eq!(evs[0].protocol, codecs::Protocol::Jt808_2013);
+        let protocols = |evs: Vec<Event>| evs.iter().map(|e| e.protocol).collect::<Vec<_>>();
+        assert_eq!(
+            protocols(normalize(&header_2013(0x0100), &reg, &ctx)),
+            [codecs::Protocol::Jt808_2011]
+        );
+        assert_eq!(
+            protocols(normalize(&header_2013(0x0003), &Message::Logout, &ctx)),
+            [codecs::Protocol::Jt808_2013]
+        );
     }
 
     #[test]
