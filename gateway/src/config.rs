@@ -344,7 +344,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
 ];
 
 /// Checks a log filter (`log`, `VGATE_LOG`): the `RUST_LOG` syntax, e.g. `info` or
-/// `info,gateway=debug`.
+/// `info,gateway=debug`, as `tracing_subscriber::EnvFilter` reads it. (Kept to this one
+/// function so that it can defer to the logging setup's own check.)
 pub fn check_log_filter(filter: &str) -> Result<(), String> {
     tracing_subscriber::EnvFilter::try_new(filter)
         .map(drop)
