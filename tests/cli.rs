@@ -210,3 +210,185 @@ fn the_packages_of_a_subpackaged_message_on_stdin_decode_as_one_message() {
     assert_eq!(events[0]["type"], "passthrough");
     assert_eq!(events[0]["vehicle_id"], "040666575062");
 }
+
+fn encode_gbt32960(edition: &str, time: &str, command: &str) -> String {
+    let out = vgate(
+        &[
+            "encode",
+            "gbt32960",
+            "--vehicle",
+            "LSVAU2180N2183294",
+            "--edition",
+            edition,
+            "--time",
+            time,
+            "--command",
+            command,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn gbt32960_encode_writes_the_given_time_in_beijing_time() {
+    let cmd = r#"{"id":"c1","type":"query_params"}"#;
+    let a = encode_gbt32960("2016", "2024-01-01T08:00:00+08:00", cmd);
+    // The same instant written in another zone is the same frame.
+    assert_eq!(a, encode_gbt32960("2016", "2024-01-01T00:00:00Z", cmd));
+    // The header (24 bytes, its data unit length included), then the command's time,
+    // YYMMDDhhmmss.
+    assert_eq!(&a[24 * 2..30 * 2], "180101080000", "{a}");
+    assert_ne!(a, encode_gbt32960("2016", "2024-01-01T08:00:01+08:00", cmd));
+}
+
+#[test]
+fn encode_refuses_a_time_it_cannot_read_or_a_jt808_time_with_status_2() {
+    let cmd = r#"{"id":"c1","type":"query_params"}"#;
+    let out = vgate(
+        &[
+            "encode",
+            "gbt32960",
+            "--vehicle",
+            "LSVAU2180N2183294",
+            "--time",
+            "2024-01-01 08:00",
+            "--command",
+            cmd,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--time"));
+    let text = r#"{"id":"c1","type":"text","params":{"text":"hi"}}"#;
+    let out = vgate(
+        &[
+            "encode",
+            "jt808",
+            "--vehicle",
+            "013800138000",
+            "--time",
+            "2024-01-01T08:00:00+08:00",
+            "--command",
+            text,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--time"));
+}
+
+/// The README's `vgate encode` examples, each followed by a `# <hex>` comment line: the
+/// command exactly as written (run by `sh`, with this build's `vgate` first on the PATH) and
+/// the output the README promises.
+#[test]
+fn the_readme_encode_examples_print_what_the_readme_says() {
+    let readme = include_str!("../README.md");
+    let lines: Vec<&str> = readme.lines().collect();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_vgate"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut checked = 0;
+    for pair in lines.windows(2) {
+        let [cmd, expected] = pair else { continue };
+        let Some(hex) = expected.strip_prefix("# ") else {
+            continue;
+        };
+        if !cmd.starts_with("vgate encode ") {
+            continue;
+        }
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .env("PATH", &path)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex, "{cmd}");
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 2,
+        "both encode examples have their output under them"
+    );
+}
+
+/// docs/commands.md's GB/T 32960 examples: each ```json block of commands, then a line
+/// `2016: `hex`, ...` or `2025: ...` (continued on lines that start with a backquote) with
+/// one frame per command, at the time and VIN the document names.
+#[test]
+fn the_gbt32960_command_examples_in_docs_reproduce_byte_for_byte() {
+    let doc = include_str!("../docs/commands.md");
+    let start = doc.find("## GB/T 32960").expect("GB/T 32960 section");
+    let end = start + doc[start..].find("## JT/T 808").expect("next section");
+    let section = &doc[start..end];
+    assert!(section.contains("--time 2025-11-01T08:00:00+08:00"));
+    let hex_in = |s: &str| -> Vec<String> {
+        s.split('`')
+            .filter(|p| p.len() > 40 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    // (edition, commands, frames) per example block.
+    let mut examples: Vec<(&str, Vec<&str>, Vec<String>)> = Vec::new();
+    let mut commands: Vec<&str> = Vec::new();
+    let (mut in_json, mut continuing) = (false, false);
+    for line in section.lines() {
+        if in_json {
+            if line.starts_with("```") {
+                in_json = false;
+            } else {
+                commands.push(line);
+            }
+            continue;
+        }
+        if line.starts_with("```json") {
+            (in_json, continuing) = (true, false);
+            commands.clear();
+            continue;
+        }
+        if continuing && line.starts_with('`') {
+            if let Some(last) = examples.last_mut() {
+                last.2.extend(hex_in(line));
+            }
+            continue;
+        }
+        continuing = false;
+        if let Some((edition, rest)) = line
+            .split_once(": `")
+            .filter(|(e, _)| *e == "2016" || *e == "2025")
+        {
+            examples.push((
+                edition,
+                std::mem::take(&mut commands),
+                hex_in(&format!("`{rest}")),
+            ));
+            continuing = true;
+        }
+    }
+    let mut checked = 0;
+    for (edition, commands, frames) in &examples {
+        assert_eq!(frames.len(), commands.len(), "{commands:?} {frames:?}");
+        for (cmd, frame) in commands.iter().zip(frames) {
+            let got = encode_gbt32960(edition, "2025-11-01T08:00:00+08:00", cmd);
+            assert_eq!(&got, frame, "{cmd}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "{checked} examples found");
+}

@@ -492,3 +492,75 @@ async fn reports_pipelined_in_one_write_are_all_answered_in_order_and_published_
         );
     }
 }
+
+/// Everything the platform receives about `phone` during one whole session (register,
+/// authenticate, a report, a heartbeat, logout), up to its offline presence: each vehicle's
+/// events keep their order, so nothing of the session comes after it.
+async fn one_whole_session(phone: &str, version: Version) -> Vec<support::Received> {
+    let vgate = Vgate::start(VgateOptions::default());
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/#")],
+    )
+    .await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, version)
+        .await
+        .unwrap();
+    let code = t.register().await.unwrap().auth_code.unwrap();
+    assert_eq!(t.authenticate(&code).await.unwrap(), 0);
+    assert_eq!(t.report(&Fix::default()).await.unwrap(), 0);
+    assert_eq!(t.heartbeat().await.unwrap(), 0);
+    assert_eq!(t.logout().await.unwrap(), 0, "0x8001 for 0x0003");
+    assert!(t.closed_within(WAIT).await, "closed after the logout");
+    let mut got = Vec::new();
+    loop {
+        let m = sub.next_on("", WAIT).await;
+        let offline = m.topic.ends_with("/status") && m.json["data"]["online"] == false;
+        got.push(m);
+        if offline {
+            return got;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_that_logs_out_gets_exactly_one_logout_event_and_goes_offline_for_logout() {
+    let got = one_whole_session("013800138010", Version::V2013).await;
+    let logouts: Vec<_> = got
+        .iter()
+        .filter(|m| m.topic.ends_with("/lifecycle") && m.json["data"]["event"] == "logout")
+        .collect();
+    assert_eq!(logouts.len(), 1, "one logout lifecycle event: {got:#?}");
+    assert_eq!(logouts[0].json["protocol"], "jt808-2013");
+    assert!(logouts[0].json["msg_seq"].is_u64(), "the 0x0003's serial");
+    let off = got.last().unwrap();
+    assert_eq!(off.json["data"]["reason"], "logout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_of_a_2011_terminal_s_session_is_labelled_jt808_2011() {
+    // 2011 and 2013 share the header: only the 0x0100 body length says 2011, and the session
+    // keeps what it said for everything after it.
+    let got = one_whole_session("013800138011", Version::V2011).await;
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|m| {
+            m.json["data"]["event"]
+                .as_str()
+                .or(m.json["type"].as_str())
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    for want in ["register", "authenticate", "location", "logout", "status"] {
+        assert!(kinds.iter().any(|k| k == want), "a {want} event: {kinds:?}");
+    }
+    for m in &got {
+        assert_eq!(m.json["protocol"], "jt808-2011", "{} {}", m.topic, m.json);
+        if m.topic.ends_with("/status") {
+            assert_eq!(m.json["data"]["protocol"], "jt808-2011", "{}", m.json);
+        }
+    }
+    let logouts = kinds.iter().filter(|k| *k == "logout").count();
+    assert_eq!(logouts, 1, "{kinds:?}");
+}

@@ -66,6 +66,20 @@ pub struct EncodeArgs {
     /// Frame serial number (JT/T 808).
     #[arg(long, default_value_t = 1)]
     pub serial: u16,
+    /// The time a GB/T 32960 frame carries (default: now), RFC 3339 with its offset, e.g.
+    /// 2024-01-01T08:00:00+08:00 or 2024-01-01T00:00:00Z; written in Beijing time (GMT+8)
+    /// as the standard says. Fixes the output, byte for byte.
+    #[arg(long, value_parser = parse_time)]
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Parses `--time`: an RFC 3339 date and time with its offset.
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            format!("{s:?}: {e}; expected RFC 3339 with an offset, e.g. 2024-01-01T08:00:00+08:00")
+        })
 }
 
 #[derive(Debug, Args)]

@@ -309,20 +309,86 @@ impl Default for Config {
     }
 }
 
+/// A configuration value that cannot be used: its key (`mqtt.connections`, `raw[0].framing`,
+/// `log`...) and why. [`Config::load`] adds where the value came from (the file, or the
+/// environment variable that overrode it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    /// The key, as written in the file (`[section] key` as `section.key`).
+    pub key: String,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The contract's environment variables and the keys they override.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("VGATE_JT808_LISTEN", "jt808.listen"),
+    ("VGATE_GBT32960_LISTEN", "gbt32960.listen"),
+    ("VGATE_HTTP_LISTEN", "http.listen"),
+    ("VGATE_MQTT_URL", "mqtt.url"),
+    ("VGATE_EMBEDDED_MQTT_LISTEN", "mqtt.embedded_listen"),
+    ("VGATE_DATA_DIR", "data_dir"),
+    ("VGATE_NODE_ID", "node_id"),
+    ("VGATE_TOPIC_PREFIX", "topic_prefix"),
+    ("VGATE_LOG", "log"),
+];
+
+/// Checks a log filter (`log`, `VGATE_LOG`): the `RUST_LOG` syntax, e.g. `info` or
+/// `info,gateway=debug`, as `tracing_subscriber::EnvFilter` reads it. (Kept to this one
+/// function so that it can defer to the logging setup's own check.)
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(drop)
+        .map_err(|e| {
+            format!("{filter:?} is not a log filter like \"info\" or \"info,gateway=debug\": {e}")
+        })
+}
+
 impl Config {
-    /// Reads a file (or the defaults when `None`), then applies the environment.
+    /// Reads a file (or the defaults when `None`), applies the environment, then
+    /// [`Config::check`]s the result: `vgate run` and `vgate config --check` both load
+    /// through here, so a file one accepts the other accepts. Errors name the file (or say
+    /// there is none) and the key, and the environment variable when one set the value.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let source = match path {
+            Some(p) => format!("config file {}", p.display()),
+            None => "configuration (no config file)".to_owned(),
+        };
         let mut cfg = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str::<Config>(&text)
-                    .map_err(|e| anyhow!("config file {}: {e}", p.display()))?
+                toml::from_str::<Config>(&text).map_err(|e| anyhow!("{source}: {e}"))?
             }
             None => Config::default(),
         };
-        cfg.apply_env(|k| std::env::var(k).ok())?;
-        cfg.validate()?;
+        let env = |k: &str| std::env::var(k).ok();
+        cfg.apply_env(env)
+            .map_err(|e| anyhow!("{source}, overridden by the environment: {e:#}"))?;
+        cfg.check().map_err(|e| {
+            let var = ENV_KEYS
+                .iter()
+                .find(|(var, key)| *key == e.key && std::env::var_os(var).is_some())
+                .map(|(var, _)| *var);
+            match var {
+                Some(var) => anyhow!(
+                    "{source}: {} (set by environment variable {var}): {}",
+                    e.key,
+                    e.reason
+                ),
+                None => anyhow!("{source}: {e}"),
+            }
+        })?;
         Ok(cfg)
     }
 
@@ -363,12 +429,26 @@ impl Config {
         Ok(())
     }
 
-    /// Checks what serde cannot: values that parse but make no sense.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Every check `vgate run` makes before it binds anything, and nothing that needs the
+    /// network: values that parse but make no sense, the log filter, the MQTT settings
+    /// ([`mqtt_bridge::MqttConfig::validate`]: URL, TLS files, connections...), each
+    /// listener's authentication (the allowlist file readable and valid, the hook URL one
+    /// the hook client can use) and the raw listeners. The first problem found is returned.
+    pub fn check(&self) -> Result<(), ConfigError> {
         if self.topic_prefix.is_empty() || self.topic_prefix.contains(['+', '#']) {
-            return Err(anyhow!(
-                "topic_prefix {:?}: must be non-empty and hold no MQTT wildcard",
-                self.topic_prefix
+            return Err(ConfigError::new(
+                "topic_prefix",
+                format!(
+                    "{:?}: must be non-empty and hold no MQTT wildcard",
+                    self.topic_prefix
+                ),
+            ));
+        }
+        check_log_filter(&self.log).map_err(|e| ConfigError::new("log", e))?;
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(ConfigError::new(
+                "data_dir",
+                format!("{} exists and is not a directory", self.data_dir.display()),
             ));
         }
         for (key, tz) in [
@@ -376,26 +456,26 @@ impl Config {
             ("gbt32960.device_tz", &self.gbt32960.device_tz),
         ] {
             if crate::decode::parse_utc_offset(tz).is_none() {
-                return Err(anyhow!("{key} {tz:?}: expected +HH:MM"));
+                return Err(ConfigError::new(key, format!("{tz:?}: expected +HH:MM")));
             }
         }
-        for (key, auth) in [
-            ("jt808.auth", &self.jt808.auth),
-            ("gbt32960.auth", &self.gbt32960.auth),
-        ] {
-            if auth.mode == AuthMode::Allowlist && auth.allowlist_file.is_none() {
-                return Err(anyhow!(
-                    "{key}.allowlist_file: required when {key}.mode = \"allowlist\""
-                ));
+        check_auth("jt808.auth", &self.jt808.auth)?;
+        check_auth("gbt32960.auth", &self.gbt32960.auth)?;
+        self.mqtt.validate().map_err(|e| match e {
+            mqtt_bridge::BridgeError::Config { key, reason } => ConfigError::new(key, reason),
+            mqtt_bridge::BridgeError::File { key, path, reason } => {
+                ConfigError::new(key, format!("cannot read {path}: {reason}"))
             }
-            if auth.mode == AuthMode::Http && auth.http.url.is_empty() {
-                return Err(anyhow!(
-                    "{key}.http.url: required when {key}.mode = \"http\""
-                ));
-            }
-        }
+            other => ConfigError::new("mqtt", other.to_string()),
+        })?;
         if self.commands.default_priority > codecs::command::MAX_PRIORITY {
-            return Err(anyhow!("commands.default_priority: 0..9"));
+            return Err(ConfigError::new("commands.default_priority", "0..9"));
+        }
+        if self.commands.window == 0 {
+            return Err(ConfigError::new("commands.window", "at least 1"));
+        }
+        if self.jt808.max_frame_len < 64 {
+            return Err(ConfigError::new("jt808.max_frame_len", "at least 64"));
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, r) in self.raw.iter().enumerate() {
@@ -405,33 +485,26 @@ impl Config {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
-                return Err(anyhow!(
-                    "raw[{i}].name {:?}: letters, digits, - and _ only",
-                    r.name
+                return Err(ConfigError::new(
+                    format!("raw[{i}].name"),
+                    format!("{:?}: letters, digits, - and _ only", r.name),
                 ));
             }
             if ["jt808", "gbt32960", "http", "mqtt"].contains(&r.name.as_str())
                 || !names.insert(r.name.clone())
             {
-                return Err(anyhow!(
-                    "raw[{i}].name {:?}: already used by another listener",
-                    r.name
+                return Err(ConfigError::new(
+                    format!("raw[{i}].name"),
+                    format!("{:?}: already used by another listener", r.name),
                 ));
             }
-            r.spec()
-                .validate()
-                .map_err(|e| anyhow!("raw[{i}] ({}).{}: {e}", r.name, e.field()))?;
-            if r.auth.mode == AuthMode::Allowlist && r.auth.allowlist_file.is_none() {
-                return Err(anyhow!(
-                    "raw[{i}].auth.allowlist_file: required when mode = \"allowlist\""
-                ));
-            }
-        }
-        if self.commands.window == 0 {
-            return Err(anyhow!("commands.window: at least 1"));
-        }
-        if self.jt808.max_frame_len < 64 {
-            return Err(anyhow!("jt808.max_frame_len: at least 64"));
+            r.spec().validate().map_err(|e| {
+                ConfigError::new(
+                    format!("raw[{i}].{}", e.field()),
+                    format!("({}) {e}", r.name),
+                )
+            })?;
+            check_auth(&format!("raw[{i}].auth"), &r.auth)?;
         }
         Ok(())
     }
@@ -468,6 +541,42 @@ impl Config {
     /// Whether the broker runs on this machine ([`mqtt_bridge::MqttConfig::broker_is_local`]).
     pub fn broker_is_local(&self) -> bool {
         self.mqtt.broker_is_local()
+    }
+}
+
+/// One listener's `auth` (`key` is its prefix, e.g. `jt808.auth`): what the listener's
+/// authenticator would refuse at start.
+fn check_auth(key: &str, auth: &AuthConfig) -> Result<(), ConfigError> {
+    match auth.mode {
+        AuthMode::Open => Ok(()),
+        AuthMode::Allowlist => {
+            let file = format!("{key}.allowlist_file");
+            let path = auth.allowlist_file.as_deref().ok_or_else(|| {
+                ConfigError::new(&file, format!("required when {key}.mode = \"allowlist\""))
+            })?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(&file, format!("cannot read {}: {e}", path.display()))
+            })?;
+            crate::auth::allowlist::Entries::parse(path, &text)
+                .map(drop)
+                .map_err(|e| ConfigError::new(&file, e.to_string()))
+        }
+        AuthMode::Http => {
+            let url = format!("{key}.http.url");
+            if auth.http.url.is_empty() {
+                return Err(ConfigError::new(
+                    &url,
+                    format!("required when {key}.mode = \"http\""),
+                ));
+            }
+            crate::auth::http::parse_url(&auth.http.url)
+                .map(drop)
+                .map_err(|e| match e {
+                    crate::auth::http::HookConfigError::BadUrl { url: u, reason } => {
+                        ConfigError::new(&url, format!("{u:?}: {reason}"))
+                    }
+                })
+        }
     }
 }
 
@@ -550,6 +659,71 @@ mod tests {
         assert_eq!(c.jt808.listen, Listen::Off);
         assert_eq!(c.gbt32960.listen.addr().unwrap().port(), 0);
         assert_eq!(c.topic_prefix, "fleet");
+    }
+
+    fn key_refused(toml_text: &str) -> String {
+        let c: Config = toml::from_str(toml_text).unwrap();
+        c.check().unwrap_err().key
+    }
+
+    #[test]
+    fn check_refuses_what_run_would_refuse_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.txt").display().to_string();
+        for (text, key) in [
+            ("[mqtt]\nconnections = 0\n", "mqtt.connections"),
+            ("[mqtt]\nconnections = 17\n", "mqtt.connections"),
+            ("[mqtt]\nurl = \"http://broker:1883\"\n", "mqtt.url"),
+            ("[mqtt]\nurl = \"mqtts://broker\"\n", "mqtt.tls.ca_file"),
+            (
+                &format!("[mqtt]\nurl = \"mqtts://broker\"\n[mqtt.tls]\nca_file = {missing:?}\n"),
+                "mqtt.tls.ca_file",
+            ),
+            ("log = \"gateway=loud\"\n", "log"),
+            (
+                &format!("[jt808.auth]\nmode = \"allowlist\"\nallowlist_file = {missing:?}\n"),
+                "jt808.auth.allowlist_file",
+            ),
+            (
+                "[gbt32960.auth]\nmode = \"http\"\nhttp.url = \"https://tsp.example/auth\"\n",
+                "gbt32960.auth.http.url",
+            ),
+            (
+                "[gbt32960.auth]\nmode = \"http\"\n",
+                "gbt32960.auth.http.url",
+            ),
+            ("[jt808]\ndevice_tz = \"CST\"\n", "jt808.device_tz"),
+            ("topic_prefix = \"a/#\"\n", "topic_prefix"),
+        ] {
+            assert_eq!(key_refused(text), key, "{text}");
+        }
+    }
+
+    #[test]
+    fn check_reads_the_allowlist_as_the_listener_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("allow.txt");
+        let cfg = format!(
+            "[jt808.auth]\nmode = \"allowlist\"\nallowlist_file = {:?}\n",
+            list.display().to_string()
+        );
+        std::fs::write(&list, "013800138000\nnot an id!\n").unwrap();
+        let c: Config = toml::from_str(&cfg).unwrap();
+        let e = c.check().unwrap_err();
+        assert_eq!(e.key, "jt808.auth.allowlist_file");
+        assert!(e.reason.contains("line 2"), "{e}");
+        std::fs::write(&list, "013800138000\n").unwrap();
+        c.check().unwrap();
+    }
+
+    #[test]
+    fn the_defaults_and_a_plain_http_hook_pass_the_check() {
+        Config::default().check().unwrap();
+        let c: Config = toml::from_str(
+            "log = \"info,gateway=debug\"\n[jt808.auth]\nmode = \"http\"\nhttp.url = \"http://127.0.0.1:8080/auth\"\n",
+        )
+        .unwrap();
+        c.check().unwrap();
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! `vgate encode PROTOCOL --vehicle ID --command JSON [--edition E]` (contract §1).
+//! `vgate encode PROTOCOL --vehicle ID --command JSON [--edition E] [--time T]` (contract §1).
 //!
 //! Prints, one per line in hex, the wire frame(s) the gateway would send for a downstream
 //! command (contract §4): the same `command::build` and frame encoders the sessions use.
-//! A JT/T 808 body longer than one package prints as several subpackage frames.
+//! A JT/T 808 body longer than one package prints as several subpackage frames. A GB/T 32960
+//! frame carries a time: now, or `--time` (RFC 3339), so that an example reproduces.
 
 use anyhow::anyhow;
 use codecs::command::Command;
@@ -26,6 +27,11 @@ pub fn run(args: EncodeArgs) -> Result<(), Failure> {
                 "--edition {e:?}: jt808 editions are 2011, 2013, 2019; gbt32960 editions are 2016, 2025"
             )));
         }
+    }
+    if args.time.is_some() && args.protocol == WireProtocol::Jt808 {
+        return Err(Failure::Usage(anyhow!(
+            "--time: JT/T 808 command frames carry no time (only gbt32960 ones do)"
+        )));
     }
     let cmd = Command::parse(args.command.as_bytes())
         .map_err(|e| Failure::Input(anyhow!("command rejected: {e}")))?;
@@ -100,9 +106,10 @@ fn encode_gbt32960(args: &EncodeArgs, cmd: &Command) -> Result<Vec<Vec<u8>>, Fai
             args.vehicle
         )));
     }
-    let now =
-        codecs::time::LocalTime::from_utc(chrono::Utc::now(), codecs::time::BEIJING_OFFSET_SECS);
-    let msg = gbt32960::command::build(cmd, edition, now)
+    // The frame's time: `--time`, or now; in Beijing time, as the standard says.
+    let at = args.time.unwrap_or_else(chrono::Utc::now);
+    let time = codecs::time::LocalTime::from_utc(at, codecs::time::BEIJING_OFFSET_SECS);
+    let msg = gbt32960::command::build(cmd, edition, time)
         .map_err(|e| Failure::Input(anyhow!("command rejected: {e}")))?;
     let frame = msg
         .to_frame(edition, &args.vehicle)

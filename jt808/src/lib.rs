@@ -7,7 +7,8 @@
 //!
 //! - `msg/`: typed message bodies, decode and encode ([`Message`], [`ack_policy`]).
 //! - `command`: contract commands to platform messages ([`command::build`]).
-//! - `normalize`: messages to contract events ([`normalize()`]) and `--raw` JSON ([`raw_json`]).
+//! - `normalize`: messages to contract events ([`normalize()`]; [`normalize_as`] for a session
+//!   that knows its edition) and `--raw` JSON ([`raw_json`]).
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -27,7 +28,7 @@ pub use error::{BodyError, FrameError};
 pub use frame::{ChecksumPolicy, Frame};
 pub use header::{Encryption, Header, Package};
 pub use msg::{ack_policy, Ack, Message};
-pub use normalize::{normalize, raw_json};
+pub use normalize::{normalize, normalize_as, raw_json};
 pub use subpackage::{
     split, Reassembled, Reassembler, ReassemblyConfig, ReassemblyError, ReassemblyEvent,
 };

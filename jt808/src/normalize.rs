@@ -337,10 +337,33 @@ fn location_event(
     ev(time, Data::Location(Box::new(loc)))
 }
 
-/// The events of one message (contract §3).
+/// The events of one message (contract §3), labelled with the edition the frame itself
+/// shows: its header's, or for a registration (0x0100) the layout of its body. This is what
+/// one frame alone says (`vgate decode`); a session uses [`normalize_as`].
 pub fn normalize(header: &Header, msg: &Message, ctx: &EventContext) -> Vec<Event> {
+    let edition = match msg {
+        Message::Register(reg) => reg.layout,
+        _ => header.version,
+    };
+    normalize_as(edition, header, msg, ctx)
+}
+
+/// The events of one message of a session that settled on `edition`, every one labelled
+/// with it (`protocol`).
+///
+/// 2011 and 2013 share the 12-byte header, so every frame of a 2011 terminal reads as a 2013
+/// one; only its registration (0x0100, whose 2011 body is shorter) tells them apart. A
+/// session remembers what the registration said and passes it here, so that all the events
+/// of one session carry the same protocol. The body is still read as the header says
+/// (2011 and 2013 bodies other than 0x0100 are the same).
+pub fn normalize_as(
+    edition: Version,
+    header: &Header,
+    msg: &Message,
+    ctx: &EventContext,
+) -> Vec<Event> {
     let vid: Arc<str> = Arc::from(header.phone.as_str());
-    let proto = header.version.protocol();
+    let proto = edition.protocol();
     let seq = Some(u32::from(header.serial));
     let ev = |time: Option<DateTime<Utc>>, data: Data| {
         Event::new(ctx, vid.clone(), proto, time, seq, data)
@@ -356,8 +379,6 @@ pub fn normalize(header: &Header, msg: &Message, ctx: &EventContext) -> Vec<Even
             .map(|r| location_event(r, header.version, ctx, &ev).reissued(*batch_type == 1))
             .collect(),
         Message::Register(reg) => {
-            let ev =
-                |time, data| Event::new(ctx, vid.clone(), reg.layout.protocol(), time, seq, data);
             let l = Lifecycle::new(LifecycleKind::Register)
                 .with("plate", reg.plate.clone())
                 .with("plate_color", reg.plate_color)
@@ -426,6 +447,76 @@ mod tests {
             assert_eq!(m.len(), 15);
             for (n, v) in m {
                 assert_eq!(v, &Value::Bool(n.as_str() == name), "bit {bit_no}: {n}");
+            }
+        }
+    }
+
+    fn header_2013(msg_id: u16) -> Header {
+        Header {
+            msg_id,
+            version: Version::V2013,
+            protocol_version: 0,
+            phone: "013800138000".into(),
+            serial: 7,
+            encryption: crate::Encryption::None,
+            package: None,
+        }
+    }
+
+    #[test]
+    fn a_2011_registration_alone_is_labelled_2011_and_its_other_frames_2013() {
+        // A 2011 terminal's frames carry a header 2013 shares: alone, only the 0x0100 tells.
+        let ctx = EventContext::now("n");
+        let reg = Message::Register(crate::msg::Register {
+            province: 44,
+            city: 300,
+            manufacturer: "M".into(),
+            model: "X".into(),
+            terminal_id: "T1".into(),
+            plate_color: 1,
+            plate: "P".into(),
+            layout: Version::V2011,
+        });
+        let protocols = |evs: Vec<Event>| evs.iter().map(|e| e.protocol).collect::<Vec<_>>();
+        assert_eq!(
+            protocols(normalize(&header_2013(0x0100), &reg, &ctx)),
+            [codecs::Protocol::Jt808_2011]
+        );
+        assert_eq!(
+            protocols(normalize(&header_2013(0x0003), &Message::Logout, &ctx)),
+            [codecs::Protocol::Jt808_2013]
+        );
+    }
+
+    #[test]
+    fn a_session_s_edition_labels_every_event_of_the_message() {
+        let ctx = EventContext::now("n");
+        let report = LocationReport {
+            alarm: 0,
+            status: 0,
+            latitude: 22_543_096,
+            longitude: 114_057_865,
+            altitude: 0,
+            speed: 0,
+            heading: 0,
+            time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
+            items: Vec::new(),
+            tail: Vec::new(),
+        };
+        let batch = Message::LocationBatch {
+            batch_type: 1,
+            items: vec![report.clone(), report],
+        };
+        for (id, msg) in [
+            (0x0704, batch),
+            (0x0003, Message::Logout),
+            (0x0002, Message::Heartbeat { extra: Vec::new() }),
+        ] {
+            let evs = normalize_as(Version::V2011, &header_2013(id), &msg, &ctx);
+            assert!(!evs.is_empty(), "0x{id:04x}");
+            for e in evs {
+                assert_eq!(e.protocol, codecs::Protocol::Jt808_2011, "0x{id:04x}");
+                assert_eq!(e.msg_seq, Some(7));
             }
         }
     }

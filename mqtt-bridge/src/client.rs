@@ -107,6 +107,19 @@ pub(crate) fn check(cfg: &MqttConfig) -> Result<(), BridgeError> {
     Ok(())
 }
 
+/// Everything [`crate::Bridge::start`] would refuse in `cfg` before connecting or binding
+/// anything: [`check`], then, for an external broker, the URL and the TLS settings (files
+/// named in `[mqtt.tls]` must be readable; `mqtts://` needs a CA file; `mqtt://` takes no TLS
+/// files; `server_name` may only repeat the URL's host).
+pub(crate) fn validate(cfg: &MqttConfig) -> Result<(), BridgeError> {
+    check(cfg)?;
+    if let Some(url) = &cfg.url {
+        let broker = BrokerAddr::parse(url)?;
+        transport(cfg, &broker)?;
+    }
+    Ok(())
+}
+
 fn transport(cfg: &MqttConfig, broker: &BrokerAddr) -> Result<Option<Transport>, BridgeError> {
     if broker.tls {
         Ok(Some(Transport::Tls(tls(cfg, broker)?)))
@@ -235,6 +248,7 @@ fn tls(cfg: &MqttConfig, broker: &BrokerAddr) -> Result<TlsConfiguration, Bridge
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TlsConfig;
 
     #[test]
     fn urls_parse_with_default_ports_per_scheme() {
@@ -344,6 +358,65 @@ mod tests {
         }
         cfg.spool.spill_after_ms = 1;
         check(&cfg).expect("valid");
+    }
+
+    fn key_of(r: Result<(), BridgeError>) -> &'static str {
+        match r {
+            Err(BridgeError::Config { key, .. } | BridgeError::File { key, .. }) => key,
+            other => panic!("not a config error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validate_refuses_what_start_would_refuse_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not checked before connecting").expect("write");
+        let ca = ca.display().to_string();
+        let with = |url: Option<&str>, tls: TlsConfig| MqttConfig {
+            url: url.map(str::to_owned),
+            tls,
+            ..MqttConfig::default()
+        };
+        let ca_only = |path: &str| TlsConfig {
+            ca_file: Some(path.to_owned()),
+            ..TlsConfig::default()
+        };
+        for (cfg, key) in [
+            (
+                with(Some("http://h:1883"), TlsConfig::default()),
+                "mqtt.url",
+            ),
+            (
+                with(Some("mqtts://h"), TlsConfig::default()),
+                "mqtt.tls.ca_file",
+            ),
+            (
+                with(Some("mqtts://h"), ca_only("/nonexistent/ca.pem")),
+                "mqtt.tls.ca_file",
+            ),
+            (with(Some("mqtt://h"), ca_only(&ca)), "mqtt.tls"),
+            (
+                MqttConfig {
+                    connections: 17,
+                    ..MqttConfig::default()
+                },
+                "mqtt.connections",
+            ),
+        ] {
+            assert_eq!(key_of(validate(&cfg)), key, "{cfg:?}");
+        }
+        let server_name = TlsConfig {
+            server_name: Some("other".into()),
+            ..ca_only(&ca)
+        };
+        assert_eq!(
+            key_of(validate(&with(Some("mqtts://h"), server_name))),
+            "mqtt.tls.server_name"
+        );
+        validate(&with(Some("mqtts://h:8883"), ca_only(&ca))).expect("valid");
+        validate(&with(Some("mqtt://h"), TlsConfig::default())).expect("valid");
+        validate(&MqttConfig::default()).expect("the embedded broker's defaults are valid");
     }
 
     #[test]

@@ -108,6 +108,16 @@ impl Default for MqttConfig {
 }
 
 impl MqttConfig {
+    /// Checks every setting the bridge would refuse at start, without connecting or binding
+    /// anything (`vgate config --check` and `vgate run` both call it before starting):
+    /// `connections` 1..=16, non-zero capacities, `spool.spill_after_ms`, a password only
+    /// with a username, and with a `url`: an `mqtt://` or `mqtts://` URL with a host, the TLS
+    /// files readable (`mqtts://` needs `tls.ca_file`; `mqtt://` takes none), `server_name`
+    /// equal to the URL's host. The error names the key.
+    pub fn validate(&self) -> Result<(), crate::BridgeError> {
+        crate::client::validate(self)
+    }
+
     /// Whether the broker runs on this machine: the embedded one, or a `url` whose host is
     /// `localhost` or a loopback or unspecified address (no name is resolved; a URL that
     /// does not parse is not local, and is refused when the bridge starts).

@@ -120,6 +120,32 @@ fn interpret(body: &[u8]) -> Result<HookAnswer, String> {
     }
 }
 
+/// Checks a hook URL: `http://host[:port]/path`. `https` is refused (no TLS stack in the
+/// hook client); the configuration check (`vgate config --check`) and [`Hook::new`] both
+/// use this.
+pub fn parse_url(url: &str) -> Result<Uri, HookConfigError> {
+    let bad = |reason: &str| HookConfigError::BadUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(bad(
+                "https is not supported; use http to a local hook or a local TLS proxy",
+            ))
+        }
+        _ => return Err(bad("expected an http:// URL")),
+    }
+    if uri.host().is_none() {
+        return Err(bad("no host"));
+    }
+    Ok(uri)
+}
+
 /// The client of one listener's hook.
 #[derive(Debug, Clone)]
 pub struct Hook {
@@ -138,28 +164,9 @@ enum Attempt {
 }
 
 impl Hook {
-    /// A client for `cfg.url` (must be `http://host[:port]/path`).
+    /// A client for `cfg.url` (must be `http://host[:port]/path`, [`parse_url`]).
     pub fn new(cfg: &HttpAuthConfig) -> Result<Hook, HookConfigError> {
-        let bad = |reason: &str| HookConfigError::BadUrl {
-            url: cfg.url.clone(),
-            reason: reason.to_owned(),
-        };
-        let url: Uri = cfg
-            .url
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
-        match url.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(bad(
-                    "https is not supported; use http to a local hook or a local TLS proxy",
-                ))
-            }
-            _ => return Err(bad("expected an http:// URL")),
-        }
-        if url.host().is_none() {
-            return Err(bad("no host"));
-        }
+        let url = parse_url(&cfg.url)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build_http();

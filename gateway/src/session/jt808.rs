@@ -265,8 +265,16 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
     }
 
+    /// The protocol every event of this session carries: the edition it settled on (2011
+    /// only once a 2011 registration said so; a 2011 header reads as 2013).
     fn protocol(&self) -> codecs::Protocol {
         self.version.unwrap_or_default().protocol()
+    }
+
+    /// The events of one message, labelled with the session's edition.
+    fn events(&self, header: &Header, msg: &Message) -> Vec<Event> {
+        let edition = self.version.unwrap_or(header.version);
+        jt808::normalize_as(edition, header, msg, &self.ctx())
     }
 
     async fn publish(&self, events: Vec<Event>) -> Flow {
@@ -486,7 +494,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         // Set by the read loop as the frame came in: no second clock read per frame.
         let started = self.last_rx;
-        let events = jt808::normalize(&header, &msg, &self.ctx());
+        let events = self.events(&header, &msg);
         let answered_alone = matches!(msg, Message::Logout | Message::TimeQuery)
             || msg::ack_policy(header.msg_id) != msg::Ack::General;
         if !answered_alone {
@@ -519,7 +527,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             return Flow::Continue;
         }
-        Box::pin(self.answer_alone(header, msg, vehicle, events, started)).await
+        Box::pin(self.answer_alone(header, msg, events, started)).await
     }
 
     /// A frame answered on its own, after the frames before it: logout, time query, and the
@@ -528,7 +536,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         &mut self,
         header: Header,
         msg: Message,
-        vehicle: Arc<str>,
         events: Vec<Event>,
         started: Instant,
     ) -> Flow {
@@ -547,8 +554,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         match &msg {
             Message::Logout => {
-                let lc = self.lifecycle(&header, &vehicle, Lifecycle::new(LifecycleKind::Logout));
-                let _ = self.publish(vec![lc]).await;
+                // Its `logout` lifecycle event is one of `events`, published above: the
+                // presence goes offline (reason logout) when the session closes.
                 let _ = self.general_response(&header, result::OK).await;
                 return Flow::Close(PresenceReason::Logout);
             }
@@ -621,7 +628,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 if let Flow::Close(x) = self.send(header, &reply).await {
                     return Flow::Close(x);
                 }
-                let events = jt808::normalize(header, &Message::Register(r.clone()), &self.ctx());
+                let events = self.events(header, &Message::Register(r.clone()));
                 self.publish(events).await
             }
             Decision::Deny { reason } => {
@@ -676,8 +683,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     return Flow::Close(r);
                 }
                 metrics::counter!("vgate_logins_total", "protocol" => "jt808").increment(1);
-                let mut events =
-                    jt808::normalize(header, &Message::Authenticate(a.clone()), &self.ctx());
+                let mut events = self.events(header, &Message::Authenticate(a.clone()));
                 if let Some(old) = old.filter(|o| o.id != self.id) {
                     let _ = old
                         .control
