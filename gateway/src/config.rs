@@ -343,15 +343,12 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("VGATE_LOG", "log"),
 ];
 
-/// Checks a log filter (`log`, `VGATE_LOG`): the `RUST_LOG` syntax, e.g. `info` or
-/// `info,gateway=debug`, as `tracing_subscriber::EnvFilter` reads it. (Kept to this one
-/// function so that it can defer to the logging setup's own check.)
+/// Checks a log filter (`log`, `VGATE_LOG`) with the logging setup's own check
+/// ([`crate::logging::check_filter`]), so `config --check` refuses what `run` would.
 pub fn check_log_filter(filter: &str) -> Result<(), String> {
-    tracing_subscriber::EnvFilter::try_new(filter)
-        .map(drop)
-        .map_err(|e| {
-            format!("{filter:?} is not a log filter like \"info\" or \"info,gateway=debug\": {e}")
-        })
+    crate::logging::check_filter(filter).map_err(|e| {
+        format!("{filter:?} is not a log filter like \"info\" or \"info,gateway=debug\": {e}")
+    })
 }
 
 impl Config {

@@ -278,10 +278,13 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         ready.announce.push(("http".to_owned(), local));
     }
 
+    // The signal handlers are in place before anyone is told vgate is ready: a SIGTERM sent
+    // right after the `listening` lines is a clean shutdown, not the default action (death).
+    let stop = stop_signal();
     // Nothing can fail from here on: accept, then say where.
     ready.go(&tracker);
     info!(node = %node, "vgate running");
-    wait_for_signal().await;
+    stop.await;
     info!("shutting down: closing sessions");
     shutdown.cancel();
     tracker.close();
@@ -301,24 +304,34 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM / SIGINT handlers now and returns what resolves on the first signal.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Ok(mut term), Err(_)) => {
+                    term.recv().await;
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
