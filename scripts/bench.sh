@@ -14,6 +14,12 @@
 #      at the same rate (stamped messages published open loop straight to Mosquitto);
 #   3. IDLE authenticated JT/T 808 connections on one vgate process: RSS per connection, and the
 #      time for all of them to connect and log in at once (a reconnect storm).
+#   4. command intake: COMMANDS commands published at once, one QoS 1 message each, to as many
+#      offline vehicles (a fleet-wide push); the rate is first publish to last `queued` result.
+#   5. memory soak (not in the default STEPS): SOAK seconds of SOAK_VEHICLES terminals
+#      reporting every second, 50 terminals reconnecting every 5 s and a command every 100 ms,
+#      nobody scraping /metrics; RSS sampled every second, the slope of the lowest RSS of each
+#      30 s window after the first third.
 #
 # Usage: scripts/bench.sh   (override with env N, VEHICLES, WINDOW, CLIENTS, DURATION, IDLE,
 #                            STEPS, OUT)
@@ -31,7 +37,10 @@ CLIENTS=${CLIENTS:-4}          # direct publishers in step 1 (1000 in flight eac
 DURATION=${DURATION:-10}       # seconds of driving in step 2
 RATE=${RATE:-100}              # step 2 without step 1: half of VEHICLES x RATE x 2 per second
 IDLE=${IDLE:-15000}            # idle connections in step 3 (this machine: 20,000 fds per process)
-STEPS=${STEPS:-"1 2 3"}        # which steps to run
+COMMANDS=${COMMANDS:-50000}    # commands in step 4
+SOAK=${SOAK:-600}              # seconds of step 5
+SOAK_VEHICLES=${SOAK_VEHICLES:-2000}
+STEPS=${STEPS:-"1 2 3 4"}      # which steps to run ("5": the soak)
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
 
@@ -247,4 +256,57 @@ wait "$SIM"
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 LOGINS=$(json "$OUT/sim_idle.json" "['logins']")
 echo "logins $LOGINS/$IDLE, all in after $(json "$OUT/sim_idle.json" "['all_logged_in_s']") s; RSS $BASE KiB -> $LOADED KiB: $(python3 -c "print(round(($LOADED-$BASE)/max($LOGINS,1)*1024))") bytes per connection"
+fi
+
+if step 4; then
+start_broker
+echo "== 4. command intake: $COMMANDS commands at once, one message each, to offline vehicles"
+read -r VPID JT < <(start_vgate commands)
+PIDS+=("$VPID")
+"$BM" commands --port "$MQ" --count "$COMMANDS" >"$OUT/commands.json"
+kill "$VPID"; wait "$VPID" 2>/dev/null || true
+echo "$(json "$OUT/commands.json" "['results']") of $COMMANDS queued in $(json "$OUT/commands.json" "['seconds']") s: $(json "$OUT/commands.json" "['rate']") commands/s (published in $(json "$OUT/commands.json" "['publish_seconds']") s)"
+fi
+
+if step 5; then
+start_broker
+echo "== 5. memory soak: $SOAK s, $SOAK_VEHICLES terminals at 1 report/s, churn, commands, no scrape"
+read -r VPID JT < <(start_vgate soak)
+PIDS+=("$VPID")
+"$VGATE" simulate --protocol jt808 --vehicles "$SOAK_VEHICLES" --rate 1 --duration "$((SOAK + 10))s" \
+  --target "$JT" --json >"$OUT/sim_soak.json" &
+SIM=$!
+( end=$((SECONDS + SOAK)); while [ $SECONDS -lt $end ]; do
+    "$VGATE" simulate --protocol jt808 --vehicles 50 --first-id 13600000000 --rate 1 --duration 3s \
+      --target "$JT" >/dev/null 2>&1 || true
+  done ) &
+CHURN=$!
+( i=0; end=$((SECONDS + SOAK)); while [ $SECONDS -lt $end ]; do
+    mosquitto_pub -p "$MQ" -q 1 -t "vgate/v1/0$((13800000000 + i % SOAK_VEHICLES))/cmd" \
+      -m "{\"id\":\"soak-$i\",\"type\":\"text\",\"params\":{\"text\":\"soak\"}}" || true
+    i=$((i + 1)); sleep 0.1
+  done ) &
+CMDS=$!
+: >"$OUT/soak_rss.txt"
+for t in $(seq "$SOAK"); do sleep 1; echo "$t $(rss_kib "$VPID")" >>"$OUT/soak_rss.txt"; done
+kill "$CHURN" "$CMDS" 2>/dev/null || true; wait "$SIM" 2>/dev/null || true
+kill "$VPID"; wait "$VPID" 2>/dev/null || true
+python3 - "$OUT/soak_rss.txt" "$SOAK" >"$OUT/soak.json" <<'PY'
+import json, sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 2]
+soak = float(sys.argv[2]); warm = soak / 3
+after = [(t, kib * 1024) for t, kib in rows if t >= warm]
+lows = {}
+for t, b in after:
+    k = int((t - warm) // 30)
+    lows[k] = min(lows.get(k, b), b)
+pts = [(warm + 30 * k + 15, b) for k, b in sorted(lows.items())]
+n = len(pts); mx = sum(p[0] for p in pts) / n; my = sum(p[1] for p in pts) / n
+den = sum((p[0] - mx) ** 2 for p in pts) or 1
+slope = sum((p[0] - mx) * (p[1] - my) for p in pts) / den
+print(json.dumps({"seconds": soak, "rss_mb_first": round(pts[0][1] / 1e6, 1),
+                  "rss_mb_last": round(pts[-1][1] / 1e6, 1), "rss_mb_max": round(max(b for _, b in after) / 1e6, 1),
+                  "slope_bytes_per_s": round(slope)}))
+PY
+echo "RSS (lowest of each 30 s after the first third) $(json "$OUT/soak.json" "['rss_mb_first']") -> $(json "$OUT/soak.json" "['rss_mb_last']") MB, slope $(json "$OUT/soak.json" "['slope_bytes_per_s']") bytes/s; $(json "$OUT/sim_soak.json" "['frames_sent']") reports"
 fi

@@ -569,3 +569,68 @@ async fn a_named_group_reaches_its_ids_and_prefixes_and_no_one_else() {
     .await;
     assert!(stray.is_err(), "the outsider got {stray:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn impossible_vehicle_ids_and_unknown_groups_are_rejected_on_the_gateway_result_topic() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let port = vgate.mqtt_port().unwrap();
+    let mut sub = Subscriber::connect(port, &["vgate/gateway/test-node/cmd/result"]).await;
+    command(&sub, "bad.id", r#"{"id":"b-1","type":"query_location"}"#).await;
+    let r = sub.next_on("/cmd/result", WAIT).await;
+    assert_eq!(r.json["type"], "cmd_result", "{:?}", r.json);
+    assert_eq!(r.json["vehicle_id"], "bad.id");
+    assert_eq!(r.json["data"]["id"], "b-1");
+    assert_eq!(r.json["data"]["status"], "rejected");
+    assert!(
+        r.json["data"]["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("vehicle id")),
+        "{:?}",
+        r.json
+    );
+    assert!(r.json["protocol"].is_null(), "{:?}", r.json);
+
+    sub.client
+        .publish(
+            "vgate/broadcast/nosuchgroup/cmd",
+            QoS::AtLeastOnce,
+            false,
+            r#"{"id":"g-1","type":"query_location"}"#.as_bytes().to_vec(),
+        )
+        .await
+        .expect("publish");
+    let r = sub.next_on("/cmd/result", WAIT).await;
+    assert_eq!(
+        r.json["vehicle_id"], "broadcast/nosuchgroup",
+        "{:?}",
+        r.json
+    );
+    assert_eq!(r.json["data"]["id"], "g-1");
+    assert_eq!(r.json["data"]["status"], "rejected");
+    assert!(
+        r.json["data"]["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("unknown broadcast group")),
+        "{:?}",
+        r.json
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_for_a_vehicle_never_seen_is_queued_with_no_protocol() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let phone = "013900000077";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/cmd/result")],
+    )
+    .await;
+    command(&sub, phone, r#"{"id":"n-1","type":"query_location"}"#).await;
+    let r = result(&mut sub).await;
+    assert_eq!(r.json["data"]["status"], "queued", "{:?}", r.json);
+    assert!(
+        r.json["protocol"].is_null(),
+        "not `raw`: vgate does not know what this vehicle speaks yet: {:?}",
+        r.json
+    );
+}

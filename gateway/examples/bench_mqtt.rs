@@ -7,7 +7,13 @@
 //! bench_mqtt publish --port P --count N [--size B] [--clients C] [--ids V] [--inflight I]
 //!                    [--rate R]
 //! bench_mqtt count   --port P --filter F --count N [--timeout S] [--sample FILE] -> JSON
+//! bench_mqtt commands --port P --count N [--first-id X] [--ids V] [--status S] -> JSON
 //! ```
+//!
+//! `commands` is a platform pushing N commands at once, one QoS 1 message each (a text to
+//! vehicle `X + i % V`, default V = N: N distinct vehicles), and counting the results with
+//! status S (default `queued`) on `vgate/v1/+/cmd/result`: the command intake rate, first
+//! publish to last result.
 //!
 //! `publish` sends on `direct/v1/{12-digit id}/location` (the shape of vgate's
 //! `vgate/v1/{vehicle}/location`, V distinct ids like V simulated vehicles) payloads of B
@@ -61,6 +67,7 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("publish") => publish(&args, port).await,
         Some("count") => count(&args, port).await,
+        Some("commands") => commands(&args, port).await,
         _ => {
             eprintln!("usage: bench_mqtt publish|count --port P ...");
             std::process::exit(2);
@@ -153,6 +160,91 @@ async fn publish(args: &[String], port: u16) {
         payload.len(),
         count as f64 / secs
     );
+}
+
+/// Publishes `count` commands as fast as the broker takes them and waits for as many results
+/// with the wanted status (see the module docs).
+async fn commands(args: &[String], port: u16) {
+    let count = num(args, "--count", 50_000);
+    let first_id = num(args, "--first-id", 13_900_000_000);
+    let ids = num(args, "--ids", count).max(1);
+    let status = arg(args, "--status").unwrap_or_else(|| "queued".into());
+    let idle = Duration::from_secs(num(args, "--timeout", 30));
+    let want = format!(r#""status":"{status}""#);
+
+    let (sub, mut sub_ev) = AsyncClient::new(
+        options(&format!("bench-results-{}", std::process::id()), port, 1000),
+        10_000,
+    );
+    sub.subscribe("vgate/v1/+/cmd/result", QoS::AtMostOnce)
+        .await
+        .expect("subscribe");
+    loop {
+        match sub_ev.poll().await {
+            Ok(Event::Incoming(Packet::SubAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("subscriber: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let (publisher, mut pub_ev) = AsyncClient::new(
+        options(
+            &format!("bench-commands-{}", std::process::id()),
+            port,
+            1000,
+        ),
+        1000,
+    );
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = pub_ev.poll().await {
+                eprintln!("publisher connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let started = Instant::now();
+    let publishing = tokio::spawn(async move {
+        for i in 0..count {
+            let topic = format!("vgate/v1/{:012}/cmd", first_id + i % ids);
+            let body = format!(r#"{{"id":"bench-{i}","type":"text","params":{{"text":"bench"}}}}"#);
+            if publisher
+                .publish(topic, QoS::AtLeastOnce, false, body)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        started.elapsed().as_secs_f64()
+    });
+    let mut got = 0u64;
+    while got < count {
+        match tokio::time::timeout(idle, sub_ev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                if p.payload.windows(want.len()).any(|w| w == want.as_bytes()) {
+                    got += 1;
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                eprintln!("subscriber: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => break,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let published_s = publishing.await.unwrap_or_default();
+    println!(
+        "{{\"commands\":{count},\"results\":{got},\"status\":\"{status}\",\"publish_seconds\":{published_s:.3},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
+        got as f64 / secs
+    );
+    if got < count {
+        std::process::exit(1);
+    }
 }
 
 /// [`json_payload`] with `received_at` set to now, as vgate's events carry it.

@@ -44,6 +44,20 @@ impl Sink {
         }
     }
 
+    /// Publishes a command result on the gateway's own result topic
+    /// (`{p}/gateway/{node}/cmd/result`): for results whose vehicle id cannot be a topic level.
+    pub async fn publish_gateway_result(&self, event: Event) -> Result<(), SinkClosed> {
+        metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
+        match self {
+            Sink::Mqtt(p) => p
+                .publish_gateway_result(&event)
+                .await
+                .map(|_| ())
+                .map_err(|e| SinkClosed(e.to_string())),
+            Sink::Memory(tx) => send_memory(tx, event).await,
+        }
+    }
+
     /// Publishes `events` in order and, when `durable`, waits until each is durably accepted
     /// (acknowledged by the broker, or fsynced into the spool). `Ok(false)`: some event was
     /// refused (an MQTT 5 broker's negative PUBACK): the vehicle should not be told it arrived.

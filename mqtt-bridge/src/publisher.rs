@@ -244,6 +244,23 @@ impl Publisher {
         .await
     }
 
+    /// Publishes `ev` (a command result) on the gateway's `{p}/gateway/{node}/cmd/result`,
+    /// where results go that cannot go on a vehicle's topic (an impossible vehicle id, a
+    /// broadcast to an unknown group), QoS as for `cmd_result`, on lane 0.
+    pub async fn publish_gateway_result(&self, ev: &Event) -> Result<Delivery, BridgeError> {
+        let mut payload = Vec::with_capacity(512);
+        ev.write_json(&mut payload);
+        self.enqueue(
+            self.lane(0)?,
+            self.topics.gateway_results(),
+            payload.into(),
+            self.qos.for_kind(EventKind::CmdResult),
+            false,
+            EventKind::CmdResult.as_str(),
+        )
+        .await
+    }
+
     /// Publishes any payload on any topic (e.g. a command result to an MQTT 5 response
     /// topic), on lane 0.
     pub async fn publish_raw(

@@ -44,6 +44,12 @@ impl Topics {
         format!("{}/gateway/{}/status", self.prefix, self.node)
     }
 
+    /// `{p}/gateway/{node}/cmd/result`: results that cannot go on a vehicle's topic (a
+    /// command for an impossible vehicle id, a broadcast to an unknown group).
+    pub fn gateway_results(&self) -> String {
+        format!("{}/gateway/{}/cmd/result", self.prefix, self.node)
+    }
+
     /// The two command subscriptions: `{p}/v1/+/cmd` and `{p}/broadcast/+/cmd`.
     pub fn command_filters(&self) -> [String; 2] {
         [

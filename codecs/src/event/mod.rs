@@ -43,6 +43,9 @@ pub enum Protocol {
     Gbt32960_2016,
     Gbt32960_2025,
     Raw,
+    /// Not known: a command result for a vehicle vgate has never seen (no session, not in the
+    /// vehicles it remembers). `null` in the JSON; `unknown` in logs.
+    Unknown,
 }
 
 impl Protocol {
@@ -55,6 +58,7 @@ impl Protocol {
             Protocol::Gbt32960_2016 => "gbt32960-2016",
             Protocol::Gbt32960_2025 => "gbt32960-2025",
             Protocol::Raw => "raw",
+            Protocol::Unknown => "unknown",
         }
     }
 
@@ -64,6 +68,7 @@ impl Protocol {
             Protocol::Jt808_2011 | Protocol::Jt808_2013 | Protocol::Jt808_2019 => "jt808",
             Protocol::Gbt32960_2016 | Protocol::Gbt32960_2025 => "gbt32960",
             Protocol::Raw => "raw",
+            Protocol::Unknown => "unknown",
         }
     }
 }
@@ -76,7 +81,10 @@ impl fmt::Display for Protocol {
 
 impl Serialize for Protocol {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        match self {
+            Protocol::Unknown => s.serialize_none(),
+            p => s.serialize_str(p.as_str()),
+        }
     }
 }
 
@@ -276,9 +284,15 @@ impl Event {
         out.extend_from_slice(b"\",\"vehicle_id\":");
         json::str(out, vehicle_id);
         // Protocol and type names are plain ASCII constants: no escaping to check.
-        out.extend_from_slice(b",\"protocol\":\"");
-        out.extend_from_slice(protocol.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"type\":\"");
+        match protocol {
+            Protocol::Unknown => out.extend_from_slice(b",\"protocol\":null"),
+            p => {
+                out.extend_from_slice(b",\"protocol\":\"");
+                out.extend_from_slice(p.as_str().as_bytes());
+                out.push(b'"');
+            }
+        }
+        out.extend_from_slice(b",\"type\":\"");
         out.extend_from_slice(data.kind().as_str().as_bytes());
         out.push(b'"');
         out.extend_from_slice(b",\"device_time\":");
@@ -653,6 +667,25 @@ mod tests {
                 assert_eq!(ev.to_json().as_bytes(), serde_bytes(&ev));
             }
         }
+    }
+
+    #[test]
+    fn an_unknown_protocol_is_null_in_both_writers() {
+        let mut ev = event(
+            Data::CmdResult(CmdResult {
+                id: "c1".into(),
+                status: CmdStatus::Queued,
+                reason: None,
+                response: None,
+            }),
+            None,
+            None,
+        );
+        ev.protocol = Protocol::Unknown;
+        let fast = fast_bytes(&ev);
+        assert_eq!(fast, serde_bytes(&ev));
+        let v: serde_json::Value = serde_json::from_slice(&fast).unwrap();
+        assert!(v["protocol"].is_null(), "{v}");
     }
 
     proptest::proptest! {

@@ -175,7 +175,14 @@ impl Commands {
                 warn!(error = %e, topic, "command result to the response topic not published");
             }
         }
-        if let Err(e) = self.sink.publish(ev).await {
+        // A vehicle id that cannot be a topic level (`{p}/v1/bad.id/cmd`) still gets its
+        // result, on the gateway's own result topic.
+        let published = if codecs::vehicle_id::validate(vehicle).is_ok() {
+            self.sink.publish(ev).await
+        } else {
+            self.sink.publish_gateway_result(ev).await
+        };
+        if let Err(e) = published {
             warn!(error = %e, vehicle, id = %cmd.id, "command result not published");
         }
     }
@@ -322,6 +329,8 @@ pub fn validate_for(
             gbt32960::command::build(cmd, gbt32960::Edition::V2025, Default::default()).map(|_| ())
         }
         Protocol::Raw => crate::session::raw::raw_body(cmd).map(|_| ()),
+        // Nothing to check the params against until the vehicle is seen.
+        Protocol::Unknown => Ok(()),
     }
 }
 
@@ -388,11 +397,35 @@ impl Dispatcher {
         for inc in incs {
             let vehicles = match &inc.target {
                 Target::Vehicle(v) => vec![v.clone()],
+                Target::Group(g) if !self.group_exists(g) => {
+                    warn!(topic = %inc.topic, group = %g, "broadcast to an unknown group rejected");
+                    let target = ResultTarget {
+                        id: loose_id(&inc.payload),
+                        response_topic: inc.response_topic.clone(),
+                        correlation_data: inc.correlation_data.as_ref().map(|b| b.to_vec()),
+                    };
+                    let reason = format!(
+                        "unknown broadcast group {g:?}: all, jt808, gbt32960 or a group of [commands.groups]"
+                    );
+                    self.reject(
+                        &format!("broadcast/{g}"),
+                        Protocol::Unknown,
+                        &target,
+                        reason,
+                    )
+                    .await;
+                    let _ = inc.ack().await;
+                    continue;
+                }
                 Target::Group(g) => {
                     if groups.is_none() {
                         groups = Some(self.known().await);
                     }
-                    self.members(g, groups.as_deref().unwrap_or_default())
+                    let members = self.members(g, groups.as_deref().unwrap_or_default());
+                    if members.is_empty() {
+                        info!(group = %g, "broadcast to a group with no vehicle yet: nobody to send it to");
+                    }
+                    members
                 }
             };
             let target = ResultTarget {
@@ -405,7 +438,11 @@ impl Dispatcher {
                 Err(e) => {
                     info!(topic = %inc.topic, error = %e, "command rejected");
                     for v in &vehicles {
-                        self.reject(v, Protocol::Raw, &target, e.to_string()).await;
+                        let p = self
+                            .registry
+                            .get(v)
+                            .map_or(Protocol::Unknown, |h| h.protocol);
+                        self.reject(v, p, &target, e.to_string()).await;
                     }
                     None
                 }
@@ -439,7 +476,7 @@ impl Dispatcher {
                 let protocol = protocols.get(vehicle.as_str()).copied().flatten();
                 if let Err(reason) = self.check(cmd, vehicle, protocol, priority) {
                     info!(vehicle, id = %cmd.id, error = %reason, "command rejected");
-                    let p = protocol.unwrap_or(Protocol::Raw);
+                    let p = protocol.unwrap_or(Protocol::Unknown);
                     self.reject(vehicle, p, &it.target, reason).await;
                     continue;
                 }
@@ -454,7 +491,7 @@ impl Dispatcher {
                     correlation_data: it.target.correlation_data.clone(),
                     attempts: 0,
                 };
-                batch.push((k, q, protocol.unwrap_or(Protocol::Raw)));
+                batch.push((k, q, protocol.unwrap_or(Protocol::Unknown)));
             }
         }
 
@@ -637,6 +674,12 @@ impl Dispatcher {
         all
     }
 
+    /// Whether `group` names a group: a built-in one or one of `[commands.groups]`.
+    fn group_exists(&self, group: &str) -> bool {
+        matches!(group, "all" | "jt808" | "gbt32960")
+            || self.commands.cfg.groups.contains_key(group)
+    }
+
     /// The vehicles of a broadcast group among `known`.
     fn members(&self, group: &str, known: &[(String, String)]) -> Vec<String> {
         let patterns = self.commands.cfg.groups.get(group);
@@ -686,7 +729,7 @@ pub async fn sweep_expired(commands: Arc<Commands>, shutdown: tokio_util::sync::
                 .iter()
                 .find(|k| k.vehicle == q.vehicle)
                 .and_then(|k| protocol_from_name(&k.protocol))
-                .unwrap_or(Protocol::Raw);
+                .unwrap_or(Protocol::Unknown);
             commands
                 .result(
                     &q.vehicle,
