@@ -3,7 +3,28 @@
 //! Every setting has a documented default, so `vgate run` needs no file. The default file
 //! is embedded (`default_config.toml`) and printed by `vgate config`; a test checks that it
 //! parses to exactly [`Config::default`], so the documentation cannot drift. Unknown keys
-//! are errors that name the key and the file (`#[serde(deny_unknown_fields)]`).
+//! in the file are errors that name the key and the file (`#[serde(deny_unknown_fields)]`).
+//!
+//! Layers, lowest first ([`Config::load_with`]): the defaults, the file, the environment.
+//! Every key can be set as `VGATE_` + its path in upper case with `__` between table levels
+//! ([`env_key`]: `VGATE_MQTT__PASSWORD` is `[mqtt] password`, `VGATE_JT808__AUTH__MODE` is
+//! `[jt808.auth] mode`); numbers and booleans are read from the string when the key wants
+//! one, arrays and tables are written as TOML (`VGATE_GBT32960__PLATFORM_USERS='[{user =
+//! "a", password = "b"}]'`). The contract's nine variables ([`CONTRACT_ENV`]:
+//! `VGATE_MQTT_URL`...) set their keys as before and win over the general rule. A variable
+//! whose top-level name is no key (`VGATE_BIN`, `VGATE_CONFIG`: scripts share the prefix)
+//! is ignored; an unknown key inside a known table (`VGATE_MQTT__PASWORD`) is an error.
+//! `mqtt.password_file` (or `VGATE_MQTT__PASSWORD_FILE`) names a file whose first line is
+//! the broker password.
+//!
+//! The layering is figment's rather than the `config` crate's: figment tags every value
+//! with the provider it came from, and each environment variable is its own provider here,
+//! so an error names the variable that set the bad value (`mqtt.connections (set by
+//! environment variable VGATE_MQTT__CONNECTIONS)`), and `config`'s errors do not say which
+//! source a value came from. figment reads the environment of the process only, so the
+//! variables are handed in as a list ([`Config::load_with`]; the tests pass their own). The
+//! file itself is first read strictly with `toml` and `serde_path_to_error`, whose errors
+//! give the key path and the line.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -921,6 +942,12 @@ mod tests {
         let path = toml.map(|_| file.as_path());
         let got = Config::load_with(path, &env(vars)).map_err(|e| format!("{e:#}"));
         (got, file.display().to_string())
+    }
+
+    #[test]
+    fn the_default_file_through_the_layers_is_the_defaults() {
+        let (cfg, _) = load(Some(DEFAULT_TOML), &[]);
+        assert_eq!(cfg.unwrap(), Config::default());
     }
 
     #[test]
