@@ -694,7 +694,9 @@ impl Config {
             None => {
                 let mut reason = e.reason.clone();
                 for var in &layers.env {
-                    if e.reason.contains(&var.key)
+                    // Dotted keys only: a word such as `log` may be in any reason.
+                    if var.key.contains('.')
+                        && e.reason.contains(&var.key)
                         && at(&var.key).is_some_and(|i| layers.env[i].name == var.name)
                     {
                         reason +=
