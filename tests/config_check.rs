@@ -194,6 +194,95 @@ fn a_value_from_the_environment_names_its_variable_as_well() {
     }
 }
 
+/// The general rule (`VGATE_` + the key path, `__` between levels) reaches every key, and its
+/// errors name the variable as the contract's variables do: `config --check` and `run` alike.
+#[test]
+fn a_bad_value_in_a_key_path_variable_names_the_variable_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vgate.toml");
+    std::fs::write(&file, "[mqtt]\nconnections = 2\n").unwrap();
+    let data = dir.path().join("data");
+    let missing = dir.path().join("no-secret").display().to_string();
+    for (var, value, key) in [
+        ("VGATE_MQTT__CONNECTIONS", "0", "mqtt.connections"),
+        ("VGATE_MQTT__CONNECTIONS", "abc", "mqtt.connections"),
+        (
+            "VGATE_MQTT__PASSWORD_FILE",
+            missing.as_str(),
+            "mqtt.password_file",
+        ),
+        ("VGATE_MQTT__PASWORD", "typo", "mqtt.pasword"),
+    ] {
+        let env = [(var, value), ("VGATE_MQTT__USERNAME", "u")];
+        let out = check(&file, &env, &data);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {err}");
+        let checked = error_line(&err);
+        let named = format!("{key} (set by environment variable {var})");
+        for part in [file.display().to_string().as_str(), named.as_str()] {
+            assert!(
+                checked.contains(part),
+                "{var}={value}: names {part}: {checked}"
+            );
+        }
+        let (code, err) = run_refused(&["--config", file.to_str().unwrap()], &env, &data);
+        assert_eq!(code, Some(2), "run with {var}={value}: {err}");
+        assert_eq!(error_line(&err), checked, "run refuses it the same way");
+        assert!(!data.exists(), "nothing created before refusing");
+    }
+}
+
+/// A key refused because of another key's value names the variable that set that one.
+#[test]
+fn a_key_required_by_a_variable_s_value_names_that_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vgate.toml");
+    std::fs::write(&file, "node_id = \"n1\"\n").unwrap();
+    let out = check(
+        &file,
+        &[("VGATE_JT808__AUTH__MODE", "allowlist")],
+        &dir.path().join("data"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let checked = error_line(&String::from_utf8_lossy(&out.stderr));
+    for part in [
+        file.display().to_string().as_str(),
+        "jt808.auth.allowlist_file",
+        "jt808.auth.mode set by environment variable VGATE_JT808__AUTH__MODE",
+    ] {
+        assert!(checked.contains(part), "names {part}: {checked}");
+    }
+}
+
+/// Variables of other tools that share the prefix (scripts' `VGATE_BIN`, bench.sh's
+/// `VGATE_CONFIG`) are not keys and are ignored; key-path variables over a valid file are ok.
+#[test]
+fn other_vgate_variables_are_ignored_and_key_paths_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ok.toml");
+    std::fs::write(&file, "[mqtt]\nconnections = 17\n").unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let out = check(
+        &file,
+        &[
+            ("VGATE_BIN", "target/debug/vgate"),
+            ("VGATE_CONFIG", "bench.toml"),
+            ("VGATE_FOO__BAR", "1"),
+            ("VGATE_MQTT__CONNECTIONS", "16"),
+            ("VGATE_MQTT__USERNAME", "vgate"),
+            ("VGATE_MQTT__PASSWORD_FILE", secret.to_str().unwrap()),
+            ("VGATE_COMMANDS__DEFAULT_TTL_S", "60"),
+        ],
+        &dir.path().join("data"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_valid_file_is_ok() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,28 @@
 //! Every setting has a documented default, so `vgate run` needs no file. The default file
 //! is embedded (`default_config.toml`) and printed by `vgate config`; a test checks that it
 //! parses to exactly [`Config::default`], so the documentation cannot drift. Unknown keys
-//! are errors that name the key and the file (`#[serde(deny_unknown_fields)]`).
+//! in the file are errors that name the key and the file (`#[serde(deny_unknown_fields)]`).
+//!
+//! Layers, lowest first ([`Config::load_with`]): the defaults, the file, the environment.
+//! Every key can be set as `VGATE_` + its path in upper case with `__` between table levels
+//! ([`env_key`]: `VGATE_MQTT__PASSWORD` is `[mqtt] password`, `VGATE_JT808__AUTH__MODE` is
+//! `[jt808.auth] mode`); numbers and booleans are read from the string when the key wants
+//! one, arrays and tables are written as TOML (`VGATE_GBT32960__PLATFORM_USERS='[{user =
+//! "a", password = "b"}]'`). The contract's nine variables ([`CONTRACT_ENV`]:
+//! `VGATE_MQTT_URL`...) set their keys as before and win over the general rule. A variable
+//! whose top-level name is no key (`VGATE_BIN`, `VGATE_CONFIG`: scripts share the prefix)
+//! is ignored; an unknown key inside a known table (`VGATE_MQTT__PASWORD`) is an error.
+//! `mqtt.password_file` (or `VGATE_MQTT__PASSWORD_FILE`) names a file whose first line is
+//! the broker password.
+//!
+//! The layering is figment's rather than the `config` crate's: figment tags every value
+//! with the provider it came from, and each environment variable is its own provider here,
+//! so an error names the variable that set the bad value (`mqtt.connections (set by
+//! environment variable VGATE_MQTT__CONNECTIONS)`), and `config`'s errors do not say which
+//! source a value came from. figment reads the environment of the process only, so the
+//! variables are handed in as a list ([`Config::load_with`]; the tests pass their own). The
+//! file itself is first read strictly with `toml` and `serde_path_to_error`, whose errors
+//! give the key path and the line.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -330,8 +351,12 @@ impl ConfigError {
     }
 }
 
-/// The contract's environment variables and the keys they override.
-const ENV_KEYS: &[(&str, &str)] = &[
+/// The prefix of every environment variable that sets a key.
+pub const ENV_PREFIX: &str = "VGATE_";
+
+/// The contract's environment variables (§1, binding) and the keys they set. They predate
+/// the general rule (`VGATE_JT808__LISTEN`), and win over it when both are set.
+pub const CONTRACT_ENV: &[(&str, &str)] = &[
     ("VGATE_JT808_LISTEN", "jt808.listen"),
     ("VGATE_GBT32960_LISTEN", "gbt32960.listen"),
     ("VGATE_HTTP_LISTEN", "http.listen"),
@@ -343,6 +368,244 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("VGATE_LOG", "log"),
 ];
 
+/// The key an environment variable sets (`mqtt.password` for `VGATE_MQTT__PASSWORD`), or
+/// `None` when the name is not one of ours: no `VGATE_` prefix, or an empty level
+/// (`VGATE_MQTT____X`). Whether the key exists is decided when the layers are read.
+pub fn env_key(name: &str) -> Option<String> {
+    if let Some((_, key)) = CONTRACT_ENV.iter().find(|(var, _)| *var == name) {
+        return Some((*key).to_owned());
+    }
+    let rest = name.strip_prefix(ENV_PREFIX)?;
+    let levels: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    if levels
+        .iter()
+        .any(|l| l.is_empty() || l.contains('.') || l.starts_with('_') || l.ends_with('_'))
+    {
+        return None;
+    }
+    Some(levels.join("."))
+}
+
+/// One environment variable's value, as the layer gives it.
+#[derive(Debug, Clone)]
+enum EnvValue {
+    /// A string: numbers and booleans are read from it when the key wants one.
+    Text(String),
+    /// A value written as a TOML array or inline table (`[...]`, `{...}`), for `raw`,
+    /// `gbt32960.platform_users`, `commands.groups.*`; read as `Text` instead when the key
+    /// wants a string.
+    Toml(figment::value::Value, String),
+    /// `VGATE_MQTT_URL=""`: no URL (the embedded broker), over the file's.
+    Unset,
+}
+
+/// One `VGATE_*` variable: one figment provider, so that figment tags every value with the
+/// variable it came from and an error can name it.
+#[derive(Debug, Clone)]
+struct EnvVar {
+    name: String,
+    key: String,
+    value: EnvValue,
+}
+
+impl EnvVar {
+    fn new(name: &str, key: String, raw: &str) -> EnvVar {
+        let trimmed = raw.trim();
+        let value = if key == "mqtt.url" && trimmed.is_empty() {
+            EnvValue::Unset
+        } else if trimmed.starts_with(['[', '{']) {
+            toml::from_str::<toml::Table>(&format!("v = {trimmed}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .and_then(|v| figment::value::Value::serialize(v).ok())
+                .map_or_else(
+                    || EnvValue::Text(raw.to_owned()),
+                    |v| EnvValue::Toml(v, raw.to_owned()),
+                )
+        } else {
+            EnvValue::Text(raw.to_owned())
+        };
+        EnvVar {
+            name: name.to_owned(),
+            key,
+            value,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("environment variable {}", self.name)
+    }
+}
+
+impl figment::Provider for EnvVar {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.label())
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Empty, Value};
+        let value = match &self.value {
+            EnvValue::Text(s) => Value::from(s.clone()),
+            EnvValue::Toml(v, _) => v.clone(),
+            EnvValue::Unset => Value::from(Empty::None),
+        };
+        let dict = figment::util::nest(&self.key, value)
+            .into_dict()
+            .unwrap_or_default();
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// The configuration file's layer, named after the file in errors.
+struct FileLayer<'a> {
+    label: &'a str,
+    text: &'a str,
+}
+
+impl figment::Provider for FileLayer<'_> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.label.to_owned())
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::providers::Format;
+        figment::providers::Toml::string(self.text).data()
+    }
+}
+
+/// The layers of one configuration: the defaults (serde's, every struct's `Default`), the
+/// file, the environment; and the errors naming where a value came from.
+struct Layers<'a> {
+    /// `config file PATH`, or `configuration (no config file)`.
+    source: &'a str,
+    file: Option<&'a str>,
+    env: Vec<EnvVar>,
+}
+
+impl Layers<'_> {
+    fn figment(&self) -> figment::Figment {
+        let mut f = figment::Figment::new();
+        if let Some(text) = self.file {
+            f = f.merge(FileLayer {
+                label: self.source,
+                text,
+            });
+        }
+        for var in &self.env {
+            f = f.merge(var);
+        }
+        f
+    }
+
+    /// The environment variable that set `key` (dotted, as the file spells it; an array's
+    /// element `raw[0].name` is looked up as the whole array `raw`), if one did.
+    fn var_of(&self, figment: &figment::Figment, key: &str) -> Option<usize> {
+        let key = key.split('[').next().unwrap_or(key);
+        let key = key
+            .split('.')
+            .take_while(|level| level.parse::<usize>().is_err())
+            .collect::<Vec<_>>()
+            .join(".");
+        let label = &figment.find_metadata(&key)?.name;
+        self.env.iter().position(|v| v.label() == *label)
+    }
+
+    /// The one-line error: the file (or that there is none), the key, the variable that set
+    /// it if one did, and why.
+    fn error(&self, var: Option<usize>, key: &str, reason: &str) -> anyhow::Error {
+        match var {
+            Some(i) => anyhow!(
+                "{}: {key} (set by environment variable {}): {reason}",
+                self.source,
+                self.env[i].name
+            ),
+            None => anyhow!("{}: {key}: {reason}", self.source),
+        }
+    }
+
+    /// Reads the merged layers into a [`Config`]. Numbers and booleans are read from the
+    /// environment's strings (`extract_lossy`; the file was read strictly before). A
+    /// variable whose top-level name is no key (`VGATE_BIN`, `VGATE_FOO__BAR`: scripts use
+    /// the prefix too) is dropped; an unknown key inside a table (`VGATE_MQTT__PASWORD`) is
+    /// an error. Each retry drops or re-reads one variable, so this ends.
+    fn extract(&mut self) -> anyhow::Result<(Config, figment::Figment)> {
+        use figment::error::{Actual, Kind};
+        loop {
+            let figment = self.figment();
+            let e = match figment.extract_lossy::<Config>() {
+                Ok(cfg) => return Ok((cfg, figment)),
+                Err(e) => e,
+            };
+            // The path ends with the key itself, an unknown one too; `raw.0.name` is
+            // written `raw[0].name`, as in the file's errors.
+            let key = e.path.iter().fold(String::new(), |mut key, level| {
+                if level.parse::<usize>().is_ok() {
+                    key = format!("{key}[{level}]");
+                } else if key.is_empty() {
+                    key.clone_from(level);
+                } else {
+                    key = format!("{key}.{level}");
+                }
+                key
+            });
+            let var = self.var_of(&figment, &key);
+            match (&e.kind, var) {
+                (Kind::UnknownField(..), Some(i)) if e.path.len() == 1 => {
+                    self.env.remove(i);
+                }
+                (Kind::InvalidType(Actual::Seq | Actual::Map, expected), Some(i))
+                    if expected.contains("string")
+                        && matches!(self.env[i].value, EnvValue::Toml(..)) =>
+                {
+                    if let EnvValue::Toml(_, raw) = &self.env[i].value {
+                        self.env[i].value = EnvValue::Text(raw.clone());
+                    }
+                }
+                _ => {
+                    let key = if key.is_empty() { "(top level)" } else { &key };
+                    return Err(self.error(var, key, &e.kind.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Reads the file alone, strictly (no number from a string), for its errors: the key path
+/// and the line (`jt808.listen_port (line 2, column 1): unknown field ...`).
+fn read_file_strictly(text: &str) -> Result<(), String> {
+    let de = toml::Deserializer::new(text);
+    let Err(e) = serde_path_to_error::deserialize::<_, Config>(de) else {
+        return Ok(());
+    };
+    let key = e.path().to_string();
+    let inner = e.inner();
+    let at = inner.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {column}")
+    });
+    let reason = inner.message().trim().replace('\n', "; ");
+    Err(match (key.as_str(), at) {
+        ("" | ".", Some(at)) => format!("{at}: {reason}"),
+        ("" | ".", None) => reason,
+        (key, Some(at)) => format!("{key} ({at}): {reason}"),
+        (key, None) => format!("{key}: {reason}"),
+    })
+}
+
+/// The `VGATE_*` variables of this process (names and values that are UTF-8).
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect()
+}
+
 /// Checks a log filter (`log`, `VGATE_LOG`) with the logging setup's own check
 /// ([`crate::logging::check_filter`]), so `config --check` refuses what `run` would.
 pub fn check_log_filter(filter: &str) -> Result<(), String> {
@@ -352,78 +615,98 @@ pub fn check_log_filter(filter: &str) -> Result<(), String> {
 }
 
 impl Config {
-    /// Reads a file (or the defaults when `None`), applies the environment, then
+    /// Reads a file (or the defaults when `None`), applies this process's environment, then
     /// [`Config::check`]s the result: `vgate run` and `vgate config --check` both load
-    /// through here, so a file one accepts the other accepts. Errors name the file (or say
-    /// there is none) and the key, and the environment variable when one set the value.
+    /// through here, so a file one accepts the other accepts. See [`Config::load_with`].
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        Config::load_with(path, &process_env())
+    }
+
+    /// [`Config::load`] with the environment given: `(name, value)` pairs, of which the
+    /// `VGATE_*` ones are read (module doc). The layers, lowest first: the defaults, the
+    /// file, the variables of the general rule (`VGATE_MQTT__PASSWORD`) in name order, the
+    /// contract's nine (`VGATE_MQTT_URL`). Then `mqtt.password_file` is read, then
+    /// [`Config::check`]. Every error is one line naming the file (or that there is none)
+    /// and the key, and the environment variable when one set the value.
+    pub fn load_with(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Config> {
         let source = match path {
             Some(p) => format!("config file {}", p.display()),
             None => "configuration (no config file)".to_owned(),
         };
-        let mut cfg = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str::<Config>(&text).map_err(|e| anyhow!("{source}: {e}"))?
-            }
-            None => Config::default(),
+        let text = match path {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?,
+            ),
+            None => None,
         };
-        let env = |k: &str| std::env::var(k).ok();
-        cfg.apply_env(env)
-            .map_err(|e| anyhow!("{source}, overridden by the environment: {e:#}"))?;
-        cfg.check().map_err(|e| {
-            let var = ENV_KEYS
-                .iter()
-                .find(|(var, key)| *key == e.key && std::env::var_os(var).is_some())
-                .map(|(var, _)| *var);
-            match var {
-                Some(var) => anyhow!(
-                    "{source}: {} (set by environment variable {var}): {}",
-                    e.key,
-                    e.reason
-                ),
-                None => anyhow!("{source}: {e}"),
+        if let Some(text) = &text {
+            read_file_strictly(text).map_err(|e| anyhow!("{source}: {e}"))?;
+        }
+        let mut vars: Vec<EnvVar> = env
+            .iter()
+            .filter_map(|(name, value)| Some(EnvVar::new(name, env_key(name)?, value)))
+            .collect();
+        let contract = |v: &EnvVar| CONTRACT_ENV.iter().any(|(n, _)| *n == v.name);
+        vars.sort_by(|a, b| (contract(a), &a.name).cmp(&(contract(b), &b.name)));
+        vars.dedup_by(|a, b| a.name == b.name);
+        let mut layers = Layers {
+            source: &source,
+            file: text.as_deref(),
+            env: vars,
+        };
+        let (mut cfg, figment) = layers.extract()?;
+        let at = |key: &str| layers.var_of(&figment, key);
+        if let Some(file) = cfg.mqtt.password_file.clone() {
+            let key = "mqtt.password_file";
+            if cfg.mqtt.password.is_some() {
+                let from = match at("mqtt.password") {
+                    Some(i) => format!(" (by environment variable {})", layers.env[i].name),
+                    None => String::new(),
+                };
+                return Err(layers.error(
+                    at(key),
+                    key,
+                    &format!("mqtt.password is set as well{from}: set one of them"),
+                ));
+            }
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                layers.error(
+                    at(key),
+                    key,
+                    &format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
+            let password = text.lines().next().unwrap_or_default();
+            if password.is_empty() {
+                return Err(layers.error(
+                    at(key),
+                    key,
+                    &format!("{}: the first line is empty", file.display()),
+                ));
+            }
+            cfg.mqtt.password = Some(password.to_owned());
+        }
+        cfg.check().map_err(|e| match at(&e.key) {
+            Some(i) => layers.error(Some(i), &e.key, &e.reason),
+            // A key refused for another one's value (`required when jt808.auth.mode =
+            // "allowlist"`): the variable that set that one.
+            None => {
+                let mut reason = e.reason.clone();
+                for var in &layers.env {
+                    // Dotted keys only: a word such as `log` may be in any reason.
+                    if var.key.contains('.')
+                        && e.reason.contains(&var.key)
+                        && at(&var.key).is_some_and(|i| layers.env[i].name == var.name)
+                    {
+                        reason +=
+                            &format!(" ({} set by environment variable {})", var.key, var.name);
+                    }
+                }
+                layers.error(None, &e.key, &reason)
             }
         })?;
         Ok(cfg)
-    }
-
-    /// Applies the contract's `VGATE_*` environment variables (they override the file).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        let addr = |key: &str, v: String| {
-            Listen::parse(&v).map_err(|e| anyhow!("environment variable {key}: {e}"))
-        };
-        if let Some(v) = get("VGATE_JT808_LISTEN") {
-            self.jt808.listen = addr("VGATE_JT808_LISTEN", v)?;
-        }
-        if let Some(v) = get("VGATE_GBT32960_LISTEN") {
-            self.gbt32960.listen = addr("VGATE_GBT32960_LISTEN", v)?;
-        }
-        if let Some(v) = get("VGATE_HTTP_LISTEN") {
-            self.http.listen = addr("VGATE_HTTP_LISTEN", v)?;
-        }
-        if let Some(v) = get("VGATE_MQTT_URL") {
-            self.mqtt.url = (!v.trim().is_empty()).then_some(v);
-        }
-        if let Some(v) = get("VGATE_EMBEDDED_MQTT_LISTEN") {
-            self.mqtt.embedded_listen = v
-                .parse()
-                .map_err(|_| anyhow!("environment variable VGATE_EMBEDDED_MQTT_LISTEN: {v:?} is not an address like 127.0.0.1:1883"))?;
-        }
-        if let Some(v) = get("VGATE_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("VGATE_NODE_ID") {
-            self.node_id = v;
-        }
-        if let Some(v) = get("VGATE_TOPIC_PREFIX") {
-            self.topic_prefix = v;
-        }
-        if let Some(v) = get("VGATE_LOG") {
-            self.log = v;
-        }
-        Ok(())
     }
 
     /// Every check `vgate run` makes before it binds anything, and nothing that needs the
@@ -643,19 +926,273 @@ mod tests {
         assert!(e.to_string().contains("listen_addr"), "{e}");
     }
 
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// `load_with` of `toml` (written to a file) under `vars`: the config, or the error line
+    /// and the file's path.
+    fn load(toml: Option<&str>, vars: &[(&str, &str)]) -> (Result<Config, String>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vgate.toml");
+        if let Some(t) = toml {
+            std::fs::write(&file, t).unwrap();
+        }
+        let path = toml.map(|_| file.as_path());
+        let got = Config::load_with(path, &env(vars)).map_err(|e| format!("{e:#}"));
+        (got, file.display().to_string())
+    }
+
     #[test]
-    fn environment_overrides_the_file_and_off_disables() {
-        let mut c = Config::default();
-        c.apply_env(|k| match k {
-            "VGATE_JT808_LISTEN" => Some("off".into()),
-            "VGATE_GBT32960_LISTEN" => Some("127.0.0.1:0".into()),
-            "VGATE_TOPIC_PREFIX" => Some("fleet".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(c.jt808.listen, Listen::Off);
-        assert_eq!(c.gbt32960.listen.addr().unwrap().port(), 0);
-        assert_eq!(c.topic_prefix, "fleet");
+    fn the_default_file_through_the_layers_is_the_defaults() {
+        let (cfg, _) = load(Some(DEFAULT_TOML), &[]);
+        assert_eq!(cfg.unwrap(), Config::default());
+    }
+
+    #[test]
+    fn env_names_map_to_key_paths() {
+        for (var, key) in [
+            ("VGATE_MQTT__PASSWORD", Some("mqtt.password")),
+            ("VGATE_MQTT__CONNECTIONS", Some("mqtt.connections")),
+            ("VGATE_JT808__AUTH__MODE", Some("jt808.auth.mode")),
+            (
+                "VGATE_COMMANDS__DEFAULT_TTL_S",
+                Some("commands.default_ttl_s"),
+            ),
+            ("VGATE_WORKER_THREADS", Some("worker_threads")),
+            ("VGATE_JT808_LISTEN", Some("jt808.listen")),
+            ("VGATE_EMBEDDED_MQTT_LISTEN", Some("mqtt.embedded_listen")),
+            ("VGATE_BIN", Some("bin")),
+            ("VGATE_MQTT____X", None),
+            ("VGATE_", None),
+            ("HOME", None),
+        ] {
+            assert_eq!(env_key(var).as_deref(), key, "{var}");
+        }
+    }
+
+    #[test]
+    fn every_key_can_come_from_the_environment_over_the_file() {
+        let file = "[mqtt]\nconnections = 3\nusername = \"file\"\npassword = \"from-file\"\n\
+                    [jt808]\nheartbeat_s = 90\n";
+        let (cfg, _) = load(
+            Some(file),
+            &[
+                ("VGATE_MQTT__CONNECTIONS", "2"),
+                ("VGATE_MQTT__PASSWORD", "123456"),
+                ("VGATE_MQTT__PROTOCOL", "5"),
+                ("VGATE_MQTT__QOS__LOCATION", "0"),
+                ("VGATE_MQTT__SPOOL__WHEN_FULL", "drop_oldest"),
+                ("VGATE_JT808__AUTH__HTTP__URL", "http://127.0.0.1:8080/auth"),
+                ("VGATE_JT808__AUTH__MODE", "http"),
+                ("VGATE_JT808__MAX_FRAMES_PER_S", "10.5"),
+                ("VGATE_GBT32960__REPLY_ON_ERROR", "false"),
+                (
+                    "VGATE_GBT32960__PLATFORM_USERS",
+                    "[{ user = \"tsp\", password = \"pw\" }]",
+                ),
+                ("VGATE_COMMANDS__DEFAULT_TTL_S", "60"),
+                ("VGATE_COMMANDS__GROUPS__NORTH", "[\"0138*\"]"),
+                ("VGATE_NODE_ID", "42"),
+                ("VGATE_LOG", "info,gateway=debug"),
+                ("VGATE_WORKER_THREADS", "3"),
+            ],
+        );
+        let cfg = cfg.unwrap();
+        assert_eq!(cfg.mqtt.connections, 2);
+        assert_eq!(cfg.mqtt.username.as_deref(), Some("file"), "the file stays");
+        assert_eq!(
+            cfg.mqtt.password.as_deref(),
+            Some("123456"),
+            "a string stays one"
+        );
+        assert_eq!(cfg.mqtt.protocol, mqtt_bridge::MqttProtocol::V5);
+        assert_eq!(cfg.mqtt.qos.location, mqtt_bridge::Qos::AtMostOnce);
+        assert_eq!(cfg.jt808.heartbeat_s, 90);
+        assert_eq!(cfg.jt808.auth.mode, AuthMode::Http);
+        assert_eq!(cfg.jt808.max_frames_per_s, 10.5);
+        assert!(!cfg.gbt32960.reply_on_error);
+        assert_eq!(cfg.gbt32960.platform_users.len(), 1);
+        assert_eq!(cfg.gbt32960.platform_users[0].user, "tsp");
+        assert_eq!(cfg.commands.default_ttl_s, 60);
+        assert_eq!(cfg.node_id, "42");
+        assert_eq!(cfg.log, "info,gateway=debug");
+        assert_eq!(cfg.worker_threads, 3);
+        let groups = serde_json::to_value(&cfg.commands.groups).unwrap();
+        assert_eq!(groups["north"], serde_json::json!(["0138*"]));
+    }
+
+    #[test]
+    fn the_contract_variables_keep_working_and_win_over_the_general_rule() {
+        let (cfg, _) = load(
+            Some("[mqtt]\nurl = \"mqtt://10.0.0.5:1883\"\n"),
+            &[
+                ("VGATE_JT808_LISTEN", "off"),
+                ("VGATE_JT808__LISTEN", "127.0.0.1:7000"),
+                ("VGATE_GBT32960_LISTEN", "127.0.0.1:0"),
+                ("VGATE_HTTP_LISTEN", "off"),
+                ("VGATE_EMBEDDED_MQTT_LISTEN", "127.0.0.1:1884"),
+                ("VGATE_DATA_DIR", "/tmp/vgate-config-test"),
+                ("VGATE_TOPIC_PREFIX", "fleet"),
+                ("VGATE_MQTT_URL", ""),
+            ],
+        );
+        let cfg = cfg.unwrap();
+        assert_eq!(cfg.jt808.listen, Listen::Off);
+        assert_eq!(cfg.gbt32960.listen.addr().unwrap().port(), 0);
+        assert_eq!(cfg.http.listen, Listen::Off);
+        assert_eq!(cfg.mqtt.embedded_listen.port(), 1884);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/vgate-config-test"));
+        assert_eq!(cfg.topic_prefix, "fleet");
+        assert_eq!(
+            cfg.mqtt.url, None,
+            "an empty VGATE_MQTT_URL: the embedded broker"
+        );
+    }
+
+    #[test]
+    fn other_tools_variables_are_ignored_and_a_typo_inside_a_table_is_not() {
+        let (cfg, _) = load(
+            None,
+            &[
+                ("VGATE_BIN", "target/debug/vgate"),
+                ("VGATE_CONFIG", "bench.toml"),
+                ("VGATE_FOO__BAR", "1"),
+                ("VGATE_SOAK_SECS", "60"),
+            ],
+        );
+        assert_eq!(cfg.unwrap(), Config::default());
+        let (e, _) = load(None, &[("VGATE_MQTT__PASWORD", "x")]);
+        let e = e.unwrap_err();
+        assert!(
+            e.contains("mqtt.pasword (set by environment variable VGATE_MQTT__PASWORD)")
+                && !e.contains("pasword.pasword"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable_the_key_and_the_file() {
+        for (var, value, key) in [
+            ("VGATE_MQTT__CONNECTIONS", "abc", "mqtt.connections"),
+            ("VGATE_MQTT__CONNECTIONS", "0", "mqtt.connections"),
+            ("VGATE_JT808__AUTH__MODE", "sometimes", "jt808.auth.mode"),
+            (
+                "VGATE_GBT32960__REPLY_ON_ERROR",
+                "perhaps",
+                "gbt32960.reply_on_error",
+            ),
+            ("VGATE_HTTP_LISTEN", "nowhere", "http.listen"),
+            ("VGATE_MQTT_URL", "ftp://broker", "mqtt.url"),
+            ("VGATE_LOG", "gateway=loud", "log"),
+        ] {
+            let (e, file) = load(Some("node_id = \"n1\"\n"), &[(var, value)]);
+            let e = e.unwrap_err();
+            for part in [file.as_str(), key, var] {
+                assert!(e.contains(part), "{var}={value}: names {part}: {e}");
+            }
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        let (e, _) = load(None, &[("VGATE_MQTT__CONNECTIONS", "abc")]);
+        let e = e.unwrap_err();
+        assert!(
+            e.contains("no config file") && e.contains("VGATE_MQTT__CONNECTIONS"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_names_the_file_the_key_and_the_line() {
+        for (text, key, line) in [
+            (
+                "[jt808]\nlisten_addr = \"x\"\n",
+                "jt808.listen_addr",
+                "line 2",
+            ),
+            (
+                "node_id = \"a\"\n[mqtt]\nconnections = \"2\"\n",
+                "mqtt.connections",
+                "line 3",
+            ),
+            ("[mqtt.qos]\nlocation = 2\n", "mqtt.qos.location", "line 2"),
+        ] {
+            let (e, file) = load(Some(text), &[]);
+            let e = e.unwrap_err();
+            for part in [file.as_str(), key, line] {
+                assert!(e.contains(part), "{text:?}: names {part}: {e}");
+            }
+        }
+        // Not the environment's `VGATE_MQTT__CONNECTIONS=2`: the file is read strictly.
+        let (e, file) = load(Some("[mqtt\n"), &[]);
+        let e = e.unwrap_err();
+        assert!(e.contains(&file) && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_string_that_looks_like_toml_stays_a_string_where_one_is_wanted() {
+        for pw in ["[1, 2]", "{ a = 1 }", "[not toml"] {
+            let (cfg, _) = load(
+                None,
+                &[("VGATE_MQTT__USERNAME", "u"), ("VGATE_MQTT__PASSWORD", pw)],
+            );
+            assert_eq!(cfg.unwrap().mqtt.password.as_deref(), Some(pw));
+        }
+    }
+
+    #[test]
+    fn the_password_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret pass\nignored\n").unwrap();
+        let secret_s = secret.display().to_string();
+        let (cfg, _) = load(
+            Some("[mqtt]\nusername = \"u\"\n"),
+            &[("VGATE_MQTT__PASSWORD_FILE", &secret_s)],
+        );
+        assert_eq!(cfg.unwrap().mqtt.password.as_deref(), Some("s3cret pass"));
+        let (cfg, _) = load(
+            Some(&format!(
+                "[mqtt]\nusername = \"u\"\npassword_file = {secret_s:?}\n"
+            )),
+            &[],
+        );
+        assert_eq!(cfg.unwrap().mqtt.password.as_deref(), Some("s3cret pass"));
+
+        let missing = dir.path().join("missing").display().to_string();
+        let (e, file) = load(
+            Some("[mqtt]\nusername = \"u\"\n"),
+            &[("VGATE_MQTT__PASSWORD_FILE", &missing)],
+        );
+        let e = e.unwrap_err();
+        for part in [
+            file.as_str(),
+            "mqtt.password_file",
+            "VGATE_MQTT__PASSWORD_FILE",
+            &missing,
+        ] {
+            assert!(e.contains(part), "names {part}: {e}");
+        }
+        let (e, _) = load(
+            Some("[mqtt]\nusername = \"u\"\npassword = \"p\"\n"),
+            &[("VGATE_MQTT__PASSWORD_FILE", &secret_s)],
+        );
+        let e = e.unwrap_err();
+        assert!(
+            e.contains("mqtt.password_file") && e.contains("set one"),
+            "{e}"
+        );
+        std::fs::write(&secret, "\n").unwrap();
+        let (e, _) = load(
+            None,
+            &[
+                ("VGATE_MQTT__USERNAME", "u"),
+                ("VGATE_MQTT__PASSWORD_FILE", &secret_s),
+            ],
+        );
+        assert!(e.unwrap_err().contains("empty"));
     }
 
     fn key_refused(toml_text: &str) -> String {
@@ -721,14 +1258,5 @@ mod tests {
         )
         .unwrap();
         c.check().unwrap();
-    }
-
-    #[test]
-    fn bad_listen_in_environment_names_the_variable() {
-        let mut c = Config::default();
-        let e = c
-            .apply_env(|k| (k == "VGATE_HTTP_LISTEN").then(|| "nowhere".into()))
-            .unwrap_err();
-        assert!(e.to_string().contains("VGATE_HTTP_LISTEN"));
     }
 }

@@ -35,6 +35,9 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// Password for the external broker. Default: none.
     pub password: Option<String>,
+    /// A file whose first line is the password, instead of `password` (a container secret);
+    /// the gateway reads it when it loads its configuration. Default: none.
+    pub password_file: Option<PathBuf>,
     /// Keepalive in seconds. Default 30.
     pub keepalive_s: u16,
     /// Protocol version with an external broker: `"3.1.1"` (default) or `"5"`.
@@ -88,6 +91,7 @@ impl Default for MqttConfig {
             client_id: None,
             username: None,
             password: None,
+            password_file: None,
             keepalive_s: 30,
             protocol: MqttProtocol::V311,
             tls: TlsConfig::default(),
