@@ -58,7 +58,7 @@ pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
 }
 
 /// Where the log filter in force came from, for the error refusing it: `VGATE_LOG`
-/// overrides the file's `log` (as in [`Config::apply_env`]).
+/// overrides the file's `log` (as in [`Config::load_with`]).
 fn log_filter_source(file: Option<&Path>) -> String {
     match (std::env::var("VGATE_LOG").is_ok(), file) {
         (true, _) => "environment variable VGATE_LOG".to_owned(),
