@@ -269,13 +269,18 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     hex::decode(&clean).map_err(|e| format!("invalid hex: {e}"))
 }
 
-/// The first and last characters of a long hex string, for error lines.
+/// The first 24 and last 16 characters of a long input, for error lines.
+///
+/// Counts characters, not bytes: the input is whatever the user typed, hex or not
+/// (a byte slice of a Chinese argument would cut a character and panic).
 fn abbreviate(text: &str) -> String {
-    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let clean: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
     if clean.len() <= 48 {
-        clean
+        clean.into_iter().collect()
     } else {
-        format!("{}...{}", &clean[..24], &clean[clean.len() - 16..])
+        let head: String = clean.iter().take(24).collect();
+        let tail: String = clean.iter().skip(clean.len() - 16).collect();
+        format!("{head}...{tail}")
     }
 }
 
@@ -311,6 +316,18 @@ mod tests {
         assert_eq!(parse_utc_offset("8"), Some(28800));
         assert_eq!(parse_utc_offset("UTC"), Some(0));
         assert_eq!(parse_utc_offset("+25:00"), None);
+    }
+
+    #[test]
+    fn a_long_non_ascii_input_is_abbreviated_by_characters() {
+        let text = "车".repeat(200);
+        assert_eq!(
+            abbreviate(&text),
+            format!("{}...{}", "车".repeat(24), "车".repeat(16))
+        );
+        assert_eq!(abbreviate("7e 00 7e"), "7e007e");
+        let hex = "ab".repeat(40);
+        assert_eq!(abbreviate(&hex), format!("{}...{}", &hex[..24], &hex[64..]));
     }
 
     #[test]
