@@ -266,6 +266,17 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
+    // hex reports a non-ASCII input byte by byte ('è' for the first byte of '车'): name
+    // the character as typed instead.
+    if let Some((at, c)) = clean
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_hexdigit())
+    {
+        return Err(format!(
+            "invalid hex: invalid character {c:?} at position {at}"
+        ));
+    }
     hex::decode(&clean).map_err(|e| format!("invalid hex: {e}"))
 }
 
@@ -334,5 +345,9 @@ mod tests {
     fn hex_with_spaces_and_prefix_parses() {
         assert_eq!(parse_hex("0x7e 00 01 7E"), Ok(vec![0x7e, 0, 1, 0x7e]));
         assert!(parse_hex("7g").is_err());
+        assert_eq!(
+            parse_hex("7e 车"),
+            Err("invalid hex: invalid character '车' at position 2".to_owned())
+        );
     }
 }
