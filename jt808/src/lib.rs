@@ -10,6 +10,7 @@
 //! - `normalize`: messages to contract events ([`normalize()`]; [`normalize_as`] for a session
 //!   that knows its edition) and `--raw` JSON ([`raw_json`]).
 
+#![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod codec;
