@@ -625,3 +625,30 @@ impl Outage {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mosquitto_that_finds_its_port_taken_is_detected_and_the_start_moves_on() {
+        let Some(mosquitto) = mosquitto_path() else {
+            return;
+        };
+        // Something else listens on the port (and answers connects): mosquitto exits.
+        let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .expect("conf");
+        assert!(spawn(&mosquitto, &conf, port).is_none());
+        // A start on a free port ends up listening on one.
+        let m = Mosquitto::start_at(0, None);
+        assert_ne!(m.port, 0);
+        wait_port(m.port, Duration::from_secs(1));
+    }
+}
