@@ -130,6 +130,21 @@ fn an_invalid_command_is_rejected_with_the_field_and_status_1() {
 }
 
 #[test]
+fn a_long_non_ascii_argument_is_bad_input_not_a_panic() {
+    let arg = "车辆".repeat(100);
+    let out = vgate(&["decode", "jt808", &arg], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    let frame_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("frame 1 "))
+        .collect();
+    assert_eq!(frame_lines.len(), 1, "stderr: {stderr}");
+    assert!(frame_lines[0].contains("invalid hex"), "stderr: {stderr}");
+}
+
+#[test]
 fn bad_usage_exits_2() {
     assert_eq!(
         vgate(&["decode", "nosuchproto", "00"], None).status.code(),

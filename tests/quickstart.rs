@@ -69,7 +69,7 @@ fn mosquitto_clients() -> bool {
         if std::env::var_os("CI").is_some() {
             panic!("mosquitto_sub / mosquitto_pub are required in CI; .ci/run installs mosquitto-clients");
         }
-        eprintln!("note: mosquitto-clients not installed; skipping the README quick start");
+        support::skip_note("mosquitto-clients not installed; skipping the README quick start");
     }
     found
 }

@@ -34,7 +34,9 @@ fn mosquitto_client(name: &str) -> Option<PathBuf> {
             "{name} is required in CI (CI is set); it comes with apt-get install mosquitto-clients"
         );
     }
-    eprintln!("note: {name} not found; skipping (apt-get install mosquitto-clients)");
+    support::skip_note(&format!(
+        "{name} not found; skipping (apt-get install mosquitto-clients)"
+    ));
     None
 }
 

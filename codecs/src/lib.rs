@@ -20,6 +20,7 @@
 //! - [`vehicle_id`]: what a vehicle id may contain (it becomes an MQTT topic level).
 //! - [`raw`]: framers, identity, payload and ack of raw TCP listeners (private protocols).
 
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod bcd;

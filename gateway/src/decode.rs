@@ -266,16 +266,32 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
+    // hex reports a non-ASCII input byte by byte ('è' for the first byte of '车'): name
+    // the character as typed instead.
+    if let Some((at, c)) = clean
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_hexdigit())
+    {
+        return Err(format!(
+            "invalid hex: invalid character {c:?} at position {at}"
+        ));
+    }
     hex::decode(&clean).map_err(|e| format!("invalid hex: {e}"))
 }
 
-/// The first and last characters of a long hex string, for error lines.
+/// The first 24 and last 16 characters of a long input, for error lines.
+///
+/// Counts characters, not bytes: the input is whatever the user typed, hex or not
+/// (a byte slice of a Chinese argument would cut a character and panic).
 fn abbreviate(text: &str) -> String {
-    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let clean: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
     if clean.len() <= 48 {
-        clean
+        clean.into_iter().collect()
     } else {
-        format!("{}...{}", &clean[..24], &clean[clean.len() - 16..])
+        let head: String = clean.iter().take(24).collect();
+        let tail: String = clean.iter().skip(clean.len() - 16).collect();
+        format!("{head}...{tail}")
     }
 }
 
@@ -314,8 +330,24 @@ mod tests {
     }
 
     #[test]
+    fn a_long_non_ascii_input_is_abbreviated_by_characters() {
+        let text = "车".repeat(200);
+        assert_eq!(
+            abbreviate(&text),
+            format!("{}...{}", "车".repeat(24), "车".repeat(16))
+        );
+        assert_eq!(abbreviate("7e 00 7e"), "7e007e");
+        let hex = "ab".repeat(40);
+        assert_eq!(abbreviate(&hex), format!("{}...{}", &hex[..24], &hex[64..]));
+    }
+
+    #[test]
     fn hex_with_spaces_and_prefix_parses() {
         assert_eq!(parse_hex("0x7e 00 01 7E"), Ok(vec![0x7e, 0, 1, 0x7e]));
         assert!(parse_hex("7g").is_err());
+        assert_eq!(
+            parse_hex("7e 车"),
+            Err("invalid hex: invalid character '车' at position 2".to_owned())
+        );
     }
 }

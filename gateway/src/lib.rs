@@ -4,6 +4,8 @@
 //! and hands over to one module per subcommand. Exit status: 0 success, 1 bad input
 //! (a frame that does not decode, a command that is invalid), 2 bad usage or configuration.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,5 +1,7 @@
 //! The `vgate` binary: everything lives in the `gateway` library; see `lib.rs`.
 
+#![forbid(unsafe_code)]
+
 #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -38,6 +38,7 @@
 //! - [`raw`]: the protocol-level JSON of a frame ([`raw_json`]).
 //! - [`error`]: [`FrameError`] and [`BodyError`].
 
+#![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 // Unit tests may unwrap: a panic there is a failed test. The library build is still fenced.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]

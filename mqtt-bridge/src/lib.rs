@@ -43,6 +43,9 @@
 //! `vgate_mqtt_commands_received_total`, `vgate_spool_bytes`,
 //! `vgate_spool_events_total{op="spooled"|"replayed"|"dropped"}`.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 mod bridge;
 mod client;
 mod commands;

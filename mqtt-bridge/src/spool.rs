@@ -102,13 +102,13 @@ impl Record {
             Some(h)
         }
         let mut b = b;
-        let head = take(&mut b, 4)?;
-        if head[0] != VERSION {
+        let [version, qos, retain, kind_len]: [u8; 4] = take(&mut b, 4)?.try_into().ok()?;
+        if version != VERSION {
             return None;
         }
-        let qos = Qos::try_from(head[1]).ok()?;
-        let retain = head[2] != 0;
-        let kind = std::str::from_utf8(take(&mut b, usize::from(head[3]))?).ok()?;
+        let qos = Qos::try_from(qos).ok()?;
+        let retain = retain != 0;
+        let kind = std::str::from_utf8(take(&mut b, usize::from(kind_len))?).ok()?;
         let kind = KINDS.iter().find(|k| **k == kind).copied().unwrap_or("raw");
         let tlen = u16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
         let topic = std::str::from_utf8(take(&mut b, usize::from(tlen))?)

@@ -116,7 +116,7 @@ async fn lanes_deliver_each_vehicle_in_order(bridge: &Bridge, port: u16, per_veh
 async fn three_lanes_deliver_every_vehicle_in_order_over_three_connections() {
     need_mosquitto!("three_lanes_deliver_every_vehicle_in_order_over_three_connections");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let cfg = MqttConfig {
         connections: 3,
         ..common::external(&m.url())
@@ -135,7 +135,7 @@ async fn three_lanes_deliver_every_vehicle_in_order_over_three_connections() {
 async fn lanes_speak_mqtt5_too() {
     need_mosquitto!("lanes_speak_mqtt5_too");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let cfg = MqttConfig {
         connections: 2,
         ..common::external_v5(&m.url())
@@ -195,7 +195,7 @@ fn spooled_lanes(url: &str, dir: &Path, lanes: u16) -> MqttConfig {
 /// session the broker keeps), then stopped: its port, its URL and the subscription.
 async fn broker_gone_after_subscribe(data: &Path) -> (u16, String, mpsc::Receiver<Publish>) {
     let port = common::free_port();
-    let m = Mosquitto::start_persistent(port, data);
+    let m = Mosquitto::start_persistent_at(port, data);
     let sub = persistent_subscriber(port, "vgate/v1/+/+").await;
     let url = m.url();
     m.terminate();
@@ -246,7 +246,7 @@ async fn every_lane_spools_while_the_broker_is_down_and_replays_in_order() {
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start_persistent(port, data.path());
+    let m = Mosquitto::start_persistent_at(port, data.path());
     let bridge = Bridge::start(&spooled_lanes(&m.url(), spool.path(), 3), "n", "vgate")
         .await
         .expect("bridge starts");
@@ -275,7 +275,7 @@ async fn every_lane_spools_while_the_broker_is_down_and_replays_in_order() {
     assert_eq!(bridge.spooled(), Some(total as u64));
     let before = bridge.published_per_lane();
 
-    let _m = Mosquitto::start_persistent(port, data.path());
+    let _m = Mosquitto::start_persistent_at(port, data.path());
     let got = receive(&mut sub, total).await;
     assert_eq!(
         by_vehicle(&got),
@@ -319,7 +319,7 @@ async fn lanes_start_with_the_broker_down_at_once_and_replay_when_it_comes() {
     let vehicles = one_vehicle_per_lane(&bridge);
     let sent = publish_durably(&bridge, &vehicles, 20).await;
 
-    let _m = Mosquitto::start_persistent(port, data.path());
+    let _m = Mosquitto::start_persistent_at(port, data.path());
     until("every lane connects", || {
         bridge.lanes_connected().iter().all(|c| *c)
     })
@@ -350,7 +350,7 @@ async fn spools_of_removed_lanes_are_replayed_when_connections_is_lowered() {
     let _ = bridge.shutdown().await;
 
     // It comes back with one connection: lanes 1 and 2 are gone, their spools are not.
-    let _m = Mosquitto::start_persistent(port, data.path());
+    let _m = Mosquitto::start_persistent_at(port, data.path());
     let bridge = Bridge::start(&spooled_lanes(&url, spool.path(), 1), "n", "vgate")
         .await
         .expect("bridge starts");

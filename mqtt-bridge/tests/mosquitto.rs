@@ -22,42 +22,42 @@ macro_rules! need_mosquitto {
 #[tokio::test]
 async fn mosquitto_delivers_an_event_on_its_topic_with_the_exact_json() {
     need_mosquitto!("mosquitto_delivers_an_event");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::event_arrives_with_exact_json(common::external(&m.url()), m.port).await;
 }
 
 #[tokio::test]
 async fn mosquitto_gives_retained_presence_to_a_late_subscriber() {
     need_mosquitto!("mosquitto_gives_retained_presence");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::retained_presence_reaches_late_subscriber(common::external(&m.url()), m.port).await;
 }
 
 #[tokio::test]
 async fn mosquitto_holds_the_gateway_status_online_then_offline() {
     need_mosquitto!("mosquitto_holds_the_gateway_status");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::gateway_status_is_online_then_offline(common::external(&m.url()), m.port).await;
 }
 
 #[tokio::test]
 async fn mosquitto_delivers_vehicle_and_broadcast_commands_with_targets() {
     need_mosquitto!("mosquitto_delivers_commands");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::commands_arrive_with_their_targets(common::external(&m.url()), m.port).await;
 }
 
 #[tokio::test]
 async fn mosquitto_publishes_the_last_will_when_the_bridge_connection_is_killed() {
     need_mosquitto!("mosquitto_publishes_the_last_will");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::last_will_marks_gateway_offline(common::external(&m.url()), m.port).await;
 }
 
 #[tokio::test]
 async fn bad_credentials_are_a_typed_error_naming_the_broker() {
     need_mosquitto!("bad_credentials_are_a_typed_error");
-    let m = Mosquitto::start(common::free_port(), Some(("vgate", "right")));
+    let m = Mosquitto::start_at(0, Some(("vgate", "right")));
     let cfg = MqttConfig {
         username: Some("vgate".into()),
         password: Some("wrong".into()),
@@ -96,7 +96,7 @@ async fn bad_credentials_are_a_typed_error_naming_the_broker() {
 async fn delivery_completes_after_the_broker_comes_back() {
     need_mosquitto!("delivery_completes_after_the_broker_comes_back");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let bridge = Bridge::start(&common::external(&m.url()), "n", "vgate")
         .await
         .expect("bridge starts");
@@ -104,7 +104,7 @@ async fn delivery_completes_after_the_broker_comes_back() {
     let ev = common::login_event("013800138000");
     let delivery = bridge.publisher().publish_event(&ev).await.expect("queued");
 
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let mut sub = Subscriber::connect(m.port, &["vgate/v1/+/lifecycle"]).await;
     tokio::time::timeout(HANG_GUARD, delivery)
         .await
@@ -122,7 +122,7 @@ async fn delivery_completes_after_the_broker_comes_back() {
         .await
         .expect("in time")
         .expect("delivered");
-    let got = sub.next_on("vgate/v1/013800138000/lifecycle").await;
+    let got = sub.next_publish_on("vgate/v1/013800138000/lifecycle").await;
     let id = common::json(&got)["event_id"].as_str().map(str::to_owned);
     assert!(id == Some(ev.event_id.to_string()) || id == Some(again.event_id.to_string()));
     bridge.shutdown().await.expect("clean shutdown");
@@ -132,7 +132,7 @@ async fn delivery_completes_after_the_broker_comes_back() {
 async fn publishers_wait_when_the_queue_is_full_and_the_broker_is_down() {
     need_mosquitto!("publishers_wait_when_the_queue_is_full");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     // One connection: the bound below is one lane's (every vehicle goes to lane 0).
     let cfg = MqttConfig {
         queue_capacity: 2,
@@ -189,7 +189,7 @@ async fn publishers_wait_when_the_queue_is_full_and_the_broker_is_down() {
         "{accepted} publishes accepted while down"
     );
 
-    let _m = Mosquitto::start(port, None);
+    let _m = Mosquitto::start_at(port, None);
     let start = std::time::Instant::now();
     let extra = loop {
         assert!(start.elapsed() < HANG_GUARD, "queue never had room again");
@@ -219,7 +219,7 @@ async fn publishers_wait_when_the_queue_is_full_and_the_broker_is_down() {
 #[tokio::test]
 async fn an_unacknowledged_command_is_delivered_again_to_the_next_bridge() {
     need_mosquitto!("an_unacknowledged_command_is_delivered_again");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     let cfg = common::external(&m.url());
     let mut first = Bridge::start(&cfg, "n", "vgate")
         .await
@@ -263,7 +263,7 @@ async fn an_unacknowledged_command_is_delivered_again_to_the_next_bridge() {
 #[tokio::test]
 async fn shutdown_with_the_broker_down_ends_within_its_timeout() {
     need_mosquitto!("shutdown_with_the_broker_down_ends");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     let cfg = MqttConfig {
         shutdown_timeout_s: 1,
         ..common::external(&m.url())
@@ -294,7 +294,7 @@ async fn shutdown_with_the_broker_down_ends_within_its_timeout() {
 #[tokio::test]
 async fn mqtts_with_a_custom_ca_delivers_and_an_unknown_ca_is_refused() {
     need_mosquitto!("mqtts_with_a_custom_ca");
-    let (m, ca) = Mosquitto::start_tls(common::free_port());
+    let (m, ca) = Mosquitto::start_tls_at(0);
     let cfg = MqttConfig {
         tls: mqtt_bridge::TlsConfig {
             ca_file: Some(ca.display().to_string()),

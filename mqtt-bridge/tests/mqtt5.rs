@@ -23,14 +23,14 @@ macro_rules! need_mosquitto {
 #[tokio::test]
 async fn mqtt5_bridge_delivers_an_event_with_the_exact_json() {
     need_mosquitto!("mqtt5_bridge_delivers_an_event");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::event_arrives_with_exact_json(common::external_v5(&m.url()), m.port).await;
 }
 
 #[tokio::test]
 async fn mqtt5_bridge_keeps_presence_retained() {
     need_mosquitto!("mqtt5_bridge_keeps_presence_retained");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::retained_presence_reaches_late_subscriber(common::external_v5(&m.url()), m.port)
         .await;
 }
@@ -38,21 +38,21 @@ async fn mqtt5_bridge_keeps_presence_retained() {
 #[tokio::test]
 async fn mqtt5_bridge_last_will_marks_the_gateway_offline() {
     need_mosquitto!("mqtt5_bridge_last_will");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::last_will_marks_gateway_offline(common::external_v5(&m.url()), m.port).await;
 }
 
 #[tokio::test]
 async fn mqtt5_bridge_delivers_vehicle_and_broadcast_commands() {
     need_mosquitto!("mqtt5_bridge_delivers_commands");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     scenarios::commands_arrive_with_their_targets(common::external_v5(&m.url()), m.port).await;
 }
 
 #[tokio::test]
 async fn mqtt5_command_exposes_response_topic_correlation_data_and_expiry() {
     need_mosquitto!("mqtt5_command_exposes_properties");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     let mut bridge = Bridge::start(&common::external_v5(&m.url()), "n", "vgate")
         .await
         .expect("bridge starts");
@@ -97,7 +97,7 @@ async fn mqtt5_command_exposes_response_topic_correlation_data_and_expiry() {
 #[tokio::test]
 async fn mqtt5_bad_credentials_are_a_typed_error_naming_the_broker() {
     need_mosquitto!("mqtt5_bad_credentials");
-    let m = Mosquitto::start(common::free_port(), Some(("vgate", "right")));
+    let m = Mosquitto::start_at(0, Some(("vgate", "right")));
     let cfg = MqttConfig {
         username: Some("vgate".into()),
         password: Some("wrong".into()),
@@ -122,7 +122,7 @@ async fn mqtt5_bad_credentials_are_a_typed_error_naming_the_broker() {
 async fn mqtt5_delivery_completes_after_the_broker_comes_back() {
     need_mosquitto!("mqtt5_delivery_completes_after_restart");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let cfg = MqttConfig {
         queue_capacity: 2,
         inflight: 4,
@@ -141,7 +141,7 @@ async fn mqtt5_delivery_completes_after_the_broker_comes_back() {
         }
         ds
     });
-    let _m = Mosquitto::start(port, None);
+    let _m = Mosquitto::start_at(port, None);
     let ds = tokio::time::timeout(HANG_GUARD, producer)
         .await
         .expect("producer finishes")

@@ -105,7 +105,7 @@ async fn events_published_while_the_broker_is_down_are_spooled_then_replayed_in_
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start_persistent(port, data.path());
+    let m = Mosquitto::start_persistent_at(port, data.path());
     let bridge = Bridge::start(&spooled(&m.url(), spool.path()), "n", "vgate")
         .await
         .expect("bridge starts");
@@ -118,7 +118,7 @@ async fn events_published_while_the_broker_is_down_are_spooled_then_replayed_in_
     let sent = publish_spooled(&bridge, N).await;
     assert_eq!(bridge.spooled(), Some(N as u64));
 
-    let _m = Mosquitto::start_persistent(port, data.path());
+    let _m = Mosquitto::start_persistent_at(port, data.path());
     let got = sub.take(N).await;
     assert_eq!(
         got, sent,
@@ -184,7 +184,7 @@ async fn a_sigkilled_gateway_replays_its_spool_at_the_next_start() {
     let started = Instant::now();
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
@@ -230,7 +230,7 @@ async fn a_sigkilled_gateway_replays_its_spool_at_the_next_start() {
     child.kill().expect("SIGKILL the child");
     child.wait().expect("child reaped");
 
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let mut sub = Subscriber::connect(port, &["vgate/v1/+/+"]).await;
     let bridge = Bridge::start(&spooled(&m.url(), spool.path()), "n", "vgate")
         .await
@@ -258,7 +258,7 @@ async fn a_full_spool_with_drop_oldest_keeps_the_newest_events_in_order() {
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start_persistent(port, data.path());
+    let m = Mosquitto::start_persistent_at(port, data.path());
     let mut cfg = spooled(&m.url(), spool.path());
     cfg.spool.max_bytes = 4000;
     cfg.spool.when_full = WhenFull::DropOldest;
@@ -273,7 +273,7 @@ async fn a_full_spool_with_drop_oldest_keeps_the_newest_events_in_order() {
     let kept = bridge.spooled().expect("a spool") as usize;
     assert!(kept > 0 && kept < N, "{kept} of {N} kept in 4000 bytes");
 
-    let _m = Mosquitto::start_persistent(port, data.path());
+    let _m = Mosquitto::start_persistent_at(port, data.path());
     let mut got = Vec::new();
     while got.last() != sent.last() {
         got.push(ident(&sub.next().await));
@@ -303,7 +303,7 @@ async fn a_full_spool_with_backpressure_makes_publishers_wait_and_loses_nothing(
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start_persistent(port, data.path());
+    let m = Mosquitto::start_persistent_at(port, data.path());
     let mut cfg = spooled(&m.url(), spool.path());
     cfg.spool.max_bytes = 4000;
     cfg.queue_capacity = 2;
@@ -342,7 +342,7 @@ async fn a_full_spool_with_backpressure_makes_publishers_wait_and_loses_nothing(
     assert_eq!(n as u64, spooled(), "every accepted event is in the spool");
     assert!(!producer.is_finished());
 
-    let _m = Mosquitto::start_persistent(port, data.path());
+    let _m = Mosquitto::start_persistent_at(port, data.path());
     let sent = tokio::time::timeout(HANG_GUARD, producer)
         .await
         .expect("the producer finishes once the broker is back")
@@ -358,7 +358,7 @@ async fn shutdown_with_the_broker_down_keeps_the_spool_for_the_next_bridge() {
     let started = Instant::now();
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let mut cfg = spooled(&m.url(), spool.path());
     cfg.shutdown_timeout_s = 1;
     let bridge = Bridge::start(&cfg, "n", "vgate")
@@ -372,7 +372,7 @@ async fn shutdown_with_the_broker_down_keeps_the_spool_for_the_next_bridge() {
         .expect("shutdown ends with the broker down")
         .expect("clean shutdown");
 
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let mut sub = Subscriber::connect(port, &["vgate/v1/+/+", "vgate/gateway/n/status"]).await;
     let bridge = Bridge::start(&cfg, "n", "vgate")
         .await
@@ -403,7 +403,7 @@ async fn shutdown_with_the_broker_down_keeps_the_spool_for_the_next_bridge() {
 #[tokio::test]
 async fn with_a_spool_and_the_broker_up_the_usual_scenarios_hold() {
     need_mosquitto!("with_a_spool_and_the_broker_up");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     let dir = tempfile::tempdir().expect("dir");
     common::scenarios::event_arrives_with_exact_json(spooled(&m.url(), dir.path()), m.port).await;
     common::scenarios::gateway_status_is_online_then_offline(spooled(&m.url(), dir.path()), m.port)
@@ -423,7 +423,7 @@ async fn with_a_spool_the_bridge_starts_while_the_broker_is_unreachable() {
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start_persistent(port, data.path());
+    let m = Mosquitto::start_persistent_at(port, data.path());
     let mut sub = PersistentSubscriber::connect(port, "vgate/v1/+/+").await;
     let url = m.url();
     m.terminate();
@@ -436,7 +436,7 @@ async fn with_a_spool_the_bridge_starts_while_the_broker_is_unreachable() {
     assert!(!bridge.connected());
     let sent = publish_spooled(&bridge, 20).await;
 
-    let _m = Mosquitto::start_persistent(port, data.path());
+    let _m = Mosquitto::start_persistent_at(port, data.path());
     assert_eq!(sub.take(20).await, sent);
     until("the bridge connects", || bridge.connected()).await;
     let mut status = Subscriber::connect(port, &["vgate/gateway/n/status"]).await;
@@ -467,7 +467,7 @@ async fn publishing_through_two_broker_outages_keeps_every_event_in_order_per_ve
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let mut m = Some(Mosquitto::start_persistent(port, data.path()));
+    let mut m = Some(Mosquitto::start_persistent_at(port, data.path()));
     // A small inflight window: the dispatcher waits for it while the broker is up (no spill),
     // and rumqttc's packet ids wrap and collide.
     let cfg = MqttConfig {
@@ -508,7 +508,7 @@ async fn publishing_through_two_broker_outages_keeps_every_event_in_order_per_ve
         m.take().expect("running").terminate();
         tokio::time::sleep(Duration::from_millis(300)).await;
         spooled_during_outages.push(bridge.spooled().expect("a spool"));
-        m = Some(Mosquitto::start_persistent(port, data.path()));
+        m = Some(Mosquitto::start_persistent_at(port, data.path()));
     }
     // The vehicles whose events were not in flight kept publishing, into the spool.
     assert!(
@@ -552,7 +552,7 @@ async fn a_publish_in_flight_when_the_connection_breaks_is_rescued_to_the_spool(
     let started = Instant::now();
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let mut cfg = spooled(&m.url(), spool.path());
     cfg.shutdown_timeout_s = 1;
     let bridge = Bridge::start(&cfg, "n", "vgate")
@@ -581,7 +581,7 @@ async fn a_publish_in_flight_when_the_connection_breaks_is_rescued_to_the_spool(
     bridge.shutdown().await.expect("shutdown");
 
     // The copy is what the next bridge delivers.
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let mut sub = Subscriber::connect(port, &["vgate/v1/+/+"]).await;
     let bridge = Bridge::start(&cfg, "n", "vgate")
         .await
@@ -626,7 +626,7 @@ async fn spool_burst_child() {
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
     // No queue limit towards the subscriber: mosquitto keeps all 20,000 for it.
-    let m = Mosquitto::start_persistent(port, data.path());
+    let m = Mosquitto::start_persistent_at(port, data.path());
     let bridge = Bridge::start(&spooled(&m.url(), spool.path()), "n", "vgate")
         .await
         .expect("bridge starts");
@@ -717,7 +717,7 @@ async fn a_connected_but_stuck_broker_is_spilled_to_after_a_bound_and_everything
     let data = tempfile::tempdir().expect("dir");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start_persistent(port, data.path());
+    let m = Mosquitto::start_persistent_at(port, data.path());
     let mut cfg = MqttConfig {
         inflight: 10,
         ..spooled(&m.url(), spool.path())
@@ -814,7 +814,7 @@ async fn after_an_outage_a_steady_load_gets_back_to_publishing_directly() {
     need_mosquitto!("after_an_outage_a_steady_load_gets_back_to_publishing_directly");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let bridge = Bridge::start(&spooled(&m.url(), spool.path()), "n", "vgate")
         .await
         .expect("bridge starts");
@@ -846,7 +846,7 @@ async fn after_an_outage_a_steady_load_gets_back_to_publishing_directly() {
     })
     .await;
 
-    let _m = Mosquitto::start(port, None);
+    let _m = Mosquitto::start_at(port, None);
     until("the spool drains under the load", || {
         bridge.spooled() == Some(0)
     })

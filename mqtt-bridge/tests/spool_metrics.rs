@@ -33,7 +33,7 @@ async fn spool_size_events_and_connection_state_are_measured() {
         .expect("recorder installed");
     let spool = tempfile::tempdir().expect("dir");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let cfg = MqttConfig {
         spool: SpoolConfig {
             dir: Some(spool.path().to_owned()),
@@ -69,7 +69,7 @@ async fn spool_size_events_and_connection_state_are_measured() {
         "{text}"
     );
 
-    let _m = Mosquitto::start(port, None);
+    let _m = Mosquitto::start_at(port, None);
     until("the spool drains", || bridge.spooled() == Some(0)).await;
     // The counter follows the deletion.
     until("replayed counted", || {

@@ -42,7 +42,7 @@ async fn connected(ev: &mut EventLoop) {
 #[tokio::test]
 async fn queued_publishes_are_taken_together_up_to_the_inflight_window() {
     need_mosquitto!("queued_publishes_are_taken_together");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     let (client, mut ev) = AsyncClient::new(options(m.port, 3), 10);
     connected(&mut ev).await;
     for i in 0..5u8 {
@@ -86,7 +86,7 @@ async fn queued_publishes_are_taken_together_up_to_the_inflight_window() {
 async fn publishes_queued_when_the_connection_breaks_are_all_acknowledged_after_it() {
     need_mosquitto!("publishes_queued_when_the_connection_breaks");
     let port = common::free_port();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     let (client, mut ev) = AsyncClient::new(options(port, 2), 128);
     connected(&mut ev).await;
     let (acks_tx, mut acks) = mpsc::unbounded_channel();
@@ -118,7 +118,7 @@ async fn publishes_queued_when_the_connection_breaks_are_all_acknowledged_after_
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The connection breaks with all of them unacknowledged.
     m.kill();
-    let m = Mosquitto::start(port, None);
+    let m = Mosquitto::start_at(port, None);
     tokio::time::timeout(HANG_GUARD, conns.recv())
         .await
         .expect("reconnected in time")
@@ -147,7 +147,7 @@ async fn publishes_queued_when_the_connection_breaks_are_all_acknowledged_after_
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn publishes_of_tasks_ready_together_are_written_together() {
     need_mosquitto!("publishes_of_tasks_ready_together");
-    let m = Mosquitto::start(common::free_port(), None);
+    let m = Mosquitto::start_at(0, None);
     let (client, mut ev) = AsyncClient::new(options(m.port, 64), 64);
     connected(&mut ev).await;
     const N: usize = 16;

@@ -214,14 +214,17 @@ fn split_vid<'a>(
     key: &'a [u8],
     at: usize,
 ) -> Result<(&'a str, &'a [u8]), QueueError> {
-    let len_bytes = key
-        .get(at..at + 2)
-        .ok_or_else(|| corrupt(table, key, "too short for the vehicle id length"))?;
-    let len = u16::from_be_bytes([len_bytes[0], len_bytes[1]]) as usize;
-    let v = key
-        .get(at + 2..at + 2 + len)
+    let short = || corrupt(table, key, "too short for the vehicle id length");
+    let (len_bytes, rest) = key
+        .get(at..)
+        .ok_or_else(short)?
+        .split_first_chunk::<2>()
+        .ok_or_else(short)?;
+    let len = usize::from(u16::from_be_bytes(*len_bytes));
+    let (v, rest) = rest
+        .split_at_checked(len)
         .ok_or_else(|| corrupt(table, key, "vehicle id runs past the end of the key"))?;
-    Ok((utf8(table, key, v, "vehicle id")?, &key[at + 2 + len..]))
+    Ok((utf8(table, key, v, "vehicle id")?, rest))
 }
 
 /// (vehicle, id) from a key `vid(vehicle)`, id.
