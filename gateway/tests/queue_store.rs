@@ -8,7 +8,7 @@ use std::path::Path;
 
 use gateway::queue::{
     CommandQueue, Enqueued, KnownVehicle, MemoryQueue, QueueError, QueueLimits, QueuedCommand,
-    RedbQueue,
+    RedbQueue, Settle,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -321,6 +321,43 @@ fn attempts(q: &dyn CommandQueue) {
     assert_eq!(q.len(), 2);
 }
 
+/// Sends and final statuses of several vehicles in one `settle_many`, in order: the same
+/// outcome as the single calls, an unknown or invalid id skipped.
+fn settle_many(q: &dyn CommandQueue) {
+    for v in ["V1", "V2", "V3"] {
+        q.enqueue(cmd(v, "a", 1, 0, HOUR)).unwrap();
+        q.enqueue(cmd(v, "b", 1, 0, HOUR)).unwrap();
+    }
+    let op = |f: fn(String, String) -> Settle, v: &str, id: &str| f(v.into(), id.into());
+    let attempt = |v: String, id: String| Settle::Attempt { vehicle: v, id };
+    let finish = |v: String, id: String| Settle::Finish { vehicle: v, id };
+    q.settle_many(
+        &[
+            op(attempt, "V1", "a"),
+            op(attempt, "V2", "a"),
+            op(attempt, "V1", "a"),
+            op(finish, "V2", "a"),
+            op(finish, "V3", "b"),
+            op(attempt, "V9", "zzz"),
+            op(finish, "", "a"),
+        ],
+        5,
+    )
+    .unwrap();
+    let p = q.pending("V1", 0, 10).unwrap();
+    assert_eq!((p[0].id.as_str(), p[0].attempts), ("a", 2));
+    assert_eq!((p[1].id.as_str(), p[1].attempts), ("b", 0));
+    assert_eq!(ids(&q.pending("V2", 0, 10).unwrap()), ["b"]);
+    assert_eq!(ids(&q.pending("V3", 0, 10).unwrap()), ["a"]);
+    assert_eq!(q.len(), 4);
+    // A finished id is remembered: the same command again is a duplicate.
+    assert_eq!(
+        q.enqueue(cmd("V2", "a", 1, 10, HOUR)).unwrap(),
+        Enqueued::Duplicate
+    );
+    q.settle_many(&[], 5).unwrap();
+}
+
 fn known_vehicles(q: &dyn CommandQueue) {
     assert!(q.known_vehicles().unwrap().is_empty());
     q.remember_vehicle("V2", "gbt32960", 10).unwrap();
@@ -397,6 +434,7 @@ both!(
 );
 both!(ttl, DEFAULT);
 both!(attempts, DEFAULT);
+both!(settle_many, DEFAULT);
 both!(known_vehicles, DEFAULT);
 both!(invalid_input, DEFAULT);
 

@@ -25,6 +25,7 @@
 //! node holding the vehicle deliver it.
 
 pub mod outbox;
+pub mod settle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,6 +94,8 @@ pub struct Commands {
     pub node: Arc<str>,
     /// Logins to remember, written in batches by [`remember_seen`].
     pub seen_tx: tokio::sync::mpsc::Sender<(String, Protocol)>,
+    /// Sends and final statuses, stored many per commit ([`settle`]).
+    pub settle: settle::Settler,
 }
 
 /// How many logins may wait to be remembered; beyond that a login is not recorded (the
@@ -202,14 +205,15 @@ impl Commands {
         }
     }
 
-    /// A command was written to the vehicle: count the attempt, publish `sent`.
+    /// A command was written to the vehicle: count the attempt (durably, with the other
+    /// sessions' records of the moment: [`settle`]), then publish `sent`.
     pub async fn sent(&self, q: &QueuedCommand, protocol: Protocol) {
-        let (v, id) = (q.vehicle.clone(), q.id.clone());
-        if let Some(Err(e)) = self
-            .blocking(move |queue| queue.mark_attempt(&v, &id))
-            .await
-        {
-            warn!(vehicle = %q.vehicle, id = %q.id, error = %e, "recording a delivery attempt failed");
+        let op = crate::queue::Settle::Attempt {
+            vehicle: q.vehicle.clone(),
+            id: q.id.clone(),
+        };
+        if !self.settle.settle(op).await {
+            warn!(vehicle = %q.vehicle, id = %q.id, "recording a delivery attempt failed");
         }
         self.result(
             &q.vehicle,
@@ -222,7 +226,8 @@ impl Commands {
         .await;
     }
 
-    /// A command reached a final status: remove it from the queue, publish the status.
+    /// A command reached a final status: remove it from the queue (durably, with the other
+    /// sessions' records of the moment: [`settle`]), then publish the status.
     pub async fn finish(
         &self,
         q: &QueuedCommand,
@@ -231,12 +236,12 @@ impl Commands {
         reason: Option<String>,
         response: Option<serde_json::Value>,
     ) {
-        let (v, id) = (q.vehicle.clone(), q.id.clone());
-        if let Some(Err(e)) = self
-            .blocking(move |queue| queue.finish(&v, &id, now_ms()))
-            .await
-        {
-            warn!(vehicle = %q.vehicle, id = %q.id, error = %e, "removing a finished command failed");
+        let op = crate::queue::Settle::Finish {
+            vehicle: q.vehicle.clone(),
+            id: q.id.clone(),
+        };
+        if !self.settle.settle(op).await {
+            warn!(vehicle = %q.vehicle, id = %q.id, "removing a finished command failed");
         }
         self.result(
             &q.vehicle,

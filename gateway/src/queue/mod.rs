@@ -77,6 +77,15 @@ pub struct QueuedCommand {
     pub attempts: u32,
 }
 
+/// One piece of delivery bookkeeping, for [`CommandQueue::settle_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settle {
+    /// The command was written to its vehicle: [`CommandQueue::mark_attempt`].
+    Attempt { vehicle: String, id: String },
+    /// The command reached a final status: [`CommandQueue::finish`].
+    Finish { vehicle: String, id: String },
+}
+
 /// The outcome of [`CommandQueue::enqueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Enqueued {
@@ -200,6 +209,25 @@ pub trait CommandQueue: Send + Sync + 'static {
     /// Removes a finished command (acked/failed/rejected) and remembers its id for idempotency.
     /// Returns whether it was queued (an id that was not queued is remembered all the same).
     fn finish(&self, vehicle: &str, id: &str, now_ms: i64) -> Result<bool, QueueError>;
+
+    /// Delivery bookkeeping of many commands, of any vehicles, in order and in one commit for
+    /// a durable store: the sessions of many vehicles record their sends and final statuses
+    /// together, one fsync for all (`commands::settle`). An op whose ids no store could hold
+    /// is skipped, as [`mark_attempt`](Self::mark_attempt) skips it.
+    fn settle_many(&self, ops: &[Settle], now_ms: i64) -> Result<(), QueueError> {
+        for op in ops {
+            match op {
+                Settle::Attempt { vehicle, id } => self.mark_attempt(vehicle, id)?,
+                Settle::Finish { vehicle, id } => {
+                    if check_id("vehicle id", vehicle).is_ok() && check_id("command id", id).is_ok()
+                    {
+                        self.finish(vehicle, id, now_ms)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 
     /// [`finish`](Self::finish) for several ids of one vehicle, in one commit for a durable store.
     /// Returns how many of them were queued.

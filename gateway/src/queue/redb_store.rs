@@ -516,6 +516,37 @@ impl RedbQueue {
 
     /// Removes (vehicle, id) from the queue if queued, returning its record bytes and key, and
     /// remembers the id as done at `now_ms` (unless not queued and already remembered).
+    /// One more delivery attempt of a queued command, inside a write (no-op if not queued).
+    fn attempt_in(t: &mut Tables<'_>, vehicle: &str, id: &str) -> Result<(), QueueError> {
+        const W: &str = "recording a delivery attempt";
+        let ik = id_key(vehicle, id);
+        let Some(idv) = t
+            .ids
+            .get(ik.as_slice())
+            .map_err(storage(W))?
+            .map(|g| g.value().to_vec())
+        else {
+            return Ok(());
+        };
+        let (rank, seq, _) = parse_id_value(&ik, &idv)?;
+        let ck = cmd_key(vehicle, rank, seq);
+        let Some(rec) = t
+            .commands
+            .get(ck.as_slice())
+            .map_err(storage(W))?
+            .map(|g| g.value().to_vec())
+        else {
+            return Err(corrupt("command_ids", &ik, "points to a missing record"));
+        };
+        let mut cmd = decode_record(&ck, &rec)?;
+        cmd.attempts = cmd.attempts.saturating_add(1);
+        let rec = encode_record(&cmd)?;
+        t.commands
+            .insert(ck.as_slice(), rec.as_slice())
+            .map_err(storage(W))?;
+        Ok(())
+    }
+
     fn remove_in(
         t: &mut Tables<'_>,
         delta: &mut Delta,
@@ -656,31 +687,31 @@ impl CommandQueue for RedbQueue {
         }
         self.write(W, |txn, _, _| {
             let mut t = Self::open_tables(txn, W)?;
-            let ik = id_key(vehicle, id);
-            let Some(idv) = t
-                .ids
-                .get(ik.as_slice())
-                .map_err(storage(W))?
-                .map(|g| g.value().to_vec())
-            else {
-                return Ok(());
-            };
-            let (rank, seq, _) = parse_id_value(&ik, &idv)?;
-            let ck = cmd_key(vehicle, rank, seq);
-            let Some(rec) = t
-                .commands
-                .get(ck.as_slice())
-                .map_err(storage(W))?
-                .map(|g| g.value().to_vec())
-            else {
-                return Err(corrupt("command_ids", &ik, "points to a missing record"));
-            };
-            let mut cmd = decode_record(&ck, &rec)?;
-            cmd.attempts = cmd.attempts.saturating_add(1);
-            let rec = encode_record(&cmd)?;
-            t.commands
-                .insert(ck.as_slice(), rec.as_slice())
-                .map_err(storage(W))?;
+            Self::attempt_in(&mut t, vehicle, id)
+        })
+    }
+
+    fn settle_many(&self, ops: &[super::Settle], now_ms: i64) -> Result<(), QueueError> {
+        const W: &str = "recording deliveries";
+        let valid = |v: &str, id: &str| {
+            super::check_id("vehicle id", v).is_ok() && super::check_id("command id", id).is_ok()
+        };
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.write(W, |txn, _, delta| {
+            let mut t = Self::open_tables(txn, W)?;
+            for op in ops {
+                match op {
+                    super::Settle::Attempt { vehicle, id } if valid(vehicle, id) => {
+                        Self::attempt_in(&mut t, vehicle, id)?
+                    }
+                    super::Settle::Finish { vehicle, id } if valid(vehicle, id) => {
+                        Self::remove_in(&mut t, delta, vehicle, id, now_ms)?;
+                    }
+                    _ => {}
+                }
+            }
             Ok(())
         })
     }

@@ -1,0 +1,137 @@
+//! Group commit of delivery bookkeeping: the sends and final statuses of every session's
+//! commands, recorded many per commit.
+//!
+//! Why: a command written to its vehicle is recorded (its attempt count: the retry budget
+//! survives a restart) and a finished one is removed (its id remembered), each durably before
+//! its `sent` or final result is published. One commit (one fsync, ~3.5 ms here) each held
+//! online delivery to ~270 commands a second for the whole gateway, however many vehicles
+//! were online. The sessions hand their records to one task that takes every record waiting
+//! (up to [`BATCH`]) and stores them with one commit; each caller waits for its batch to be
+//! durable, so a result is still published only once what it says is stored.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use crate::queue::{CommandQueue, Settle};
+
+/// Records stored with one commit, at most.
+pub const BATCH: usize = 1024;
+
+type Request = (Settle, oneshot::Sender<bool>);
+
+/// The sessions' handle to the group-commit task; cheap to clone.
+#[derive(Clone)]
+pub struct Settler {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Settler {
+    /// Starts the task that commits the records of `queue` (on the current runtime).
+    pub fn spawn(queue: Arc<dyn CommandQueue>) -> Settler {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(queue, rx));
+        Settler { tx }
+    }
+
+    /// Stores `op` with the others waiting; `true` once it is durable, `false` if storing
+    /// failed (logged) or the task is gone (shutting down).
+    pub async fn settle(&self, op: Settle) -> bool {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send((op, done)).is_err() {
+            return false;
+        }
+        wait.await.unwrap_or(false)
+    }
+}
+
+async fn run(queue: Arc<dyn CommandQueue>, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut batch: Vec<Request> = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let (ops, waiters): (Vec<Settle>, Vec<oneshot::Sender<bool>>) = batch.drain(..).unzip();
+        let n = ops.len();
+        let q = queue.clone();
+        let now = super::now_ms();
+        let ok = match tokio::task::spawn_blocking(move || q.settle_many(&ops, now)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                warn!(records = n, error = %e, "recording command deliveries failed");
+                false
+            }
+            Err(e) => {
+                warn!(records = n, error = %e, "recording command deliveries failed");
+                false
+            }
+        };
+        for w in waiters {
+            let _ = w.send(ok);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{MemoryQueue, QueuedCommand};
+
+    fn cmd(vehicle: &str, id: &str) -> QueuedCommand {
+        QueuedCommand {
+            vehicle: vehicle.into(),
+            id: id.into(),
+            priority: 5,
+            enqueued_at_ms: 0,
+            expires_at_ms: i64::MAX,
+            command: serde_json::json!({"id": id, "type": "query_location"}),
+            response_topic: None,
+            correlation_data: None,
+            attempts: 0,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn records_of_many_sessions_are_stored_and_each_caller_is_told() {
+        let queue: Arc<dyn CommandQueue> = Arc::new(MemoryQueue::new(Default::default()));
+        let cmds: Vec<QueuedCommand> = (0..50).map(|i| cmd(&format!("v{i}"), "c")).collect();
+        queue.enqueue_many(cmds).unwrap();
+        let settler = Settler::spawn(queue.clone());
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = settler.clone();
+            tasks.push(tokio::spawn(async move {
+                let v = format!("v{i}");
+                let sent = s
+                    .settle(Settle::Attempt {
+                        vehicle: v.clone(),
+                        id: "c".into(),
+                    })
+                    .await;
+                let attempts = if i % 2 == 0 {
+                    None
+                } else {
+                    Some(
+                        s.settle(Settle::Finish {
+                            vehicle: v.clone(),
+                            id: "c".into(),
+                        })
+                        .await,
+                    )
+                };
+                (sent, attempts)
+            }));
+        }
+        for t in tasks {
+            let (sent, finished) = t.await.unwrap();
+            assert!(sent && finished.unwrap_or(true));
+        }
+        for i in 0..50 {
+            let pending = queue.pending(&format!("v{i}"), 0, 10).unwrap();
+            if i % 2 == 0 {
+                assert_eq!(pending.len(), 1, "v{i} still queued");
+                assert_eq!(pending[0].attempts, 1, "its attempt recorded");
+            } else {
+                assert!(pending.is_empty(), "v{i} finished");
+            }
+        }
+    }
+}
