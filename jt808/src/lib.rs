@@ -5,7 +5,9 @@
 //!
 //! # Layout
 //!
-//! - `msg/`: typed message bodies, decode and encode ([`Message`], [`ack_policy`]).
+//! - `msg/`: typed message bodies, decode and encode ([`Message`], [`ack_policy`]); the
+//!   message-id table (`msg::id`: constants and metric labels) and general-response result
+//!   codes (`msg::response::result`).
 //! - `command`: contract commands to platform messages ([`command::build`]).
 //! - `normalize`: messages to contract events ([`normalize()`]; [`normalize_as`] for a session
 //!   that knows its edition) and `--raw` JSON ([`raw_json`]).
@@ -27,7 +29,7 @@ pub use codec::{BadFrame, Codec, CodecConfig};
 pub use error::{BodyError, FrameError};
 pub use frame::{ChecksumPolicy, Frame};
 pub use header::{Encryption, Header, Package};
-pub use msg::{ack_policy, Ack, Message};
+pub use msg::{ack_policy, Ack, Answers, Message};
 pub use normalize::{normalize, normalize_as, raw_json};
 pub use subpackage::{
     split, Reassembled, Reassembler, ReassemblyConfig, ReassemblyError, ReassemblyEvent,

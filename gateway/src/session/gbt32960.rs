@@ -23,7 +23,7 @@ use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::time::LocalTime;
 use codecs::{Data, Event, EventContext};
 use futures::StreamExt;
-use gbt32960::msg::Message;
+use gbt32960::msg::{id, Message};
 use gbt32960::{Edition, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -204,7 +204,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     async fn write(&mut self, frame: &Frame) -> Flow {
-        metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => command_label(frame.command)).increment(1);
+        metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => id::label(frame.command)).increment(1);
         if self.writer.write_all(&frame.to_wire()).await.is_err() {
             return Flow::Close(PresenceReason::Closed);
         }
@@ -251,11 +251,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             raw,
         );
         if let Some((vin, edition, command)) = answer {
-            if self.l.cfg.reply_on_error && matches!(command, 0x02 | 0x03) {
+            if self.l.cfg.reply_on_error && id::is_report(command) {
                 let to = Frame {
                     edition,
                     command,
-                    response: 0xFE,
+                    response: gbt32960::frame::FLAG_COMMAND,
                     vin,
                     encryption: gbt32960::Encryption::None,
                     data: bytes::Bytes::new(),
@@ -275,7 +275,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     async fn on_frame(&mut self, frame: Frame) -> Flow {
         // Anything but real-time and reissue data is handled after the frames before it.
-        if !matches!(frame.command, 0x02 | 0x03) {
+        if !id::is_report(frame.command) {
             if let Flow::Close(r) = self.flush_deferred().await {
                 return Flow::Close(r);
             }
@@ -285,18 +285,18 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Err(e) => {
                 let detail = format!("command 0x{:02x}: {e}", frame.command);
                 let answer = Some((frame.vin.clone(), frame.edition, frame.command));
-                return Box::pin(self.on_bad_frame(&detail, body_reason(&e), &frame.data, answer))
+                return Box::pin(self.on_bad_frame(&detail, e.reason(), &frame.data, answer))
                     .await;
             }
         };
-        metrics::counter!("vgate_frames_in_total", "protocol" => "gbt32960", "msg_id" => command_label(frame.command)).increment(1);
+        metrics::counter!("vgate_frames_in_total", "protocol" => "gbt32960", "msg_id" => id::label(frame.command)).increment(1);
         // A vehicle's answer to a command in flight (some vehicles answer with 0xFE).
         if self.vehicle.as_deref() == Some(frame.vin.as_str())
-            && matches!(frame.command, 0x80..=0x82)
+            && id::is_platform_command(frame.command)
         {
             return Box::pin(self.on_answer(&frame, &msg)).await;
         }
-        if frame.response != 0xFE {
+        if frame.response != gbt32960::frame::FLAG_COMMAND {
             // An answer from the vehicle (to a query/set/control): published, never answered.
             return match &self.vehicle {
                 Some(v) if **v == *frame.vin => {
@@ -309,8 +309,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         match frame.command {
             // Boxed, as every rare path: a connection's task holds the largest state its loop
             // can await, so the rare paths stay out of every idle connection's task.
-            0x01 => return Box::pin(self.on_login(&frame, &msg)).await,
-            0x05 => return Box::pin(self.on_platform_login(&frame, &msg)).await,
+            id::VEHICLE_LOGIN => return Box::pin(self.on_login(&frame, &msg)).await,
+            id::PLATFORM_LOGIN => return Box::pin(self.on_platform_login(&frame, &msg)).await,
             _ => {}
         }
         let Some(vehicle) = self.vehicle.clone() else {
@@ -328,7 +328,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         self.edition = frame.edition;
         let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
-        if matches!(frame.command, 0x02 | 0x03) {
+        if id::is_report(frame.command) {
             return self.defer(frame, events).await;
         }
         let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
@@ -345,9 +345,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             return Flow::Close(PresenceReason::Shutdown);
         }
         match frame.command {
-            0x07 | 0x08 => self.reply(&frame, gbt32960::ResponseFlag::Success).await,
-            0x04 => Flow::Close(PresenceReason::Logout),
-            0x06 => {
+            id::HEARTBEAT | id::TIME_CALIBRATION => self.reply(&frame, gbt32960::ResponseFlag::Success).await,
+            id::VEHICLE_LOGOUT => Flow::Close(PresenceReason::Logout),
+            id::PLATFORM_LOGOUT => {
                 let _ = self.reply(&frame, gbt32960::ResponseFlag::Success).await;
                 Flow::Close(PresenceReason::Logout)
             }
@@ -397,7 +397,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 now,
                 self.l.reply_style(),
             );
-            metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => command_label(reply.command)).increment(1);
+            metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => id::label(reply.command)).increment(1);
             out.extend_from_slice(&reply.to_wire());
         }
         if !out.is_empty() && self.writer.write_all(&out).await.is_err() {
@@ -628,13 +628,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let protocol = frame.edition.protocol();
         let response = gbt32960::raw_json(frame, msg).get("message").cloned();
         let commands = self.l.shared.commands.clone();
-        match frame.response {
-            0x01 | 0xFE => {
+        match gbt32960::ResponseFlag::from_byte(frame.response) {
+            Some(gbt32960::ResponseFlag::Success | gbt32960::ResponseFlag::Command) => {
                 commands
                     .finish(&f.cmd, protocol, CmdStatus::Acked, None, response)
                     .await
             }
-            flag => {
+            _ => {
+                let flag = frame.response;
                 let reason = format!("vehicle answered with response flag 0x{flag:02x}");
                 commands
                     .finish(&f.cmd, protocol, CmdStatus::Failed, Some(reason), response)
@@ -696,38 +697,5 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             .shared
             .session_closed(LISTENER, self.id, vehicle, protocol, self.peer, reason)
             .await;
-    }
-}
-
-/// A bounded metric label for a command byte.
-fn command_label(c: u8) -> &'static str {
-    match c {
-        0x01 => "0x01",
-        0x02 => "0x02",
-        0x03 => "0x03",
-        0x04 => "0x04",
-        0x05 => "0x05",
-        0x06 => "0x06",
-        0x07 => "0x07",
-        0x08 => "0x08",
-        0x09 => "0x09",
-        0x0A => "0x0a",
-        0x0B => "0x0b",
-        0x80 => "0x80",
-        0x81 => "0x81",
-        0x82 => "0x82",
-        _ => "other",
-    }
-}
-
-/// A bounded metric label for a body that does not parse.
-fn body_reason(e: &gbt32960::BodyError) -> &'static str {
-    match e {
-        gbt32960::BodyError::TooShort { .. } => "body_too_short",
-        gbt32960::BodyError::TrailingBytes { .. } => "trailing_bytes",
-        gbt32960::BodyError::Encrypted { .. } => "encrypted_no_key",
-        gbt32960::BodyError::UnsupportedEncryption { .. } => "unsupported_encryption",
-        gbt32960::BodyError::Decrypt { .. } => "decrypt_failed",
-        _ => "body_invalid",
     }
 }

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::{Data, Event, EventContext};
 use futures::StreamExt;
-use jt808::msg::{self, Message};
+use jt808::msg::response::result;
+use jt808::msg::{self, Answers, Message};
 use jt808::{Frame, Header, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -39,14 +40,6 @@ use crate::registry::{next_session_id, Control, SessionHandle};
 
 /// Listener name in metrics and logs.
 pub const LISTENER: &str = "jt808";
-
-/// 0x8001 result codes (JT/T 808-2019 table 6 / §8.2).
-mod result {
-    pub const OK: u8 = 0;
-    pub const FAILURE: u8 = 1;
-    pub const MESSAGE_ERROR: u8 = 2;
-    pub const UNSUPPORTED: u8 = 3;
-}
 
 /// Everything the JT/T 808 sessions of one listener share.
 pub struct Listener {
@@ -321,21 +314,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 return;
             }
         };
-        let header = Header {
-            msg_id: msg.msg_id(),
-            version: to.version,
-            protocol_version: to.protocol_version,
-            phone: to.phone.clone(),
-            serial: self.serial,
-            encryption: jt808::Encryption::None,
-            package: None,
-        };
+        let header = to.reply(msg.msg_id(), self.serial);
         let frames =
             jt808::subpackage::split(&header, &body, crate::encode::JT808_MAX_PACKAGE_BODY);
         self.serial = self.serial.wrapping_add(frames.len().max(1) as u16);
         for f in frames {
             f.write_wire(out);
-            metrics::counter!("vgate_frames_out_total", "protocol" => "jt808", "msg_id" => msg_label(header.msg_id)).increment(1);
+            metrics::counter!("vgate_frames_out_total", "protocol" => "jt808", "msg_id" => msg::id::label(header.msg_id)).increment(1);
         }
     }
 
@@ -392,15 +377,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     missing,
                 } => {
                     debug!(peer = %self.peer, msg_id, ?missing, "asking for missing packages (0x8003)");
-                    let to = Header {
-                        msg_id,
-                        version,
-                        protocol_version: if version == Version::V2019 { 1 } else { 0 },
-                        phone,
-                        serial: first_serial,
-                        encryption: jt808::Encryption::None,
-                        package: None,
-                    };
+                    let to = Header::to_terminal(msg_id, version, phone, first_serial);
                     let req = Message::ResendRequest(msg::ResendRequest {
                         first_serial,
                         ids: missing,
@@ -464,7 +441,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let label = if matches!(msg, Message::Unknown { .. }) {
             "unknown"
         } else {
-            msg_label(header.msg_id)
+            msg::id::label(header.msg_id)
         };
         metrics::counter!("vgate_frames_in_total", "protocol" => "jt808", "msg_id" => label)
             .increment(1);
@@ -601,7 +578,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             warn!(peer = %self.peer, error = %e, "register refused: invalid vehicle id");
             let reply = Message::RegisterResponse(msg::RegisterResponse {
                 reply_serial: header.serial,
-                result: 2,
+                result: msg::register::result::NO_SUCH_VEHICLE,
                 token: None,
             });
             let _ = self.send(header, &reply).await;
@@ -622,7 +599,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Decision::Allow { auth_code } => {
                 let reply = Message::RegisterResponse(msg::RegisterResponse {
                     reply_serial: header.serial,
-                    result: 0,
+                    result: msg::register::result::OK,
                     token: Some(auth_code.unwrap_or_default()),
                 });
                 if let Flow::Close(x) = self.send(header, &reply).await {
@@ -782,70 +759,51 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         Flow::Continue
     }
 
-    /// Matches an uplink against the commands in flight: a 0x0001 by (serial, id), a typed
-    /// answer (0x0104, 0x0201, 0x0500...) by the serial it carries, 0x0107 by its request id.
+    /// Matches an uplink against the commands in flight: a 0x0001 by (id, serial), a typed
+    /// answer (0x0104, 0x0201, 0x0500...) by the serial it carries, 0x0107 by the kind of
+    /// request (`Message::answers`).
     async fn on_answer(&mut self, header: &Header, msg: &Message) -> Flow {
         if self.outbox.is_empty() {
             return Flow::Continue;
         }
+        let Some(answers) = msg.answers() else {
+            return Flow::Continue;
+        };
+        let found = match answers {
+            Answers::Request { msg_id, serial, .. } => {
+                let key = (u32::from(msg_id) << 16) | u32::from(serial);
+                self.outbox.take(|k| k == key)
+            }
+            Answers::Serial(serial) => self.outbox.take(|k| k & 0xFFFF == u32::from(serial)),
+            Answers::Kind(id) => self.outbox.take(|k| k >> 16 == u32::from(id)),
+        };
+        let Some(f) = found else {
+            return Flow::Continue;
+        };
+        let (status, reason, response) = match answers {
+            Answers::Request {
+                result: result::OK, ..
+            } => (CmdStatus::Acked, None, None),
+            Answers::Request { result: n, .. } => {
+                let reason = match result::describe(n) {
+                    Some(d) if n != result::ALARM_CONFIRMED => {
+                        format!("terminal answered: {d} ({n})")
+                    }
+                    _ => format!("terminal answered: result {n}"),
+                };
+                (CmdStatus::Failed, Some(reason), None)
+            }
+            Answers::Serial(_) | Answers::Kind(_) => {
+                let raw = jt808::raw_json(header, msg);
+                (CmdStatus::Acked, None, raw.get("message").cloned())
+            }
+        };
         let protocol = self.protocol();
         let commands = self.l.shared.commands.clone();
-        if let Message::TerminalResponse(r) = msg {
-            let key = (u32::from(r.reply_id) << 16) | u32::from(r.reply_serial);
-            if let Some(f) = self.outbox.take(|k| k == key) {
-                let (status, reason) = match r.result {
-                    0 => (CmdStatus::Acked, None),
-                    1 => (
-                        CmdStatus::Failed,
-                        Some("terminal answered: failure (1)".to_owned()),
-                    ),
-                    2 => (
-                        CmdStatus::Failed,
-                        Some("terminal answered: message error (2)".to_owned()),
-                    ),
-                    3 => (
-                        CmdStatus::Failed,
-                        Some("terminal answered: unsupported (3)".to_owned()),
-                    ),
-                    n => (
-                        CmdStatus::Failed,
-                        Some(format!("terminal answered: result {n}")),
-                    ),
-                };
-                commands
-                    .finish(&f.cmd, protocol, status, reason, None)
-                    .await;
-                return self.deliver().await;
-            }
-            return Flow::Continue;
-        }
-        // Typed answers: the first WORD of their body is the serial of the request.
-        let answer_serial = match header.msg_id {
-            0x0104 | 0x0201 | 0x0500 | 0x0700 | 0x0802 | 0x0805 => {
-                msg.reply_serial().or_else(|| match msg {
-                    Message::Unknown { body, .. } => match body.as_slice() {
-                        [a, b, ..] => Some(u16::from_be_bytes([*a, *b])),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-            }
-            _ => None,
-        };
-        let found = match (header.msg_id, answer_serial) {
-            (0x0107, _) => self.outbox.take(|k| k >> 16 == 0x8107),
-            (_, Some(serial)) => self.outbox.take(|k| k & 0xFFFF == u32::from(serial)),
-            _ => None,
-        };
-        if let Some(f) = found {
-            let raw = jt808::raw_json(header, msg);
-            let response = raw.get("message").cloned();
-            commands
-                .finish(&f.cmd, protocol, CmdStatus::Acked, None, response)
-                .await;
-            return self.deliver().await;
-        }
-        Flow::Continue
+        commands
+            .finish(&f.cmd, protocol, status, reason, response)
+            .await;
+        self.deliver().await
     }
 
     /// Sends again what was not answered in time; `failed` after the configured retries.
@@ -908,86 +866,4 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             .session_closed(LISTENER, self.id, vehicle, protocol, self.peer, reason)
             .await;
     }
-}
-
-/// A bounded metric label for a message id: the standard ids by their hex, anything else
-/// (vendor ids, garbage) as `other`, so a terminal cannot grow the metric's cardinality.
-pub fn msg_label(id: u16) -> &'static str {
-    const KNOWN: &[(u16, &str)] = &[
-        (0x0001, "0x0001"),
-        (0x0002, "0x0002"),
-        (0x0003, "0x0003"),
-        (0x0004, "0x0004"),
-        (0x0005, "0x0005"),
-        (0x0100, "0x0100"),
-        (0x0102, "0x0102"),
-        (0x0104, "0x0104"),
-        (0x0107, "0x0107"),
-        (0x0108, "0x0108"),
-        (0x0200, "0x0200"),
-        (0x0201, "0x0201"),
-        (0x0301, "0x0301"),
-        (0x0302, "0x0302"),
-        (0x0303, "0x0303"),
-        (0x0500, "0x0500"),
-        (0x0608, "0x0608"),
-        (0x0700, "0x0700"),
-        (0x0701, "0x0701"),
-        (0x0702, "0x0702"),
-        (0x0704, "0x0704"),
-        (0x0705, "0x0705"),
-        (0x0800, "0x0800"),
-        (0x0801, "0x0801"),
-        (0x0802, "0x0802"),
-        (0x0805, "0x0805"),
-        (0x0900, "0x0900"),
-        (0x0901, "0x0901"),
-        (0x0A00, "0x0a00"),
-        (0x8001, "0x8001"),
-        (0x8003, "0x8003"),
-        (0x8004, "0x8004"),
-        (0x8100, "0x8100"),
-        (0x8103, "0x8103"),
-        (0x8104, "0x8104"),
-        (0x8105, "0x8105"),
-        (0x8106, "0x8106"),
-        (0x8107, "0x8107"),
-        (0x8108, "0x8108"),
-        (0x8201, "0x8201"),
-        (0x8202, "0x8202"),
-        (0x8203, "0x8203"),
-        (0x8204, "0x8204"),
-        (0x8300, "0x8300"),
-        (0x8301, "0x8301"),
-        (0x8302, "0x8302"),
-        (0x8303, "0x8303"),
-        (0x8304, "0x8304"),
-        (0x8400, "0x8400"),
-        (0x8401, "0x8401"),
-        (0x8500, "0x8500"),
-        (0x8600, "0x8600"),
-        (0x8601, "0x8601"),
-        (0x8602, "0x8602"),
-        (0x8603, "0x8603"),
-        (0x8604, "0x8604"),
-        (0x8605, "0x8605"),
-        (0x8606, "0x8606"),
-        (0x8607, "0x8607"),
-        (0x8608, "0x8608"),
-        (0x8700, "0x8700"),
-        (0x8701, "0x8701"),
-        (0x8702, "0x8702"),
-        (0x8800, "0x8800"),
-        (0x8801, "0x8801"),
-        (0x8802, "0x8802"),
-        (0x8803, "0x8803"),
-        (0x8804, "0x8804"),
-        (0x8805, "0x8805"),
-        (0x8900, "0x8900"),
-        (0x8A00, "0x8a00"),
-    ];
-    KNOWN
-        .iter()
-        .find(|(k, _)| *k == id)
-        .map_or("other", |(_, v)| v)
 }
