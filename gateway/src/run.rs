@@ -98,6 +98,56 @@ impl Ready {
     }
 }
 
+/// What every vehicle listener is started with: one way to bind, authenticate, accept and
+/// announce, whatever the protocol (TLS or several listeners per protocol are added here once).
+struct Listeners<'a> {
+    ready: &'a mut Ready,
+    tracker: &'a TaskTracker,
+    shutdown: &'a CancellationToken,
+    data_dir: &'a Path,
+}
+
+impl Listeners<'_> {
+    /// Binds `addr` for the listener `name` (errors name the config section `section`),
+    /// builds its shared state with its authenticator, and queues its accept loop, which
+    /// runs `serve` for each connection on the session tracker.
+    #[allow(clippy::too_many_arguments)]
+    async fn spawn<L, F>(
+        &mut self,
+        name: &'static str,
+        section: &str,
+        addr: SocketAddr,
+        auth: &crate::config::AuthConfig,
+        build: impl FnOnce(Authenticator) -> L,
+        serve: fn(tokio::net::TcpStream, SocketAddr, Arc<L>) -> F,
+    ) -> Result<(), Failure>
+    where
+        L: Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let listener = crate::listener::bind(addr)
+            .map_err(|e| Failure::Usage(anyhow!("{section}.listen: {e:#}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::Usage(e.into()))?;
+        let auth = Authenticator::new(name, auth, self.data_dir)
+            .await
+            .map_err(|e| Failure::Usage(e.context(format!("{section}.auth"))))?;
+        let l = Arc::new(build(auth));
+        let t = self.tracker.clone();
+        self.ready
+            .tracked
+            .push(Box::pin(crate::listener::accept_loop(
+                name,
+                listener,
+                self.shutdown.clone(),
+                move |stream, peer| t.track_future(serve(stream, peer, l.clone())),
+            )));
+        self.ready.announce.push((name.to_owned(), local));
+        Ok(())
+    }
+}
+
 async fn serve(cfg: Config) -> Result<(), Failure> {
     let prometheus =
         crate::metrics::install().map_err(|e| Failure::Usage(anyhow!("metrics: {e}")))?;
@@ -168,99 +218,72 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         shutdown: shutdown.clone(),
     };
 
+    let mut listeners = Listeners {
+        ready: &mut ready,
+        tracker: &tracker,
+        shutdown: &shutdown,
+        data_dir: &cfg.data_dir,
+    };
     if let Some(addr) = cfg.jt808.listen.addr() {
-        let listener = crate::listener::bind(addr)
-            .map_err(|e| Failure::Usage(anyhow!("jt808.listen: {e:#}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(session::jt808::LISTENER, &cfg.jt808.auth, &cfg.data_dir)
-            .await
-            .map_err(|e| Failure::Usage(e.context("jt808.auth")))?;
-        let l = Arc::new(session::jt808::Listener {
-            device_offset_secs: crate::decode::parse_utc_offset(&cfg.jt808.device_tz)
-                .unwrap_or(8 * 3600),
-            cfg: cfg.jt808.clone(),
-            auth,
-            shared: shared.clone(),
-        });
-        let t = tracker.clone();
-        ready.tracked.push(Box::pin(crate::listener::accept_loop(
-            session::jt808::LISTENER,
-            listener,
-            shutdown.clone(),
-            move |stream, peer| {
-                let l = l.clone();
-                t.track_future(session::jt808::serve(stream, peer, l))
-            },
-        )));
-        ready.announce.push(("jt808".to_owned(), local));
+        let (cfg, shared) = (&cfg.jt808, shared.clone());
+        listeners
+            .spawn(
+                session::jt808::LISTENER,
+                "jt808",
+                addr,
+                &cfg.auth,
+                |auth| session::jt808::Listener {
+                    device_offset_secs: crate::decode::parse_utc_offset(&cfg.device_tz)
+                        .unwrap_or(8 * 3600),
+                    cfg: cfg.clone(),
+                    auth,
+                    shared,
+                },
+                session::jt808::serve,
+            )
+            .await?;
     }
-
     if let Some(addr) = cfg.gbt32960.listen.addr() {
-        let listener = crate::listener::bind(addr)
-            .map_err(|e| Failure::Usage(anyhow!("gbt32960.listen: {e:#}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(
-            session::gbt32960::LISTENER,
-            &cfg.gbt32960.auth,
-            &cfg.data_dir,
-        )
-        .await
-        .map_err(|e| Failure::Usage(e.context("gbt32960.auth")))?;
-        let l = Arc::new(session::gbt32960::Listener {
-            device_offset_secs: crate::decode::parse_utc_offset(&cfg.gbt32960.device_tz)
-                .unwrap_or(8 * 3600),
-            cfg: cfg.gbt32960.clone(),
-            auth,
-            shared: shared.clone(),
-        });
-        let t = tracker.clone();
-        ready.tracked.push(Box::pin(crate::listener::accept_loop(
-            session::gbt32960::LISTENER,
-            listener,
-            shutdown.clone(),
-            move |stream, peer| {
-                let l = l.clone();
-                t.track_future(session::gbt32960::serve(stream, peer, l))
-            },
-        )));
-        ready.announce.push(("gbt32960".to_owned(), local));
+        let (cfg, shared) = (&cfg.gbt32960, shared.clone());
+        listeners
+            .spawn(
+                session::gbt32960::LISTENER,
+                "gbt32960",
+                addr,
+                &cfg.auth,
+                |auth| session::gbt32960::Listener {
+                    device_offset_secs: crate::decode::parse_utc_offset(&cfg.device_tz)
+                        .unwrap_or(8 * 3600),
+                    cfg: cfg.clone(),
+                    auth,
+                    shared,
+                },
+                session::gbt32960::serve,
+            )
+            .await?;
     }
-
     for raw in &cfg.raw {
         let Some(addr) = raw.listen.addr() else {
             continue;
         };
         // Listener names label metrics for the process's lifetime: a handful, leaked once.
         let name: &'static str = Box::leak(raw.name.clone().into_boxed_str());
-        let listener = crate::listener::bind(addr)
-            .map_err(|e| Failure::Usage(anyhow!("raw {name}.listen: {e:#}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(name, &raw.auth, &cfg.data_dir)
-            .await
-            .map_err(|e| Failure::Usage(e.context(format!("raw {name}.auth"))))?;
-        let l = Arc::new(session::raw::Listener {
-            name,
-            cfg: raw.clone(),
-            auth,
-            shared: shared.clone(),
-        });
-        let t = tracker.clone();
-        ready.tracked.push(Box::pin(crate::listener::accept_loop(
-            name,
-            listener,
-            shutdown.clone(),
-            move |stream, peer| {
-                let l = l.clone();
-                t.track_future(session::raw::serve(stream, peer, l))
-            },
-        )));
-        ready.announce.push((name.to_owned(), local));
+        let shared = shared.clone();
+        listeners
+            .spawn(
+                name,
+                &format!("raw {name}"),
+                addr,
+                &raw.auth,
+                |auth| session::raw::Listener {
+                    name,
+                    cfg: raw.clone(),
+                    auth,
+                    shared,
+                },
+                session::raw::serve,
+            )
+            .await?;
     }
 
     if let Some(addr) = cfg.http.listen.addr() {
