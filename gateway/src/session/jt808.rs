@@ -19,24 +19,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
+use codecs::event::{Lifecycle, PresenceReason};
 use codecs::{Data, Event, EventContext};
-use futures::StreamExt;
 use jt808::msg::response::result;
 use jt808::msg::{self, Answers, Message};
 use jt808::{Frame, Header, Version};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
-use tracing::{debug, info, warn};
+use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
+use tracing::{debug, warn};
 
-use super::batch::{self, Batch};
-use super::{BadFrameLog, OpenConnection, Shared};
+use super::batch::Batch;
+use super::{Conn, Flow, Limits, Protocol, Shared};
 use crate::auth::{Authenticator, Decision, RegisterRequest};
 use crate::commands::outbox::{InFlight, Outbox};
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, ChecksumMode, Jt808Config};
-use crate::registry::{next_session_id, Control, SessionHandle};
 
 /// Listener name in metrics and logs.
 pub const LISTENER: &str = "jt808";
@@ -50,37 +46,14 @@ pub struct Listener {
     pub device_offset_secs: i32,
 }
 
-impl Listener {
-    fn idle_timeout(&self) -> Duration {
-        let s = if self.cfg.idle_timeout_s == 0 {
-            self.cfg.heartbeat_s.saturating_mul(3)
-        } else {
-            self.cfg.idle_timeout_s
-        };
-        Duration::from_secs(s.max(1))
-    }
-}
-
-enum Flow {
-    Continue,
-    Close(PresenceReason),
-}
-
-struct Session<W> {
+/// One JT/T 808 connection's state.
+pub struct Session<W> {
     l: Arc<Listener>,
-    peer: SocketAddr,
-    writer: W,
-    id: u64,
-    control_tx: mpsc::Sender<Control>,
-    /// Set once authenticated.
-    vehicle: Option<Arc<str>>,
+    c: Conn<W>,
     /// The edition the terminal speaks (refined by 0x0100's body length for 2011).
     version: Option<Version>,
     serial: u16,
-    bad_frames: u32,
-    bad_log: BadFrameLog,
     reassembler: jt808::subpackage::Reassembler,
-    last_rx: Instant,
     /// Commands sent and not yet answered.
     outbox: Outbox,
     /// The authenticated terminal's header (phone, edition), to address commands.
@@ -105,117 +78,105 @@ pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _open = OpenConnection::new(LISTENER);
-    let (rd, wr) = tokio::io::split(stream);
-    let codec = jt808::Codec::new(jt808::CodecConfig {
-        max_frame_len: l.cfg.max_frame_len,
-        checksum: match l.cfg.checksum {
-            ChecksumMode::Strict => jt808::ChecksumPolicy::Strict,
-            ChecksumMode::Lenient => jt808::ChecksumPolicy::Lenient,
-        },
-    });
-    let mut frames = FramedRead::with_capacity(rd, codec, super::READ_BUFFER);
-    let (control_tx, mut control_rx) = mpsc::channel(16);
-    let reassembler = jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
-        quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
-        timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
-        max_bytes_per_phone: l.cfg.subpackage_max_bytes,
-        // One connection is one terminal: a few messages in reassembly at once is plenty.
-        max_groups: 8,
-        ..Default::default()
-    });
-    let mut s = Session {
-        l: l.clone(),
-        peer,
-        writer: wr,
-        id: next_session_id(),
-        control_tx,
-        vehicle: None,
-        version: None,
-        serial: 0,
-        bad_frames: 0,
-        bad_log: BadFrameLog::default(),
-        reassembler,
-        last_rx: Instant::now(),
-        outbox: Outbox::new(
-            l.shared.commands.cfg.window,
-            Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
-        ),
-        addr: None,
-        deferred: Batch::default(),
-    };
-    let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
-    let idle = l.idle_timeout();
-    let mut housekeeping = super::Housekeeping::default();
-    let shutdown = l.shared.shutdown.clone();
-
-    let mut limit = super::RateLimit::new(l.cfg.max_frames_per_s, "jt808");
-    let reason = loop {
-        let deadline = if s.vehicle.is_some() {
-            tokio::time::Instant::from_std(s.last_rx + idle)
-        } else {
-            login_deadline
-        };
-        // One timer for both: the timeout, and housekeeping while it is armed.
-        let armed = !s.outbox.is_empty() || !s.reassembler.is_empty();
-        let wake = if armed {
-            deadline.min(housekeeping.next())
-        } else {
-            deadline
-        };
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break PresenceReason::Shutdown,
-            Some(ctrl) = control_rx.recv() => match ctrl {
-                Control::Close(r) => break r,
-                Control::Deliver => {
-                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
-                }
-            },
-            _ = tokio::time::sleep_until(wake) => {
-                if tokio::time::Instant::now() >= deadline {
-                    break PresenceReason::Timeout;
-                }
-                housekeeping.done();
-                if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
-            }
-            item = frames.next() => {
-                // This item, then whatever else can be read without waiting (already
-                // buffered, or in the socket), up to MAX_BATCH frames: one batch, answered
-                // together by flush_deferred.
-                let mut item = item;
-                let mut read = 1;
-                let flow = loop {
-                    let flow = match item {
-                        None => Flow::Close(PresenceReason::Closed),
-                        Some(Err(e)) => {
-                            debug!(%peer, error = %e, "read error");
-                            Flow::Close(PresenceReason::Error)
-                        }
-                        Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await,
-                        Some(Ok(Ok(frame))) => {
-                            s.last_rx = Instant::now();
-                            limit.take().await;
-                            s.on_frame(frame).await
-                        }
-                    };
-                    if matches!(flow, Flow::Close(_)) {
-                        break flow;
-                    }
-                    match batch::ready_next(&mut frames, &mut read) {
-                        Some(next) => item = next,
-                        None => break flow,
-                    }
-                };
-                if let Flow::Close(r) = flow { break r; }
-                if let Flow::Close(r) = s.flush_deferred().await { break r; }
-            }
-        }
-    };
-    Box::pin(s.finish(reason)).await;
+    super::driver::run::<S, Session<WriteHalf<S>>>(stream, peer, l).await
 }
 
-impl<W: AsyncWrite + Unpin> Session<W> {
+impl<W: AsyncWrite + Unpin + Send> Protocol<W> for Session<W> {
+    type Listener = Listener;
+    type Codec = jt808::Codec;
+    type Frame = Frame;
+    type Bad = jt808::BadFrame;
+    type ReadError = std::io::Error;
+    const LABEL: &'static str = LISTENER;
+
+    fn name(_: &Listener) -> &'static str {
+        LISTENER
+    }
+
+    fn shared(l: &Listener) -> &Shared {
+        &l.shared
+    }
+
+    fn limits(l: &Listener) -> Limits {
+        let cfg = &l.cfg;
+        Limits {
+            login_timeout: Duration::from_secs(cfg.login_timeout_s),
+            idle_timeout: super::idle_timeout(cfg.idle_timeout_s, cfg.heartbeat_s),
+            max_frames_per_s: cfg.max_frames_per_s,
+        }
+    }
+
+    fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, jt808::Codec)> {
+        let codec = jt808::Codec::new(jt808::CodecConfig {
+            max_frame_len: l.cfg.max_frame_len,
+            checksum: match l.cfg.checksum {
+                ChecksumMode::Strict => jt808::ChecksumPolicy::Strict,
+                ChecksumMode::Lenient => jt808::ChecksumPolicy::Lenient,
+            },
+        });
+        let reassembler =
+            jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
+                quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
+                timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
+                max_bytes_per_phone: l.cfg.subpackage_max_bytes,
+                // One connection is one terminal: a few messages in reassembly at once is plenty.
+                max_groups: 8,
+                ..Default::default()
+            });
+        let s = Session {
+            l: l.clone(),
+            c,
+            version: None,
+            serial: 0,
+            reassembler,
+            outbox: super::outbox(&l.shared),
+            addr: None,
+            deferred: Batch::default(),
+        };
+        Some((s, codec))
+    }
+
+    fn conn(&mut self) -> &mut Conn<W> {
+        &mut self.c
+    }
+
+    /// The edition it settled on (2011 only once a 2011 registration said so; a 2011 header
+    /// reads as 2013).
+    fn protocol(&self) -> codecs::Protocol {
+        self.version.unwrap_or_default().protocol()
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Flow {
+        self.frame(frame).await
+    }
+
+    async fn on_bad_frame(&mut self, bad: jt808::BadFrame) -> Flow {
+        self.bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)
+            .await
+    }
+
+    async fn end_batch(&mut self) -> Flow {
+        self.flush_deferred().await
+    }
+
+    fn wants_housekeeping(&self) -> bool {
+        !self.outbox.is_empty() || !self.reassembler.is_empty()
+    }
+
+    /// Once a second: packages to ask again for, commands to send again.
+    async fn housekeeping(&mut self) -> Flow {
+        if let Flow::Close(r) = self.poll_reassembly().await {
+            return Flow::Close(r);
+        }
+        self.retry_commands().await
+    }
+
+    async fn deliver(&mut self) -> Flow {
+        self.deliver_commands().await
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send> Session<W> {
     /// Waits for the deferred frames' events to be durable, then answers them all (0x8001
     /// result 0, 3 for what vgate does not support, 1 for a frame whose events the broker
     /// refused: the terminal keeps such data and sends it again) in one write.
@@ -244,39 +205,21 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             });
             self.encode_into(&a.header, &msg, &mut out);
         }
-        if self.writer.write_all(&out).await.is_err() {
-            return Flow::Close(PresenceReason::Closed);
-        }
-        Flow::Continue
+        self.c.write(&out).await
     }
 
     fn ctx(&self) -> EventContext {
-        EventContext {
-            gateway: self.l.shared.node.clone(),
-            received_at: chrono::Utc::now(),
-            device_utc_offset_secs: self.l.device_offset_secs,
-        }
+        self.l.shared.ctx(self.l.device_offset_secs)
     }
 
-    /// The protocol every event of this session carries: the edition it settled on (2011
-    /// only once a 2011 registration said so; a 2011 header reads as 2013).
     fn protocol(&self) -> codecs::Protocol {
-        self.version.unwrap_or_default().protocol()
+        <Self as Protocol<W>>::protocol(self)
     }
 
     /// The events of one message, labelled with the session's edition.
     fn events(&self, header: &Header, msg: &Message) -> Vec<Event> {
         let edition = self.version.unwrap_or(header.version);
         jt808::normalize_as(edition, header, msg, &self.ctx())
-    }
-
-    async fn publish(&self, events: Vec<Event>) -> Flow {
-        for ev in events {
-            if self.l.shared.sink.publish(ev).await.is_err() {
-                return Flow::Close(PresenceReason::Shutdown);
-            }
-        }
-        Flow::Continue
     }
 
     fn lifecycle(&self, header: &Header, vehicle: &str, lc: Lifecycle) -> Event {
@@ -298,10 +241,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         let mut out = Vec::new();
         self.encode_into(to, msg, &mut out);
-        if !out.is_empty() && self.writer.write_all(&out).await.is_err() {
-            return Flow::Close(PresenceReason::Closed);
-        }
-        Flow::Continue
+        self.c.write(&out).await
     }
 
     /// Appends `msg`'s wire frames (subpackaged if long) to `out`, using the next serials.
@@ -310,7 +250,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let body = match msg.encode_body(version) {
             Ok(b) => b,
             Err(e) => {
-                warn!(peer = %self.peer, error = %e, "cannot encode reply");
+                warn!(peer = %self.c.peer, error = %e, "cannot encode reply");
                 return;
             }
         };
@@ -333,37 +273,26 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         self.send(to, &msg).await
     }
 
-    async fn on_bad_frame(
+    /// A frame that could not be read: counted, logged, answered 0x8001 result 2 when its
+    /// header could be read.
+    async fn bad_frame(
         &mut self,
         detail: &str,
         reason: &'static str,
         raw: &[u8],
         header: Option<&Header>,
     ) -> Flow {
-        metrics::counter!("vgate_decode_errors_total", "protocol" => "jt808", "reason" => reason)
-            .increment(1);
-        let vehicle = self.vehicle.clone();
-        self.bad_log
-            .log("jt808", self.peer, vehicle.as_deref(), reason, detail, raw);
+        let max = self.l.cfg.max_bad_frames;
+        let too_many = self.c.bad_frame(LISTENER, reason, detail, raw, max);
         if let Some(h) = header {
             if let Flow::Close(r) = self.general_response(h, result::MESSAGE_ERROR).await {
                 return Flow::Close(r);
             }
         }
-        self.bad_frames += 1;
-        if self.bad_frames >= self.l.cfg.max_bad_frames {
-            warn!(peer = %self.peer, bad_frames = self.bad_frames, "closing: too many bad frames");
+        if too_many {
             return Flow::Close(PresenceReason::Error);
         }
         Flow::Continue
-    }
-
-    /// The once-a-second round: packages to ask again for, commands to send again.
-    async fn housekeeping(&mut self) -> Flow {
-        if let Flow::Close(r) = self.poll_reassembly().await {
-            return Flow::Close(r);
-        }
-        self.retry_commands().await
     }
 
     async fn poll_reassembly(&mut self) -> Flow {
@@ -376,7 +305,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     first_serial,
                     missing,
                 } => {
-                    debug!(peer = %self.peer, msg_id, ?missing, "asking for missing packages (0x8003)");
+                    debug!(peer = %self.c.peer, msg_id, ?missing, "asking for missing packages (0x8003)");
                     let to = Header::to_terminal(msg_id, version, phone, first_serial);
                     let req = Message::ResendRequest(msg::ResendRequest {
                         first_serial,
@@ -388,7 +317,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
                 jt808::subpackage::ReassemblyEvent::Dropped { msg_id, .. } => {
                     metrics::counter!("vgate_decode_errors_total", "protocol" => "jt808", "reason" => "subpackage_timeout").increment(1);
-                    warn!(peer = %self.peer, msg_id, "incomplete subpackaged message dropped");
+                    warn!(peer = %self.c.peer, msg_id, "incomplete subpackaged message dropped");
                 }
             }
         }
@@ -399,7 +328,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     async fn on_encrypted(&mut self, frame: Frame) -> Flow {
         let h = frame.header.clone();
         let detail = format!("encrypted body ({:?}) without a key", h.encryption);
-        self.on_bad_frame(&detail, "encrypted", &frame.body, None)
+        let _ = self
+            .bad_frame(&detail, "encrypted", &frame.body, None)
             .await;
         self.general_response(&h, result::UNSUPPORTED).await
     }
@@ -408,7 +338,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// inline; everything rarer (login, refusals, bad frames, command answers, logout) runs
     /// in a boxed future. A connection's task holds the largest state its loop can await, so
     /// keeping the rare paths out of it keeps every idle connection's task small.
-    async fn on_frame(&mut self, frame: Frame) -> Flow {
+    async fn frame(&mut self, frame: Frame) -> Flow {
         if frame.header.encryption != jt808::Encryption::None {
             return Box::pin(self.on_encrypted(frame)).await;
         }
@@ -418,7 +348,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 Ok(None) => return Flow::Continue,
                 Err(e) => {
                     let detail = e.to_string();
-                    return Box::pin(self.on_bad_frame(&detail, "subpackage", &[], None)).await;
+                    return Box::pin(self.bad_frame(&detail, "subpackage", &[], None)).await;
                 }
             }
         } else {
@@ -429,13 +359,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Ok(m) => m,
             Err(e) => {
                 let detail = format!("message 0x{:04x}: {e}", header.msg_id);
-                return Box::pin(self.on_bad_frame(
-                    &detail,
-                    e.reason(),
-                    &frame.body,
-                    Some(&header),
-                ))
-                .await;
+                return Box::pin(self.bad_frame(&detail, e.reason(), &frame.body, Some(&header)))
+                    .await;
             }
         };
         let label = if matches!(msg, Message::Unknown { .. }) {
@@ -456,21 +381,21 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Message::Authenticate(a) => return Box::pin(self.on_authenticate(&header, a)).await,
             _ => {}
         }
-        let Some(vehicle) = self.vehicle.clone() else {
+        let Some(vehicle) = self.c.vehicle.clone() else {
             return match self.l.cfg.before_auth {
                 BeforeLogin::Ignore => {
-                    debug!(peer = %self.peer, msg_id = header.msg_id, "frame before authentication ignored");
+                    debug!(peer = %self.c.peer, msg_id = header.msg_id, "frame before authentication ignored");
                     Box::pin(self.general_response(&header, result::FAILURE)).await
                 }
                 BeforeLogin::Close => Flow::Close(PresenceReason::Error),
             };
         };
         if *header.phone != *vehicle {
-            warn!(peer = %self.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
+            warn!(peer = %self.c.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
             return Box::pin(self.general_response(&header, result::FAILURE)).await;
         }
         // Set by the read loop as the frame came in: no second clock read per frame.
-        let started = self.last_rx;
+        let started = self.c.last_rx;
         let events = self.events(&header, &msg);
         let answered_alone = matches!(msg, Message::Logout | Message::TimeQuery)
             || msg::ack_policy(header.msg_id) != msg::Ack::General;
@@ -559,23 +484,20 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     async fn refuse(&mut self, header: &Header, reason: &str) -> Flow {
-        metrics::counter!("vgate_login_refusals_total", "protocol" => "jt808", "reason" => reason.to_owned()).increment(1);
-        info!(peer = %self.peer, phone = %header.phone, reason, "terminal refused");
-        if codecs::vehicle_id::validate(&header.phone).is_ok() {
-            let lc = self.lifecycle(
-                header,
-                &header.phone,
-                Lifecycle::new(LifecycleKind::Rejected).because(reason),
-            );
-            let _ = self.publish(vec![lc]).await;
-        }
-        let _ = self.writer.flush().await;
-        Flow::Close(PresenceReason::Error)
+        let ctx = self.ctx();
+        let vehicle = Some((
+            header.phone.as_str(),
+            self.protocol(),
+            Some(u32::from(header.serial)),
+        ));
+        self.c
+            .refused(&self.l.shared, LISTENER, vehicle, &ctx, reason)
+            .await
     }
 
     async fn on_register(&mut self, header: &Header, r: &msg::Register) -> Flow {
         if let Err(e) = codecs::vehicle_id::validate(&header.phone) {
-            warn!(peer = %self.peer, error = %e, "register refused: invalid vehicle id");
+            warn!(peer = %self.c.peer, error = %e, "register refused: invalid vehicle id");
             let reply = Message::RegisterResponse(msg::RegisterResponse {
                 reply_serial: header.serial,
                 result: msg::register::result::NO_SUCH_VEHICLE,
@@ -593,7 +515,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             terminal_id: r.terminal_id.clone(),
             province: r.province,
             city: r.city,
-            peer: self.peer.to_string(),
+            peer: self.c.peer.to_string(),
         };
         match self.l.auth.register(&req).await {
             Decision::Allow { auth_code } => {
@@ -606,7 +528,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     return Flow::Close(x);
                 }
                 let events = self.events(header, &Message::Register(r.clone()));
-                self.publish(events).await
+                self.l.shared.publish(events).await
             }
             Decision::Deny { reason } => {
                 let reply = Message::RegisterResponse(msg::RegisterResponse {
@@ -622,7 +544,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     async fn on_authenticate(&mut self, header: &Header, a: &msg::Authenticate) -> Flow {
         if let Err(e) = codecs::vehicle_id::validate(&header.phone) {
-            warn!(peer = %self.peer, error = %e, "authentication refused: invalid vehicle id");
+            warn!(peer = %self.c.peer, error = %e, "authentication refused: invalid vehicle id");
             let _ = self.general_response(header, result::FAILURE).await;
             return self.refuse(header, "invalid_vehicle_id").await;
         }
@@ -633,7 +555,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 &header.phone,
                 &a.token,
                 a.imei.as_deref(),
-                &self.peer.to_string(),
+                &self.c.peer.to_string(),
             )
             .await;
         match decision {
@@ -643,62 +565,34 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             Decision::Allow { .. } => {
                 let vehicle: Arc<str> = Arc::from(header.phone.as_str());
-                let handle = SessionHandle {
-                    id: self.id,
-                    protocol: self.protocol(),
-                    peer: self.peer,
-                    since: chrono::Utc::now(),
-                    control: self.control_tx.clone(),
-                };
-                // Claim before answering: once the terminal has its 0x8001, a reconnect of
-                // the same terminal must find this session holding the id, or the two
-                // sessions' claims could land in the wrong order (the old one would win).
-                let old = self.l.shared.registry.claim(&vehicle, handle);
-                let already_mine = self.vehicle.as_deref() == Some(&*vehicle);
-                self.vehicle = Some(vehicle.clone());
+                let protocol = self.protocol();
+                let claimed = self.c.claim(&self.l.shared, &vehicle, protocol);
                 if let Flow::Close(r) = self.general_response(header, result::OK).await {
                     return Flow::Close(r);
                 }
                 metrics::counter!("vgate_logins_total", "protocol" => "jt808").increment(1);
                 let mut events = self.events(header, &Message::Authenticate(a.clone()));
-                if let Some(old) = old.filter(|o| o.id != self.id) {
-                    let _ = old
-                        .control
-                        .try_send(Control::Close(PresenceReason::Takeover));
-                    let lc = Lifecycle::new(LifecycleKind::Takeover)
-                        .with("previous_peer", old.peer.to_string())
-                        .with("peer", self.peer.to_string());
+                if let Some(lc) = claimed.takeover {
                     events.push(self.lifecycle(header, &vehicle, lc));
                 }
-                if let Flow::Close(r) = self.publish(events).await {
+                if let Flow::Close(r) = self.l.shared.publish(events).await {
                     return Flow::Close(r);
                 }
-                if !already_mine {
+                if !claimed.already_mine {
                     let ctx = self.ctx();
-                    let _ = self
-                        .l
-                        .shared
-                        .sink
-                        .presence(
-                            &ctx,
-                            vehicle.clone(),
-                            self.protocol(),
-                            true,
-                            PresenceReason::Login,
-                            Some(self.peer.to_string()),
-                        )
-                        .await;
+                    let v = vehicle.clone();
+                    self.c.online(&self.l.shared, &ctx, v, protocol).await;
                 }
                 self.addr = Some(header.clone());
                 self.l.shared.commands.seen(&vehicle, self.protocol()).await;
-                self.deliver().await
+                self.deliver_commands().await
             }
         }
     }
 
     /// Sends queued commands while the in-flight window has room.
-    async fn deliver(&mut self) -> Flow {
-        let (Some(vehicle), Some(addr)) = (self.vehicle.clone(), self.addr.clone()) else {
+    async fn deliver_commands(&mut self) -> Flow {
+        let (Some(vehicle), Some(addr)) = (self.c.vehicle.clone(), self.addr.clone()) else {
             return Flow::Continue;
         };
         let room = self.outbox.room();
@@ -803,7 +697,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         commands
             .finish(&f.cmd, protocol, status, reason, response)
             .await;
-        self.deliver().await
+        self.deliver_commands().await
     }
 
     /// Sends again what was not answered in time; `failed` after the configured retries.
@@ -852,18 +746,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
             }
         }
-        self.deliver().await
-    }
-
-    async fn finish(mut self, reason: PresenceReason) {
-        let _ = self.flush_deferred().await;
-        let _ = self.writer.flush().await;
-        let _ = self.writer.shutdown().await;
-        let protocol = self.protocol();
-        let vehicle = self.vehicle.take();
-        self.l
-            .shared
-            .session_closed(LISTENER, self.id, vehicle, protocol, self.peer, reason)
-            .await;
+        self.deliver_commands().await
     }
 }
