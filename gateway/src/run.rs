@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use codecs::time::BEIJING_OFFSET_SECS;
+use tokio::io::WriteHalf;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -105,25 +108,27 @@ struct Listeners<'a> {
     tracker: &'a TaskTracker,
     shutdown: &'a CancellationToken,
     data_dir: &'a Path,
+    shared: &'a Shared,
 }
 
 impl Listeners<'_> {
     /// Binds `addr` for the listener `name` (errors name the config section `section`),
-    /// builds its shared state with its authenticator, and queues its accept loop, which
-    /// runs `serve` for each connection on the session tracker.
+    /// builds the state its sessions share (with its authenticator), and queues its accept
+    /// loop, which runs the session driver with protocol `P` for each connection on the
+    /// session tracker.
     #[allow(clippy::too_many_arguments)]
-    async fn spawn<L, F>(
+    async fn spawn<P>(
         &mut self,
         name: &'static str,
         section: &str,
         addr: SocketAddr,
         auth: &crate::config::AuthConfig,
-        build: impl FnOnce(Authenticator) -> L,
-        serve: fn(tokio::net::TcpStream, SocketAddr, Arc<L>) -> F,
+        cfg: P::Config,
+        device_offset_secs: i32,
+        limits: session::Limits,
     ) -> Result<(), Failure>
     where
-        L: Send + Sync + 'static,
-        F: Future<Output = ()> + Send + 'static,
+        P: session::Protocol<WriteHalf<TcpStream>>,
     {
         let listener = crate::listener::bind(addr)
             .map_err(|e| Failure::Usage(anyhow!("{section}.listen: {e:#}")))?;
@@ -133,7 +138,14 @@ impl Listeners<'_> {
         let auth = Authenticator::new(name, auth, self.data_dir)
             .await
             .map_err(|e| Failure::Usage(e.context(format!("{section}.auth"))))?;
-        let l = Arc::new(build(auth));
+        let l = Arc::new(session::Listener {
+            name,
+            cfg,
+            auth,
+            shared: self.shared.clone(),
+            device_offset_secs,
+            limits,
+        });
         let t = self.tracker.clone();
         self.ready
             .tracked
@@ -141,7 +153,9 @@ impl Listeners<'_> {
                 name,
                 listener,
                 self.shutdown.clone(),
-                move |stream, peer| t.track_future(serve(stream, peer, l.clone())),
+                move |stream, peer| {
+                    t.track_future(session::driver::run::<_, P>(stream, peer, l.clone()))
+                },
             )));
         self.ready.announce.push((name.to_owned(), local));
         Ok(())
@@ -223,42 +237,48 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         tracker: &tracker,
         shutdown: &shutdown,
         data_dir: &cfg.data_dir,
+        shared: &shared,
     };
+    // Device clocks: the configured zone, Beijing time when it cannot be read.
+    let offset = |tz: &str| crate::decode::parse_utc_offset(tz).unwrap_or(BEIJING_OFFSET_SECS);
+    use session::Limits;
     if let Some(addr) = cfg.jt808.listen.addr() {
-        let (cfg, shared) = (&cfg.jt808, shared.clone());
+        let c = &cfg.jt808;
+        let offset = offset(&c.device_tz);
         listeners
-            .spawn(
+            .spawn::<session::jt808::Session<_>>(
                 session::jt808::LISTENER,
                 "jt808",
                 addr,
-                &cfg.auth,
-                |auth| session::jt808::Listener {
-                    device_offset_secs: crate::decode::parse_utc_offset(&cfg.device_tz)
-                        .unwrap_or(8 * 3600),
-                    cfg: cfg.clone(),
-                    auth,
-                    shared,
-                },
-                session::jt808::serve,
+                &c.auth,
+                c.clone(),
+                offset,
+                Limits::new(
+                    c.login_timeout_s,
+                    c.idle_timeout_s,
+                    c.heartbeat_s,
+                    c.max_frames_per_s,
+                ),
             )
             .await?;
     }
     if let Some(addr) = cfg.gbt32960.listen.addr() {
-        let (cfg, shared) = (&cfg.gbt32960, shared.clone());
+        let c = &cfg.gbt32960;
+        let offset = offset(&c.device_tz);
         listeners
-            .spawn(
+            .spawn::<session::gbt32960::Session<_>>(
                 session::gbt32960::LISTENER,
                 "gbt32960",
                 addr,
-                &cfg.auth,
-                |auth| session::gbt32960::Listener {
-                    device_offset_secs: crate::decode::parse_utc_offset(&cfg.device_tz)
-                        .unwrap_or(8 * 3600),
-                    cfg: cfg.clone(),
-                    auth,
-                    shared,
-                },
-                session::gbt32960::serve,
+                &c.auth,
+                c.clone(),
+                offset,
+                Limits::new(
+                    c.login_timeout_s,
+                    c.idle_timeout_s,
+                    c.heartbeat_s,
+                    c.max_frames_per_s,
+                ),
             )
             .await?;
     }
@@ -268,20 +288,22 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         };
         // Listener names label metrics for the process's lifetime: a handful, leaked once.
         let name: &'static str = Box::leak(raw.name.clone().into_boxed_str());
-        let shared = shared.clone();
+        let section = format!("raw {name}");
         listeners
-            .spawn(
+            .spawn::<session::raw::Session<_>>(
                 name,
-                &format!("raw {name}"),
+                &section,
                 addr,
                 &raw.auth,
-                |auth| session::raw::Listener {
-                    name,
-                    cfg: raw.clone(),
-                    auth,
-                    shared,
-                },
-                session::raw::serve,
+                raw.clone(),
+                BEIJING_OFFSET_SECS,
+                // No heartbeat: an idle timeout of 0 is a second, as is a login timeout.
+                Limits::new(
+                    raw.login_timeout_s.max(1),
+                    raw.idle_timeout_s,
+                    0,
+                    raw.max_frames_per_s,
+                ),
             )
             .await?;
     }

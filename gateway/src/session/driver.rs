@@ -42,7 +42,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 use tracing::{debug, info, warn};
 
 use super::batch;
-use super::{BadFrameLog, Housekeeping, OpenConnection, RateLimit, Shared, READ_BUFFER};
+use super::{BadFrameLog, Housekeeping, Listener, OpenConnection, RateLimit, Shared, READ_BUFFER};
 use crate::registry::{next_session_id, Control, SessionHandle};
 
 /// What a session step decides: go on, or close the connection for this reason.
@@ -52,7 +52,23 @@ pub enum Flow {
     Close(PresenceReason),
 }
 
+/// A codec whose items are frames or recoverable bad frames (an `Err` item does not end
+/// the stream; tokio-util ends `FramedRead` on a decoder error).
+pub trait FrameDecoder: Decoder<Item = Result<Self::Frame, Self::Bad>> {
+    type Frame: Send;
+    type Bad: Send;
+}
+
+impl<D, F: Send, B: Send> FrameDecoder for D
+where
+    D: Decoder<Item = Result<F, B>>,
+{
+    type Frame = F;
+    type Bad = B;
+}
+
 /// A listener's timeouts and rate limit, as the driver enforces them.
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// How long a connection may take to log in (identify itself).
     pub login_timeout: Duration,
@@ -60,6 +76,23 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Frames per second before reading is slowed ([`RateLimit`]); 0: no limit.
     pub max_frames_per_s: f64,
+}
+
+impl Limits {
+    /// `login_s` seconds to log in; `idle_s` seconds of silence after (0: three heartbeats
+    /// of `heartbeat_s`; at least a second); `max_frames_per_s` (0: no limit).
+    pub fn new(login_s: u64, idle_s: u64, heartbeat_s: u64, max_frames_per_s: f64) -> Limits {
+        let idle = if idle_s == 0 {
+            heartbeat_s.saturating_mul(3)
+        } else {
+            idle_s
+        };
+        Limits {
+            login_timeout: Duration::from_secs(login_s),
+            idle_timeout: Duration::from_secs(idle.max(1)),
+            max_frames_per_s,
+        }
+    }
 }
 
 /// What every connection has, whatever its protocol: where it comes from, where answers go,
@@ -218,28 +251,18 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
 /// The driver owns the loop; the implementor (the protocol's session state, holding its
 /// [`Conn`]) owns what frames mean: it decodes them with `Codec`, answers through
 /// `conn().writer`, and says with [`Flow`] when the connection is to close.
-pub trait Protocol<W>: Sized + Send {
-    /// What the sessions of one listener share (configuration, authenticator, [`Shared`]).
-    type Listener: Send + Sync + 'static;
-    /// Framing: a recoverable bad frame is an item (`Err(Bad)`), so reading goes on.
-    type Codec: Decoder<Item = Result<Self::Frame, Self::Bad>, Error = Self::ReadError>
-        + Send
-        + 'static;
-    type Frame: Send;
-    type Bad: Send;
-    /// An error that ends the stream (I/O, a framing that cannot resynchronise).
-    type ReadError: std::fmt::Display + Send;
+pub trait Protocol<W>: Sized + Send + 'static {
+    /// The listener's configuration (its section of the configuration file).
+    type Config: Send + Sync + 'static;
+    /// Framing: a recoverable bad frame is an item (`Err(Bad)`), so reading goes on; an
+    /// `Error` (I/O, a framing that cannot resynchronise) ends the stream.
+    type Codec: FrameDecoder<Error: std::fmt::Display + Send> + Send + 'static;
 
     /// The protocol's label in metrics (`protocol="jt808"`).
     const LABEL: &'static str;
 
-    /// The listener's name in metrics and logs.
-    fn name(l: &Self::Listener) -> &'static str;
-    fn shared(l: &Self::Listener) -> &Shared;
-    fn limits(l: &Self::Listener) -> Limits;
-
     /// One connection's state and codec; `None` refuses the connection.
-    fn open(l: &Arc<Self::Listener>, conn: Conn<W>) -> Option<(Self, Self::Codec)>;
+    fn open(l: &Arc<Listener<Self::Config>>, conn: Conn<W>) -> Option<(Self, Self::Codec)>;
 
     fn conn(&mut self) -> &mut Conn<W>;
 
@@ -252,13 +275,19 @@ pub trait Protocol<W>: Sized + Send {
     }
 
     /// One good frame. The common case: runs inline in the connection's task.
-    fn on_frame(&mut self, frame: Self::Frame) -> impl Future<Output = Flow> + Send;
+    fn on_frame(
+        &mut self,
+        frame: <Self::Codec as FrameDecoder>::Frame,
+    ) -> impl Future<Output = Flow> + Send;
 
     /// One frame that could be delimited but not read.
-    fn on_bad_frame(&mut self, bad: Self::Bad) -> impl Future<Output = Flow> + Send;
+    fn on_bad_frame(
+        &mut self,
+        bad: <Self::Codec as FrameDecoder>::Bad,
+    ) -> impl Future<Output = Flow> + Send;
 
     /// The stream ended with `e`: the reason the session closes.
-    fn on_read_error(&mut self, e: &Self::ReadError) -> PresenceReason {
+    fn on_read_error(&mut self, e: &<Self::Codec as Decoder>::Error) -> PresenceReason {
         debug!(peer = %self.conn().peer, error = %e, "read error");
         PresenceReason::Error
     }
@@ -284,13 +313,12 @@ pub trait Protocol<W>: Sized + Send {
 
 /// Serves one connection with protocol `P` until it closes, times out, is taken over or
 /// the gateway stops.
-pub async fn run<S, P>(stream: S, peer: SocketAddr, l: Arc<P::Listener>)
+pub async fn run<S, P>(stream: S, peer: SocketAddr, l: Arc<Listener<P::Config>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     P: Protocol<WriteHalf<S>>,
 {
-    let name = P::name(&l);
-    let _open = OpenConnection::new(name);
+    let _open = OpenConnection::new(l.name);
     let (rd, wr) = tokio::io::split(stream);
     let (control_tx, mut control_rx) = mpsc::channel(16);
     let conn = Conn {
@@ -307,10 +335,10 @@ where
         return;
     };
     let mut frames = FramedRead::with_capacity(rd, codec, READ_BUFFER);
-    let limits = P::limits(&l);
+    let limits = &l.limits;
     let login_deadline = tokio::time::Instant::now() + limits.login_timeout;
     let idle = limits.idle_timeout;
-    let shutdown = P::shared(&l).shutdown.clone();
+    let shutdown = l.shared.shutdown.clone();
     let mut housekeeping = Housekeeping::default();
     let reason = 'session: {
         if let Flow::Close(r) = Box::pin(s.on_open()).await {
@@ -383,7 +411,7 @@ where
 
 /// Ends a session: the batch's answers, the writer flushed and shut down, then the vehicle
 /// released and published offline (unless taken over).
-async fn close<W, P>(mut s: P, l: &P::Listener, reason: PresenceReason)
+async fn close<W, P>(mut s: P, l: &Listener<P::Config>, reason: PresenceReason)
 where
     W: AsyncWrite + Unpin,
     P: Protocol<W>,
@@ -394,7 +422,7 @@ where
     let _ = c.writer.flush().await;
     let _ = c.writer.shutdown().await;
     let (id, peer, vehicle) = (c.id, c.peer, c.vehicle.take());
-    P::shared(l)
+    l.shared
         .session_closed(P::LABEL, id, vehicle, protocol, peer, reason)
         .await;
 }

@@ -15,21 +15,19 @@
 //! edition of the frame it answers. A frame whose response flag is not 0xFE is itself an
 //! answer (to a command) and is never answered.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use codecs::event::PresenceReason;
 use codecs::time::LocalTime;
 use codecs::{Data, Event, EventContext};
 use gbt32960::msg::{id, Message};
 use gbt32960::{Edition, Frame};
-use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
+use tokio::io::AsyncWrite;
 use tracing::{debug, warn};
 
 use super::batch::Batch;
-use super::{Conn, Flow, Limits, Protocol, Shared};
-use crate::auth::{Authenticator, Decision};
+use super::{Conn, Flow, Protocol};
+use crate::auth::Decision;
 use crate::commands::outbox::{InFlight, Outbox};
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, Gbt32960Config, ReplyStyle};
@@ -37,20 +35,14 @@ use crate::config::{BeforeLogin, Gbt32960Config, ReplyStyle};
 /// Listener name in metrics and logs.
 pub const LISTENER: &str = "gbt32960";
 
-/// Everything the GB/T 32960 sessions of one listener share.
-pub struct Listener {
-    pub cfg: Gbt32960Config,
-    pub auth: Authenticator,
-    pub shared: Shared,
-    pub device_offset_secs: i32,
-}
+/// The sessions of one listener share it.
+pub type Listener = super::Listener<Gbt32960Config>;
 
-impl Listener {
-    fn reply_style(&self) -> gbt32960::ReplyStyle {
-        match self.cfg.reply_style {
-            ReplyStyle::TimeOnly => gbt32960::ReplyStyle::TimeOnly,
-            ReplyStyle::Echo => gbt32960::ReplyStyle::Echo,
-        }
+/// The configured reply style, in the protocol crate's terms.
+fn reply_style(cfg: &Gbt32960Config) -> gbt32960::ReplyStyle {
+    match cfg.reply_style {
+        ReplyStyle::TimeOnly => gbt32960::ReplyStyle::TimeOnly,
+        ReplyStyle::Echo => gbt32960::ReplyStyle::Echo,
     }
 }
 
@@ -67,38 +59,10 @@ pub struct Session<W> {
     deferred: Batch<Option<Frame>>,
 }
 
-/// Serves one connection until it closes, times out, is taken over or the gateway stops.
-pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    super::driver::run::<S, Session<WriteHalf<S>>>(stream, peer, l).await
-}
-
-impl<W: AsyncWrite + Unpin + Send> Protocol<W> for Session<W> {
-    type Listener = Listener;
+impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
+    type Config = Gbt32960Config;
     type Codec = gbt32960::Codec;
-    type Frame = Frame;
-    type Bad = gbt32960::BadFrame;
-    type ReadError = std::io::Error;
     const LABEL: &'static str = LISTENER;
-
-    fn name(_: &Listener) -> &'static str {
-        LISTENER
-    }
-
-    fn shared(l: &Listener) -> &Shared {
-        &l.shared
-    }
-
-    fn limits(l: &Listener) -> Limits {
-        let cfg = &l.cfg;
-        Limits {
-            login_timeout: Duration::from_secs(cfg.login_timeout_s),
-            idle_timeout: super::idle_timeout(cfg.idle_timeout_s, cfg.heartbeat_s),
-            max_frames_per_s: cfg.max_frames_per_s,
-        }
-    }
 
     fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, gbt32960::Codec)> {
         let codec = gbt32960::Codec::new(gbt32960::CodecConfig {
@@ -157,7 +121,7 @@ fn device_now(offset_secs: i32) -> LocalTime {
     LocalTime::from_utc(chrono::Utc::now(), offset_secs)
 }
 
-impl<W: AsyncWrite + Unpin + Send> Session<W> {
+impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     fn ctx(&self) -> EventContext {
         self.l.shared.ctx(self.l.device_offset_secs)
     }
@@ -172,7 +136,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             to,
             flag,
             device_now(self.l.device_offset_secs),
-            self.l.reply_style(),
+            reply_style(&self.l.cfg),
         );
         self.write(&frame).await
     }
@@ -335,7 +299,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 &frame,
                 gbt32960::ResponseFlag::Error,
                 now,
-                self.l.reply_style(),
+                reply_style(&self.l.cfg),
             );
             metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => id::label(reply.command)).increment(1);
             out.extend_from_slice(&reply.to_wire());

@@ -15,7 +15,6 @@
 //! with 0x8001 result 2 when its header could be read, and the connection is closed only
 //! after `max_bad_frames` of them.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,12 +23,12 @@ use codecs::{Data, Event, EventContext};
 use jt808::msg::response::result;
 use jt808::msg::{self, Answers, Message};
 use jt808::{Frame, Header, Version};
-use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
+use tokio::io::AsyncWrite;
 use tracing::{debug, warn};
 
 use super::batch::Batch;
-use super::{Conn, Flow, Limits, Protocol, Shared};
-use crate::auth::{Authenticator, Decision, RegisterRequest};
+use super::{Conn, Flow, Protocol};
+use crate::auth::{Decision, RegisterRequest};
 use crate::commands::outbox::{InFlight, Outbox};
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, ChecksumMode, Jt808Config};
@@ -37,14 +36,8 @@ use crate::config::{BeforeLogin, ChecksumMode, Jt808Config};
 /// Listener name in metrics and logs.
 pub const LISTENER: &str = "jt808";
 
-/// Everything the JT/T 808 sessions of one listener share.
-pub struct Listener {
-    pub cfg: Jt808Config,
-    pub auth: Authenticator,
-    pub shared: Shared,
-    /// The terminals' clock offset from UTC, seconds.
-    pub device_offset_secs: i32,
-}
+/// The sessions of one listener share it.
+pub type Listener = super::Listener<Jt808Config>;
 
 /// One JT/T 808 connection's state.
 pub struct Session<W> {
@@ -73,38 +66,10 @@ struct DeferredAck {
     read_at: Instant,
 }
 
-/// Serves one connection until it closes, times out, is taken over or the gateway stops.
-pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    super::driver::run::<S, Session<WriteHalf<S>>>(stream, peer, l).await
-}
-
-impl<W: AsyncWrite + Unpin + Send> Protocol<W> for Session<W> {
-    type Listener = Listener;
+impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
+    type Config = Jt808Config;
     type Codec = jt808::Codec;
-    type Frame = Frame;
-    type Bad = jt808::BadFrame;
-    type ReadError = std::io::Error;
     const LABEL: &'static str = LISTENER;
-
-    fn name(_: &Listener) -> &'static str {
-        LISTENER
-    }
-
-    fn shared(l: &Listener) -> &Shared {
-        &l.shared
-    }
-
-    fn limits(l: &Listener) -> Limits {
-        let cfg = &l.cfg;
-        Limits {
-            login_timeout: Duration::from_secs(cfg.login_timeout_s),
-            idle_timeout: super::idle_timeout(cfg.idle_timeout_s, cfg.heartbeat_s),
-            max_frames_per_s: cfg.max_frames_per_s,
-        }
-    }
 
     fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, jt808::Codec)> {
         let codec = jt808::Codec::new(jt808::CodecConfig {
@@ -176,7 +141,7 @@ impl<W: AsyncWrite + Unpin + Send> Protocol<W> for Session<W> {
     }
 }
 
-impl<W: AsyncWrite + Unpin + Send> Session<W> {
+impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     /// Waits for the deferred frames' events to be durable, then answers them all (0x8001
     /// result 0, 3 for what vgate does not support, 1 for a frame whose events the broker
     /// refused: the terminal keeps such data and sends it again) in one write.

@@ -21,7 +21,7 @@ pub mod gbt32960;
 pub mod jt808;
 pub mod raw;
 
-pub use driver::{Conn, Flow, Limits, Protocol};
+pub use driver::{Conn, Flow, FrameDecoder, Limits, Protocol};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +37,20 @@ use crate::sink::Sink;
 /// connection's memory; vehicle frames are mostly under 256 bytes, and the buffer grows (up to
 /// the codec's `max_frame_len`) only for a connection that sends a larger one.
 pub const READ_BUFFER: usize = 512;
+
+/// Everything the sessions of one listener share: its name, its configuration, its
+/// authenticator, and what all listeners share.
+pub struct Listener<C> {
+    /// The listener's name in metrics and logs.
+    pub name: &'static str,
+    pub cfg: C,
+    pub auth: crate::auth::Authenticator,
+    pub shared: Shared,
+    /// The devices' clock offset from UTC, seconds (device-local times in frames).
+    pub device_offset_secs: i32,
+    /// Timeouts and rate limit of each connection.
+    pub limits: Limits,
+}
 
 /// What every session of every listener shares.
 #[derive(Clone)]
@@ -101,16 +115,6 @@ impl Shared {
         }
         tracing::info!(%peer, vehicle = %vehicle, reason = presence_label(reason), "session closed");
     }
-}
-
-/// The idle timeout of a listener: `idle_timeout_s`, or three heartbeats when it is 0.
-pub fn idle_timeout(idle_timeout_s: u64, heartbeat_s: u64) -> Duration {
-    let s = if idle_timeout_s == 0 {
-        heartbeat_s.saturating_mul(3)
-    } else {
-        idle_timeout_s
-    };
-    Duration::from_secs(s.max(1))
 }
 
 /// A session's window of commands in flight, as the command configuration sizes it.

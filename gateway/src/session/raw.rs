@@ -15,9 +15,7 @@
 //! GB/T 32960 sessions do. A raw framing has no acknowledgement of its own, so a command is
 //! `acked` once written to the connection (documented in docs/raw-tcp.md).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use bytes::BytesMut;
@@ -26,11 +24,11 @@ use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::raw::{Acker, FrameRole, Identifier, RawCodec, RawListenerSpec};
 use codecs::{Data, Event, EventContext, Protocol as Protocol_};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
+use tokio::io::AsyncWrite;
 use tracing::{debug, warn};
 
-use super::{Conn, Flow, Limits, Protocol, Shared};
-use crate::auth::{Authenticator, Decision};
+use super::{Conn, Flow, Protocol};
+use crate::auth::Decision;
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{AuthConfig, Listen};
 
@@ -88,13 +86,8 @@ impl RawListenerConfig {
     }
 }
 
-/// What the sessions of one raw listener share.
-pub struct Listener {
-    pub name: &'static str,
-    pub cfg: RawListenerConfig,
-    pub auth: Authenticator,
-    pub shared: Shared,
-}
+/// The sessions of one raw listener share it (events carry Beijing time offsets).
+pub type Listener = super::Listener<RawListenerConfig>;
 
 /// One raw connection's state.
 pub struct Session<W> {
@@ -106,37 +99,10 @@ pub struct Session<W> {
     acker: Acker,
 }
 
-/// Serves one connection until it closes, times out, is taken over or the gateway stops.
-pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    super::driver::run::<S, Session<WriteHalf<S>>>(stream, peer, l).await
-}
-
-impl<W: AsyncWrite + Unpin + Send> Protocol<W> for Session<W> {
-    type Listener = Listener;
+impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
+    type Config = RawListenerConfig;
     type Codec = RawCodec;
-    type Frame = bytes::Bytes;
-    type Bad = codecs::raw::RawFrameError;
-    type ReadError = codecs::raw::CodecError;
     const LABEL: &'static str = "raw";
-
-    fn name(l: &Listener) -> &'static str {
-        l.name
-    }
-
-    fn shared(l: &Listener) -> &Shared {
-        &l.shared
-    }
-
-    fn limits(l: &Listener) -> Limits {
-        Limits {
-            login_timeout: Duration::from_secs(l.cfg.login_timeout_s.max(1)),
-            idle_timeout: Duration::from_secs(l.cfg.idle_timeout_s.max(1)),
-            max_frames_per_s: l.cfg.max_frames_per_s,
-        }
-    }
 
     fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, RawCodec)> {
         let (Ok(codec), Ok(encoder), Ok(acker)) = (
@@ -208,9 +174,9 @@ impl<W: AsyncWrite + Unpin + Send> Protocol<W> for Session<W> {
     }
 }
 
-impl<W: AsyncWrite + Unpin + Send> Session<W> {
+impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     fn ctx(&self) -> EventContext {
-        self.l.shared.ctx(codecs::time::BEIJING_OFFSET_SECS)
+        self.l.shared.ctx(self.l.device_offset_secs)
     }
 
     fn bad(&mut self, reason: &'static str, detail: &str, raw: &[u8]) -> Flow {

@@ -14,7 +14,6 @@
 //! The frame header cannot tell 2011 from 2013; a 0x0100 body shorter than the 2013 fixed
 //! part (37 bytes) is read with the 2011 layout (notes: "detect by length").
 
-
 /// 0x8100 registration results (JT/T 808-2019 §8.6).
 pub mod result {
     /// Registered; the answer carries the authentication code.
