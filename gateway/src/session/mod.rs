@@ -13,11 +13,14 @@
 //!   a protocol implements to plug into it; [`Conn`], what every connection has.
 //! - `jt808`, `gbt32960`, `raw`: each protocol's session state and its [`Protocol`] impl.
 //! - `batch`: the frames of one read batch, made durable together.
+//! - `in_memory` (tests): whole sessions over `tokio::io::duplex` into `Sink::Memory`.
 //! - here: what all sessions share ([`Shared`]), housekeeping, rate limit, bad-frame log.
 
 pub mod batch;
 pub mod driver;
 pub mod gbt32960;
+#[cfg(test)]
+mod in_memory;
 pub mod jt808;
 pub mod raw;
 
