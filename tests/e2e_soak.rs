@@ -105,7 +105,7 @@ async fn churn(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, sessions: Arc<
         for _ in 0..3 {
             let _ = t.report(&Fix::default()).await;
         }
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let _ = t.logout().await;
         }
         drop(t);
@@ -140,7 +140,7 @@ async fn rss_stays_flat_with_reporting_vehicles_churn_and_commands_and_no_scrape
         tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                let vehicle = if n % 2 == 0 {
+                let vehicle = if n.is_multiple_of(2) {
                     format!("0{}", 13_800_000_000 + n % VEHICLES as u64)
                 } else {
                     format!("0136{:08}", n % 50)
