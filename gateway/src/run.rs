@@ -242,46 +242,30 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
     // Device clocks: the configured zone, Beijing time when it cannot be read.
     let offset = |tz: &str| crate::decode::parse_utc_offset(tz).unwrap_or(BEIJING_OFFSET_SECS);
     use session::Limits;
-    if let Some(addr) = cfg.jt808.listen.addr() {
-        let c = &cfg.jt808;
-        let offset = offset(&c.device_tz);
-        listeners
-            .spawn::<session::jt808::Session<_>>(
-                session::jt808::LISTENER,
-                "jt808",
-                addr,
-                &c.auth,
-                c.clone(),
-                offset,
-                Limits::new(
-                    c.login_timeout_s,
-                    c.idle_timeout_s,
-                    c.heartbeat_s,
-                    c.max_frames_per_s,
-                ),
-            )
-            .await?;
+    // The [jt808] and [gbt32960] sections have the same shape (listen, auth, device_tz,
+    // timeouts, heartbeat, rate limit), in two types: one macro reads both.
+    macro_rules! spawn_standard {
+        ($protocol:ident) => {
+            if let Some(addr) = cfg.$protocol.listen.addr() {
+                let c = &cfg.$protocol;
+                let (login, idle, heartbeat) = (c.login_timeout_s, c.idle_timeout_s, c.heartbeat_s);
+                let limits = Limits::new(login, idle, heartbeat, c.max_frames_per_s);
+                listeners
+                    .spawn::<session::$protocol::Session<_>>(
+                        session::$protocol::LISTENER,
+                        stringify!($protocol),
+                        addr,
+                        &c.auth,
+                        c.clone(),
+                        offset(&c.device_tz),
+                        limits,
+                    )
+                    .await?;
+            }
+        };
     }
-    if let Some(addr) = cfg.gbt32960.listen.addr() {
-        let c = &cfg.gbt32960;
-        let offset = offset(&c.device_tz);
-        listeners
-            .spawn::<session::gbt32960::Session<_>>(
-                session::gbt32960::LISTENER,
-                "gbt32960",
-                addr,
-                &c.auth,
-                c.clone(),
-                offset,
-                Limits::new(
-                    c.login_timeout_s,
-                    c.idle_timeout_s,
-                    c.heartbeat_s,
-                    c.max_frames_per_s,
-                ),
-            )
-            .await?;
-    }
+    spawn_standard!(jt808);
+    spawn_standard!(gbt32960);
     for raw in &cfg.raw {
         let Some(addr) = raw.listen.addr() else {
             continue;
