@@ -46,25 +46,7 @@ pub use response::Response;
 /// named in one place (the gateway labels metrics with [`id::label`] and must keep the label
 /// set bounded against whatever byte a vehicle sends).
 pub mod id {
-    macro_rules! ids {
-        ($($(#[doc = $doc:literal])* $name:ident = $id:literal, $label:literal;)*) => {
-            $($(#[doc = $doc])* pub const $name: u8 = $id;)*
-
-            /// Every command byte of the table, in table order.
-            pub const KNOWN: &[u8] = &[$($id),*];
-
-            /// A bounded metric label for a command byte: a standard command as its
-            /// lowercase hex (`0x02`), anything else as `other`.
-            pub fn label(id: u8) -> &'static str {
-                match id {
-                    $($id => $label,)*
-                    _ => "other",
-                }
-            }
-        };
-    }
-
-    ids! {
+    codecs::id_table! { u8;
         /// 0x01 vehicle login.
         VEHICLE_LOGIN = 0x01, "0x01";
         /// 0x02 real-time information.

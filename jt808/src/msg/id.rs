@@ -9,25 +9,7 @@
 //! [`Message::decode`]: super::Message::decode
 //! [`Message::msg_id`]: super::Message::msg_id
 
-macro_rules! ids {
-    ($($(#[doc = $doc:literal])* $name:ident = $id:literal, $label:literal;)*) => {
-        $($(#[doc = $doc])* pub const $name: u16 = $id;)*
-
-        /// Every id of the table, in table order.
-        pub const KNOWN: &[u16] = &[$($id),*];
-
-        /// A bounded metric label for a message id: a standard id as its lowercase hex
-        /// (`0x0200`), anything else (vendor ids, garbage) as `other`.
-        pub fn label(id: u16) -> &'static str {
-            match id {
-                $($id => $label,)*
-                _ => "other",
-            }
-        }
-    };
-}
-
-ids! {
+codecs::id_table! { u16;
     /// 0x0001 terminal general response.
     TERMINAL_RESPONSE = 0x0001, "0x0001";
     /// 0x0002 heartbeat.
