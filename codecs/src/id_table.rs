@@ -1,4 +1,4 @@
-//! [`id_table!`](crate::id_table): a protocol's message ids written once.
+//! [`id_table!`](macro@crate::id_table): a protocol's message ids written once.
 //!
 //! Why: a gateway labels its metrics by message id and must keep the label set bounded (a
 //! device must not grow a metric's cardinality with made-up ids), and a protocol crate names
