@@ -15,6 +15,7 @@
 //! edition of the frame it answers. A frame whose response flag is not 0xFE is itself an
 //! answer (to a command) and is never answered.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use codecs::event::PresenceReason;
@@ -86,8 +87,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
         self.edition.protocol()
     }
 
-    async fn on_frame(&mut self, frame: Frame) -> Flow {
-        self.frame(frame).await
+    // The inner future itself, not an `async` wrapper around it: a wrapper would keep a
+    // second slot for the frame in every connection's task.
+    fn on_frame(&mut self, frame: Frame) -> impl Future<Output = Flow> + Send {
+        self.frame(frame)
     }
 
     async fn on_bad_frame(&mut self, bad: gbt32960::BadFrame) -> Flow {
@@ -99,20 +102,20 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             .await
     }
 
-    async fn end_batch(&mut self) -> Flow {
-        self.flush_deferred().await
+    fn end_batch(&mut self) -> impl Future<Output = Flow> + Send {
+        self.flush_deferred()
     }
 
     fn wants_housekeeping(&self) -> bool {
         !self.outbox.is_empty()
     }
 
-    async fn housekeeping(&mut self) -> Flow {
-        self.retry_commands().await
+    fn housekeeping(&mut self) -> impl Future<Output = Flow> + Send {
+        self.retry_commands()
     }
 
-    async fn deliver(&mut self) -> Flow {
-        self.deliver_commands().await
+    fn deliver(&mut self) -> impl Future<Output = Flow> + Send {
+        self.deliver_commands()
     }
 }
 

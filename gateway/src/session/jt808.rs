@@ -15,6 +15,7 @@
 //! with 0x8001 result 2 when its header could be read, and the connection is closed only
 //! after `max_bad_frames` of them.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,8 +112,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
         self.version.unwrap_or_default().protocol()
     }
 
-    async fn on_frame(&mut self, frame: Frame) -> Flow {
-        self.frame(frame).await
+    // The inner future itself, not an `async` wrapper around it: a wrapper would keep a
+    // second slot for the frame in every connection's task.
+    fn on_frame(&mut self, frame: Frame) -> impl Future<Output = Flow> + Send {
+        self.frame(frame)
     }
 
     async fn on_bad_frame(&mut self, bad: jt808::BadFrame) -> Flow {
@@ -120,8 +123,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             .await
     }
 
-    async fn end_batch(&mut self) -> Flow {
-        self.flush_deferred().await
+    fn end_batch(&mut self) -> impl Future<Output = Flow> + Send {
+        self.flush_deferred()
     }
 
     fn wants_housekeeping(&self) -> bool {
@@ -136,8 +139,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
         self.retry_commands().await
     }
 
-    async fn deliver(&mut self) -> Flow {
-        self.deliver_commands().await
+    fn deliver(&mut self) -> impl Future<Output = Flow> + Send {
+        self.deliver_commands()
     }
 }
 

@@ -15,6 +15,7 @@
 //! GB/T 32960 sessions do. A raw framing has no acknowledgement of its own, so a command is
 //! `acked` once written to the connection (documented in docs/raw-tcp.md).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -169,8 +170,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
         PresenceReason::Error
     }
 
-    async fn deliver(&mut self) -> Flow {
-        self.deliver_commands().await
+    fn deliver(&mut self) -> impl Future<Output = Flow> + Send {
+        self.deliver_commands()
     }
 }
 
