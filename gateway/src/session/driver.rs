@@ -274,7 +274,9 @@ pub trait Protocol<W>: Sized + Send + 'static {
         async { Flow::Continue }
     }
 
-    /// One good frame. The common case: runs inline in the connection's task.
+    /// One good frame. The common case: runs inline in the connection's task. Return the
+    /// handler's future itself rather than an `async` wrapper around it: a wrapper keeps a
+    /// second slot for the frame in every connection's task.
     fn on_frame(
         &mut self,
         frame: <Self::Codec as FrameDecoder>::Frame,

@@ -39,6 +39,14 @@ pub const LISTENER: &str = "gbt32960";
 /// The sessions of one listener share it.
 pub type Listener = super::Listener<Gbt32960Config>;
 
+impl From<&Gbt32960Config> for gbt32960::CodecConfig {
+    fn from(cfg: &Gbt32960Config) -> Self {
+        gbt32960::CodecConfig {
+            max_frame_len: cfg.max_frame_len,
+        }
+    }
+}
+
 /// The configured reply style, in the protocol crate's terms.
 fn reply_style(cfg: &Gbt32960Config) -> gbt32960::ReplyStyle {
     match cfg.reply_style {
@@ -66,9 +74,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     const LABEL: &'static str = LISTENER;
 
     fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, gbt32960::Codec)> {
-        let codec = gbt32960::Codec::new(gbt32960::CodecConfig {
-            max_frame_len: l.cfg.max_frame_len,
-        });
         let s = Session {
             l: l.clone(),
             c,
@@ -76,7 +81,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             outbox: super::outbox(&l.shared),
             deferred: Batch::default(),
         };
-        Some((s, codec))
+        Some((s, gbt32960::Codec::new((&l.cfg).into())))
     }
 
     fn conn(&mut self) -> &mut Conn<W> {
@@ -87,8 +92,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
         self.edition.protocol()
     }
 
-    // The inner future itself, not an `async` wrapper around it: a wrapper would keep a
-    // second slot for the frame in every connection's task.
     fn on_frame(&mut self, frame: Frame) -> impl Future<Output = Flow> + Send {
         self.frame(frame)
     }
@@ -267,13 +270,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     async fn defer(&mut self, frame: Frame, events: Vec<Event>) -> Flow {
         let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
         let answer = self.l.cfg.reply_on_error.then_some(frame);
-        if self
-            .deferred
-            .queue(&self.l.shared.sink, events, durable, answer)
-            .await
-            .is_err()
-        {
-            return Flow::Close(PresenceReason::Shutdown);
+        let sink = &self.l.shared.sink;
+        if let Flow::Close(r) = self.deferred.queue(sink, events, durable, answer).await {
+            return Flow::Close(r);
         }
         if self.deferred.is_full() {
             return Box::pin(self.flush_deferred()).await;

@@ -67,19 +67,24 @@ struct DeferredAck {
     read_at: Instant,
 }
 
+impl From<&Jt808Config> for jt808::CodecConfig {
+    fn from(cfg: &Jt808Config) -> Self {
+        jt808::CodecConfig {
+            max_frame_len: cfg.max_frame_len,
+            checksum: match cfg.checksum {
+                ChecksumMode::Strict => jt808::ChecksumPolicy::Strict,
+                ChecksumMode::Lenient => jt808::ChecksumPolicy::Lenient,
+            },
+        }
+    }
+}
+
 impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     type Config = Jt808Config;
     type Codec = jt808::Codec;
     const LABEL: &'static str = LISTENER;
 
     fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, jt808::Codec)> {
-        let codec = jt808::Codec::new(jt808::CodecConfig {
-            max_frame_len: l.cfg.max_frame_len,
-            checksum: match l.cfg.checksum {
-                ChecksumMode::Strict => jt808::ChecksumPolicy::Strict,
-                ChecksumMode::Lenient => jt808::ChecksumPolicy::Lenient,
-            },
-        });
         let reassembler =
             jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
                 quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
@@ -99,7 +104,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             addr: None,
             deferred: Batch::default(),
         };
-        Some((s, codec))
+        Some((s, jt808::Codec::new((&l.cfg).into())))
     }
 
     fn conn(&mut self) -> &mut Conn<W> {
@@ -112,8 +117,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
         self.version.unwrap_or_default().protocol()
     }
 
-    // The inner future itself, not an `async` wrapper around it: a wrapper would keep a
-    // second slot for the frame in every connection's task.
     fn on_frame(&mut self, frame: Frame) -> impl Future<Output = Flow> + Send {
         self.frame(frame)
     }
@@ -379,13 +382,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 unsupported: matches!(msg, Message::Unknown { .. }),
                 read_at: started,
             };
-            if self
-                .deferred
-                .queue(&self.l.shared.sink, events, durable, ack)
-                .await
-                .is_err()
-            {
-                return Flow::Close(PresenceReason::Shutdown);
+            let sink = &self.l.shared.sink;
+            if let Flow::Close(r) = self.deferred.queue(sink, events, durable, ack).await {
+                return Flow::Close(r);
             }
             if let Some(header) = answering {
                 if let Flow::Close(r) = Box::pin(self.on_answer(&header, &msg)).await {
