@@ -163,14 +163,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         let too_many = self.c.bad_frame(LISTENER, reason, detail, raw, max);
         if let Some((vin, edition, command)) = answer {
             if self.l.cfg.reply_on_error && id::is_report(command) {
-                let to = Frame {
-                    edition,
-                    command,
-                    response: gbt32960::frame::FLAG_COMMAND,
-                    vin,
-                    encryption: gbt32960::Encryption::None,
-                    data: bytes::Bytes::new(),
-                };
+                let to = Frame::command(edition, command, vin);
                 if let Flow::Close(r) = self.reply(&to, gbt32960::ResponseFlag::Error).await {
                     return Flow::Close(r);
                 }
