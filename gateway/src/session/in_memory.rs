@@ -81,6 +81,30 @@ impl Pair {
             .expect("the sink is open")
     }
 
+    /// The vehicle's end, split: the gateway's answers read with `codec`, and the writer.
+    /// (Drop both before [`Pair::hang_up`].)
+    fn speak<D: Decoder>(
+        &mut self,
+        codec: D,
+    ) -> (
+        FramedRead<ReadHalf<DuplexStream>, D>,
+        WriteHalf<DuplexStream>,
+    ) {
+        let end = std::mem::replace(&mut self.vehicle, tokio::io::duplex(1).0);
+        let (rd, wr) = tokio::io::split(end);
+        (FramedRead::new(rd, codec), wr)
+    }
+
+    /// The first presence published (after the vehicle's own events).
+    async fn presence(&mut self) -> codecs::event::Presence {
+        for _ in 0..8 {
+            if let Data::Status(s) = self.next().await.event.data {
+                return s;
+            }
+        }
+        panic!("no presence published")
+    }
+
     /// The vehicle hangs up; the session ends with its vehicle offline (reason closed).
     async fn hang_up(self) {
         let Pair {
@@ -139,9 +163,7 @@ async fn a_jt808_terminal_authenticates_and_its_heartbeat_is_answered_in_memory(
     use jt808::msg::{self, Message};
     type P = super::jt808::Session<WriteHalf<DuplexStream>>;
     let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
-    let (rd, mut wr) = tokio::io::split(std::mem::replace(&mut p.vehicle, tokio::io::duplex(1).0));
-    let codec = jt808::Codec::new(jt808::CodecConfig::default());
-    let mut answers = FramedRead::new(rd, codec);
+    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
     let decode = |f: jt808::Frame| Message::decode(&f.header, &f.body).expect("decodes");
 
     let auth = Message::Authenticate(msg::Authenticate {
@@ -169,14 +191,7 @@ async fn a_jt808_terminal_authenticates_and_its_heartbeat_is_answered_in_memory(
     );
 
     // Published: the login lifecycle event, then the vehicle online.
-    let mut online = None;
-    for _ in 0..4 {
-        if let Data::Status(s) = p.next().await.event.data {
-            online = Some(s);
-            break;
-        }
-    }
-    let online = online.expect("presence published");
+    let online = p.presence().await;
     assert!(online.online);
     assert_eq!(online.reason, PresenceReason::Login);
 
@@ -189,9 +204,7 @@ async fn a_gbt32960_vehicle_logs_in_and_its_heartbeat_is_answered_in_memory() {
     use gbt32960::msg::{id, EmptyBody, Login, LoginBatteries, Message};
     type P = super::gbt32960::Session<WriteHalf<DuplexStream>>;
     let mut p = pair::<P>("gbt32960", crate::config::Gbt32960Config::default()).await;
-    let (rd, mut wr) = tokio::io::split(std::mem::replace(&mut p.vehicle, tokio::io::duplex(1).0));
-    let codec = gbt32960::Codec::new(gbt32960::CodecConfig::default());
-    let mut answers = FramedRead::new(rd, codec);
+    let (mut answers, mut wr) = p.speak(gbt32960::Codec::new(gbt32960::CodecConfig::default()));
     let vin = "LSVNV2182E2100001";
     let now = codecs::time::LocalTime::from_utc(chrono::Utc::now(), 8 * 3600);
     let edition = gbt32960::Edition::V2016;
@@ -220,14 +233,7 @@ async fn a_gbt32960_vehicle_logs_in_and_its_heartbeat_is_answered_in_memory() {
     let reply = answer(&mut answers).await;
     assert_eq!(reply.command, id::HEARTBEAT);
 
-    let mut online = None;
-    for _ in 0..4 {
-        if let Data::Status(s) = p.next().await.event.data {
-            online = Some(s);
-            break;
-        }
-    }
-    assert!(online.expect("presence published").online);
+    assert!(p.presence().await.online);
 
     drop((answers, wr));
     p.hang_up().await;
