@@ -13,6 +13,7 @@
 //! # Layout
 //! - [`event`]: [`Event`] and the typed `data` of each event type (location, telemetry,
 //!   alarm, lifecycle, status, passthrough, cmd_result), serialized exactly as the contract says.
+//! - [`id_table!`]: a protocol's message ids written once (constants, known ids, metric labels).
 //! - [`time`]: device local time (GMT+8 by default) to UTC and back.
 //! - [`bcd`]: packed BCD digits (JT/T 808 phone numbers and times).
 //! - [`text`]: GBK/GB18030 text on the wire, UTF-8 in Rust, with fixed-width padding rules.
@@ -27,6 +28,7 @@ pub mod bcd;
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod id_table;
 pub mod raw;
 pub mod text;
 pub mod time;

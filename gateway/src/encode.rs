@@ -72,19 +72,12 @@ fn encode_jt808(args: &EncodeArgs, cmd: &Command) -> Result<Vec<Vec<u8>>, Failur
     let body = msg
         .encode_body(version)
         .map_err(|e| Failure::Input(anyhow!("command rejected: {e}")))?;
-    let header = jt808::Header {
-        msg_id: msg.msg_id(),
+    let header = jt808::Header::to_terminal(
+        msg.msg_id(),
         version,
-        protocol_version: if version == jt808::Version::V2019 {
-            1
-        } else {
-            0
-        },
-        phone: format!("{:0>width$}", args.vehicle),
-        serial: args.serial,
-        encryption: jt808::Encryption::None,
-        package: None,
-    };
+        format!("{:0>width$}", args.vehicle),
+        args.serial,
+    );
     Ok(
         jt808::subpackage::split(&header, &body, JT808_MAX_PACKAGE_BODY)
             .iter()

@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use codecs::time::BEIJING_OFFSET_SECS;
+use tokio::io::WriteHalf;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -98,6 +101,67 @@ impl Ready {
     }
 }
 
+/// What every vehicle listener is started with: one way to bind, authenticate, accept and
+/// announce, whatever the protocol (TLS or several listeners per protocol are added here once).
+struct Listeners<'a> {
+    ready: &'a mut Ready,
+    tracker: &'a TaskTracker,
+    shutdown: &'a CancellationToken,
+    data_dir: &'a Path,
+    shared: &'a Shared,
+}
+
+impl Listeners<'_> {
+    /// Binds `addr` for the listener `name` (errors name the config section `section`),
+    /// builds the state its sessions share (with its authenticator), and queues its accept
+    /// loop, which runs the session driver with protocol `P` for each connection on the
+    /// session tracker.
+    #[allow(clippy::too_many_arguments)]
+    async fn spawn<P>(
+        &mut self,
+        name: &'static str,
+        section: &str,
+        addr: SocketAddr,
+        auth: &crate::config::AuthConfig,
+        cfg: P::Config,
+        device_offset_secs: i32,
+        limits: session::Limits,
+    ) -> Result<(), Failure>
+    where
+        P: session::Protocol<WriteHalf<TcpStream>>,
+    {
+        let listener = crate::listener::bind(addr)
+            .map_err(|e| Failure::Usage(anyhow!("{section}.listen: {e:#}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::Usage(e.into()))?;
+        let auth = Authenticator::new(name, auth, self.data_dir)
+            .await
+            .map_err(|e| Failure::Usage(e.context(format!("{section}.auth"))))?;
+        let l = Arc::new(session::Listener {
+            name,
+            cfg,
+            auth,
+            shared: self.shared.clone(),
+            device_offset_secs,
+            limits,
+        });
+        let t = self.tracker.clone();
+        self.ready
+            .tracked
+            .push(Box::pin(crate::listener::accept_loop(
+                name,
+                listener,
+                self.shutdown.clone(),
+                move |stream, peer| {
+                    t.track_future(session::driver::run::<_, P>(stream, peer, l.clone()))
+                },
+            )));
+        self.ready.announce.push((name.to_owned(), local));
+        Ok(())
+    }
+}
+
 async fn serve(cfg: Config) -> Result<(), Failure> {
     let prometheus =
         crate::metrics::install().map_err(|e| Failure::Usage(anyhow!("metrics: {e}")))?;
@@ -170,99 +234,64 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         shutdown: shutdown.clone(),
     };
 
-    if let Some(addr) = cfg.jt808.listen.addr() {
-        let listener = crate::listener::bind(addr)
-            .map_err(|e| Failure::Usage(anyhow!("jt808.listen: {e:#}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(session::jt808::LISTENER, &cfg.jt808.auth, &cfg.data_dir)
-            .await
-            .map_err(|e| Failure::Usage(e.context("jt808.auth")))?;
-        let l = Arc::new(session::jt808::Listener {
-            device_offset_secs: crate::decode::parse_utc_offset(&cfg.jt808.device_tz)
-                .unwrap_or(8 * 3600),
-            cfg: cfg.jt808.clone(),
-            auth,
-            shared: shared.clone(),
-        });
-        let t = tracker.clone();
-        ready.tracked.push(Box::pin(crate::listener::accept_loop(
-            session::jt808::LISTENER,
-            listener,
-            shutdown.clone(),
-            move |stream, peer| {
-                let l = l.clone();
-                t.track_future(session::jt808::serve(stream, peer, l))
-            },
-        )));
-        ready.announce.push(("jt808".to_owned(), local));
+    let mut listeners = Listeners {
+        ready: &mut ready,
+        tracker: &tracker,
+        shutdown: &shutdown,
+        data_dir: &cfg.data_dir,
+        shared: &shared,
+    };
+    // Device clocks: the configured zone, Beijing time when it cannot be read.
+    let offset = |tz: &str| crate::decode::parse_utc_offset(tz).unwrap_or(BEIJING_OFFSET_SECS);
+    use session::Limits;
+    // The [jt808] and [gbt32960] sections have the same shape (listen, auth, device_tz,
+    // timeouts, heartbeat, rate limit), in two types: one macro reads both.
+    macro_rules! spawn_standard {
+        ($protocol:ident) => {
+            if let Some(addr) = cfg.$protocol.listen.addr() {
+                let c = &cfg.$protocol;
+                let (login, idle, heartbeat) = (c.login_timeout_s, c.idle_timeout_s, c.heartbeat_s);
+                let limits = Limits::new(login, idle, heartbeat, c.max_frames_per_s);
+                listeners
+                    .spawn::<session::$protocol::Session<_>>(
+                        session::$protocol::LISTENER,
+                        stringify!($protocol),
+                        addr,
+                        &c.auth,
+                        c.clone(),
+                        offset(&c.device_tz),
+                        limits,
+                    )
+                    .await?;
+            }
+        };
     }
-
-    if let Some(addr) = cfg.gbt32960.listen.addr() {
-        let listener = crate::listener::bind(addr)
-            .map_err(|e| Failure::Usage(anyhow!("gbt32960.listen: {e:#}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(
-            session::gbt32960::LISTENER,
-            &cfg.gbt32960.auth,
-            &cfg.data_dir,
-        )
-        .await
-        .map_err(|e| Failure::Usage(e.context("gbt32960.auth")))?;
-        let l = Arc::new(session::gbt32960::Listener {
-            device_offset_secs: crate::decode::parse_utc_offset(&cfg.gbt32960.device_tz)
-                .unwrap_or(8 * 3600),
-            cfg: cfg.gbt32960.clone(),
-            auth,
-            shared: shared.clone(),
-        });
-        let t = tracker.clone();
-        ready.tracked.push(Box::pin(crate::listener::accept_loop(
-            session::gbt32960::LISTENER,
-            listener,
-            shutdown.clone(),
-            move |stream, peer| {
-                let l = l.clone();
-                t.track_future(session::gbt32960::serve(stream, peer, l))
-            },
-        )));
-        ready.announce.push(("gbt32960".to_owned(), local));
-    }
-
+    spawn_standard!(jt808);
+    spawn_standard!(gbt32960);
     for raw in &cfg.raw {
         let Some(addr) = raw.listen.addr() else {
             continue;
         };
         // Listener names label metrics for the process's lifetime: a handful, leaked once.
         let name: &'static str = Box::leak(raw.name.clone().into_boxed_str());
-        let listener = crate::listener::bind(addr)
-            .map_err(|e| Failure::Usage(anyhow!("raw {name}.listen: {e:#}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(name, &raw.auth, &cfg.data_dir)
-            .await
-            .map_err(|e| Failure::Usage(e.context(format!("raw {name}.auth"))))?;
-        let l = Arc::new(session::raw::Listener {
-            name,
-            cfg: raw.clone(),
-            auth,
-            shared: shared.clone(),
-        });
-        let t = tracker.clone();
-        ready.tracked.push(Box::pin(crate::listener::accept_loop(
-            name,
-            listener,
-            shutdown.clone(),
-            move |stream, peer| {
-                let l = l.clone();
-                t.track_future(session::raw::serve(stream, peer, l))
-            },
-        )));
-        ready.announce.push((name.to_owned(), local));
+        let section = format!("raw {name}");
+        listeners
+            .spawn::<session::raw::Session<_>>(
+                name,
+                &section,
+                addr,
+                &raw.auth,
+                raw.clone(),
+                BEIJING_OFFSET_SECS,
+                // No heartbeat: an idle timeout of 0 is a second, as is a login timeout.
+                Limits::new(
+                    raw.login_timeout_s.max(1),
+                    raw.idle_timeout_s,
+                    0,
+                    raw.max_frames_per_s,
+                ),
+            )
+            .await?;
     }
 
     if let Some(addr) = cfg.http.listen.addr() {

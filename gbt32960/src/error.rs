@@ -118,3 +118,17 @@ pub enum BodyError {
     #[error("command 0x{command:02x}: {field} contains a separator")]
     BadText { command: u8, field: &'static str },
 }
+
+impl BodyError {
+    /// A bounded label for metrics (`vgate_decode_errors_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BodyError::TooShort { .. } => "body_too_short",
+            BodyError::TrailingBytes { .. } => "trailing_bytes",
+            BodyError::Encrypted { .. } => "encrypted_no_key",
+            BodyError::UnsupportedEncryption { .. } => "unsupported_encryption",
+            BodyError::Decrypt { .. } => "decrypt_failed",
+            _ => "body_invalid",
+        }
+    }
+}

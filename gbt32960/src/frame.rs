@@ -261,6 +261,19 @@ fn parse_vin(raw: &[u8]) -> Result<String, FrameError> {
 }
 
 impl Frame {
+    /// A command frame (flag 0xFE) of `command` from `vin` with no data unit: what an
+    /// answer needs to know of a frame whose data unit could not be read ([`crate::reply`]).
+    pub fn command(edition: Edition, command: u8, vin: String) -> Frame {
+        Frame {
+            edition,
+            command,
+            response: FLAG_COMMAND,
+            vin,
+            encryption: Encryption::None,
+            data: Bytes::new(),
+        }
+    }
+
     /// Checks one complete frame (exactly one, nothing before or after it) and copies its
     /// data unit. The stream codec uses the zero-copy path instead.
     ///

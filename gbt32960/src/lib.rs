@@ -28,7 +28,9 @@
 //! - [`frame`]: [`Frame`] parse/to_wire, [`Encryption`], [`ResponseFlag`], BCC.
 //! - [`codec`]: [`Codec`], the `tokio_util` framing (resync, size limit, bad frames as items).
 //! - [`msg`]: [`Message`] and one module per command family (login, logout, platform,
-//!   heartbeat/time calibration, activation, key exchange, params, control, responses).
+//!   heartbeat/time calibration, activation, key exchange, params, control, responses);
+//!   `msg::id`, the command-byte table (constants, metric labels, `is_report`,
+//!   `is_platform_command`).
 //! - [`realtime`]: the 0x02/0x03 real-time and reissue report and its info units.
 //! - [`crypto`]: AES-128 and SM4 data-unit decryption with configured keys.
 //! - [`command`]: contract commands (`query_params`, `set_params`, `terminal_control`,
@@ -36,7 +38,7 @@
 //! - [`normalize`]: messages to normalized events (telemetry, location, lifecycle,
 //!   passthrough).
 //! - [`raw`]: the protocol-level JSON of a frame ([`raw_json`]).
-//! - [`error`]: [`FrameError`] and [`BodyError`].
+//! - [`error`]: [`FrameError`] and [`BodyError`], each with a bounded metric `reason()`.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]

@@ -46,6 +46,37 @@ pub struct Header {
     pub package: Option<Package>,
 }
 
+impl Header {
+    /// The header of a platform message to a terminal known by its phone and edition: the
+    /// 2019 layout carries protocol-version byte 1; no encryption, not subpackaged.
+    pub fn to_terminal(msg_id: u16, version: Version, phone: String, serial: u16) -> Header {
+        Header {
+            msg_id,
+            version,
+            protocol_version: if version == Version::V2019 { 1 } else { 0 },
+            phone,
+            serial,
+            encryption: Encryption::None,
+            package: None,
+        }
+    }
+
+    /// The header of a platform message answering (or addressed to) the terminal that sent
+    /// `self`: its header layout, protocol-version byte and phone, with our `msg_id` and
+    /// `serial`; no encryption, not subpackaged.
+    pub fn reply(&self, msg_id: u16, serial: u16) -> Header {
+        Header {
+            msg_id,
+            version: self.version,
+            protocol_version: self.protocol_version,
+            phone: self.phone.clone(),
+            serial,
+            encryption: Encryption::None,
+            package: None,
+        }
+    }
+}
+
 /// Attribute bit 14: the 2019 header layout (JT/T 808-2019 §4.4.3; notes §1).
 const VERSION_BIT: u16 = 1 << 14;
 /// Attribute bit 13: subpackage fields follow the serial.

@@ -42,7 +42,8 @@
 //! - [`subpackage`]: [`Reassembler`] of incoming packages (with the 0x8003 resend request)
 //!   and [`split`] of outgoing bodies.
 //! - `msg/`: typed message bodies, decode and encode, one file per message family
-//!   ([`Message`], [`ack_policy`]).
+//!   ([`Message`], [`ack_policy`]); the message-id table (`msg::id`: constants and metric
+//!   labels) and general-response result codes (`msg::response::result`).
 //! - [`command`]: contract commands to platform messages ([`command::build`]).
 //! - [`normalize`](mod@normalize): messages to contract events ([`normalize()`];
 //!   [`normalize_as`] for a session that knows its edition) and `--raw` JSON ([`raw_json`]).
@@ -66,7 +67,7 @@ pub use codec::{BadFrame, Codec, CodecConfig};
 pub use error::{BodyError, FrameError};
 pub use frame::{ChecksumPolicy, Frame};
 pub use header::{Encryption, Header, Package};
-pub use msg::{ack_policy, Ack, Message};
+pub use msg::{ack_policy, Ack, Answers, Message};
 pub use normalize::{normalize, normalize_as, raw_json};
 pub use subpackage::{
     split, Reassembled, Reassembler, ReassemblyConfig, ReassemblyError, ReassemblyEvent,

@@ -9,6 +9,9 @@
 use codecs::Event;
 use futures::{FutureExt, Stream, StreamExt};
 
+use codecs::event::PresenceReason;
+
+use super::Flow;
 use crate::sink::{Sink, SinkClosed};
 
 /// Most frames in one batch; a longer run is settled and the next batch started.
@@ -61,15 +64,12 @@ impl<M> Batch<M> {
 
     /// Queues a frame's events after the batch's. With `durable`, settling waits for them
     /// (the broker's PUBACK or the spool); without, queued is enough and nothing is kept.
-    pub async fn queue(
-        &mut self,
-        sink: &Sink,
-        events: Vec<Event>,
-        durable: bool,
-        meta: M,
-    ) -> Result<(), SinkClosed> {
+    /// A closed sink (the gateway is stopping) closes the session.
+    pub async fn queue(&mut self, sink: &Sink, events: Vec<Event>, durable: bool, meta: M) -> Flow {
         let before = self.deliveries.len();
-        let queued = sink.submit(events, &mut self.deliveries).await?;
+        let Ok(queued) = sink.submit(events, &mut self.deliveries).await else {
+            return Flow::Close(PresenceReason::Shutdown);
+        };
         if !durable {
             self.deliveries.truncate(before);
         }
@@ -79,7 +79,7 @@ impl<M> Batch<M> {
             queued,
             events,
         });
-        Ok(())
+        Flow::Continue
     }
 
     /// Takes the batch (an idle connection keeps no batch capacity) and waits for each

@@ -15,74 +15,51 @@
 //! edition of the frame it answers. A frame whose response flag is not 0xFE is itself an
 //! answer (to a command) and is never answered.
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
+use codecs::event::PresenceReason;
 use codecs::time::LocalTime;
 use codecs::{Data, Event, EventContext};
-use futures::StreamExt;
-use gbt32960::msg::Message;
+use gbt32960::msg::{id, Message};
 use gbt32960::{Edition, Frame};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
-use tracing::{debug, info, warn};
+use tokio::io::AsyncWrite;
+use tracing::{debug, warn};
 
-use super::batch::{self, Batch};
-use super::{BadFrameLog, OpenConnection, Shared};
-use crate::auth::{Authenticator, Decision};
+use super::batch::Batch;
+use super::{Conn, Flow, Protocol};
+use crate::auth::Decision;
 use crate::commands::outbox::{InFlight, Outbox};
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, Gbt32960Config, ReplyStyle};
-use crate::registry::{next_session_id, Control, SessionHandle};
 
 /// Listener name in metrics and logs.
 pub const LISTENER: &str = "gbt32960";
 
-/// Everything the GB/T 32960 sessions of one listener share.
-pub struct Listener {
-    pub cfg: Gbt32960Config,
-    pub auth: Authenticator,
-    pub shared: Shared,
-    pub device_offset_secs: i32,
-}
+/// The sessions of one listener share it.
+pub type Listener = super::Listener<Gbt32960Config>;
 
-impl Listener {
-    fn idle_timeout(&self) -> Duration {
-        let s = if self.cfg.idle_timeout_s == 0 {
-            self.cfg.heartbeat_s.saturating_mul(3)
-        } else {
-            self.cfg.idle_timeout_s
-        };
-        Duration::from_secs(s.max(1))
-    }
-
-    fn reply_style(&self) -> gbt32960::ReplyStyle {
-        match self.cfg.reply_style {
-            ReplyStyle::TimeOnly => gbt32960::ReplyStyle::TimeOnly,
-            ReplyStyle::Echo => gbt32960::ReplyStyle::Echo,
+impl From<&Gbt32960Config> for gbt32960::CodecConfig {
+    fn from(cfg: &Gbt32960Config) -> Self {
+        gbt32960::CodecConfig {
+            max_frame_len: cfg.max_frame_len,
         }
     }
 }
 
-enum Flow {
-    Continue,
-    Close(PresenceReason),
+/// The configured reply style, in the protocol crate's terms.
+fn reply_style(cfg: &Gbt32960Config) -> gbt32960::ReplyStyle {
+    match cfg.reply_style {
+        ReplyStyle::TimeOnly => gbt32960::ReplyStyle::TimeOnly,
+        ReplyStyle::Echo => gbt32960::ReplyStyle::Echo,
+    }
 }
 
-struct Session<W> {
+/// One GB/T 32960 connection's state.
+pub struct Session<W> {
     l: Arc<Listener>,
-    peer: SocketAddr,
-    writer: W,
-    id: u64,
-    control_tx: mpsc::Sender<Control>,
-    vehicle: Option<Arc<str>>,
+    c: Conn<W>,
     edition: Edition,
-    bad_frames: u32,
-    bad_log: BadFrameLog,
-    last_rx: Instant,
     /// Commands sent and not yet answered (key: the command byte).
     outbox: Outbox,
     /// Real-time and reissue frames whose events are queued, waiting to be durable (read
@@ -91,102 +68,58 @@ struct Session<W> {
     deferred: Batch<Option<Frame>>,
 }
 
-/// Serves one connection until it closes, times out, is taken over or the gateway stops.
-pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let _open = OpenConnection::new(LISTENER);
-    let (rd, wr) = tokio::io::split(stream);
-    let codec = gbt32960::Codec::new(gbt32960::CodecConfig {
-        max_frame_len: l.cfg.max_frame_len,
-    });
-    let mut frames = FramedRead::with_capacity(rd, codec, super::READ_BUFFER);
-    let (control_tx, mut control_rx) = mpsc::channel(16);
-    let mut s = Session {
-        l: l.clone(),
-        peer,
-        writer: wr,
-        id: next_session_id(),
-        control_tx,
-        vehicle: None,
-        edition: Edition::V2016,
-        bad_frames: 0,
-        bad_log: BadFrameLog::default(),
-        last_rx: Instant::now(),
-        outbox: Outbox::new(
-            l.shared.commands.cfg.window,
-            Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
-        ),
-        deferred: Batch::default(),
-    };
-    let mut housekeeping = super::Housekeeping::default();
-    let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
-    let idle = l.idle_timeout();
-    let shutdown = l.shared.shutdown.clone();
-    let mut limit = super::RateLimit::new(l.cfg.max_frames_per_s, "gbt32960");
-    let reason = loop {
-        let deadline = if s.vehicle.is_some() {
-            tokio::time::Instant::from_std(s.last_rx + idle)
-        } else {
-            login_deadline
+impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
+    type Config = Gbt32960Config;
+    type Codec = gbt32960::Codec;
+    const LABEL: &'static str = LISTENER;
+
+    fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, gbt32960::Codec)> {
+        let s = Session {
+            l: l.clone(),
+            c,
+            edition: Edition::V2016,
+            outbox: super::outbox(&l.shared),
+            deferred: Batch::default(),
         };
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break PresenceReason::Shutdown,
-            Some(ctrl) = control_rx.recv() => match ctrl {
-                Control::Close(r) => break r,
-                Control::Deliver => {
-                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
-                }
-            },
-            _ = tokio::time::sleep_until(housekeeping.next()), if !s.outbox.is_empty() => {
-                housekeeping.done();
-                if let Flow::Close(r) = Box::pin(s.retry_commands()).await { break r; }
-            }
-            _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
-            item = frames.next() => {
-                // This item, then whatever else can be read without waiting (already
-                // buffered, or in the socket), up to MAX_BATCH frames: one batch, made
-                // durable together by flush_deferred.
-                let mut item = item;
-                let mut read = 1;
-                let flow = loop {
-                    let flow = match item {
-                        None => Flow::Close(PresenceReason::Closed),
-                        Some(Err(e)) => {
-                            debug!(%peer, error = %e, "read error");
-                            Flow::Close(PresenceReason::Error)
-                        }
-                        Some(Ok(Err(bad))) => {
-                            let answer = match (&bad.vin, bad.edition, bad.command) {
-                                (Some(vin), Some(ed), Some(cmd)) => Some((vin.clone(), ed, cmd)),
-                                _ => None,
-                            };
-                            Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer)).await
-                        }
-                        Some(Ok(Ok(frame))) => {
-                            s.last_rx = Instant::now();
-                            limit.take().await;
-                            s.on_frame(frame).await
-                        }
-                    };
-                    if matches!(flow, Flow::Close(_)) {
-                        break flow;
-                    }
-                    match batch::ready_next(&mut frames, &mut read) {
-                        Some(next) => item = next,
-                        None => break flow,
-                    }
-                };
-                // Even when closing: the error answers of the batch go out first.
-                let flushed = s.flush_deferred().await;
-                if let Flow::Close(r) = flow { break r; }
-                if let Flow::Close(r) = flushed { break r; }
-            }
-        }
-    };
-    Box::pin(s.finish(reason)).await;
+        Some((s, gbt32960::Codec::new((&l.cfg).into())))
+    }
+
+    fn conn(&mut self) -> &mut Conn<W> {
+        &mut self.c
+    }
+
+    fn protocol(&self) -> codecs::Protocol {
+        self.edition.protocol()
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> impl Future<Output = Flow> + Send {
+        self.frame(frame)
+    }
+
+    async fn on_bad_frame(&mut self, bad: gbt32960::BadFrame) -> Flow {
+        let answer = match (&bad.vin, bad.edition, bad.command) {
+            (Some(vin), Some(ed), Some(cmd)) => Some((vin.clone(), ed, cmd)),
+            _ => None,
+        };
+        self.bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, answer)
+            .await
+    }
+
+    fn end_batch(&mut self) -> impl Future<Output = Flow> + Send {
+        self.flush_deferred()
+    }
+
+    fn wants_housekeeping(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    fn housekeeping(&mut self) -> impl Future<Output = Flow> + Send {
+        self.retry_commands()
+    }
+
+    fn deliver(&mut self) -> impl Future<Output = Flow> + Send {
+        self.deliver_commands()
+    }
 }
 
 /// Beijing (device-zone) time now, as the replies carry it regardless of the host's zone.
@@ -194,21 +127,14 @@ fn device_now(offset_secs: i32) -> LocalTime {
     LocalTime::from_utc(chrono::Utc::now(), offset_secs)
 }
 
-impl<W: AsyncWrite + Unpin> Session<W> {
+impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     fn ctx(&self) -> EventContext {
-        EventContext {
-            gateway: self.l.shared.node.clone(),
-            received_at: chrono::Utc::now(),
-            device_utc_offset_secs: self.l.device_offset_secs,
-        }
+        self.l.shared.ctx(self.l.device_offset_secs)
     }
 
     async fn write(&mut self, frame: &Frame) -> Flow {
-        metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => command_label(frame.command)).increment(1);
-        if self.writer.write_all(&frame.to_wire()).await.is_err() {
-            return Flow::Close(PresenceReason::Closed);
-        }
-        Flow::Continue
+        metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => id::label(frame.command)).increment(1);
+        self.c.write(&frame.to_wire()).await
     }
 
     async fn reply(&mut self, to: &Frame, flag: gbt32960::ResponseFlag) -> Flow {
@@ -216,21 +142,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             to,
             flag,
             device_now(self.l.device_offset_secs),
-            self.l.reply_style(),
+            reply_style(&self.l.cfg),
         );
         self.write(&frame).await
     }
 
-    async fn publish(&self, events: Vec<Event>) -> Flow {
-        for ev in events {
-            if self.l.shared.sink.publish(ev).await.is_err() {
-                return Flow::Close(PresenceReason::Shutdown);
-            }
-        }
-        Flow::Continue
-    }
-
-    async fn on_bad_frame(
+    /// A frame that could not be read: counted, logged, answered with an error flag when it
+    /// is real-time or reissue data whose header could be read (`reply_on_error`).
+    async fn bad_frame(
         &mut self,
         detail: &str,
         reason: &'static str,
@@ -240,42 +159,25 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if let Flow::Close(r) = self.flush_deferred().await {
             return Flow::Close(r);
         }
-        metrics::counter!("vgate_decode_errors_total", "protocol" => "gbt32960", "reason" => reason).increment(1);
-        let vehicle = self.vehicle.clone();
-        self.bad_log.log(
-            "gbt32960",
-            self.peer,
-            vehicle.as_deref(),
-            reason,
-            detail,
-            raw,
-        );
+        let max = self.l.cfg.max_bad_frames;
+        let too_many = self.c.bad_frame(LISTENER, reason, detail, raw, max);
         if let Some((vin, edition, command)) = answer {
-            if self.l.cfg.reply_on_error && matches!(command, 0x02 | 0x03) {
-                let to = Frame {
-                    edition,
-                    command,
-                    response: 0xFE,
-                    vin,
-                    encryption: gbt32960::Encryption::None,
-                    data: bytes::Bytes::new(),
-                };
+            if self.l.cfg.reply_on_error && id::is_report(command) {
+                let to = Frame::command(edition, command, vin);
                 if let Flow::Close(r) = self.reply(&to, gbt32960::ResponseFlag::Error).await {
                     return Flow::Close(r);
                 }
             }
         }
-        self.bad_frames += 1;
-        if self.bad_frames >= self.l.cfg.max_bad_frames {
-            warn!(peer = %self.peer, bad_frames = self.bad_frames, "closing: too many bad frames");
+        if too_many {
             return Flow::Close(PresenceReason::Error);
         }
         Flow::Continue
     }
 
-    async fn on_frame(&mut self, frame: Frame) -> Flow {
+    async fn frame(&mut self, frame: Frame) -> Flow {
         // Anything but real-time and reissue data is handled after the frames before it.
-        if !matches!(frame.command, 0x02 | 0x03) {
+        if !id::is_report(frame.command) {
             if let Flow::Close(r) = self.flush_deferred().await {
                 return Flow::Close(r);
             }
@@ -285,23 +187,22 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Err(e) => {
                 let detail = format!("command 0x{:02x}: {e}", frame.command);
                 let answer = Some((frame.vin.clone(), frame.edition, frame.command));
-                return Box::pin(self.on_bad_frame(&detail, body_reason(&e), &frame.data, answer))
-                    .await;
+                return Box::pin(self.bad_frame(&detail, e.reason(), &frame.data, answer)).await;
             }
         };
-        metrics::counter!("vgate_frames_in_total", "protocol" => "gbt32960", "msg_id" => command_label(frame.command)).increment(1);
+        metrics::counter!("vgate_frames_in_total", "protocol" => "gbt32960", "msg_id" => id::label(frame.command)).increment(1);
         // A vehicle's answer to a command in flight (some vehicles answer with 0xFE).
-        if self.vehicle.as_deref() == Some(frame.vin.as_str())
-            && matches!(frame.command, 0x80..=0x82)
+        if self.c.vehicle.as_deref() == Some(frame.vin.as_str())
+            && id::is_platform_command(frame.command)
         {
             return Box::pin(self.on_answer(&frame, &msg)).await;
         }
-        if frame.response != 0xFE {
+        if frame.response != gbt32960::frame::FLAG_COMMAND {
             // An answer from the vehicle (to a query/set/control): published, never answered.
-            return match &self.vehicle {
+            return match &self.c.vehicle {
                 Some(v) if **v == *frame.vin => {
                     let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
-                    Box::pin(self.publish(events)).await
+                    Box::pin(self.l.shared.publish(events)).await
                 }
                 _ => Flow::Continue,
             };
@@ -309,26 +210,26 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         match frame.command {
             // Boxed, as every rare path: a connection's task holds the largest state its loop
             // can await, so the rare paths stay out of every idle connection's task.
-            0x01 => return Box::pin(self.on_login(&frame, &msg)).await,
-            0x05 => return Box::pin(self.on_platform_login(&frame, &msg)).await,
+            id::VEHICLE_LOGIN => return Box::pin(self.on_login(&frame, &msg)).await,
+            id::PLATFORM_LOGIN => return Box::pin(self.on_platform_login(&frame, &msg)).await,
             _ => {}
         }
-        let Some(vehicle) = self.vehicle.clone() else {
+        let Some(vehicle) = self.c.vehicle.clone() else {
             return match self.l.cfg.before_login {
                 BeforeLogin::Ignore => {
-                    debug!(peer = %self.peer, command = frame.command, "frame before login ignored");
+                    debug!(peer = %self.c.peer, command = frame.command, "frame before login ignored");
                     Flow::Continue
                 }
                 BeforeLogin::Close => Flow::Close(PresenceReason::Error),
             };
         };
         if *frame.vin != *vehicle {
-            warn!(peer = %self.peer, vehicle = %vehicle, vin = %frame.vin, "frame for another vehicle on this connection ignored");
+            warn!(peer = %self.c.peer, vehicle = %vehicle, vin = %frame.vin, "frame for another vehicle on this connection ignored");
             return Flow::Continue;
         }
         self.edition = frame.edition;
         let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
-        if matches!(frame.command, 0x02 | 0x03) {
+        if id::is_report(frame.command) {
             return self.defer(frame, events).await;
         }
         let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
@@ -345,9 +246,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             return Flow::Close(PresenceReason::Shutdown);
         }
         match frame.command {
-            0x07 | 0x08 => self.reply(&frame, gbt32960::ResponseFlag::Success).await,
-            0x04 => Flow::Close(PresenceReason::Logout),
-            0x06 => {
+            id::HEARTBEAT | id::TIME_CALIBRATION => {
+                self.reply(&frame, gbt32960::ResponseFlag::Success).await
+            }
+            id::VEHICLE_LOGOUT => Flow::Close(PresenceReason::Logout),
+            id::PLATFORM_LOGOUT => {
                 let _ = self.reply(&frame, gbt32960::ResponseFlag::Success).await;
                 Flow::Close(PresenceReason::Logout)
             }
@@ -360,13 +263,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     async fn defer(&mut self, frame: Frame, events: Vec<Event>) -> Flow {
         let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
         let answer = self.l.cfg.reply_on_error.then_some(frame);
-        if self
-            .deferred
-            .queue(&self.l.shared.sink, events, durable, answer)
-            .await
-            .is_err()
-        {
-            return Flow::Close(PresenceReason::Shutdown);
+        let sink = &self.l.shared.sink;
+        if let Flow::Close(r) = self.deferred.queue(sink, events, durable, answer).await {
+            return Flow::Close(r);
         }
         if self.deferred.is_full() {
             return Box::pin(self.flush_deferred()).await;
@@ -395,39 +294,25 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 &frame,
                 gbt32960::ResponseFlag::Error,
                 now,
-                self.l.reply_style(),
+                reply_style(&self.l.cfg),
             );
-            metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => command_label(reply.command)).increment(1);
+            metrics::counter!("vgate_frames_out_total", "protocol" => "gbt32960", "msg_id" => id::label(reply.command)).increment(1);
             out.extend_from_slice(&reply.to_wire());
         }
-        if !out.is_empty() && self.writer.write_all(&out).await.is_err() {
-            return Flow::Close(PresenceReason::Closed);
-        }
-        Flow::Continue
+        self.c.write(&out).await
     }
 
     async fn refuse(&mut self, frame: &Frame, reason: &str) -> Flow {
-        metrics::counter!("vgate_login_refusals_total", "protocol" => "gbt32960", "reason" => reason.to_owned()).increment(1);
-        info!(peer = %self.peer, vin = %frame.vin, reason, "vehicle refused");
-        if codecs::vehicle_id::validate(&frame.vin).is_ok() {
-            let lc = Lifecycle::new(LifecycleKind::Rejected).because(reason);
-            let ev = Event::new(
-                &self.ctx(),
-                Arc::from(frame.vin.as_str()),
-                frame.edition.protocol(),
-                None,
-                None,
-                Data::Lifecycle(lc),
-            );
-            let _ = self.publish(vec![ev]).await;
-        }
-        let _ = self.writer.flush().await;
-        Flow::Close(PresenceReason::Error)
+        let ctx = self.ctx();
+        let vehicle = Some((frame.vin.as_str(), frame.edition.protocol(), None));
+        self.c
+            .refused(&self.l.shared, LISTENER, vehicle, &ctx, reason)
+            .await
     }
 
     async fn on_login(&mut self, frame: &Frame, msg: &Message) -> Flow {
         if let Err(e) = codecs::vehicle_id::validate(&frame.vin) {
-            warn!(peer = %self.peer, error = %e, "login refused: invalid VIN");
+            warn!(peer = %self.c.peer, error = %e, "login refused: invalid VIN");
             let _ = self.reply(frame, gbt32960::ResponseFlag::Error).await;
             return self.refuse(frame, "invalid_vehicle_id").await;
         }
@@ -438,7 +323,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         match self
             .l
             .auth
-            .login(&frame.vin, iccid.as_deref(), &self.peer.to_string())
+            .login(&frame.vin, iccid.as_deref(), &self.c.peer.to_string())
             .await
         {
             Decision::Deny { reason } => {
@@ -472,71 +357,40 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     async fn logged_in(&mut self, frame: &Frame, msg: &Message) -> Flow {
         self.edition = frame.edition;
+        let protocol = frame.edition.protocol();
         let vehicle: Arc<str> = Arc::from(frame.vin.as_str());
-        let handle = SessionHandle {
-            id: self.id,
-            protocol: frame.edition.protocol(),
-            peer: self.peer,
-            since: chrono::Utc::now(),
-            control: self.control_tx.clone(),
-        };
-        // Claim before answering (see the JT/T 808 session): a reconnect after the answer
-        // must find this session holding the id.
-        let old = self.l.shared.registry.claim(&vehicle, handle);
-        let already_mine = self.vehicle.as_deref() == Some(&*vehicle);
-        self.vehicle = Some(vehicle.clone());
+        let claimed = self.c.claim(&self.l.shared, &vehicle, protocol);
         if let Flow::Close(r) = self.reply(frame, gbt32960::ResponseFlag::Success).await {
             return Flow::Close(r);
         }
         metrics::counter!("vgate_logins_total", "protocol" => "gbt32960").increment(1);
-        let mut events = gbt32960::normalize_message(frame, msg, &self.ctx());
-        if let Some(old) = old.filter(|o| o.id != self.id) {
-            let _ = old
-                .control
-                .try_send(Control::Close(PresenceReason::Takeover));
-            let lc = Lifecycle::new(LifecycleKind::Takeover)
-                .with("previous_peer", old.peer.to_string())
-                .with("peer", self.peer.to_string());
+        let ctx = self.ctx();
+        let mut events = gbt32960::normalize_message(frame, msg, &ctx);
+        if let Some(lc) = claimed.takeover {
+            let data = Data::Lifecycle(lc);
             events.push(Event::new(
-                &self.ctx(),
+                &ctx,
                 vehicle.clone(),
-                frame.edition.protocol(),
+                protocol,
                 None,
                 None,
-                Data::Lifecycle(lc),
+                data,
             ));
         }
-        if let Flow::Close(r) = self.publish(events).await {
+        if let Flow::Close(r) = self.l.shared.publish(events).await {
             return Flow::Close(r);
         }
-        if !already_mine {
-            let ctx = self.ctx();
-            let _ = self
-                .l
-                .shared
-                .sink
-                .presence(
-                    &ctx,
-                    vehicle,
-                    frame.edition.protocol(),
-                    true,
-                    PresenceReason::Login,
-                    Some(self.peer.to_string()),
-                )
-                .await;
+        if !claimed.already_mine {
+            self.c.online(&self.l.shared, &ctx, vehicle, protocol).await;
         }
-        self.l
-            .shared
-            .commands
-            .seen(&frame.vin, frame.edition.protocol())
-            .await;
-        self.deliver().await
+        self.l.shared.commands.seen(&frame.vin, protocol).await;
+        self.deliver_commands().await
     }
 
     /// Sends queued commands while the in-flight window has room. One command per command
     /// byte at a time: the vehicle's answer names only the command.
-    async fn deliver(&mut self) -> Flow {
-        let Some(vehicle) = self.vehicle.clone() else {
+    async fn deliver_commands(&mut self) -> Flow {
+        let Some(vehicle) = self.c.vehicle.clone() else {
             return Flow::Continue;
         };
         let room = self.outbox.room();
@@ -623,25 +477,26 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let key = u32::from(frame.command);
         let Some(f) = self.outbox.take(|k| k == key) else {
             let events = gbt32960::normalize_message(frame, msg, &self.ctx());
-            return self.publish(events).await;
+            return self.l.shared.publish(events).await;
         };
         let protocol = frame.edition.protocol();
         let response = gbt32960::raw_json(frame, msg).get("message").cloned();
         let commands = self.l.shared.commands.clone();
-        match frame.response {
-            0x01 | 0xFE => {
+        match gbt32960::ResponseFlag::from_byte(frame.response) {
+            Some(gbt32960::ResponseFlag::Success | gbt32960::ResponseFlag::Command) => {
                 commands
                     .finish(&f.cmd, protocol, CmdStatus::Acked, None, response)
                     .await
             }
-            flag => {
+            _ => {
+                let flag = frame.response;
                 let reason = format!("vehicle answered with response flag 0x{flag:02x}");
                 commands
                     .finish(&f.cmd, protocol, CmdStatus::Failed, Some(reason), response)
                     .await
             }
         }
-        self.deliver().await
+        self.deliver_commands().await
     }
 
     /// Sends again what was not answered in time; `failed` after the configured retries.
@@ -649,7 +504,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if self.outbox.is_empty() {
             return Flow::Continue;
         }
-        let Some(vehicle) = self.vehicle.clone() else {
+        let Some(vehicle) = self.c.vehicle.clone() else {
             return Flow::Continue;
         };
         let retries = self.l.shared.commands.cfg.retries;
@@ -684,50 +539,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
             }
         }
-        self.deliver().await
-    }
-
-    async fn finish(mut self, reason: PresenceReason) {
-        let _ = self.writer.flush().await;
-        let _ = self.writer.shutdown().await;
-        let protocol = self.edition.protocol();
-        let vehicle = self.vehicle.take();
-        self.l
-            .shared
-            .session_closed(LISTENER, self.id, vehicle, protocol, self.peer, reason)
-            .await;
-    }
-}
-
-/// A bounded metric label for a command byte.
-fn command_label(c: u8) -> &'static str {
-    match c {
-        0x01 => "0x01",
-        0x02 => "0x02",
-        0x03 => "0x03",
-        0x04 => "0x04",
-        0x05 => "0x05",
-        0x06 => "0x06",
-        0x07 => "0x07",
-        0x08 => "0x08",
-        0x09 => "0x09",
-        0x0A => "0x0a",
-        0x0B => "0x0b",
-        0x80 => "0x80",
-        0x81 => "0x81",
-        0x82 => "0x82",
-        _ => "other",
-    }
-}
-
-/// A bounded metric label for a body that does not parse.
-fn body_reason(e: &gbt32960::BodyError) -> &'static str {
-    match e {
-        gbt32960::BodyError::TooShort { .. } => "body_too_short",
-        gbt32960::BodyError::TrailingBytes { .. } => "trailing_bytes",
-        gbt32960::BodyError::Encrypted { .. } => "encrypted_no_key",
-        gbt32960::BodyError::UnsupportedEncryption { .. } => "unsupported_encryption",
-        gbt32960::BodyError::Decrypt { .. } => "decrypt_failed",
-        _ => "body_invalid",
+        self.deliver_commands().await
     }
 }

@@ -15,79 +15,39 @@
 //! with 0x8001 result 2 when its header could be read, and the connection is closed only
 //! after `max_bad_frames` of them.
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
+use codecs::event::{Lifecycle, PresenceReason};
 use codecs::{Data, Event, EventContext};
-use futures::StreamExt;
-use jt808::msg::{self, Message};
+use jt808::msg::response::result;
+use jt808::msg::{self, Answers, Message};
 use jt808::{Frame, Header, Version};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
-use tracing::{debug, info, warn};
+use tokio::io::AsyncWrite;
+use tracing::{debug, warn};
 
-use super::batch::{self, Batch};
-use super::{BadFrameLog, OpenConnection, Shared};
-use crate::auth::{Authenticator, Decision, RegisterRequest};
+use super::batch::Batch;
+use super::{Conn, Flow, Protocol};
+use crate::auth::{Decision, RegisterRequest};
 use crate::commands::outbox::{InFlight, Outbox};
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, ChecksumMode, Jt808Config};
-use crate::registry::{next_session_id, Control, SessionHandle};
 
 /// Listener name in metrics and logs.
 pub const LISTENER: &str = "jt808";
 
-/// 0x8001 result codes (JT/T 808-2019 table 6 / §8.2).
-mod result {
-    pub const OK: u8 = 0;
-    pub const FAILURE: u8 = 1;
-    pub const MESSAGE_ERROR: u8 = 2;
-    pub const UNSUPPORTED: u8 = 3;
-}
+/// The sessions of one listener share it.
+pub type Listener = super::Listener<Jt808Config>;
 
-/// Everything the JT/T 808 sessions of one listener share.
-pub struct Listener {
-    pub cfg: Jt808Config,
-    pub auth: Authenticator,
-    pub shared: Shared,
-    /// The terminals' clock offset from UTC, seconds.
-    pub device_offset_secs: i32,
-}
-
-impl Listener {
-    fn idle_timeout(&self) -> Duration {
-        let s = if self.cfg.idle_timeout_s == 0 {
-            self.cfg.heartbeat_s.saturating_mul(3)
-        } else {
-            self.cfg.idle_timeout_s
-        };
-        Duration::from_secs(s.max(1))
-    }
-}
-
-enum Flow {
-    Continue,
-    Close(PresenceReason),
-}
-
-struct Session<W> {
+/// One JT/T 808 connection's state.
+pub struct Session<W> {
     l: Arc<Listener>,
-    peer: SocketAddr,
-    writer: W,
-    id: u64,
-    control_tx: mpsc::Sender<Control>,
-    /// Set once authenticated.
-    vehicle: Option<Arc<str>>,
+    c: Conn<W>,
     /// The edition the terminal speaks (refined by 0x0100's body length for 2011).
     version: Option<Version>,
     serial: u16,
-    bad_frames: u32,
-    bad_log: BadFrameLog,
     reassembler: jt808::subpackage::Reassembler,
-    last_rx: Instant,
     /// Commands sent and not yet answered.
     outbox: Outbox,
     /// The authenticated terminal's header (phone, edition), to address commands.
@@ -107,122 +67,87 @@ struct DeferredAck {
     read_at: Instant,
 }
 
-/// Serves one connection until it closes, times out, is taken over or the gateway stops.
-pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let _open = OpenConnection::new(LISTENER);
-    let (rd, wr) = tokio::io::split(stream);
-    let codec = jt808::Codec::new(jt808::CodecConfig {
-        max_frame_len: l.cfg.max_frame_len,
-        checksum: match l.cfg.checksum {
-            ChecksumMode::Strict => jt808::ChecksumPolicy::Strict,
-            ChecksumMode::Lenient => jt808::ChecksumPolicy::Lenient,
-        },
-    });
-    let mut frames = FramedRead::with_capacity(rd, codec, super::READ_BUFFER);
-    let (control_tx, mut control_rx) = mpsc::channel(16);
-    let reassembler = jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
-        quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
-        timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
-        max_bytes_per_phone: l.cfg.subpackage_max_bytes,
-        // One connection is one terminal: a few messages in reassembly at once is plenty.
-        max_groups: 8,
-        ..Default::default()
-    });
-    let mut s = Session {
-        l: l.clone(),
-        peer,
-        writer: wr,
-        id: next_session_id(),
-        control_tx,
-        vehicle: None,
-        version: None,
-        serial: 0,
-        bad_frames: 0,
-        bad_log: BadFrameLog::default(),
-        reassembler,
-        last_rx: Instant::now(),
-        outbox: Outbox::new(
-            l.shared.commands.cfg.window,
-            Duration::from_secs(l.shared.commands.cfg.timeout_s.max(1)),
-        ),
-        addr: None,
-        deferred: Batch::default(),
-    };
-    let login_deadline = tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s);
-    let idle = l.idle_timeout();
-    let mut housekeeping = super::Housekeeping::default();
-    let shutdown = l.shared.shutdown.clone();
-
-    let mut limit = super::RateLimit::new(l.cfg.max_frames_per_s, "jt808");
-    let reason = loop {
-        let deadline = if s.vehicle.is_some() {
-            tokio::time::Instant::from_std(s.last_rx + idle)
-        } else {
-            login_deadline
-        };
-        // One timer for both: the timeout, and housekeeping while it is armed.
-        let armed = !s.outbox.is_empty() || !s.reassembler.is_empty();
-        let wake = if armed {
-            deadline.min(housekeeping.next())
-        } else {
-            deadline
-        };
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break PresenceReason::Shutdown,
-            Some(ctrl) = control_rx.recv() => match ctrl {
-                Control::Close(r) => break r,
-                Control::Deliver => {
-                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
-                }
+impl From<&Jt808Config> for jt808::CodecConfig {
+    fn from(cfg: &Jt808Config) -> Self {
+        jt808::CodecConfig {
+            max_frame_len: cfg.max_frame_len,
+            checksum: match cfg.checksum {
+                ChecksumMode::Strict => jt808::ChecksumPolicy::Strict,
+                ChecksumMode::Lenient => jt808::ChecksumPolicy::Lenient,
             },
-            _ = tokio::time::sleep_until(wake) => {
-                if tokio::time::Instant::now() >= deadline {
-                    break PresenceReason::Timeout;
-                }
-                housekeeping.done();
-                if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
-            }
-            item = frames.next() => {
-                // This item, then whatever else can be read without waiting (already
-                // buffered, or in the socket), up to MAX_BATCH frames: one batch, answered
-                // together by flush_deferred.
-                let mut item = item;
-                let mut read = 1;
-                let flow = loop {
-                    let flow = match item {
-                        None => Flow::Close(PresenceReason::Closed),
-                        Some(Err(e)) => {
-                            debug!(%peer, error = %e, "read error");
-                            Flow::Close(PresenceReason::Error)
-                        }
-                        Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)).await,
-                        Some(Ok(Ok(frame))) => {
-                            s.last_rx = Instant::now();
-                            limit.take().await;
-                            s.on_frame(frame).await
-                        }
-                    };
-                    if matches!(flow, Flow::Close(_)) {
-                        break flow;
-                    }
-                    match batch::ready_next(&mut frames, &mut read) {
-                        Some(next) => item = next,
-                        None => break flow,
-                    }
-                };
-                if let Flow::Close(r) = flow { break r; }
-                if let Flow::Close(r) = s.flush_deferred().await { break r; }
-            }
         }
-    };
-    Box::pin(s.finish(reason)).await;
+    }
 }
 
-impl<W: AsyncWrite + Unpin> Session<W> {
+impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
+    type Config = Jt808Config;
+    type Codec = jt808::Codec;
+    const LABEL: &'static str = LISTENER;
+
+    fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, jt808::Codec)> {
+        let reassembler =
+            jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
+                quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
+                timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
+                max_bytes_per_phone: l.cfg.subpackage_max_bytes,
+                // One connection is one terminal: a few messages in reassembly at once is plenty.
+                max_groups: 8,
+                ..Default::default()
+            });
+        let s = Session {
+            l: l.clone(),
+            c,
+            version: None,
+            serial: 0,
+            reassembler,
+            outbox: super::outbox(&l.shared),
+            addr: None,
+            deferred: Batch::default(),
+        };
+        Some((s, jt808::Codec::new((&l.cfg).into())))
+    }
+
+    fn conn(&mut self) -> &mut Conn<W> {
+        &mut self.c
+    }
+
+    /// The edition it settled on (2011 only once a 2011 registration said so; a 2011 header
+    /// reads as 2013).
+    fn protocol(&self) -> codecs::Protocol {
+        self.version.unwrap_or_default().protocol()
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> impl Future<Output = Flow> + Send {
+        self.frame(frame)
+    }
+
+    async fn on_bad_frame(&mut self, bad: jt808::BadFrame) -> Flow {
+        self.bad_frame(&bad.error.to_string(), bad.error.reason(), &bad.raw, None)
+            .await
+    }
+
+    fn end_batch(&mut self) -> impl Future<Output = Flow> + Send {
+        self.flush_deferred()
+    }
+
+    fn wants_housekeeping(&self) -> bool {
+        !self.outbox.is_empty() || !self.reassembler.is_empty()
+    }
+
+    /// Once a second: packages to ask again for, commands to send again.
+    async fn housekeeping(&mut self) -> Flow {
+        if let Flow::Close(r) = self.poll_reassembly().await {
+            return Flow::Close(r);
+        }
+        self.retry_commands().await
+    }
+
+    fn deliver(&mut self) -> impl Future<Output = Flow> + Send {
+        self.deliver_commands()
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     /// Waits for the deferred frames' events to be durable, then answers them all (0x8001
     /// result 0, 3 for what vgate does not support, 1 for a frame whose events the broker
     /// refused: the terminal keeps such data and sends it again) in one write.
@@ -251,39 +176,21 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             });
             self.encode_into(&a.header, &msg, &mut out);
         }
-        if self.writer.write_all(&out).await.is_err() {
-            return Flow::Close(PresenceReason::Closed);
-        }
-        Flow::Continue
+        self.c.write(&out).await
     }
 
     fn ctx(&self) -> EventContext {
-        EventContext {
-            gateway: self.l.shared.node.clone(),
-            received_at: chrono::Utc::now(),
-            device_utc_offset_secs: self.l.device_offset_secs,
-        }
+        self.l.shared.ctx(self.l.device_offset_secs)
     }
 
-    /// The protocol every event of this session carries: the edition it settled on (2011
-    /// only once a 2011 registration said so; a 2011 header reads as 2013).
     fn protocol(&self) -> codecs::Protocol {
-        self.version.unwrap_or_default().protocol()
+        <Self as Protocol<W>>::protocol(self)
     }
 
     /// The events of one message, labelled with the session's edition.
     fn events(&self, header: &Header, msg: &Message) -> Vec<Event> {
         let edition = self.version.unwrap_or(header.version);
         jt808::normalize_as(edition, header, msg, &self.ctx())
-    }
-
-    async fn publish(&self, events: Vec<Event>) -> Flow {
-        for ev in events {
-            if self.l.shared.sink.publish(ev).await.is_err() {
-                return Flow::Close(PresenceReason::Shutdown);
-            }
-        }
-        Flow::Continue
     }
 
     fn lifecycle(&self, header: &Header, vehicle: &str, lc: Lifecycle) -> Event {
@@ -305,10 +212,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         let mut out = Vec::new();
         self.encode_into(to, msg, &mut out);
-        if !out.is_empty() && self.writer.write_all(&out).await.is_err() {
-            return Flow::Close(PresenceReason::Closed);
-        }
-        Flow::Continue
+        self.c.write(&out).await
     }
 
     /// Appends `msg`'s wire frames (subpackaged if long) to `out`, using the next serials.
@@ -317,25 +221,17 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let body = match msg.encode_body(version) {
             Ok(b) => b,
             Err(e) => {
-                warn!(peer = %self.peer, error = %e, "cannot encode reply");
+                warn!(peer = %self.c.peer, error = %e, "cannot encode reply");
                 return;
             }
         };
-        let header = Header {
-            msg_id: msg.msg_id(),
-            version: to.version,
-            protocol_version: to.protocol_version,
-            phone: to.phone.clone(),
-            serial: self.serial,
-            encryption: jt808::Encryption::None,
-            package: None,
-        };
+        let header = to.reply(msg.msg_id(), self.serial);
         let frames =
             jt808::subpackage::split(&header, &body, crate::encode::JT808_MAX_PACKAGE_BODY);
         self.serial = self.serial.wrapping_add(frames.len().max(1) as u16);
         for f in frames {
             f.write_wire(out);
-            metrics::counter!("vgate_frames_out_total", "protocol" => "jt808", "msg_id" => msg_label(header.msg_id)).increment(1);
+            metrics::counter!("vgate_frames_out_total", "protocol" => "jt808", "msg_id" => msg::id::label(header.msg_id)).increment(1);
         }
     }
 
@@ -348,37 +244,26 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         self.send(to, &msg).await
     }
 
-    async fn on_bad_frame(
+    /// A frame that could not be read: counted, logged, answered 0x8001 result 2 when its
+    /// header could be read.
+    async fn bad_frame(
         &mut self,
         detail: &str,
         reason: &'static str,
         raw: &[u8],
         header: Option<&Header>,
     ) -> Flow {
-        metrics::counter!("vgate_decode_errors_total", "protocol" => "jt808", "reason" => reason)
-            .increment(1);
-        let vehicle = self.vehicle.clone();
-        self.bad_log
-            .log("jt808", self.peer, vehicle.as_deref(), reason, detail, raw);
+        let max = self.l.cfg.max_bad_frames;
+        let too_many = self.c.bad_frame(LISTENER, reason, detail, raw, max);
         if let Some(h) = header {
             if let Flow::Close(r) = self.general_response(h, result::MESSAGE_ERROR).await {
                 return Flow::Close(r);
             }
         }
-        self.bad_frames += 1;
-        if self.bad_frames >= self.l.cfg.max_bad_frames {
-            warn!(peer = %self.peer, bad_frames = self.bad_frames, "closing: too many bad frames");
+        if too_many {
             return Flow::Close(PresenceReason::Error);
         }
         Flow::Continue
-    }
-
-    /// The once-a-second round: packages to ask again for, commands to send again.
-    async fn housekeeping(&mut self) -> Flow {
-        if let Flow::Close(r) = self.poll_reassembly().await {
-            return Flow::Close(r);
-        }
-        self.retry_commands().await
     }
 
     async fn poll_reassembly(&mut self) -> Flow {
@@ -391,16 +276,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     first_serial,
                     missing,
                 } => {
-                    debug!(peer = %self.peer, msg_id, ?missing, "asking for missing packages (0x8003)");
-                    let to = Header {
-                        msg_id,
-                        version,
-                        protocol_version: if version == Version::V2019 { 1 } else { 0 },
-                        phone,
-                        serial: first_serial,
-                        encryption: jt808::Encryption::None,
-                        package: None,
-                    };
+                    debug!(peer = %self.c.peer, msg_id, ?missing, "asking for missing packages (0x8003)");
+                    let to = Header::to_terminal(msg_id, version, phone, first_serial);
                     let req = Message::ResendRequest(msg::ResendRequest {
                         first_serial,
                         ids: missing,
@@ -411,7 +288,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
                 jt808::subpackage::ReassemblyEvent::Dropped { msg_id, .. } => {
                     metrics::counter!("vgate_decode_errors_total", "protocol" => "jt808", "reason" => "subpackage_timeout").increment(1);
-                    warn!(peer = %self.peer, msg_id, "incomplete subpackaged message dropped");
+                    warn!(peer = %self.c.peer, msg_id, "incomplete subpackaged message dropped");
                 }
             }
         }
@@ -422,7 +299,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     async fn on_encrypted(&mut self, frame: Frame) -> Flow {
         let h = frame.header.clone();
         let detail = format!("encrypted body ({:?}) without a key", h.encryption);
-        self.on_bad_frame(&detail, "encrypted", &frame.body, None)
+        let _ = self
+            .bad_frame(&detail, "encrypted", &frame.body, None)
             .await;
         self.general_response(&h, result::UNSUPPORTED).await
     }
@@ -431,7 +309,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// inline; everything rarer (login, refusals, bad frames, command answers, logout) runs
     /// in a boxed future. A connection's task holds the largest state its loop can await, so
     /// keeping the rare paths out of it keeps every idle connection's task small.
-    async fn on_frame(&mut self, frame: Frame) -> Flow {
+    async fn frame(&mut self, frame: Frame) -> Flow {
         if frame.header.encryption != jt808::Encryption::None {
             return Box::pin(self.on_encrypted(frame)).await;
         }
@@ -441,7 +319,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 Ok(None) => return Flow::Continue,
                 Err(e) => {
                     let detail = e.to_string();
-                    return Box::pin(self.on_bad_frame(&detail, "subpackage", &[], None)).await;
+                    return Box::pin(self.bad_frame(&detail, "subpackage", &[], None)).await;
                 }
             }
         } else {
@@ -452,19 +330,14 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Ok(m) => m,
             Err(e) => {
                 let detail = format!("message 0x{:04x}: {e}", header.msg_id);
-                return Box::pin(self.on_bad_frame(
-                    &detail,
-                    e.reason(),
-                    &frame.body,
-                    Some(&header),
-                ))
-                .await;
+                return Box::pin(self.bad_frame(&detail, e.reason(), &frame.body, Some(&header)))
+                    .await;
             }
         };
         let label = if matches!(msg, Message::Unknown { .. }) {
             "unknown"
         } else {
-            msg_label(header.msg_id)
+            msg::id::label(header.msg_id)
         };
         metrics::counter!("vgate_frames_in_total", "protocol" => "jt808", "msg_id" => label)
             .increment(1);
@@ -479,21 +352,21 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Message::Authenticate(a) => return Box::pin(self.on_authenticate(&header, a)).await,
             _ => {}
         }
-        let Some(vehicle) = self.vehicle.clone() else {
+        let Some(vehicle) = self.c.vehicle.clone() else {
             return match self.l.cfg.before_auth {
                 BeforeLogin::Ignore => {
-                    debug!(peer = %self.peer, msg_id = header.msg_id, "frame before authentication ignored");
+                    debug!(peer = %self.c.peer, msg_id = header.msg_id, "frame before authentication ignored");
                     Box::pin(self.general_response(&header, result::FAILURE)).await
                 }
                 BeforeLogin::Close => Flow::Close(PresenceReason::Error),
             };
         };
         if *header.phone != *vehicle {
-            warn!(peer = %self.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
+            warn!(peer = %self.c.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
             return Box::pin(self.general_response(&header, result::FAILURE)).await;
         }
         // Set by the read loop as the frame came in: no second clock read per frame.
-        let started = self.last_rx;
+        let started = self.c.last_rx;
         let events = self.events(&header, &msg);
         let answered_alone = matches!(msg, Message::Logout | Message::TimeQuery)
             || msg::ack_policy(header.msg_id) != msg::Ack::General;
@@ -509,13 +382,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 unsupported: matches!(msg, Message::Unknown { .. }),
                 read_at: started,
             };
-            if self
-                .deferred
-                .queue(&self.l.shared.sink, events, durable, ack)
-                .await
-                .is_err()
-            {
-                return Flow::Close(PresenceReason::Shutdown);
+            let sink = &self.l.shared.sink;
+            if let Flow::Close(r) = self.deferred.queue(sink, events, durable, ack).await {
+                return Flow::Close(r);
             }
             if let Some(header) = answering {
                 if let Flow::Close(r) = Box::pin(self.on_answer(&header, &msg)).await {
@@ -582,26 +451,23 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     async fn refuse(&mut self, header: &Header, reason: &str) -> Flow {
-        metrics::counter!("vgate_login_refusals_total", "protocol" => "jt808", "reason" => reason.to_owned()).increment(1);
-        info!(peer = %self.peer, phone = %header.phone, reason, "terminal refused");
-        if codecs::vehicle_id::validate(&header.phone).is_ok() {
-            let lc = self.lifecycle(
-                header,
-                &header.phone,
-                Lifecycle::new(LifecycleKind::Rejected).because(reason),
-            );
-            let _ = self.publish(vec![lc]).await;
-        }
-        let _ = self.writer.flush().await;
-        Flow::Close(PresenceReason::Error)
+        let ctx = self.ctx();
+        let vehicle = Some((
+            header.phone.as_str(),
+            self.protocol(),
+            Some(u32::from(header.serial)),
+        ));
+        self.c
+            .refused(&self.l.shared, LISTENER, vehicle, &ctx, reason)
+            .await
     }
 
     async fn on_register(&mut self, header: &Header, r: &msg::Register) -> Flow {
         if let Err(e) = codecs::vehicle_id::validate(&header.phone) {
-            warn!(peer = %self.peer, error = %e, "register refused: invalid vehicle id");
+            warn!(peer = %self.c.peer, error = %e, "register refused: invalid vehicle id");
             let reply = Message::RegisterResponse(msg::RegisterResponse {
                 reply_serial: header.serial,
-                result: 2,
+                result: msg::register::result::NO_SUCH_VEHICLE,
                 token: None,
             });
             let _ = self.send(header, &reply).await;
@@ -616,20 +482,20 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             terminal_id: r.terminal_id.clone(),
             province: r.province,
             city: r.city,
-            peer: self.peer.to_string(),
+            peer: self.c.peer.to_string(),
         };
         match self.l.auth.register(&req).await {
             Decision::Allow { auth_code } => {
                 let reply = Message::RegisterResponse(msg::RegisterResponse {
                     reply_serial: header.serial,
-                    result: 0,
+                    result: msg::register::result::OK,
                     token: Some(auth_code.unwrap_or_default()),
                 });
                 if let Flow::Close(x) = self.send(header, &reply).await {
                     return Flow::Close(x);
                 }
                 let events = self.events(header, &Message::Register(r.clone()));
-                self.publish(events).await
+                self.l.shared.publish(events).await
             }
             Decision::Deny { reason } => {
                 let reply = Message::RegisterResponse(msg::RegisterResponse {
@@ -645,7 +511,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     async fn on_authenticate(&mut self, header: &Header, a: &msg::Authenticate) -> Flow {
         if let Err(e) = codecs::vehicle_id::validate(&header.phone) {
-            warn!(peer = %self.peer, error = %e, "authentication refused: invalid vehicle id");
+            warn!(peer = %self.c.peer, error = %e, "authentication refused: invalid vehicle id");
             let _ = self.general_response(header, result::FAILURE).await;
             return self.refuse(header, "invalid_vehicle_id").await;
         }
@@ -656,7 +522,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 &header.phone,
                 &a.token,
                 a.imei.as_deref(),
-                &self.peer.to_string(),
+                &self.c.peer.to_string(),
             )
             .await;
         match decision {
@@ -666,62 +532,34 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             Decision::Allow { .. } => {
                 let vehicle: Arc<str> = Arc::from(header.phone.as_str());
-                let handle = SessionHandle {
-                    id: self.id,
-                    protocol: self.protocol(),
-                    peer: self.peer,
-                    since: chrono::Utc::now(),
-                    control: self.control_tx.clone(),
-                };
-                // Claim before answering: once the terminal has its 0x8001, a reconnect of
-                // the same terminal must find this session holding the id, or the two
-                // sessions' claims could land in the wrong order (the old one would win).
-                let old = self.l.shared.registry.claim(&vehicle, handle);
-                let already_mine = self.vehicle.as_deref() == Some(&*vehicle);
-                self.vehicle = Some(vehicle.clone());
+                let protocol = self.protocol();
+                let claimed = self.c.claim(&self.l.shared, &vehicle, protocol);
                 if let Flow::Close(r) = self.general_response(header, result::OK).await {
                     return Flow::Close(r);
                 }
                 metrics::counter!("vgate_logins_total", "protocol" => "jt808").increment(1);
                 let mut events = self.events(header, &Message::Authenticate(a.clone()));
-                if let Some(old) = old.filter(|o| o.id != self.id) {
-                    let _ = old
-                        .control
-                        .try_send(Control::Close(PresenceReason::Takeover));
-                    let lc = Lifecycle::new(LifecycleKind::Takeover)
-                        .with("previous_peer", old.peer.to_string())
-                        .with("peer", self.peer.to_string());
+                if let Some(lc) = claimed.takeover {
                     events.push(self.lifecycle(header, &vehicle, lc));
                 }
-                if let Flow::Close(r) = self.publish(events).await {
+                if let Flow::Close(r) = self.l.shared.publish(events).await {
                     return Flow::Close(r);
                 }
-                if !already_mine {
+                if !claimed.already_mine {
                     let ctx = self.ctx();
-                    let _ = self
-                        .l
-                        .shared
-                        .sink
-                        .presence(
-                            &ctx,
-                            vehicle.clone(),
-                            self.protocol(),
-                            true,
-                            PresenceReason::Login,
-                            Some(self.peer.to_string()),
-                        )
-                        .await;
+                    let v = vehicle.clone();
+                    self.c.online(&self.l.shared, &ctx, v, protocol).await;
                 }
                 self.addr = Some(header.clone());
                 self.l.shared.commands.seen(&vehicle, self.protocol()).await;
-                self.deliver().await
+                self.deliver_commands().await
             }
         }
     }
 
     /// Sends queued commands while the in-flight window has room.
-    async fn deliver(&mut self) -> Flow {
-        let (Some(vehicle), Some(addr)) = (self.vehicle.clone(), self.addr.clone()) else {
+    async fn deliver_commands(&mut self) -> Flow {
+        let (Some(vehicle), Some(addr)) = (self.c.vehicle.clone(), self.addr.clone()) else {
             return Flow::Continue;
         };
         let room = self.outbox.room();
@@ -782,70 +620,51 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         Flow::Continue
     }
 
-    /// Matches an uplink against the commands in flight: a 0x0001 by (serial, id), a typed
-    /// answer (0x0104, 0x0201, 0x0500...) by the serial it carries, 0x0107 by its request id.
+    /// Matches an uplink against the commands in flight: a 0x0001 by (id, serial), a typed
+    /// answer (0x0104, 0x0201, 0x0500...) by the serial it carries, 0x0107 by the kind of
+    /// request (`Message::answers`).
     async fn on_answer(&mut self, header: &Header, msg: &Message) -> Flow {
         if self.outbox.is_empty() {
             return Flow::Continue;
         }
+        let Some(answers) = msg.answers() else {
+            return Flow::Continue;
+        };
+        let found = match answers {
+            Answers::Request { msg_id, serial, .. } => {
+                let key = (u32::from(msg_id) << 16) | u32::from(serial);
+                self.outbox.take(|k| k == key)
+            }
+            Answers::Serial(serial) => self.outbox.take(|k| k & 0xFFFF == u32::from(serial)),
+            Answers::Kind(id) => self.outbox.take(|k| k >> 16 == u32::from(id)),
+        };
+        let Some(f) = found else {
+            return Flow::Continue;
+        };
+        let (status, reason, response) = match answers {
+            Answers::Request {
+                result: result::OK, ..
+            } => (CmdStatus::Acked, None, None),
+            Answers::Request { result: n, .. } => {
+                let reason = match result::describe(n) {
+                    Some(d) if n != result::ALARM_CONFIRMED => {
+                        format!("terminal answered: {d} ({n})")
+                    }
+                    _ => format!("terminal answered: result {n}"),
+                };
+                (CmdStatus::Failed, Some(reason), None)
+            }
+            Answers::Serial(_) | Answers::Kind(_) => {
+                let raw = jt808::raw_json(header, msg);
+                (CmdStatus::Acked, None, raw.get("message").cloned())
+            }
+        };
         let protocol = self.protocol();
         let commands = self.l.shared.commands.clone();
-        if let Message::TerminalResponse(r) = msg {
-            let key = (u32::from(r.reply_id) << 16) | u32::from(r.reply_serial);
-            if let Some(f) = self.outbox.take(|k| k == key) {
-                let (status, reason) = match r.result {
-                    0 => (CmdStatus::Acked, None),
-                    1 => (
-                        CmdStatus::Failed,
-                        Some("terminal answered: failure (1)".to_owned()),
-                    ),
-                    2 => (
-                        CmdStatus::Failed,
-                        Some("terminal answered: message error (2)".to_owned()),
-                    ),
-                    3 => (
-                        CmdStatus::Failed,
-                        Some("terminal answered: unsupported (3)".to_owned()),
-                    ),
-                    n => (
-                        CmdStatus::Failed,
-                        Some(format!("terminal answered: result {n}")),
-                    ),
-                };
-                commands
-                    .finish(&f.cmd, protocol, status, reason, None)
-                    .await;
-                return self.deliver().await;
-            }
-            return Flow::Continue;
-        }
-        // Typed answers: the first WORD of their body is the serial of the request.
-        let answer_serial = match header.msg_id {
-            0x0104 | 0x0201 | 0x0500 | 0x0700 | 0x0802 | 0x0805 => {
-                msg.reply_serial().or_else(|| match msg {
-                    Message::Unknown { body, .. } => match body.as_slice() {
-                        [a, b, ..] => Some(u16::from_be_bytes([*a, *b])),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-            }
-            _ => None,
-        };
-        let found = match (header.msg_id, answer_serial) {
-            (0x0107, _) => self.outbox.take(|k| k >> 16 == 0x8107),
-            (_, Some(serial)) => self.outbox.take(|k| k & 0xFFFF == u32::from(serial)),
-            _ => None,
-        };
-        if let Some(f) = found {
-            let raw = jt808::raw_json(header, msg);
-            let response = raw.get("message").cloned();
-            commands
-                .finish(&f.cmd, protocol, CmdStatus::Acked, None, response)
-                .await;
-            return self.deliver().await;
-        }
-        Flow::Continue
+        commands
+            .finish(&f.cmd, protocol, status, reason, response)
+            .await;
+        self.deliver_commands().await
     }
 
     /// Sends again what was not answered in time; `failed` after the configured retries.
@@ -894,100 +713,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
             }
         }
-        self.deliver().await
+        self.deliver_commands().await
     }
-
-    async fn finish(mut self, reason: PresenceReason) {
-        let _ = self.flush_deferred().await;
-        let _ = self.writer.flush().await;
-        let _ = self.writer.shutdown().await;
-        let protocol = self.protocol();
-        let vehicle = self.vehicle.take();
-        self.l
-            .shared
-            .session_closed(LISTENER, self.id, vehicle, protocol, self.peer, reason)
-            .await;
-    }
-}
-
-/// A bounded metric label for a message id: the standard ids by their hex, anything else
-/// (vendor ids, garbage) as `other`, so a terminal cannot grow the metric's cardinality.
-pub fn msg_label(id: u16) -> &'static str {
-    const KNOWN: &[(u16, &str)] = &[
-        (0x0001, "0x0001"),
-        (0x0002, "0x0002"),
-        (0x0003, "0x0003"),
-        (0x0004, "0x0004"),
-        (0x0005, "0x0005"),
-        (0x0100, "0x0100"),
-        (0x0102, "0x0102"),
-        (0x0104, "0x0104"),
-        (0x0107, "0x0107"),
-        (0x0108, "0x0108"),
-        (0x0200, "0x0200"),
-        (0x0201, "0x0201"),
-        (0x0301, "0x0301"),
-        (0x0302, "0x0302"),
-        (0x0303, "0x0303"),
-        (0x0500, "0x0500"),
-        (0x0608, "0x0608"),
-        (0x0700, "0x0700"),
-        (0x0701, "0x0701"),
-        (0x0702, "0x0702"),
-        (0x0704, "0x0704"),
-        (0x0705, "0x0705"),
-        (0x0800, "0x0800"),
-        (0x0801, "0x0801"),
-        (0x0802, "0x0802"),
-        (0x0805, "0x0805"),
-        (0x0900, "0x0900"),
-        (0x0901, "0x0901"),
-        (0x0A00, "0x0a00"),
-        (0x8001, "0x8001"),
-        (0x8003, "0x8003"),
-        (0x8004, "0x8004"),
-        (0x8100, "0x8100"),
-        (0x8103, "0x8103"),
-        (0x8104, "0x8104"),
-        (0x8105, "0x8105"),
-        (0x8106, "0x8106"),
-        (0x8107, "0x8107"),
-        (0x8108, "0x8108"),
-        (0x8201, "0x8201"),
-        (0x8202, "0x8202"),
-        (0x8203, "0x8203"),
-        (0x8204, "0x8204"),
-        (0x8300, "0x8300"),
-        (0x8301, "0x8301"),
-        (0x8302, "0x8302"),
-        (0x8303, "0x8303"),
-        (0x8304, "0x8304"),
-        (0x8400, "0x8400"),
-        (0x8401, "0x8401"),
-        (0x8500, "0x8500"),
-        (0x8600, "0x8600"),
-        (0x8601, "0x8601"),
-        (0x8602, "0x8602"),
-        (0x8603, "0x8603"),
-        (0x8604, "0x8604"),
-        (0x8605, "0x8605"),
-        (0x8606, "0x8606"),
-        (0x8607, "0x8607"),
-        (0x8608, "0x8608"),
-        (0x8700, "0x8700"),
-        (0x8701, "0x8701"),
-        (0x8702, "0x8702"),
-        (0x8800, "0x8800"),
-        (0x8801, "0x8801"),
-        (0x8802, "0x8802"),
-        (0x8803, "0x8803"),
-        (0x8804, "0x8804"),
-        (0x8805, "0x8805"),
-        (0x8900, "0x8900"),
-        (0x8A00, "0x8a00"),
-    ];
-    KNOWN
-        .iter()
-        .find(|(k, _)| *k == id)
-        .map_or("other", |(_, v)| v)
 }

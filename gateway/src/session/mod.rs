@@ -1,16 +1,30 @@
 //! Vehicle sessions: one task per TCP connection, generic over the byte stream (plain TCP
-//! today, TLS later), holding the protocol's state machine.
+//! today, TLS later, `tokio::io::duplex` in tests), holding the protocol's state machine.
 //!
 //! A session reads frames through its protocol's codec, answers them as the standard says,
 //! normalizes them into events for the [`Sink`](crate::sink::Sink), and keeps the vehicle's
 //! claim in the [`Registry`](crate::registry::Registry). Protocol knowledge (what a frame
 //! means, how a reply is encoded) lives in the protocol crates; the session holds the order
 //! of things: login first, timeouts, takeover, presence, refusal.
+//!
+//! # Layout
+//!
+//! - `driver`: the one loop of every connection ([`driver::run`]) and the [`Protocol`] trait
+//!   a protocol implements to plug into it; [`Conn`], what every connection has.
+//! - `jt808`, `gbt32960`, `raw`: each protocol's session state and its [`Protocol`] impl.
+//! - `batch`: the frames of one read batch, made durable together.
+//! - `in_memory` (tests): whole sessions over `tokio::io::duplex` into `Sink::Memory`.
+//! - here: what all sessions share ([`Shared`]), housekeeping, rate limit, bad-frame log.
 
 pub mod batch;
+pub mod driver;
 pub mod gbt32960;
+#[cfg(test)]
+mod in_memory;
 pub mod jt808;
 pub mod raw;
+
+pub use driver::{Conn, Flow, FrameDecoder, Limits, Protocol};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +41,20 @@ use crate::sink::Sink;
 /// the codec's `max_frame_len`) only for a connection that sends a larger one.
 pub const READ_BUFFER: usize = 512;
 
+/// Everything the sessions of one listener share: its name, its configuration, its
+/// authenticator, and what all listeners share.
+pub struct Listener<C> {
+    /// The listener's name in metrics and logs.
+    pub name: &'static str,
+    pub cfg: C,
+    pub auth: crate::auth::Authenticator,
+    pub shared: Shared,
+    /// The devices' clock offset from UTC, seconds (device-local times in frames).
+    pub device_offset_secs: i32,
+    /// Timeouts and rate limit of each connection.
+    pub limits: Limits,
+}
+
 /// What every session of every listener shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -38,6 +66,26 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The context of events received now, from devices whose clock is `offset_secs` off UTC.
+    pub fn ctx(&self, device_utc_offset_secs: i32) -> codecs::EventContext {
+        codecs::EventContext {
+            gateway: self.node.clone(),
+            received_at: chrono::Utc::now(),
+            device_utc_offset_secs,
+        }
+    }
+
+    /// Publishes `events` in order, waiting for queue space; closes the session if the sink
+    /// is gone (the gateway is stopping).
+    pub async fn publish(&self, events: Vec<codecs::Event>) -> Flow {
+        for ev in events {
+            if self.sink.publish(ev).await.is_err() {
+                return Flow::Close(codecs::event::PresenceReason::Shutdown);
+            }
+        }
+        Flow::Continue
+    }
+
     /// A session ended: counts it, and unless another connection took the vehicle over,
     /// releases the vehicle and publishes it offline with `reason`. A taken-over session no
     /// longer holds the id (the vehicle is still online), so presence does not flap.
@@ -55,11 +103,7 @@ impl Shared {
         let Some(vehicle) = vehicle else { return };
         let held = self.registry.release(&vehicle, session_id);
         if held && reason != PresenceReason::Takeover {
-            let ctx = codecs::EventContext {
-                gateway: self.node.clone(),
-                received_at: chrono::Utc::now(),
-                device_utc_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
-            };
+            let ctx = self.ctx(codecs::time::BEIJING_OFFSET_SECS);
             let _ = self
                 .sink
                 .presence(
@@ -74,6 +118,31 @@ impl Shared {
         }
         tracing::info!(%peer, vehicle = %vehicle, reason = presence_label(reason), "session closed");
     }
+}
+
+/// A session's window of commands in flight, as the command configuration sizes it.
+pub fn outbox(shared: &Shared) -> crate::commands::outbox::Outbox {
+    let cfg = &shared.commands.cfg;
+    crate::commands::outbox::Outbox::new(cfg.window, Duration::from_secs(cfg.timeout_s.max(1)))
+}
+
+/// A queued command that cannot be sent to this vehicle (it does not build, or does not fit
+/// the protocol): `rejected` with `reason`.
+pub async fn reject(
+    commands: &crate::commands::Commands,
+    q: &crate::queue::QueuedCommand,
+    protocol: codecs::Protocol,
+    reason: String,
+) {
+    commands
+        .finish(
+            q,
+            protocol,
+            crate::commands::CmdStatus::Rejected,
+            Some(reason),
+            None,
+        )
+        .await;
 }
 
 /// The snake_case name of a presence reason.

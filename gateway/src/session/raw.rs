@@ -15,28 +15,23 @@
 //! GB/T 32960 sessions do. A raw framing has no acknowledgement of its own, so a command is
 //! `acked` once written to the connection (documented in docs/raw-tcp.md).
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::BytesMut;
 use codecs::command::{Command, CommandError};
 use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::raw::{Acker, FrameRole, Identifier, RawCodec, RawListenerSpec};
-use codecs::{Data, Event, EventContext, Protocol};
-use futures::StreamExt;
+use codecs::{Data, Event, EventContext, Protocol as Protocol_};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
-use tracing::{debug, info, warn};
+use tokio::io::AsyncWrite;
+use tracing::{debug, warn};
 
-use super::{BadFrameLog, OpenConnection, Shared};
-use crate::auth::{Authenticator, Decision};
+use super::{Conn, Flow, Protocol};
+use crate::auth::Decision;
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{AuthConfig, Listen};
-use crate::registry::{next_session_id, Control, SessionHandle};
 
 /// One `[[raw]]` listener in the configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -92,157 +87,104 @@ impl RawListenerConfig {
     }
 }
 
-/// What the sessions of one raw listener share.
-pub struct Listener {
-    pub name: &'static str,
-    pub cfg: RawListenerConfig,
-    pub auth: Authenticator,
-    pub shared: Shared,
-}
+/// The sessions of one raw listener share it (events carry Beijing time offsets).
+pub type Listener = super::Listener<RawListenerConfig>;
 
-enum Flow {
-    Continue,
-    Close(PresenceReason),
-}
-
-struct Session<W> {
+/// One raw connection's state.
+pub struct Session<W> {
     l: Arc<Listener>,
-    peer: SocketAddr,
-    writer: W,
-    id: u64,
-    control_tx: mpsc::Sender<Control>,
+    c: Conn<W>,
     identifier: Identifier,
-    vehicle: Option<Arc<str>>,
     /// Encodes acks and downlink commands in the listener's framing.
     encoder: RawCodec,
     acker: Acker,
-    bad_frames: u32,
-    bad_log: BadFrameLog,
-    last_rx: Instant,
 }
 
-/// Serves one connection until it closes, times out, is taken over or the gateway stops.
-pub async fn serve<S>(stream: S, peer: SocketAddr, l: Arc<Listener>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let _open = OpenConnection::new(l.name);
-    let (Ok(codec), Ok(encoder), Ok(acker)) = (
-        RawCodec::new(&l.cfg.framing),
-        RawCodec::new(&l.cfg.framing),
-        Acker::new(&l.cfg.ack),
-    ) else {
-        // Validated at start-up; unreachable in practice.
-        warn!(listener = l.name, "raw listener configuration invalid");
-        return;
-    };
-    let (rd, wr) = tokio::io::split(stream);
-    let mut frames = FramedRead::with_capacity(rd, codec, super::READ_BUFFER);
-    let (control_tx, mut control_rx) = mpsc::channel(16);
-    let mut s = Session {
-        l: l.clone(),
-        peer,
-        writer: wr,
-        id: next_session_id(),
-        control_tx,
-        identifier: Identifier::new(&l.cfg.identity, peer),
-        vehicle: None,
-        encoder,
-        acker,
-        bad_frames: 0,
-        bad_log: BadFrameLog::default(),
-        last_rx: Instant::now(),
-    };
-    let login_deadline =
-        tokio::time::Instant::now() + Duration::from_secs(l.cfg.login_timeout_s.max(1));
-    let idle = Duration::from_secs(l.cfg.idle_timeout_s.max(1));
-    let shutdown = l.shared.shutdown.clone();
-    // `peer` identity: the vehicle is known before its first frame.
-    if let Some(vid) = s.identifier.vehicle_id().map(str::to_owned) {
-        if let Flow::Close(r) = Box::pin(s.identified(&vid)).await {
-            Box::pin(s.finish(r)).await;
-            return;
-        }
-    }
-    let mut limit = super::RateLimit::new(l.cfg.max_frames_per_s, "raw");
-    let reason = loop {
-        let deadline = if s.vehicle.is_some() {
-            tokio::time::Instant::from_std(s.last_rx + idle)
-        } else {
-            login_deadline
+impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
+    type Config = RawListenerConfig;
+    type Codec = RawCodec;
+    const LABEL: &'static str = "raw";
+
+    fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, RawCodec)> {
+        let (Ok(codec), Ok(encoder), Ok(acker)) = (
+            RawCodec::new(&l.cfg.framing),
+            RawCodec::new(&l.cfg.framing),
+            Acker::new(&l.cfg.ack),
+        ) else {
+            // Validated at start-up; unreachable in practice.
+            warn!(listener = l.name, "raw listener configuration invalid");
+            return None;
         };
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break PresenceReason::Shutdown,
-            Some(ctrl) = control_rx.recv() => match ctrl {
-                Control::Close(r) => break r,
-                Control::Deliver => {
-                    if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
-                }
-            },
-            _ = tokio::time::sleep_until(deadline) => break PresenceReason::Timeout,
-            item = frames.next() => match item {
-                None => break PresenceReason::Closed,
-                Some(Err(e)) => {
-                    // A stream that cannot resynchronise (length_prefixed) or a read error.
-                    let reason = match &e {
-                        codecs::raw::CodecError::Io(_) => "io",
-                        other => other.reason(),
-                    };
-                    metrics::counter!("vgate_decode_errors_total", "protocol" => "raw", "reason" => reason).increment(1);
-                    let vehicle = s.vehicle.clone();
-                    s.bad_log.log("raw", peer, vehicle.as_deref(), reason, &e.to_string(), &[]);
-                    break PresenceReason::Error;
-                }
-                Some(Ok(Err(bad))) => {
-                    if let Flow::Close(r) = Box::pin(s.on_bad_frame(bad.reason(), &bad.to_string(), &[])).await { break r; }
-                }
-                Some(Ok(Ok(frame))) => {
-                    s.last_rx = Instant::now();
-                    limit.take().await;
-                    if let Flow::Close(r) = s.on_frame(&frame).await { break r; }
-                }
-            }
-        }
-    };
-    Box::pin(s.finish(reason)).await;
-}
+        let s = Session {
+            l: l.clone(),
+            identifier: Identifier::new(&l.cfg.identity, c.peer),
+            c,
+            encoder,
+            acker,
+        };
+        Some((s, codec))
+    }
 
-impl<W: AsyncWrite + Unpin> Session<W> {
-    fn ctx(&self) -> EventContext {
-        EventContext {
-            gateway: self.l.shared.node.clone(),
-            received_at: chrono::Utc::now(),
-            device_utc_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
+    fn conn(&mut self) -> &mut Conn<W> {
+        &mut self.c
+    }
+
+    fn protocol(&self) -> Protocol_ {
+        Protocol_::Raw
+    }
+
+    /// `peer` identity: the vehicle is known before its first frame.
+    async fn on_open(&mut self) -> Flow {
+        match self.identifier.vehicle_id().map(str::to_owned) {
+            Some(vid) => self.identified(&vid).await,
+            None => Flow::Continue,
         }
     }
 
-    async fn publish(&self, ev: Event) -> Flow {
-        match self.l.shared.sink.publish(ev).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Close(PresenceReason::Shutdown),
-        }
+    async fn on_frame(&mut self, frame: bytes::Bytes) -> Flow {
+        Session::on_frame(self, &frame).await
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Flow {
-        if bytes.is_empty() {
-            return Flow::Continue;
-        }
-        if self.writer.write_all(bytes).await.is_err() {
-            return Flow::Close(PresenceReason::Closed);
-        }
-        Flow::Continue
+    async fn on_bad_frame(&mut self, bad: codecs::raw::RawFrameError) -> Flow {
+        self.bad(bad.reason(), &bad.to_string(), &[])
     }
 
-    async fn on_bad_frame(&mut self, reason: &'static str, detail: &str, raw: &[u8]) -> Flow {
+    /// A stream that cannot resynchronise (length_prefixed) or a read error: counted and
+    /// logged as a bad frame, and the connection closed.
+    fn on_read_error(&mut self, e: &codecs::raw::CodecError) -> PresenceReason {
+        let reason = match e {
+            codecs::raw::CodecError::Io(_) => "io",
+            other => other.reason(),
+        };
         metrics::counter!("vgate_decode_errors_total", "protocol" => "raw", "reason" => reason)
             .increment(1);
-        let vehicle = self.vehicle.clone();
-        self.bad_log
-            .log("raw", self.peer, vehicle.as_deref(), reason, detail, raw);
-        self.bad_frames += 1;
-        if self.bad_frames >= self.l.cfg.max_bad_frames {
-            warn!(peer = %self.peer, bad_frames = self.bad_frames, "closing: too many bad frames");
+        let c = &mut self.c;
+        c.bad_log.log(
+            "raw",
+            c.peer,
+            c.vehicle.as_deref(),
+            reason,
+            &e.to_string(),
+            &[],
+        );
+        PresenceReason::Error
+    }
+
+    fn deliver(&mut self) -> impl Future<Output = Flow> + Send {
+        self.deliver_commands()
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
+    fn ctx(&self) -> EventContext {
+        self.l.shared.ctx(self.l.device_offset_secs)
+    }
+
+    fn bad(&mut self, reason: &'static str, detail: &str, raw: &[u8]) -> Flow {
+        if self
+            .c
+            .bad_frame("raw", reason, detail, raw, self.l.cfg.max_bad_frames)
+        {
             return Flow::Close(PresenceReason::Error);
         }
         Flow::Continue
@@ -255,17 +197,17 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Ok(r) => r,
             Err(e) => {
                 let reason = e.reason();
-                if self.vehicle.is_none()
+                let flow = self.bad(reason, &e.to_string(), frame);
+                if self.c.vehicle.is_none()
                     && matches!(self.l.cfg.identity, codecs::raw::Identity::FirstFrame(_))
                 {
                     // A login that names no valid vehicle: refused.
-                    self.on_bad_frame(reason, &e.to_string(), frame).await;
                     return Box::pin(self.refuse(None, reason)).await;
                 }
-                return self.on_bad_frame(reason, &e.to_string(), frame).await;
+                return flow;
             }
         };
-        if matches!(role, FrameRole::Login | FrameRole::Identified) || self.vehicle.is_none() {
+        if matches!(role, FrameRole::Login | FrameRole::Identified) || self.c.vehicle.is_none() {
             let Some(vid) = self.identifier.vehicle_id().map(str::to_owned) else {
                 return Flow::Continue;
             };
@@ -279,168 +221,108 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             // The login frame is consumed, and acknowledged like any accepted frame.
             return self.ack(frame).await;
         }
-        let Some(vehicle) = self.vehicle.clone() else {
+        let Some(vehicle) = self.c.vehicle.clone() else {
             return Flow::Continue;
         };
         match codecs::raw::payload::event(&self.ctx(), vehicle, self.l.cfg.payload, frame) {
             Ok(ev) => {
-                if let Flow::Close(r) = self.publish(ev).await {
+                if let Flow::Close(r) = self.l.shared.publish(vec![ev]).await {
                     return Flow::Close(r);
                 }
                 self.ack(frame).await
             }
-            Err(e) => self.on_bad_frame(e.reason(), &e.to_string(), frame).await,
+            Err(e) => self.bad(e.reason(), &e.to_string(), frame),
         }
     }
 
     async fn ack(&mut self, frame: &[u8]) -> Flow {
         let mut out = BytesMut::new();
         if let Err(e) = self.acker.write(frame, &mut self.encoder, &mut out) {
-            debug!(peer = %self.peer, error = %e, "ack not framed");
+            debug!(peer = %self.c.peer, error = %e, "ack not framed");
             return Flow::Continue;
         }
-        self.write(&out).await
+        self.c.write(&out).await
     }
 
     async fn refuse(&mut self, vehicle: Option<&str>, reason: &str) -> Flow {
-        metrics::counter!("vgate_login_refusals_total", "protocol" => "raw", "reason" => reason.to_owned()).increment(1);
-        info!(peer = %self.peer, vehicle = vehicle.unwrap_or("-"), reason, "vehicle refused");
-        if let Some(v) = vehicle {
-            let lc = Lifecycle::new(LifecycleKind::Rejected).because(reason);
-            let ev = Event::new(
-                &self.ctx(),
-                Arc::from(v),
-                Protocol::Raw,
-                None,
-                None,
-                Data::Lifecycle(lc),
-            );
-            let _ = self.publish(ev).await;
-        }
-        Flow::Close(PresenceReason::Error)
+        let ctx = self.ctx();
+        let v = vehicle.map(|v| (v, Protocol_::Raw, None));
+        self.c.refused(&self.l.shared, "raw", v, &ctx, reason).await
     }
 
     /// The connection named its vehicle: authorize, claim, announce, deliver queued commands.
     async fn identified(&mut self, vid: &str) -> Flow {
-        if self.vehicle.as_deref() == Some(vid) {
+        if self.c.vehicle.as_deref() == Some(vid) {
             return Flow::Continue;
         }
-        match self.l.auth.login(vid, None, &self.peer.to_string()).await {
+        match self.l.auth.login(vid, None, &self.c.peer.to_string()).await {
             Decision::Deny { reason } => return self.refuse(Some(vid), reason.as_str()).await,
             Decision::Allow { .. } => {}
         }
         let vehicle: Arc<str> = Arc::from(vid);
-        let handle = SessionHandle {
-            id: self.id,
-            protocol: Protocol::Raw,
-            peer: self.peer,
-            since: chrono::Utc::now(),
-            control: self.control_tx.clone(),
-        };
-        let old = self.l.shared.registry.claim(&vehicle, handle);
-        self.vehicle = Some(vehicle.clone());
+        let claimed = self.c.claim(&self.l.shared, &vehicle, Protocol_::Raw);
         metrics::counter!("vgate_logins_total", "protocol" => "raw").increment(1);
         let ctx = self.ctx();
-        let lc = Lifecycle::new(LifecycleKind::Login)
-            .with("peer", self.peer.to_string())
+        let login = Lifecycle::new(LifecycleKind::Login)
+            .with("peer", self.c.peer.to_string())
             .with("listener", self.l.name);
-        if let Flow::Close(r) = self
-            .publish(Event::new(
+        let event = |lc| {
+            Event::new(
                 &ctx,
                 vehicle.clone(),
-                Protocol::Raw,
+                Protocol_::Raw,
                 None,
                 None,
                 Data::Lifecycle(lc),
-            ))
-            .await
-        {
+            )
+        };
+        if let Flow::Close(r) = self.l.shared.publish(vec![event(login)]).await {
             return Flow::Close(r);
         }
-        match old.filter(|o| o.id != self.id) {
-            Some(old) => {
-                let _ = old
-                    .control
-                    .try_send(Control::Close(PresenceReason::Takeover));
-                let lc = Lifecycle::new(LifecycleKind::Takeover)
-                    .with("previous_peer", old.peer.to_string())
-                    .with("peer", self.peer.to_string());
-                let _ = self
-                    .publish(Event::new(
-                        &ctx,
-                        vehicle.clone(),
-                        Protocol::Raw,
-                        None,
-                        None,
-                        Data::Lifecycle(lc),
-                    ))
-                    .await;
+        match claimed.takeover {
+            Some(lc) => {
+                let _ = self.l.shared.publish(vec![event(lc)]).await;
             }
             None => {
-                let _ = self
-                    .l
-                    .shared
-                    .sink
-                    .presence(
-                        &ctx,
-                        vehicle.clone(),
-                        Protocol::Raw,
-                        true,
-                        PresenceReason::Login,
-                        Some(self.peer.to_string()),
-                    )
-                    .await;
+                self.c
+                    .online(&self.l.shared, &ctx, vehicle.clone(), Protocol_::Raw)
+                    .await
             }
         }
-        self.l.shared.commands.seen(&vehicle, Protocol::Raw).await;
-        self.deliver().await
+        self.l.shared.commands.seen(&vehicle, Protocol_::Raw).await;
+        self.deliver_commands().await
     }
 
     /// Writes queued `raw` commands in the listener's framing; each is acked once written.
-    async fn deliver(&mut self) -> Flow {
-        let Some(vehicle) = self.vehicle.clone() else {
+    async fn deliver_commands(&mut self) -> Flow {
+        let Some(vehicle) = self.c.vehicle.clone() else {
             return Flow::Continue;
         };
         let commands = self.l.shared.commands.clone();
         let window = commands.cfg.window;
         for q in commands.pending(&vehicle, window).await {
-            let body = match command_of(&q).and_then(|c| raw_body(&c)) {
-                Ok(b) => b,
-                Err(e) => {
-                    commands
-                        .finish(
-                            &q,
-                            Protocol::Raw,
-                            CmdStatus::Rejected,
-                            Some(e.to_string()),
-                            None,
-                        )
-                        .await;
-                    continue;
-                }
-            };
             let mut out = BytesMut::new();
-            if let Err(e) = self.encoder.encode_body(&body, &mut out) {
-                commands
-                    .finish(
-                        &q,
-                        Protocol::Raw,
-                        CmdStatus::Rejected,
-                        Some(format!("params: {e}")),
-                        None,
-                    )
-                    .await;
+            let framed = command_of(&q)
+                .and_then(|c| raw_body(&c))
+                .map_err(|e| e.to_string())
+                .and_then(|body| {
+                    self.encoder
+                        .encode_body(&body, &mut out)
+                        .map_err(|e| format!("params: {e}"))
+                });
+            if let Err(e) = framed {
+                super::reject(&commands, &q, Protocol_::Raw, e).await;
                 continue;
             }
-            if let Flow::Close(r) = self.write(&out).await {
+            if let Flow::Close(r) = self.c.write(&out).await {
                 return Flow::Close(r);
             }
             metrics::counter!("vgate_commands_sent_total", "protocol" => "raw").increment(1);
-            commands.sent(&q, Protocol::Raw).await;
+            commands.sent(&q, Protocol_::Raw).await;
             commands
                 .finish(
                     &q,
-                    Protocol::Raw,
+                    Protocol_::Raw,
                     CmdStatus::Acked,
                     Some("written; raw framings have no acknowledgement".into()),
                     None,
@@ -448,17 +330,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 .await;
         }
         Flow::Continue
-    }
-
-    async fn finish(mut self, reason: PresenceReason) {
-        let _ = self.writer.flush().await;
-        let _ = self.writer.shutdown().await;
-        let protocol = Protocol::Raw;
-        let vehicle = self.vehicle.take();
-        self.l
-            .shared
-            .session_closed("raw", self.id, vehicle, protocol, self.peer, reason)
-            .await;
     }
 }
 

@@ -183,15 +183,7 @@ impl Terminal {
     fn header(&mut self, msg_id: u16) -> Header {
         let serial = self.serial;
         self.serial = self.serial.wrapping_add(1);
-        Header {
-            msg_id,
-            version: self.version,
-            protocol_version: u8::from(self.version == Version::V2019),
-            phone: self.phone.clone(),
-            serial,
-            encryption: jt808::Encryption::None,
-            package: None,
-        }
+        Header::to_terminal(msg_id, self.version, self.phone.clone(), serial)
     }
 
     /// Sends `msg` and returns the serial it went out with.
@@ -597,11 +589,7 @@ impl Flooder {
     fn header(&mut self, msg_id: u16) -> Header {
         let serial = self.serial;
         self.serial = self.serial.wrapping_add(1);
-        Header {
-            msg_id,
-            serial,
-            ..self.report.header.clone()
-        }
+        self.report.header.reply(msg_id, serial)
     }
 
     /// A new position and time in the report body.
@@ -799,15 +787,7 @@ pub async fn flood(t: Terminal, plan: &VehiclePlan, f: &FloodPlan) -> io::Result
     } = t;
     let parts = io.into_parts();
     let report = Frame::new(
-        Header {
-            msg_id: 0x0200,
-            version,
-            protocol_version: u8::from(version == Version::V2019),
-            phone: phone.clone(),
-            serial: 0,
-            encryption: jt808::Encryption::None,
-            package: None,
-        },
+        Header::to_terminal(jt808::msg::id::LOCATION, version, phone.clone(), 0),
         Bytes::new(),
     );
     let mut fl = Flooder {
@@ -914,11 +894,7 @@ mod tests {
                         let Ok(body) = msg.encode_body(h.version) else {
                             return;
                         };
-                        let header = Header {
-                            msg_id: msg.msg_id(),
-                            serial,
-                            ..h.clone()
-                        };
+                        let header = h.reply(msg.msg_id(), serial);
                         serial = serial.wrapping_add(1);
                         if io.send(Frame::new(header, body)).await.is_err() {
                             return;

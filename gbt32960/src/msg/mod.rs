@@ -41,36 +41,65 @@ pub use params::{Param, ParamKind, ParamQuery, ParamSet, ParamValue};
 pub use platform::PlatformLogin;
 pub use response::Response;
 
-/// Command ids (2016 table 3 / B.2; 2025 table 3 and table B.2).
+/// Command ids (2016 table 3 / B.2; 2025 table 3 and table B.2), one table: the constants,
+/// the list of known ids and their metric labels are generated from it, so a command is
+/// named in one place (the gateway labels metrics with [`id::label`] and must keep the label
+/// set bounded against whatever byte a vehicle sends).
 pub mod id {
-    /// 0x01 vehicle login.
-    pub const VEHICLE_LOGIN: u8 = 0x01;
-    /// 0x02 real-time information.
-    pub const REALTIME: u8 = 0x02;
-    /// 0x03 reissued information.
-    pub const REISSUE: u8 = 0x03;
-    /// 0x04 vehicle logout.
-    pub const VEHICLE_LOGOUT: u8 = 0x04;
-    /// 0x05 platform login.
-    pub const PLATFORM_LOGIN: u8 = 0x05;
-    /// 0x06 platform logout.
-    pub const PLATFORM_LOGOUT: u8 = 0x06;
-    /// 0x07 heartbeat.
-    pub const HEARTBEAT: u8 = 0x07;
-    /// 0x08 terminal time calibration.
-    pub const TIME_CALIBRATION: u8 = 0x08;
-    /// 0x09 activation (2025 table B.2).
-    pub const ACTIVATION: u8 = 0x09;
-    /// 0x0A activation response (2025 table B.2).
-    pub const ACTIVATION_RESPONSE: u8 = 0x0A;
-    /// 0x0B data-unit key exchange (2025 table 3).
-    pub const KEY_EXCHANGE: u8 = 0x0B;
-    /// 0x80 parameter query.
-    pub const QUERY_PARAMS: u8 = 0x80;
-    /// 0x81 parameter setting.
-    pub const SET_PARAMS: u8 = 0x81;
-    /// 0x82 terminal control.
-    pub const TERMINAL_CONTROL: u8 = 0x82;
+    codecs::id_table! { u8;
+        /// 0x01 vehicle login.
+        VEHICLE_LOGIN = 0x01, "0x01";
+        /// 0x02 real-time information.
+        REALTIME = 0x02, "0x02";
+        /// 0x03 reissued information.
+        REISSUE = 0x03, "0x03";
+        /// 0x04 vehicle logout.
+        VEHICLE_LOGOUT = 0x04, "0x04";
+        /// 0x05 platform login.
+        PLATFORM_LOGIN = 0x05, "0x05";
+        /// 0x06 platform logout.
+        PLATFORM_LOGOUT = 0x06, "0x06";
+        /// 0x07 heartbeat.
+        HEARTBEAT = 0x07, "0x07";
+        /// 0x08 terminal time calibration.
+        TIME_CALIBRATION = 0x08, "0x08";
+        /// 0x09 activation (2025 table B.2).
+        ACTIVATION = 0x09, "0x09";
+        /// 0x0A activation response (2025 table B.2).
+        ACTIVATION_RESPONSE = 0x0A, "0x0a";
+        /// 0x0B data-unit key exchange (2025 table 3).
+        KEY_EXCHANGE = 0x0B, "0x0b";
+        /// 0x80 parameter query.
+        QUERY_PARAMS = 0x80, "0x80";
+        /// 0x81 parameter setting.
+        SET_PARAMS = 0x81, "0x81";
+        /// 0x82 terminal control.
+        TERMINAL_CONTROL = 0x82, "0x82";
+    }
+
+    /// Real-time (0x02) or reissued (0x03) information: the data a vehicle reports, answered
+    /// only when it is malformed (2016 §6.3.2).
+    pub fn is_report(id: u8) -> bool {
+        matches!(id, REALTIME | REISSUE)
+    }
+
+    /// A platform command (0x80 query, 0x81 set, 0x82 control): from a vehicle, its answer.
+    pub fn is_platform_command(id: u8) -> bool {
+        matches!(id, QUERY_PARAMS | SET_PARAMS | TERMINAL_CONTROL)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_label_is_its_id_in_lowercase_hex() {
+            for &id in KNOWN {
+                assert_eq!(label(id), format!("0x{id:02x}"));
+            }
+            assert_eq!(label(0x7F), "other");
+        }
+    }
 }
 
 /// A decoded data unit.

@@ -21,6 +21,7 @@ pub mod attributes;
 pub mod can;
 pub mod driver;
 pub(crate) mod fields;
+pub mod id;
 pub mod info;
 pub mod location;
 pub mod multimedia;
@@ -261,8 +262,8 @@ pub enum Ack {
 /// itself a response gets a 0x8001; registration gets 0x8100; 2019 time query gets 0x8004).
 pub fn ack_policy(msg_id: u16) -> Ack {
     match msg_id {
-        0x0100 => Ack::Dedicated(0x8100),
-        0x0004 => Ack::Dedicated(0x8004),
+        id::REGISTER => Ack::Dedicated(id::REGISTER_RESPONSE),
+        id::TIME_QUERY => Ack::Dedicated(id::SERVER_TIME),
         // Responses to platform queries (JT/T 808-2013 table of messages: 0x0001 general
         // response, 0x0104 params, 0x0107 attributes, 0x0108 upgrade result is NOT a
         // response and is acked, 0x0201 location query, 0x0302 question answer is acked,
@@ -270,6 +271,23 @@ pub fn ack_policy(msg_id: u16) -> Ack {
         0x0001 | 0x0104 | 0x0107 | 0x0201 | 0x0500 | 0x0700 | 0x0802 | 0x0805 => Ack::None,
         _ => Ack::General,
     }
+}
+
+/// Which request of the platform's an uplink answers, so a session can match it against the
+/// commands it has in flight without knowing each answer's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answers {
+    /// A 0x0001 general response: the id and serial of the request, and the result code.
+    Request {
+        msg_id: u16,
+        serial: u16,
+        result: u8,
+    },
+    /// A typed answer that carries the request's serial as the first WORD of its body
+    /// (0x0104, 0x0201, 0x0500, 0x0700, 0x0802, 0x0805).
+    Serial(u16),
+    /// An answer that names only the kind of request: 0x0107 answers 0x8107.
+    Kind(u16),
 }
 
 /// A forward cursor over a body; every read is bounds-checked.
@@ -374,26 +392,28 @@ impl Message {
     pub fn decode(header: &Header, body: &[u8]) -> Result<Message, BodyError> {
         let id = header.msg_id;
         Ok(match id {
-            0x0001 => Message::TerminalResponse(GeneralResponse::decode(id, body)?),
-            0x8001 => Message::PlatformResponse(GeneralResponse::decode(id, body)?),
-            0x0002 => Message::Heartbeat {
+            id::TERMINAL_RESPONSE => Message::TerminalResponse(GeneralResponse::decode(id, body)?),
+            id::PLATFORM_RESPONSE => Message::PlatformResponse(GeneralResponse::decode(id, body)?),
+            id::HEARTBEAT => Message::Heartbeat {
                 extra: body.to_vec(),
             },
-            0x0003 if body.is_empty() => Message::Logout,
-            0x8003 => Message::ResendRequest(ResendRequest::decode(body, header.version)?),
-            0x0004 if body.is_empty() => Message::TimeQuery,
-            0x8004 => Message::ServerTime(ServerTime::decode(body)?),
+            id::LOGOUT if body.is_empty() => Message::Logout,
+            id::RESEND_REQUEST => {
+                Message::ResendRequest(ResendRequest::decode(body, header.version)?)
+            }
+            id::TIME_QUERY if body.is_empty() => Message::TimeQuery,
+            id::SERVER_TIME => Message::ServerTime(ServerTime::decode(body)?),
             // Platform messages: typed when lossless, else `Unknown` (platform_misc.rs).
             0x8103..=0x8A00 => platform_misc::decode(id, header.version, body)?,
-            0x0100 => Message::Register(Register::decode(body, header.version)?),
-            0x8100 => Message::RegisterResponse(RegisterResponse::decode(body)?),
-            0x0102 => Message::Authenticate(Authenticate::decode(body, header.version)?),
-            0x0200 => Message::Location(LocationReport::decode(id, body)?),
-            0x0201 | 0x0500 => {
+            id::REGISTER => Message::Register(Register::decode(body, header.version)?),
+            id::REGISTER_RESPONSE => Message::RegisterResponse(RegisterResponse::decode(body)?),
+            id::AUTHENTICATE => Message::Authenticate(Authenticate::decode(body, header.version)?),
+            id::LOCATION => Message::Location(LocationReport::decode(id, body)?),
+            id::LOCATION_ANSWER | id::VEHICLE_CONTROL_ANSWER => {
                 let mut r = Reader::new(id, body);
                 let reply_serial = r.u16()?;
                 let report = LocationReport::decode(id, r.rest())?;
-                if id == 0x0201 {
+                if id == id::LOCATION_ANSWER {
                     Message::LocationAnswer {
                         reply_serial,
                         report,
@@ -406,7 +426,7 @@ impl Message {
                 }
             }
             // 0x0704 (JT/T 808-2013 §8.53): count WORD | type BYTE | { len WORD | body }*.
-            0x0704 => {
+            id::LOCATION_BATCH => {
                 let mut r = Reader::new(id, body);
                 let count = r.u16()?;
                 let batch_type = r.u8()?;
@@ -417,27 +437,29 @@ impl Message {
                 }
                 Message::LocationBatch { batch_type, items }
             }
-            0x0104 => Message::QueryParamsAnswer(QueryParamsAnswer::decode(body)?),
-            0x0005 => Message::TerminalResendRequest(
+            id::QUERY_PARAMS_ANSWER => Message::QueryParamsAnswer(QueryParamsAnswer::decode(body)?),
+            id::TERMINAL_RESEND_REQUEST => Message::TerminalResendRequest(
                 ResendRequest::decode(body, header.version).map_err(|e| fields::retag(e, id))?,
             ),
-            0x0107 => Message::Attributes(Attributes::decode(body, header.version)?),
-            0x0108 => Message::UpgradeResult(UpgradeResult::decode(body)?),
-            0x0301 => Message::EventReport(EventReport::decode(body)?),
-            0x0302 => Message::QuestionAnswer(QuestionAnswer::decode(body)?),
-            0x0303 => Message::InfoDemand(InfoDemand::decode(body)?),
-            0x0608 => Message::AreaQueryAnswer(AreaQueryAnswer::decode(body)?),
-            0x0700 => Message::RecorderUpload(RecorderUpload::decode(body)?),
-            0x0701 => Message::Waybill(Waybill::decode(body)?),
-            0x0702 => Message::DriverIdentity(DriverIdentity::decode(body, header.version)?),
-            0x0705 => Message::CanData(CanData::decode(body)?),
-            0x0800 => Message::MediaEvent(MediaEvent::decode(body)?),
-            0x0801 => Message::MediaUpload(MediaUpload::decode(body)?),
-            0x0802 => Message::MediaSearchAnswer(MediaSearchAnswer::decode(body)?),
-            0x0805 => Message::ShotAnswer(ShotAnswer::decode(body)?),
-            0x0900 => Message::UplinkTransparent(UplinkTransparent::decode(body)?),
-            0x0901 => Message::CompressedUpload(CompressedUpload::decode(body)?),
-            0x0A00 => Message::RsaPublicKey(RsaPublicKey::decode(id, body)?),
+            id::ATTRIBUTES => Message::Attributes(Attributes::decode(body, header.version)?),
+            id::UPGRADE_RESULT => Message::UpgradeResult(UpgradeResult::decode(body)?),
+            id::EVENT_REPORT => Message::EventReport(EventReport::decode(body)?),
+            id::QUESTION_ANSWER => Message::QuestionAnswer(QuestionAnswer::decode(body)?),
+            id::INFO_DEMAND => Message::InfoDemand(InfoDemand::decode(body)?),
+            id::AREA_QUERY_ANSWER => Message::AreaQueryAnswer(AreaQueryAnswer::decode(body)?),
+            id::RECORDER_UPLOAD => Message::RecorderUpload(RecorderUpload::decode(body)?),
+            id::WAYBILL => Message::Waybill(Waybill::decode(body)?),
+            id::DRIVER_IDENTITY => {
+                Message::DriverIdentity(DriverIdentity::decode(body, header.version)?)
+            }
+            id::CAN_DATA => Message::CanData(CanData::decode(body)?),
+            id::MEDIA_EVENT => Message::MediaEvent(MediaEvent::decode(body)?),
+            id::MEDIA_UPLOAD => Message::MediaUpload(MediaUpload::decode(body)?),
+            id::MEDIA_SEARCH_ANSWER => Message::MediaSearchAnswer(MediaSearchAnswer::decode(body)?),
+            id::SHOT_ANSWER => Message::ShotAnswer(ShotAnswer::decode(body)?),
+            id::UPLINK_TRANSPARENT => Message::UplinkTransparent(UplinkTransparent::decode(body)?),
+            id::COMPRESSED_UPLOAD => Message::CompressedUpload(CompressedUpload::decode(body)?),
+            id::RSA_PUBLIC_KEY => Message::RsaPublicKey(RsaPublicKey::decode(id, body)?),
             _ => Message::Unknown {
                 msg_id: id,
                 body: body.to_vec(),
@@ -448,74 +470,74 @@ impl Message {
     /// The message id of this message.
     pub fn msg_id(&self) -> u16 {
         match self {
-            Message::TerminalResponse(_) => 0x0001,
-            Message::PlatformResponse(_) => 0x8001,
-            Message::Heartbeat { .. } => 0x0002,
-            Message::Logout => 0x0003,
-            Message::ResendRequest(_) => 0x8003,
-            Message::TimeQuery => 0x0004,
-            Message::ServerTime(_) => 0x8004,
-            Message::SetParams(_) => 0x8103,
-            Message::QueryAllParams => 0x8104,
-            Message::TerminalControl(_) => 0x8105,
-            Message::QueryParams(_) => 0x8106,
-            Message::QueryAttributes => 0x8107,
-            Message::UpgradePackage(_) => 0x8108,
-            Message::QueryLocation => 0x8201,
-            Message::TemporaryTracking(_) => 0x8202,
-            Message::AlarmConfirm(_) => 0x8203,
-            Message::LinkCheck => 0x8204,
-            Message::Text(_) => 0x8300,
-            Message::EventSetting(_) => 0x8301,
-            Message::Question(_) => 0x8302,
-            Message::InfoMenu(_) => 0x8303,
-            Message::InfoService(_) => 0x8304,
-            Message::CallBack(_) => 0x8400,
-            Message::PhoneBook(_) => 0x8401,
-            Message::VehicleControl(_) => 0x8500,
-            Message::SetCircleAreas(_) => 0x8600,
-            Message::SetRectangleAreas(_) => 0x8602,
-            Message::SetPolygonArea(_) => 0x8604,
-            Message::SetRoute(_) => 0x8606,
+            Message::TerminalResponse(_) => id::TERMINAL_RESPONSE,
+            Message::PlatformResponse(_) => id::PLATFORM_RESPONSE,
+            Message::Heartbeat { .. } => id::HEARTBEAT,
+            Message::Logout => id::LOGOUT,
+            Message::ResendRequest(_) => id::RESEND_REQUEST,
+            Message::TimeQuery => id::TIME_QUERY,
+            Message::ServerTime(_) => id::SERVER_TIME,
+            Message::SetParams(_) => id::SET_PARAMS,
+            Message::QueryAllParams => id::QUERY_ALL_PARAMS,
+            Message::TerminalControl(_) => id::TERMINAL_CONTROL,
+            Message::QueryParams(_) => id::QUERY_PARAMS,
+            Message::QueryAttributes => id::QUERY_ATTRIBUTES,
+            Message::UpgradePackage(_) => id::UPGRADE_PACKAGE,
+            Message::QueryLocation => id::QUERY_LOCATION,
+            Message::TemporaryTracking(_) => id::TEMPORARY_TRACKING,
+            Message::AlarmConfirm(_) => id::ALARM_CONFIRM,
+            Message::LinkCheck => id::LINK_CHECK,
+            Message::Text(_) => id::TEXT,
+            Message::EventSetting(_) => id::EVENT_SETTING,
+            Message::Question(_) => id::QUESTION,
+            Message::InfoMenu(_) => id::INFO_MENU,
+            Message::InfoService(_) => id::INFO_SERVICE,
+            Message::CallBack(_) => id::CALL_BACK,
+            Message::PhoneBook(_) => id::PHONE_BOOK,
+            Message::VehicleControl(_) => id::VEHICLE_CONTROL,
+            Message::SetCircleAreas(_) => id::SET_CIRCLE_AREAS,
+            Message::SetRectangleAreas(_) => id::SET_RECTANGLE_AREAS,
+            Message::SetPolygonArea(_) => id::SET_POLYGON_AREA,
+            Message::SetRoute(_) => id::SET_ROUTE,
             Message::DeleteAreas(d) => d.shape.delete_id(),
-            Message::QueryAreas(_) => 0x8608,
-            Message::RecorderCollect(_) => 0x8700,
-            Message::RecorderParamsDownload(_) => 0x8701,
-            Message::DriverIdentityRequest => 0x8702,
-            Message::MediaUploadAnswer(_) => 0x8800,
-            Message::CameraShotCommand(_) => 0x8801,
-            Message::StoredMediaSearch(_) => 0x8802,
-            Message::StoredMediaUpload(_) => 0x8803,
-            Message::RecordAudio(_) => 0x8804,
-            Message::SingleMediaUpload(_) => 0x8805,
-            Message::DownlinkTransparent(_) => 0x8900,
-            Message::PlatformRsaKey(_) => 0x8A00,
-            Message::Register(_) => 0x0100,
-            Message::RegisterResponse(_) => 0x8100,
-            Message::Authenticate(_) => 0x0102,
-            Message::Location(_) => 0x0200,
-            Message::LocationAnswer { .. } => 0x0201,
-            Message::VehicleControlAnswer { .. } => 0x0500,
-            Message::LocationBatch { .. } => 0x0704,
-            Message::QueryParamsAnswer(_) => 0x0104,
-            Message::TerminalResendRequest(_) => 0x0005,
-            Message::Attributes(_) => 0x0107,
-            Message::UpgradeResult(_) => 0x0108,
-            Message::EventReport(_) => 0x0301,
-            Message::QuestionAnswer(_) => 0x0302,
-            Message::InfoDemand(_) => 0x0303,
-            Message::AreaQueryAnswer(_) => 0x0608,
-            Message::RecorderUpload(_) => 0x0700,
-            Message::Waybill(_) => 0x0701,
-            Message::DriverIdentity(_) => 0x0702,
-            Message::CanData(_) => 0x0705,
-            Message::MediaEvent(_) => 0x0800,
-            Message::MediaUpload(_) => 0x0801,
-            Message::MediaSearchAnswer(_) => 0x0802,
-            Message::ShotAnswer(_) => 0x0805,
-            Message::UplinkTransparent(_) => 0x0900,
-            Message::CompressedUpload(_) => 0x0901,
-            Message::RsaPublicKey(_) => 0x0A00,
+            Message::QueryAreas(_) => id::QUERY_AREAS,
+            Message::RecorderCollect(_) => id::RECORDER_COLLECT,
+            Message::RecorderParamsDownload(_) => id::RECORDER_PARAMS_DOWNLOAD,
+            Message::DriverIdentityRequest => id::DRIVER_IDENTITY_REQUEST,
+            Message::MediaUploadAnswer(_) => id::MEDIA_UPLOAD_ANSWER,
+            Message::CameraShotCommand(_) => id::CAMERA_SHOT,
+            Message::StoredMediaSearch(_) => id::STORED_MEDIA_SEARCH,
+            Message::StoredMediaUpload(_) => id::STORED_MEDIA_UPLOAD,
+            Message::RecordAudio(_) => id::RECORD_AUDIO,
+            Message::SingleMediaUpload(_) => id::SINGLE_MEDIA_UPLOAD,
+            Message::DownlinkTransparent(_) => id::DOWNLINK_TRANSPARENT,
+            Message::PlatformRsaKey(_) => id::PLATFORM_RSA_KEY,
+            Message::Register(_) => id::REGISTER,
+            Message::RegisterResponse(_) => id::REGISTER_RESPONSE,
+            Message::Authenticate(_) => id::AUTHENTICATE,
+            Message::Location(_) => id::LOCATION,
+            Message::LocationAnswer { .. } => id::LOCATION_ANSWER,
+            Message::VehicleControlAnswer { .. } => id::VEHICLE_CONTROL_ANSWER,
+            Message::LocationBatch { .. } => id::LOCATION_BATCH,
+            Message::QueryParamsAnswer(_) => id::QUERY_PARAMS_ANSWER,
+            Message::TerminalResendRequest(_) => id::TERMINAL_RESEND_REQUEST,
+            Message::Attributes(_) => id::ATTRIBUTES,
+            Message::UpgradeResult(_) => id::UPGRADE_RESULT,
+            Message::EventReport(_) => id::EVENT_REPORT,
+            Message::QuestionAnswer(_) => id::QUESTION_ANSWER,
+            Message::InfoDemand(_) => id::INFO_DEMAND,
+            Message::AreaQueryAnswer(_) => id::AREA_QUERY_ANSWER,
+            Message::RecorderUpload(_) => id::RECORDER_UPLOAD,
+            Message::Waybill(_) => id::WAYBILL,
+            Message::DriverIdentity(_) => id::DRIVER_IDENTITY,
+            Message::CanData(_) => id::CAN_DATA,
+            Message::MediaEvent(_) => id::MEDIA_EVENT,
+            Message::MediaUpload(_) => id::MEDIA_UPLOAD,
+            Message::MediaSearchAnswer(_) => id::MEDIA_SEARCH_ANSWER,
+            Message::ShotAnswer(_) => id::SHOT_ANSWER,
+            Message::UplinkTransparent(_) => id::UPLINK_TRANSPARENT,
+            Message::CompressedUpload(_) => id::COMPRESSED_UPLOAD,
+            Message::RsaPublicKey(_) => id::RSA_PUBLIC_KEY,
             Message::Unknown { msg_id, .. } => *msg_id,
         }
     }
@@ -624,6 +646,37 @@ impl Message {
         Ok(out)
     }
 
+    /// Which request of the platform's this uplink answers, if it is an answer.
+    pub fn answers(&self) -> Option<Answers> {
+        match self {
+            Message::TerminalResponse(r) => Some(Answers::Request {
+                msg_id: r.reply_id,
+                serial: r.reply_serial,
+                result: r.result,
+            }),
+            _ => match self.msg_id() {
+                id::ATTRIBUTES => Some(Answers::Kind(id::QUERY_ATTRIBUTES)),
+                id::QUERY_PARAMS_ANSWER
+                | id::LOCATION_ANSWER
+                | id::VEHICLE_CONTROL_ANSWER
+                | id::RECORDER_UPLOAD
+                | id::MEDIA_SEARCH_ANSWER
+                | id::SHOT_ANSWER => self
+                    .reply_serial()
+                    .or_else(|| match self {
+                        // Not typed (yet): the serial is still the body's first WORD.
+                        Message::Unknown { body, .. } => match body.as_slice() {
+                            [a, b, ..] => Some(u16::from_be_bytes([*a, *b])),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .map(Answers::Serial),
+                _ => None,
+            },
+        }
+    }
+
     /// The serial of the message this one answers, for responses.
     pub fn reply_serial(&self) -> Option<u16> {
         match self {
@@ -651,6 +704,34 @@ mod tests {
         assert_eq!(ack_policy(0x0200), Ack::General);
         assert_eq!(ack_policy(0x0001), Ack::None);
         assert_eq!(ack_policy(0x0F0F), Ack::General);
+    }
+
+    #[test]
+    fn answers_name_the_request_by_id_and_serial_by_serial_or_by_kind() {
+        let r = Message::TerminalResponse(GeneralResponse {
+            reply_serial: 7,
+            reply_id: id::SET_PARAMS,
+            result: response::result::OK,
+        });
+        assert_eq!(
+            r.answers(),
+            Some(Answers::Request {
+                msg_id: id::SET_PARAMS,
+                serial: 7,
+                result: 0
+            })
+        );
+        let untyped = Message::Unknown {
+            msg_id: id::SHOT_ANSWER,
+            body: vec![0x01, 0x02, 0x00],
+        };
+        assert_eq!(untyped.answers(), Some(Answers::Serial(0x0102)));
+        let attrs = Message::Unknown {
+            msg_id: id::ATTRIBUTES,
+            body: vec![],
+        };
+        assert_eq!(attrs.answers(), Some(Answers::Kind(id::QUERY_ATTRIBUTES)));
+        assert_eq!(Message::Logout.answers(), None);
     }
 
     #[test]

@@ -14,6 +14,20 @@
 //! The frame header cannot tell 2011 from 2013; a 0x0100 body shorter than the 2013 fixed
 //! part (37 bytes) is read with the 2011 layout (notes: "detect by length").
 
+/// 0x8100 registration results (JT/T 808-2019 §8.6).
+pub mod result {
+    /// Registered; the answer carries the authentication code.
+    pub const OK: u8 = 0;
+    /// The vehicle is already registered.
+    pub const VEHICLE_REGISTERED: u8 = 1;
+    /// No such vehicle in the database.
+    pub const NO_SUCH_VEHICLE: u8 = 2;
+    /// The terminal is already registered.
+    pub const TERMINAL_REGISTERED: u8 = 3;
+    /// No such terminal in the database.
+    pub const NO_SUCH_TERMINAL: u8 = 4;
+}
+
 use serde::Serialize;
 
 use super::Reader;

@@ -6,6 +6,32 @@
 
 use serde::Serialize;
 
+/// General-response result codes (JT/T 808-2019 §8.1 / §8.2).
+pub mod result {
+    /// Success / acknowledged.
+    pub const OK: u8 = 0;
+    /// Failure: the terminal keeps the data and sends it again.
+    pub const FAILURE: u8 = 1;
+    /// The message was malformed.
+    pub const MESSAGE_ERROR: u8 = 2;
+    /// The message is not supported.
+    pub const UNSUPPORTED: u8 = 3;
+    /// Alarm handling confirmed (0x8001 only).
+    pub const ALARM_CONFIRMED: u8 = 4;
+
+    /// What a result code means, in words (`None` for codes the standard does not define).
+    pub fn describe(code: u8) -> Option<&'static str> {
+        match code {
+            OK => Some("success"),
+            FAILURE => Some("failure"),
+            MESSAGE_ERROR => Some("message error"),
+            UNSUPPORTED => Some("unsupported"),
+            ALARM_CONFIRMED => Some("alarm confirmed"),
+            _ => None,
+        }
+    }
+}
+
 use super::Reader;
 use crate::BodyError;
 

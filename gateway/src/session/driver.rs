@@ -1,0 +1,430 @@
+//! The session driver: the one loop every vehicle connection runs, whatever its protocol.
+//!
+//! ```text
+//!            accept ─▶ run::<P>(stream)
+//!                        │ split; P::open (state + codec); P::on_open
+//!                        ▼
+//!   ┌──────────── select (biased) ──────────────────────────────────────────┐
+//!   │ shutdown                 ─▶ close (shutdown)                          │
+//!   │ control: Close(r)        ─▶ close (r: takeover...)                    │
+//!   │ control: Deliver         ─▶ P::deliver (queued commands)              │
+//!   │ one timer: login/idle deadline, or housekeeping while P wants it      │
+//!   │ frames: a read batch     ─▶ P::on_frame / P::on_bad_frame each,       │
+//!   │                             rate-limited; then P::end_batch           │
+//!   └───────────────────────────────────────────────────────────────────────┘
+//!                        │ P::end_batch; flush; shutdown the writer
+//!                        ▼ Shared::session_closed (release, presence offline)
+//! ```
+//!
+//! Why one driver: the order of things around a protocol (accept, limits, the read batch,
+//! housekeeping, the control channel, presence, close) is the same for every protocol, and
+//! every feature of it (TLS, several listeners per protocol, traces, per-listener limits) is
+//! then written once. A protocol plugs in through [`Protocol`]: decode is its codec, and it
+//! handles a frame, a bad frame, the end of a batch and its commands, answering through the
+//! connection's writer in [`Conn`].
+//!
+//! The per-frame path is generic (`run::<P>` is compiled once per protocol): no `dyn`, no
+//! boxed future per frame. Rare paths (a bad frame, a command delivery, housekeeping, the
+//! close) are boxed, as they were in each session: a connection's task holds the largest
+//! state its loop can await, so the rare paths stay out of every idle connection's task.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
+use codecs::{Data, Event, EventContext};
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Decoder, FramedRead};
+use tracing::{debug, info, warn};
+
+use super::batch;
+use super::{BadFrameLog, Housekeeping, Listener, OpenConnection, RateLimit, Shared, READ_BUFFER};
+use crate::registry::{next_session_id, Control, SessionHandle};
+
+/// What a session step decides: go on, or close the connection for this reason.
+#[must_use]
+pub enum Flow {
+    Continue,
+    Close(PresenceReason),
+}
+
+/// A codec whose items are frames or recoverable bad frames (an `Err` item does not end
+/// the stream; tokio-util ends `FramedRead` on a decoder error).
+pub trait FrameDecoder: Decoder<Item = Result<Self::Frame, Self::Bad>> {
+    type Frame: Send;
+    type Bad: Send;
+}
+
+impl<D, F: Send, B: Send> FrameDecoder for D
+where
+    D: Decoder<Item = Result<F, B>>,
+{
+    type Frame = F;
+    type Bad = B;
+}
+
+/// A listener's timeouts and rate limit, as the driver enforces them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a connection may take to log in (identify itself).
+    pub login_timeout: Duration,
+    /// How long a logged-in connection may stay silent.
+    pub idle_timeout: Duration,
+    /// Frames per second before reading is slowed ([`RateLimit`]); 0: no limit.
+    pub max_frames_per_s: f64,
+}
+
+impl Limits {
+    /// `login_s` seconds to log in; `idle_s` seconds of silence after (0: three heartbeats
+    /// of `heartbeat_s`; at least a second); `max_frames_per_s` (0: no limit).
+    pub fn new(login_s: u64, idle_s: u64, heartbeat_s: u64, max_frames_per_s: f64) -> Limits {
+        let idle = if idle_s == 0 {
+            heartbeat_s.saturating_mul(3)
+        } else {
+            idle_s
+        };
+        Limits {
+            login_timeout: Duration::from_secs(login_s),
+            idle_timeout: Duration::from_secs(idle.max(1)),
+            max_frames_per_s,
+        }
+    }
+}
+
+/// What every connection has, whatever its protocol: where it comes from, where answers go,
+/// who it is once logged in, and its bad-frame count.
+pub struct Conn<W> {
+    pub peer: SocketAddr,
+    pub writer: W,
+    /// This connection's id in the registry (a takeover names the session it ends).
+    pub id: u64,
+    /// Given to the registry when the vehicle is claimed: how others reach this session.
+    pub control_tx: mpsc::Sender<Control>,
+    /// Set once the vehicle logged in (authenticated, identified).
+    pub vehicle: Option<Arc<str>>,
+    pub bad_frames: u32,
+    pub bad_log: BadFrameLog,
+    /// When the last good frame was read (the idle deadline counts from it).
+    pub last_rx: Instant,
+}
+
+/// What [`Conn::claim`] found in the registry.
+pub struct Claimed {
+    /// The vehicle was already this connection's (a second login on it).
+    pub already_mine: bool,
+    /// Another connection held the vehicle: it has been told to close, and this is the
+    /// `takeover` lifecycle event to publish.
+    pub takeover: Option<Lifecycle>,
+}
+
+impl<W: AsyncWrite + Unpin> Conn<W> {
+    /// Writes `bytes` to the vehicle; a failed write closes the connection.
+    pub async fn write(&mut self, bytes: &[u8]) -> Flow {
+        if !bytes.is_empty() && self.writer.write_all(bytes).await.is_err() {
+            return Flow::Close(PresenceReason::Closed);
+        }
+        Flow::Continue
+    }
+
+    /// Counts and logs (rate-limited) one bad frame of `protocol`; true when this one
+    /// reaches `max` (the caller answers it if it answers bad frames, then closes).
+    pub fn bad_frame(
+        &mut self,
+        protocol: &'static str,
+        reason: &'static str,
+        detail: &str,
+        raw: &[u8],
+        max: u32,
+    ) -> bool {
+        metrics::counter!("vgate_decode_errors_total", "protocol" => protocol, "reason" => reason)
+            .increment(1);
+        self.bad_log.log(
+            protocol,
+            self.peer,
+            self.vehicle.as_deref(),
+            reason,
+            detail,
+            raw,
+        );
+        self.bad_frames += 1;
+        if self.bad_frames >= max {
+            warn!(peer = %self.peer, bad_frames = self.bad_frames, "closing: too many bad frames");
+            return true;
+        }
+        false
+    }
+
+    /// Claims `vehicle` for this connection in the registry and makes it this connection's.
+    /// Claim before answering the login: once the vehicle has its answer, a reconnect of the
+    /// same vehicle must find this session holding the id, or the two sessions' claims could
+    /// land in the wrong order (the old one would win).
+    pub fn claim(
+        &mut self,
+        shared: &Shared,
+        vehicle: &Arc<str>,
+        protocol: codecs::Protocol,
+    ) -> Claimed {
+        let handle = SessionHandle {
+            id: self.id,
+            protocol,
+            peer: self.peer,
+            since: chrono::Utc::now(),
+            control: self.control_tx.clone(),
+        };
+        let old = shared.registry.claim(vehicle, handle);
+        let already_mine = self.vehicle.as_deref() == Some(&**vehicle);
+        self.vehicle = Some(vehicle.clone());
+        let takeover = old.filter(|o| o.id != self.id).map(|old| {
+            let _ = old
+                .control
+                .try_send(Control::Close(PresenceReason::Takeover));
+            Lifecycle::new(LifecycleKind::Takeover)
+                .with("previous_peer", old.peer.to_string())
+                .with("peer", self.peer.to_string())
+        });
+        Claimed {
+            already_mine,
+            takeover,
+        }
+    }
+
+    /// Publishes the vehicle online (reason login) from this connection. (`&mut`: a
+    /// shared borrow of the writer would need it to be `Sync` for the future to be `Send`.)
+    pub async fn online(
+        &mut self,
+        shared: &Shared,
+        ctx: &EventContext,
+        vehicle: Arc<str>,
+        protocol: codecs::Protocol,
+    ) {
+        let _ = shared
+            .sink
+            .presence(
+                ctx,
+                vehicle,
+                protocol,
+                true,
+                PresenceReason::Login,
+                Some(self.peer.to_string()),
+            )
+            .await;
+    }
+
+    /// A vehicle was refused (login denied, invalid id): counted, logged, and published as a
+    /// `rejected` lifecycle event when its id can name a topic. Closes the connection.
+    pub async fn refused(
+        &mut self,
+        shared: &Shared,
+        label: &'static str,
+        vehicle: Option<(&str, codecs::Protocol, Option<u32>)>,
+        ctx: &EventContext,
+        reason: &str,
+    ) -> Flow {
+        metrics::counter!("vgate_login_refusals_total", "protocol" => label, "reason" => reason.to_owned()).increment(1);
+        let id = vehicle.map(|(v, ..)| v);
+        info!(peer = %self.peer, vehicle = id.unwrap_or("-"), reason, "vehicle refused");
+        if let Some((v, protocol, serial)) =
+            vehicle.filter(|(v, ..)| codecs::vehicle_id::validate(v).is_ok())
+        {
+            let lc = Lifecycle::new(LifecycleKind::Rejected).because(reason);
+            let ev = Event::new(
+                ctx,
+                Arc::from(v),
+                protocol,
+                None,
+                serial,
+                Data::Lifecycle(lc),
+            );
+            let _ = shared.publish(vec![ev]).await;
+        }
+        let _ = self.writer.flush().await;
+        Flow::Close(PresenceReason::Error)
+    }
+}
+
+/// A protocol's side of a session. `W` is the writing half of the connection.
+///
+/// The driver owns the loop; the implementor (the protocol's session state, holding its
+/// [`Conn`]) owns what frames mean: it decodes them with `Codec`, answers through
+/// `conn().writer`, and says with [`Flow`] when the connection is to close.
+pub trait Protocol<W>: Sized + Send + 'static {
+    /// The listener's configuration (its section of the configuration file).
+    type Config: Send + Sync + 'static;
+    /// Framing: a recoverable bad frame is an item (`Err(Bad)`), so reading goes on; an
+    /// `Error` (I/O, a framing that cannot resynchronise) ends the stream.
+    type Codec: FrameDecoder<Error: std::fmt::Display + Send> + Send + 'static;
+
+    /// The protocol's label in metrics (`protocol="jt808"`).
+    const LABEL: &'static str;
+
+    /// One connection's state and codec; `None` refuses the connection.
+    fn open(l: &Arc<Listener<Self::Config>>, conn: Conn<W>) -> Option<(Self, Self::Codec)>;
+
+    fn conn(&mut self) -> &mut Conn<W>;
+
+    /// The protocol every event and the presence of this session carries.
+    fn protocol(&self) -> codecs::Protocol;
+
+    /// Before the first read (a connection identified by its address logs in here).
+    fn on_open(&mut self) -> impl Future<Output = Flow> + Send {
+        async { Flow::Continue }
+    }
+
+    /// One good frame. The common case: runs inline in the connection's task. Return the
+    /// handler's future itself rather than an `async` wrapper around it: a wrapper keeps a
+    /// second slot for the frame in every connection's task.
+    fn on_frame(
+        &mut self,
+        frame: <Self::Codec as FrameDecoder>::Frame,
+    ) -> impl Future<Output = Flow> + Send;
+
+    /// One frame that could be delimited but not read.
+    fn on_bad_frame(
+        &mut self,
+        bad: <Self::Codec as FrameDecoder>::Bad,
+    ) -> impl Future<Output = Flow> + Send;
+
+    /// The stream ended with `e`: the reason the session closes.
+    fn on_read_error(&mut self, e: &<Self::Codec as Decoder>::Error) -> PresenceReason {
+        debug!(peer = %self.conn().peer, error = %e, "read error");
+        PresenceReason::Error
+    }
+
+    /// The read batch ended (and the session closes): answer what waited for it.
+    fn end_batch(&mut self) -> impl Future<Output = Flow> + Send {
+        async { Flow::Continue }
+    }
+
+    /// Whether the once-a-second housekeeping is wanted now (something to look after).
+    fn wants_housekeeping(&self) -> bool {
+        false
+    }
+
+    /// The once-a-second round (retries, reassembly).
+    fn housekeeping(&mut self) -> impl Future<Output = Flow> + Send {
+        async { Flow::Continue }
+    }
+
+    /// Sends queued commands (on login, and when the command intake says there are some).
+    fn deliver(&mut self) -> impl Future<Output = Flow> + Send;
+}
+
+/// Serves one connection with protocol `P` until it closes, times out, is taken over or
+/// the gateway stops.
+pub async fn run<S, P>(stream: S, peer: SocketAddr, l: Arc<Listener<P::Config>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    P: Protocol<WriteHalf<S>>,
+{
+    let _open = OpenConnection::new(l.name);
+    let (rd, wr) = tokio::io::split(stream);
+    let (control_tx, mut control_rx) = mpsc::channel(16);
+    let conn = Conn {
+        peer,
+        writer: wr,
+        id: next_session_id(),
+        control_tx,
+        vehicle: None,
+        bad_frames: 0,
+        bad_log: BadFrameLog::default(),
+        last_rx: Instant::now(),
+    };
+    let Some((mut s, codec)) = P::open(&l, conn) else {
+        return;
+    };
+    let mut frames = FramedRead::with_capacity(rd, codec, READ_BUFFER);
+    let limits = &l.limits;
+    let login_deadline = tokio::time::Instant::now() + limits.login_timeout;
+    let idle = limits.idle_timeout;
+    let shutdown = l.shared.shutdown.clone();
+    let mut housekeeping = Housekeeping::default();
+    let reason = 'session: {
+        if let Flow::Close(r) = Box::pin(s.on_open()).await {
+            break 'session r;
+        }
+        let mut limit = RateLimit::new(limits.max_frames_per_s, P::LABEL);
+        loop {
+            let deadline = match s.conn().vehicle {
+                Some(_) => tokio::time::Instant::from_std(s.conn().last_rx + idle),
+                None => login_deadline,
+            };
+            // One timer for both: the timeout, and housekeeping while it is wanted (an idle
+            // connection then keeps no timer of its own but its deadline).
+            let wake = if s.wants_housekeeping() {
+                deadline.min(housekeeping.next())
+            } else {
+                deadline
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break PresenceReason::Shutdown,
+                Some(ctrl) = control_rx.recv() => match ctrl {
+                    Control::Close(r) => break r,
+                    Control::Deliver => {
+                        if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
+                    }
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        break PresenceReason::Timeout;
+                    }
+                    housekeeping.done();
+                    if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
+                }
+                item = frames.next() => {
+                    // This item, then whatever else can be read without waiting (already
+                    // buffered, or in the socket), up to MAX_BATCH frames: one batch,
+                    // settled together by `end_batch`.
+                    let mut item = item;
+                    let mut read = 1;
+                    let flow = loop {
+                        let flow = match item {
+                            None => Flow::Close(PresenceReason::Closed),
+                            Some(Err(e)) => Flow::Close(s.on_read_error(&e)),
+                            Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(bad)).await,
+                            Some(Ok(Ok(frame))) => {
+                                s.conn().last_rx = Instant::now();
+                                limit.take().await;
+                                s.on_frame(frame).await
+                            }
+                        };
+                        if matches!(flow, Flow::Close(_)) {
+                            break flow;
+                        }
+                        match batch::ready_next(&mut frames, &mut read) {
+                            Some(next) => item = next,
+                            None => break flow,
+                        }
+                    };
+                    // Even when closing: the answers of the batch go out first.
+                    let flushed = s.end_batch().await;
+                    if let Flow::Close(r) = flow { break r; }
+                    if let Flow::Close(r) = flushed { break r; }
+                }
+            }
+        }
+    };
+    Box::pin(close(s, &l, reason)).await;
+}
+
+/// Ends a session: the batch's answers, the writer flushed and shut down, then the vehicle
+/// released and published offline (unless taken over).
+async fn close<W, P>(mut s: P, l: &Listener<P::Config>, reason: PresenceReason)
+where
+    W: AsyncWrite + Unpin,
+    P: Protocol<W>,
+{
+    let _ = s.end_batch().await;
+    let protocol = s.protocol();
+    let c = s.conn();
+    let _ = c.writer.flush().await;
+    let _ = c.writer.shutdown().await;
+    let (id, peer, vehicle) = (c.id, c.peer, c.vehicle.take());
+    l.shared
+        .session_closed(P::LABEL, id, vehicle, protocol, peer, reason)
+        .await;
+}

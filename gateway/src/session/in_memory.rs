@@ -1,0 +1,286 @@
+//! Whole sessions in memory: the driver with each protocol over `tokio::io::duplex`, events
+//! into `Sink::Memory`, no socket and no broker (quinn's `tests/util.rs` `Pair`). The
+//! protocol crates speak as the vehicle, so these tests check the order of things (login,
+//! answers, events, presence) without the binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use codecs::event::PresenceReason;
+use codecs::Data;
+use futures::StreamExt;
+use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Decoder, FramedRead};
+
+use super::{driver, Limits, Listener, Protocol, Shared};
+use crate::config::AuthConfig;
+use crate::sink::{Published, Sink};
+
+/// A session of protocol `P` on one end of a duplex pipe; the test holds the other end and
+/// what the session published.
+struct Pair {
+    vehicle: DuplexStream,
+    published: mpsc::Receiver<Published>,
+    session: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn pair<P>(name: &'static str, cfg: P::Config) -> Pair
+where
+    P: Protocol<WriteHalf<DuplexStream>>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tx, published) = mpsc::channel(64);
+    let sink = Sink::Memory(tx);
+    let node: Arc<str> = Arc::from("test-node");
+    let (seen_tx, _seen_rx) = mpsc::channel(16);
+    let queue: Arc<dyn crate::queue::CommandQueue> = Arc::new(crate::queue::MemoryQueue::new(
+        crate::queue::QueueLimits::default(),
+    ));
+    let commands = Arc::new(crate::commands::Commands {
+        cfg: crate::commands::CommandsConfig::default(),
+        settle: crate::commands::settle::Settler::spawn(queue.clone()),
+        queue,
+        sink: sink.clone(),
+        node: node.clone(),
+        seen_tx,
+    });
+    let shared = Shared {
+        node,
+        sink,
+        registry: Arc::new(crate::registry::LocalRegistry::new()),
+        commands,
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    };
+    let auth = crate::auth::Authenticator::new(name, &AuthConfig::default(), dir.path())
+        .await
+        .expect("open authenticator");
+    let l = Arc::new(Listener {
+        name,
+        cfg,
+        auth,
+        shared,
+        device_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
+        limits: Limits::new(30, 60, 0, 0.0),
+    });
+    let (vehicle, gateway) = tokio::io::duplex(4096);
+    let peer = "127.0.0.1:40000".parse().expect("peer");
+    let session = tokio::spawn(driver::run::<_, P>(gateway, peer, l));
+    Pair {
+        vehicle,
+        published,
+        session,
+        _dir: dir,
+    }
+}
+
+impl Pair {
+    /// The next published event, waiting at most a few seconds.
+    async fn next(&mut self) -> Published {
+        tokio::time::timeout(Duration::from_secs(5), self.published.recv())
+            .await
+            .expect("an event in time")
+            .expect("the sink is open")
+    }
+
+    /// The vehicle's end, split: the gateway's answers read with `codec`, and the writer.
+    /// (Drop both before [`Pair::hang_up`].)
+    fn speak<D: Decoder>(
+        &mut self,
+        codec: D,
+    ) -> (
+        FramedRead<ReadHalf<DuplexStream>, D>,
+        WriteHalf<DuplexStream>,
+    ) {
+        let end = std::mem::replace(&mut self.vehicle, tokio::io::duplex(1).0);
+        let (rd, wr) = tokio::io::split(end);
+        (FramedRead::new(rd, codec), wr)
+    }
+
+    /// The first presence published (after the vehicle's own events).
+    async fn presence(&mut self) -> codecs::event::Presence {
+        for _ in 0..8 {
+            if let Data::Status(s) = self.next().await.event.data {
+                return s;
+            }
+        }
+        panic!("no presence published")
+    }
+
+    /// The vehicle hangs up; the session ends with its vehicle offline (reason closed).
+    async fn hang_up(self) {
+        let Pair {
+            vehicle,
+            mut published,
+            session,
+            _dir,
+        } = self;
+        drop(vehicle);
+        let offline = loop {
+            let p = tokio::time::timeout(Duration::from_secs(5), published.recv())
+                .await
+                .expect("an event in time")
+                .expect("the sink is open");
+            if let Data::Status(s) = p.event.data {
+                break s;
+            }
+        };
+        assert!(!offline.online);
+        assert_eq!(offline.reason, PresenceReason::Closed);
+        tokio::time::timeout(Duration::from_secs(5), session)
+            .await
+            .expect("the session ends")
+            .expect("no panic");
+    }
+}
+
+/// The next frame the gateway wrote, waiting at most a few seconds.
+async fn answer<D, F, B>(r: &mut FramedRead<ReadHalf<DuplexStream>, D>) -> F
+where
+    D: Decoder<Item = Result<F, B>>,
+    D::Error: std::fmt::Debug,
+    B: std::fmt::Debug,
+{
+    tokio::time::timeout(Duration::from_secs(5), r.next())
+        .await
+        .expect("an answer in time")
+        .expect("a frame")
+        .expect("readable")
+        .expect("well formed")
+}
+
+fn jt808_frame(msg: &jt808::Message, serial: u16) -> Vec<u8> {
+    let version = jt808::Version::V2013;
+    let header = jt808::Header::to_terminal(msg.msg_id(), version, "013800138000".into(), serial);
+    let body = msg.encode_body(version).expect("encode");
+    let mut out = Vec::new();
+    for f in jt808::subpackage::split(&header, &body, 1000) {
+        f.write_wire(&mut out);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_jt808_terminal_authenticates_and_its_heartbeat_is_answered_in_memory() {
+    use jt808::msg::{self, Message};
+    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
+    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
+    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    let decode = |f: jt808::Frame| Message::decode(&f.header, &f.body).expect("decodes");
+
+    let auth = Message::Authenticate(msg::Authenticate {
+        token: "secret".into(),
+        imei: None,
+        software_version: None,
+    });
+    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    let Message::PlatformResponse(r) = decode(answer(&mut answers).await) else {
+        panic!("0x8001 expected")
+    };
+    assert_eq!((r.reply_id, r.reply_serial), (msg::id::AUTHENTICATE, 1));
+    assert_eq!(r.result, msg::response::result::OK);
+
+    let heartbeat = Message::Heartbeat { extra: Vec::new() };
+    wr.write_all(&jt808_frame(&heartbeat, 2))
+        .await
+        .expect("write");
+    let Message::PlatformResponse(r) = decode(answer(&mut answers).await) else {
+        panic!("0x8001 expected")
+    };
+    assert_eq!(
+        (r.reply_id, r.reply_serial, r.result),
+        (msg::id::HEARTBEAT, 2, 0)
+    );
+
+    // Published: the login lifecycle event, then the vehicle online.
+    let online = p.presence().await;
+    assert!(online.online);
+    assert_eq!(online.reason, PresenceReason::Login);
+
+    drop((answers, wr));
+    p.hang_up().await;
+}
+
+#[tokio::test]
+async fn a_gbt32960_vehicle_logs_in_and_its_heartbeat_is_answered_in_memory() {
+    use gbt32960::msg::{id, EmptyBody, Login, LoginBatteries, Message};
+    type P = super::gbt32960::Session<WriteHalf<DuplexStream>>;
+    let mut p = pair::<P>("gbt32960", crate::config::Gbt32960Config::default()).await;
+    let (mut answers, mut wr) = p.speak(gbt32960::Codec::new(gbt32960::CodecConfig::default()));
+    let vin = "LSVNV2182E2100001";
+    let now = codecs::time::LocalTime::from_utc(chrono::Utc::now(), 8 * 3600);
+    let edition = gbt32960::Edition::V2016;
+
+    let login = Message::VehicleLogin(Login {
+        time: now,
+        seq: 1,
+        iccid: "89860000000000000001".into(),
+        batteries: LoginBatteries::Ress2016 {
+            ress_code_len: 0,
+            ress_codes: Vec::new(),
+        },
+    });
+    let frame = login.to_frame(edition, vin).expect("encode");
+    wr.write_all(&frame.to_wire()).await.expect("write");
+    let reply = answer(&mut answers).await;
+    assert_eq!(reply.command, id::VEHICLE_LOGIN);
+    assert_eq!(
+        gbt32960::ResponseFlag::from_byte(reply.response),
+        Some(gbt32960::ResponseFlag::Success)
+    );
+
+    let heartbeat = Message::Heartbeat(EmptyBody::default());
+    let frame = heartbeat.to_frame(edition, vin).expect("encode");
+    wr.write_all(&frame.to_wire()).await.expect("write");
+    let reply = answer(&mut answers).await;
+    assert_eq!(reply.command, id::HEARTBEAT);
+
+    assert!(p.presence().await.online);
+
+    drop((answers, wr));
+    p.hang_up().await;
+}
+
+#[tokio::test]
+async fn a_raw_tracker_names_itself_and_its_lines_are_published_in_memory() {
+    type P = super::raw::Session<WriteHalf<DuplexStream>>;
+    let cfg: super::raw::RawListenerConfig = toml::from_str(
+        r#"
+        name = "json-trackers"
+        listen = "127.0.0.1:0"
+        payload = "json"
+        ack = { mode = "none" }
+        [framing]
+        type = "delimited"
+        delimiter = "\n"
+        max_frame_len = 8192
+        [identity]
+        mode = "first_frame"
+        encoding = "ascii"
+        pattern = { charset = "vin", min_len = 17, max_len = 17 }
+        "#,
+    )
+    .expect("raw listener config");
+    let mut p = pair::<P>("json-trackers", cfg).await;
+    p.vehicle
+        .write_all(b"LSVNV2182E2100001\n{\"soc\": 80}\n")
+        .await
+        .expect("write");
+    let mut passthrough = None;
+    let mut online = false;
+    for _ in 0..4 {
+        match p.next().await.event.data {
+            Data::Status(s) => online = s.online,
+            Data::Passthrough(v) => {
+                passthrough = Some(v.0);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(online, "online before its data");
+    let data = passthrough.expect("the line published");
+    assert_eq!(data.get("soc"), Some(&serde_json::json!(80)), "{data}");
+    p.hang_up().await;
+}
