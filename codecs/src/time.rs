@@ -173,8 +173,42 @@ impl Rfc3339 {
     }
 }
 
+/// Parses a device time zone as written in the configuration or on the command line:
+/// `+08:00`, `-05:30`, `+8`, `Z`/`UTC` into seconds east of UTC.
+pub fn parse_utc_offset(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
+        return Some(0);
+    }
+    let (sign, rest) = if let Some(r) = s.strip_prefix('+') {
+        (1, r)
+    } else if let Some(r) = s.strip_prefix('-') {
+        (-1, r)
+    } else {
+        (1, s)
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
+        None => (rest.parse::<i32>().ok()?, 0),
+    };
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return None;
+    }
+    Some(sign * (h * 3600 + m * 60))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn offsets_parse_in_every_usual_spelling() {
+        use super::parse_utc_offset;
+        assert_eq!(parse_utc_offset("+08:00"), Some(28800));
+        assert_eq!(parse_utc_offset("-05:30"), Some(-19800));
+        assert_eq!(parse_utc_offset("8"), Some(28800));
+        assert_eq!(parse_utc_offset("UTC"), Some(0));
+        assert_eq!(parse_utc_offset("+25:00"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -76,48 +76,7 @@ fn listen(s: &str) -> Listen {
     Listen::parse(s).unwrap_or(Listen::Off)
 }
 
-/// Who may connect on a listener.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMode {
-    /// Any terminal may register and log in (quick start; a warning is logged at start-up).
-    #[default]
-    Open,
-    /// Only ids listed in `allowlist_file` (reloaded when it changes).
-    Allowlist,
-    /// Decisions asked of `http.url`.
-    Http,
-}
-
-/// The HTTP authentication hook.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpAuthConfig {
-    /// The URL that receives `POST {"action": "register"|"authenticate"|"login", ...}`.
-    pub url: String,
-    pub timeout_ms: u64,
-    pub retries: u32,
-}
-
-impl Default for HttpAuthConfig {
-    fn default() -> Self {
-        HttpAuthConfig {
-            url: String::new(),
-            timeout_ms: 2000,
-            retries: 2,
-        }
-    }
-}
-
-/// Authentication of one listener.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    pub mode: AuthMode,
-    /// One id per line (`phone` or `VIN`), optionally `id,auth_code`; `#` comments.
-    pub allowlist_file: Option<PathBuf>,
-    pub http: HttpAuthConfig,
-}
+pub use crate::auth::config::{AuthConfig, AuthMode, HttpAuthConfig};
 
 /// What to do with frames that arrive before the vehicle has authenticated / logged in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -274,6 +233,60 @@ impl Default for Gbt32960Config {
     }
 }
 
+/// One `[[raw]]` listener in the configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerConfig {
+    /// The listener's name (metrics, logs, `listening <name> <addr>`).
+    pub name: String,
+    pub listen: Listen,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    pub framing: codecs::raw::Framing,
+    pub identity: codecs::raw::Identity,
+    #[serde(default)]
+    pub payload: codecs::raw::PayloadMode,
+    #[serde(default)]
+    pub ack: codecs::raw::Ack,
+    /// Seconds a connection may take to identify itself.
+    #[serde(default = "default_login_timeout")]
+    pub login_timeout_s: u64,
+    /// Idle seconds after identification before the connection is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_s: u64,
+    /// Bad frames tolerated on one connection before it is closed.
+    #[serde(default = "default_max_bad_frames")]
+    pub max_bad_frames: u32,
+    /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
+    #[serde(default = "default_max_frames_per_s")]
+    pub max_frames_per_s: f64,
+}
+
+fn default_login_timeout() -> u64 {
+    30
+}
+fn default_idle_timeout() -> u64 {
+    180
+}
+fn default_max_bad_frames() -> u32 {
+    20
+}
+fn default_max_frames_per_s() -> f64 {
+    500.0
+}
+
+impl RawListenerConfig {
+    /// The four sans-I/O parts, validated together.
+    pub fn spec(&self) -> codecs::raw::RawListenerSpec {
+        codecs::raw::RawListenerSpec::new(
+            self.framing.clone(),
+            self.identity.clone(),
+            self.payload,
+            self.ack.clone(),
+        )
+    }
+}
+
 /// Admin and metrics HTTP.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -309,7 +322,7 @@ pub struct Config {
     /// Downstream commands and the offline queue.
     pub commands: crate::commands::CommandsConfig,
     /// Raw TCP listeners (`[[raw]]`, docs/raw-tcp.md); none by default.
-    pub raw: Vec<crate::session::raw::RawListenerConfig>,
+    pub raw: Vec<RawListenerConfig>,
 }
 
 impl Default for Config {
@@ -514,6 +527,11 @@ impl Layers<'_> {
         self.env.iter().position(|v| v.label() == *label)
     }
 
+    /// The name of the variable at `i` (as [`Self::var_of`] found it).
+    fn var_name(&self, i: usize) -> &str {
+        self.env.get(i).map_or("?", |v| v.name.as_str())
+    }
+
     /// The one-line error: the file (or that there is none), the key, the variable that set
     /// it if one did, and why.
     fn error(&self, var: Option<usize>, key: &str, reason: &str) -> anyhow::Error {
@@ -521,7 +539,7 @@ impl Layers<'_> {
             Some(i) => anyhow!(
                 "{}: {key} (set by environment variable {}): {reason}",
                 self.source,
-                self.env[i].name
+                self.var_name(i)
             ),
             None => anyhow!("{}: {key}: {reason}", self.source),
         }
@@ -559,10 +577,15 @@ impl Layers<'_> {
                 }
                 (Kind::InvalidType(Actual::Seq | Actual::Map, expected), Some(i))
                     if expected.contains("string")
-                        && matches!(self.env[i].value, EnvValue::Toml(..)) =>
+                        && self
+                            .env
+                            .get(i)
+                            .is_some_and(|v| matches!(v.value, EnvValue::Toml(..))) =>
                 {
-                    if let EnvValue::Toml(_, raw) = &self.env[i].value {
-                        self.env[i].value = EnvValue::Text(raw.clone());
+                    if let Some(v) = self.env.get_mut(i) {
+                        if let EnvValue::Toml(_, raw) = &v.value {
+                            v.value = EnvValue::Text(raw.clone());
+                        }
                     }
                 }
                 _ => {
@@ -661,7 +684,7 @@ impl Config {
             let key = "mqtt.password_file";
             if cfg.mqtt.password.is_some() {
                 let from = match at("mqtt.password") {
-                    Some(i) => format!(" (by environment variable {})", layers.env[i].name),
+                    Some(i) => format!(" (by environment variable {})", layers.var_name(i)),
                     None => String::new(),
                 };
                 return Err(layers.error(
@@ -697,7 +720,7 @@ impl Config {
                     // Dotted keys only: a word such as `log` may be in any reason.
                     if var.key.contains('.')
                         && e.reason.contains(&var.key)
-                        && at(&var.key).is_some_and(|i| layers.env[i].name == var.name)
+                        && at(&var.key).is_some_and(|i| layers.var_name(i) == var.name)
                     {
                         reason +=
                             &format!(" ({} set by environment variable {})", var.key, var.name);
@@ -735,7 +758,7 @@ impl Config {
             ("jt808.device_tz", &self.jt808.device_tz),
             ("gbt32960.device_tz", &self.gbt32960.device_tz),
         ] {
-            if crate::decode::parse_utc_offset(tz).is_none() {
+            if codecs::time::parse_utc_offset(tz).is_none() {
                 return Err(ConfigError::new(key, format!("{tz:?}: expected +HH:MM")));
             }
         }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use bytes::BytesMut;
+use codecs::time::parse_utc_offset;
 use codecs::EventContext;
 use tokio_util::codec::Decoder;
 
@@ -295,39 +296,9 @@ fn abbreviate(text: &str) -> String {
     }
 }
 
-/// Parses `+08:00`, `-05:30`, `+8`, `Z`/`UTC` into seconds east of UTC.
-pub fn parse_utc_offset(s: &str) -> Option<i32> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
-        return Some(0);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => (1, s),
-    };
-    let (h, m) = match rest.split_once(':') {
-        Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
-        None => (rest.parse::<i32>().ok()?, 0),
-    };
-    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
-        return None;
-    }
-    Some(sign * (h * 3600 + m * 60))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offsets_parse_in_every_usual_spelling() {
-        assert_eq!(parse_utc_offset("+08:00"), Some(28800));
-        assert_eq!(parse_utc_offset("-05:30"), Some(-19800));
-        assert_eq!(parse_utc_offset("8"), Some(28800));
-        assert_eq!(parse_utc_offset("UTC"), Some(0));
-        assert_eq!(parse_utc_offset("+25:00"), None);
-    }
 
     #[test]
     fn a_long_non_ascii_input_is_abbreviated_by_characters() {

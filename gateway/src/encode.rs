@@ -11,9 +11,6 @@ use codecs::command::Command;
 use crate::cli::{EncodeArgs, WireProtocol};
 use crate::Failure;
 
-/// The body size above which a JT/T 808 downlink is split into packages.
-pub const JT808_MAX_PACKAGE_BODY: usize = 1000;
-
 /// Runs the subcommand.
 pub fn run(args: EncodeArgs) -> Result<(), Failure> {
     // Usage errors (exit 2) before input errors (exit 1).
@@ -79,7 +76,7 @@ fn encode_jt808(args: &EncodeArgs, cmd: &Command) -> Result<Vec<Vec<u8>>, Failur
         args.serial,
     );
     Ok(
-        jt808::subpackage::split(&header, &body, JT808_MAX_PACKAGE_BODY)
+        jt808::subpackage::split(&header, &body, jt808::subpackage::DEFAULT_SPLIT)
             .iter()
             .map(|f| f.to_wire())
             .collect(),

@@ -5,6 +5,7 @@
 //! (a frame that does not decode, a command that is invalid), 2 bad usage or configuration.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 use std::process::ExitCode;
 

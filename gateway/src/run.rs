@@ -242,7 +242,7 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         shared: &shared,
     };
     // Device clocks: the configured zone, Beijing time when it cannot be read.
-    let offset = |tz: &str| crate::decode::parse_utc_offset(tz).unwrap_or(BEIJING_OFFSET_SECS);
+    let offset = |tz: &str| codecs::time::parse_utc_offset(tz).unwrap_or(BEIJING_OFFSET_SECS);
     use session::Limits;
     // The [jt808] and [gbt32960] sections have the same shape (listen, auth, device_tz,
     // timeouts, heartbeat, rate limit), in two types: one macro reads both.

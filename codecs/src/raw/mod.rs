@@ -49,6 +49,7 @@
 
 mod ack;
 mod codec;
+mod command;
 pub mod config;
 mod delimited;
 mod error;
@@ -59,6 +60,7 @@ pub mod payload;
 
 pub use ack::Acker;
 pub use codec::RawCodec;
+pub use command::command_body;
 pub use config::{
     Ack, ByteRange, Charset, ConfigError, DelimitedFraming, Endian, FieldIdentity,
     FirstFrameIdentity, FixedFraming, Framing, IdEncoding, IdPattern, Identity,

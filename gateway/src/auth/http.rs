@@ -48,7 +48,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::config::HttpAuthConfig;
+use super::config::HttpAuthConfig;
 
 /// The longest hook answer read; anything longer is a misbehaving hook.
 const MAX_BODY: usize = 64 * 1024;

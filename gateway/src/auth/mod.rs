@@ -34,6 +34,7 @@
 
 pub mod allowlist;
 pub mod codes;
+pub mod config;
 pub mod http;
 
 use std::fmt;
@@ -45,9 +46,9 @@ use serde::Serialize;
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::config::{AuthConfig, AuthMode};
 use allowlist::Allowlist;
 use codes::{CodeStore, Redacted};
+use config::{AuthConfig, AuthMode};
 use http::{Hook, HookAnswer};
 
 /// A JT/T 808 terminal registration (0x0100), as the hook receives it.

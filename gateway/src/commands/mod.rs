@@ -333,7 +333,7 @@ pub fn validate_for(
         Protocol::Gbt32960_2025 => {
             gbt32960::command::build(cmd, gbt32960::Edition::V2025, Default::default()).map(|_| ())
         }
-        Protocol::Raw => crate::session::raw::raw_body(cmd).map(|_| ()),
+        Protocol::Raw => codecs::raw::command_body(cmd).map(|_| ()),
         // Nothing to check the params against until the vehicle is seen.
         Protocol::Unknown => Ok(()),
     }

@@ -245,7 +245,7 @@ async fn a_gbt32960_vehicle_logs_in_and_its_heartbeat_is_answered_in_memory() {
 #[tokio::test]
 async fn a_raw_tracker_names_itself_and_its_lines_are_published_in_memory() {
     type P = super::raw::Session<WriteHalf<DuplexStream>>;
-    let cfg: super::raw::RawListenerConfig = toml::from_str(
+    let cfg: crate::config::RawListenerConfig = toml::from_str(
         r#"
         name = "json-trackers"
         listen = "127.0.0.1:0"

@@ -226,8 +226,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             }
         };
         let header = to.reply(msg.msg_id(), self.serial);
-        let frames =
-            jt808::subpackage::split(&header, &body, crate::encode::JT808_MAX_PACKAGE_BODY);
+        let frames = jt808::subpackage::split(&header, &body, jt808::subpackage::DEFAULT_SPLIT);
         self.serial = self.serial.wrapping_add(frames.len().max(1) as u16);
         for f in frames {
             f.write_wire(out);

@@ -18,74 +18,17 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use base64::Engine;
 use bytes::BytesMut;
-use codecs::command::{Command, CommandError};
 use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
-use codecs::raw::{Acker, FrameRole, Identifier, RawCodec, RawListenerSpec};
+use codecs::raw::{Acker, FrameRole, Identifier, RawCodec};
 use codecs::{Data, Event, EventContext, Protocol as Protocol_};
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWrite;
 use tracing::{debug, warn};
 
 use super::{Conn, Flow, Protocol};
 use crate::auth::Decision;
 use crate::commands::{command_of, CmdStatus};
-use crate::config::{AuthConfig, Listen};
-
-/// One `[[raw]]` listener in the configuration file.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawListenerConfig {
-    /// The listener's name (metrics, logs, `listening <name> <addr>`).
-    pub name: String,
-    pub listen: Listen,
-    #[serde(default)]
-    pub auth: AuthConfig,
-    pub framing: codecs::raw::Framing,
-    pub identity: codecs::raw::Identity,
-    #[serde(default)]
-    pub payload: codecs::raw::PayloadMode,
-    #[serde(default)]
-    pub ack: codecs::raw::Ack,
-    /// Seconds a connection may take to identify itself.
-    #[serde(default = "default_login_timeout")]
-    pub login_timeout_s: u64,
-    /// Idle seconds after identification before the connection is closed.
-    #[serde(default = "default_idle_timeout")]
-    pub idle_timeout_s: u64,
-    /// Bad frames tolerated on one connection before it is closed.
-    #[serde(default = "default_max_bad_frames")]
-    pub max_bad_frames: u32,
-    /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
-    #[serde(default = "default_max_frames_per_s")]
-    pub max_frames_per_s: f64,
-}
-
-fn default_login_timeout() -> u64 {
-    30
-}
-fn default_idle_timeout() -> u64 {
-    180
-}
-fn default_max_bad_frames() -> u32 {
-    20
-}
-fn default_max_frames_per_s() -> f64 {
-    500.0
-}
-
-impl RawListenerConfig {
-    /// The four sans-I/O parts, validated together.
-    pub fn spec(&self) -> RawListenerSpec {
-        RawListenerSpec::new(
-            self.framing.clone(),
-            self.identity.clone(),
-            self.payload,
-            self.ack.clone(),
-        )
-    }
-}
+use crate::config::RawListenerConfig;
 
 /// The sessions of one raw listener share it (events carry Beijing time offsets).
 pub type Listener = super::Listener<RawListenerConfig>;
@@ -303,7 +246,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         for q in commands.pending(&vehicle, window).await {
             let mut out = BytesMut::new();
             let framed = command_of(&q)
-                .and_then(|c| raw_body(&c))
+                .and_then(|c| codecs::raw::command_body(&c))
                 .map_err(|e| e.to_string())
                 .and_then(|body| {
                     self.encoder
@@ -330,42 +273,5 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 .await;
         }
         Flow::Continue
-    }
-}
-
-/// The body of a `raw` command for a raw listener: `params.body_hex`, `params.body_base64`
-/// or `params.text` (UTF-8), exactly one of them.
-pub fn raw_body(cmd: &Command) -> Result<Vec<u8>, CommandError> {
-    if cmd.kind != "raw" {
-        return Err(CommandError::new(
-            "type",
-            format!(
-                "{:?} is not supported on raw listeners (only \"raw\")",
-                cmd.kind
-            ),
-        ));
-    }
-    let p = |k: &str| cmd.params.get(k).filter(|v| !v.is_null());
-    match (p("body_hex"), p("body_base64"), p("text")) {
-        (Some(h), None, None) => h
-            .as_str()
-            .and_then(|s| hex::decode(s.replace(' ', "")).ok())
-            .ok_or_else(|| CommandError::new("params.body_hex", "expected a hex string")),
-        (None, Some(b), None) => b
-            .as_str()
-            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-            .ok_or_else(|| CommandError::new("params.body_base64", "expected base64")),
-        (None, None, Some(t)) => t
-            .as_str()
-            .map(|s| s.as_bytes().to_vec())
-            .ok_or_else(|| CommandError::new("params.text", "expected a string")),
-        (None, None, None) => Err(CommandError::new(
-            "params.body_hex",
-            "one of body_hex, body_base64, text is required",
-        )),
-        _ => Err(CommandError::new(
-            "params",
-            "give only one of body_hex, body_base64, text",
-        )),
     }
 }
