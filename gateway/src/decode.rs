@@ -91,15 +91,13 @@ pub fn run(args: DecodeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What decoding an input gives: per frame, JSON lines or an error reason.
+type Outputs = Vec<Result<String, String>>;
+
 /// One protocol's path from wire bytes to output lines.
 trait FrameDecoder {
     /// Decodes the frames in `bytes`; each item is a JSON line or an error reason.
-    fn decode(
-        &mut self,
-        bytes: &[u8],
-        ctx: &EventContext,
-        raw: bool,
-    ) -> Vec<Result<String, String>>;
+    fn decode(&mut self, bytes: &[u8], ctx: &EventContext, raw: bool) -> Outputs;
     /// Reasons for what is left incomplete at the end of input.
     fn finish(&mut self) -> Vec<String>;
 }
@@ -125,13 +123,7 @@ impl Jt808Decoder {
         }
     }
 
-    fn message(
-        &mut self,
-        frame: jt808::Frame,
-        ctx: &EventContext,
-        raw: bool,
-        out: &mut Vec<Result<String, String>>,
-    ) {
+    fn message(&mut self, frame: jt808::Frame, ctx: &EventContext, raw: bool, out: &mut Outputs) {
         if frame.header.encryption != jt808::Encryption::None {
             out.push(Err(format!(
                 "message 0x{:04x}: body is encrypted ({:?}); not decoded",
@@ -155,33 +147,19 @@ impl Jt808Decoder {
 }
 
 impl FrameDecoder for Jt808Decoder {
-    fn decode(
-        &mut self,
-        bytes: &[u8],
-        ctx: &EventContext,
-        raw: bool,
-    ) -> Vec<Result<String, String>> {
+    fn decode(&mut self, bytes: &[u8], ctx: &EventContext, raw: bool) -> Outputs {
         let mut out = Vec::new();
-        let mut buf = BytesMut::from(bytes);
-        loop {
-            match self.codec.decode_eof(&mut buf) {
-                Ok(Some(Ok(frame))) => {
-                    if frame.header.package.is_some() {
-                        match self.reassembler.push(frame, Instant::now()) {
-                            Ok(Some(whole)) => self.message(whole.frame, ctx, raw, &mut out),
-                            Ok(None) => {}
-                            Err(e) => out.push(Err(e.to_string())),
-                        }
-                    } else {
-                        self.message(frame, ctx, raw, &mut out);
+        for frame in frames(&mut self.codec, bytes, |bad| bad.error.to_string()) {
+            match frame {
+                Ok(frame) if frame.header.package.is_some() => {
+                    match self.reassembler.push(frame, Instant::now()) {
+                        Ok(Some(whole)) => self.message(whole.frame, ctx, raw, &mut out),
+                        Ok(None) => {}
+                        Err(e) => out.push(Err(e.to_string())),
                     }
                 }
-                Ok(Some(Err(bad))) => out.push(Err(bad.error.to_string())),
-                Ok(None) => break,
-                Err(e) => {
-                    out.push(Err(e.to_string()));
-                    break;
-                }
+                Ok(frame) => self.message(frame, ctx, raw, &mut out),
+                Err(e) => out.push(Err(e)),
             }
         }
         if out.is_empty() && !self.reassembler.is_empty() {
@@ -215,34 +193,24 @@ impl Gbt32960Decoder {
 }
 
 impl FrameDecoder for Gbt32960Decoder {
-    fn decode(
-        &mut self,
-        bytes: &[u8],
-        ctx: &EventContext,
-        raw: bool,
-    ) -> Vec<Result<String, String>> {
+    fn decode(&mut self, bytes: &[u8], ctx: &EventContext, raw: bool) -> Outputs {
         let mut out = Vec::new();
-        let mut buf = BytesMut::from(bytes);
-        loop {
-            match self.codec.decode_eof(&mut buf) {
-                Ok(Some(Ok(frame))) => match gbt32960::Message::decode(&frame) {
-                    Ok(msg) => {
-                        if raw {
-                            out.push(Ok(gbt32960::raw_json(&frame, &msg).to_string()));
-                        } else {
-                            for ev in gbt32960::normalize_message(&frame, &msg, ctx) {
-                                out.push(Ok(ev.to_json()));
-                            }
-                        }
-                    }
-                    Err(e) => out.push(Err(e.to_string())),
-                },
-                Ok(Some(Err(bad))) => out.push(Err(bad.error.to_string())),
-                Ok(None) => break,
-                Err(e) => {
-                    out.push(Err(e.to_string()));
-                    break;
+        for frame in frames(&mut self.codec, bytes, |bad| bad.error.to_string()) {
+            let msg = frame.and_then(|frame| {
+                gbt32960::Message::decode(&frame)
+                    .map(|msg| (frame, msg))
+                    .map_err(|e| e.to_string())
+            });
+            match msg {
+                Ok((frame, msg)) if raw => {
+                    out.push(Ok(gbt32960::raw_json(&frame, &msg).to_string()));
                 }
+                Ok((frame, msg)) => {
+                    for ev in gbt32960::normalize_message(&frame, &msg, ctx) {
+                        out.push(Ok(ev.to_json()));
+                    }
+                }
+                Err(e) => out.push(Err(e)),
             }
         }
         if out.is_empty() {
@@ -254,6 +222,28 @@ impl FrameDecoder for Gbt32960Decoder {
     fn finish(&mut self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// Cuts `bytes` into frames with a protocol's codec (the end of input as the end of the
+/// stream): each a frame or why it is not one; a framing error ends the input.
+fn frames<D, F, B>(codec: &mut D, bytes: &[u8], bad: impl Fn(B) -> String) -> Vec<Result<F, String>>
+where
+    D: Decoder<Item = Result<F, B>>,
+    D::Error: std::fmt::Display,
+{
+    let mut out = Vec::new();
+    let mut buf = BytesMut::from(bytes);
+    loop {
+        match codec.decode_eof(&mut buf) {
+            Ok(Some(item)) => out.push(item.map_err(&bad)),
+            Ok(None) => break,
+            Err(e) => {
+                out.push(Err(e.to_string()));
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Parses hex with optional spaces, tabs, `:` separators and an optional `0x` prefix.

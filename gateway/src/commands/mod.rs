@@ -205,29 +205,17 @@ impl Commands {
         }
     }
 
-    /// A command was written to the vehicle: count the attempt (durably, with the other
-    /// sessions' records of the moment: [`settle`]), then publish `sent`.
+    /// A command was written to the vehicle: count the attempt, then publish `sent`.
     pub async fn sent(&self, q: &QueuedCommand, protocol: Protocol) {
         let op = crate::queue::Settle::Attempt {
             vehicle: q.vehicle.clone(),
             id: q.id.clone(),
         };
-        if !self.settle.settle(op).await {
-            warn!(vehicle = %q.vehicle, id = %q.id, "recording a delivery attempt failed");
-        }
-        self.result(
-            &q.vehicle,
-            protocol,
-            &ResultTarget::from(q),
-            CmdStatus::Sent,
-            None,
-            None,
-        )
-        .await;
+        self.settle_then_publish(op, q, protocol, CmdStatus::Sent, None, None)
+            .await;
     }
 
-    /// A command reached a final status: remove it from the queue (durably, with the other
-    /// sessions' records of the moment: [`settle`]), then publish the status.
+    /// A command reached a final status: remove it from the queue, then publish the status.
     pub async fn finish(
         &self,
         q: &QueuedCommand,
@@ -240,8 +228,23 @@ impl Commands {
             vehicle: q.vehicle.clone(),
             id: q.id.clone(),
         };
+        self.settle_then_publish(op, q, protocol, status, reason, response)
+            .await;
+    }
+
+    /// Stores `op` durably, with the other sessions' records of the moment ([`settle`]),
+    /// then publishes the result it stands for: a result says only what is stored.
+    async fn settle_then_publish(
+        &self,
+        op: crate::queue::Settle,
+        q: &QueuedCommand,
+        protocol: Protocol,
+        status: CmdStatus,
+        reason: Option<String>,
+        response: Option<serde_json::Value>,
+    ) {
         if !self.settle.settle(op).await {
-            warn!(vehicle = %q.vehicle, id = %q.id, "removing a finished command failed");
+            warn!(vehicle = %q.vehicle, id = %q.id, status = ?status, "recording a command's delivery failed");
         }
         self.result(
             &q.vehicle,

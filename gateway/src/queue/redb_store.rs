@@ -134,6 +134,18 @@ impl std::fmt::Display for EngineError {
 impl std::error::Error for EngineError {}
 
 /// Maps any redb error to [`QueueError`], with what was being done.
+/// The value stored under `key` in one of the queue's tables, copied out.
+fn value_of(
+    table: &Table<'_, &'static [u8], &'static [u8]>,
+    key: &[u8],
+    context: &'static str,
+) -> Result<Option<Vec<u8>>, QueueError> {
+    Ok(table
+        .get(key)
+        .map_err(storage(context))?
+        .map(|g| g.value().to_vec()))
+}
+
 fn storage<E: Into<redb::Error>>(context: impl Into<String>) -> impl FnOnce(E) -> QueueError {
     move |e| match e.into() {
         redb::Error::Io(source) => QueueError::Io {
@@ -514,28 +526,16 @@ impl RedbQueue {
         Ok(Enqueued::Stored)
     }
 
-    /// Removes (vehicle, id) from the queue if queued, returning its record bytes and key, and
-    /// remembers the id as done at `now_ms` (unless not queued and already remembered).
     /// One more delivery attempt of a queued command, inside a write (no-op if not queued).
     fn attempt_in(t: &mut Tables<'_>, vehicle: &str, id: &str) -> Result<(), QueueError> {
         const W: &str = "recording a delivery attempt";
         let ik = id_key(vehicle, id);
-        let Some(idv) = t
-            .ids
-            .get(ik.as_slice())
-            .map_err(storage(W))?
-            .map(|g| g.value().to_vec())
-        else {
+        let Some(idv) = value_of(&t.ids, &ik, W)? else {
             return Ok(());
         };
         let (rank, seq, _) = parse_id_value(&ik, &idv)?;
         let ck = cmd_key(vehicle, rank, seq);
-        let Some(rec) = t
-            .commands
-            .get(ck.as_slice())
-            .map_err(storage(W))?
-            .map(|g| g.value().to_vec())
-        else {
+        let Some(rec) = value_of(&t.commands, &ck, W)? else {
             return Err(corrupt("command_ids", &ik, "points to a missing record"));
         };
         let mut cmd = decode_record(&ck, &rec)?;
@@ -547,6 +547,8 @@ impl RedbQueue {
         Ok(())
     }
 
+    /// Removes (vehicle, id) from the queue if queued, returning its record bytes and key, and
+    /// remembers the id as done at `now_ms` (unless not queued and already remembered).
     fn remove_in(
         t: &mut Tables<'_>,
         delta: &mut Delta,
@@ -587,11 +589,7 @@ impl RedbQueue {
             }
             None => None,
         };
-        let old = t
-            .done
-            .get(ik.as_slice())
-            .map_err(storage(W))?
-            .map(|g| g.value().to_vec());
+        let old = value_of(&t.done, &ik, W)?;
         if removed.is_some() || old.is_none() {
             if let Some(old) = old {
                 let b: [u8; 8] = old.as_slice().try_into().map_err(|_| {
@@ -828,17 +826,7 @@ impl CommandQueue for RedbQueue {
         protocol: &str,
         now_ms: i64,
     ) -> Result<(), QueueError> {
-        const W: &str = "remembering a vehicle";
-        super::check_id("vehicle id", vehicle)?;
-        self.write(W, |txn, _, _| {
-            let mut t = txn.open_table(VEHICLES).map_err(storage(W))?;
-            let mut v = Vec::with_capacity(8 + protocol.len());
-            v.extend_from_slice(&now_ms.to_be_bytes());
-            v.extend_from_slice(protocol.as_bytes());
-            t.insert(vehicle.as_bytes(), v.as_slice())
-                .map_err(storage(W))?;
-            Ok(())
-        })
+        self.remember_vehicles(&[(vehicle.to_owned(), protocol.to_owned())], now_ms)
     }
 
     fn remember_vehicles(&self, seen: &[(String, String)], now_ms: i64) -> Result<(), QueueError> {
