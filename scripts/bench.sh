@@ -15,7 +15,9 @@
 #   3. IDLE authenticated JT/T 808 connections on one vgate process: RSS per connection, and the
 #      time for all of them to connect and log in at once (a reconnect storm).
 #   4. command intake: COMMANDS commands published at once, one QoS 1 message each, to as many
-#      offline vehicles (a fleet-wide push); the rate is first publish to last `queued` result.
+#      offline vehicles (a fleet-wide push); the rate is first publish to last `queued` result;
+#      4b. the same to ONLINE connected terminals (simulated; each answers every command), the
+#      rate first publish to last `acked` result (stored, written, answered, settled).
 #   5. memory soak (not in the default STEPS): SOAK seconds of SOAK_VEHICLES terminals
 #      reporting every second, 50 terminals reconnecting every 5 s and a command every 100 ms,
 #      nobody scraping /metrics; RSS sampled every second, the slope of the lowest RSS of each
@@ -38,6 +40,7 @@ DURATION=${DURATION:-10}       # seconds of driving in step 2
 RATE=${RATE:-100}              # step 2 without step 1: half of VEHICLES x RATE x 2 per second
 IDLE=${IDLE:-15000}            # idle connections in step 3 (this machine: 20,000 fds per process)
 COMMANDS=${COMMANDS:-50000}    # commands in step 4
+ONLINE=${ONLINE:-1000}         # online terminals the commands of step 4b go to
 SOAK=${SOAK:-600}              # seconds of step 5
 SOAK_VEHICLES=${SOAK_VEHICLES:-2000}
 STEPS=${STEPS:-"1 2 3 4"}      # which steps to run ("5": the soak)
@@ -266,6 +269,20 @@ PIDS+=("$VPID")
 "$BM" commands --port "$MQ" --count "$COMMANDS" >"$OUT/commands.json"
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 echo "$(json "$OUT/commands.json" "['results']") of $COMMANDS queued in $(json "$OUT/commands.json" "['seconds']") s: $(json "$OUT/commands.json" "['rate']") commands/s (published in $(json "$OUT/commands.json" "['publish_seconds']") s)"
+start_broker
+echo "== 4b. online delivery: $COMMANDS commands at once, one message each, to $ONLINE online terminals, to the last acked"
+read -r VPID JT < <(start_vgate delivery)
+PIDS+=("$VPID")
+start_counter 'vgate/v1/+/status' "$ONLINE" online
+"$VGATE" simulate --protocol jt808 --vehicles "$ONLINE" --first-id 13700000000 --rate 0.2 \
+  --duration 300s --target "$JT" >/dev/null 2>&1 &
+SIM=$!
+wait "$SUB" || true
+"$BM" commands --port "$MQ" --count "$COMMANDS" --ids "$ONLINE" --first-id 13700000000 \
+  --status acked --timeout 60 >"$OUT/delivery.json"
+kill "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true
+kill "$VPID"; wait "$VPID" 2>/dev/null || true
+echo "$(json "$OUT/delivery.json" "['results']") of $COMMANDS acked in $(json "$OUT/delivery.json" "['seconds']") s: $(json "$OUT/delivery.json" "['rate']") commands/s"
 fi
 
 if step 5; then

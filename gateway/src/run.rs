@@ -206,7 +206,13 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
     let queue: Arc<dyn crate::queue::CommandQueue> = Arc::new(queue);
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(crate::commands::SEEN_CAPACITY);
     tokio::spawn(crate::commands::remember_seen(queue.clone(), seen_rx));
-    let settle = crate::commands::settle::Settler::spawn(queue.clone());
+    let settle = crate::commands::settle::Settler::spawn(
+        queue.clone(),
+        Some(crate::commands::ResultPublisher::new(
+            node.clone(),
+            sink.clone(),
+        )),
+    );
     let commands = Arc::new(crate::commands::Commands {
         cfg: cfg.commands.clone(),
         queue,

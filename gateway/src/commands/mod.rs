@@ -146,6 +146,41 @@ impl Commands {
         reason: Option<String>,
         response: Option<serde_json::Value>,
     ) {
+        self.publisher()
+            .publish(vehicle, protocol, cmd, status, reason, response)
+            .await;
+    }
+
+    /// What publishes this node's command results.
+    pub fn publisher(&self) -> ResultPublisher {
+        ResultPublisher::new(self.node.clone(), self.sink.clone())
+    }
+}
+
+/// Publishes command results: on `{p}/v1/{vid}/cmd/result`, on the command's MQTT 5 response
+/// topic when it gave one, and on the gateway's own result topic for a vehicle id that cannot
+/// be a topic level. Cheap to clone (the group-commit task has one: [`settle`]).
+#[derive(Clone)]
+pub struct ResultPublisher {
+    node: Arc<str>,
+    sink: Sink,
+}
+
+impl ResultPublisher {
+    pub fn new(node: Arc<str>, sink: Sink) -> ResultPublisher {
+        ResultPublisher { node, sink }
+    }
+
+    /// Publishes one result.
+    pub async fn publish(
+        &self,
+        vehicle: &str,
+        protocol: Protocol,
+        cmd: &ResultTarget,
+        status: CmdStatus,
+        reason: Option<String>,
+        response: Option<serde_json::Value>,
+    ) {
         metrics::counter!("vgate_command_results_total", "status" => status_label(status))
             .increment(1);
         let data = CmdResult {
@@ -205,17 +240,22 @@ impl Commands {
         }
     }
 
-    /// A command was written to the vehicle: count the attempt, then publish `sent`.
-    pub async fn sent(&self, q: &QueuedCommand, protocol: Protocol) {
+    /// A command was written to the vehicle: its attempt is counted and then `sent` is
+    /// published, with the other sessions' records of the moment ([`settle`]). Does not wait:
+    /// the session goes on while the record is stored; the result follows the store.
+    pub fn sent(&self, q: &QueuedCommand, protocol: Protocol) {
         let op = crate::queue::Settle::Attempt {
             vehicle: q.vehicle.clone(),
             id: q.id.clone(),
         };
-        self.settle_then_publish(op, q, protocol, CmdStatus::Sent, None, None)
-            .await;
+        self.settle
+            .record(op, settle::Outcome::of(q, protocol, CmdStatus::Sent));
     }
 
-    /// A command reached a final status: remove it from the queue, then publish the status.
+    /// A command reached a final status: it is removed from the queue (durably, with the
+    /// other sessions' records of the moment: [`settle`]) and then its status published.
+    /// Returns once both are done, so that the session's next look at the queue no longer
+    /// sees it.
     pub async fn finish(
         &self,
         q: &QueuedCommand,
@@ -228,33 +268,10 @@ impl Commands {
             vehicle: q.vehicle.clone(),
             id: q.id.clone(),
         };
-        self.settle_then_publish(op, q, protocol, status, reason, response)
-            .await;
-    }
-
-    /// Stores `op` durably, with the other sessions' records of the moment ([`settle`]),
-    /// then publishes the result it stands for: a result says only what is stored.
-    async fn settle_then_publish(
-        &self,
-        op: crate::queue::Settle,
-        q: &QueuedCommand,
-        protocol: Protocol,
-        status: CmdStatus,
-        reason: Option<String>,
-        response: Option<serde_json::Value>,
-    ) {
-        if !self.settle.settle(op).await {
-            warn!(vehicle = %q.vehicle, id = %q.id, status = ?status, "recording a command's delivery failed");
-        }
-        self.result(
-            &q.vehicle,
-            protocol,
-            &ResultTarget::from(q),
-            status,
-            reason,
-            response,
-        )
-        .await;
+        let mut outcome = settle::Outcome::of(q, protocol, status);
+        outcome.reason = reason;
+        outcome.response = response;
+        self.settle.record_and_wait(op, outcome).await;
     }
 
     /// A vehicle logged in: remember it (broadcast groups, protocol of later commands).

@@ -1,25 +1,59 @@
 //! Group commit of delivery bookkeeping: the sends and final statuses of every session's
-//! commands, recorded many per commit.
+//! commands, recorded many per commit, each result published once its record is stored.
 //!
 //! Why: a command written to its vehicle is recorded (its attempt count: the retry budget
 //! survives a restart) and a finished one is removed (its id remembered), each durably before
 //! its `sent` or final result is published. One commit (one fsync, ~3.5 ms here) each held
 //! online delivery to ~270 commands a second for the whole gateway, however many vehicles
 //! were online. The sessions hand their records to one task that takes every record waiting
-//! (up to [`BATCH`]) and stores them with one commit; each caller waits for its batch to be
-//! durable, so a result is still published only once what it says is stored.
+//! (up to [`BATCH`]), stores them with one commit and then publishes their results in the
+//! order they came: a result still says only what is stored, and a command's `sent` is
+//! always published before its final status. A send is handed over without waiting
+//! ([`Settler::record`]); a final status is waited for ([`Settler::record_and_wait`]) because
+//! the session looks at the queue next and must not find the command there again.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::queue::{CommandQueue, Settle};
+use super::{CmdStatus, ResultPublisher, ResultTarget};
+use crate::queue::{CommandQueue, QueuedCommand, Settle};
+use codecs::Protocol;
 
 /// Records stored with one commit, at most.
 pub const BATCH: usize = 1024;
 
-type Request = (Settle, oneshot::Sender<bool>);
+/// The result to publish once a record is stored.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub vehicle: String,
+    pub protocol: Protocol,
+    pub target: ResultTarget,
+    pub status: CmdStatus,
+    pub reason: Option<String>,
+    pub response: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    /// `status` for queued command `q`, no reason, no response.
+    pub fn of(q: &QueuedCommand, protocol: Protocol, status: CmdStatus) -> Outcome {
+        Outcome {
+            vehicle: q.vehicle.clone(),
+            protocol,
+            target: ResultTarget::from(q),
+            status,
+            reason: None,
+            response: None,
+        }
+    }
+}
+
+struct Request {
+    op: Settle,
+    outcome: Option<Outcome>,
+    done: Option<oneshot::Sender<bool>>,
+}
 
 /// The sessions' handle to the group-commit task; cheap to clone.
 #[derive(Clone)]
@@ -28,28 +62,57 @@ pub struct Settler {
 }
 
 impl Settler {
-    /// Starts the task that commits the records of `queue` (on the current runtime).
-    pub fn spawn(queue: Arc<dyn CommandQueue>) -> Settler {
+    /// Starts the task that commits the records of `queue` and publishes their results
+    /// through `results` (on the current runtime).
+    pub fn spawn(queue: Arc<dyn CommandQueue>, results: Option<ResultPublisher>) -> Settler {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(queue, rx));
+        tokio::spawn(run(queue, results, rx));
         Settler { tx }
     }
 
-    /// Stores `op` with the others waiting; `true` once it is durable, `false` if storing
-    /// failed (logged) or the task is gone (shutting down).
+    /// Stores `op` with the others waiting, then publishes `outcome`; returns at once.
+    pub fn record(&self, op: Settle, outcome: Outcome) {
+        let _ = self.tx.send(Request {
+            op,
+            outcome: Some(outcome),
+            done: None,
+        });
+    }
+
+    /// Stores `op` with the others waiting, then publishes `outcome`; `true` once both are
+    /// done, `false` if storing failed (logged; the result is still published) or the task
+    /// is gone (shutting down).
+    pub async fn record_and_wait(&self, op: Settle, outcome: Outcome) -> bool {
+        self.send_and_wait(op, Some(outcome)).await
+    }
+
+    /// Stores `op` with the others waiting; `true` once it is durable.
     pub async fn settle(&self, op: Settle) -> bool {
+        self.send_and_wait(op, None).await
+    }
+
+    async fn send_and_wait(&self, op: Settle, outcome: Option<Outcome>) -> bool {
         let (done, wait) = oneshot::channel();
-        if self.tx.send((op, done)).is_err() {
+        let req = Request {
+            op,
+            outcome,
+            done: Some(done),
+        };
+        if self.tx.send(req).is_err() {
             return false;
         }
         wait.await.unwrap_or(false)
     }
 }
 
-async fn run(queue: Arc<dyn CommandQueue>, mut rx: mpsc::UnboundedReceiver<Request>) {
+async fn run(
+    queue: Arc<dyn CommandQueue>,
+    results: Option<ResultPublisher>,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
     let mut batch: Vec<Request> = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let (ops, waiters): (Vec<Settle>, Vec<oneshot::Sender<bool>>) = batch.drain(..).unzip();
+        let ops: Vec<Settle> = batch.iter().map(|r| r.op.clone()).collect();
         let n = ops.len();
         let q = queue.clone();
         let now = super::now_ms();
@@ -64,8 +127,16 @@ async fn run(queue: Arc<dyn CommandQueue>, mut rx: mpsc::UnboundedReceiver<Reque
                 false
             }
         };
-        for w in waiters {
-            let _ = w.send(ok);
+        for r in batch.drain(..) {
+            if let (Some(o), Some(p)) = (r.outcome, &results) {
+                p.publish(
+                    &o.vehicle, o.protocol, &o.target, o.status, o.reason, o.response,
+                )
+                .await;
+            }
+            if let Some(done) = r.done {
+                let _ = done.send(ok);
+            }
         }
     }
 }
@@ -94,7 +165,7 @@ mod tests {
         let queue: Arc<dyn CommandQueue> = Arc::new(MemoryQueue::new(Default::default()));
         let cmds: Vec<QueuedCommand> = (0..50).map(|i| cmd(&format!("v{i}"), "c")).collect();
         queue.enqueue_many(cmds).unwrap();
-        let settler = Settler::spawn(queue.clone());
+        let settler = Settler::spawn(queue.clone(), None);
         let mut tasks = Vec::new();
         for i in 0..50 {
             let s = settler.clone();

@@ -457,11 +457,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             return Flow::Close(r);
         }
         metrics::counter!("vgate_commands_sent_total", "protocol" => "gbt32960").increment(1);
-        self.l
-            .shared
-            .commands
-            .sent(&q, frame.edition.protocol())
-            .await;
+        self.l.shared.commands.sent(&q, frame.edition.protocol());
         self.outbox.push(InFlight {
             cmd: q,
             key: u32::from(frame.command),

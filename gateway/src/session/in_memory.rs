@@ -40,7 +40,13 @@ where
     ));
     let commands = Arc::new(crate::commands::Commands {
         cfg: crate::commands::CommandsConfig::default(),
-        settle: crate::commands::settle::Settler::spawn(queue.clone()),
+        settle: crate::commands::settle::Settler::spawn(
+            queue.clone(),
+            Some(crate::commands::ResultPublisher::new(
+                node.clone(),
+                sink.clone(),
+            )),
+        ),
         queue,
         sink: sink.clone(),
         node: node.clone(),

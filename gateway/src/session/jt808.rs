@@ -609,7 +609,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             return Flow::Close(r);
         }
         metrics::counter!("vgate_commands_sent_total", "protocol" => "jt808").increment(1);
-        self.l.shared.commands.sent(&q, self.protocol()).await;
+        self.l.shared.commands.sent(&q, self.protocol());
         self.outbox.push(InFlight {
             cmd: q,
             key: (u32::from(msg_id) << 16) | u32::from(serial),

@@ -261,7 +261,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 return Flow::Close(r);
             }
             metrics::counter!("vgate_commands_sent_total", "protocol" => "raw").increment(1);
-            commands.sent(&q, Protocol_::Raw).await;
+            commands.sent(&q, Protocol_::Raw);
             commands
                 .finish(
                     &q,
