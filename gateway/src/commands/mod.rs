@@ -147,13 +147,45 @@ impl Commands {
         response: Option<serde_json::Value>,
     ) {
         self.publisher()
-            .publish(vehicle, protocol, cmd, status, reason, response)
+            .publish(Outcome {
+                vehicle: vehicle.to_owned(),
+                protocol,
+                target: cmd.clone(),
+                status,
+                reason,
+                response,
+            })
             .await;
     }
 
     /// What publishes this node's command results.
     pub fn publisher(&self) -> ResultPublisher {
         ResultPublisher::new(self.node.clone(), self.sink.clone())
+    }
+}
+
+/// One command result to publish.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub vehicle: String,
+    pub protocol: Protocol,
+    pub target: ResultTarget,
+    pub status: CmdStatus,
+    pub reason: Option<String>,
+    pub response: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    /// `status` for queued command `q`, no reason, no response.
+    pub fn of(q: &QueuedCommand, protocol: Protocol, status: CmdStatus) -> Outcome {
+        Outcome {
+            vehicle: q.vehicle.clone(),
+            protocol,
+            target: ResultTarget::from(q),
+            status,
+            reason: None,
+            response: None,
+        }
     }
 }
 
@@ -172,15 +204,16 @@ impl ResultPublisher {
     }
 
     /// Publishes one result.
-    pub async fn publish(
-        &self,
-        vehicle: &str,
-        protocol: Protocol,
-        cmd: &ResultTarget,
-        status: CmdStatus,
-        reason: Option<String>,
-        response: Option<serde_json::Value>,
-    ) {
+    pub async fn publish(&self, o: Outcome) {
+        let Outcome {
+            vehicle,
+            protocol,
+            target: cmd,
+            status,
+            reason,
+            response,
+        } = o;
+        let vehicle = vehicle.as_str();
         metrics::counter!("vgate_command_results_total", "status" => status_label(status))
             .increment(1);
         let data = CmdResult {
@@ -249,7 +282,7 @@ impl Commands {
             id: q.id.clone(),
         };
         self.settle
-            .record(op, settle::Outcome::of(q, protocol, CmdStatus::Sent));
+            .record(op, Outcome::of(q, protocol, CmdStatus::Sent));
     }
 
     /// A command reached a final status: it is removed from the queue (durably, with the
@@ -268,7 +301,7 @@ impl Commands {
             vehicle: q.vehicle.clone(),
             id: q.id.clone(),
         };
-        let mut outcome = settle::Outcome::of(q, protocol, status);
+        let mut outcome = Outcome::of(q, protocol, status);
         outcome.reason = reason;
         outcome.response = response;
         self.settle.record_and_wait(op, outcome).await;

@@ -17,37 +17,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use super::{CmdStatus, ResultPublisher, ResultTarget};
-use crate::queue::{CommandQueue, QueuedCommand, Settle};
-use codecs::Protocol;
+use super::{Outcome, ResultPublisher};
+use crate::queue::{CommandQueue, Settle};
 
 /// Records stored with one commit, at most.
 pub const BATCH: usize = 1024;
-
-/// The result to publish once a record is stored.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub vehicle: String,
-    pub protocol: Protocol,
-    pub target: ResultTarget,
-    pub status: CmdStatus,
-    pub reason: Option<String>,
-    pub response: Option<serde_json::Value>,
-}
-
-impl Outcome {
-    /// `status` for queued command `q`, no reason, no response.
-    pub fn of(q: &QueuedCommand, protocol: Protocol, status: CmdStatus) -> Outcome {
-        Outcome {
-            vehicle: q.vehicle.clone(),
-            protocol,
-            target: ResultTarget::from(q),
-            status,
-            reason: None,
-            response: None,
-        }
-    }
-}
 
 struct Request {
     op: Settle,
@@ -129,10 +103,7 @@ async fn run(
         };
         for r in batch.drain(..) {
             if let (Some(o), Some(p)) = (r.outcome, &results) {
-                p.publish(
-                    &o.vehicle, o.protocol, &o.target, o.status, o.reason, o.response,
-                )
-                .await;
+                p.publish(o).await;
             }
             if let Some(done) = r.done {
                 let _ = done.send(ok);

@@ -237,16 +237,15 @@ impl CommandQueue for MemoryQueue {
         self.lock().per_vehicle.get(vehicle).copied().unwrap_or(0)
     }
 
-    fn remember_vehicle(
-        &self,
-        vehicle: &str,
-        protocol: &str,
-        now_ms: i64,
-    ) -> Result<(), QueueError> {
-        super::check_id("vehicle id", vehicle)?;
-        self.lock()
-            .vehicles
-            .insert(vehicle.to_owned(), (protocol.to_owned(), now_ms));
+    fn remember_vehicles(&self, seen: &[(String, String)], now_ms: i64) -> Result<(), QueueError> {
+        for (vehicle, _) in seen {
+            super::check_id("vehicle id", vehicle)?;
+        }
+        let mut g = self.lock();
+        for (vehicle, protocol) in seen {
+            g.vehicles
+                .insert(vehicle.clone(), (protocol.clone(), now_ms));
+        }
         Ok(())
     }
 

@@ -260,22 +260,19 @@ pub trait CommandQueue: Send + Sync + 'static {
     /// Commands queued for `vehicle` (expired ones not yet taken included). O(1)-ish (a hash lookup).
     fn len_vehicle(&self, vehicle: &str) -> usize;
 
-    /// Records that `vehicle` was seen online speaking `protocol` at `now_ms` (insert or update).
+    /// Records that each `(vehicle, protocol)` was seen online speaking `protocol` at
+    /// `now_ms` (insert or update), in one commit where the store can (a login storm is one
+    /// fsync, not thousands). Nothing is written if an id is invalid.
+    fn remember_vehicles(&self, seen: &[(String, String)], now_ms: i64) -> Result<(), QueueError>;
+
+    /// [`remember_vehicles`](Self::remember_vehicles) for one vehicle.
     fn remember_vehicle(
         &self,
         vehicle: &str,
         protocol: &str,
         now_ms: i64,
-    ) -> Result<(), QueueError>;
-
-    /// Like [`remember_vehicle`](Self::remember_vehicle) for many vehicles, `(vehicle,
-    /// protocol)`, in one commit where the store can (a login storm is one fsync, not
-    /// thousands).
-    fn remember_vehicles(&self, seen: &[(String, String)], now_ms: i64) -> Result<(), QueueError> {
-        for (v, p) in seen {
-            self.remember_vehicle(v, p, now_ms)?;
-        }
-        Ok(())
+    ) -> Result<(), QueueError> {
+        self.remember_vehicles(&[(vehicle.to_owned(), protocol.to_owned())], now_ms)
     }
 
     /// Every vehicle ever passed to [`remember_vehicle`](Self::remember_vehicle), ordered by id.

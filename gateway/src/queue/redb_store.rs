@@ -820,15 +820,6 @@ impl CommandQueue for RedbQueue {
         self.counts().per_vehicle.get(vehicle).copied().unwrap_or(0)
     }
 
-    fn remember_vehicle(
-        &self,
-        vehicle: &str,
-        protocol: &str,
-        now_ms: i64,
-    ) -> Result<(), QueueError> {
-        self.remember_vehicles(&[(vehicle.to_owned(), protocol.to_owned())], now_ms)
-    }
-
     fn remember_vehicles(&self, seen: &[(String, String)], now_ms: i64) -> Result<(), QueueError> {
         const W: &str = "remembering vehicles";
         for (vehicle, _) in seen {
