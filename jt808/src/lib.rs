@@ -44,6 +44,7 @@
 //! - `msg/`: typed message bodies, decode and encode, one file per message family
 //!   ([`Message`], [`ack_policy`]); the message-id table (`msg::id`: constants and metric
 //!   labels) and general-response result codes (`msg::response::result`).
+//! - [`alarm`]: alarm transitions of live reports (previous bits + report -> `alarm` events).
 //! - [`command`]: contract commands to platform messages ([`command::build`]).
 //! - [`normalize`](mod@normalize): messages to contract events ([`normalize()`];
 //!   [`normalize_as`] for a session that knows its edition) and `--raw` JSON ([`raw_json`]).
@@ -52,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod alarm;
 pub mod codec;
 pub mod command;
 pub mod error;

@@ -85,6 +85,15 @@ const STATUS: [(u32, &str); 18] = [
     (21, "galileo"),
 ];
 
+/// The snake_case name of alarm bit `b` (as in `location.data.alarms`).
+pub(crate) fn alarm_name(b: u32) -> Option<&'static str> {
+    ALARMS
+        .iter()
+        .chain(ALARMS_HIGH.iter())
+        .find(|(n, _)| *n == b)
+        .map(|(_, name)| *name)
+}
+
 fn bit(v: u32, b: u32) -> bool {
     v >> b & 1 == 1
 }

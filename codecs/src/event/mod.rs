@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
-pub use alarm::{AlarmEvent, AlarmState};
+pub use alarm::{AlarmBits, AlarmEvent, AlarmState};
 pub use cmd_result::{CmdResult, CmdStatus};
 pub use lifecycle::{Lifecycle, LifecycleKind};
 pub use location::{CoordSystem, Flags, Location};
