@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub mod alarms;
 pub mod auth;
 pub mod cli;
 pub mod commands;

@@ -230,6 +230,7 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         node: node.clone(),
         sink,
         registry: registry.clone(),
+        alarms: Arc::new(crate::alarms::LocalAlarms::new()),
         commands,
         shutdown: shutdown.clone(),
     };

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use codecs::event::{AlarmBits, AlarmEvent, AlarmState};
+use codecs::event::{AlarmBits, AlarmEvent};
 use codecs::{Data, Event, EventContext};
 use serde_json::json;
 
@@ -127,6 +127,7 @@ pub fn events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codecs::event::AlarmState;
     use proptest::prelude::*;
 
     fn report(alarm: u32) -> LocationReport {

@@ -50,6 +50,7 @@ where
         node,
         sink,
         registry: Arc::new(crate::registry::LocalRegistry::new()),
+        alarms: Arc::new(crate::alarms::LocalAlarms::new()),
         commands,
         shutdown: tokio_util::sync::CancellationToken::new(),
     };
@@ -282,5 +283,70 @@ async fn a_raw_tracker_names_itself_and_its_lines_are_published_in_memory() {
     assert!(online, "online before its data");
     let data = passthrough.expect("the line published");
     assert_eq!(data.get("soc"), Some(&serde_json::json!(80)), "{data}");
+    p.hang_up().await;
+}
+
+/// The `(name, state)` of every alarm event published so far (the others are skipped).
+fn alarms_published(p: &mut Pair) -> Vec<(String, codecs::event::AlarmState)> {
+    let mut out = Vec::new();
+    while let Ok(e) = p.published.try_recv() {
+        if let Data::Alarm(a) = e.event.data {
+            out.push((a.name.to_string(), a.state));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn jt808_alarms_are_raised_once_cleared_once_and_never_by_a_reissue_in_memory() {
+    use codecs::event::AlarmState::{Cleared, Raised};
+    use jt808::msg::{self, Message};
+    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
+    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
+    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    let auth = Message::Authenticate(msg::Authenticate {
+        token: "secret".into(),
+        imei: None,
+        software_version: None,
+    });
+    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    let _ = answer(&mut answers).await;
+    assert!(p.presence().await.online);
+    let report = |alarm: u32| msg::LocationReport {
+        alarm,
+        status: 0b10,
+        latitude: 22_543_096,
+        longitude: 114_057_865,
+        altitude: 0,
+        speed: 0,
+        heading: 0,
+        time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
+        items: Vec::new(),
+        tail: Vec::new(),
+    };
+    let mut serial = 2;
+    let mut send = async |m: Message| {
+        wr.write_all(&jt808_frame(&m, serial)).await.expect("write");
+        serial += 1;
+        let _ = answer(&mut answers).await;
+    };
+    send(Message::Location(report(1))).await;
+    assert_eq!(alarms_published(&mut p), [("emergency".into(), Raised)]);
+    send(Message::Location(report(1))).await;
+    assert_eq!(alarms_published(&mut p), []);
+    send(Message::LocationBatch {
+        batch_type: 1,
+        items: vec![report(0), report(1 << 29)],
+    })
+    .await;
+    assert_eq!(
+        alarms_published(&mut p),
+        [],
+        "a reissue neither clears nor raises"
+    );
+    send(Message::Location(report(0))).await;
+    assert_eq!(alarms_published(&mut p), [("emergency".into(), Cleared)]);
+    drop(send);
+    drop((answers, wr));
     p.hang_up().await;
 }

@@ -193,6 +193,32 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         jt808::normalize_as(edition, header, msg, &self.ctx())
     }
 
+    /// The events of a message from the authenticated `vehicle`: [`Self::events`], then
+    /// the `alarm` events of the bits a live report changed (`jt808::alarm`), whose new
+    /// state goes to the alarm store.
+    fn report_events(&self, vehicle: &str, header: &Header, msg: &Message) -> Vec<Event> {
+        let edition = self.version.unwrap_or(header.version);
+        let ctx = self.ctx();
+        let mut events = jt808::normalize_as(edition, header, msg, &ctx);
+        if matches!(
+            msg,
+            Message::Location(_)
+                | Message::LocationAnswer { .. }
+                | Message::VehicleControlAnswer { .. }
+                | Message::LocationBatch { .. }
+        ) {
+            let store = &self.l.shared.alarms;
+            let prev = store.get(vehicle);
+            if let Some((now, alarms)) = jt808::alarm::events(edition, header, msg, &ctx, prev) {
+                if now != prev {
+                    store.put(vehicle, now);
+                }
+                events.extend(alarms);
+            }
+        }
+        events
+    }
+
     fn lifecycle(&self, header: &Header, vehicle: &str, lc: Lifecycle) -> Event {
         Event::new(
             &self.ctx(),
@@ -367,7 +393,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         }
         // Set by the read loop as the frame came in: no second clock read per frame.
         let started = self.c.last_rx;
-        let events = self.events(&header, &msg);
+        let events = self.report_events(&vehicle, &header, &msg);
         let answered_alone = matches!(msg, Message::Logout | Message::TimeQuery)
             || msg::ack_policy(header.msg_id) != msg::Ack::General;
         if !answered_alone {
@@ -534,6 +560,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 let vehicle: Arc<str> = Arc::from(header.phone.as_str());
                 let protocol = self.protocol();
                 let claimed = self.c.claim(&self.l.shared, &vehicle, protocol);
+                // The first report after login raises what is set.
+                self.l.shared.alarms.remove(&vehicle);
                 if let Flow::Close(r) = self.general_response(header, result::OK).await {
                     return Flow::Close(r);
                 }

@@ -61,6 +61,8 @@ pub struct Shared {
     pub node: Arc<str>,
     pub sink: Sink,
     pub registry: Arc<dyn Registry>,
+    /// Each vehicle's alarm bits of its last live report (`alarm` events).
+    pub alarms: Arc<dyn crate::alarms::AlarmStore>,
     pub commands: Arc<crate::commands::Commands>,
     pub shutdown: CancellationToken,
 }
@@ -102,6 +104,9 @@ impl Shared {
         metrics::counter!("vgate_sessions_closed_total", "protocol" => listener, "reason" => presence_label(reason)).increment(1);
         let Some(vehicle) = vehicle else { return };
         let held = self.registry.release(&vehicle, session_id);
+        if held {
+            self.alarms.remove(&vehicle);
+        }
         if held && reason != PresenceReason::Takeover {
             let ctx = self.ctx(codecs::time::BEIJING_OFFSET_SECS);
             let _ = self
