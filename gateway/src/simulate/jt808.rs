@@ -328,6 +328,17 @@ impl Terminal {
         self.general_answer(serial, 0x0200).await
     }
 
+    /// Reports several fixes in one 0x0704 batch (type 0 live, type 1 reissue: data the
+    /// terminal stored while offline) and returns the 0x8001 result.
+    pub async fn report_batch(&mut self, fixes: &[Fix], reissue: bool) -> io::Result<u8> {
+        let batch = Message::LocationBatch {
+            batch_type: u8::from(reissue),
+            items: fixes.iter().map(Fix::report).collect(),
+        };
+        let serial = self.send(&batch).await?;
+        self.general_answer(serial, 0x0704).await
+    }
+
     /// Sends a heartbeat (0x0002) and returns the 0x8001 result.
     pub async fn heartbeat(&mut self) -> io::Result<u8> {
         let serial = self.send(&Message::Heartbeat { extra: Vec::new() }).await?;
