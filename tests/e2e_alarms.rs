@@ -232,3 +232,72 @@ async fn a_vehicle_that_logs_in_again_raises_its_alarm_again_at_the_configured_q
         assert!(v.closed_within(WAIT).await);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raised_jt808_alarm_is_confirmed_with_alarm_confirm_from_its_event() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        ..Default::default()
+    });
+    let phone = "013800138078";
+    let mut sub = Subscriber::connect(
+        m.port,
+        &[
+            &format!("vgate/v1/{phone}/alarm"),
+            &format!("vgate/v1/{phone}/cmd/result"),
+        ],
+    )
+    .await;
+    // The gateway subscribes to commands once connected; give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
+        .await
+        .expect("connect");
+    let code = t
+        .register()
+        .await
+        .expect("register")
+        .auth_code
+        .expect("code");
+    assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+    let fix = Fix {
+        alarm: EMERGENCY,
+        ..Fix::default()
+    };
+    assert_eq!(t.report(&fix).await.unwrap(), 0);
+    let a = next_alarm(&mut sub).await;
+    let serial = a.json["msg_seq"].as_u64().expect("msg_seq");
+    let cmd = serde_json::json!({"id": "ack-1", "type": "alarm_confirm",
+        "params": {"alarm_serial": serial, "alarms": [a.json["data"]["name"]]}});
+    sub.client
+        .publish(
+            format!("vgate/v1/{phone}/cmd"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            cmd.to_string().into_bytes(),
+        )
+        .await
+        .expect("publish command");
+    let (h, msg) = t
+        .wait_for(WAIT, |h, m| {
+            matches!(m, jt808::Message::AlarmConfirm(_)).then(|| (h.clone(), m.clone()))
+        })
+        .await
+        .expect("0x8203");
+    let jt808::Message::AlarmConfirm(confirm) = &msg else {
+        unreachable!()
+    };
+    assert_eq!(u64::from(confirm.alarm_serial), serial);
+    assert_eq!(confirm.alarm_type, EMERGENCY);
+    // The terminal's 0x0001 answer acknowledges it.
+    t.answer(&h, &msg).await.unwrap();
+    let done = loop {
+        let r = sub.next_on("/cmd/result", WAIT).await;
+        if r.json["data"]["status"] != "sent" {
+            break r;
+        }
+    };
+    assert_eq!(done.json["data"]["id"], "ack-1");
+    assert_eq!(done.json["data"]["status"], "acked", "{}", done.json);
+}

@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::msg::params::{self, param_by_name};
 use crate::msg::SetParams;
 use crate::msg::{
-    ControlItem, DownlinkTransparent, QueryParams, TemporaryTracking, TerminalControl, TextMessage,
-    VehicleControl,
+    AlarmConfirm, ControlItem, DownlinkTransparent, QueryParams, TemporaryTracking,
+    TerminalControl, TextMessage, VehicleControl,
 };
 use crate::{Message, Version};
 
@@ -47,7 +47,7 @@ fn hex_bytes(cmd: &Command, name: &str) -> Result<Vec<u8>, CommandError> {
 ///
 /// Supported types: `text` (0x8300), `query_location` (0x8201), `query_params` (0x8104,
 /// or 0x8106 with `ids`), `set_params` (0x8103), `query_attributes` (0x8107),
-/// `terminal_control` (0x8105), `temporary_tracking` (0x8202),
+/// `terminal_control` (0x8105), `temporary_tracking` (0x8202), `alarm_confirm` (0x8203),
 /// `vehicle_control` (0x8500), `transparent` (0x8900), `raw`.
 pub fn build(cmd: &Command, version: Version) -> Result<Message, CommandError> {
     let msg = match cmd.kind.as_str() {
@@ -80,6 +80,7 @@ pub fn build(cmd: &Command, version: Version) -> Result<Message, CommandError> {
                 validity_s: dur as u32,
             })
         }
+        "alarm_confirm" => alarm_confirm(cmd)?,
         "vehicle_control" => vehicle_control(cmd, version)?,
         // 0x8900: message type BYTE | content.
         "transparent" => {
@@ -199,6 +200,45 @@ fn set_params(cmd: &Command) -> Result<Message, CommandError> {
     let params = params::from_json_map(map)
         .map_err(|e| CommandError::new(format!("params.params.{}", e.key), e.reason))?;
     Ok(Message::SetParams(SetParams { params }))
+}
+
+/// 0x8203 manual alarm confirmation: alarm message serial WORD | alarm type DWORD.
+///
+/// `alarm_serial` is the serial of the report that raised the alarm (the `msg_seq` of its
+/// `alarm` event; 0 or absent: every report of these alarms). The alarms are `alarms`, a
+/// list of alarm names (the `name` of `alarm` events, `location.data.alarms`) or bit numbers,
+/// or `alarm_type`, the whole DWORD; one of the two, not both, and at least one bit.
+fn alarm_confirm(cmd: &Command) -> Result<Message, CommandError> {
+    let alarm_serial = uint(cmd, "alarm_serial", 0xffff)?.unwrap_or(0) as u16;
+    let word = uint(cmd, "alarm_type", 0xffff_ffff)?;
+    let alarm_type = match (field(cmd, "alarms"), word) {
+        (Some(_), Some(_)) => return Err(err("alarm_type", "give alarms or alarm_type, not both")),
+        (None, Some(w)) => w as u32,
+        (None, None) => return Err(err("alarms", "required (or alarm_type)")),
+        (Some(list), None) => {
+            let list = list
+                .as_array()
+                .ok_or_else(|| err("alarms", "expected a list of alarm names or bits"))?;
+            let mut word = 0u32;
+            for a in list {
+                let bit = match a {
+                    Value::String(name) => crate::normalize::alarm_bit(name),
+                    Value::Number(n) => n.as_u64().filter(|b| *b < 32).map(|b| b as u32),
+                    _ => None,
+                }
+                .ok_or_else(|| err("alarms", &format!("unknown alarm {a}")))?;
+                word |= 1 << bit;
+            }
+            word
+        }
+    };
+    if alarm_type == 0 {
+        return Err(err("alarms", "no alarm to confirm"));
+    }
+    Ok(Message::AlarmConfirm(AlarmConfirm {
+        alarm_serial,
+        alarm_type,
+    }))
 }
 
 /// 0x8500 vehicle control. `door` (`"lock"` / `"unlock"`) works in every edition: the

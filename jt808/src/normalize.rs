@@ -94,6 +94,15 @@ pub(crate) fn alarm_name(b: u32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// The alarm bit named `name` (the inverse of [`alarm_name`]).
+pub(crate) fn alarm_bit(name: &str) -> Option<u32> {
+    ALARMS
+        .iter()
+        .chain(ALARMS_HIGH.iter())
+        .find(|(_, n)| *n == name)
+        .map(|(b, _)| *b)
+}
+
 fn bit(v: u32, b: u32) -> bool {
     v >> b & 1 == 1
 }

@@ -117,6 +117,30 @@ fn each_rejection_names_its_field() {
             r#"{"id":"1","type":"raw","params":{"msg_id":"0x1FFFF"}}"#,
             "params.msg_id",
         ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarm_serial":7}}"#,
+            "params.alarms",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarms":["smoke"]}}"#,
+            "params.alarms",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarms":[32]}}"#,
+            "params.alarms",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarms":[0],"alarm_type":1}}"#,
+            "params.alarm_type",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarms":[],"alarm_serial":1}}"#,
+            "params.alarms",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarm_type":1,"alarm_serial":70000}}"#,
+            "params.alarm_serial",
+        ),
         (r#"{"id":"1","type":"fly","params":{}}"#, "type"),
     ];
     for (json, want) in cases {
@@ -331,4 +355,38 @@ fn query_attributes_is_an_empty_0x8107_and_query_params_takes_names() {
     )
     .expect("build");
     assert_eq!(body(&m), (0x8106, "020000000100000029".into()));
+}
+
+#[test]
+fn alarm_confirm_is_an_0x8203_with_the_report_serial_and_the_alarm_bits() {
+    let m = build(
+        &cmd(r#"{"id":"1","type":"alarm_confirm","params":{"alarm_serial":42,"alarms":["emergency","illegal_displacement",20]}}"#),
+        Version::V2013,
+    )
+    .expect("build");
+    // 0x002a | bits 0, 20 and 28.
+    assert_eq!(body(&m), (0x8203, "002a10100001".into()));
+    let all = build(
+        &cmd(r#"{"id":"1","type":"alarm_confirm","params":{"alarm_type":8}}"#),
+        Version::V2019,
+    )
+    .expect("build");
+    assert_eq!(body(&all), (0x8203, "000000000008".into()));
+}
+
+proptest::proptest! {
+    #[test]
+    fn alarm_confirm_params_come_back_from_the_decoded_0x8203(serial: u16, bits in 1u32..) {
+        let names: Vec<u32> = (0..32).filter(|b| bits >> b & 1 == 1).collect();
+        let json = serde_json::json!({"id": "1", "type": "alarm_confirm",
+            "params": {"alarm_serial": serial, "alarms": names}});
+        let m = build(&cmd(&json.to_string()), Version::V2013).expect("build");
+        let body = m.encode_body(Version::V2013).expect("encode");
+        let h = jt808::Header::to_terminal(0x8203, Version::V2013, "013800138000".into(), 1);
+        let back = Message::decode(&h, &body).expect("decode");
+        proptest::prop_assert_eq!(
+            back,
+            Message::AlarmConfirm(jt808::msg::AlarmConfirm { alarm_serial: serial, alarm_type: bits })
+        );
+    }
 }
