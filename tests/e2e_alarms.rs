@@ -301,3 +301,43 @@ async fn a_raised_jt808_alarm_is_confirmed_with_alarm_confirm_from_its_event() {
     assert_eq!(done.json["data"]["id"], "ack-1");
     assert_eq!(done.json["data"]["status"], "acked", "{}", done.json);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulated_vehicles_of_both_protocols_raise_and_clear_alarms_with_alarm_every() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        ..Default::default()
+    });
+    let mut sub = Subscriber::connect(m.port, &["vgate/v1/+/alarm"]).await;
+    for (protocol, listener, alarm) in [
+        ("jt808", "jt808", "emergency"),
+        ("gbt32960", "gbt32960", "battery_high_temperature"),
+    ] {
+        let status = tokio::task::spawn_blocking({
+            let target = vgate.addr(listener).to_string();
+            move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_vgate"))
+                    .args(["simulate", "--protocol", protocol, "--vehicles", "2"])
+                    .args(["--rate", "20", "--duration", "2s", "--alarm-every", "5"])
+                    .args(["--target", &target])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .expect("run the simulator")
+            }
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{protocol}: {status}");
+        let got = sub.drain(Duration::from_secs(1)).await;
+        let count = |state: &str| {
+            got.iter()
+                .filter(|a| a.json["data"]["name"] == alarm && a.json["data"]["state"] == state)
+                .count()
+        };
+        // 40 reports a vehicle: raised at 5, 15, 25, 35 and cleared at 10, 20, 30.
+        assert!(count("raised") >= 4, "{protocol}: {got:?}");
+        assert!(count("cleared") >= 2, "{protocol}: {got:?}");
+    }
+}

@@ -394,7 +394,9 @@ async fn run_reports(v: &mut Vehicle, plan: &VehiclePlan) -> io::Result<()> {
                     odometer_km: 1000.0 + step as f64 * 0.01,
                     latitude: 31.23 + 0.01 * a.sin(),
                     longitude: 121.47 + 0.01 * a.cos(),
-                    alarm: None,
+                    // Battery high temperature (bit 1) at level 3, then cleared.
+                    alarm: (plan.alarm_every > 0)
+                        .then(|| if plan.alarm_on(step) { (3, 1 << 1) } else { (0, 0) }),
                 };
                 v.realtime(&d, false).await?;
                 Stats::add(&stats.frames_sent);

@@ -451,6 +451,9 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
                 let msg = if plan.rate > 0.0 {
                     step += 1;
                     t.fix = circle_fix(plan.index, step);
+                    if plan.alarm_on(step) {
+                        t.fix.alarm |= 1; // emergency
+                    }
                     Message::Location(t.fix.report())
                 } else {
                     Message::Heartbeat { extra: Vec::new() }
