@@ -125,6 +125,7 @@ pub fn events(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use codecs::event::AlarmState;

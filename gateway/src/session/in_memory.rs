@@ -346,7 +346,6 @@ async fn jt808_alarms_are_raised_once_cleared_once_and_never_by_a_reissue_in_mem
     );
     send(Message::Location(report(0))).await;
     assert_eq!(alarms_published(&mut p), [("emergency".into(), Cleared)]);
-    drop(send);
     drop((answers, wr));
     p.hang_up().await;
 }
