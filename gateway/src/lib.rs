@@ -20,6 +20,7 @@ pub mod encode;
 pub mod http;
 pub mod listener;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod node;
 pub mod queue;

@@ -391,6 +391,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             warn!(peer = %self.c.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
             return Box::pin(self.general_response(&header, result::FAILURE)).await;
         }
+        if let Message::MediaUpload(upload) = msg {
+            return Box::pin(self.on_media_upload(header, upload)).await;
+        }
         // Set by the read loop as the frame came in: no second clock read per frame.
         let started = self.c.last_rx;
         let events = self.report_events(&vehicle, &header, &msg);
@@ -474,6 +477,56 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             }
             _ => Flow::Continue,
         }
+    }
+
+    /// A whole multimedia upload (0x0801, reassembled from its packages): the file goes to
+    /// the media store, its `media` event is published, and the terminal gets 0x8800 with no
+    /// package to send again. A file the store cannot take is answered 0x8001 result 1
+    /// (failure), so the terminal keeps it and uploads it again.
+    async fn on_media_upload(&mut self, header: Header, upload: msg::MediaUpload) -> Flow {
+        if let Flow::Close(r) = self.flush_deferred().await {
+            return Flow::Close(r);
+        }
+        let store = self.l.shared.media.clone();
+        let vehicle = header.phone.clone();
+        let name = jt808::media::file_name(&header, &upload);
+        let (stored, upload) = match tokio::task::spawn_blocking(move || {
+            (store.put(&vehicle, &name, &upload.data), upload)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(peer = %self.c.peer, error = %e, "media store task failed");
+                return self.general_response(&header, result::FAILURE).await;
+            }
+        };
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                metrics::counter!("vgate_media_store_errors_total", "protocol" => LISTENER)
+                    .increment(1);
+                warn!(peer = %self.c.peer, vehicle = %header.phone, media_id = upload.media_id, error = %e, "media file not stored");
+                return self.general_response(&header, result::FAILURE).await;
+            }
+        };
+        metrics::counter!("vgate_media_stored_total", "protocol" => LISTENER).increment(1);
+        metrics::counter!("vgate_media_stored_bytes_total", "protocol" => LISTENER)
+            .increment(stored.size);
+        let edition = self.version.unwrap_or(header.version);
+        let event = jt808::media::event(edition, &header, &upload, stored, &self.ctx());
+        let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
+        match self.l.shared.sink.publish_all(vec![event], durable).await {
+            Ok(true) => {}
+            // Not durable: the terminal keeps the file and uploads it again.
+            Ok(false) => return self.general_response(&header, result::FAILURE).await,
+            Err(_) => return Flow::Close(PresenceReason::Shutdown),
+        }
+        let answer = Message::MediaUploadAnswer(msg::MediaUploadAnswer {
+            media_id: upload.media_id,
+            retransmit_ids: Vec::new(),
+        });
+        self.send(&header, &answer).await
     }
 
     async fn refuse(&mut self, header: &Header, reason: &str) -> Flow {

@@ -63,6 +63,8 @@ pub struct Shared {
     pub registry: Arc<dyn Registry>,
     /// Each vehicle's alarm bits of its last live report (`alarm` events).
     pub alarms: Arc<dyn crate::alarms::AlarmStore>,
+    /// Where uploaded media files go (`media` events).
+    pub media: Arc<dyn crate::media::MediaStore>,
     pub commands: Arc<crate::commands::Commands>,
     pub shutdown: CancellationToken,
 }
