@@ -141,6 +141,30 @@ fn each_rejection_names_its_field() {
             r#"{"id":"1","type":"alarm_confirm","params":{"alarm_type":1,"alarm_serial":70000}}"#,
             "params.alarm_serial",
         ),
+        (
+            r#"{"id":"1","type":"camera_shot","params":{}}"#,
+            "params.channel",
+        ),
+        (
+            r#"{"id":"1","type":"camera_shot","params":{"channel":1,"video":true,"count":2}}"#,
+            "params.count",
+        ),
+        (
+            r#"{"id":"1","type":"stored_media_upload","params":{"media_type":"photo"}}"#,
+            "params.media_type",
+        ),
+        (
+            r#"{"id":"1","type":"stored_media_search","params":{"start":"yesterday"}}"#,
+            "params.start",
+        ),
+        (
+            r#"{"id":"1","type":"stored_media_upload","params":{"delete":1}}"#,
+            "params.delete",
+        ),
+        (
+            r#"{"id":"1","type":"single_media_upload","params":{}}"#,
+            "params.media_id",
+        ),
         (r#"{"id":"1","type":"fly","params":{}}"#, "type"),
     ];
     for (json, want) in cases {
@@ -389,4 +413,39 @@ proptest::proptest! {
             Message::AlarmConfirm(jt808::msg::AlarmConfirm { alarm_serial: serial, alarm_type: bits })
         );
     }
+}
+
+#[test]
+fn media_commands_have_their_0x8801_to_0x8805_layouts() {
+    let b = |json: &str| body(&build(&cmd(json), Version::V2013).expect(json));
+    // channel 1, 3 pictures every 2 s, upload now, default image settings.
+    assert_eq!(
+        b(r#"{"id":"1","type":"camera_shot","params":{"channel":1,"count":3,"interval_s":2}}"#),
+        (0x8801, "0100030002000105804040 80".replace(' ', ""))
+    );
+    assert_eq!(
+        b(r#"{"id":"1","type":"camera_shot","params":{"channel":2,"video":true,"interval_s":30,"save":true}}"#).1[..14],
+        *"02ffff001e0101"
+    );
+    assert_eq!(
+        b(r#"{"id":"1","type":"camera_shot","params":{"channel":2,"stop":true}}"#).1[..6],
+        *"020000"
+    );
+    // image, all channels, timed, 2024-01-01T00:00:00Z = 08:00 Beijing, to no limit.
+    assert_eq!(
+        b(
+            r#"{"id":"1","type":"stored_media_search","params":{"event":"timed","start":"2024-01-01T00:00:00Z"}}"#
+        ),
+        (0x8802, "000001240101080000000000000000".into())
+    );
+    assert_eq!(
+        b(
+            r#"{"id":"1","type":"stored_media_upload","params":{"media_type":"video","channel":3,"delete":true}}"#
+        ),
+        (0x8803, "02030000000000000000000000000001".into())
+    );
+    assert_eq!(
+        b(r#"{"id":"1","type":"single_media_upload","params":{"media_id":4242}}"#),
+        (0x8805, "0000109200".into())
+    );
 }
