@@ -352,7 +352,8 @@ async fn jt808_alarms_are_raised_once_cleared_once_and_never_by_a_reissue_in_mem
 }
 
 #[tokio::test]
-async fn a_subpackaged_jt808_photo_is_stored_whole_published_and_answered_0x8800_in_memory() {
+async fn jt808_photos_subpackaged_or_not_are_stored_whole_published_and_answered_0x8800_in_memory()
+{
     use jt808::msg::{self, Message};
     type P = super::jt808::Session<WriteHalf<DuplexStream>>;
     let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
@@ -367,48 +368,58 @@ async fn a_subpackaged_jt808_photo_is_stored_whole_published_and_answered_0x8800
     let _ = answer(&mut answers).await;
     assert!(p.presence().await.online);
 
-    // 5,000 bytes: six packages of at most 1,000 body bytes.
-    let photo: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let upload = Message::MediaUpload(msg::MediaUpload {
-        media_id: 77,
-        media_type: 0,
-        format: 0,
-        event: 1,
-        channel: 1,
-        location: msg::LocationReport {
-            alarm: 0,
-            status: 0b10,
-            latitude: 22_543_096,
-            longitude: 114_057_865,
-            altitude: 0,
-            speed: 0,
-            heading: 0,
-            time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
-            items: Vec::new(),
-            tail: Vec::new(),
-        },
-        data: photo.clone(),
-    });
-    wr.write_all(&jt808_frame(&upload, 2)).await.expect("write");
-    let Message::MediaUploadAnswer(a) = decode(answer(&mut answers).await) else {
-        panic!("0x8800 expected")
-    };
-    assert_eq!(a.media_id, 77);
-    assert!(a.retransmit_ids.is_empty());
-    let media = loop {
-        if let Data::Media(m) = p.next().await.event.data {
-            break m;
-        }
-    };
-    assert_eq!(media.media_id, 77);
-    assert_eq!(media.format, "jpeg");
-    assert_eq!(media.stored.size, 5000);
-    let path = p._dir.path().join("media").join(&media.stored.key);
-    assert_eq!(std::fs::read(path).expect("stored file"), photo);
-    use sha2::Digest;
+    // 5,000 bytes: six packages of at most 1,000 body bytes; then 500 bytes in one frame.
+    for (media_id, size, serial) in [(77u32, 5000u32, 2u16), (78, 500, 20)] {
+        let photo: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let upload = Message::MediaUpload(msg::MediaUpload {
+            media_id,
+            media_type: 0,
+            format: 0,
+            event: 1,
+            channel: 1,
+            location: msg::LocationReport {
+                alarm: 0,
+                status: 0b10,
+                latitude: 22_543_096,
+                longitude: 114_057_865,
+                altitude: 0,
+                speed: 0,
+                heading: 0,
+                time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
+                items: Vec::new(),
+                tail: Vec::new(),
+            },
+            data: photo.clone(),
+        });
+        wr.write_all(&jt808_frame(&upload, serial))
+            .await
+            .expect("write");
+        let Message::MediaUploadAnswer(a) = decode(answer(&mut answers).await) else {
+            panic!("0x8800 expected")
+        };
+        assert_eq!(a.media_id, media_id);
+        assert!(a.retransmit_ids.is_empty());
+        let media = loop {
+            if let Data::Media(m) = p.next().await.event.data {
+                break m;
+            }
+        };
+        assert_eq!(media.media_id, media_id);
+        assert_eq!(media.format, "jpeg");
+        assert_eq!(media.stored.size, u64::from(size));
+        let path = p._dir.path().join("media").join(&media.stored.key);
+        assert_eq!(std::fs::read(path).expect("stored file"), photo);
+        use sha2::Digest;
+        assert_eq!(
+            media.stored.sha256,
+            hex::encode(sha2::Sha256::digest(&photo))
+        );
+    }
+    let parts = p._dir.path().join("media/.parts");
     assert_eq!(
-        media.stored.sha256,
-        hex::encode(sha2::Sha256::digest(&photo))
+        std::fs::read_dir(parts).map_or(0, |d| d.count()),
+        0,
+        "no parts left"
     );
     drop((answers, wr));
     p.hang_up().await;
