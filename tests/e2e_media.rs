@@ -1,7 +1,8 @@
-//! Black-box tests of multimedia uploads: the real `vgate` binary, Mosquitto, and a JT/T 808
-//! terminal uploading a photo (0x0801) in packages, some of them lost and sent again when the
-//! gateway asks (0x8003). The file lands whole in the media directory, its `media` event
-//! carries its size and SHA-256, and the terminal gets 0x8800 with nothing to send again.
+//! Black-box tests of multimedia uploads: the real `vgate` binary, Mosquitto, and JT/T 808
+//! terminals uploading photos (0x0801) in packages, some of them lost and sent again when the
+//! gateway asks (0x8800 with the missing list). The file lands whole in the media directory
+//! (its packages went to disk as they came, not to memory), its `media` event carries its
+//! size and SHA-256, and the terminal gets 0x8800 with nothing to send again.
 
 mod support;
 
@@ -15,7 +16,7 @@ use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
 const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_photo_with_lost_packages_arrives_whole_in_the_media_directory() {
+async fn a_3_mb_photo_with_lost_packages_arrives_whole_in_the_media_directory() {
     let Some(m) = Mosquitto::start() else { return };
     let vgate = Vgate::start(VgateOptions {
         mqtt_url: Some(m.url()),
@@ -36,11 +37,14 @@ async fn a_photo_with_lost_packages_arrives_whole_in_the_media_directory() {
         .expect("code");
     assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
 
-    // 200,000 bytes in 1,000-byte packages (201 of them: the 36-byte media header first).
-    let photo: Vec<u8> = (0..200_000u32)
+    // 3,000,000 bytes in 1,000-byte packages (3,001 of them: the 36-byte media header
+    // first), the second, two in the middle and the last one lost on the first pass.
+    let photo: Vec<u8> = (0..3_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let answer = tokio::time::timeout(WAIT, t.upload_media(4242, &photo, 1000, &[2, 77, 201]))
+    let last = (photo.len() + 36).div_ceil(1000) as u16;
+    let lost = [2, 777, 1500, last];
+    let answer = tokio::time::timeout(WAIT, t.upload_media(4242, &photo, 1000, &lost))
         .await
         .expect("answered in time")
         .expect("0x8800");
@@ -54,7 +58,7 @@ async fn a_photo_with_lost_packages_arrives_whole_in_the_media_directory() {
     assert_eq!(d["media_id"], 4242);
     assert_eq!(d["media_type"], "image");
     assert_eq!(d["format"], "jpeg");
-    assert_eq!(d["size"], 200_000);
+    assert_eq!(d["size"], 3_000_000);
     let sha = hex::encode(sha2::Sha256::digest(&photo));
     assert_eq!(d["sha256"], sha.as_str());
     assert!(d["location"]["latitude"].is_f64());
@@ -62,4 +66,60 @@ async fn a_photo_with_lost_packages_arrives_whole_in_the_media_directory() {
     let stored = std::fs::read(vgate.data_dir.path().join("media").join(key)).expect("file");
     assert_eq!(stored.len(), photo.len());
     assert!(stored == photo, "the stored file is the photo");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_terminals_uploading_at_once_each_get_their_own_file() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        ..Default::default()
+    });
+    let mut sub = Subscriber::connect(m.port, &["vgate/v1/+/media"]).await;
+    let addr = vgate.addr("jt808");
+    let tasks: Vec<_> = (0..20u32)
+        .map(|n| {
+            tokio::spawn(async move {
+                let phone = format!("0138001391{n:02}");
+                let mut t = Terminal::connect(addr, &phone, Version::V2013)
+                    .await
+                    .expect("connect");
+                let code = t
+                    .register()
+                    .await
+                    .expect("register")
+                    .auth_code
+                    .expect("code");
+                assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+                let photo: Vec<u8> = (0..100_000u32).map(|i| (i ^ n) as u8).collect();
+                let a = t.upload_media(n, &photo, 1000, &[]).await.expect("0x8800");
+                assert!(a.retransmit_ids.is_empty());
+                (phone, hex::encode(sha2::Sha256::digest(&photo)))
+            })
+        })
+        .collect();
+    let mut want = std::collections::HashMap::new();
+    for t in tasks {
+        let (phone, sha) = tokio::time::timeout(WAIT, t)
+            .await
+            .expect("in time")
+            .unwrap();
+        want.insert(phone, sha);
+    }
+    for _ in 0..20 {
+        let ev = sub.next_on("/media", WAIT).await;
+        let phone = ev.json["vehicle_id"].as_str().unwrap().to_owned();
+        let sha = want.remove(&phone).expect("one event per terminal");
+        assert_eq!(ev.json["data"]["sha256"], sha.as_str());
+        let key = ev.json["data"]["key"].as_str().unwrap();
+        let file = std::fs::read(vgate.data_dir.path().join("media").join(key)).unwrap();
+        assert_eq!(hex::encode(sha2::Sha256::digest(&file)), sha);
+    }
+    assert!(want.is_empty());
+    let parts = vgate.data_dir.path().join("media/.parts");
+    assert_eq!(
+        std::fs::read_dir(parts).map_or(0, |d| d.count()),
+        0,
+        "no parts left"
+    );
 }
