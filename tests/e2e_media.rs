@@ -123,3 +123,35 @@ async fn twenty_terminals_uploading_at_once_each_get_their_own_file() {
         "no parts left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulated_terminals_upload_photos_with_photo_every() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        ..Default::default()
+    });
+    let mut sub = Subscriber::connect(m.port, &["vgate/v1/+/media"]).await;
+    let target = vgate.addr("jt808").to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vgate"))
+            .args(["simulate", "--protocol", "jt808", "--vehicles", "2"])
+            .args(["--rate", "10", "--duration", "2s"])
+            .args(["--photo-every", "5", "--photo-kb", "8"])
+            .args(["--target", &target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run the simulator")
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}");
+    let got = sub.drain(Duration::from_secs(1)).await;
+    // 20 reports a vehicle: a photo after the 5th, 10th, 15th and 20th.
+    assert!(got.len() >= 4, "{got:?}");
+    for ev in &got {
+        assert_eq!(ev.json["data"]["size"], 8192, "{}", ev.json);
+        assert_eq!(ev.json["data"]["format"], "jpeg");
+    }
+}

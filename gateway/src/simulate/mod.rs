@@ -90,6 +90,13 @@ pub struct SimulateArgs {
     /// the gateway publishes `alarm` events. Open-loop reports only (not `--rate max`).
     #[arg(long, default_value_t = 0)]
     pub alarm_every: u64,
+    /// JT/T 808: after every Nth report, upload a photo (0x0801 in 1,000-byte packages,
+    /// waiting for the 0x8800) of --photo-kb KiB (0 = never). Open-loop reports only.
+    #[arg(long, default_value_t = 0)]
+    pub photo_every: u64,
+    /// Size of each --photo-every photo, KiB.
+    #[arg(long, default_value_t = 64)]
+    pub photo_kb: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -298,6 +305,9 @@ pub struct VehiclePlan {
     pub flood: Option<FloodPlan>,
     /// `--alarm-every`: reports between raising and clearing an alarm (0 = never).
     pub alarm_every: u64,
+    /// `--photo-every` (0 = never) and `--photo-kb`.
+    pub photo_every: u64,
+    pub photo_bytes: usize,
 }
 
 impl VehiclePlan {
@@ -389,6 +399,8 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
                 }),
             },
             alarm_every: args.alarm_every,
+            photo_every: args.photo_every,
+            photo_bytes: args.photo_kb.saturating_mul(1024),
         };
         let id = args.first_id + i as u64;
         match (jt_version, gb_edition) {
@@ -476,6 +488,8 @@ mod tests {
             stats: Arc::new(Stats::default()),
             flood: None,
             alarm_every,
+            photo_every: 0,
+            photo_bytes: 0,
         };
         let on: Vec<bool> = (1..=9).map(|s| plan(3).alarm_on(s)).collect();
         assert_eq!(
