@@ -524,7 +524,7 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
                 if pending.len() > 10_000 {
                     pending.clear();
                 }
-                if plan.photo_every > 0 && step > 0 && step % plan.photo_every == 0 {
+                if plan.photo_every > 0 && step > 0 && step.is_multiple_of(plan.photo_every) {
                     // A photo: a JPEG start and end around bytes that vary per vehicle.
                     let mut photo: Vec<u8> = (0..plan.photo_bytes.max(4))
                         .map(|i| (i as u64 ^ step ^ plan.index as u64) as u8)
