@@ -232,11 +232,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         let mut events = gbt32960::normalize_message(&frame, &msg, &ctx);
         if frame.command == id::REALTIME {
             // Each general alarm flag a live report changed (`gbt32960::alarm`).
-            let store = &self.l.shared.alarms;
-            let prev = store.get(&vehicle);
+            let prev = self.l.shared.alarms.get(&vehicle);
             if let Some((now, alarms)) = gbt32960::alarm::events(&frame, &msg, &ctx, prev) {
                 if now != prev {
-                    store.put(&vehicle, now);
+                    self.l.shared.store_alarms(&vehicle, self.c.id, now);
                 }
                 events.extend(alarms);
             }

@@ -222,11 +222,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 | Message::VehicleControlAnswer { .. }
                 | Message::LocationBatch { .. }
         ) {
-            let store = &self.l.shared.alarms;
-            let prev = store.get(vehicle);
+            let prev = self.l.shared.alarms.get(vehicle);
             if let Some((now, alarms)) = jt808::alarm::events(edition, header, msg, &ctx, prev) {
                 if now != prev {
-                    store.put(vehicle, now);
+                    self.l.shared.store_alarms(vehicle, self.c.id, now);
                 }
                 events.extend(alarms);
             }

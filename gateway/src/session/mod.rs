@@ -90,6 +90,20 @@ impl Shared {
         Flow::Continue
     }
 
+    /// Records `vehicle`'s alarm bits after a live report read by session `session_id`,
+    /// unless another connection has taken the vehicle over since: a report the old
+    /// connection was still reading must not overwrite the state the new one started at
+    /// login.
+    pub fn store_alarms(&self, vehicle: &str, session_id: u64, bits: codecs::event::AlarmBits) {
+        if self
+            .registry
+            .get(vehicle)
+            .is_some_and(|h| h.id == session_id)
+        {
+            self.alarms.put(vehicle, bits);
+        }
+    }
+
     /// A session ended: counts it, and unless another connection took the vehicle over,
     /// releases the vehicle and publishes it offline with `reason`. A taken-over session no
     /// longer holds the id (the vehicle is still online), so presence does not flap.
