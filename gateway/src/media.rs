@@ -65,6 +65,14 @@ impl DirStore {
         DirStore { root: root.into() }
     }
 
+    /// The store at `root`, without the parts of uploads a previous run left unfinished
+    /// (their connections are gone; the terminals upload those files again).
+    pub fn open(root: impl Into<PathBuf>) -> Self {
+        let store = DirStore::new(root);
+        let _ = std::fs::remove_dir_all(store.scratch());
+        store
+    }
+
     /// The directory files go under.
     pub fn root(&self) -> &Path {
         &self.root
@@ -582,6 +590,18 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(left.len(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn opening_the_store_removes_parts_left_by_a_previous_run_and_keeps_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        store.put("v1", "1_1.jpg", b"x").unwrap();
+        std::fs::create_dir_all(store.scratch()).unwrap();
+        std::fs::write(store.scratch().join("v1-1-0.part"), b"half").unwrap();
+        let store = DirStore::open(dir.path());
+        assert!(!store.scratch().exists());
+        assert_eq!(std::fs::read(dir.path().join("v1/1_1.jpg")).unwrap(), b"x");
     }
 
     #[test]

@@ -231,7 +231,7 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         sink,
         registry: registry.clone(),
         alarms: Arc::new(crate::alarms::LocalAlarms::new()),
-        media: Arc::new(crate::media::DirStore::new(cfg.data_dir.join("media"))),
+        media: Arc::new(crate::media::DirStore::open(cfg.data_dir.join("media"))),
         commands,
         shutdown: shutdown.clone(),
     };
