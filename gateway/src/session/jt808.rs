@@ -519,6 +519,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             Ok(crate::media::Pushed::Pending) => Flow::Continue,
             Ok(crate::media::Pushed::Missing(m)) => self.ask_for_packages(m).await,
             Ok(crate::media::Pushed::Complete(c)) => {
+                // Counted once whole, as the reassembler's messages are.
+                metrics::counter!("vgate_frames_in_total", "protocol" => "jt808", "msg_id" => msg::id::label(msg::id::MEDIA_UPLOAD)).increment(1);
                 self.store_media(c.header, c.upload, MediaSource::Parts(c.file))
                     .await
             }
