@@ -15,6 +15,19 @@ use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The resident set of process `pid`, KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_3_mb_photo_with_lost_packages_arrives_whole_in_the_media_directory() {
     let Some(m) = Mosquitto::start() else { return };
@@ -43,6 +56,8 @@ async fn a_3_mb_photo_with_lost_packages_arrives_whole_in_the_media_directory() 
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     let last = (photo.len() + 36).div_ceil(1000) as u16;
+    let pid = vgate.child.as_ref().expect("running").id();
+    let rss_before = rss_kib(pid);
     let lost = [2, 777, 1500, last];
     let answer = tokio::time::timeout(WAIT, t.upload_media(4242, &photo, 1000, &lost))
         .await
@@ -50,6 +65,10 @@ async fn a_3_mb_photo_with_lost_packages_arrives_whole_in_the_media_directory() 
         .expect("0x8800");
     assert_eq!(answer.media_id, 4242);
     assert!(answer.retransmit_ids.is_empty());
+    let grew = rss_kib(pid).saturating_sub(rss_before);
+    eprintln!("vgate RSS grew by {grew} KiB over a 3 MB upload");
+    // Reassembled in memory the file alone would be 3 MB; its packages went to disk.
+    assert!(grew < 2048, "vgate grew by {grew} KiB");
 
     let ev = sub.next_on("/media", WAIT).await;
     assert_eq!(ev.json["type"], "media");
