@@ -1,5 +1,6 @@
-//! Multimedia uploads (0x0801) to `media` events: the names of the codes of JT/T 808-2013
-//! §8.55-§8.57 (unchanged in 2019), and the event of an upload the gateway has stored.
+//! Multimedia uploads (0x0801) to `media` events: the names of the codes of the 0x0800 and
+//! 0x0801 tables of JT/T 808-2013 (unchanged in 2019), the event of an upload the gateway
+//! has stored, and the bookkeeping of an upload whose packages go to disk ([`Assembly`]).
 //!
 //! Pure: the gateway stores the file (its media store gives size, SHA-256 and key) and
 //! answers 0x8800; this module only says what the file is.

@@ -532,7 +532,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     }
 
     /// Asks for an upload's missing packages: 0x8800 with the list when its media id is
-    /// known (JT/T 808-2013 §8.57), else 0x8003 (§8.9); at most 255 at a time.
+    /// known (the 0x0801 answer), else 0x8003 (resend subpackages); at most 255 at a time.
     async fn ask_for_packages(&mut self, mut m: crate::media::Missing) -> Flow {
         // Both lists have a BYTE count (2013): the rest is asked for next time.
         m.ids.truncate(255);
