@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub mod alarms;
 pub mod auth;
 pub mod cli;
 pub mod commands;
@@ -20,6 +21,7 @@ pub mod encode;
 pub mod http;
 pub mod listener;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod node;
 pub mod queue;

@@ -236,6 +236,8 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         node: node.clone(),
         sink,
         registry: registry.clone(),
+        alarms: Arc::new(crate::alarms::LocalAlarms::new()),
+        media: Arc::new(crate::media::DirStore::open(cfg.data_dir.join("media"))),
         commands,
         shutdown: shutdown.clone(),
     };

@@ -24,6 +24,8 @@
 //! ```
 //!
 //! # Layout
+//! - [`alarm`]: alarm transitions of real-time reports (previous flags + report -> `alarm`
+//!   events).
 //! - [`edition`]: the two editions.
 //! - [`frame`]: [`Frame`] parse/to_wire, [`Encryption`], [`ResponseFlag`], BCC.
 //! - [`codec`]: [`Codec`], the `tokio_util` framing (resync, size limit, bad frames as items).
@@ -45,6 +47,7 @@
 // Unit tests may unwrap: a panic there is a failed test. The library build is still fenced.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod alarm;
 pub mod codec;
 pub mod command;
 pub mod crypto;

@@ -3,7 +3,9 @@
 //! A real-time (0x02) or reissue (0x03) report becomes one `telemetry` event, plus a
 //! `location` event when it has a position unit. Both editions fill the same field names;
 //! every value is scaled into physical units and a sentinel (0xFE/0xFF, 0xFFFE/0xFFFF,
-//! 0xFFFFFFFE/0xFFFFFFFF) becomes JSON null. Logins and logouts become `lifecycle` events,
+//! 0xFFFFFFFE/0xFFFFFFFF) becomes JSON null, in number and code fields too (subsystem, pack,
+//! motor, stack, cell, probe and sensor numbers, state codes, alarm levels: `id8`, `id16`,
+//! `code`; `tests/sentinels.rs` has one case per field). Logins and logouts become `lifecycle` events,
 //! everything else a `passthrough` with the protocol-level JSON ([`crate::raw_json`]).
 //!
 //! GB/T 32960 frames carry no serial number: real-time events have `msg_seq` null; logins
@@ -55,6 +57,25 @@ fn code(raw: u8, names: &[(u8, &'static str)]) -> Json {
 
 fn uint(n: impl Into<u64>) -> Json {
     Json::U64(n.into())
+}
+
+/// A one-byte number or code (subsystem, motor, cell, probe, sensor number...): `null`
+/// for 0xFE abnormal / 0xFF invalid (contract §3: never 254 or 255).
+fn id8(n: u8) -> Json {
+    if n >= 0xFE {
+        Json::Null
+    } else {
+        Json::U64(n.into())
+    }
+}
+
+/// A two-byte number, code or count: `null` for 0xFFFE abnormal / 0xFFFF invalid.
+fn id16(n: u16) -> Json {
+    if n >= 0xFFFE {
+        Json::Null
+    } else {
+        Json::U64(n.into())
+    }
 }
 
 fn hex_str(b: &[u8]) -> Json {
@@ -189,7 +210,7 @@ fn motor(m: &Motor, ed: Edition) -> Json {
         o.push(("controller_voltage_v", num(scaled_u16(v, 0.1, 0.0))));
         o.push(("dc_bus_current_a", num(scaled_u16(i, 0.1, -1000.0))));
     }
-    o.push(("no", uint(m.no)));
+    o.push(("no", id8(m.no)));
     o.push(("rpm", whole(scaled_u16(m.rpm, 1.0, Motor::rpm_offset(ed)))));
     o.push((
         "state",
@@ -237,72 +258,84 @@ fn alarm(a: &Alarm) -> Json {
             "general",
             Json::List(
                 g.iter()
-                    .map(|(b, l)| Json::object(vec![("bit", uint(*b)), ("level", uint(*l))]))
+                    .map(|(b, l)| Json::object(vec![("bit", id8(*b)), ("level", id8(*l))]))
                     .collect(),
             ),
         ));
     }
-    o.push((
-        "level",
-        if a.level >= 0xFE {
-            Json::Null
-        } else {
-            uint(a.level)
-        },
-    ));
+    o.push(("level", id8(a.level)));
     o.push(("motor_faults", codes(&a.motor_faults)));
     o.push(("other_faults", codes(&a.other_faults)));
     o.push(("ress_faults", codes(&a.ress_faults)));
     Json::object(o)
 }
 
-/// One pack of `battery_voltages` while split lists are joined.
+/// One entry of `battery_voltages`: a pack's cells from `first_cell` on.
 struct PackOut {
     no: u8,
     voltage: u16,
     current: u16,
-    cell_count: u64,
+    /// The pack's total cell count (2016 WORD; 2025 the cells sent).
+    cell_count: Option<u16>,
+    /// 1-based number of the first cell of `cells`; `None` for a 0xFFFE/0xFFFF start.
+    first_cell: Option<u16>,
     cells: Vec<Option<f64>>,
 }
 
+/// `battery_voltages`: one entry per pack part, each with `first_cell`, the 1-based number
+/// of its first cell. A pack of more than 200 cells comes in several frames (2016 table
+/// B.6: total count, start cell of this frame, cells in this frame); each frame's part is
+/// published as it comes, from its start cell (`first_cell: 201`, not 200 leading nulls).
+/// Parts of one pack in one frame are put in start-cell order and joined where one continues
+/// the other; a part that does not continue the one before it is an entry of its own. A
+/// 0xFFFE/0xFFFF start cell is `first_cell: null`. 2025 has no split fields: every list
+/// starts at cell 1.
 fn voltages(packs: &[PackVoltages], ed: Edition) -> Json {
     let cur = Vehicle::current_offset(ed);
-    // Join split lists: parts of one pack go to their start cell (2016 B.6).
-    let mut out: Vec<PackOut> = Vec::with_capacity(packs.len());
-    for p in packs {
-        let start = p.split.map_or(0, |(_, s)| usize::from(s.max(1)) - 1);
-        match out.iter_mut().find(|o| o.no == p.no) {
-            Some(o) => {
-                let need = start + p.cells.len();
-                if o.cells.len() < need {
-                    o.cells.resize(need, None);
-                }
-                for (slot, c) in o.cells.iter_mut().skip(start).zip(&p.cells) {
-                    *slot = round6(scaled_u16(*c, 0.001, 0.0));
-                }
+    let mut parts: Vec<PackOut> = packs
+        .iter()
+        .map(|p| {
+            let (cell_count, first_cell) = match p.split {
+                Some((total, start)) => (
+                    (total < 0xFFFE).then_some(total),
+                    (start < 0xFFFE).then_some(start.max(1)),
+                ),
+                None => (u16::try_from(p.cells.len()).ok(), Some(1)),
+            };
+            PackOut {
+                no: p.no,
+                voltage: p.voltage,
+                current: p.current,
+                cell_count,
+                first_cell,
+                cells: millivolts(&p.cells),
             }
-            None => {
-                let mut cells = Vec::with_capacity(start + p.cells.len());
-                cells.resize(start, None);
-                cells.extend(millivolts(&p.cells));
-                out.push(PackOut {
-                    no: p.no,
-                    voltage: p.voltage,
-                    current: p.current,
-                    cell_count: p.split.map_or(p.cells.len() as u64, |(n, _)| u64::from(n)),
-                    cells,
-                });
-            }
+        })
+        .collect();
+    // The parts of a pack together (packs in the order they first appear), by start cell.
+    let first_seen = |no: u8| packs.iter().position(|p| p.no == no).unwrap_or(usize::MAX);
+    parts.sort_by_key(|p| (first_seen(p.no), p.first_cell.unwrap_or(u16::MAX)));
+    let mut out: Vec<PackOut> = Vec::with_capacity(parts.len());
+    for p in parts {
+        let continues = |o: &PackOut| {
+            o.no == p.no
+                && matches!((o.first_cell, p.first_cell), (Some(a), Some(b))
+                    if usize::from(a) + o.cells.len() == usize::from(b))
+        };
+        match out.last_mut().filter(|o| continues(o)) {
+            Some(o) => o.cells.extend(p.cells),
+            None => out.push(p),
         }
     }
     Json::List(
         out.into_iter()
             .map(|p| {
                 Json::object(vec![
-                    ("cell_count", Json::U64(p.cell_count)),
+                    ("cell_count", p.cell_count.map_or(Json::Null, id16)),
                     ("cell_voltages_v", Json::Nums(p.cells)),
                     ("current_a", num(scaled_u16(p.current, 0.1, cur))),
-                    ("no", uint(p.no)),
+                    ("first_cell", p.first_cell.map_or(Json::Null, id16)),
+                    ("no", id8(p.no)),
                     ("voltage_v", num(scaled_u16(p.voltage, 0.1, 0.0))),
                 ])
             })
@@ -320,23 +353,23 @@ fn supercap(s: Option<&Supercap>, x: Option<&SupercapExtremes>) -> Json {
         o.push((
             "extremes",
             Json::object(vec![
-                ("max_cell_voltage_cell", uint(x.max_v.1)),
-                ("max_cell_voltage_system", uint(x.max_v.0)),
+                ("max_cell_voltage_cell", id16(x.max_v.1)),
+                ("max_cell_voltage_system", id8(x.max_v.0)),
                 ("max_cell_voltage_v", num(scaled_u16(x.max_v.2, 0.001, 0.0))),
                 ("max_temperature_c", whole(scaled_u8(x.max_t.2, 1.0, -40.0))),
-                ("max_temperature_probe", uint(x.max_t.1)),
-                ("max_temperature_system", uint(x.max_t.0)),
-                ("min_cell_voltage_cell", uint(x.min_v.1)),
-                ("min_cell_voltage_system", uint(x.min_v.0)),
+                ("max_temperature_probe", id16(x.max_t.1)),
+                ("max_temperature_system", id8(x.max_t.0)),
+                ("min_cell_voltage_cell", id16(x.min_v.1)),
+                ("min_cell_voltage_system", id8(x.min_v.0)),
                 ("min_cell_voltage_v", num(scaled_u16(x.min_v.2, 0.001, 0.0))),
                 ("min_temperature_c", whole(scaled_u8(x.min_t.2, 1.0, -40.0))),
-                ("min_temperature_probe", uint(x.min_t.1)),
-                ("min_temperature_system", uint(x.min_t.0)),
+                ("min_temperature_probe", id16(x.min_t.1)),
+                ("min_temperature_system", id8(x.min_t.0)),
             ]),
         ));
     }
     if let Some(s) = s {
-        o.push(("system", uint(s.system)));
+        o.push(("system", id8(s.system)));
         o.push(("temperatures_c", temps(&s.temps)));
         o.push(("voltage_v", num(scaled_u16(s.voltage, 0.1, 0.0))));
     }
@@ -372,17 +405,17 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                         "h2_max_concentration_mg_per_kg",
                         whole(scaled_u16(f.h2_max_conc, 1.0, 0.0)),
                     ),
-                    ("h2_max_concentration_sensor", uint(f.h2_max_conc_sensor)),
+                    ("h2_max_concentration_sensor", id8(f.h2_max_conc_sensor)),
                     (
                         "h2_max_pressure_mpa",
                         num(scaled_u16(f.h2_max_pressure, 0.1, 0.0)),
                     ),
-                    ("h2_max_pressure_sensor", uint(f.h2_max_pressure_sensor)),
+                    ("h2_max_pressure_sensor", id8(f.h2_max_pressure_sensor)),
                     (
                         "h2_max_temperature_c",
                         num(scaled_u16(f.h2_max_temp, 0.1, -40.0)),
                     ),
-                    ("h2_max_temperature_probe", uint(f.h2_max_temp_probe)),
+                    ("h2_max_temperature_probe", id8(f.h2_max_temp_probe)),
                     ("probe_temperatures_c", temps(&f.probe_temps)),
                     ("voltage_v", num(scaled_u16(f.voltage, 0.1, 0.0))),
                 ]))
@@ -405,24 +438,24 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
             Unit::Location(_) => {}
             Unit::Extremes(x) => {
                 t.extremes = Some(Json::object(vec![
-                    ("max_cell_voltage_cell", uint(x.max_v_cell)),
-                    ("max_cell_voltage_subsystem", uint(x.max_v_subsystem)),
+                    ("max_cell_voltage_cell", id8(x.max_v_cell)),
+                    ("max_cell_voltage_subsystem", id8(x.max_v_subsystem)),
                     (
                         "max_cell_voltage_v",
                         num(scaled_u16(x.max_cell_v, 0.001, 0.0)),
                     ),
                     ("max_temperature_c", whole(scaled_u8(x.max_t, 1.0, -40.0))),
-                    ("max_temperature_probe", uint(x.max_t_probe)),
-                    ("max_temperature_subsystem", uint(x.max_t_subsystem)),
-                    ("min_cell_voltage_cell", uint(x.min_v_cell)),
-                    ("min_cell_voltage_subsystem", uint(x.min_v_subsystem)),
+                    ("max_temperature_probe", id8(x.max_t_probe)),
+                    ("max_temperature_subsystem", id8(x.max_t_subsystem)),
+                    ("min_cell_voltage_cell", id8(x.min_v_cell)),
+                    ("min_cell_voltage_subsystem", id8(x.min_v_subsystem)),
                     (
                         "min_cell_voltage_v",
                         num(scaled_u16(x.min_cell_v, 0.001, 0.0)),
                     ),
                     ("min_temperature_c", whole(scaled_u8(x.min_t, 1.0, -40.0))),
-                    ("min_temperature_probe", uint(x.min_t_probe)),
-                    ("min_temperature_subsystem", uint(x.min_t_subsystem)),
+                    ("min_temperature_probe", id8(x.min_t_probe)),
+                    ("min_temperature_subsystem", id8(x.min_t_subsystem)),
                 ]))
             }
             Unit::Alarm(a) => {
@@ -446,7 +479,7 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                         .iter()
                         .map(|p| {
                             Json::object(vec![
-                                ("no", uint(p.no)),
+                                ("no", id8(p.no)),
                                 ("probe_count", Json::U64(p.temps.len() as u64)),
                                 ("temperatures_c", temps(&p.temps)),
                             ])
@@ -465,17 +498,17 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                         "h2_max_concentration_pct",
                         num(scaled_u16(h.max_conc, 0.0001, 0.0)),
                     ),
-                    ("h2_max_concentration_sensor", uint(h.max_conc_sensor)),
+                    ("h2_max_concentration_sensor", id8(h.max_conc_sensor)),
                     (
                         "h2_max_pressure_mpa",
                         num(scaled_u16(h.max_pressure, 0.1, 0.0)),
                     ),
-                    ("h2_max_pressure_sensor", uint(h.max_pressure_sensor)),
+                    ("h2_max_pressure_sensor", id8(h.max_pressure_sensor)),
                     (
                         "h2_max_temperature_c",
                         whole(scaled_u16(h.max_temp, 1.0, -40.0)),
                     ),
-                    ("h2_max_temperature_probe", uint(h.max_temp_probe)),
+                    ("h2_max_temperature_probe", id8(h.max_temp_probe)),
                     (
                         "h2_remaining_pct",
                         whole(scaled_u8(h.remaining_pct, 1.0, 0.0)),
@@ -502,7 +535,7 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                                     "h2_inlet_pressure_kpa",
                                     num(scaled_u16(s.h2_inlet_pressure, 0.1, -100.0)),
                                 ),
-                                ("no", uint(s.no)),
+                                ("no", id8(s.no)),
                                 ("voltage_v", num(scaled_u16(s.voltage, 0.1, 0.0))),
                             ])
                         })
@@ -528,7 +561,7 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
     }
     if let Some(s) = &report.signature {
         t.signature = Some(Json::object(vec![
-            ("kind", uint(s.kind)),
+            ("kind", id8(s.kind)),
             ("r", hex_str(&s.r)),
             ("s", hex_str(&s.s)),
         ]));

@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::msg::params::{self, param_by_name};
 use crate::msg::SetParams;
 use crate::msg::{
-    ControlItem, DownlinkTransparent, QueryParams, TemporaryTracking, TerminalControl, TextMessage,
+    AlarmConfirm, CameraShot, ControlItem, DownlinkTransparent, QueryParams, SingleMediaUpload,
+    StoredMediaSearch, StoredMediaUpload, TemporaryTracking, TerminalControl, TextMessage,
     VehicleControl,
 };
 use crate::{Message, Version};
@@ -47,8 +48,10 @@ fn hex_bytes(cmd: &Command, name: &str) -> Result<Vec<u8>, CommandError> {
 ///
 /// Supported types: `text` (0x8300), `query_location` (0x8201), `query_params` (0x8104,
 /// or 0x8106 with `ids`), `set_params` (0x8103), `query_attributes` (0x8107),
-/// `terminal_control` (0x8105), `temporary_tracking` (0x8202),
-/// `vehicle_control` (0x8500), `transparent` (0x8900), `raw`.
+/// `terminal_control` (0x8105), `temporary_tracking` (0x8202), `alarm_confirm` (0x8203),
+/// `vehicle_control` (0x8500), `camera_shot` (0x8801), `stored_media_search` (0x8802),
+/// `stored_media_upload` (0x8803), `single_media_upload` (0x8805), `transparent` (0x8900),
+/// `raw`.
 pub fn build(cmd: &Command, version: Version) -> Result<Message, CommandError> {
     let msg = match cmd.kind.as_str() {
         "text" => text(cmd, version)?,
@@ -80,6 +83,19 @@ pub fn build(cmd: &Command, version: Version) -> Result<Message, CommandError> {
                 validity_s: dur as u32,
             })
         }
+        "alarm_confirm" => alarm_confirm(cmd)?,
+        "camera_shot" => camera_shot(cmd)?,
+        "stored_media_search" => Message::StoredMediaSearch(media_search(cmd)?),
+        "stored_media_upload" => Message::StoredMediaUpload(StoredMediaUpload {
+            search: media_search(cmd)?,
+            delete: u8::from(flag(cmd, "delete")?),
+        }),
+        // 0x8805: media id DWORD | delete flag BYTE.
+        "single_media_upload" => Message::SingleMediaUpload(SingleMediaUpload {
+            media_id: uint(cmd, "media_id", 0xffff_ffff)?
+                .ok_or_else(|| err("media_id", "required"))? as u32,
+            delete: u8::from(flag(cmd, "delete")?),
+        }),
         "vehicle_control" => vehicle_control(cmd, version)?,
         // 0x8900: message type BYTE | content.
         "transparent" => {
@@ -199,6 +215,132 @@ fn set_params(cmd: &Command) -> Result<Message, CommandError> {
     let params = params::from_json_map(map)
         .map_err(|e| CommandError::new(format!("params.params.{}", e.key), e.reason))?;
     Ok(Message::SetParams(SetParams { params }))
+}
+
+/// 0x8203 manual alarm confirmation: alarm message serial WORD | alarm type DWORD.
+///
+/// `alarm_serial` is the serial of the report that raised the alarm (the `msg_seq` of its
+/// `alarm` event; 0 or absent: every report of these alarms). The alarms are `alarms`, a
+/// list of alarm names (the `name` of `alarm` events, `location.data.alarms`) or bit numbers,
+/// or `alarm_type`, the whole DWORD; one of the two, not both, and at least one bit.
+fn alarm_confirm(cmd: &Command) -> Result<Message, CommandError> {
+    let alarm_serial = uint(cmd, "alarm_serial", 0xffff)?.unwrap_or(0) as u16;
+    let word = uint(cmd, "alarm_type", 0xffff_ffff)?;
+    let alarm_type = match (field(cmd, "alarms"), word) {
+        (Some(_), Some(_)) => return Err(err("alarm_type", "give alarms or alarm_type, not both")),
+        (None, Some(w)) => w as u32,
+        (None, None) => return Err(err("alarms", "required (or alarm_type)")),
+        (Some(list), None) => {
+            let list = list
+                .as_array()
+                .ok_or_else(|| err("alarms", "expected a list of alarm names or bits"))?;
+            let mut word = 0u32;
+            for a in list {
+                let bit = match a {
+                    Value::String(name) => crate::normalize::alarm_bit(name),
+                    Value::Number(n) => n.as_u64().filter(|b| *b < 32).map(|b| b as u32),
+                    _ => None,
+                }
+                .ok_or_else(|| err("alarms", &format!("unknown alarm {a}")))?;
+                word |= 1 << bit;
+            }
+            word
+        }
+    };
+    if alarm_type == 0 {
+        return Err(err("alarms", "no alarm to confirm"));
+    }
+    Ok(Message::AlarmConfirm(AlarmConfirm {
+        alarm_serial,
+        alarm_type,
+    }))
+}
+
+/// An optional boolean (absent: false).
+fn flag(cmd: &Command, name: &str) -> Result<bool, CommandError> {
+    match field(cmd, name) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(err(name, "expected true or false")),
+    }
+}
+
+/// A code given by name (`names[i]` is code i) or as a number 0..=255.
+fn code(cmd: &Command, name: &str, names: &[&str]) -> Result<Option<u8>, CommandError> {
+    match field(cmd, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => names
+            .iter()
+            .position(|n| n == s)
+            .map(|i| Some(i as u8))
+            .ok_or_else(|| err(name, &format!("one of {} or a code", names.join(", ")))),
+        Some(_) => uint(cmd, name, 0xff).map(|v| v.map(|n| n as u8)),
+    }
+}
+
+/// An optional RFC 3339 time as the terminal's clock shows it (GMT+8, JT/T 808's zone);
+/// absent: all zeros, "no limit".
+fn device_time(cmd: &Command, name: &str) -> Result<codecs::time::LocalTime, CommandError> {
+    match field(cmd, name) {
+        None => Ok(codecs::time::LocalTime::default()),
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| {
+                codecs::time::LocalTime::from_utc(
+                    t.with_timezone(&chrono::Utc),
+                    codecs::time::BEIJING_OFFSET_SECS,
+                )
+            })
+            .map_err(|_| err(name, "expected an RFC 3339 time")),
+        Some(_) => Err(err(name, "expected an RFC 3339 time string")),
+    }
+}
+
+/// 0x8801 take pictures or video now: channel BYTE | command WORD (0 stop, 0xFFFF video,
+/// else the number of pictures) | interval WORD (s) | save BYTE | resolution BYTE | quality
+/// BYTE | brightness | contrast | saturation | chroma. `channel` is required; `count`
+/// (pictures, default 1) or `video: true` or `stop: true`; `interval_s` (default 0); `save`
+/// (default false: upload at once, as 0x0801); image settings default to resolution 1
+/// (320x240), quality 5, brightness 128, contrast 64, saturation 64, chroma 128.
+fn camera_shot(cmd: &Command) -> Result<Message, CommandError> {
+    let channel = uint(cmd, "channel", 0xff)?.ok_or_else(|| err("channel", "required"))?;
+    let command = match (flag(cmd, "stop")?, flag(cmd, "video")?, field(cmd, "count")) {
+        (true, false, None) => 0,
+        (false, true, None) => 0xFFFF,
+        (false, false, _) => uint(cmd, "count", 0xFFFE)?.unwrap_or(1),
+        _ => return Err(err("count", "give one of count, video or stop")),
+    };
+    let byte = |name: &str, default: u64| uint(cmd, name, 0xff).map(|v| v.unwrap_or(default) as u8);
+    Ok(Message::CameraShotCommand(CameraShot {
+        channel: channel as u8,
+        command: command as u16,
+        interval_s: uint(cmd, "interval_s", 0xffff)?.unwrap_or(0) as u16,
+        save: u8::from(flag(cmd, "save")?),
+        resolution: byte("resolution", 1)?,
+        quality: byte("quality", 5)?,
+        brightness: byte("brightness", 128)?,
+        contrast: byte("contrast", 64)?,
+        saturation: byte("saturation", 64)?,
+        chroma: byte("chroma", 128)?,
+    }))
+}
+
+/// 0x8802 / 0x8803 search criteria: `media_type` (`image`, `audio`, `video` or 0..2,
+/// default image), `channel` (default 0: all), `event` (`platform_command`, `timed`,
+/// `robbery_alarm`, `collision` or a code, default 0), `start` / `end` (RFC 3339; absent:
+/// no limit).
+fn media_search(cmd: &Command) -> Result<StoredMediaSearch, CommandError> {
+    Ok(StoredMediaSearch {
+        media_type: code(cmd, "media_type", &["image", "audio", "video"])?.unwrap_or(0),
+        channel: uint(cmd, "channel", 0xff)?.unwrap_or(0) as u8,
+        event: code(
+            cmd,
+            "event",
+            &["platform_command", "timed", "robbery_alarm", "collision"],
+        )?
+        .unwrap_or(0),
+        start: device_time(cmd, "start")?,
+        end: device_time(cmd, "end")?,
+    })
 }
 
 /// 0x8500 vehicle control. `door` (`"lock"` / `"unlock"`) works in every edition: the

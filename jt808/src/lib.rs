@@ -44,6 +44,9 @@
 //! - `msg/`: typed message bodies, decode and encode, one file per message family
 //!   ([`Message`], [`ack_policy`]); the message-id table (`msg::id`: constants and metric
 //!   labels) and general-response result codes (`msg::response::result`).
+//! - [`alarm`]: alarm transitions of live reports (previous bits + report -> `alarm` events).
+//! - [`media`]: multimedia uploads (0x0801) to `media` events (names of the codes, file
+//!   names); the gateway stores the file.
 //! - [`command`]: contract commands to platform messages ([`command::build`]).
 //! - [`normalize`](mod@normalize): messages to contract events ([`normalize()`];
 //!   [`normalize_as`] for a session that knows its edition) and `--raw` JSON ([`raw_json`]).
@@ -52,12 +55,14 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod alarm;
 pub mod codec;
 pub mod command;
 pub mod error;
 pub mod escape;
 pub mod frame;
 pub mod header;
+pub mod media;
 pub mod msg;
 pub mod normalize;
 pub mod subpackage;

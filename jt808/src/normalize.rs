@@ -85,6 +85,24 @@ const STATUS: [(u32, &str); 18] = [
     (21, "galileo"),
 ];
 
+/// The snake_case name of alarm bit `b` (as in `location.data.alarms`).
+pub(crate) fn alarm_name(b: u32) -> Option<&'static str> {
+    ALARMS
+        .iter()
+        .chain(ALARMS_HIGH.iter())
+        .find(|(n, _)| *n == b)
+        .map(|(_, name)| *name)
+}
+
+/// The alarm bit named `name` (the inverse of [`alarm_name`]).
+pub(crate) fn alarm_bit(name: &str) -> Option<u32> {
+    ALARMS
+        .iter()
+        .chain(ALARMS_HIGH.iter())
+        .find(|(_, n)| *n == name)
+        .map(|(b, _)| *b)
+}
+
 fn bit(v: u32, b: u32) -> bool {
     v >> b & 1 == 1
 }

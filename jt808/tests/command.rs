@@ -117,6 +117,54 @@ fn each_rejection_names_its_field() {
             r#"{"id":"1","type":"raw","params":{"msg_id":"0x1FFFF"}}"#,
             "params.msg_id",
         ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarm_serial":7}}"#,
+            "params.alarms",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarms":["smoke"]}}"#,
+            "params.alarms",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarms":[32]}}"#,
+            "params.alarms",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarms":[0],"alarm_type":1}}"#,
+            "params.alarm_type",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarms":[],"alarm_serial":1}}"#,
+            "params.alarms",
+        ),
+        (
+            r#"{"id":"1","type":"alarm_confirm","params":{"alarm_type":1,"alarm_serial":70000}}"#,
+            "params.alarm_serial",
+        ),
+        (
+            r#"{"id":"1","type":"camera_shot","params":{}}"#,
+            "params.channel",
+        ),
+        (
+            r#"{"id":"1","type":"camera_shot","params":{"channel":1,"video":true,"count":2}}"#,
+            "params.count",
+        ),
+        (
+            r#"{"id":"1","type":"stored_media_upload","params":{"media_type":"photo"}}"#,
+            "params.media_type",
+        ),
+        (
+            r#"{"id":"1","type":"stored_media_search","params":{"start":"yesterday"}}"#,
+            "params.start",
+        ),
+        (
+            r#"{"id":"1","type":"stored_media_upload","params":{"delete":1}}"#,
+            "params.delete",
+        ),
+        (
+            r#"{"id":"1","type":"single_media_upload","params":{}}"#,
+            "params.media_id",
+        ),
         (r#"{"id":"1","type":"fly","params":{}}"#, "type"),
     ];
     for (json, want) in cases {
@@ -331,4 +379,73 @@ fn query_attributes_is_an_empty_0x8107_and_query_params_takes_names() {
     )
     .expect("build");
     assert_eq!(body(&m), (0x8106, "020000000100000029".into()));
+}
+
+#[test]
+fn alarm_confirm_is_an_0x8203_with_the_report_serial_and_the_alarm_bits() {
+    let m = build(
+        &cmd(r#"{"id":"1","type":"alarm_confirm","params":{"alarm_serial":42,"alarms":["emergency","illegal_displacement",20]}}"#),
+        Version::V2013,
+    )
+    .expect("build");
+    // 0x002a | bits 0, 20 and 28.
+    assert_eq!(body(&m), (0x8203, "002a10100001".into()));
+    let all = build(
+        &cmd(r#"{"id":"1","type":"alarm_confirm","params":{"alarm_type":8}}"#),
+        Version::V2019,
+    )
+    .expect("build");
+    assert_eq!(body(&all), (0x8203, "000000000008".into()));
+}
+
+proptest::proptest! {
+    #[test]
+    fn alarm_confirm_params_come_back_from_the_decoded_0x8203(serial: u16, bits in 1u32..) {
+        let names: Vec<u32> = (0..32).filter(|b| bits >> b & 1 == 1).collect();
+        let json = serde_json::json!({"id": "1", "type": "alarm_confirm",
+            "params": {"alarm_serial": serial, "alarms": names}});
+        let m = build(&cmd(&json.to_string()), Version::V2013).expect("build");
+        let body = m.encode_body(Version::V2013).expect("encode");
+        let h = jt808::Header::to_terminal(0x8203, Version::V2013, "013800138000".into(), 1);
+        let back = Message::decode(&h, &body).expect("decode");
+        proptest::prop_assert_eq!(
+            back,
+            Message::AlarmConfirm(jt808::msg::AlarmConfirm { alarm_serial: serial, alarm_type: bits })
+        );
+    }
+}
+
+#[test]
+fn media_commands_have_their_0x8801_to_0x8805_layouts() {
+    let b = |json: &str| body(&build(&cmd(json), Version::V2013).expect(json));
+    // channel 1, 3 pictures every 2 s, upload now, default image settings.
+    assert_eq!(
+        b(r#"{"id":"1","type":"camera_shot","params":{"channel":1,"count":3,"interval_s":2}}"#),
+        (0x8801, "0100030002000105804040 80".replace(' ', ""))
+    );
+    assert_eq!(
+        b(r#"{"id":"1","type":"camera_shot","params":{"channel":2,"video":true,"interval_s":30,"save":true}}"#).1[..14],
+        *"02ffff001e0101"
+    );
+    assert_eq!(
+        b(r#"{"id":"1","type":"camera_shot","params":{"channel":2,"stop":true}}"#).1[..6],
+        *"020000"
+    );
+    // image, all channels, timed, 2024-01-01T00:00:00Z = 08:00 Beijing, to no limit.
+    assert_eq!(
+        b(
+            r#"{"id":"1","type":"stored_media_search","params":{"event":"timed","start":"2024-01-01T00:00:00Z"}}"#
+        ),
+        (0x8802, "000001240101080000000000000000".into())
+    );
+    assert_eq!(
+        b(
+            r#"{"id":"1","type":"stored_media_upload","params":{"media_type":"video","channel":3,"delete":true}}"#
+        ),
+        (0x8803, "02030000000000000000000000000001".into())
+    );
+    assert_eq!(
+        b(r#"{"id":"1","type":"single_media_upload","params":{"media_id":4242}}"#),
+        (0x8805, "0000109200".into())
+    );
 }

@@ -1,7 +1,8 @@
 //! `decode(encode(m)) == m` for every typed message and edition.
 
 use jt808::msg::{
-    Authenticate, GeneralResponse, LocationItem, LocationReport, Register, RegisterResponse,
+    AlarmConfirm, Authenticate, GeneralResponse, LocationItem, LocationReport, Register,
+    RegisterResponse,
 };
 use jt808::{Encryption, Header, Message, Version};
 use proptest::prelude::*;
@@ -130,6 +131,12 @@ fn message(v: Version) -> BoxedStrategy<Message> {
                 reply_serial,
                 report,
             }
+        }),
+        (any::<u16>(), any::<u32>()).prop_map(|(alarm_serial, alarm_type)| {
+            Message::AlarmConfirm(AlarmConfirm {
+                alarm_serial,
+                alarm_type,
+            })
         }),
         (0u8..2, proptest::collection::vec(location(), 0..4))
             .prop_map(|(batch_type, items)| Message::LocationBatch { batch_type, items }),

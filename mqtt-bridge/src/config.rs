@@ -227,6 +227,9 @@ pub struct QosConfig {
     /// `cmd_result` events.
     #[serde(default = "qos1")]
     pub cmd_result: Qos,
+    /// `media` events.
+    #[serde(default = "qos1")]
+    pub media: Qos,
 }
 
 impl Default for QosConfig {
@@ -239,6 +242,7 @@ impl Default for QosConfig {
             status: Qos::AtLeastOnce,
             passthrough: Qos::AtLeastOnce,
             cmd_result: Qos::AtLeastOnce,
+            media: Qos::AtLeastOnce,
         }
     }
 }
@@ -254,6 +258,7 @@ impl QosConfig {
             EventKind::Status => self.status,
             EventKind::Passthrough => self.passthrough,
             EventKind::CmdResult => self.cmd_result,
+            EventKind::Media => self.media,
         }
     }
 }

@@ -41,7 +41,7 @@ const RECORD_OVERHEAD: u64 = 16;
 const VERSION: u8 = 1;
 
 /// The publish kinds a record can carry (metric labels are `&'static str`).
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 10] = [
     "location",
     "telemetry",
     "alarm",
@@ -49,6 +49,7 @@ const KINDS: [&str; 9] = [
     "status",
     "passthrough",
     "cmd_result",
+    "media",
     "raw",
     "response",
 ];

@@ -15,6 +15,7 @@ mod alarm;
 mod cmd_result;
 mod lifecycle;
 mod location;
+mod media;
 mod passthrough;
 mod status;
 mod telemetry;
@@ -26,10 +27,11 @@ use chrono::{DateTime, Utc};
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
-pub use alarm::{AlarmEvent, AlarmState};
+pub use alarm::{AlarmBits, AlarmEvent, AlarmState};
 pub use cmd_result::{CmdResult, CmdStatus};
 pub use lifecycle::{Lifecycle, LifecycleKind};
 pub use location::{CoordSystem, Flags, Location};
+pub use media::{Media, StoredMedia};
 pub use passthrough::Passthrough;
 pub use status::{Presence, PresenceReason};
 pub use telemetry::*;
@@ -98,6 +100,7 @@ pub enum EventKind {
     Status,
     Passthrough,
     CmdResult,
+    Media,
 }
 
 impl EventKind {
@@ -111,6 +114,7 @@ impl EventKind {
             EventKind::Status => "status",
             EventKind::Passthrough => "passthrough",
             EventKind::CmdResult => "cmd_result",
+            EventKind::Media => "media",
         }
     }
 
@@ -139,6 +143,7 @@ pub enum Data {
     Status(Presence),
     Passthrough(Passthrough),
     CmdResult(CmdResult),
+    Media(Box<Media>),
 }
 
 impl Data {
@@ -152,6 +157,7 @@ impl Data {
             Data::Status(_) => EventKind::Status,
             Data::Passthrough(_) => EventKind::Passthrough,
             Data::CmdResult(_) => EventKind::CmdResult,
+            Data::Media(_) => EventKind::Media,
         }
     }
 }
@@ -166,6 +172,7 @@ impl Serialize for Data {
             Data::Status(d) => d.serialize(s),
             Data::Passthrough(d) => d.serialize(s),
             Data::CmdResult(d) => d.serialize(s),
+            Data::Media(d) => d.serialize(s),
         }
     }
 }

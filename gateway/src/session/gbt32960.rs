@@ -228,7 +228,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             return Flow::Continue;
         }
         self.edition = frame.edition;
-        let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
+        let ctx = self.ctx();
+        let mut events = gbt32960::normalize_message(&frame, &msg, &ctx);
+        if frame.command == id::REALTIME {
+            // Each general alarm flag a live report changed (`gbt32960::alarm`).
+            let prev = self.l.shared.alarms.get(&vehicle);
+            if let Some((now, alarms)) = gbt32960::alarm::events(&frame, &msg, &ctx, prev) {
+                if now != prev {
+                    self.l.shared.store_alarms(&vehicle, self.c.id, now);
+                }
+                events.extend(alarms);
+            }
+        }
         if id::is_report(frame.command) {
             return self.defer(frame, events).await;
         }
@@ -360,6 +371,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         let protocol = frame.edition.protocol();
         let vehicle: Arc<str> = Arc::from(frame.vin.as_str());
         let claimed = self.c.claim(&self.l.shared, &vehicle, protocol);
+        // The first report after login raises what is set.
+        self.l.shared.alarms.remove(&vehicle);
         if let Flow::Close(r) = self.reply(frame, gbt32960::ResponseFlag::Success).await {
             return Flow::Close(r);
         }

@@ -56,6 +56,8 @@ where
         node,
         sink,
         registry: Arc::new(crate::registry::LocalRegistry::new()),
+        alarms: Arc::new(crate::alarms::LocalAlarms::new()),
+        media: Arc::new(crate::media::DirStore::new(dir.path().join("media"))),
         commands,
         shutdown: tokio_util::sync::CancellationToken::new(),
     };
@@ -288,5 +290,143 @@ async fn a_raw_tracker_names_itself_and_its_lines_are_published_in_memory() {
     assert!(online, "online before its data");
     let data = passthrough.expect("the line published");
     assert_eq!(data.get("soc"), Some(&serde_json::json!(80)), "{data}");
+    p.hang_up().await;
+}
+
+/// The `(name, state)` of every alarm event published so far (the others are skipped).
+fn alarms_published(p: &mut Pair) -> Vec<(String, codecs::event::AlarmState)> {
+    let mut out = Vec::new();
+    while let Ok(e) = p.published.try_recv() {
+        if let Data::Alarm(a) = e.event.data {
+            out.push((a.name.to_string(), a.state));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn jt808_alarms_are_raised_once_cleared_once_and_never_by_a_reissue_in_memory() {
+    use codecs::event::AlarmState::{Cleared, Raised};
+    use jt808::msg::{self, Message};
+    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
+    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
+    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    let auth = Message::Authenticate(msg::Authenticate {
+        token: "secret".into(),
+        imei: None,
+        software_version: None,
+    });
+    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    let _ = answer(&mut answers).await;
+    assert!(p.presence().await.online);
+    let report = |alarm: u32| msg::LocationReport {
+        alarm,
+        status: 0b10,
+        latitude: 22_543_096,
+        longitude: 114_057_865,
+        altitude: 0,
+        speed: 0,
+        heading: 0,
+        time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
+        items: Vec::new(),
+        tail: Vec::new(),
+    };
+    let mut serial = 2;
+    let mut send = async |m: Message| {
+        wr.write_all(&jt808_frame(&m, serial)).await.expect("write");
+        serial += 1;
+        let _ = answer(&mut answers).await;
+    };
+    send(Message::Location(report(1))).await;
+    assert_eq!(alarms_published(&mut p), [("emergency".into(), Raised)]);
+    send(Message::Location(report(1))).await;
+    assert_eq!(alarms_published(&mut p), []);
+    send(Message::LocationBatch {
+        batch_type: 1,
+        items: vec![report(0), report(1 << 29)],
+    })
+    .await;
+    assert_eq!(
+        alarms_published(&mut p),
+        [],
+        "a reissue neither clears nor raises"
+    );
+    send(Message::Location(report(0))).await;
+    assert_eq!(alarms_published(&mut p), [("emergency".into(), Cleared)]);
+    drop((answers, wr));
+    p.hang_up().await;
+}
+
+#[tokio::test]
+async fn jt808_photos_subpackaged_or_not_are_stored_whole_published_and_answered_0x8800_in_memory()
+{
+    use jt808::msg::{self, Message};
+    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
+    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
+    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    let decode = |f: jt808::Frame| Message::decode(&f.header, &f.body).expect("decodes");
+    let auth = Message::Authenticate(msg::Authenticate {
+        token: "secret".into(),
+        imei: None,
+        software_version: None,
+    });
+    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    let _ = answer(&mut answers).await;
+    assert!(p.presence().await.online);
+
+    // 5,000 bytes: six packages of at most 1,000 body bytes; then 500 bytes in one frame.
+    for (media_id, size, serial) in [(77u32, 5000u32, 2u16), (78, 500, 20)] {
+        let photo: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let upload = Message::MediaUpload(msg::MediaUpload {
+            media_id,
+            media_type: 0,
+            format: 0,
+            event: 1,
+            channel: 1,
+            location: msg::LocationReport {
+                alarm: 0,
+                status: 0b10,
+                latitude: 22_543_096,
+                longitude: 114_057_865,
+                altitude: 0,
+                speed: 0,
+                heading: 0,
+                time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
+                items: Vec::new(),
+                tail: Vec::new(),
+            },
+            data: photo.clone(),
+        });
+        wr.write_all(&jt808_frame(&upload, serial))
+            .await
+            .expect("write");
+        let Message::MediaUploadAnswer(a) = decode(answer(&mut answers).await) else {
+            panic!("0x8800 expected")
+        };
+        assert_eq!(a.media_id, media_id);
+        assert!(a.retransmit_ids.is_empty());
+        let media = loop {
+            if let Data::Media(m) = p.next().await.event.data {
+                break m;
+            }
+        };
+        assert_eq!(media.media_id, media_id);
+        assert_eq!(media.format, "jpeg");
+        assert_eq!(media.stored.size, u64::from(size));
+        let path = p._dir.path().join("media").join(&media.stored.key);
+        assert_eq!(std::fs::read(path).expect("stored file"), photo);
+        use sha2::Digest;
+        assert_eq!(
+            media.stored.sha256,
+            hex::encode(sha2::Sha256::digest(&photo))
+        );
+    }
+    let parts = p._dir.path().join("media/.parts");
+    assert_eq!(
+        std::fs::read_dir(parts).map_or(0, |d| d.count()),
+        0,
+        "no parts left"
+    );
+    drop((answers, wr));
     p.hang_up().await;
 }

@@ -54,6 +54,9 @@ pub struct Session<W> {
     addr: Option<Header>,
     /// Frames whose events are queued and whose 0x8001 waits for them to be durable.
     deferred: Batch<DeferredAck>,
+    /// Subpackaged multimedia uploads (0x0801) in progress, their packages on disk; made at
+    /// the first package.
+    uploads: Option<Box<crate::media::Uploads>>,
 }
 
 /// Frames read back to back (a terminal that pipelines its reports, or a burst after a
@@ -65,6 +68,12 @@ struct DeferredAck {
     header: Header,
     unsupported: bool,
     read_at: Instant,
+}
+
+/// Where the bytes of an uploaded file are: in the frame, or in a parts file on disk.
+enum MediaSource {
+    Bytes(Vec<u8>),
+    Parts(crate::media::Parts),
 }
 
 impl From<&Jt808Config> for jt808::CodecConfig {
@@ -103,6 +112,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             outbox: super::outbox(&l.shared),
             addr: None,
             deferred: Batch::default(),
+            uploads: None,
         };
         Some((s, jt808::Codec::new((&l.cfg).into())))
     }
@@ -131,12 +141,17 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     }
 
     fn wants_housekeeping(&self) -> bool {
-        !self.outbox.is_empty() || !self.reassembler.is_empty()
+        !self.outbox.is_empty()
+            || !self.reassembler.is_empty()
+            || self.uploads.as_ref().is_some_and(|u| !u.is_empty())
     }
 
     /// Once a second: packages to ask again for, commands to send again.
     async fn housekeeping(&mut self) -> Flow {
         if let Flow::Close(r) = self.poll_reassembly().await {
+            return Flow::Close(r);
+        }
+        if let Flow::Close(r) = self.poll_uploads().await {
             return Flow::Close(r);
         }
         self.retry_commands().await
@@ -191,6 +206,31 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     fn events(&self, header: &Header, msg: &Message) -> Vec<Event> {
         let edition = self.version.unwrap_or(header.version);
         jt808::normalize_as(edition, header, msg, &self.ctx())
+    }
+
+    /// The events of a message from the authenticated `vehicle`: [`Self::events`], then
+    /// the `alarm` events of the bits a live report changed (`jt808::alarm`), whose new
+    /// state goes to the alarm store.
+    fn report_events(&self, vehicle: &str, header: &Header, msg: &Message) -> Vec<Event> {
+        let edition = self.version.unwrap_or(header.version);
+        let ctx = self.ctx();
+        let mut events = jt808::normalize_as(edition, header, msg, &ctx);
+        if matches!(
+            msg,
+            Message::Location(_)
+                | Message::LocationAnswer { .. }
+                | Message::VehicleControlAnswer { .. }
+                | Message::LocationBatch { .. }
+        ) {
+            let prev = self.l.shared.alarms.get(vehicle);
+            if let Some((now, alarms)) = jt808::alarm::events(edition, header, msg, &ctx, prev) {
+                if now != prev {
+                    self.l.shared.store_alarms(vehicle, self.c.id, now);
+                }
+                events.extend(alarms);
+            }
+        }
+        events
     }
 
     fn lifecycle(&self, header: &Header, vehicle: &str, lc: Lifecycle) -> Event {
@@ -313,6 +353,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             return Box::pin(self.on_encrypted(frame)).await;
         }
         let frame = if frame.header.package.is_some() {
+            // A multimedia upload of the authenticated terminal: its packages go to disk.
+            if frame.header.msg_id == msg::id::MEDIA_UPLOAD
+                && self.c.vehicle.as_deref() == Some(frame.header.phone.as_str())
+            {
+                return Box::pin(self.on_media_package(frame)).await;
+            }
             match self.reassembler.push(frame, Instant::now()) {
                 Ok(Some(whole)) => whole.frame,
                 Ok(None) => return Flow::Continue,
@@ -364,9 +410,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             warn!(peer = %self.c.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
             return Box::pin(self.general_response(&header, result::FAILURE)).await;
         }
+        if let Message::MediaUpload(upload) = msg {
+            return Box::pin(self.on_media_upload(header, upload)).await;
+        }
         // Set by the read loop as the frame came in: no second clock read per frame.
         let started = self.c.last_rx;
-        let events = self.events(&header, &msg);
+        let events = self.report_events(&vehicle, &header, &msg);
         let answered_alone = matches!(msg, Message::Logout | Message::TimeQuery)
             || msg::ack_policy(header.msg_id) != msg::Ack::General;
         if !answered_alone {
@@ -447,6 +496,130 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             }
             _ => Flow::Continue,
         }
+    }
+
+    /// A multimedia upload (0x0801) that came in one frame.
+    async fn on_media_upload(&mut self, header: Header, mut upload: msg::MediaUpload) -> Flow {
+        let data = std::mem::take(&mut upload.data);
+        self.store_media(header, upload, MediaSource::Bytes(data))
+            .await
+    }
+
+    /// One package of a subpackaged upload: written to disk; the missing ones asked for
+    /// once the last is in; the whole file stored.
+    async fn on_media_package(&mut self, frame: Frame) -> Flow {
+        let quiet = Duration::from_secs(self.l.cfg.subpackage_quiet_s);
+        let timeout = Duration::from_secs(self.l.cfg.subpackage_timeout_s);
+        let scratch = self.l.shared.media.scratch();
+        let uploads = self
+            .uploads
+            .get_or_insert_with(|| Box::new(crate::media::Uploads::new(scratch, quiet, timeout)));
+        match uploads.push(frame, Instant::now()) {
+            Ok(crate::media::Pushed::Pending) => Flow::Continue,
+            Ok(crate::media::Pushed::Missing(m)) => self.ask_for_packages(m).await,
+            Ok(crate::media::Pushed::Complete(c)) => {
+                // Counted once whole, as the reassembler's messages are.
+                metrics::counter!("vgate_frames_in_total", "protocol" => "jt808", "msg_id" => msg::id::label(msg::id::MEDIA_UPLOAD)).increment(1);
+                self.store_media(c.header, c.upload, MediaSource::Parts(c.file))
+                    .await
+            }
+            Err(e) => {
+                let detail = e.to_string();
+                self.bad_frame(&detail, e.reason(), &[], None).await
+            }
+        }
+    }
+
+    /// Asks for an upload's missing packages: 0x8800 with the list when its media id is
+    /// known (the 0x0801 answer), else 0x8003 (resend subpackages); at most 255 at a time.
+    async fn ask_for_packages(&mut self, mut m: crate::media::Missing) -> Flow {
+        // Both lists have a BYTE count (2013): the rest is asked for next time.
+        m.ids.truncate(255);
+        debug!(peer = %self.c.peer, media_id = ?m.media_id, missing = ?m.ids, "asking for missing media packages");
+        let ask = match m.media_id {
+            Some(media_id) => Message::MediaUploadAnswer(msg::MediaUploadAnswer {
+                media_id,
+                retransmit_ids: m.ids,
+            }),
+            None => Message::ResendRequest(msg::ResendRequest {
+                first_serial: m.first_serial,
+                ids: m.ids,
+            }),
+        };
+        let to = Header {
+            serial: m.first_serial,
+            ..m.header
+        };
+        self.send(&to, &ask).await
+    }
+
+    /// Once a second with uploads in progress: ask again for what is missing; count the
+    /// uploads dropped for silence.
+    async fn poll_uploads(&mut self) -> Flow {
+        let Some(uploads) = self.uploads.as_mut() else {
+            return Flow::Continue;
+        };
+        let (asks, dropped) = uploads.poll(Instant::now());
+        if dropped > 0 {
+            metrics::counter!("vgate_decode_errors_total", "protocol" => "jt808", "reason" => "media_timeout").increment(dropped as u64);
+            warn!(peer = %self.c.peer, dropped, "incomplete media upload dropped");
+        }
+        for m in asks {
+            if let Flow::Close(r) = self.ask_for_packages(m).await {
+                return Flow::Close(r);
+            }
+        }
+        Flow::Continue
+    }
+
+    /// A whole multimedia upload (0x0801): the file goes to the media store, its `media`
+    /// event is published, and the terminal gets 0x8800 with no package to send again. A
+    /// file the store cannot take, or whose event the broker refuses, is answered 0x8001
+    /// result 1 (failure), so the terminal keeps it and uploads it again.
+    async fn store_media(
+        &mut self,
+        header: Header,
+        upload: msg::MediaUpload,
+        source: MediaSource,
+    ) -> Flow {
+        if let Flow::Close(r) = self.flush_deferred().await {
+            return Flow::Close(r);
+        }
+        let store = self.l.shared.media.clone();
+        let vehicle = header.phone.clone();
+        let name = jt808::media::file_name(&header, &upload);
+        let stored = tokio::task::spawn_blocking(move || match source {
+            MediaSource::Bytes(data) => store.put(&vehicle, &name, &data),
+            MediaSource::Parts(mut parts) => store.put_reader(&vehicle, &name, &mut parts),
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                metrics::counter!("vgate_media_store_errors_total", "protocol" => LISTENER)
+                    .increment(1);
+                warn!(peer = %self.c.peer, vehicle = %header.phone, media_id = upload.media_id, error = %e, "media file not stored");
+                return self.general_response(&header, result::FAILURE).await;
+            }
+        };
+        metrics::counter!("vgate_media_stored_total", "protocol" => LISTENER).increment(1);
+        metrics::counter!("vgate_media_stored_bytes_total", "protocol" => LISTENER)
+            .increment(stored.size);
+        let edition = self.version.unwrap_or(header.version);
+        let event = jt808::media::event(edition, &header, &upload, stored, &self.ctx());
+        let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
+        match self.l.shared.sink.publish_all(vec![event], durable).await {
+            Ok(true) => {}
+            // Not durable: the terminal keeps the file and uploads it again.
+            Ok(false) => return self.general_response(&header, result::FAILURE).await,
+            Err(_) => return Flow::Close(PresenceReason::Shutdown),
+        }
+        let answer = Message::MediaUploadAnswer(msg::MediaUploadAnswer {
+            media_id: upload.media_id,
+            retransmit_ids: Vec::new(),
+        });
+        self.send(&header, &answer).await
     }
 
     async fn refuse(&mut self, header: &Header, reason: &str) -> Flow {
@@ -533,6 +706,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 let vehicle: Arc<str> = Arc::from(header.phone.as_str());
                 let protocol = self.protocol();
                 let claimed = self.c.claim(&self.l.shared, &vehicle, protocol);
+                // The first report after login raises what is set.
+                self.l.shared.alarms.remove(&vehicle);
                 if let Flow::Close(r) = self.general_response(header, result::OK).await {
                     return Flow::Close(r);
                 }

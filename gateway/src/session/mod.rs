@@ -61,6 +61,10 @@ pub struct Shared {
     pub node: Arc<str>,
     pub sink: Sink,
     pub registry: Arc<dyn Registry>,
+    /// Each vehicle's alarm bits of its last live report (`alarm` events).
+    pub alarms: Arc<dyn crate::alarms::AlarmStore>,
+    /// Where uploaded media files go (`media` events).
+    pub media: Arc<dyn crate::media::MediaStore>,
     pub commands: Arc<crate::commands::Commands>,
     pub shutdown: CancellationToken,
 }
@@ -86,6 +90,20 @@ impl Shared {
         Flow::Continue
     }
 
+    /// Records `vehicle`'s alarm bits after a live report read by session `session_id`,
+    /// unless another connection has taken the vehicle over since: a report the old
+    /// connection was still reading must not overwrite the state the new one started at
+    /// login.
+    pub fn store_alarms(&self, vehicle: &str, session_id: u64, bits: codecs::event::AlarmBits) {
+        if self
+            .registry
+            .get(vehicle)
+            .is_some_and(|h| h.id == session_id)
+        {
+            self.alarms.put(vehicle, bits);
+        }
+    }
+
     /// A session ended: counts it, and unless another connection took the vehicle over,
     /// releases the vehicle and publishes it offline with `reason`. A taken-over session no
     /// longer holds the id (the vehicle is still online), so presence does not flap.
@@ -102,6 +120,9 @@ impl Shared {
         metrics::counter!("vgate_sessions_closed_total", "protocol" => listener, "reason" => presence_label(reason)).increment(1);
         let Some(vehicle) = vehicle else { return };
         let held = self.registry.release(&vehicle, session_id);
+        if held {
+            self.alarms.remove(&vehicle);
+        }
         if held && reason != PresenceReason::Takeover {
             let ctx = self.ctx(codecs::time::BEIJING_OFFSET_SECS);
             let _ = self

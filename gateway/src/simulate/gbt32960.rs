@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use codecs::time::{LocalTime, BEIJING_OFFSET_SECS};
 use futures::{SinkExt, StreamExt};
 use gbt32960::msg::{EmptyBody, Login, LoginBatteries, Logout};
-use gbt32960::realtime::{Position, Report, Unit, Vehicle as VehicleUnit};
+use gbt32960::realtime::{Alarm, Position, Report, Unit, Vehicle as VehicleUnit};
 use gbt32960::{Codec, CodecConfig, Edition, Frame, Message};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -32,6 +32,9 @@ pub struct Drive {
     pub odometer_km: f64,
     pub latitude: f64,
     pub longitude: f64,
+    /// An alarm unit (2016 0x07, 2025 0x06): (highest level, general alarm flag bits);
+    /// `None` sends none.
+    pub alarm: Option<(u8, u32)>,
 }
 
 impl Default for Drive {
@@ -44,6 +47,7 @@ impl Default for Drive {
             odometer_km: 1000.0,
             latitude: 31.230416,
             longitude: 121.473701,
+            alarm: None,
         }
     }
 }
@@ -60,43 +64,54 @@ impl Drive {
         if self.longitude < 0.0 {
             status |= 0x04;
         }
+        let mut units = vec![
+            Unit::Vehicle(VehicleUnit {
+                state: 1,
+                charging: if self.total_current_a < 0.0 && self.speed_kmh == 0.0 {
+                    1
+                } else {
+                    3
+                },
+                mode: 1,
+                speed: (self.speed_kmh * 10.0).round().clamp(0.0, 65_533.0) as u16,
+                odometer: (self.odometer_km * 10.0)
+                    .round()
+                    .clamp(0.0, 4_294_967_293.0) as u32,
+                total_voltage: (self.total_voltage_v * 10.0).round().clamp(0.0, 65_533.0) as u16,
+                total_current: current.clamp(0.0, 65_533.0) as u16,
+                soc: self.soc_pct.min(100),
+                dcdc: 1,
+                gear: 0x0E,
+                insulation: 5000,
+                pedals: match edition {
+                    Edition::V2016 => Some((20, 0)),
+                    Edition::V2025 => None,
+                },
+            }),
+            Unit::Location(Position {
+                status,
+                coord_system: match edition {
+                    Edition::V2016 => None,
+                    Edition::V2025 => Some(1),
+                },
+                longitude: (self.longitude.abs() * 1e6).round() as u32,
+                latitude: (self.latitude.abs() * 1e6).round() as u32,
+            }),
+        ];
+        if let Some((level, flags)) = self.alarm {
+            units.push(Unit::Alarm(Alarm {
+                level,
+                flags,
+                ress_faults: Vec::new(),
+                motor_faults: Vec::new(),
+                engine_faults: Vec::new(),
+                other_faults: Vec::new(),
+                general: (edition == Edition::V2025).then(Vec::new),
+            }));
+        }
         Report {
             time: now_beijing(),
-            units: vec![
-                Unit::Vehicle(VehicleUnit {
-                    state: 1,
-                    charging: if self.total_current_a < 0.0 && self.speed_kmh == 0.0 {
-                        1
-                    } else {
-                        3
-                    },
-                    mode: 1,
-                    speed: (self.speed_kmh * 10.0).round().clamp(0.0, 65_533.0) as u16,
-                    odometer: (self.odometer_km * 10.0)
-                        .round()
-                        .clamp(0.0, 4_294_967_293.0) as u32,
-                    total_voltage: (self.total_voltage_v * 10.0).round().clamp(0.0, 65_533.0)
-                        as u16,
-                    total_current: current.clamp(0.0, 65_533.0) as u16,
-                    soc: self.soc_pct.min(100),
-                    dcdc: 1,
-                    gear: 0x0E,
-                    insulation: 5000,
-                    pedals: match edition {
-                        Edition::V2016 => Some((20, 0)),
-                        Edition::V2025 => None,
-                    },
-                }),
-                Unit::Location(Position {
-                    status,
-                    coord_system: match edition {
-                        Edition::V2016 => None,
-                        Edition::V2025 => Some(1),
-                    },
-                    longitude: (self.longitude.abs() * 1e6).round() as u32,
-                    latitude: (self.latitude.abs() * 1e6).round() as u32,
-                }),
-            ],
+            units,
             tail: None,
             signature: None,
         }
@@ -379,6 +394,9 @@ async fn run_reports(v: &mut Vehicle, plan: &VehiclePlan) -> io::Result<()> {
                     odometer_km: 1000.0 + step as f64 * 0.01,
                     latitude: 31.23 + 0.01 * a.sin(),
                     longitude: 121.47 + 0.01 * a.cos(),
+                    // Battery high temperature (bit 1) at level 3, then cleared.
+                    alarm: (plan.alarm_every > 0)
+                        .then(|| if plan.alarm_on(step) { (3, 1 << 1) } else { (0, 0) }),
                 };
                 v.realtime(&d, false).await?;
                 Stats::add(&stats.frames_sent);

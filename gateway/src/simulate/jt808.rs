@@ -328,6 +328,75 @@ impl Terminal {
         self.general_answer(serial, 0x0200).await
     }
 
+    /// Reports several fixes in one 0x0704 batch (type 0 live, type 1 reissue: data the
+    /// terminal stored while offline) and returns the 0x8001 result.
+    pub async fn report_batch(&mut self, fixes: &[Fix], reissue: bool) -> io::Result<u8> {
+        let batch = Message::LocationBatch {
+            batch_type: u8::from(reissue),
+            items: fixes.iter().map(Fix::report).collect(),
+        };
+        let serial = self.send(&batch).await?;
+        self.general_answer(serial, 0x0704).await
+    }
+
+    /// Uploads a file as 0x0801 multimedia data (image, JPEG, event 0 platform command,
+    /// channel 1, the current fix as its location) in packages of at most `package` body
+    /// bytes, and returns the platform's 0x8800 answer. Packages whose index is in `skip`
+    /// are left out of the first pass and sent only when the platform asks for them
+    /// (0x8003 or 0x8800 with a list): a lossy link.
+    pub async fn upload_media(
+        &mut self,
+        media_id: u32,
+        data: &[u8],
+        package: usize,
+        skip: &[u16],
+    ) -> io::Result<jt808::msg::MediaUploadAnswer> {
+        let upload = Message::MediaUpload(jt808::msg::MediaUpload {
+            media_id,
+            media_type: 0,
+            format: 0,
+            event: 0,
+            channel: 1,
+            location: self.fix.report(),
+            data: data.to_vec(),
+        });
+        let body = upload
+            .encode_body(self.version)
+            .map_err(|e| io_err(e.to_string()))?;
+        let first = self.header(upload.msg_id());
+        let frames = jt808::subpackage::split(&first, &body, package);
+        self.serial = first.serial.wrapping_add(frames.len().max(1) as u16);
+        for f in &frames {
+            let index = f.header.package.map_or(1, |p| p.index);
+            if !skip.contains(&index) {
+                self.io.feed(f.clone()).await?;
+            }
+        }
+        SinkExt::<jt808::Frame>::flush(&mut self.io).await?;
+        loop {
+            let resend = self
+                .wait_for(Duration::from_secs(30), |_, m| match m {
+                    Message::MediaUploadAnswer(a) if a.media_id == media_id => Some(Ok(a.clone())),
+                    Message::ResendRequest(r) if r.first_serial == first.serial => {
+                        Some(Err(r.ids.clone()))
+                    }
+                    _ => None,
+                })
+                .await?;
+            let ids = match resend {
+                Ok(a) if a.retransmit_ids.is_empty() => return Ok(a),
+                Ok(a) => a.retransmit_ids,
+                Err(ids) => ids,
+            };
+            for f in &frames {
+                if f.header.package.is_some_and(|p| ids.contains(&p.index)) {
+                    self.io.feed(f.clone()).await?;
+                }
+            }
+            SinkExt::<jt808::Frame>::flush(&mut self.io).await?;
+        }
+    }
+
     /// Sends a heartbeat (0x0002) and returns the 0x8001 result.
     pub async fn heartbeat(&mut self) -> io::Result<u8> {
         let serial = self.send(&Message::Heartbeat { extra: Vec::new() }).await?;
@@ -440,6 +509,9 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
                 let msg = if plan.rate > 0.0 {
                     step += 1;
                     t.fix = circle_fix(plan.index, step);
+                    if plan.alarm_on(step) {
+                        t.fix.alarm |= 1; // emergency
+                    }
                     Message::Location(t.fix.report())
                 } else {
                     Message::Heartbeat { extra: Vec::new() }
@@ -451,6 +523,20 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
                 pending.insert(serial, now);
                 if pending.len() > 10_000 {
                     pending.clear();
+                }
+                if plan.photo_every > 0 && step > 0 && step.is_multiple_of(plan.photo_every) {
+                    // A photo: a JPEG start and end around bytes that vary per vehicle.
+                    let mut photo: Vec<u8> = (0..plan.photo_bytes.max(4))
+                        .map(|i| (i as u64 ^ step ^ plan.index as u64) as u8)
+                        .collect();
+                    photo[..2].copy_from_slice(&[0xFF, 0xD8]);
+                    let n = photo.len();
+                    photo[n - 2..].copy_from_slice(&[0xFF, 0xD9]);
+                    t.upload_media(step as u32, &photo, 1000, &[]).await?;
+                    stats.frames_sent.fetch_add(
+                        (n + jt808::media::UPLOAD_HEADER_LEN).div_ceil(1000) as u64,
+                        Ordering::Relaxed,
+                    );
                 }
             }
             next = t.next_frame() => {

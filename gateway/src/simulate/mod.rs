@@ -84,6 +84,19 @@ pub struct SimulateArgs {
     /// Heartbeat period in seconds.
     #[arg(long, default_value_t = 30)]
     pub heartbeat_s: u64,
+    /// Raise an alarm on every Nth report of each vehicle and clear it on the Nth after
+    /// (0 = never): JT/T 808 the emergency bit, GB/T 32960 an alarm unit with the battery
+    /// high temperature flag at level 3 (and the same unit with no flag to clear it), so
+    /// the gateway publishes `alarm` events. Open-loop reports only (not `--rate max`).
+    #[arg(long, default_value_t = 0)]
+    pub alarm_every: u64,
+    /// JT/T 808: after every Nth report, upload a photo (0x0801 in 1,000-byte packages,
+    /// waiting for the 0x8800) of --photo-kb KiB (0 = never). Open-loop reports only.
+    #[arg(long, default_value_t = 0)]
+    pub photo_every: u64,
+    /// Size of each --photo-every photo, KiB.
+    #[arg(long, default_value_t = 64)]
+    pub photo_kb: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -290,6 +303,19 @@ pub struct VehiclePlan {
     pub stats: Arc<Stats>,
     /// Closed-loop flood mode (JT/T 808), instead of `rate`.
     pub flood: Option<FloodPlan>,
+    /// `--alarm-every`: reports between raising and clearing an alarm (0 = never).
+    pub alarm_every: u64,
+    /// `--photo-every` (0 = never) and `--photo-kb`.
+    pub photo_every: u64,
+    pub photo_bytes: usize,
+}
+
+impl VehiclePlan {
+    /// Whether report number `step` (from 1) has the simulated alarm set: off for the first
+    /// `alarm_every - 1` reports, on for the next `alarm_every`, and so on.
+    pub fn alarm_on(&self, step: u64) -> bool {
+        self.alarm_every > 0 && (step / self.alarm_every) % 2 == 1
+    }
 }
 
 /// Runs the subcommand.
@@ -372,6 +398,9 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
                     gate: gate.clone(),
                 }),
             },
+            alarm_every: args.alarm_every,
+            photo_every: args.photo_every,
+            photo_bytes: args.photo_kb.saturating_mul(1024),
         };
         let id = args.first_id + i as u64;
         match (jt_version, gb_edition) {
@@ -443,6 +472,31 @@ mod tests {
                 count: Some(1000)
             })
         );
+    }
+
+    #[test]
+    fn alarm_every_raises_for_n_reports_then_clears_for_n() {
+        let args = parse("--protocol jt808 --alarm-every 3").unwrap();
+        assert_eq!(args.alarm_every, 3);
+        let plan = |alarm_every| VehiclePlan {
+            index: 0,
+            target: "127.0.0.1:1".parse().unwrap(),
+            local: None,
+            rate: 1.0,
+            drive_until: Instant::now(),
+            heartbeat: Duration::from_secs(30),
+            stats: Arc::new(Stats::default()),
+            flood: None,
+            alarm_every,
+            photo_every: 0,
+            photo_bytes: 0,
+        };
+        let on: Vec<bool> = (1..=9).map(|s| plan(3).alarm_on(s)).collect();
+        assert_eq!(
+            on,
+            [false, false, true, true, true, false, false, false, true]
+        );
+        assert!((1..100).all(|s| !plan(0).alarm_on(s)));
     }
 
     #[test]

@@ -261,6 +261,14 @@ impl Report {
         })
     }
 
+    /// The (first) alarm unit, if any.
+    pub fn alarm(&self) -> Option<&Alarm> {
+        self.units.iter().find_map(|u| match u {
+            Unit::Alarm(a) => Some(a),
+            _ => None,
+        })
+    }
+
     /// The whole-vehicle unit, if any.
     pub fn vehicle(&self) -> Option<&Vehicle> {
         self.units.iter().find_map(|u| match u {
