@@ -303,7 +303,10 @@ mod tests {
                 reason: "NotAuthorized".into(),
             }),
         );
-        assert!(matches!(ra.try_recv(), Ok(Err(BridgeError::Rejected { .. }))));
+        assert!(matches!(
+            ra.try_recv(),
+            Ok(Err(BridgeError::Rejected { .. }))
+        ));
         tr.outgoing_publish(2);
         assert!(rb.try_recv().is_err());
         tr.puback(2);
