@@ -583,9 +583,7 @@ pub(crate) async fn run(mut ev: EventLoop, lp: Loop) {
                 };
                 lp.command(parts, Received::V4(p));
             }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => lp
-                .tracker
-                .outgoing_publish(pkid, ev.state.collision.is_some()),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => lp.tracker.outgoing_publish(pkid),
             Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => lp.tracker.await_ack(pkid),
             Ok(Event::Outgoing(Outgoing::Disconnect)) if lp.stopping() => return,
             Ok(_) => {}

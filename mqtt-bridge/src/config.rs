@@ -163,7 +163,7 @@ pub struct TlsConfig {
     pub cert_file: Option<String>,
     /// PEM private key of the client certificate.
     pub key_file: Option<String>,
-    /// The name the broker's certificate must carry. rumqttc 0.24 verifies the URL's host, so
+    /// The name the broker's certificate must carry. rumqttc 0.25 verifies the URL's host, so
     /// this may only repeat it; a different value is refused as a config error.
     pub server_name: Option<String>,
 }

@@ -1,15 +1,16 @@
 //! The embedded broker (rumqttd), for a gateway run without an external broker.
 //!
 //! It is configured in code (no rumqttd.toml), with one MQTT 3.1.1 listener on the
-//! configured address. rumqttd is vendored with two patches (vendor/rumqttd/VENDORED.md): a
-//! platform client with an empty client id and a clean session (Mosquitto's clients, paho) is
-//! assigned an id, and an MQTT 5 client gets a CONNACK refusal instead of a silent close. The bridge does not talk to it through rumqttd's in-process link:
+//! configured address. A platform client with an empty client id and a clean session
+//! (Mosquitto's clients, paho) is assigned an id (rumqttd 0.20), and with vgate's patch
+//! (vendor/rumqttd/VENDORED.md) an MQTT 5 client gets a CONNACK refusal instead of a silent
+//! close. The bridge does not talk to it through rumqttd's in-process link:
 //! it connects its ordinary MQTT client over TCP, so the embedded and the external
 //! broker share one code path (PUBACK tracking, last will, reconnects, tests).
 //!
-//! rumqttd 0.19 starts its listeners on threads of its own and has no stop call: the
+//! rumqttd 0.20 starts its listeners on threads of its own and has no stop call: the
 //! broker lives until the process exits. Retained messages and last wills are supported
-//! by rumqttd 0.19 (the crate's tests exercise both on it).
+//! by rumqttd 0.20 (the crate's tests exercise both on it).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};

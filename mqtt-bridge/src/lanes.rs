@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::bridge::{first_connect, request_channel, run, Loop};
-use crate::client::{options, options_v5, BrokerAddr};
+use crate::client::{network_options, options, options_v5, BrokerAddr};
 use crate::commands::Intake;
 use crate::config::{MqttConfig, MqttProtocol};
 use crate::connection::Client;
@@ -196,6 +196,7 @@ impl Dial<'_> {
                 let opts = options(self.cfg, self.addr, client_id, will)?;
                 let (client, mut ev) =
                     rumqttc::AsyncClient::new(opts, request_channel(self.cfg.inflight));
+                ev.set_network_options(network_options());
                 let first = first_connect(&mut ev, b, t, lo, hi, primary, self.spooled).await;
                 Ok(Connected {
                     client: Client::V4(client),

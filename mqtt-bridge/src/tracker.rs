@@ -1,6 +1,6 @@
 //! PUBACK tracking: which of our publishes the broker has, per publish.
 //!
-//! rumqttc 0.24 gives no handle per publish. What it does give, in order, is one
+//! rumqttc 0.25 gives no handle per publish. What it does give, in order, is one
 //! `Outgoing::Publish(pkid)` notification per publish request it writes (requests are
 //! taken from its channel in the order we sent them), and `Incoming::PubAck(pkid)`.
 //! So each publish gets a [`Ticket`] pushed on `unsent` just before it enters rumqttc's
@@ -16,11 +16,11 @@
 //! A collision: rumqttc gave a new publish a pkid still awaiting its PUBACK (ids are shared
 //! with SUBSCRIBE and wrap at `inflight`). It announces `Outgoing::AwaitAck(pkid)` and holds
 //! the publish; the oldest `unsent` ticket moves to `collided`. When the old PUBACK arrives
-//! rumqttc writes the held publish and emits `Outgoing::Publish(pkid)` *before* the
-//! `Incoming::PubAck(pkid)` of the old one. So an `Outgoing::Publish(pkid)` matching
-//! `collided` once rumqttc no longer holds a collision resolves the old ticket, puts the
-//! collided one in `awaiting`, and the PUBACK event that follows is skipped. While rumqttc
-//! still holds the collision, the same event is a replay after a reconnect.
+//! rumqttc 0.25 reports it (`Incoming::PubAck(pkid)`, which resolves the old ticket), then
+//! writes the held publish and emits `Outgoing::Publish(pkid)` (0.24 emitted the two in the
+//! other order). So an `Outgoing::Publish(pkid)` matching `collided` while no ticket awaits
+//! `pkid` puts the collided one in `awaiting`. While the old ticket still awaits `pkid`, the
+//! same event is rumqttc replaying the old publish after a reconnect.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,7 +89,6 @@ struct Inner {
     unsent: VecDeque<Ticket>,
     awaiting: HashMap<u16, Ticket>,
     collided: Option<(u16, Ticket)>,
-    skip_puback: Option<u16>,
 }
 
 impl Inner {
@@ -133,18 +132,16 @@ impl Tracker {
         }
     }
 
-    /// rumqttc wrote a publish with `pkid` (0 for QoS 0); `collision_held` says whether
-    /// rumqttc still holds a collided publish after the packets it has just handled.
-    pub fn outgoing_publish(&self, pkid: u16, collision_held: bool) {
+    /// rumqttc wrote a publish with `pkid` (0 for QoS 0).
+    pub fn outgoing_publish(&self, pkid: u16) {
         let mut inner = self.lock();
-        if !collision_held && matches!(inner.collided, Some((p, _)) if p == pkid) {
+        if !inner.awaiting.contains_key(&pkid)
+            && matches!(inner.collided, Some((p, _)) if p == pkid)
+        {
+            // The old publish's PUBACK came (and resolved its ticket): rumqttc wrote the one
+            // it held.
             if let Some((_, t)) = inner.collided.take() {
-                let old = inner.awaiting.insert(pkid, t);
-                inner.skip_puback = Some(pkid);
-                drop(inner);
-                if let Some(old) = old {
-                    old.resolve();
-                }
+                inner.awaiting.insert(pkid, t);
             }
             return;
         }
@@ -173,15 +170,7 @@ impl Tracker {
 
     /// The broker acknowledged `pkid`, with an MQTT 5 outcome.
     pub fn puback_with(&self, pkid: u16, outcome: Result<(), BridgeError>) {
-        let t = {
-            let mut inner = self.lock();
-            if inner.skip_puback == Some(pkid) {
-                // Already resolved when the collided publish took its place.
-                inner.skip_puback = None;
-                return;
-            }
-            inner.awaiting.remove(&pkid)
-        };
+        let t = self.lock().awaiting.remove(&pkid);
         match t {
             Some(t) => {
                 if outcome.is_ok() {
@@ -244,8 +233,8 @@ mod tests {
         let (b, mut rb) = ticket(false);
         tr.sending(a);
         tr.sending(b);
-        tr.outgoing_publish(1, false);
-        tr.outgoing_publish(2, false);
+        tr.outgoing_publish(1);
+        tr.outgoing_publish(2);
         tr.puback(2);
         assert!(rb.try_recv().is_ok());
         assert!(ra.try_recv().is_err());
@@ -260,11 +249,11 @@ mod tests {
         let (a, mut ra) = ticket(false);
         let (b, mut rb) = ticket(false);
         tr.sending(a);
-        tr.outgoing_publish(1, false);
+        tr.outgoing_publish(1);
         tr.sending(b);
         // reconnect: rumqttc replays pkid 1, then writes b as pkid 2
-        tr.outgoing_publish(1, false);
-        tr.outgoing_publish(2, false);
+        tr.outgoing_publish(1);
+        tr.outgoing_publish(2);
         tr.puback(1);
         assert!(ra.try_recv().is_ok());
         assert!(rb.try_recv().is_err());
@@ -279,23 +268,49 @@ mod tests {
         let (b, mut rb) = ticket(false);
         let (c, mut rc) = ticket(false);
         tr.sending(a);
-        tr.outgoing_publish(4, false);
+        tr.outgoing_publish(4);
         tr.sending(b);
         tr.sending(c);
         tr.await_ack(4); // b collides with a
                          // reconnect while the collision is held: a is replayed
-        tr.outgoing_publish(4, true);
+        tr.outgoing_publish(4);
         assert!(ra.try_recv().is_err());
-        // a's PUBACK frees pkid 4: rumqttc writes b, then reports a's PUBACK
-        tr.outgoing_publish(4, false);
+        // a's PUBACK frees pkid 4: rumqttc (0.25) reports it, then writes b
         tr.puback(4);
         assert!(ra.try_recv().is_ok());
+        tr.outgoing_publish(4);
         assert!(rb.try_recv().is_err());
-        tr.outgoing_publish(1, false);
+        tr.outgoing_publish(1);
         tr.puback(1);
         assert!(rc.try_recv().is_ok());
         tr.puback(4);
         assert!(rb.try_recv().is_ok());
+        assert_eq!(tr.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_refused_puback_fails_its_ticket_and_frees_the_pkid_for_the_collided_one() {
+        let tr = Tracker::default();
+        let (a, mut ra) = ticket(false);
+        let (b, mut rb) = ticket(false);
+        tr.sending(a);
+        tr.outgoing_publish(2);
+        tr.sending(b);
+        tr.await_ack(2); // b collides with a
+        tr.puback_with(
+            2,
+            Err(BridgeError::Rejected {
+                reason: "NotAuthorized".into(),
+            }),
+        );
+        assert!(matches!(
+            ra.try_recv(),
+            Ok(Err(BridgeError::Rejected { .. }))
+        ));
+        tr.outgoing_publish(2);
+        assert!(rb.try_recv().is_err());
+        tr.puback(2);
+        assert_eq!(rb.try_recv(), Ok(Ok(())));
         assert_eq!(tr.outstanding(), 0);
     }
 
@@ -310,7 +325,7 @@ mod tests {
             kind: "location",
             queued_at: Instant::now(),
         });
-        tr.outgoing_publish(3, false);
+        tr.outgoing_publish(3);
         // The relay rescued it to the spool first.
         Done::Shared(shared).send(Ok(()));
         assert_eq!(rx.try_recv(), Ok(Ok(())));
@@ -325,7 +340,7 @@ mod tests {
         let (a, mut ra) = ticket(true);
         tr.sending(a);
         assert_eq!(tr.outstanding(), 1);
-        tr.outgoing_publish(0, false);
+        tr.outgoing_publish(0);
         assert!(ra.try_recv().is_ok());
         assert_eq!(tr.outstanding(), 0);
     }

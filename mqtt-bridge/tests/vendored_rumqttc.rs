@@ -1,7 +1,9 @@
-//! The two changes of the vendored rumqttc (vendor/rumqttc/VENDORED.md) that a test can see,
+//! The changes of the vendored rumqttc (vendor/rumqttc/VENDORED.md) that a test can see,
 //! against a real mosquitto: requests already queued are taken together (one write), within
-//! the inflight window, also those queued by tasks ready at the same time; and requests still queued when a connection breaks are neither lost nor sent
-//! outside the inflight window after the reconnect.
+//! the inflight window, also those queued by tasks ready at the same time (change 1); and
+//! requests still queued when a connection breaks are neither lost nor sent outside the
+//! inflight window after the reconnect (change 2), nor are those in flight dropped when the
+//! restarted broker has no session (change 3).
 
 mod common;
 

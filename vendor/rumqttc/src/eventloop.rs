@@ -2,14 +2,9 @@ use crate::{framed::Network, Transport};
 use crate::{Incoming, MqttState, NetworkOptions, Packet, Request, StateError};
 use crate::{MqttOptions, Outgoing};
 
-use crate::framed::N;
+use crate::framed::AsyncReadWrite;
 use crate::mqttbytes::v4::*;
 use flume::{bounded, Receiver, Sender};
-
-/// vgate patch: the most requests written with one flush (upstream issue bytebeamio/rumqtt#810).
-pub(crate) const MAX_REQUEST_BATCH: usize = 64;
-/// vgate patch: no more requests are added to a batch once this many bytes are waiting.
-pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
 use tokio::net::{lookup_host, TcpSocket, TcpStream};
 use tokio::select;
 use tokio::time::{self, Instant, Sleep};
@@ -20,10 +15,15 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
+/// vgate patch: the most requests written with one flush (upstream issue bytebeamio/rumqtt#810).
+pub(crate) const MAX_REQUEST_BATCH: usize = 64;
+/// vgate patch: no more requests are added to a batch once this many bytes are waiting.
+pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
+
 #[cfg(unix)]
 use {std::path::Path, tokio::net::UnixStream};
 
-#[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+#[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
 use crate::tls;
 
 #[cfg(feature = "websocket")]
@@ -35,29 +35,6 @@ use {
 
 #[cfg(feature = "proxy")]
 use crate::proxy::ProxyError;
-
-/// vgate patch: takes the requests already queued, while the flow control allows, into the
-/// same write (`taken` counts the batch; `ended` once a Disconnect was taken).
-fn take_queued(
-    state: &mut MqttState,
-    requests_rx: &Receiver<Request>,
-    max_inflight: u16,
-    taken: &mut usize,
-    ended: &mut bool,
-) -> Result<(), StateError> {
-    while !*ended
-        && *taken < MAX_REQUEST_BATCH
-        && state.write.len() < MAX_BATCH_BYTES
-        && state.inflight < max_inflight
-        && state.collision.is_none()
-    {
-        let Ok(request) = requests_rx.try_recv() else { break };
-        *ended = matches!(request, Request::Disconnect(_));
-        state.handle_outgoing_packet(request)?;
-        *taken += 1;
-    }
-    Ok(())
-}
 
 /// Critical errors during eventloop polling
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +51,7 @@ pub enum ConnectionError {
     #[cfg(feature = "websocket")]
     #[error("Websocket Connect: {0}")]
     WsConnect(#[from] http::Error),
-    #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+    #[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
     #[error("TLS: {0}")]
     Tls(#[from] tls::Error),
     #[error("I/O: {0}")]
@@ -96,6 +73,32 @@ pub enum ConnectionError {
     ResponseValidation(#[from] crate::websockets::ValidationError),
 }
 
+/// vgate patch: takes the requests already queued, while the flow control allows, into the
+/// same write (`taken` counts the batch; `ended` once a Disconnect was taken).
+async fn take_queued(
+    state: &mut MqttState,
+    network: &mut Network,
+    requests_rx: &Receiver<Request>,
+    max_inflight: u16,
+    taken: &mut usize,
+    ended: &mut bool,
+) -> Result<(), StateError> {
+    while !*ended
+        && *taken < MAX_REQUEST_BATCH
+        && network.buffered() < MAX_BATCH_BYTES
+        && state.inflight < max_inflight
+        && state.collision.is_none()
+    {
+        let Ok(request) = requests_rx.try_recv() else { break };
+        *ended = matches!(request, Request::Disconnect(_));
+        if let Some(outgoing) = state.handle_outgoing_packet(request)? {
+            network.write(outgoing).await?;
+        }
+        *taken += 1;
+    }
+    Ok(())
+}
+
 /// Eventloop with all the state of a connection
 pub struct EventLoop {
     /// Options of the current mqtt connection
@@ -109,7 +112,7 @@ pub struct EventLoop {
     /// Pending packets from last session
     pub pending: VecDeque<Request>,
     /// Network connection to the broker
-    network: Option<Network>,
+    pub network: Option<Network>,
     /// Keep alive time
     keepalive_timeout: Option<Pin<Box<Sleep>>>,
     pub network_options: NetworkOptions,
@@ -132,11 +135,10 @@ impl EventLoop {
         let pending = VecDeque::new();
         let max_inflight = mqtt_options.inflight;
         let manual_acks = mqtt_options.manual_acks;
-        let max_outgoing_packet_size = mqtt_options.max_outgoing_packet_size;
 
         EventLoop {
             mqtt_options,
-            state: MqttState::new(max_inflight, manual_acks, max_outgoing_packet_size),
+            state: MqttState::new(max_inflight, manual_acks),
             requests_tx,
             requests_rx,
             pending,
@@ -157,6 +159,7 @@ impl EventLoop {
         self.network = None;
         self.keepalive_timeout = None;
         self.pending.extend(self.state.clean());
+
         // vgate patch: requests still in the channel stay there, to be taken after the
         // reconnect under flow control. Upstream moves them to `pending`, which is sent
         // without flow control, so they collide with the replayed packet ids and rumqttc
@@ -178,18 +181,29 @@ impl EventLoop {
                 Ok(inner) => inner?,
                 Err(_) => return Err(ConnectionError::NetworkTimeout),
             };
+            // vgate patch: a broker without our session (restarted without persistence, session
+            // expired) has none of the unacknowledged publishes: they are sent again as new
+            // publishes of the new session, not dropped without a word (the application is
+            // never told which of its publishes were lost). Only the acknowledgements of the
+            // old session's packets (PubRel) are dropped.
+            if !connack.session_present {
+                self.pending
+                    .retain(|request| matches!(request, Request::Publish(_)));
+            }
             self.network = Some(network);
 
             if self.keepalive_timeout.is_none() && !self.mqtt_options.keep_alive.is_zero() {
                 self.keepalive_timeout = Some(Box::pin(time::sleep(self.mqtt_options.keep_alive)));
             }
 
-            return Ok(Event::Incoming(connack));
+            return Ok(Event::Incoming(Packet::ConnAck(connack)));
         }
 
         match self.select().await {
             Ok(v) => Ok(v),
             Err(e) => {
+                // MQTT requires that packets pending acknowledgement should be republished on session resume.
+                // Move pending messages from state to eventloop.
                 self.clean();
                 Err(e)
             }
@@ -217,7 +231,7 @@ impl EventLoop {
             o = network.readb(&mut self.state) => {
                 o?;
                 // flush all the acks and return first incoming packet
-                match time::timeout(network_timeout, network.flush(&mut self.state.write)).await {
+                match time::timeout(network_timeout, network.flush()).await {
                     Ok(inner) => inner?,
                     Err(_)=> return Err(ConnectionError::FlushTimeout),
                 };
@@ -259,22 +273,24 @@ impl EventLoop {
                 Ok(request) => {
                     // vgate patch: nothing joins a Disconnect's write.
                     let mut ended = matches!(request, Request::Disconnect(_));
-                    self.state.handle_outgoing_packet(request)?;
+                    if let Some(outgoing) = self.state.handle_outgoing_packet(request)? {
+                        network.write(outgoing).await?;
+                    }
                     // vgate patch (upstream issue bytebeamio/rumqtt#810): take the requests that
                     // are already queued, within the same flow control, and write them together.
                     if self.pending.is_empty() {
                         let (state, requests_rx) = (&mut self.state, &self.requests_rx);
                         let max_inflight = self.mqtt_options.inflight;
                         let mut taken = 1;
-                        take_queued(state, requests_rx, max_inflight, &mut taken, &mut ended)?;
+                        take_queued(state, network, requests_rx, max_inflight, &mut taken, &mut ended).await?;
                         // vgate patch: a lone request first lets the tasks that are ready now
                         // run (yield_now wakes us after them), since they often queue more.
                         if taken == 1 && !ended {
                             tokio::task::yield_now().await;
-                            take_queued(state, requests_rx, max_inflight, &mut taken, &mut ended)?;
+                            take_queued(state, network, requests_rx, max_inflight, &mut taken, &mut ended).await?;
                         }
                     }
-                    match time::timeout(network_timeout, network.flush(&mut self.state.write)).await {
+                    match time::timeout(network_timeout, network.flush()).await {
                         Ok(inner) => inner?,
                         Err(_)=> return Err(ConnectionError::FlushTimeout),
                     };
@@ -289,8 +305,10 @@ impl EventLoop {
                 let timeout = self.keepalive_timeout.as_mut().unwrap();
                 timeout.as_mut().reset(Instant::now() + self.mqtt_options.keep_alive);
 
-                self.state.handle_outgoing_packet(Request::PingReq(PingReq))?;
-                match time::timeout(network_timeout, network.flush(&mut self.state.write)).await {
+                if let Some(outgoing) = self.state.handle_outgoing_packet(Request::PingReq(PingReq))? {
+                    network.write(outgoing).await?;
+                }
+                match time::timeout(network_timeout, network.flush()).await {
                     Ok(inner) => inner?,
                     Err(_)=> return Err(ConnectionError::FlushTimeout),
                 };
@@ -335,14 +353,14 @@ impl EventLoop {
 async fn connect(
     mqtt_options: &MqttOptions,
     network_options: NetworkOptions,
-) -> Result<(Network, Incoming), ConnectionError> {
+) -> Result<(Network, ConnAck), ConnectionError> {
     // connect to the broker
     let mut network = network_connect(mqtt_options, network_options).await?;
 
     // make MQTT connection request (which internally awaits for ack)
-    let packet = mqtt_connect(mqtt_options, &mut network).await?;
+    let connack = mqtt_connect(mqtt_options, &mut network).await?;
 
-    Ok((network, packet))
+    Ok((network, connack))
 }
 
 pub(crate) async fn socket_connect(
@@ -357,6 +375,8 @@ pub(crate) async fn socket_connect(
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
+
+        socket.set_nodelay(network_options.tcp_nodelay)?;
 
         if let Some(send_buff_size) = network_options.tcp_send_buffer_size {
             socket.set_send_buffer_size(send_buff_size).unwrap();
@@ -376,13 +396,7 @@ pub(crate) async fn socket_connect(
         }
 
         match socket.connect(addr).await {
-            Ok(s) => {
-                // vgate patch: no Nagle. Requests are already written in batches (see
-                // `select`); with Nagle a small write waits for the ACK of the previous one,
-                // which the broker may delay by up to 40 ms (delayed ACK).
-                s.set_nodelay(true)?;
-                return Ok(s);
-            }
+            Ok(s) => return Ok(s),
             Err(e) => {
                 last_err = Some(e);
             }
@@ -406,7 +420,11 @@ async fn network_connect(
     if matches!(options.transport(), Transport::Unix) {
         let file = options.broker_addr.as_str();
         let socket = UnixStream::connect(Path::new(file)).await?;
-        let network = Network::new(socket, options.max_incoming_packet_size);
+        let network = Network::new(
+            socket,
+            options.max_incoming_packet_size,
+            options.max_outgoing_packet_size,
+        );
         return Ok(network);
     }
 
@@ -414,12 +432,12 @@ async fn network_connect(
     let (domain, port) = match options.transport() {
         #[cfg(feature = "websocket")]
         Transport::Ws => split_url(&options.broker_addr)?,
-        #[cfg(all(feature = "use-rustls", feature = "websocket"))]
+        #[cfg(all(feature = "use-rustls-no-provider", feature = "websocket"))]
         Transport::Wss(_) => split_url(&options.broker_addr)?,
         _ => options.broker_address(),
     };
 
-    let tcp_stream: Box<dyn N> = {
+    let tcp_stream: Box<dyn AsyncReadWrite> = {
         #[cfg(feature = "proxy")]
         match options.proxy() {
             Some(proxy) => proxy.connect(&domain, port, network_options).await?,
@@ -438,13 +456,21 @@ async fn network_connect(
     };
 
     let network = match options.transport() {
-        Transport::Tcp => Network::new(tcp_stream, options.max_incoming_packet_size),
-        #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+        Transport::Tcp => Network::new(
+            tcp_stream,
+            options.max_incoming_packet_size,
+            options.max_outgoing_packet_size,
+        ),
+        #[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
         Transport::Tls(tls_config) => {
             let socket =
                 tls::tls_connect(&options.broker_addr, options.port, &tls_config, tcp_stream)
                     .await?;
-            Network::new(socket, options.max_incoming_packet_size)
+            Network::new(
+                socket,
+                options.max_incoming_packet_size,
+                options.max_outgoing_packet_size,
+            )
         }
         #[cfg(unix)]
         Transport::Unix => unreachable!(),
@@ -463,9 +489,13 @@ async fn network_connect(
                 async_tungstenite::tokio::client_async(request, tcp_stream).await?;
             validate_response_headers(response)?;
 
-            Network::new(WsStream::new(socket), options.max_incoming_packet_size)
+            Network::new(
+                WsStream::new(socket),
+                options.max_incoming_packet_size,
+                options.max_outgoing_packet_size,
+            )
         }
-        #[cfg(all(feature = "use-rustls", feature = "websocket"))]
+        #[cfg(all(feature = "use-rustls-no-provider", feature = "websocket"))]
         Transport::Wss(tls_config) => {
             let mut request = options.broker_addr.as_str().into_client_request()?;
             request
@@ -486,7 +516,11 @@ async fn network_connect(
             .await?;
             validate_response_headers(response)?;
 
-            Network::new(WsStream::new(socket), options.max_incoming_packet_size)
+            Network::new(
+                WsStream::new(socket),
+                options.max_incoming_packet_size,
+                options.max_outgoing_packet_size,
+            )
         }
     };
 
@@ -496,29 +530,20 @@ async fn network_connect(
 async fn mqtt_connect(
     options: &MqttOptions,
     network: &mut Network,
-) -> Result<Incoming, ConnectionError> {
-    let keep_alive = options.keep_alive().as_secs() as u16;
-    let clean_session = options.clean_session();
-    let last_will = options.last_will();
-
+) -> Result<ConnAck, ConnectionError> {
     let mut connect = Connect::new(options.client_id());
-    connect.keep_alive = keep_alive;
-    connect.clean_session = clean_session;
-    connect.last_will = last_will;
-
-    if let Some((username, password)) = options.credentials() {
-        let login = Login::new(username, password);
-        connect.login = Some(login);
-    }
+    connect.keep_alive = options.keep_alive().as_secs() as u16;
+    connect.clean_session = options.clean_session();
+    connect.last_will = options.last_will();
+    connect.login = options.credentials();
 
     // send mqtt connect packet
-    network.connect(connect).await?;
+    network.write(Packet::Connect(connect)).await?;
+    network.flush().await?;
 
     // validate connack
     match network.read().await? {
-        Incoming::ConnAck(connack) if connack.code == ConnectReturnCode::Success => {
-            Ok(Packet::ConnAck(connack))
-        }
+        Incoming::ConnAck(connack) if connack.code == ConnectReturnCode::Success => Ok(connack),
         Incoming::ConnAck(connack) => Err(ConnectionError::ConnectionRefused(connack.code)),
         packet => Err(ConnectionError::NotConnAck(packet)),
     }

@@ -1,10 +1,10 @@
 use crate::eventloop::socket_connect;
-use crate::framed::N;
+use crate::framed::AsyncReadWrite;
 use crate::NetworkOptions;
 
 use std::io;
 
-#[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+#[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
 use crate::{tls, TlsConfiguration};
 
 #[derive(Clone, Debug)]
@@ -18,7 +18,7 @@ pub struct Proxy {
 #[derive(Clone, Debug)]
 pub enum ProxyType {
     Http,
-    #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+    #[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
     Https(TlsConfiguration),
 }
 
@@ -35,7 +35,7 @@ pub enum ProxyError {
     #[error("Proxy connect: {0}.")]
     Proxy(#[from] async_http_proxy::HttpError),
 
-    #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+    #[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
     #[error("Tls connect: {0}.")]
     Tls(#[from] tls::Error),
 }
@@ -46,13 +46,14 @@ impl Proxy {
         broker_addr: &str,
         broker_port: u16,
         network_options: NetworkOptions,
-    ) -> Result<Box<dyn N>, ProxyError> {
+    ) -> Result<Box<dyn AsyncReadWrite>, ProxyError> {
         let proxy_addr = format!("{}:{}", self.addr, self.port);
 
-        let tcp: Box<dyn N> = Box::new(socket_connect(proxy_addr, network_options).await?);
+        let tcp: Box<dyn AsyncReadWrite> =
+            Box::new(socket_connect(proxy_addr, network_options).await?);
         let mut tcp = match self.ty {
             ProxyType::Http => tcp,
-            #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+            #[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
             ProxyType::Https(tls_config) => {
                 tls::tls_connect(&self.addr, self.port, &tls_config, tcp).await?
             }
@@ -67,7 +68,7 @@ impl ProxyAuth {
         self,
         host: &str,
         port: u16,
-        tcp_stream: &mut Box<dyn N>,
+        tcp_stream: &mut Box<dyn AsyncReadWrite>,
     ) -> Result<(), ProxyError> {
         match self {
             Self::None => async_http_proxy::http_connect_tokio(tcp_stream, host, port).await?,

@@ -2,21 +2,20 @@ use super::framed::Network;
 use super::mqttbytes::v5::*;
 use super::{Incoming, MqttOptions, MqttState, Outgoing, Request, StateError, Transport};
 use crate::eventloop::socket_connect;
-use crate::framed::N;
+use crate::framed::AsyncReadWrite;
 
 use flume::{bounded, Receiver, Sender};
 use tokio::select;
 use tokio::time::{self, error::Elapsed, Instant, Sleep};
 
 use std::collections::VecDeque;
-use std::convert::TryInto;
 use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
 use super::mqttbytes::v5::ConnectReturnCode;
 
-#[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+#[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
 use crate::tls;
 
 #[cfg(unix)]
@@ -32,28 +31,6 @@ use {
 #[cfg(feature = "proxy")]
 use crate::proxy::ProxyError;
 
-/// vgate patch: takes the requests already queued, while the flow control allows, into the
-/// same write (`taken` counts the batch; `ended` once a Disconnect was taken).
-fn take_queued(
-    state: &mut MqttState,
-    requests_rx: &Receiver<Request>,
-    taken: &mut usize,
-    ended: &mut bool,
-) -> Result<(), StateError> {
-    while !*ended
-        && *taken < crate::eventloop::MAX_REQUEST_BATCH
-        && state.write.len() < crate::eventloop::MAX_BATCH_BYTES
-        && state.inflight < state.max_outgoing_inflight
-        && state.collision.is_none()
-    {
-        let Ok(request) = requests_rx.try_recv() else { break };
-        *ended = matches!(request, Request::Disconnect);
-        state.handle_outgoing_packet(request)?;
-        *taken += 1;
-    }
-    Ok(())
-}
-
 /// Critical errors during eventloop polling
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -67,7 +44,7 @@ pub enum ConnectionError {
     #[cfg(feature = "websocket")]
     #[error("Websocket Connect: {0}")]
     WsConnect(#[from] http::Error),
-    #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+    #[cfg(any(feature = "use-rustls-no-provider", feature = "use-native-tls"))]
     #[error("TLS: {0}")]
     Tls(#[from] tls::Error),
     #[error("I/O: {0}")]
@@ -87,6 +64,31 @@ pub enum ConnectionError {
     #[cfg(feature = "websocket")]
     #[error("Websocket response validation error: ")]
     ResponseValidation(#[from] crate::websockets::ValidationError),
+}
+
+/// vgate patch: takes the requests already queued, while the flow control allows, into the
+/// same write (`taken` counts the batch; `ended` once a Disconnect was taken).
+async fn take_queued(
+    state: &mut MqttState,
+    network: &mut Network,
+    requests_rx: &Receiver<Request>,
+    taken: &mut usize,
+    ended: &mut bool,
+) -> Result<(), StateError> {
+    while !*ended
+        && *taken < crate::eventloop::MAX_REQUEST_BATCH
+        && network.buffered() < crate::eventloop::MAX_BATCH_BYTES
+        && state.inflight < state.max_outgoing_inflight
+        && state.collision.is_none()
+    {
+        let Ok(request) = requests_rx.try_recv() else { break };
+        *ended = matches!(request, Request::Disconnect);
+        if let Some(outgoing) = state.handle_outgoing_packet(request)? {
+            network.write(outgoing).await?;
+        }
+        *taken += 1;
+    }
+    Ok(())
 }
 
 /// Eventloop with all the state of a connection
@@ -147,6 +149,7 @@ impl EventLoop {
         self.network = None;
         self.keepalive_timeout = None;
         self.pending.extend(self.state.clean());
+
         // vgate patch: requests still in the channel stay there, to be taken after the
         // reconnect under flow control. Upstream moves them to `pending`, which is sent
         // without flow control, so they collide with the replayed packet ids and rumqttc
@@ -164,18 +167,30 @@ impl EventLoop {
                 connect(&mut self.options),
             )
             .await??;
+            // vgate patch: a broker without our session (restarted without persistence, session
+            // expired) has none of the unacknowledged publishes: they are sent again as new
+            // publishes of the new session, not dropped without a word (the application is
+            // never told which of its publishes were lost). Only the acknowledgements of the
+            // old session's packets (PubRel) are dropped.
+            if !connack.session_present {
+                self.pending
+                    .retain(|request| matches!(request, Request::Publish(_)));
+            }
             self.network = Some(network);
 
             if self.keepalive_timeout.is_none() {
                 self.keepalive_timeout = Some(Box::pin(time::sleep(self.options.keep_alive)));
             }
 
-            self.state.handle_incoming_packet(connack)?;
+            self.state
+                .handle_incoming_packet(Incoming::ConnAck(connack))?;
         }
 
         match self.select().await {
             Ok(v) => Ok(v),
             Err(e) => {
+                // MQTT requires that packets pending acknowledgement should be republished on session resume.
+                // Move pending messages from state to eventloop.
                 self.clean();
                 Err(e)
             }
@@ -234,21 +249,23 @@ impl EventLoop {
                 Ok(request) => {
                     // vgate patch: nothing joins a Disconnect's write.
                     let mut ended = matches!(request, Request::Disconnect);
-                    self.state.handle_outgoing_packet(request)?;
+                    if let Some(outgoing) = self.state.handle_outgoing_packet(request)? {
+                        network.write(outgoing).await?;
+                    }
                     // vgate patch (upstream issue bytebeamio/rumqtt#810): take the requests that
                     // are already queued, within the same flow control, and write them together.
                     if self.pending.is_empty() {
                         let (state, requests_rx) = (&mut self.state, &self.requests_rx);
                         let mut taken = 1;
-                        take_queued(state, requests_rx, &mut taken, &mut ended)?;
+                        take_queued(state, network, requests_rx, &mut taken, &mut ended).await?;
                         // vgate patch: a lone request first lets the tasks that are ready now
                         // run (yield_now wakes us after them), since they often queue more.
                         if taken == 1 && !ended {
                             tokio::task::yield_now().await;
-                            take_queued(state, requests_rx, &mut taken, &mut ended)?;
+                            take_queued(state, network, requests_rx, &mut taken, &mut ended).await?;
                         }
                     }
-                    network.flush(&mut self.state.write).await?;
+                    network.flush().await?;
                     Ok(self.state.events.pop_front().unwrap())
                 }
                 Err(_) => Err(ConnectionError::RequestsDone),
@@ -257,7 +274,7 @@ impl EventLoop {
             o = network.readb(&mut self.state) => {
                 o?;
                 // flush all the acks and return first incoming packet
-                network.flush(&mut self.state.write).await?;
+                network.flush().await?;
                 Ok(self.state.events.pop_front().unwrap())
             },
             // We generate pings irrespective of network activity. This keeps the ping logic
@@ -266,8 +283,10 @@ impl EventLoop {
                 let timeout = self.keepalive_timeout.as_mut().unwrap();
                 timeout.as_mut().reset(Instant::now() + self.options.keep_alive);
 
-                self.state.handle_outgoing_packet(Request::PingReq)?;
-                network.flush(&mut self.state.write).await?;
+                if let Some(outgoing) = self.state.handle_outgoing_packet(Request::PingReq)? {
+                    network.write(outgoing).await?;
+                }
+                network.flush().await?;
                 Ok(self.state.events.pop_front().unwrap())
             }
         }
@@ -297,19 +316,14 @@ impl EventLoop {
 /// the stream.
 /// This function (for convenience) includes internal delays for users to perform internal sleeps
 /// between re-connections so that cancel semantics can be used during this sleep
-async fn connect(options: &mut MqttOptions) -> Result<(Network, Incoming), ConnectionError> {
+async fn connect(options: &mut MqttOptions) -> Result<(Network, ConnAck), ConnectionError> {
     // connect to the broker
     let mut network = network_connect(options).await?;
 
     // make MQTT connection request (which internally awaits for ack)
-    let packet = mqtt_connect(options, &mut network).await?;
+    let connack = mqtt_connect(options, &mut network).await?;
 
-    // Last session might contain packets which aren't acked. MQTT says these packets should be
-    // republished in the next session
-    // move pending messages from state to eventloop
-    // let pending = self.state.clean();
-    // self.pending = pending.into_iter();
-    Ok((network, packet))
+    Ok((network, connack))
 }
 
 async fn network_connect(options: &MqttOptions) -> Result<Network, ConnectionError> {
@@ -318,7 +332,6 @@ async fn network_connect(options: &MqttOptions) -> Result<Network, ConnectionErr
     // Override default value if max_packet_size is set on `connect_properties`
     if let Some(connect_props) = &options.connect_properties {
         if let Some(max_size) = connect_props.max_packet_size {
-            let max_size = max_size.try_into().map_err(StateError::Coversion)?;
             max_incoming_pkt_size = Some(max_size);
         }
     }
@@ -336,12 +349,12 @@ async fn network_connect(options: &MqttOptions) -> Result<Network, ConnectionErr
     let (domain, port) = match options.transport() {
         #[cfg(feature = "websocket")]
         Transport::Ws => split_url(&options.broker_addr)?,
-        #[cfg(all(feature = "use-rustls", feature = "websocket"))]
+        #[cfg(all(feature = "use-rustls-no-provider", feature = "websocket"))]
         Transport::Wss(_) => split_url(&options.broker_addr)?,
         _ => options.broker_address(),
     };
 
-    let tcp_stream: Box<dyn N> = {
+    let tcp_stream: Box<dyn AsyncReadWrite> = {
         #[cfg(feature = "proxy")]
         match options.proxy() {
             Some(proxy) => {
@@ -365,7 +378,7 @@ async fn network_connect(options: &MqttOptions) -> Result<Network, ConnectionErr
 
     let network = match options.transport() {
         Transport::Tcp => Network::new(tcp_stream, max_incoming_pkt_size),
-        #[cfg(any(feature = "use-native-tls", feature = "use-rustls"))]
+        #[cfg(any(feature = "use-native-tls", feature = "use-rustls-no-provider"))]
         Transport::Tls(tls_config) => {
             let socket =
                 tls::tls_connect(&options.broker_addr, options.port, &tls_config, tcp_stream)
@@ -391,7 +404,7 @@ async fn network_connect(options: &MqttOptions) -> Result<Network, ConnectionErr
 
             Network::new(WsStream::new(socket), max_incoming_pkt_size)
         }
-        #[cfg(all(feature = "use-rustls", feature = "websocket"))]
+        #[cfg(all(feature = "use-rustls-no-provider", feature = "websocket"))]
         Transport::Wss(tls_config) => {
             let mut request = options.broker_addr.as_str().into_client_request()?;
             request
@@ -422,32 +435,37 @@ async fn network_connect(options: &MqttOptions) -> Result<Network, ConnectionErr
 async fn mqtt_connect(
     options: &mut MqttOptions,
     network: &mut Network,
-) -> Result<Incoming, ConnectionError> {
-    let keep_alive = options.keep_alive().as_secs() as u16;
-    let clean_start = options.clean_start();
-    let client_id = options.client_id();
-    let properties = options.connect_properties();
-
-    let connect = Connect {
-        keep_alive,
-        client_id,
-        clean_start,
-        properties,
-    };
+) -> Result<ConnAck, ConnectionError> {
+    let packet = Packet::Connect(
+        Connect {
+            client_id: options.client_id(),
+            keep_alive: options.keep_alive().as_secs() as u16,
+            clean_start: options.clean_start(),
+            properties: options.connect_properties(),
+        },
+        options.last_will(),
+        options.credentials(),
+    );
 
     // send mqtt connect packet
-    network.connect(connect, options).await?;
+    network.write(packet).await?;
+    network.flush().await?;
 
     // validate connack
     match network.read().await? {
         Incoming::ConnAck(connack) if connack.code == ConnectReturnCode::Success => {
-            // Override local keep_alive value if set by server.
             if let Some(props) = &connack.properties {
                 if let Some(keep_alive) = props.server_keep_alive {
                     options.keep_alive = Duration::from_secs(keep_alive as u64);
                 }
+                network.set_max_outgoing_size(props.max_packet_size);
+
+                // Override local session_expiry_interval value if set by server.
+                if props.session_expiry_interval.is_some() {
+                    options.set_session_expiry_interval(props.session_expiry_interval);
+                }
             }
-            Ok(Packet::ConnAck(connack))
+            Ok(connack)
         }
         Incoming::ConnAck(connack) => Err(ConnectionError::ConnectionRefused(connack.code)),
         packet => Err(ConnectionError::NotConnAck(Box::new(packet))),

@@ -1,5 +1,8 @@
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    time::timeout,
+};
 
 use std::{
     collections::VecDeque,
@@ -52,7 +55,10 @@ impl<P: Protocol> Network<P> {
             write: BytesMut::with_capacity(10 * 1024),
             max_incoming_size,
             max_connection_buffer_len,
-            keepalive: Duration::from_secs(0),
+            // Overwritten by keepalive value in connect packet, otherwise we
+            // would wait indefinitely until we get a packet / network error
+            // when we call read.
+            keepalive: Duration::MAX,
             protocol,
         }
     }
@@ -100,7 +106,7 @@ impl<P: Protocol> Network<P> {
 
             // read more packets until a frame can be created. This function
             // blocks until a frame can be created. Use this in a select! branch
-            self.read_bytes(required).await?;
+            timeout(self.keepalive, self.read_bytes(required)).await??;
         }
     }
 

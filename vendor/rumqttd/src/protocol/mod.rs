@@ -112,7 +112,6 @@ pub struct Login {
 pub enum ConnectReturnCode {
     Success,
     RefusedProtocolVersion,
-    BadClientId,
     ServiceUnavailable,
     UnspecifiedError,
     MalformedPacket,
@@ -211,7 +210,7 @@ impl Publish {
         let dup = self.dup as u8;
         let qos = self.qos as u8;
         let retain = self.retain as u8;
-        o.put_u8(0b0011_0000 | retain | qos << 1 | dup << 3);
+        o.put_u8(0b0011_0000 | retain | (qos << 1) | (dup << 3));
         o.put_u16(self.pkid);
         o.put_u16(self.topic.len() as u16);
         o.extend_from_slice(&self.topic[..]);
@@ -747,9 +746,6 @@ pub enum Error {
 }
 
 pub trait Protocol {
-    /// vgate patch: the protocol level this codec speaks (4: MQTT 3.1.1, 5: MQTT 5), so that
-    /// `mqtt_connect` can refuse a CONNECT in the client's own CONNACK format.
-    const LEVEL: u8;
     fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error>;
     fn write(&self, packet: Packet, write: &mut BytesMut) -> Result<usize, Error>;
 }

@@ -1,5 +1,4 @@
 use crate::Offset;
-use std::usize;
 use std::{collections::VecDeque, io};
 
 mod segment;

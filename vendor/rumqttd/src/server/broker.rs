@@ -1,6 +1,7 @@
 use crate::link::alerts::{self};
+#[cfg(feature = "console")] // vgate patch
 use crate::link::console::ConsoleLink;
-use crate::link::network::{Network, N};
+use crate::link::network::{self, Network, N};
 use crate::link::remote::{self, mqtt_connect, RemoteLink};
 use crate::link::{bridge, timer};
 use crate::local::LinkBuilder;
@@ -9,12 +10,16 @@ use crate::protocol::v5::V5;
 use crate::protocol::{Packet, Protocol};
 #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
 use crate::server::tls::{self, TLSAcceptor};
-use crate::{meters, ConnectionSettings, Meter};
+use crate::{meters, ConnectionSettings};
+#[cfg(feature = "prometheus")] // vgate patch
+use crate::Meter;
 use flume::{RecvError, SendError, Sender};
 use std::collections::HashMap;
+#[cfg(feature = "prometheus")] // vgate patch
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use tracing::{error, field, info, warn, Instrument};
+use uuid::Uuid;
 
 #[cfg(feature = "websocket")]
 use async_tungstenite::tokio::accept_hdr_async;
@@ -27,15 +32,19 @@ use async_tungstenite::tungstenite::http::HeaderValue;
 #[cfg(feature = "websocket")]
 use ws_stream_tungstenite::WsStream;
 
-use metrics::register_gauge;
+#[cfg(feature = "prometheus")] // vgate patch
+use metrics::gauge;
+#[cfg(feature = "prometheus")] // vgate patch
 use metrics_exporter_prometheus::PrometheusBuilder;
 use std::time::Duration;
 use std::{io, thread};
 
+#[cfg(feature = "console")] // vgate patch
 use crate::link::console;
 use crate::link::local::{self, LinkRx, LinkTx};
 use crate::router::{Event, Router};
 use crate::{Config, ConnectionId, ServerSettings};
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::error::Elapsed;
 use tokio::{task, time};
@@ -261,6 +270,12 @@ impl Broker {
             }
         }
 
+        // vgate patch: the Prometheus exporter is the feature `prometheus`.
+        #[cfg(not(feature = "prometheus"))]
+        if self.config.prometheus.is_some() {
+            warn!("prometheus config ignored: rumqttd was built without the feature `prometheus`");
+        }
+        #[cfg(feature = "prometheus")]
         if let Some(prometheus_setting) = &self.config.prometheus {
             let timeout = prometheus_setting.interval;
             // If port is specified use it instead of listen.
@@ -282,9 +297,9 @@ impl Broker {
                 let builder = PrometheusBuilder::new().with_http_listener(addr);
                 builder.install().unwrap();
 
-                let total_publishes = register_gauge!("metrics.router.total_publishes");
-                let total_connections = register_gauge!("metrics.router.total_connections");
-                let failed_publishes = register_gauge!("metrics.router.failed_publishes");
+                let total_publishes = gauge!("metrics.router.total_publishes");
+                let total_connections = gauge!("metrics.router.total_connections");
+                let failed_publishes = gauge!("metrics.router.failed_publishes");
                 loop {
                     if let Ok(metrics) = meter_link.recv() {
                         for m in metrics {
@@ -304,6 +319,12 @@ impl Broker {
             })?;
         }
 
+        // vgate patch: the HTTP console is the feature `console`.
+        #[cfg(not(feature = "console"))]
+        if self.config.console.is_some() {
+            warn!("console config ignored: rumqttd was built without the feature `console`");
+        }
+        #[cfg(feature = "console")]
         if let Some(console) = self.config.console.clone() {
             let console_link = ConsoleLink::new(console, self.router_tx.clone());
 
@@ -342,7 +363,7 @@ enum AwaitingWill {
     Fire,
 }
 
-struct Server<P> {
+pub struct Server<P> {
     config: ServerSettings,
     router_tx: Sender<(ConnectionId, Event)>,
     protocol: P,
@@ -377,7 +398,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
         Ok((Box::new(stream), None))
     }
 
-    async fn start(&mut self, link_type: LinkType) -> Result<(), Error> {
+    pub async fn start(&mut self, link_type: LinkType) -> Result<(), Error> {
         let listener = TcpListener::bind(&self.config.listen).await?;
         let delay = Duration::from_millis(self.config.next_connection_delay_ms);
         let mut count: usize = 0;
@@ -519,6 +540,13 @@ async fn remote<P: Protocol>(
         _ => unreachable!(),
     };
 
+    let mut assigned_client_id = None;
+    if client_id.is_empty() {
+        let uuid = Uuid::new_v4().simple();
+        client_id = format!("rumqtt-{uuid}");
+        assigned_client_id = Some(client_id.clone());
+    }
+
     if let Some(tenant_id) = &tenant_id {
         // client_id is set to "tenant_id.client_id"
         // this is to make sure we are consistent,
@@ -548,6 +576,7 @@ async fn remote<P: Protocol>(
         network,
         connect_packet,
         dynamic_filters,
+        assigned_client_id,
     )
     .await
     {
@@ -571,9 +600,15 @@ async fn remote<P: Protocol>(
             error!(error=?e, "router-drop");
             send_disconnect = false;
         }
+        // Connection was closed by peer
+        Err(remote::Error::Network(network::Error::Io(err)) | remote::Error::Io(err))
+            if err.kind() == io::ErrorKind::ConnectionAborted =>
+        {
+            info!(error=?err, "disconnected");
+        }
         // Any other error
         Err(e) => {
-            error!(error=?e, "Disconnected!!");
+            error!(error=?e, "disconnected");
         }
     };
 

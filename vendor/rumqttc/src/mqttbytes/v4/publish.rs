@@ -88,7 +88,7 @@ impl Publish {
         let dup = self.dup as u8;
         let qos = self.qos as u8;
         let retain = self.retain as u8;
-        buffer.put_u8(0b0011_0000 | retain | qos << 1 | dup << 3);
+        buffer.put_u8(0b0011_0000 | retain | (qos << 1) | (dup << 3));
 
         let count = write_remaining_length(buffer, len)?;
         write_mqtt_string(buffer, self.topic.as_str());
@@ -104,7 +104,6 @@ impl Publish {
 
         buffer.extend_from_slice(&self.payload);
 
-        // TODO: Returned length is wrong in other packets. Fix it
         Ok(1 + count + len)
     }
 }

@@ -286,8 +286,6 @@ fn len_len(len: usize) -> usize {
 pub struct V4;
 
 impl Protocol for V4 {
-    const LEVEL: u8 = 4; // vgate patch
-
     /// Reads a stream of bytes and extracts next MQTT packet out of it
     fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error> {
         let fixed_header = check(stream.iter(), max_size)?;

@@ -127,6 +127,13 @@ impl Connect {
         buffer[flags_index] = connect_flags;
         Ok(1 + count + len)
     }
+
+    pub fn size(&self, will: &Option<LastWill>, login: &Option<Login>) -> usize {
+        let len = self.len(will, login);
+        let remaining_len_size = len_len(len);
+
+        1 + remaining_len_size + len
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -420,7 +427,7 @@ impl LastWill {
     pub fn write(&self, buffer: &mut BytesMut) -> Result<u8, Error> {
         let mut connect_flags = 0;
 
-        connect_flags |= 0x04 | (self.qos as u8) << 3;
+        connect_flags |= 0x04 | ((self.qos as u8) << 3);
         if self.retain {
             connect_flags |= 0x20;
         }
