@@ -20,6 +20,12 @@ pub const BACKLOG: u32 = 65_535;
 
 /// Binds `addr` with a large backlog and SO_REUSEADDR.
 pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    bind_with(addr, false)
+}
+
+/// [`bind`], with SO_REUSEPORT when `reuse_port` (a listener's `reuse_port = true`: several
+/// vgate processes on one host share the port, the kernel spreading connections over them).
+pub fn bind_with(addr: SocketAddr, reuse_port: bool) -> anyhow::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -29,6 +35,14 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     socket
         .set_reuseaddr(true)
         .with_context(|| format!("SO_REUSEADDR on {addr}"))?;
+    if reuse_port {
+        #[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
+        socket
+            .set_reuseport(true)
+            .with_context(|| format!("SO_REUSEPORT on {addr}"))?;
+        #[cfg(not(all(unix, not(target_os = "solaris"), not(target_os = "illumos"))))]
+        anyhow::bail!("reuse_port: SO_REUSEPORT is not available on this system");
+    }
     socket
         .bind(addr)
         .with_context(|| format!("binding {addr}"))?;

@@ -63,6 +63,18 @@ where
         shared,
         device_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
         limits: Limits::new(30, 60, 0, 0.0),
+        front: Arc::new(crate::front::FrontDoor::new(
+            name,
+            &crate::front::FrontConfig {
+                max_connections: 0,
+                proxy_protocol: false,
+                reuse_port: false,
+                max_failed_logins: 0,
+                failed_login_window: std::time::Duration::from_secs(60),
+                failed_login_ban: std::time::Duration::from_secs(60),
+            },
+            None,
+        )),
     });
     let (vehicle, gateway) = tokio::io::duplex(4096);
     let peer = "127.0.0.1:40000".parse().expect("peer");

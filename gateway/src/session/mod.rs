@@ -53,6 +53,8 @@ pub struct Listener<C> {
     pub device_offset_secs: i32,
     /// Timeouts and rate limit of each connection.
     pub limits: Limits,
+    /// Its front door: connection cap, PROXY header, failed-login cap, TLS.
+    pub front: Arc<crate::front::FrontDoor>,
 }
 
 /// What every session of every listener shares.
@@ -99,7 +101,7 @@ impl Shared {
         reason: codecs::event::PresenceReason,
     ) {
         use codecs::event::PresenceReason;
-        metrics::counter!("vgate_sessions_closed_total", "protocol" => listener, "reason" => presence_label(reason)).increment(1);
+        metrics::counter!("vgate_sessions_closed_total", "listener" => listener, "reason" => presence_label(reason)).increment(1);
         let Some(vehicle) = vehicle else { return };
         let held = self.registry.release(&vehicle, session_id);
         if held && reason != PresenceReason::Takeover {
