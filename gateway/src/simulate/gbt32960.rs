@@ -122,7 +122,7 @@ pub struct Reply {
 
 /// A simulated vehicle on one TCP connection.
 pub struct Vehicle {
-    io: Framed<TcpStream, Codec>,
+    io: Framed<super::Stream, Codec>,
     vin: String,
     edition: Edition,
     seq: u16,
@@ -139,9 +139,12 @@ impl Vehicle {
     }
 
     /// A vehicle over an already connected stream.
-    pub fn over(stream: TcpStream, vin: &str, edition: Edition) -> Vehicle {
+    pub fn over(stream: impl super::Io + 'static, vin: &str, edition: Edition) -> Vehicle {
         Vehicle {
-            io: Framed::new(stream, Codec::new(CodecConfig::default())),
+            io: Framed::new(
+                Box::new(stream) as super::Stream,
+                Codec::new(CodecConfig::default()),
+            ),
             vin: vin.to_string(),
             edition,
             seq: 1,

@@ -105,7 +105,7 @@ pub struct RegisterReply {
 
 /// A simulated terminal on one TCP connection.
 pub struct Terminal {
-    io: Framed<TcpStream, Codec>,
+    io: Framed<super::Stream, Codec>,
     phone: String,
     version: Version,
     serial: u16,
@@ -164,9 +164,12 @@ impl Terminal {
     }
 
     /// A terminal over an already connected stream.
-    pub fn over(stream: TcpStream, phone: &str, version: Version) -> Terminal {
+    pub fn over(stream: impl super::Io + 'static, phone: &str, version: Version) -> Terminal {
         Terminal {
-            io: Framed::new(stream, Codec::new(CodecConfig::default())),
+            io: Framed::new(
+                Box::new(stream) as super::Stream,
+                Codec::new(CodecConfig::default()),
+            ),
             phone: phone.to_string(),
             version,
             serial: 0,
@@ -565,7 +568,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// frame re-encoded with a new serial each time (the body is encoded every
 /// [`REFRESH_EVERY`] frames), and its counters.
 struct Flooder {
-    stream: TcpStream,
+    stream: super::Stream,
     codec: Codec,
     rbuf: BytesMut,
     wbuf: BytesMut,

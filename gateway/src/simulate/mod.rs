@@ -28,6 +28,15 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use tokio::net::{TcpSocket, TcpStream};
 
+/// A simulated vehicle's byte stream: TCP, or TLS over it (`--tls`); boxed so that one
+/// vehicle type serves both.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A boxed [`Io`].
+pub type Stream = Box<dyn Io>;
+
 pub use stats::{Stats, Summary};
 
 use crate::Failure;
