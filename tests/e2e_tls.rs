@@ -155,7 +155,8 @@ impl Pki {
 /// A config with a plain `[jt808]`, a mutual-TLS JT/T 808 listener `model-x` (identity CN,
 /// auth `certificate`, the CRL), a mutual-TLS GB/T 32960 listener `ev-tls` (identity SAN), a
 /// TLS-only listener `tls-only` (no client certificate, TLS 1.3 only), and `small`: plain,
-/// two connections at most, two failed logins per address.
+/// two connections at most, two failed logins per address; `lb`: plain, behind a load
+/// balancer speaking the PROXY protocol.
 fn config(dir: &Path) -> String {
     let d = dir.display();
     format!(
@@ -178,6 +179,11 @@ max_connections = 2
 max_failed_logins = 2
 auth = {{ mode = "allowlist", allowlist_file = "{d}/allow.txt" }}
 
+[[jt808.listeners]]
+name = "lb"
+listen = "127.0.0.1:0"
+proxy_protocol = true
+
 [[gbt32960.listeners]]
 name = "ev-tls"
 listen = "127.0.0.1:0"
@@ -194,7 +200,7 @@ fn start() -> (Vgate, Pki) {
     let vgate = Vgate::start_in(
         VgateOptions {
             config_toml: Some(config(dir.path())),
-            extra_listeners: 4,
+            extra_listeners: 5,
             ..Default::default()
         },
         dir,
@@ -620,4 +626,78 @@ async fn a_full_listener_refuses_and_an_address_failing_logins_is_refused_for_a_
         "even an allowed vehicle, from that address"
     );
     metric_line(&vgate, &["listener=\"small\"", "reason=\"banned\""]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_load_balancer_the_proxy_header_gives_the_vehicles_address() {
+    let (vgate, _pki) = start();
+    let phone = "013800138120";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{phone}/#")],
+    )
+    .await;
+    let mut tcp = TcpStream::connect(vgate.addr("lb")).await.unwrap();
+    tcp.write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 40001 6808\r\n")
+        .await
+        .unwrap();
+    let mut t = Terminal::over(tcp, phone, Version::V2013);
+    let code = t.register().await.unwrap().auth_code.unwrap();
+    assert_eq!(t.authenticate(&code).await.unwrap(), 0);
+    let st = sub.next_on("/status", WAIT).await;
+    assert_eq!(st.json["data"]["peer"], "203.0.113.7:40001");
+
+    // No header: refused, counted.
+    let mut t = Terminal::connect(vgate.addr("lb"), phone, Version::V2013)
+        .await
+        .unwrap();
+    assert!(t.register().await.is_err());
+    metric_line(&vgate, &["listener=\"lb\"", "reason=\"proxy_header\""]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_has_not_logged_in_cannot_make_vgate_buffer_a_large_frame() {
+    let (vgate, _pki) = start();
+    // A GB/T 32960 header announcing 60,000 bytes of data, then 5,000 of them: the frame is
+    // within max_frame_len, but not before login.
+    let mut s = TcpStream::connect(vgate.addr("gbt32960")).await.unwrap();
+    let mut head = b"##\x02\xfeLVGTLS00000000009\x01".to_vec();
+    head.extend_from_slice(&60_000u16.to_be_bytes());
+    s.write_all(&head).await.unwrap();
+    let _ = s.write_all(&[0u8; 5000]).await;
+    let mut b = [0u8; 64];
+    let r = tokio::time::timeout(WAIT, s.read(&mut b)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "closed: {r:?}");
+    metric_line(
+        &vgate,
+        &["vgate_prelogin_overflows_total", "listener=\"gbt32960\""],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_drives_tls_vehicles() {
+    let (vgate, pki) = start();
+    let addr = vgate.addr("tls-only");
+    let ca = pki.ca_file.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vgate"))
+            .args(["simulate", "--protocol", "jt808", "--vehicles", "5"])
+            .args(["--rate", "2", "--duration", "1s", "--json", "--tls"])
+            .args(["--tls-ca", &ca, "--tls-server-name", "localhost"])
+            .args(["--target", &addr.to_string()])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["logins"], 5, "{summary}");
+    assert!(summary["acks"].as_u64().unwrap() > 0, "{summary}");
 }

@@ -324,7 +324,7 @@ impl Vehicle {
 /// commands, then log out.
 pub async fn drive(plan: VehiclePlan, vin: String, edition: Edition) {
     let stats = plan.stats.clone();
-    let stream = match super::connect(plan.target, plan.local.as_deref(), plan.index).await {
+    let stream = match super::open(&plan).await {
         Ok(s) => s,
         Err(_) => {
             Stats::add(&stats.connect_errors);

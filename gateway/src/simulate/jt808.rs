@@ -387,7 +387,7 @@ pub async fn drive(plan: VehiclePlan, phone: String, version: Version) {
 /// Connects, registers and authenticates; `None` (counted) when that failed.
 async fn log_in(plan: &VehiclePlan, phone: &str, version: Version) -> Option<Terminal> {
     let stats = &plan.stats;
-    let stream = match super::connect(plan.target, plan.local.as_deref(), plan.index).await {
+    let stream = match super::open(plan).await {
         Ok(s) => s,
         Err(_) => {
             Stats::add(&stats.connect_errors);
