@@ -82,3 +82,21 @@ pub async fn accept_loop<F, Fut>(
     }
     info!(listener = name, "stopped accepting");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reuse_port_lets_two_listeners_share_a_port() {
+        let a = bind_with("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let addr = a.local_addr().unwrap();
+        let b = bind_with(addr, true).expect("a second listener on the same port");
+        assert_eq!(b.local_addr().unwrap(), addr);
+        drop(b);
+        assert!(
+            bind_with(addr, false).is_err(),
+            "without reuse_port the port is taken"
+        );
+    }
+}
