@@ -156,7 +156,7 @@ impl Pki {
 /// auth `certificate`, the CRL), a mutual-TLS GB/T 32960 listener `ev-tls` (identity SAN), a
 /// TLS-only listener `tls-only` (no client certificate, TLS 1.3 only), and `small`: plain,
 /// two connections at most, two failed logins per address; `lb`: plain, behind a load
-/// balancer speaking the PROXY protocol.
+/// balancer speaking the PROXY protocol, one connection per vehicle address.
 fn config(dir: &Path) -> String {
     let d = dir.display();
     format!(
@@ -183,6 +183,7 @@ auth = {{ mode = "allowlist", allowlist_file = "{d}/allow.txt" }}
 name = "lb"
 listen = "127.0.0.1:0"
 proxy_protocol = true
+max_connections_per_address = 1
 
 [[gbt32960.listeners]]
 name = "ev-tls"
@@ -646,6 +647,25 @@ async fn behind_a_load_balancer_the_proxy_header_gives_the_vehicles_address() {
     assert_eq!(t.authenticate(&code).await.unwrap(), 0);
     let st = sub.next_on("/status", WAIT).await;
     assert_eq!(st.json["data"]["peer"], "203.0.113.7:40001");
+
+    // One connection per vehicle address (max_connections_per_address = 1): the addresses
+    // are the headers', not the load balancer's.
+    let mut again = TcpStream::connect(vgate.addr("lb")).await.unwrap();
+    again
+        .write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 40002 6808\r\n")
+        .await
+        .unwrap();
+    let mut again = Terminal::over(again, "013800138121", Version::V2013);
+    assert!(again.register().await.is_err(), "a second from 203.0.113.7");
+    metric_line(&vgate, &["reason=\"max_connections_per_address\""]).await;
+    let mut other = TcpStream::connect(vgate.addr("lb")).await.unwrap();
+    other
+        .write_all(b"PROXY TCP4 203.0.113.8 10.0.0.1 40003 6808\r\n")
+        .await
+        .unwrap();
+    let mut other = Terminal::over(other, "013800138122", Version::V2013);
+    assert_eq!(other.register().await.unwrap().result, 0, "another address");
+    drop(other);
 
     // No header: refused, counted.
     let mut t = Terminal::connect(vgate.addr("lb"), phone, Version::V2013)

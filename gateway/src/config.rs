@@ -161,6 +161,10 @@ pub struct Jt808Config {
     /// Connections open at once (refused beyond, counted); 0: no limit.
     #[serde(default)]
     pub max_connections: usize,
+    /// Connections open at once from one source address (refused beyond, counted); 0: no
+    /// limit (vehicles behind a carrier's NAT share addresses).
+    #[serde(default)]
+    pub max_connections_per_address: usize,
     /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
     #[serde(default)]
     pub proxy_protocol: bool,
@@ -201,6 +205,7 @@ impl Default for Jt808Config {
             ack_when: AckWhen::Durable,
             tls: None,
             max_connections: 0,
+            max_connections_per_address: 0,
             proxy_protocol: false,
             reuse_port: false,
             max_failed_logins: default_max_failed_logins(),
@@ -260,6 +265,10 @@ pub struct Gbt32960Config {
     /// Connections open at once (refused beyond, counted); 0: no limit.
     #[serde(default)]
     pub max_connections: usize,
+    /// Connections open at once from one source address (refused beyond, counted); 0: no
+    /// limit (vehicles behind a carrier's NAT share addresses).
+    #[serde(default)]
+    pub max_connections_per_address: usize,
     /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
     #[serde(default)]
     pub proxy_protocol: bool,
@@ -299,6 +308,7 @@ impl Default for Gbt32960Config {
             ack_when: AckWhen::Durable,
             tls: None,
             max_connections: 0,
+            max_connections_per_address: 0,
             proxy_protocol: false,
             reuse_port: false,
             max_failed_logins: default_max_failed_logins(),
@@ -342,6 +352,10 @@ pub struct RawListenerConfig {
     /// Connections open at once (refused beyond, counted); 0: no limit.
     #[serde(default)]
     pub max_connections: usize,
+    /// Connections open at once from one source address (refused beyond, counted); 0: no
+    /// limit (vehicles behind a carrier's NAT share addresses).
+    #[serde(default)]
+    pub max_connections_per_address: usize,
     /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
     #[serde(default)]
     pub proxy_protocol: bool,
@@ -1008,6 +1022,7 @@ impl VehicleListener {
     pub fn front(&self) -> crate::front::FrontConfig {
         each_kind!(&self.kind, c => crate::front::FrontConfig {
             max_connections: c.max_connections,
+            max_connections_per_address: c.max_connections_per_address,
             proxy_protocol: c.proxy_protocol,
             reuse_port: c.reuse_port,
             max_failed_logins: c.max_failed_logins,

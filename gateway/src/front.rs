@@ -103,6 +103,8 @@ impl AsyncWrite for VStream {
 pub struct FrontConfig {
     /// Connections open at once; 0: no limit.
     pub max_connections: usize,
+    /// Connections open at once from one source address; 0: no limit.
+    pub max_connections_per_address: usize,
     pub proxy_protocol: bool,
     pub reuse_port: bool,
     /// Failed logins from one address within `failed_login_window` before the address is
@@ -190,7 +192,33 @@ pub struct FrontDoor {
     pub tls: Option<Arc<TlsSlot>>,
     pub proxy_protocol: bool,
     connections: Option<Arc<Semaphore>>,
+    per_address: Option<Arc<PerAddress>>,
     failed: FailedLogins,
+}
+
+/// Connections open per source address, for `max_connections_per_address`.
+struct PerAddress {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted against its address while it lives.
+pub struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.table.open.lock() {
+            if let Some(n) = open.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&self.ip);
+                }
+            }
+        }
+    }
 }
 
 /// A connection that passed the front door.
@@ -201,6 +229,8 @@ pub struct Admitted {
     /// The names the client certificate gives for the listener's `identity` (`None`: no
     /// identity check on this listener).
     pub names: Option<Arc<[String]>>,
+    /// Its place under `max_connections_per_address`, released when dropped.
+    pub slot: Option<AddressSlot>,
 }
 
 /// Counts and logs one refused connection.
@@ -218,6 +248,12 @@ impl FrontDoor {
             proxy_protocol: cfg.proxy_protocol,
             connections: (cfg.max_connections > 0)
                 .then(|| Arc::new(Semaphore::new(cfg.max_connections))),
+            per_address: (cfg.max_connections_per_address > 0).then(|| {
+                Arc::new(PerAddress {
+                    max: cfg.max_connections_per_address,
+                    open: Mutex::new(HashMap::new()),
+                })
+            }),
             failed: FailedLogins {
                 max: cfg.max_failed_logins,
                 window: cfg.failed_login_window,
@@ -281,11 +317,42 @@ impl FrontDoor {
             );
             return None;
         }
+        let address_slot = match &self.per_address {
+            None => None,
+            Some(table) => {
+                let taken = match table.open.lock() {
+                    Ok(mut open) => {
+                        let n = open.entry(peer.ip()).or_insert(0);
+                        if *n >= table.max {
+                            false
+                        } else {
+                            *n += 1;
+                            true
+                        }
+                    }
+                    Err(_) => false,
+                };
+                if !taken {
+                    refused(
+                        self.name,
+                        peer,
+                        "max_connections_per_address",
+                        "too many connections from this address",
+                    );
+                    return None;
+                }
+                Some(AddressSlot {
+                    table: table.clone(),
+                    ip: peer.ip(),
+                })
+            }
+        };
         let Some(slot) = &self.tls else {
             return Some(Admitted {
                 stream: VStream::Plain(tcp),
                 peer,
                 names: None,
+                slot: address_slot,
             });
         };
         let acceptor = slot.acceptor();
@@ -324,6 +391,7 @@ impl FrontDoor {
             stream: VStream::Tls(Box::new(tls)),
             peer,
             names,
+            slot: address_slot,
         })
     }
 }

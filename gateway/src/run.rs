@@ -183,7 +183,7 @@ impl Listeners<'_> {
                             return;
                         };
                         session::driver::run_with::<VStream, P>(a.stream, a.peer, l, a.names).await;
-                        drop(permit);
+                        drop((permit, a.slot));
                     })
                 },
             )));

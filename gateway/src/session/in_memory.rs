@@ -67,6 +67,7 @@ where
             name,
             &crate::front::FrontConfig {
                 max_connections: 0,
+                max_connections_per_address: 0,
                 proxy_protocol: false,
                 reuse_port: false,
                 max_failed_logins: 0,
