@@ -16,6 +16,10 @@
 #      time for all of them to connect and log in at once (a reconnect storm).
 #   4. command intake: COMMANDS commands published at once, one QoS 1 message each, to as many
 #      offline vehicles (a fleet-wide push); the rate is first publish to last `queued` result.
+#   5. memory soak (not in the default STEPS): SOAK seconds of SOAK_VEHICLES terminals
+#      reporting every second, 50 terminals reconnecting every 5 s and a command every 100 ms,
+#      nobody scraping /metrics; RSS sampled every second, the slope of the lowest RSS of each
+#      30 s window after the first third.
 #   6. TLS (not in the default STEPS): a login storm of STORM JT/T 808 vehicles (connect,
 #      handshake, register, authenticate, all at once) on plain TCP, TLS with an ECDSA P-256
 #      and with an RSA-2048 server certificate, and mutual TLS (ECDSA, a client certificate);
@@ -23,13 +27,9 @@
 #      then PRELOGIN connections that never log in, each holding the most a connection may
 #      send before login (a JT/T 808 frame opened and never closed), and RSS per connection.
 #      The PKI is made with openssl in $OUT/pki.
-#   5. memory soak (not in the default STEPS): SOAK seconds of SOAK_VEHICLES terminals
-#      reporting every second, 50 terminals reconnecting every 5 s and a command every 100 ms,
-#      nobody scraping /metrics; RSS sampled every second, the slope of the lowest RSS of each
-#      30 s window after the first third.
 #
 # Usage: scripts/bench.sh   (override with env N, VEHICLES, WINDOW, CLIENTS, DURATION, IDLE,
-#                            STEPS, OUT)
+#                            STORM, IDLE_TLS, PRELOGIN, STEPS, OUT)
 # Binaries are built in ${CARGO_TARGET_DIR:-target}/release.
 # Results: one JSON file per step in $OUT (default target/bench; step 1: throughput.json with
 # both rates, the ratio and the CPU seconds of each process), and a summary on stdout.
@@ -386,10 +386,11 @@ idle_rss() { # $1 = name, $2 = listener, $3... simulate args
   PIDS+=("$VPID")
   sleep 1
   local base; base=$(rss_kib "$VPID")
-  "$VGATE" simulate --protocol jt808 --vehicles "$IDLE_TLS" --rate 0 --heartbeat-s 600 --duration 15s \
+  "$VGATE" simulate --protocol jt808 --vehicles "$IDLE_TLS" --rate 0 --heartbeat-s 600 --duration 35s \
     --target "$(listener_addr "idle-$1" "$2")" "${@:3}" --json >"$OUT/idle_$1.json" &
   local sim=$!
-  sleep 12
+  # jemalloc returns the handshakes' freed memory over ~20 s: read the settled figure.
+  sleep 30
   local loaded; loaded=$(rss_kib "$VPID")
   wait "$sim"
   kill "$VPID"; wait "$VPID" 2>/dev/null || true
