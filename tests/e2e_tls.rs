@@ -156,7 +156,8 @@ impl Pki {
 /// auth `certificate`, the CRL), a mutual-TLS GB/T 32960 listener `ev-tls` (identity SAN), a
 /// TLS-only listener `tls-only` (no client certificate, TLS 1.3 only), and `small`: plain,
 /// two connections at most, two failed logins per address; `lb`: plain, behind a load
-/// balancer speaking the PROXY protocol, one connection per vehicle address.
+/// balancer speaking the PROXY protocol, one connection per vehicle address; `raw-tls`: a
+/// raw line protocol over mutual TLS, the first line naming the vehicle (identity CN).
 fn config(dir: &Path) -> String {
     let d = dir.display();
     format!(
@@ -190,6 +191,18 @@ name = "ev-tls"
 listen = "127.0.0.1:0"
 auth = {{ mode = "certificate" }}
 tls = {{ cert_file = "{d}/server.pem", key_file = "{d}/server.key", client_ca_file = "{d}/ca.pem", identity = "san" }}
+
+[[raw]]
+name = "raw-tls"
+listen = "127.0.0.1:0"
+auth = {{ mode = "certificate" }}
+tls = {{ cert_file = "{d}/server.pem", key_file = "{d}/server.key", client_ca_file = "{d}/ca.pem", identity = "cn" }}
+[raw.framing]
+type = "delimited"
+delimiter = "\n"
+[raw.identity]
+mode = "first_frame"
+pattern = {{ charset = "alphanumeric", min_len = 4, max_len = 20 }}
 "#
     )
 }
@@ -201,7 +214,7 @@ fn start() -> (Vgate, Pki) {
     let vgate = Vgate::start_in(
         VgateOptions {
             config_toml: Some(config(dir.path())),
-            extra_listeners: 5,
+            extra_listeners: 6,
             ..Default::default()
         },
         dir,
@@ -366,6 +379,35 @@ async fn a_certificate_naming_another_vehicle_is_rejected_with_certificate_misma
     let mut v = Vehicle::over(tls, "LVGTLS00000000002", Edition::V2016);
     let reply = v.login().await.unwrap();
     assert_eq!(reply.flag, 0x02, "error");
+
+    // A raw listener: the first line names the vehicle, the certificate must too.
+    let mut raw_sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &["vgate/v1/TRUCK0042/#", &format!("vgate/v1/{PHONE}/#")],
+    )
+    .await;
+    let mut tls = connect(vgate.addr("raw-tls"), &pki, Some(&pki.good), None)
+        .await
+        .unwrap();
+    tls.write_all(b"TRUCK0042\n").await.unwrap();
+    let lc = raw_sub.next_on("/lifecycle", WAIT).await;
+    assert_eq!(lc.json["vehicle_id"], "TRUCK0042");
+    assert_eq!(lc.json["data"]["reason"], "certificate_mismatch");
+    let mut b = [0u8; 8];
+    assert!(matches!(
+        tokio::time::timeout(WAIT, tls.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    ));
+    let mut tls = connect(vgate.addr("raw-tls"), &pki, Some(&pki.good), None)
+        .await
+        .unwrap();
+    tls.write_all(format!("{PHONE}\n").as_bytes())
+        .await
+        .unwrap();
+    let lc = raw_sub.next_on("/lifecycle", WAIT).await;
+    assert_eq!(lc.json["vehicle_id"], PHONE);
+    assert_eq!(lc.json["data"]["event"], "login");
+    assert_eq!(lc.json["protocol"], "raw");
 
     metric_line(
         &vgate,

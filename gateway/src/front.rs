@@ -194,6 +194,7 @@ pub struct FrontDoor {
     connections: Option<Arc<Semaphore>>,
     per_address: Option<Arc<PerAddress>>,
     failed: FailedLogins,
+    refusal_log: Mutex<RefusalLog>,
 }
 
 /// Connections open per source address, for `max_connections_per_address`.
@@ -233,11 +234,41 @@ pub struct Admitted {
     pub slot: Option<AddressSlot>,
 }
 
-/// Counts and logs one refused connection.
-fn refused(listener: &'static str, peer: SocketAddr, reason: &'static str, detail: &str) {
-    metrics::counter!("vgate_connections_refused_total", "listener" => listener, "reason" => reason)
-        .increment(1);
-    info!(listener, %peer, reason, detail, "connection refused");
+/// Refusal log lines per listener per second; the rest are counted, and the next line says
+/// how many were left out (an attack must not flood the log; the counter has them all).
+const REFUSAL_LOG_PER_S: u32 = 10;
+
+/// The refusal log's window: lines this second, and those left out since the last line.
+struct RefusalLog {
+    second: Instant,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl FrontDoor {
+    /// Counts one refused connection (`vgate_connections_refused_total{listener,reason}`)
+    /// and logs it, at most [`REFUSAL_LOG_PER_S`] lines a second.
+    fn refused(&self, peer: SocketAddr, reason: &'static str, detail: &str) {
+        let listener = self.name;
+        metrics::counter!("vgate_connections_refused_total", "listener" => listener, "reason" => reason)
+            .increment(1);
+        let Ok(mut log) = self.refusal_log.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if now.duration_since(log.second) >= Duration::from_secs(1) {
+            log.second = now;
+            log.lines = 0;
+        }
+        if log.lines >= REFUSAL_LOG_PER_S {
+            log.suppressed += 1;
+            return;
+        }
+        log.lines += 1;
+        let suppressed = std::mem::take(&mut log.suppressed);
+        drop(log);
+        info!(listener, %peer, reason, detail, suppressed, "connection refused");
+    }
 }
 
 impl FrontDoor {
@@ -260,6 +291,11 @@ impl FrontDoor {
                 ban: cfg.failed_login_ban,
                 by_ip: Mutex::new(HashMap::new()),
             },
+            refusal_log: Mutex::new(RefusalLog {
+                second: Instant::now(),
+                lines: 0,
+                suppressed: 0,
+            }),
         }
     }
 
@@ -273,7 +309,7 @@ impl FrontDoor {
         match sem.clone().try_acquire_owned() {
             Ok(p) => Ok(Some(p)),
             Err(_) => {
-                refused(self.name, peer, "max_connections", "listener full");
+                self.refused(peer, "max_connections", "listener full");
                 Err(())
             }
         }
@@ -299,22 +335,17 @@ impl FrontDoor {
                 Ok(Ok(Some(real))) => peer = real,
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
-                    refused(self.name, peer, "proxy_header", &e.to_string());
+                    self.refused(peer, "proxy_header", &e.to_string());
                     return None;
                 }
                 Err(_) => {
-                    refused(self.name, peer, "proxy_header", "no PROXY header in time");
+                    self.refused(peer, "proxy_header", "no PROXY header in time");
                     return None;
                 }
             }
         }
         if self.failed.banned(peer.ip(), Instant::now()) {
-            refused(
-                self.name,
-                peer,
-                "banned",
-                "too many failed logins from this address",
-            );
+            self.refused(peer, "banned", "too many failed logins from this address");
             return None;
         }
         let address_slot = match &self.per_address {
@@ -333,8 +364,7 @@ impl FrontDoor {
                     Err(_) => false,
                 };
                 if !taken {
-                    refused(
-                        self.name,
+                    self.refused(
                         peer,
                         "max_connections_per_address",
                         "too many connections from this address",
@@ -361,12 +391,11 @@ impl FrontDoor {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     let reason = crate::tls::handshake_failure(&e);
-                    refused(self.name, peer, reason, &format!("TLS handshake: {e}"));
+                    self.refused(peer, reason, &format!("TLS handshake: {e}"));
                     return None;
                 }
                 Err(_) => {
-                    refused(
-                        self.name,
+                    self.refused(
                         peer,
                         "handshake_timeout",
                         "TLS handshake not finished in time",
