@@ -404,18 +404,24 @@ read -r VPID JT < <(start_vgate prelogin)
 PIDS+=("$VPID")
 sleep 1
 BASE=$(rss_kib "$VPID")
-python3 - "$JT" "$PRELOGIN" "$VPID" "$BASE" <<'PY'
+python3 - "$JT" "$PRELOGIN" "$VPID" "$BASE" "$VGATE" <<'PY'
 # PRELOGIN connections, each sending a JT/T 808 frame opened (0x7e) and never closed: 4,000
-# bytes the gateway holds until the frame ends (the pre-login bound is 4,096).
-import resource, socket, sys, time
+# bytes the gateway holds until the frame ends (the pre-login bound is 4,096). Meanwhile a
+# good vehicle logs in and reports.
+import json, resource, socket, subprocess, sys, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
 host, port = sys.argv[1].rsplit(":", 1); n = int(sys.argv[2]); pid = sys.argv[3]; base = int(sys.argv[4])
+vgate = sys.argv[5]
 payload = b"\x7e" + b"\x01" * 3999
 socks = []
 for i in range(n):
     s = socket.create_connection((host, int(port))); s.sendall(payload); socks.append(s)
 time.sleep(3)
 rss = int([l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0].split()[1])
+good = json.loads(subprocess.run(
+    [vgate, "simulate", "--protocol", "jt808", "--vehicles", "1", "--rate", "5", "--duration", "2s",
+     "--first-id", "13900000000", "--target", sys.argv[1], "--json"],
+    capture_output=True, text=True).stdout)
 alive = 0
 for s in socks:
     s.setblocking(False)
@@ -426,7 +432,9 @@ for s in socks:
     except OSError:
         pass
 print(f"pre-login: {n} connections each holding 4,000 bytes of an unfinished frame, {alive} still open; "
-      f"RSS {base} KiB -> {rss} KiB: {round((rss - base) * 1024 / n)} bytes per connection")
+      f"RSS {base} KiB -> {rss} KiB: {round((rss - base) * 1024 / n)} bytes per connection; "
+      f"meanwhile a good vehicle: {good['logins']} login, {good['acks']}/{good['frames_sent']} reports acked, "
+      f"p99 {good['latency_ms_p99']} ms")
 PY
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 fi
