@@ -131,7 +131,7 @@ impl<W> Conn<W> {
     /// without an identity check; with one, when the certificate names it (a certificate
     /// that names nothing names no vehicle). A mismatch is refused like a failed login with
     /// the reason `certificate_mismatch`.
-    pub fn certificate_names(&self, vehicle: &str) -> bool {
+    pub fn certificate_allows(&self, vehicle: &str) -> bool {
         match &self.cert_names {
             None => true,
             Some(names) => names.iter().any(|n| n == vehicle),

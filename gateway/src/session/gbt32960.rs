@@ -324,7 +324,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             let _ = self.reply(frame, gbt32960::ResponseFlag::Error).await;
             return self.refuse(frame, "invalid_vehicle_id").await;
         }
-        if !self.c.certificate_names(&frame.vin) {
+        if !self.c.certificate_allows(&frame.vin) {
             let _ = self.reply(frame, unknown_vin(frame.edition)).await;
             return self.refuse(frame, "certificate_mismatch").await;
         }

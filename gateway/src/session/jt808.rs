@@ -483,7 +483,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             let _ = self.send(header, &reply).await;
             return self.refuse(header, "invalid_vehicle_id").await;
         }
-        if !self.c.certificate_names(&header.phone) {
+        if !self.c.certificate_allows(&header.phone) {
             let reply = Message::RegisterResponse(msg::RegisterResponse {
                 reply_serial: header.serial,
                 result: msg::register::result::NO_SUCH_TERMINAL,
@@ -534,7 +534,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             let _ = self.general_response(header, result::FAILURE).await;
             return self.refuse(header, "invalid_vehicle_id").await;
         }
-        if !self.c.certificate_names(&header.phone) {
+        if !self.c.certificate_allows(&header.phone) {
             let _ = self.general_response(header, result::FAILURE).await;
             return self.refuse(header, "certificate_mismatch").await;
         }

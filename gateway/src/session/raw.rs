@@ -198,7 +198,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         if self.c.vehicle.as_deref() == Some(vid) {
             return Flow::Continue;
         }
-        if !self.c.certificate_names(vid) {
+        if !self.c.certificate_allows(vid) {
             return self.refuse(Some(vid), "certificate_mismatch").await;
         }
         match self.l.auth.login(vid, None, &self.c.peer.to_string()).await {
