@@ -84,6 +84,25 @@ pub struct TlsConfig {
     pub handshake_timeout_s: u64,
 }
 
+/// The crypto provider of every TLS listener (and of `vgate simulate --tls`): rustls' ring
+/// provider, with the key exchanges in the order X25519, P-256, P-384.
+///
+/// ring builds with a C compiler alone (aws-lc-rs wants cmake); rustls 0.23.48 deprecates it
+/// for lacking post-quantum key exchange, which vehicle firmware does not offer yet. Its
+/// default order puts P-384 first, which ring computes with generic big-number code: a
+/// handshake then cost the server ~600 µs, against ~200 µs with X25519 first
+/// (`cargo bench -p gateway --bench tls_handshake`, docs/PERFORMANCE.md). A client that offers
+/// only P-384 still gets it.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::crypto::ring::kx_group;
+    #[allow(deprecated)]
+    let ring = rustls::crypto::ring::default_provider();
+    Arc::new(rustls::crypto::CryptoProvider {
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        ..ring
+    })
+}
+
 /// A `tls` file that cannot be used: the key (relative to the `tls` table) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {reason}")]
@@ -151,11 +170,7 @@ impl TlsConfig {
                 format!("no PEM private key in it ({e})"),
             )
         })?;
-        // ring: builds with a C compiler alone (aws-lc-rs wants cmake). rustls 0.23.48
-        // deprecates it for lacking post-quantum key exchange, which vehicle firmware does not
-        // offer yet.
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = provider();
         let versions: &[&'static rustls::SupportedProtocolVersion] = match self.min_version {
             TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersion::V1_3 => &[&rustls::version::TLS13],

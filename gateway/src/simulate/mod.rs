@@ -138,9 +138,8 @@ impl TlsClient {
                     .with_context(|| format!("--tls-ca {}", ca.display()))?;
             }
         }
-        #[allow(deprecated)] // ring, as the gateway's listeners (gateway/src/tls.rs)
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
+        // The gateway's provider (ring, X25519 first: gateway/src/tls.rs).
+        let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
             .with_safe_default_protocol_versions()
             .context("TLS versions")?
             .with_root_certificates(roots);
@@ -157,6 +156,10 @@ impl TlsClient {
             }
             _ => builder.with_no_client_auth(),
         };
+        // Every simulated vehicle is another vehicle: no resuming one's session as another's
+        // (each connection makes a full handshake, as a fleet's first connections do).
+        let mut cfg = cfg;
+        cfg.resumption = rustls::client::Resumption::disabled();
         let name = match &args.tls_server_name {
             Some(n) => ServerName::try_from(n.clone())
                 .map_err(|e| anyhow!("--tls-server-name {n:?}: {e}"))?,
