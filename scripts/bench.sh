@@ -386,11 +386,11 @@ idle_rss() { # $1 = name, $2 = listener, $3... simulate args
   PIDS+=("$VPID")
   sleep 1
   local base; base=$(rss_kib "$VPID")
-  "$VGATE" simulate --protocol jt808 --vehicles "$IDLE_TLS" --rate 0 --heartbeat-s 600 --duration 35s \
+  "$VGATE" simulate --protocol jt808 --vehicles "$IDLE_TLS" --rate 0 --heartbeat-s 600 --duration 50s \
     --target "$(listener_addr "idle-$1" "$2")" "${@:3}" --json >"$OUT/idle_$1.json" &
   local sim=$!
-  # jemalloc returns the handshakes' freed memory over ~20 s: read the settled figure.
-  sleep 30
+  # jemalloc returns the handshakes' freed memory over ~40 s: read the settled figure.
+  sleep 45
   local loaded; loaded=$(rss_kib "$VPID")
   wait "$sim"
   kill "$VPID"; wait "$VPID" 2>/dev/null || true
