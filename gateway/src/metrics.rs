@@ -102,7 +102,7 @@ fn describe() {
     );
     describe_counter!(
         "vgate_sessions_closed_total",
-        "sessions ended, by listener and reason"
+        "sessions ended, by protocol, listener and reason"
     );
     describe_histogram!(
         "vgate_frame_to_publish_seconds",

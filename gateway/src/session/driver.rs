@@ -541,6 +541,6 @@ where
     let _ = c.writer.shutdown().await;
     let (id, peer, vehicle) = (c.id, c.peer, c.vehicle.take());
     l.shared
-        .session_closed(P::LABEL, id, vehicle, protocol, peer, reason)
+        .session_closed((l.name, P::LABEL), id, vehicle, protocol, peer, reason)
         .await;
 }
