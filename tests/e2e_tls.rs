@@ -763,3 +763,33 @@ async fn the_simulator_drives_tls_vehicles() {
     assert_eq!(summary["logins"], 5, "{summary}");
     assert!(summary["acks"].as_u64().unwrap() > 0, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vehicle_revoked_by_a_new_crl_is_refused_after_sighup() {
+    let (vgate, pki) = start();
+    let addr = vgate.addr("model-x");
+    let tls = connect(addr, &pki, Some(&pki.good), None).await.unwrap();
+    let mut connected = Terminal::over(tls, PHONE, Version::V2013);
+    assert_eq!(connected.register().await.unwrap().result, 0);
+
+    // The operator revokes the vehicle's certificate (serial 10) and sends SIGHUP.
+    write(
+        vgate.data_dir.path(),
+        "crl.pem",
+        &pki.ca.crl(&[REVOKED_SERIAL, 10]),
+    );
+    let pid = vgate.child.as_ref().unwrap().id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(vgate.wait_log("TLS files reloaded", WAIT));
+    assert!(
+        !registers(connect(addr, &pki, Some(&pki.good), None).await).await,
+        "a new connection with the revoked certificate is refused"
+    );
+    metric_line(&vgate, &["listener=\"model-x\"", "reason=\"revoked\""]).await;
+    // The established session is not cut by the reload.
+    assert_eq!(connected.register().await.unwrap().result, 0);
+}
