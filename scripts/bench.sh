@@ -22,9 +22,16 @@
 #      reporting every second, 50 terminals reconnecting every 5 s and a command every 100 ms,
 #      nobody scraping /metrics; RSS sampled every second, the slope of the lowest RSS of each
 #      30 s window after the first third.
+#   6. TLS (not in the default STEPS): a login storm of STORM JT/T 808 vehicles (connect,
+#      handshake, register, authenticate, all at once) on plain TCP, TLS with an ECDSA P-256
+#      and with an RSA-2048 server certificate, and mutual TLS (ECDSA, a client certificate);
+#      then RSS per idle connection, plain and TLS (IDLE_TLS of each, on a fresh vgate each);
+#      then PRELOGIN connections that never log in, each holding the most a connection may
+#      send before login (a JT/T 808 frame opened and never closed), and RSS per connection.
+#      The PKI is made with openssl in $OUT/pki.
 #
 # Usage: scripts/bench.sh   (override with env N, VEHICLES, WINDOW, CLIENTS, DURATION, IDLE,
-#                            STEPS, OUT)
+#                            STORM, IDLE_TLS, PRELOGIN, STEPS, OUT)
 # Binaries are built in ${CARGO_TARGET_DIR:-target}/release.
 # Results: one JSON file per step in $OUT (default target/bench; step 1: throughput.json with
 # both rates, the ratio and the CPU seconds of each process), and a summary on stdout.
@@ -43,6 +50,9 @@ COMMANDS=${COMMANDS:-50000}    # commands in step 4
 ONLINE=${ONLINE:-1000}         # online terminals the commands of step 4b go to
 SOAK=${SOAK:-600}              # seconds of step 5
 SOAK_VEHICLES=${SOAK_VEHICLES:-2000}
+STORM=${STORM:-2000}           # vehicles of each login storm in step 6
+IDLE_TLS=${IDLE_TLS:-5000}     # idle connections of each kind in step 6
+PRELOGIN=${PRELOGIN:-5000}     # connections that never log in in step 6
 STEPS=${STEPS:-"1 2 3 4"}      # which steps to run ("5": the soak)
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
@@ -326,4 +336,122 @@ print(json.dumps({"seconds": soak, "rss_mb_first": round(pts[0][1] / 1e6, 1),
                   "slope_bytes_per_s": round(slope)}))
 PY
 echo "RSS (lowest of each 30 s after the first third) $(json "$OUT/soak.json" "['rss_mb_first']") -> $(json "$OUT/soak.json" "['rss_mb_last']") MB, slope $(json "$OUT/soak.json" "['slope_bytes_per_s']") bytes/s; $(json "$OUT/sim_soak.json" "['frames_sent']") reports"
+fi
+
+if step 6; then
+start_broker
+echo "== 6. TLS: login storms of $STORM vehicles, RSS per idle connection, pre-login memory"
+PKI="$OUT/pki"; rm -rf "$PKI"; mkdir -p "$PKI"
+( cd "$PKI"
+  EC=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+  openssl req -x509 "${EC[@]}" -nodes -days 30 -keyout ca.key -out ca.pem -subj "/CN=bench CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  for kind in ec rsa; do
+    if [ $kind = ec ]; then KEY=("${EC[@]}"); else KEY=(-newkey rsa:2048); fi
+    openssl req "${KEY[@]}" -nodes -keyout server-$kind.key -out server-$kind.csr -subj "/CN=localhost"
+    openssl x509 -req -in server-$kind.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -out server-$kind.pem -extfile <(printf "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth")
+  done
+  openssl req "${EC[@]}" -nodes -keyout client.key -out client.csr -subj "/CN=bench vehicle"
+  openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+    -out client.pem -extfile <(printf "extendedKeyUsage=clientAuth")
+) >/dev/null 2>&1
+cat >"$OUT/tls.toml" <<TOML
+[[jt808.listeners]]
+name = "tls-ec"
+listen = "127.0.0.1:0"
+tls = { cert_file = "$PKI/server-ec.pem", key_file = "$PKI/server-ec.key" }
+[[jt808.listeners]]
+name = "tls-rsa"
+listen = "127.0.0.1:0"
+tls = { cert_file = "$PKI/server-rsa.pem", key_file = "$PKI/server-rsa.key" }
+[[jt808.listeners]]
+name = "mtls-ec"
+listen = "127.0.0.1:0"
+tls = { cert_file = "$PKI/server-ec.pem", key_file = "$PKI/server-ec.key", client_ca_file = "$PKI/ca.pem" }
+TOML
+TLS_ARGS=(--tls --tls-ca "$PKI/ca.pem" --tls-server-name localhost)
+listener_addr() { awk -v n="$2" '$1 == "listening" && $2 == n {print $3}' "$OUT/vgate-$1/stdout"; }
+read -r VPID JT < <(VGATE_CONFIG="$OUT/tls.toml" start_vgate tls)
+PIDS+=("$VPID")
+sleep 0.5
+k=0
+for l in jt808 tls-ec tls-rsa mtls-ec; do
+  args=()
+  case $l in
+    tls-*) args=("${TLS_ARGS[@]}") ;;
+    mtls-*) args=("${TLS_ARGS[@]}" --tls-cert "$PKI/client.pem" --tls-key "$PKI/client.key") ;;
+  esac
+  C0=$(cpu_s "$VPID")
+  "$VGATE" simulate --protocol jt808 --vehicles "$STORM" --rate 0 --heartbeat-s 600 --duration 1s \
+    --first-id $((13700000000 + k * STORM)) --target "$(listener_addr tls "$l")" "${args[@]}" \
+    --json >"$OUT/storm_$l.json"
+  C1=$(cpu_s "$VPID")
+  k=$((k + 1))
+  python3 - "$OUT/storm_$l.json" "$l" "$STORM" "$(python3 -c "print($C1 - $C0)")" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1])); name, n, cpu = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+t = s["all_logged_in_s"] or float("nan")
+print(f"{name:8} logins {s['logins']}/{n} in {t:.2f} s: {s['logins'] / t:.0f} logins/s; "
+      f"vgate CPU {cpu:.2f} s: {s['logins'] / cpu if cpu else float('nan'):.0f} logins per vgate CPU-second")
+PY
+done
+kill "$VPID"; wait "$VPID" 2>/dev/null || true
+
+idle_rss() { # $1 = name, $2 = listener, $3... simulate args
+  read -r VPID JT < <(VGATE_CONFIG="$OUT/tls.toml" start_vgate "idle-$1")
+  PIDS+=("$VPID")
+  sleep 1
+  local base; base=$(rss_kib "$VPID")
+  "$VGATE" simulate --protocol jt808 --vehicles "$IDLE_TLS" --rate 0 --heartbeat-s 600 --duration 50s \
+    --target "$(listener_addr "idle-$1" "$2")" "${@:3}" --json >"$OUT/idle_$1.json" &
+  local sim=$!
+  # jemalloc returns the handshakes' freed memory over ~40 s: read the settled figure.
+  sleep 45
+  local loaded; loaded=$(rss_kib "$VPID")
+  wait "$sim"
+  kill "$VPID"; wait "$VPID" 2>/dev/null || true
+  local logins; logins=$(json "$OUT/idle_$1.json" "['logins']")
+  echo "idle $1: logins $logins/$IDLE_TLS; RSS $base KiB -> $loaded KiB: $(python3 -c "print(round(($loaded-$base)/max($logins,1)*1024))") bytes per connection"
+}
+idle_rss plain jt808
+idle_rss tls tls-ec "${TLS_ARGS[@]}"
+
+read -r VPID JT < <(start_vgate prelogin)
+PIDS+=("$VPID")
+sleep 1
+BASE=$(rss_kib "$VPID")
+python3 - "$JT" "$PRELOGIN" "$VPID" "$BASE" "$VGATE" <<'PY'
+# PRELOGIN connections, each sending a JT/T 808 frame opened (0x7e) and never closed: 4,000
+# bytes the gateway holds until the frame ends (the pre-login bound is 4,096). Meanwhile a
+# good vehicle logs in and reports.
+import json, resource, socket, subprocess, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+host, port = sys.argv[1].rsplit(":", 1); n = int(sys.argv[2]); pid = sys.argv[3]; base = int(sys.argv[4])
+vgate = sys.argv[5]
+payload = b"\x7e" + b"\x01" * 3999
+socks = []
+for i in range(n):
+    s = socket.create_connection((host, int(port))); s.sendall(payload); socks.append(s)
+time.sleep(3)
+rss = int([l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0].split()[1])
+good = json.loads(subprocess.run(
+    [vgate, "simulate", "--protocol", "jt808", "--vehicles", "1", "--rate", "5", "--duration", "2s",
+     "--first-id", "13900000000", "--target", sys.argv[1], "--json"],
+    capture_output=True, text=True).stdout)
+alive = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        alive += 1 if s.recv(1) != b"" else 0
+    except BlockingIOError:
+        alive += 1
+    except OSError:
+        pass
+print(f"pre-login: {n} connections each holding 4,000 bytes of an unfinished frame, {alive} still open; "
+      f"RSS {base} KiB -> {rss} KiB: {round((rss - base) * 1024 / n)} bytes per connection; "
+      f"meanwhile a good vehicle: {good['logins']} login, {good['acks']}/{good['frames_sent']} reports acked, "
+      f"p99 {good['latency_ms_p99']} ms")
+PY
+kill "$VPID"; wait "$VPID" 2>/dev/null || true
 fi

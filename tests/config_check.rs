@@ -303,3 +303,29 @@ fn a_valid_file_is_ok() {
         format!("{}: ok", file.display())
     );
 }
+
+#[test]
+fn a_vehicle_listener_tls_file_missing_or_not_pem_is_refused_naming_key_and_file() {
+    refused_by_both(
+        "listener-tls-missing.toml",
+        "[jt808.tls]\ncert_file = \"/nonexistent/vgate-server.pem\"\nkey_file = \"/nonexistent/vgate-server.key\"\n",
+        "jt808.tls.cert_file: /nonexistent/vgate-server.pem",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not PEM\n").unwrap();
+    let junk = junk.display().to_string();
+    refused_by_both(
+        "listener-tls-junk.toml",
+        &format!(
+            "[[gbt32960.listeners]]\nname = \"ev\"\nlisten = \"127.0.0.1:0\"\n\
+             tls = {{ cert_file = {junk:?}, key_file = {junk:?} }}\n"
+        ),
+        &format!("gbt32960.listeners[0].tls.cert_file: {junk}"),
+    );
+    refused_by_both(
+        "certificate-mode.toml",
+        "[jt808.auth]\nmode = \"certificate\"\n",
+        "jt808.auth.mode",
+    );
+}

@@ -39,7 +39,7 @@ use crate::Failure;
 pub const DEFAULT_TOML: &str = include_str!("default_config.toml");
 
 /// A listen address or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listen {
     Off,
     On(SocketAddr),
@@ -65,6 +65,17 @@ impl Listen {
     }
 }
 
+/// Written as it is read (`off` or the address), so that a listener table can be
+/// re-read from its serialized form ([`Config::vehicle_listeners`]).
+impl Serialize for Listen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Listen::Off => s.serialize_str("off"),
+            Listen::On(a) => s.collect_str(a),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Listen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -77,6 +88,7 @@ fn listen(s: &str) -> Listen {
 }
 
 pub use crate::auth::config::{AuthConfig, AuthMode, HttpAuthConfig};
+pub use crate::tls::{TlsConfig, TlsIdentity, TlsVersion};
 
 /// What to do with frames that arrive before the vehicle has authenticated / logged in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -143,6 +155,34 @@ pub struct Jt808Config {
     pub max_frames_per_s: f64,
     /// When a frame is acknowledged to the vehicle.
     pub ack_when: AckWhen,
+    /// TLS on this listener (contract §5, docs/security.md); none: plain TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Connections open at once (refused beyond, counted); 0: no limit.
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Connections open at once from one source address (refused beyond, counted); 0: no
+    /// limit (vehicles behind a carrier's NAT share addresses).
+    #[serde(default)]
+    pub max_connections_per_address: usize,
+    /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// SO_REUSEPORT: several vgate processes on one host may share the port.
+    #[serde(default)]
+    pub reuse_port: bool,
+    /// Failed logins from one address within `failed_login_window_s` before the address is
+    /// refused for `failed_login_ban_s` (counted); 0: no cap.
+    #[serde(default = "default_max_failed_logins")]
+    pub max_failed_logins: u32,
+    #[serde(default = "default_failed_login_window")]
+    pub failed_login_window_s: u64,
+    #[serde(default = "default_failed_login_ban")]
+    pub failed_login_ban_s: u64,
+    /// More JT/T 808 listeners (`[[jt808.listeners]]`): each a `name`, a `listen` and any
+    /// key of this table it overrides ([`Config::vehicle_listeners`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<toml::Table>,
 }
 
 impl Default for Jt808Config {
@@ -163,6 +203,15 @@ impl Default for Jt808Config {
             max_bad_frames: 20,
             max_frames_per_s: 500.0,
             ack_when: AckWhen::Durable,
+            tls: None,
+            max_connections: 0,
+            max_connections_per_address: 0,
+            proxy_protocol: false,
+            reuse_port: false,
+            max_failed_logins: default_max_failed_logins(),
+            failed_login_window_s: default_failed_login_window(),
+            failed_login_ban_s: default_failed_login_ban(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -210,6 +259,34 @@ pub struct Gbt32960Config {
     pub max_frames_per_s: f64,
     /// When a frame is acknowledged to the vehicle.
     pub ack_when: AckWhen,
+    /// TLS on this listener (contract §5, docs/security.md); none: plain TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Connections open at once (refused beyond, counted); 0: no limit.
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Connections open at once from one source address (refused beyond, counted); 0: no
+    /// limit (vehicles behind a carrier's NAT share addresses).
+    #[serde(default)]
+    pub max_connections_per_address: usize,
+    /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// SO_REUSEPORT: several vgate processes on one host may share the port.
+    #[serde(default)]
+    pub reuse_port: bool,
+    /// Failed logins from one address within `failed_login_window_s` before the address is
+    /// refused for `failed_login_ban_s` (counted); 0: no cap.
+    #[serde(default = "default_max_failed_logins")]
+    pub max_failed_logins: u32,
+    #[serde(default = "default_failed_login_window")]
+    pub failed_login_window_s: u64,
+    #[serde(default = "default_failed_login_ban")]
+    pub failed_login_ban_s: u64,
+    /// More GB/T 32960 listeners (`[[gbt32960.listeners]]`): each a `name`, a `listen` and
+    /// any key of this table it overrides ([`Config::vehicle_listeners`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<toml::Table>,
 }
 
 impl Default for Gbt32960Config {
@@ -229,6 +306,15 @@ impl Default for Gbt32960Config {
             max_bad_frames: 20,
             max_frames_per_s: 500.0,
             ack_when: AckWhen::Durable,
+            tls: None,
+            max_connections: 0,
+            max_connections_per_address: 0,
+            proxy_protocol: false,
+            reuse_port: false,
+            max_failed_logins: default_max_failed_logins(),
+            failed_login_window_s: default_failed_login_window(),
+            failed_login_ban_s: default_failed_login_ban(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -260,6 +346,40 @@ pub struct RawListenerConfig {
     /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
     #[serde(default = "default_max_frames_per_s")]
     pub max_frames_per_s: f64,
+    /// TLS on this listener (contract §5, docs/security.md); none: plain TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Connections open at once (refused beyond, counted); 0: no limit.
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Connections open at once from one source address (refused beyond, counted); 0: no
+    /// limit (vehicles behind a carrier's NAT share addresses).
+    #[serde(default)]
+    pub max_connections_per_address: usize,
+    /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// SO_REUSEPORT: several vgate processes on one host may share the port.
+    #[serde(default)]
+    pub reuse_port: bool,
+    /// Failed logins from one address within `failed_login_window_s` before the address is
+    /// refused for `failed_login_ban_s` (counted); 0: no cap.
+    #[serde(default = "default_max_failed_logins")]
+    pub max_failed_logins: u32,
+    #[serde(default = "default_failed_login_window")]
+    pub failed_login_window_s: u64,
+    #[serde(default = "default_failed_login_ban")]
+    pub failed_login_ban_s: u64,
+}
+
+fn default_max_failed_logins() -> u32 {
+    10
+}
+fn default_failed_login_window() -> u64 {
+    60
+}
+fn default_failed_login_ban() -> u64 {
+    300
 }
 
 fn default_login_timeout() -> u64 {
@@ -754,16 +874,6 @@ impl Config {
                 format!("{} exists and is not a directory", self.data_dir.display()),
             ));
         }
-        for (key, tz) in [
-            ("jt808.device_tz", &self.jt808.device_tz),
-            ("gbt32960.device_tz", &self.gbt32960.device_tz),
-        ] {
-            if codecs::time::parse_utc_offset(tz).is_none() {
-                return Err(ConfigError::new(key, format!("{tz:?}: expected +HH:MM")));
-            }
-        }
-        check_auth("jt808.auth", &self.jt808.auth)?;
-        check_auth("gbt32960.auth", &self.gbt32960.auth)?;
         self.mqtt.validate().map_err(|e| match e {
             mqtt_bridge::BridgeError::Config { key, reason } => ConfigError::new(key, reason),
             mqtt_bridge::BridgeError::File { key, path, reason } => {
@@ -777,37 +887,8 @@ impl Config {
         if self.commands.window == 0 {
             return Err(ConfigError::new("commands.window", "at least 1"));
         }
-        if self.jt808.max_frame_len < 64 {
-            return Err(ConfigError::new("jt808.max_frame_len", "at least 64"));
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for (i, r) in self.raw.iter().enumerate() {
-            if r.name.is_empty()
-                || !r
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(ConfigError::new(
-                    format!("raw[{i}].name"),
-                    format!("{:?}: letters, digits, - and _ only", r.name),
-                ));
-            }
-            if ["jt808", "gbt32960", "http", "mqtt"].contains(&r.name.as_str())
-                || !names.insert(r.name.clone())
-            {
-                return Err(ConfigError::new(
-                    format!("raw[{i}].name"),
-                    format!("{:?}: already used by another listener", r.name),
-                ));
-            }
-            r.spec().validate().map_err(|e| {
-                ConfigError::new(
-                    format!("raw[{i}].{}", e.field()),
-                    format!("({}) {e}", r.name),
-                )
-            })?;
-            check_auth(&format!("raw[{i}].auth"), &r.auth)?;
+        for l in self.vehicle_listeners()? {
+            l.check()?;
         }
         Ok(())
     }
@@ -848,10 +929,21 @@ impl Config {
 }
 
 /// One listener's `auth` (`key` is its prefix, e.g. `jt808.auth`): what the listener's
-/// authenticator would refuse at start.
-fn check_auth(key: &str, auth: &AuthConfig) -> Result<(), ConfigError> {
+/// authenticator would refuse at start. `certificate` needs the listener's `tls` to
+/// require a client certificate that names the vehicle.
+fn check_auth(key: &str, auth: &AuthConfig, tls: Option<&TlsConfig>) -> Result<(), ConfigError> {
     match auth.mode {
         AuthMode::Open => Ok(()),
+        AuthMode::Certificate => {
+            let prefix = key.strip_suffix(".auth").unwrap_or(key);
+            match tls {
+                Some(t) if t.client_ca_file.is_some() && t.identity != TlsIdentity::None => Ok(()),
+                _ => Err(ConfigError::new(
+                    format!("{key}.mode"),
+                    format!("\"certificate\" needs {prefix}.tls with client_ca_file and identity = \"cn\" or \"san\" (the certificate is then the vehicle's only credential)"),
+                )),
+            }
+        }
         AuthMode::Allowlist => {
             let file = format!("{key}.allowlist_file");
             let path = auth.allowlist_file.as_deref().ok_or_else(|| {
@@ -880,6 +972,252 @@ fn check_auth(key: &str, auth: &AuthConfig) -> Result<(), ConfigError> {
                     }
                 })
         }
+    }
+}
+
+/// A vehicle listener's protocol and its settings, with its overrides applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerKind {
+    Jt808(Jt808Config),
+    Gbt32960(Gbt32960Config),
+    Raw(RawListenerConfig),
+}
+
+/// One vehicle listener, as [`Config::vehicle_listeners`] resolves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VehicleListener {
+    /// Its name in `listening <name> <addr>`, metrics and logs.
+    pub name: String,
+    /// Its table's key in the configuration (`jt808`, `jt808.listeners[1]`, `raw[0]`).
+    pub key: String,
+    pub kind: ListenerKind,
+}
+
+/// The same expression over the listener's settings, whatever the protocol (the keys every
+/// listener table has).
+macro_rules! each_kind {
+    ($kind:expr, $c:ident => $e:expr) => {
+        match $kind {
+            ListenerKind::Jt808($c) => $e,
+            ListenerKind::Gbt32960($c) => $e,
+            ListenerKind::Raw($c) => $e,
+        }
+    };
+}
+
+impl VehicleListener {
+    pub fn listen(&self) -> Listen {
+        each_kind!(&self.kind, c => c.listen)
+    }
+
+    pub fn auth(&self) -> &AuthConfig {
+        each_kind!(&self.kind, c => &c.auth)
+    }
+
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        each_kind!(&self.kind, c => c.tls.as_ref())
+    }
+
+    /// The front-door settings.
+    pub fn front(&self) -> crate::front::FrontConfig {
+        each_kind!(&self.kind, c => crate::front::FrontConfig {
+            max_connections: c.max_connections,
+            max_connections_per_address: c.max_connections_per_address,
+            proxy_protocol: c.proxy_protocol,
+            reuse_port: c.reuse_port,
+            max_failed_logins: c.max_failed_logins,
+            failed_login_window: std::time::Duration::from_secs(c.failed_login_window_s.max(1)),
+            failed_login_ban: std::time::Duration::from_secs(c.failed_login_ban_s),
+        })
+    }
+
+    /// What `run` would refuse of this listener: its clock zone, frame size, raw framing,
+    /// authentication, and TLS files (read and parsed now).
+    fn check(&self) -> Result<(), ConfigError> {
+        let key = &self.key;
+        let tz = match &self.kind {
+            ListenerKind::Jt808(c) => Some(&c.device_tz),
+            ListenerKind::Gbt32960(c) => Some(&c.device_tz),
+            ListenerKind::Raw(_) => None,
+        };
+        if let Some(tz) = tz {
+            if codecs::time::parse_utc_offset(tz).is_none() {
+                return Err(ConfigError::new(
+                    format!("{key}.device_tz"),
+                    format!("{tz:?}: expected +HH:MM"),
+                ));
+            }
+        }
+        match &self.kind {
+            ListenerKind::Jt808(c) if c.max_frame_len < 64 => {
+                return Err(ConfigError::new(
+                    format!("{key}.max_frame_len"),
+                    "at least 64",
+                ));
+            }
+            ListenerKind::Raw(r) => {
+                r.spec().validate().map_err(|e| {
+                    ConfigError::new(format!("{key}.{}", e.field()), format!("({}) {e}", r.name))
+                })?;
+            }
+            _ => {}
+        }
+        check_auth(&format!("{key}.auth"), self.auth(), self.tls())?;
+        if let Some(tls) = self.tls() {
+            tls.server_config()
+                .map_err(|e| ConfigError::new(format!("{key}.tls.{}", e.key), e.reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// Listener names `vgate run` uses itself (`listening mqtt ...`) or gives the protocol tables.
+const RESERVED_NAMES: &[&str] = &["jt808", "gbt32960", "http", "mqtt"];
+
+/// A listener name: letters, digits, `-` and `_`.
+fn check_listener_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ConfigError::new(
+            key,
+            format!("{name:?}: letters, digits, - and _ only"),
+        ));
+    }
+    Ok(())
+}
+
+/// The extra listeners of a protocol table: each entry's keys over the table's own
+/// (`listeners` itself and `name` aside), read back as the table's type, so that an unknown
+/// key or a bad value is refused as in the table, naming `{protocol}.listeners[i].key`.
+/// A key given replaces the table's value as a whole (a table such as `auth` or `tls`
+/// included: it is not merged key by key).
+fn extra_listeners<T>(
+    protocol: &str,
+    base: &T,
+    entries: &[toml::Table],
+) -> Result<Vec<(String, String, T)>, ConfigError>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut table = toml::Table::try_from(base)
+        .map_err(|e| ConfigError::new(protocol, format!("cannot be read back: {e}")))?;
+    table.remove("listeners");
+    let mut out = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let key = format!("{protocol}.listeners[{i}]");
+        let name = match entry.get("name") {
+            Some(toml::Value::String(n)) => n.clone(),
+            Some(_) => return Err(ConfigError::new(format!("{key}.name"), "a string")),
+            None => {
+                return Err(ConfigError::new(
+                    format!("{key}.name"),
+                    "required: the listener's name",
+                ))
+            }
+        };
+        if !entry.contains_key("listen") {
+            return Err(ConfigError::new(
+                format!("{key}.listen"),
+                "required: each listener has its own address",
+            ));
+        }
+        let mut t = table.clone();
+        for (k, v) in entry {
+            match k.as_str() {
+                "name" => {}
+                "listeners" => {
+                    return Err(ConfigError::new(
+                        format!("{key}.listeners"),
+                        "a listener cannot have listeners",
+                    ))
+                }
+                _ => {
+                    t.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let cfg: T = serde_path_to_error::deserialize(toml::Value::Table(t)).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path.is_empty() || path == "." {
+                key.clone()
+            } else {
+                format!("{key}.{path}")
+            };
+            ConfigError::new(at, e.inner().to_string().replace('\n', "; "))
+        })?;
+        out.push((name, key, cfg));
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Every vehicle listener: `[jt808]`, its `[[jt808.listeners]]`, `[gbt32960]`, its
+    /// `[[gbt32960.listeners]]`, then each `[[raw]]`, with the overrides applied and the
+    /// names checked (letters, digits, `-`, `_`; unique across all listeners; `jt808`,
+    /// `gbt32960`, `http`, `mqtt` are taken). Listeners whose `listen` is `off` are included
+    /// (`run` skips them).
+    pub fn vehicle_listeners(&self) -> Result<Vec<VehicleListener>, ConfigError> {
+        let mut out = vec![VehicleListener {
+            name: "jt808".into(),
+            key: "jt808".into(),
+            kind: ListenerKind::Jt808(Jt808Config {
+                listeners: Vec::new(),
+                ..self.jt808.clone()
+            }),
+        }];
+        for (name, key, c) in extra_listeners("jt808", &self.jt808, &self.jt808.listeners)? {
+            out.push(VehicleListener {
+                name,
+                key,
+                kind: ListenerKind::Jt808(c),
+            });
+        }
+        out.push(VehicleListener {
+            name: "gbt32960".into(),
+            key: "gbt32960".into(),
+            kind: ListenerKind::Gbt32960(Gbt32960Config {
+                listeners: Vec::new(),
+                ..self.gbt32960.clone()
+            }),
+        });
+        for (name, key, c) in extra_listeners("gbt32960", &self.gbt32960, &self.gbt32960.listeners)?
+        {
+            out.push(VehicleListener {
+                name,
+                key,
+                kind: ListenerKind::Gbt32960(c),
+            });
+        }
+        for (i, r) in self.raw.iter().enumerate() {
+            out.push(VehicleListener {
+                name: r.name.clone(),
+                key: format!("raw[{i}]"),
+                kind: ListenerKind::Raw(r.clone()),
+            });
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for l in &out {
+            let builtin = l.key == "jt808" || l.key == "gbt32960";
+            if builtin {
+                names.insert(l.name.clone());
+                continue;
+            }
+            let key = format!("{}.name", l.key);
+            check_listener_name(&key, &l.name)?;
+            if RESERVED_NAMES.contains(&l.name.as_str()) || !names.insert(l.name.clone()) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{:?}: already used by another listener", l.name),
+                ));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -1271,6 +1609,129 @@ mod tests {
         assert!(e.reason.contains("line 2"), "{e}");
         std::fs::write(&list, "013800138000\n").unwrap();
         c.check().unwrap();
+    }
+
+    #[test]
+    fn extra_listeners_take_the_protocol_table_and_override_keys() {
+        let c: Config = toml::from_str(
+            "[jt808]\nheartbeat_s = 90\n\
+             [[jt808.listeners]]\nname = \"model-x\"\nlisten = \"127.0.0.1:7808\"\nmax_connections = 5\n\
+             [jt808.listeners.auth]\nmode = \"http\"\nhttp.url = \"http://127.0.0.1:1/auth\"\n\
+             [[jt808.listeners]]\nname = \"legacy\"\nlisten = \"127.0.0.1:6809\"\nheartbeat_s = 30\n\
+             [[gbt32960.listeners]]\nname = \"ev\"\nlisten = \"off\"\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        let ls = c.vehicle_listeners().unwrap();
+        let names: Vec<_> = ls
+            .iter()
+            .map(|l| (l.name.as_str(), l.key.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("jt808", "jt808"),
+                ("model-x", "jt808.listeners[0]"),
+                ("legacy", "jt808.listeners[1]"),
+                ("gbt32960", "gbt32960"),
+                ("ev", "gbt32960.listeners[0]"),
+            ]
+        );
+        let ListenerKind::Jt808(x) = &ls[1].kind else {
+            panic!("jt808")
+        };
+        assert_eq!(x.heartbeat_s, 90, "inherited from [jt808]");
+        assert_eq!(x.max_connections, 5);
+        assert_eq!(x.auth.mode, AuthMode::Http);
+        assert_eq!(x.listen.addr().unwrap().port(), 7808);
+        let ListenerKind::Jt808(legacy) = &ls[2].kind else {
+            panic!("jt808")
+        };
+        assert_eq!(legacy.heartbeat_s, 30);
+        assert_eq!(legacy.auth.mode, AuthMode::Open, "[jt808]'s auth");
+        assert_eq!(ls[4].listen(), Listen::Off);
+    }
+
+    #[test]
+    fn a_bad_extra_listener_is_refused_naming_its_key() {
+        for (text, key) in [
+            (
+                "[[jt808.listeners]]\nlisten = \"127.0.0.1:0\"\n",
+                "jt808.listeners[0].name",
+            ),
+            (
+                "[[jt808.listeners]]\nname = \"a\"\n",
+                "jt808.listeners[0].listen",
+            ),
+            (
+                "[[jt808.listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n\
+                 [[jt808.listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n",
+                "jt808.listeners[1].name",
+            ),
+            (
+                "[[gbt32960.listeners]]\nname = \"jt808\"\nlisten = \"127.0.0.1:0\"\n",
+                "gbt32960.listeners[0].name",
+            ),
+            (
+                "[[gbt32960.listeners]]\nname = \"x y\"\nlisten = \"127.0.0.1:0\"\n",
+                "gbt32960.listeners[0].name",
+            ),
+            (
+                "[[gbt32960.listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\nheartbeat_s = \"x\"\n",
+                "gbt32960.listeners[0].heartbeat_s",
+            ),
+            (
+                "[[jt808.listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\ndevice_tz = \"CST\"\n",
+                "jt808.listeners[0].device_tz",
+            ),
+            (
+                "[jt808.auth]\nmode = \"certificate\"\n",
+                "jt808.auth.mode",
+            ),
+        ] {
+            assert_eq!(key_refused(text), key, "{text}");
+        }
+        let c: Config = toml::from_str(
+            "[[jt808.listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\nlisten_port = 1\n",
+        )
+        .unwrap();
+        let e = c.check().unwrap_err();
+        assert!(
+            e.key.starts_with("jt808.listeners[0]") && e.reason.contains("listen_port"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_files_are_read_by_the_check_naming_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let junk = junk.display().to_string();
+        for (text, key, file) in [
+            (
+                format!("[jt808.tls]\ncert_file = {missing:?}\nkey_file = {missing:?}\n"),
+                "jt808.tls.cert_file",
+                &missing,
+            ),
+            (
+                format!("[raw_placeholder]\n[[gbt32960.listeners]]\nname = \"ev\"\nlisten = \"127.0.0.1:0\"\ntls = {{ cert_file = {junk:?}, key_file = {junk:?} }}\n"),
+                "gbt32960.listeners[0].tls.cert_file",
+                &junk,
+            ),
+        ] {
+            let text = text.replace("[raw_placeholder]\n", "");
+            let c: Config = toml::from_str(&text).unwrap();
+            let e = c.check().unwrap_err();
+            assert_eq!(e.key, key, "{text}");
+            assert!(e.reason.contains(file.as_str()), "{e}");
+        }
+        let c: Config = toml::from_str(&format!(
+            "[jt808.tls]\ncert_file = {missing:?}\nkey_file = {missing:?}\nidentity = \"cn\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.check().unwrap_err().key, "jt808.tls.identity");
     }
 
     #[test]

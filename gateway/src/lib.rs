@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod encode;
+pub mod front;
 pub mod http;
 pub mod listener;
 pub mod logging;
@@ -30,6 +31,7 @@ pub mod run;
 pub mod session;
 pub mod simulate;
 pub mod sink;
+pub mod tls;
 
 use cli::{Cli, Command};
 

@@ -20,6 +20,12 @@ pub const BACKLOG: u32 = 65_535;
 
 /// Binds `addr` with a large backlog and SO_REUSEADDR.
 pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    bind_with(addr, false)
+}
+
+/// [`bind`], with SO_REUSEPORT when `reuse_port` (a listener's `reuse_port = true`: several
+/// vgate processes on one host share the port, the kernel spreading connections over them).
+pub fn bind_with(addr: SocketAddr, reuse_port: bool) -> anyhow::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -29,6 +35,14 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     socket
         .set_reuseaddr(true)
         .with_context(|| format!("SO_REUSEADDR on {addr}"))?;
+    if reuse_port {
+        #[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
+        socket
+            .set_reuseport(true)
+            .with_context(|| format!("SO_REUSEPORT on {addr}"))?;
+        #[cfg(not(all(unix, not(target_os = "solaris"), not(target_os = "illumos"))))]
+        anyhow::bail!("reuse_port: SO_REUSEPORT is not available on this system");
+    }
     socket
         .bind(addr)
         .with_context(|| format!("binding {addr}"))?;
@@ -67,4 +81,22 @@ pub async fn accept_loop<F, Fut>(
         }
     }
     info!(listener = name, "stopped accepting");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reuse_port_lets_two_listeners_share_a_port() {
+        let a = bind_with("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let addr = a.local_addr().unwrap();
+        let b = bind_with(addr, true).expect("a second listener on the same port");
+        assert_eq!(b.local_addr().unwrap(), addr);
+        drop(b);
+        assert!(
+            bind_with(addr, false).is_err(),
+            "without reuse_port the port is taken"
+        );
+    }
 }

@@ -62,7 +62,27 @@ fn describe() {
     );
     describe_counter!(
         "vgate_login_refusals_total",
-        "refused registrations/logins, by protocol and reason"
+        "refused registrations/logins, by protocol, listener and reason (certificate_mismatch included)"
+    );
+    describe_counter!(
+        "vgate_connections_refused_total",
+        "connections refused before their session, by listener and reason (max_connections, banned, proxy_header, handshake_timeout, and TLS handshake failures: unknown_ca, expired, revoked, no_client_certificate, not_tls...)"
+    );
+    describe_counter!(
+        "vgate_tls_handshakes_total",
+        "TLS handshakes completed, by listener"
+    );
+    describe_counter!(
+        "vgate_tls_reloads_total",
+        "TLS file reloads (SIGHUP), by listener and result (ok, error: the previous files stay)"
+    );
+    describe_counter!(
+        "vgate_addresses_banned_total",
+        "source addresses refused for a while after max_failed_logins failed logins, by listener"
+    );
+    describe_counter!(
+        "vgate_prelogin_overflows_total",
+        "connections closed for holding more unread bytes than allowed before login, by listener"
     );
     describe_counter!(
         "vgate_frames_in_total",
@@ -82,7 +102,7 @@ fn describe() {
     );
     describe_counter!(
         "vgate_sessions_closed_total",
-        "sessions ended, by protocol and reason"
+        "sessions ended, by protocol, listener and reason"
     );
     describe_histogram!(
         "vgate_frame_to_publish_seconds",

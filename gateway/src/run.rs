@@ -20,16 +20,17 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use codecs::time::BEIJING_OFFSET_SECS;
 use tokio::io::WriteHalf;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, ListenerKind, VehicleListener};
+use crate::front::{FrontDoor, VStream};
 use crate::registry::{LocalRegistry, Registry};
 use crate::session::{self, Shared};
 use crate::sink::Sink;
+use crate::tls::{TlsReloader, TlsSlot};
 use crate::Failure;
 
 /// How long shutdown waits for sessions to publish their offline presence.
@@ -102,42 +103,57 @@ impl Ready {
 }
 
 /// What every vehicle listener is started with: one way to bind, authenticate, accept and
-/// announce, whatever the protocol (TLS or several listeners per protocol are added here once).
+/// announce, whatever the protocol, plain or TLS, however many listeners a protocol has.
 struct Listeners<'a> {
     ready: &'a mut Ready,
     tracker: &'a TaskTracker,
     shutdown: &'a CancellationToken,
     data_dir: &'a Path,
     shared: &'a Shared,
+    tls: &'a TlsReloader,
 }
 
 impl Listeners<'_> {
-    /// Binds `addr` for the listener `name` (errors name the config section `section`),
-    /// builds the state its sessions share (with its authenticator), and queues its accept
-    /// loop, which runs the session driver with protocol `P` for each connection on the
-    /// session tracker.
-    #[allow(clippy::too_many_arguments)]
+    /// Binds the listener `vl` (errors name its configuration key), builds the state its
+    /// sessions share (authenticator, front door with its TLS configuration), and queues its
+    /// accept loop: each connection passes the front door ([`FrontDoor::admit`]), then runs
+    /// the session driver with protocol `P` over the plain or TLS stream, on the session
+    /// tracker.
     async fn spawn<P>(
         &mut self,
-        name: &'static str,
-        section: &str,
-        addr: SocketAddr,
-        auth: &crate::config::AuthConfig,
+        vl: &VehicleListener,
         cfg: P::Config,
         device_offset_secs: i32,
         limits: session::Limits,
     ) -> Result<(), Failure>
     where
-        P: session::Protocol<WriteHalf<TcpStream>>,
+        P: session::Protocol<WriteHalf<VStream>>,
     {
-        let listener = crate::listener::bind(addr)
-            .map_err(|e| Failure::Usage(anyhow!("{section}.listen: {e:#}")))?;
+        let key = &vl.key;
+        let Some(addr) = vl.listen().addr() else {
+            return Ok(());
+        };
+        // Listener names label metrics for the process's lifetime: a handful, leaked once.
+        let name: &'static str = Box::leak(vl.name.clone().into_boxed_str());
+        let front_cfg = vl.front();
+        let listener = crate::listener::bind_with(addr, front_cfg.reuse_port)
+            .map_err(|e| Failure::Usage(anyhow!("{key}.listen: {e:#}")))?;
         let local = listener
             .local_addr()
             .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(name, auth, self.data_dir)
+        let auth = Authenticator::new(name, vl.auth(), self.data_dir)
             .await
-            .map_err(|e| Failure::Usage(e.context(format!("{section}.auth"))))?;
+            .map_err(|e| Failure::Usage(e.context(format!("{key}.auth"))))?;
+        let tls = match vl.tls() {
+            None => None,
+            Some(t) => {
+                let slot = TlsSlot::new(name, format!("{key}.tls"), t.clone())
+                    .map_err(|e| Failure::Usage(anyhow!("{key}.tls.{}: {}", e.key, e.reason)))?;
+                self.tls.add(slot.clone());
+                Some(slot)
+            }
+        };
+        let front = Arc::new(FrontDoor::new(name, &front_cfg, tls));
         let l = Arc::new(session::Listener {
             name,
             cfg,
@@ -145,6 +161,7 @@ impl Listeners<'_> {
             shared: self.shared.clone(),
             device_offset_secs,
             limits,
+            front: front.clone(),
         });
         let t = self.tracker.clone();
         self.ready
@@ -154,7 +171,20 @@ impl Listeners<'_> {
                 listener,
                 self.shutdown.clone(),
                 move |stream, peer| {
-                    t.track_future(session::driver::run::<_, P>(stream, peer, l.clone()))
+                    // Refused at once when the listener is full (counted by `permit`).
+                    let permit = front.permit(peer);
+                    let stream = permit.is_ok().then_some(stream);
+                    let (front, l) = (front.clone(), l.clone());
+                    t.track_future(async move {
+                        let (Some(stream), Ok(permit)) = (stream, permit) else {
+                            return;
+                        };
+                        let Some(a) = front.admit(stream, peer).await else {
+                            return;
+                        };
+                        session::driver::run_with::<VStream, P>(a.stream, a.peer, l, a.names).await;
+                        drop((permit, a.slot));
+                    })
                 },
             )));
         self.ready.announce.push((name.to_owned(), local));
@@ -242,64 +272,68 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         shutdown: shutdown.clone(),
     };
 
+    let tls = TlsReloader::default();
     let mut listeners = Listeners {
         ready: &mut ready,
         tracker: &tracker,
         shutdown: &shutdown,
         data_dir: &cfg.data_dir,
         shared: &shared,
+        tls: &tls,
     };
     // Device clocks: the configured zone, Beijing time when it cannot be read.
     let offset = |tz: &str| codecs::time::parse_utc_offset(tz).unwrap_or(BEIJING_OFFSET_SECS);
     use session::Limits;
-    // The [jt808] and [gbt32960] sections have the same shape (listen, auth, device_tz,
-    // timeouts, heartbeat, rate limit), in two types: one macro reads both.
-    macro_rules! spawn_standard {
-        ($protocol:ident) => {
-            if let Some(addr) = cfg.$protocol.listen.addr() {
-                let c = &cfg.$protocol;
-                let (login, idle, heartbeat) = (c.login_timeout_s, c.idle_timeout_s, c.heartbeat_s);
-                let limits = Limits::new(login, idle, heartbeat, c.max_frames_per_s);
+    let vehicle_listeners = cfg
+        .vehicle_listeners()
+        .map_err(|e| Failure::Usage(anyhow!("{e}")))?;
+    for vl in &vehicle_listeners {
+        match &vl.kind {
+            ListenerKind::Jt808(c) => {
+                let limits = Limits::new(
+                    c.login_timeout_s,
+                    c.idle_timeout_s,
+                    c.heartbeat_s,
+                    c.max_frames_per_s,
+                );
                 listeners
-                    .spawn::<session::$protocol::Session<_>>(
-                        session::$protocol::LISTENER,
-                        stringify!($protocol),
-                        addr,
-                        &c.auth,
+                    .spawn::<session::jt808::Session<_>>(
+                        vl,
                         c.clone(),
                         offset(&c.device_tz),
                         limits,
                     )
                     .await?;
             }
-        };
-    }
-    spawn_standard!(jt808);
-    spawn_standard!(gbt32960);
-    for raw in &cfg.raw {
-        let Some(addr) = raw.listen.addr() else {
-            continue;
-        };
-        // Listener names label metrics for the process's lifetime: a handful, leaked once.
-        let name: &'static str = Box::leak(raw.name.clone().into_boxed_str());
-        let section = format!("raw {name}");
-        listeners
-            .spawn::<session::raw::Session<_>>(
-                name,
-                &section,
-                addr,
-                &raw.auth,
-                raw.clone(),
-                BEIJING_OFFSET_SECS,
+            ListenerKind::Gbt32960(c) => {
+                let limits = Limits::new(
+                    c.login_timeout_s,
+                    c.idle_timeout_s,
+                    c.heartbeat_s,
+                    c.max_frames_per_s,
+                );
+                listeners
+                    .spawn::<session::gbt32960::Session<_>>(
+                        vl,
+                        c.clone(),
+                        offset(&c.device_tz),
+                        limits,
+                    )
+                    .await?;
+            }
+            ListenerKind::Raw(raw) => {
                 // No heartbeat: an idle timeout of 0 is a second, as is a login timeout.
-                Limits::new(
+                let limits = Limits::new(
                     raw.login_timeout_s.max(1),
                     raw.idle_timeout_s,
                     0,
                     raw.max_frames_per_s,
-                ),
-            )
-            .await?;
+                );
+                listeners
+                    .spawn::<session::raw::Session<_>>(vl, raw.clone(), BEIJING_OFFSET_SECS, limits)
+                    .await?;
+            }
+        }
     }
 
     if let Some(addr) = cfg.http.listen.addr() {
@@ -320,6 +354,7 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
     // The signal handlers are in place before anyone is told vgate is ready: a SIGTERM sent
     // right after the `listening` lines is a clean shutdown, not the default action (death).
     let stop = stop_signal();
+    reload_on_hangup(tls.clone());
     // Nothing can fail from here on: accept, then say where.
     ready.go(&tracker);
     info!(node = %node, "vgate running");
@@ -341,6 +376,30 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Installs the SIGHUP handler: each SIGHUP re-reads every TLS listener's certificate, key,
+/// CA bundle and CRLs ([`TlsReloader::reload`]; new handshakes use them, established
+/// sessions keep theirs, a bad file keeps the old configuration and is logged).
+fn reload_on_hangup(tls: TlsReloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        info!("SIGHUP: reloading TLS files");
+                        let t = tls.clone();
+                        let _ = tokio::task::spawn_blocking(move || t.reload()).await;
+                    }
+                });
+            }
+            Err(e) => warn!(error = %e, "no SIGHUP handler: TLS files cannot be reloaded"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// Installs the SIGTERM / SIGINT handlers now and returns what resolves on the first signal.

@@ -17,6 +17,12 @@ pub enum AuthMode {
     Allowlist,
     /// Decisions asked of `http.url`.
     Http,
+    /// The client certificate alone: mutual TLS with `identity = "cn"` or `"san"` on the
+    /// listener (the configuration check requires it), so a vehicle that got past the
+    /// handshake and claims the id its certificate names is accepted (no allowlist, no auth
+    /// code registry). JT/T 808 terminals still register and authenticate: the code is
+    /// issued, and not what decides.
+    Certificate,
 }
 
 /// The HTTP authentication hook.

@@ -151,6 +151,8 @@ impl Decision {
 
 enum Policy {
     Open,
+    /// The client certificate decides (checked by the session against the claimed id).
+    Certificate,
     Allowlist(Allowlist),
     Http(Hook),
 }
@@ -171,6 +173,7 @@ impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.inner.policy {
             Policy::Open => "open",
+            Policy::Certificate => "certificate",
             Policy::Allowlist(_) => "allowlist",
             Policy::Http(_) => "http",
         };
@@ -217,6 +220,7 @@ impl Authenticator {
                 Policy::Allowlist(Allowlist::load(path).await?)
             }
             AuthMode::Http => Policy::Http(Hook::new(&cfg.http)?),
+            AuthMode::Certificate => Policy::Certificate,
         };
         let codes = CodeStore::open(data_dir.join(format!("auth-codes-{listener}.json")))
             .await
@@ -241,7 +245,7 @@ impl Authenticator {
 
     async fn decide_register(&self, req: &RegisterRequest) -> Decision {
         match &self.inner.policy {
-            Policy::Open => self.issue(&req.phone).await,
+            Policy::Open | Policy::Certificate => self.issue(&req.phone).await,
             Policy::Allowlist(list) => {
                 let entries = list.current().await;
                 if !entries.contains(&req.phone) {
@@ -294,6 +298,10 @@ impl Authenticator {
         imei: Option<&str>,
         peer: &str,
     ) -> Decision {
+        if matches!(self.inner.policy, Policy::Certificate) {
+            // The session checked the certificate against the phone before asking.
+            return Decision::Allow { auth_code: None };
+        }
         let stored = self.inner.codes.get(phone).await;
         let matches_stored = stored.as_deref().is_some_and(|s| same_code(s, code));
         match &self.inner.policy {
@@ -324,6 +332,7 @@ impl Authenticator {
                     Decision::deny(DenyReason::BadCode)
                 }
             }
+            Policy::Certificate => Decision::Allow { auth_code: None },
             Policy::Http(hook) => {
                 let body = json!({
                     "action": "authenticate",
@@ -345,7 +354,7 @@ impl Authenticator {
     /// GB/T 32960 vehicle login (0x01): no secret, so membership (allowlist) or the hook decides.
     pub async fn login(&self, vin: &str, iccid: Option<&str>, peer: &str) -> Decision {
         let decision = match &self.inner.policy {
-            Policy::Open => Decision::Allow { auth_code: None },
+            Policy::Open | Policy::Certificate => Decision::Allow { auth_code: None },
             Policy::Allowlist(list) => {
                 if list.current().await.contains(vin) {
                     Decision::Allow { auth_code: None }

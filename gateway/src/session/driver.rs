@@ -110,6 +110,11 @@ pub struct Conn<W> {
     pub bad_log: BadFrameLog,
     /// When the last good frame was read (the idle deadline counts from it).
     pub last_rx: Instant,
+    /// The names the client certificate gives for the listener's TLS `identity`; `None`:
+    /// no certificate identity to check (plain TCP, or `identity = "none"`).
+    pub cert_names: Option<Arc<[String]>>,
+    /// The listener's front door (a refused login counts against the peer's address).
+    pub front: Arc<crate::front::FrontDoor>,
 }
 
 /// What [`Conn::claim`] found in the registry.
@@ -119,6 +124,19 @@ pub struct Claimed {
     /// Another connection held the vehicle: it has been told to close, and this is the
     /// `takeover` lifecycle event to publish.
     pub takeover: Option<Lifecycle>,
+}
+
+impl<W> Conn<W> {
+    /// Whether the client certificate allows this connection to claim `vehicle`: always
+    /// without an identity check; with one, when the certificate names it (a certificate
+    /// that names nothing names no vehicle). A mismatch is refused like a failed login with
+    /// the reason `certificate_mismatch`.
+    pub fn certificate_allows(&self, vehicle: &str) -> bool {
+        match &self.cert_names {
+            None => true,
+            Some(names) => names.iter().any(|n| n == vehicle),
+        }
+    }
 }
 
 impl<W: AsyncWrite + Unpin> Conn<W> {
@@ -224,9 +242,10 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
         ctx: &EventContext,
         reason: &str,
     ) -> Flow {
-        metrics::counter!("vgate_login_refusals_total", "protocol" => label, "reason" => reason.to_owned()).increment(1);
+        metrics::counter!("vgate_login_refusals_total", "protocol" => label, "listener" => self.front.name, "reason" => reason.to_owned()).increment(1);
         let id = vehicle.map(|(v, ..)| v);
-        info!(peer = %self.peer, vehicle = id.unwrap_or("-"), reason, "vehicle refused");
+        info!(listener = self.front.name, peer = %self.peer, vehicle = id.unwrap_or("-"), reason, "vehicle refused");
+        self.front.failed_login(self.peer);
         if let Some((v, protocol, serial)) =
             vehicle.filter(|(v, ..)| codecs::vehicle_id::validate(v).is_ok())
         {
@@ -313,10 +332,92 @@ pub trait Protocol<W>: Sized + Send + 'static {
     fn deliver(&mut self) -> impl Future<Output = Flow> + Send;
 }
 
+/// Bytes a connection may have buffered, unread as a frame, before it logged in: a frame
+/// longer than this before login closes the connection (`vgate_prelogin_overflows_total`).
+/// With the read buffer's doubling, the buffer stays under twice this (8 KiB), inside the
+/// contract's 16 KiB per connection before login (docs/security.md).
+pub const PRELOGIN_BUFFER: usize = 4096;
+
+/// The protocol's codec, with the pre-login bound: until the vehicle has logged in, at most
+/// [`PRELOGIN_BUFFER`] bytes may wait in the read buffer for the rest of a frame.
+pub struct Gate<D> {
+    inner: D,
+    /// The vehicle logged in: the protocol's own `max_frame_len` alone applies.
+    open: bool,
+}
+
+/// The codec's error, or the pre-login bound exceeded (bytes buffered).
+pub enum GateError<E> {
+    Inner(E),
+    PreLogin(usize),
+}
+
+impl<E: From<std::io::Error>> From<std::io::Error> for GateError<E> {
+    fn from(e: std::io::Error) -> Self {
+        GateError::Inner(E::from(e))
+    }
+}
+
+impl<D: Decoder> Gate<D> {
+    fn check(&self, src: &bytes::BytesMut) -> Result<(), GateError<D::Error>> {
+        if !self.open && src.len() > PRELOGIN_BUFFER {
+            return Err(GateError::PreLogin(src.len()));
+        }
+        Ok(())
+    }
+}
+
+impl<D: Decoder> Decoder for Gate<D> {
+    type Item = D::Item;
+    type Error = GateError<D::Error>;
+
+    fn decode(&mut self, src: &mut bytes::BytesMut) -> Result<Option<D::Item>, Self::Error> {
+        let item = self.inner.decode(src).map_err(GateError::Inner)?;
+        if item.is_none() {
+            self.check(src)?;
+        }
+        Ok(item)
+    }
+
+    fn decode_eof(&mut self, src: &mut bytes::BytesMut) -> Result<Option<D::Item>, Self::Error> {
+        self.inner.decode_eof(src).map_err(GateError::Inner)
+    }
+}
+
 /// Serves one connection with protocol `P` until it closes, times out, is taken over or
 /// the gateway stops.
 pub async fn run<S, P>(stream: S, peer: SocketAddr, l: Arc<Listener<P::Config>>)
 where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    P: Protocol<WriteHalf<S>>,
+{
+    run_with::<S, P>(stream, peer, l, None).await
+}
+
+/// [`run`] for a connection whose client certificate gave `cert_names` (TLS `identity`).
+/// Every log line of the session carries the listener's name (its span).
+pub async fn run_with<S, P>(
+    stream: S,
+    peer: SocketAddr,
+    l: Arc<Listener<P::Config>>,
+    cert_names: Option<Arc<[String]>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    P: Protocol<WriteHalf<S>>,
+{
+    use tracing::Instrument;
+    let span = tracing::info_span!("session", listener = l.name);
+    serve::<S, P>(stream, peer, l, cert_names)
+        .instrument(span)
+        .await
+}
+
+async fn serve<S, P>(
+    stream: S,
+    peer: SocketAddr,
+    l: Arc<Listener<P::Config>>,
+    cert_names: Option<Arc<[String]>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     P: Protocol<WriteHalf<S>>,
 {
@@ -332,9 +433,15 @@ where
         bad_frames: 0,
         bad_log: BadFrameLog::default(),
         last_rx: Instant::now(),
+        cert_names,
+        front: l.front.clone(),
     };
     let Some((mut s, codec)) = P::open(&l, conn) else {
         return;
+    };
+    let codec = Gate {
+        inner: codec,
+        open: false,
     };
     let mut frames = FramedRead::with_capacity(rd, codec, READ_BUFFER);
     let limits = &l.limits;
@@ -346,6 +453,7 @@ where
         if let Flow::Close(r) = Box::pin(s.on_open()).await {
             break 'session r;
         }
+        frames.decoder_mut().open = s.conn().vehicle.is_some();
         let mut limit = RateLimit::new(limits.max_frames_per_s, P::LABEL);
         loop {
             let deadline = match s.conn().vehicle {
@@ -384,7 +492,12 @@ where
                     let flow = loop {
                         let flow = match item {
                             None => Flow::Close(PresenceReason::Closed),
-                            Some(Err(e)) => Flow::Close(s.on_read_error(&e)),
+                            Some(Err(GateError::Inner(e))) => Flow::Close(s.on_read_error(&e)),
+                            Some(Err(GateError::PreLogin(held))) => {
+                                metrics::counter!("vgate_prelogin_overflows_total", "listener" => l.name).increment(1);
+                                warn!(peer = %s.conn().peer, held, limit = PRELOGIN_BUFFER, "closing: more unread bytes than a connection may hold before login");
+                                Flow::Close(PresenceReason::Error)
+                            }
                             Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(bad)).await,
                             Some(Ok(Ok(frame))) => {
                                 s.conn().last_rx = Instant::now();
@@ -394,6 +507,9 @@ where
                         };
                         if matches!(flow, Flow::Close(_)) {
                             break flow;
+                        }
+                        if !frames.decoder().open && s.conn().vehicle.is_some() {
+                            frames.decoder_mut().open = true;
                         }
                         match batch::ready_next(&mut frames, &mut read) {
                             Some(next) => item = next,
@@ -425,6 +541,6 @@ where
     let _ = c.writer.shutdown().await;
     let (id, peer, vehicle) = (c.id, c.peer, c.vehicle.take());
     l.shared
-        .session_closed(P::LABEL, id, vehicle, protocol, peer, reason)
+        .session_closed((l.name, P::LABEL), id, vehicle, protocol, peer, reason)
         .await;
 }

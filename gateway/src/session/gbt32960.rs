@@ -122,6 +122,14 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     }
 }
 
+/// The answer to a refused login: 2025's "VIN unknown", 2016's error flag.
+fn unknown_vin(edition: Edition) -> gbt32960::ResponseFlag {
+    match edition {
+        Edition::V2025 => gbt32960::ResponseFlag::VinUnknown,
+        Edition::V2016 => gbt32960::ResponseFlag::Error,
+    }
+}
+
 /// Beijing (device-zone) time now, as the replies carry it regardless of the host's zone.
 fn device_now(offset_secs: i32) -> LocalTime {
     LocalTime::from_utc(chrono::Utc::now(), offset_secs)
@@ -327,6 +335,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             let _ = self.reply(frame, gbt32960::ResponseFlag::Error).await;
             return self.refuse(frame, "invalid_vehicle_id").await;
         }
+        if !self.c.certificate_allows(&frame.vin) {
+            let _ = self.reply(frame, unknown_vin(frame.edition)).await;
+            return self.refuse(frame, "certificate_mismatch").await;
+        }
         let iccid = match msg {
             Message::VehicleLogin(l) => Some(l.iccid.clone()),
             _ => None,
@@ -338,11 +350,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             .await
         {
             Decision::Deny { reason } => {
-                let flag = match frame.edition {
-                    Edition::V2025 => gbt32960::ResponseFlag::VinUnknown,
-                    Edition::V2016 => gbt32960::ResponseFlag::Error,
-                };
-                let _ = self.reply(frame, flag).await;
+                let _ = self.reply(frame, unknown_vin(frame.edition)).await;
                 self.refuse(frame, reason.as_str()).await
             }
             Decision::Allow { .. } => self.logged_in(frame, msg).await,

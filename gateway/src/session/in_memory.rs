@@ -71,6 +71,19 @@ where
         shared,
         device_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
         limits: Limits::new(30, 60, 0, 0.0),
+        front: Arc::new(crate::front::FrontDoor::new(
+            name,
+            &crate::front::FrontConfig {
+                max_connections: 0,
+                max_connections_per_address: 0,
+                proxy_protocol: false,
+                reuse_port: false,
+                max_failed_logins: 0,
+                failed_login_window: std::time::Duration::from_secs(60),
+                failed_login_ban: std::time::Duration::from_secs(60),
+            },
+            None,
+        )),
     });
     let (vehicle, gateway) = tokio::io::duplex(4096);
     let peer = "127.0.0.1:40000".parse().expect("peer");
@@ -208,6 +221,48 @@ async fn a_jt808_terminal_authenticates_and_its_heartbeat_is_answered_in_memory(
 
     drop((answers, wr));
     p.hang_up().await;
+}
+
+#[tokio::test]
+async fn packages_before_authentication_are_answered_failure_and_not_reassembled() {
+    use jt808::msg::{self, Message};
+    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
+    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
+    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    let decode = |f: jt808::Frame| Message::decode(&f.header, &f.body).expect("decodes");
+    // Transparent data (0x0900) of 2,500 bytes: three packages of at most 1,000.
+    let long = Message::Unknown {
+        msg_id: 0x0900,
+        body: vec![0x41; 2500],
+    };
+    wr.write_all(&jt808_frame(&long, 10)).await.expect("write");
+    for _ in 0..3 {
+        let Message::PlatformResponse(r) = decode(answer(&mut answers).await) else {
+            panic!("0x8001 expected")
+        };
+        assert_eq!(r.reply_id, 0x0900);
+        assert_eq!(r.result, msg::response::result::FAILURE, "each package");
+    }
+    // Authenticated, the same message is reassembled and published.
+    let auth = Message::Authenticate(msg::Authenticate {
+        token: "secret".into(),
+        imei: None,
+        software_version: None,
+    });
+    wr.write_all(&jt808_frame(&auth, 20)).await.expect("write");
+    let Message::PlatformResponse(r) = decode(answer(&mut answers).await) else {
+        panic!("0x8001 expected")
+    };
+    assert_eq!(r.result, msg::response::result::OK);
+    wr.write_all(&jt808_frame(&long, 30)).await.expect("write");
+    let mut passthrough = false;
+    for _ in 0..6 {
+        if matches!(p.next().await.event.data, Data::Passthrough(_)) {
+            passthrough = true;
+            break;
+        }
+    }
+    assert!(passthrough, "the reassembled message is published");
 }
 
 #[tokio::test]

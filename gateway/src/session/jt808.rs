@@ -352,6 +352,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         if frame.header.encryption != jt808::Encryption::None {
             return Box::pin(self.on_encrypted(frame)).await;
         }
+        if frame.header.package.is_some() && self.c.vehicle.is_none() {
+            // No reassembly before authentication (contract §5: a connection that has not
+            // logged in holds at most 16 KiB): a package is answered like any frame before it.
+            return Box::pin(self.before_authentication(&frame.header)).await;
+        }
         let frame = if frame.header.package.is_some() {
             // A multimedia upload of the authenticated terminal: its packages go to disk.
             if frame.header.msg_id == msg::id::MEDIA_UPLOAD
@@ -398,13 +403,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             _ => {}
         }
         let Some(vehicle) = self.c.vehicle.clone() else {
-            return match self.l.cfg.before_auth {
-                BeforeLogin::Ignore => {
-                    debug!(peer = %self.c.peer, msg_id = header.msg_id, "frame before authentication ignored");
-                    Box::pin(self.general_response(&header, result::FAILURE)).await
-                }
-                BeforeLogin::Close => Flow::Close(PresenceReason::Error),
-            };
+            return Box::pin(self.before_authentication(&header)).await;
         };
         if *header.phone != *vehicle {
             warn!(peer = %self.c.peer, vehicle = %vehicle, phone = %header.phone, "frame for another terminal on this connection ignored");
@@ -622,6 +621,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         self.send(&header, &answer).await
     }
 
+    /// A frame before authentication: answered 0x8001 failure, or the connection closed
+    /// (`before_auth`).
+    async fn before_authentication(&mut self, header: &Header) -> Flow {
+        match self.l.cfg.before_auth {
+            BeforeLogin::Ignore => {
+                debug!(peer = %self.c.peer, msg_id = header.msg_id, "frame before authentication ignored");
+                self.general_response(header, result::FAILURE).await
+            }
+            BeforeLogin::Close => Flow::Close(PresenceReason::Error),
+        }
+    }
+
     async fn refuse(&mut self, header: &Header, reason: &str) -> Flow {
         let ctx = self.ctx();
         let vehicle = Some((
@@ -644,6 +655,15 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             });
             let _ = self.send(header, &reply).await;
             return self.refuse(header, "invalid_vehicle_id").await;
+        }
+        if !self.c.certificate_allows(&header.phone) {
+            let reply = Message::RegisterResponse(msg::RegisterResponse {
+                reply_serial: header.serial,
+                result: msg::register::result::NO_SUCH_TERMINAL,
+                token: None,
+            });
+            let _ = self.send(header, &reply).await;
+            return self.refuse(header, "certificate_mismatch").await;
         }
         let req = RegisterRequest {
             phone: header.phone.clone(),
@@ -686,6 +706,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             warn!(peer = %self.c.peer, error = %e, "authentication refused: invalid vehicle id");
             let _ = self.general_response(header, result::FAILURE).await;
             return self.refuse(header, "invalid_vehicle_id").await;
+        }
+        if !self.c.certificate_allows(&header.phone) {
+            let _ = self.general_response(header, result::FAILURE).await;
+            return self.refuse(header, "certificate_mismatch").await;
         }
         let decision = self
             .l

@@ -53,6 +53,8 @@ pub struct Listener<C> {
     pub device_offset_secs: i32,
     /// Timeouts and rate limit of each connection.
     pub limits: Limits,
+    /// Its front door: connection cap, PROXY header, failed-login cap, TLS.
+    pub front: Arc<crate::front::FrontDoor>,
 }
 
 /// What every session of every listener shares.
@@ -104,12 +106,13 @@ impl Shared {
         }
     }
 
-    /// A session ended: counts it, and unless another connection took the vehicle over,
-    /// releases the vehicle and publishes it offline with `reason`. A taken-over session no
-    /// longer holds the id (the vehicle is still online), so presence does not flap.
+    /// A session of `listener` (speaking the protocol labelled `label`) ended: counts it, and
+    /// unless another connection took the vehicle over, releases the vehicle and publishes it
+    /// offline with `reason`. A taken-over session no longer holds the id (the vehicle is
+    /// still online), so presence does not flap.
     pub async fn session_closed(
         &self,
-        listener: &'static str,
+        (listener, label): (&'static str, &'static str),
         session_id: u64,
         vehicle: Option<Arc<str>>,
         protocol: codecs::Protocol,
@@ -117,7 +120,7 @@ impl Shared {
         reason: codecs::event::PresenceReason,
     ) {
         use codecs::event::PresenceReason;
-        metrics::counter!("vgate_sessions_closed_total", "protocol" => listener, "reason" => presence_label(reason)).increment(1);
+        metrics::counter!("vgate_sessions_closed_total", "protocol" => label, "listener" => listener, "reason" => presence_label(reason)).increment(1);
         let Some(vehicle) = vehicle else { return };
         let held = self.registry.release(&vehicle, session_id);
         if held {

@@ -198,6 +198,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         if self.c.vehicle.as_deref() == Some(vid) {
             return Flow::Continue;
         }
+        if !self.c.certificate_allows(vid) {
+            return self.refuse(Some(vid), "certificate_mismatch").await;
+        }
         match self.l.auth.login(vid, None, &self.c.peer.to_string()).await {
             Decision::Deny { reason } => return self.refuse(Some(vid), reason.as_str()).await,
             Decision::Allow { .. } => {}

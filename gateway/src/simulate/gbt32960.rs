@@ -137,7 +137,7 @@ pub struct Reply {
 
 /// A simulated vehicle on one TCP connection.
 pub struct Vehicle {
-    io: Framed<TcpStream, Codec>,
+    io: Framed<super::Stream, Codec>,
     vin: String,
     edition: Edition,
     seq: u16,
@@ -154,9 +154,12 @@ impl Vehicle {
     }
 
     /// A vehicle over an already connected stream.
-    pub fn over(stream: TcpStream, vin: &str, edition: Edition) -> Vehicle {
+    pub fn over(stream: impl super::Io + 'static, vin: &str, edition: Edition) -> Vehicle {
         Vehicle {
-            io: Framed::new(stream, Codec::new(CodecConfig::default())),
+            io: Framed::new(
+                Box::new(stream) as super::Stream,
+                Codec::new(CodecConfig::default()),
+            ),
             vin: vin.to_string(),
             edition,
             seq: 1,
@@ -336,7 +339,7 @@ impl Vehicle {
 /// commands, then log out.
 pub async fn drive(plan: VehiclePlan, vin: String, edition: Edition) {
     let stats = plan.stats.clone();
-    let stream = match super::connect(plan.target, plan.local.as_deref(), plan.index).await {
+    let stream = match super::open(&plan).await {
         Ok(s) => s,
         Err(_) => {
             Stats::add(&stats.connect_errors);

@@ -105,7 +105,7 @@ pub struct RegisterReply {
 
 /// A simulated terminal on one TCP connection.
 pub struct Terminal {
-    io: Framed<TcpStream, Codec>,
+    io: Framed<super::Stream, Codec>,
     phone: String,
     version: Version,
     serial: u16,
@@ -164,9 +164,12 @@ impl Terminal {
     }
 
     /// A terminal over an already connected stream.
-    pub fn over(stream: TcpStream, phone: &str, version: Version) -> Terminal {
+    pub fn over(stream: impl super::Io + 'static, phone: &str, version: Version) -> Terminal {
         Terminal {
-            io: Framed::new(stream, Codec::new(CodecConfig::default())),
+            io: Framed::new(
+                Box::new(stream) as super::Stream,
+                Codec::new(CodecConfig::default()),
+            ),
             phone: phone.to_string(),
             version,
             serial: 0,
@@ -453,7 +456,7 @@ pub async fn drive(plan: VehiclePlan, phone: String, version: Version) {
 /// Connects, registers and authenticates; `None` (counted) when that failed.
 async fn log_in(plan: &VehiclePlan, phone: &str, version: Version) -> Option<Terminal> {
     let stats = &plan.stats;
-    let stream = match super::connect(plan.target, plan.local.as_deref(), plan.index).await {
+    let stream = match super::open(plan).await {
         Ok(s) => s,
         Err(_) => {
             Stats::add(&stats.connect_errors);
@@ -651,7 +654,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// frame re-encoded with a new serial each time (the body is encoded every
 /// [`REFRESH_EVERY`] frames), and its counters.
 struct Flooder {
-    stream: TcpStream,
+    stream: super::Stream,
     codec: Codec,
     rbuf: BytesMut,
     wbuf: BytesMut,

@@ -28,6 +28,15 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use tokio::net::{TcpSocket, TcpStream};
 
+/// A simulated vehicle's byte stream: TCP, or TLS over it (`--tls`); boxed so that one
+/// vehicle type serves both.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A boxed [`Io`].
+pub type Stream = Box<dyn Io>;
+
 pub use stats::{Stats, Summary};
 
 use crate::Failure;
@@ -100,6 +109,80 @@ pub struct SimulateArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Speak TLS to the listener (TLS 1.2 or 1.3; rustls).
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: the CA bundle (PEM) the gateway's certificate is checked against.
+    #[arg(long, requires = "tls")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// With --tls: the client certificate chain (PEM) every vehicle presents (mutual TLS).
+    #[arg(long, requires_all = ["tls", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// With --tls-cert: its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// With --tls: the name the gateway's certificate must carry (default: the target's IP
+    /// address).
+    #[arg(long, requires = "tls")]
+    pub tls_server_name: Option<String>,
+}
+
+/// The TLS client side of `--tls`: one configuration for every vehicle.
+#[derive(Clone)]
+pub struct TlsClient {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl TlsClient {
+    /// From the `--tls*` arguments (files named in the error).
+    pub fn from_args(args: &SimulateArgs, target: SocketAddr) -> anyhow::Result<TlsClient> {
+        use anyhow::Context;
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(ca) = &args.tls_ca {
+            for c in CertificateDer::pem_file_iter(ca)
+                .with_context(|| format!("--tls-ca {}", ca.display()))?
+            {
+                let c = c.with_context(|| format!("--tls-ca {}", ca.display()))?;
+                roots
+                    .add(c)
+                    .with_context(|| format!("--tls-ca {}", ca.display()))?;
+            }
+        }
+        // The gateway's provider (ring, X25519 first: gateway/src/tls.rs).
+        let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .context("TLS versions")?
+            .with_root_certificates(roots);
+        let cfg = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .with_context(|| format!("--tls-cert {}", cert.display()))?;
+                let key_der = PrivateKeyDer::from_pem_file(key)
+                    .with_context(|| format!("--tls-key {}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .context("--tls-cert / --tls-key")?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        // Every simulated vehicle is another vehicle: no resuming one's session as another's
+        // (each connection makes a full handshake, as a fleet's first connections do).
+        let mut cfg = cfg;
+        cfg.resumption = rustls::client::Resumption::disabled();
+        let name = match &args.tls_server_name {
+            Some(n) => ServerName::try_from(n.clone())
+                .map_err(|e| anyhow!("--tls-server-name {n:?}: {e}"))?,
+            None => ServerName::from(target.ip()),
+        };
+        Ok(TlsClient {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+            name,
+        })
+    }
 }
 
 /// The window of `--rate max` when `--window` is not given.
@@ -308,6 +391,8 @@ pub struct VehiclePlan {
     /// `--photo-every` (0 = never) and `--photo-kb`.
     pub photo_every: u64,
     pub photo_bytes: usize,
+    /// `--tls`: the handshake after the TCP connect.
+    pub tls: Option<TlsClient>,
 }
 
 impl VehiclePlan {
@@ -315,6 +400,18 @@ impl VehiclePlan {
     /// `alarm_every - 1` reports, on for the next `alarm_every`, and so on.
     pub fn alarm_on(&self, step: u64) -> bool {
         self.alarm_every > 0 && (step / self.alarm_every) % 2 == 1
+    }
+}
+
+/// The vehicle's connection: TCP ([`connect`]), then TLS with `--tls`.
+pub async fn open(plan: &VehiclePlan) -> std::io::Result<Stream> {
+    let tcp = connect(plan.target, plan.local.as_deref(), plan.index).await?;
+    match &plan.tls {
+        None => Ok(Box::new(tcp)),
+        Some(t) => {
+            let tls = t.connector.connect(t.name.clone(), tcp).await?;
+            Ok(Box::new(tls))
+        }
     }
 }
 
@@ -362,6 +459,11 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
         ),
         _ => None,
     };
+    let tls = if args.tls {
+        Some(TlsClient::from_args(&args, target).map_err(Failure::Usage)?)
+    } else {
+        None
+    };
     let stats = Arc::new(Stats::default());
     let local = args.local_addrs.clone().map(Arc::new);
     let started = Instant::now();
@@ -401,6 +503,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
             alarm_every: args.alarm_every,
             photo_every: args.photo_every,
             photo_bytes: args.photo_kb.saturating_mul(1024),
+            tls: tls.clone(),
         };
         let id = args.first_id + i as u64;
         match (jt_version, gb_edition) {
@@ -490,6 +593,7 @@ mod tests {
             alarm_every,
             photo_every: 0,
             photo_bytes: 0,
+            tls: None,
         };
         let on: Vec<bool> = (1..=9).map(|s| plan(3).alarm_on(s)).collect();
         assert_eq!(
