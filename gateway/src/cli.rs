@@ -17,7 +17,7 @@ pub enum Command {
     /// Run the gateway.
     Run(RunArgs),
     /// Simulate vehicles against a gateway (load generator), then print a summary.
-    Simulate(crate::simulate::SimulateArgs),
+    Simulate(Box<crate::simulate::SimulateArgs>),
     /// Decode wire frames (hex) into normalized event JSON, one per line.
     Decode(DecodeArgs),
     /// Print the wire frame (hex) the gateway would send for a downstream command.

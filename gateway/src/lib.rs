@@ -61,7 +61,7 @@ pub fn main() -> ExitCode {
         Command::Encode(args) => encode::run(args),
         Command::Config(args) => config::print_default(args),
         Command::Run(args) => run::run(args.config),
-        Command::Simulate(args) => simulate::run(args),
+        Command::Simulate(args) => simulate::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

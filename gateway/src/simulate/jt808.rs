@@ -529,12 +529,13 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
                 }
                 if plan.photo_every > 0 && step > 0 && step.is_multiple_of(plan.photo_every) {
                     // A photo: a JPEG start and end around bytes that vary per vehicle.
-                    let mut photo: Vec<u8> = (0..plan.photo_bytes.max(4))
-                        .map(|i| (i as u64 ^ step ^ plan.index as u64) as u8)
+                    let middle = plan.photo_bytes.max(4) - 4;
+                    let photo: Vec<u8> = [0xFF, 0xD8]
+                        .into_iter()
+                        .chain((0..middle).map(|i| (i as u64 ^ step ^ plan.index as u64) as u8))
+                        .chain([0xFF, 0xD9])
                         .collect();
-                    photo[..2].copy_from_slice(&[0xFF, 0xD8]);
                     let n = photo.len();
-                    photo[n - 2..].copy_from_slice(&[0xFF, 0xD9]);
                     t.upload_media(step as u32, &photo, 1000, &[]).await?;
                     stats.frames_sent.fetch_add(
                         (n + jt808::media::UPLOAD_HEADER_LEN).div_ceil(1000) as u64,
