@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use codecs::time::BEIJING_OFFSET_SECS;
 use tokio::io::WriteHalf;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -119,16 +118,13 @@ impl Listeners<'_> {
     /// accept loop: each connection passes the front door ([`FrontDoor::admit`]), then runs
     /// the session driver with protocol `P` over the plain or TLS stream, on the session
     /// tracker.
-    async fn spawn<P>(
-        &mut self,
-        vl: &VehicleListener,
-        cfg: P::Config,
-        device_offset_secs: i32,
-        limits: session::Limits,
-    ) -> Result<(), Failure>
+    async fn spawn<P>(&mut self, vl: &VehicleListener, cfg: P::Config) -> Result<(), Failure>
     where
         P: session::Protocol<WriteHalf<VStream>>,
+        P::Config: session::SessionConfig,
     {
+        use session::SessionConfig;
+        let (device_offset_secs, limits) = (cfg.device_offset_secs(), cfg.limits());
         let key = &vl.key;
         let Some(addr) = vl.listen().addr() else {
             return Ok(());
@@ -281,57 +277,25 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         shared: &shared,
         tls: &tls,
     };
-    // Device clocks: the configured zone, Beijing time when it cannot be read.
-    let offset = |tz: &str| codecs::time::parse_utc_offset(tz).unwrap_or(BEIJING_OFFSET_SECS);
-    use session::Limits;
     let vehicle_listeners = cfg
         .vehicle_listeners()
         .map_err(|e| Failure::Usage(anyhow!("{e}")))?;
     for vl in &vehicle_listeners {
         match &vl.kind {
             ListenerKind::Jt808(c) => {
-                let limits = Limits::new(
-                    c.login_timeout_s,
-                    c.idle_timeout_s,
-                    c.heartbeat_s,
-                    c.max_frames_per_s,
-                );
                 listeners
-                    .spawn::<session::jt808::Session<_>>(
-                        vl,
-                        c.clone(),
-                        offset(&c.device_tz),
-                        limits,
-                    )
-                    .await?;
+                    .spawn::<session::jt808::Session<_>>(vl, c.clone())
+                    .await?
             }
             ListenerKind::Gbt32960(c) => {
-                let limits = Limits::new(
-                    c.login_timeout_s,
-                    c.idle_timeout_s,
-                    c.heartbeat_s,
-                    c.max_frames_per_s,
-                );
                 listeners
-                    .spawn::<session::gbt32960::Session<_>>(
-                        vl,
-                        c.clone(),
-                        offset(&c.device_tz),
-                        limits,
-                    )
-                    .await?;
+                    .spawn::<session::gbt32960::Session<_>>(vl, c.clone())
+                    .await?
             }
-            ListenerKind::Raw(raw) => {
-                // No heartbeat: an idle timeout of 0 is a second, as is a login timeout.
-                let limits = Limits::new(
-                    raw.login_timeout_s.max(1),
-                    raw.idle_timeout_s,
-                    0,
-                    raw.max_frames_per_s,
-                );
+            ListenerKind::Raw(c) => {
                 listeners
-                    .spawn::<session::raw::Session<_>>(vl, raw.clone(), BEIJING_OFFSET_SECS, limits)
-                    .await?;
+                    .spawn::<session::raw::Session<_>>(vl, c.clone())
+                    .await?
             }
         }
     }

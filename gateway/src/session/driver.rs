@@ -396,23 +396,8 @@ where
 
 /// [`run`] for a connection whose client certificate gave `cert_names` (TLS `identity`).
 /// Every log line of the session carries the listener's name (its span).
+#[tracing::instrument(name = "session", level = "info", skip_all, fields(listener = l.name))]
 pub async fn run_with<S, P>(
-    stream: S,
-    peer: SocketAddr,
-    l: Arc<Listener<P::Config>>,
-    cert_names: Option<Arc<[String]>>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    P: Protocol<WriteHalf<S>>,
-{
-    use tracing::Instrument;
-    let span = tracing::info_span!("session", listener = l.name);
-    serve::<S, P>(stream, peer, l, cert_names)
-        .instrument(span)
-        .await
-}
-
-async fn serve<S, P>(
     stream: S,
     peer: SocketAddr,
     l: Arc<Listener<P::Config>>,

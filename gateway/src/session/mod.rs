@@ -13,10 +13,12 @@
 //!   a protocol implements to plug into it; [`Conn`], what every connection has.
 //! - `jt808`, `gbt32960`, `raw`: each protocol's session state and its [`Protocol`] impl.
 //! - `batch`: the frames of one read batch, made durable together.
+//! - `config`: what the driver takes from each protocol's listener configuration.
 //! - `in_memory` (tests): whole sessions over `tokio::io::duplex` into `Sink::Memory`.
 //! - here: what all sessions share ([`Shared`]), housekeeping, rate limit, bad-frame log.
 
 pub mod batch;
+pub mod config;
 pub mod driver;
 pub mod gbt32960;
 #[cfg(test)]
@@ -24,6 +26,7 @@ mod in_memory;
 pub mod jt808;
 pub mod raw;
 
+pub use config::SessionConfig;
 pub use driver::{Conn, Flow, FrameDecoder, Limits, Protocol};
 
 use std::net::SocketAddr;
