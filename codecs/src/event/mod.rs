@@ -280,9 +280,11 @@ impl Event {
             reissue,
             data,
         } = self;
-        // A location with its status flags is about 1.2 KB: one allocation for a new buffer.
+        // A location with its status flags is about 1.2 KB, a GB/T 32960 telemetry with its
+        // cells 3-5 KB: one allocation for a new buffer.
         out.reserve(match data {
             Data::Location(_) => 1536,
+            Data::Telemetry(_) => 4096,
             _ => 512,
         });
         out.extend_from_slice(b"{\"v\":1,\"event_id\":\"");
@@ -321,6 +323,7 @@ impl Event {
         out.extend_from_slice(b",\"data\":");
         match data {
             Data::Location(l) => l.write_json(out),
+            Data::Telemetry(t) => t.write_json(out),
             other => json::any(out, other),
         }
         out.push(b'}');
@@ -399,13 +402,84 @@ pub(crate) mod json {
     }
 
     /// A float; `null` when not finite (as serde_json writes it).
+    ///
+    /// Most floats of an event are fixed-point values scaled from an integer (1e-6 degrees,
+    /// 0.1 km/h, 0.001 V) and rounded to 1e-6: those are printed from that integer
+    /// ([`fixed6`]), the rest by serde_json's shortest-round-trip formatter.
     #[inline]
     pub(crate) fn f64(out: &mut Vec<u8>, v: f64) {
-        if v.is_finite() {
-            let _ = CompactFormatter.write_f64(out, v);
-        } else {
+        if !v.is_finite() {
             out.extend_from_slice(b"null");
+        } else if !fixed6(out, v) {
+            let _ = CompactFormatter.write_f64(out, v);
         }
+    }
+
+    /// Writes `v` from its value in millionths when that is exact, and says whether it did.
+    ///
+    /// If `m = round(v * 1e6)` gives `v` back (`m / 1e6 == v`, a correctly rounded
+    /// division), then the decimal `m * 10^-6` rounds to `v`; with at most 15 significant
+    /// digits it is the only decimal that short to do so, which makes it the shortest
+    /// round-trip form serde_json (zmij) prints. zmij writes a leading-digit exponent of
+    /// -5..=15 in fixed notation (`0.00001` .. `999999999999999.0`), the whole numbers with
+    /// `.0`; so does this, for 1e-5 <= |v| < 1e9 and for zero (`0.0`, `-0.0`). Everything
+    /// else is left to serde_json. `fixed_point_floats_are_written_as_serde_json_writes_them`
+    /// compares the two over millions of values.
+    #[inline]
+    pub(crate) fn fixed6(out: &mut Vec<u8>, v: f64) -> bool {
+        const SCALE: f64 = 1e6;
+        let m = (v * SCALE).round();
+        // |v| < 1e9: at most 15 digits, and the integer fits a u64 exactly.
+        if !(m.abs() < 1e15) || m / SCALE != v || (m != 0.0 && m.abs() < 10.0) {
+            return false;
+        }
+        let mut buf = [0u8; 24];
+        // The digits of |m| from the right, then `int.frac` with the fraction's trailing
+        // zeros dropped (at least one digit kept).
+        let mut n = m.abs() as u64;
+        let mut i = buf.len();
+        let mut frac_len = 0usize;
+        let mut seen_digit = false;
+        for _ in 0..6 {
+            let d = (n % 10) as u8;
+            n /= 10;
+            if d != 0 || seen_digit {
+                seen_digit = true;
+                i -= 1;
+                if let Some(b) = buf.get_mut(i) {
+                    *b = b'0' + d;
+                }
+                frac_len += 1;
+            }
+        }
+        if frac_len == 0 {
+            i -= 1;
+            if let Some(b) = buf.get_mut(i) {
+                *b = b'0';
+            }
+        }
+        i -= 1;
+        if let Some(b) = buf.get_mut(i) {
+            *b = b'.';
+        }
+        loop {
+            i -= 1;
+            if let Some(b) = buf.get_mut(i) {
+                *b = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if v.is_sign_negative() {
+            i -= 1;
+            if let Some(b) = buf.get_mut(i) {
+                *b = b'-';
+            }
+        }
+        out.extend_from_slice(buf.get(i..).unwrap_or_default());
+        true
     }
 
     /// An optional float (`null` when `None`).
@@ -421,6 +495,12 @@ pub(crate) mod json {
     #[inline]
     pub(crate) fn u64(out: &mut Vec<u8>, v: u64) {
         let _ = CompactFormatter.write_u64(out, v);
+    }
+
+    /// A signed integer.
+    #[inline]
+    pub(crate) fn i64(out: &mut Vec<u8>, v: i64) {
+        let _ = CompactFormatter.write_i64(out, v);
     }
 
     /// `true` / `false`.
@@ -565,6 +645,85 @@ mod tests {
         }
     }
 
+    fn serde_float(v: f64) -> String {
+        serde_json::to_string(&v).unwrap()
+    }
+
+    fn fast_float(v: f64) -> String {
+        let mut out = Vec::new();
+        json::f64(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fixed_point_floats_are_written_as_serde_json_writes_them() {
+        // Every integer scaled by 10^-k the way the normalizers scale them (a division, a
+        // product, a sum with an offset, rounded to 1e-6), around every power of ten and
+        // at random, and floats that are not fixed-point at all.
+        let mut seen_fast = 0u64;
+        let mut check = |v: f64| {
+            let mut scratch = Vec::new();
+            if json::fixed6(&mut scratch, v) {
+                seen_fast += 1;
+            }
+            assert_eq!(fast_float(v), serde_float(v), "{v:e}");
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for k in 0..=9 {
+            let p = 10f64.powi(k);
+            for base in [
+                0i64, 1, 9, 10, 99, 100, 999, 1000, 65_535, 999_999, 1_000_000,
+            ] {
+                for d in -3..=3 {
+                    for n in [base + d, -(base + d)] {
+                        let n = n as f64;
+                        check(n / p);
+                        check(((n / p) * 1e6).round() / 1e6);
+                        check(((n * (1.0 / p)) * 1e6).round() / 1e6);
+                    }
+                }
+            }
+            for _ in 0..200_000 {
+                let r = next();
+                let n = (r % 20_000_000_000) as f64 - 10_000_000_000.0;
+                check(n / p);
+                check(((n * (1.0 / p) - 1000.0) * 1e6).round() / 1e6);
+            }
+        }
+        for _ in 0..1_000_000 {
+            check(f64::from_bits(next()));
+            check((next() % 1_000_000_000) as f64 / 1e6 * 3.0);
+        }
+        for v in [
+            0.0,
+            -0.0,
+            1e-5,
+            1e-6,
+            1.5e-5,
+            9.99999e-6,
+            1e9,
+            999_999_999.999_999,
+            1e15,
+            0.1 + 0.2,
+            22.543_096,
+            -114.057_865,
+            1630.6,
+            3.77,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ] {
+            check(v);
+            check(-v);
+        }
+        assert!(seen_fast > 1_000_000, "{seen_fast}");
+    }
+
     fn serde_bytes(ev: &Event) -> Vec<u8> {
         serde_json::to_vec(ev).unwrap()
     }
@@ -630,6 +789,29 @@ mod tests {
         }
     }
 
+    fn full_telemetry() -> Telemetry {
+        let mut more = serde_json::Map::new();
+        more.insert("tail_hex".into(), serde_json::json!("00\"ff"));
+        more.insert("a".into(), serde_json::json!([0.1, 1e300, -0.0]));
+        Telemetry {
+            vehicle: Some(Json::object(vec![
+                ("a", Json::Null),
+                ("b", Json::Bool(false)),
+                ("c", Json::U64(u64::MAX)),
+                ("d", Json::I64(i64::MIN)),
+                ("e", Json::F64(-1000.5)),
+                ("f", Json::F64(f64::NAN)),
+                ("g", Json::Str(Cow::Owned("x\u{1}\"y".into()))),
+            ])),
+            motors: Some(Json::List(vec![Json::object(vec![("no", Json::U64(1))])])),
+            battery_voltages: Some(Json::Nums(vec![Some(3.77), None, Some(0.1 + 0.2)])),
+            signature: Some(Json::Value(serde_json::json!({"z": 1, "a": [0.5, "s"]}))),
+            custom: Some(Json::List(Vec::new())),
+            more,
+            ..Telemetry::default()
+        }
+    }
+
     #[test]
     fn write_json_is_byte_identical_to_serde() {
         let t = Utc.with_ymd_and_hms(2023, 12, 31, 16, 0, 0).unwrap();
@@ -637,6 +819,8 @@ mod tests {
         let datas = vec![
             Data::Location(Box::default()),
             Data::Location(Box::new(full_location())),
+            Data::Telemetry(Box::default()),
+            Data::Telemetry(Box::new(full_telemetry())),
             Data::Lifecycle(Lifecycle::new(LifecycleKind::Register).with("plate", "粤B\"1")),
             Data::Alarm(AlarmEvent {
                 name: "overspeed".into(),

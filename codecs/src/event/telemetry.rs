@@ -97,6 +97,53 @@ impl Json {
     }
 }
 
+impl Json {
+    /// Appends the JSON of this value (the bytes of its `Serialize` impl through serde_json).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        use super::json;
+        match self {
+            Json::Null => out.extend_from_slice(b"null"),
+            Json::Bool(b) => json::bool(out, *b),
+            Json::U64(n) => json::u64(out, *n),
+            Json::I64(n) => json::i64(out, *n),
+            Json::F64(x) => json::f64(out, *x),
+            Json::Str(v) => json::str(out, v),
+            Json::List(l) => {
+                out.push(b'[');
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    v.write_json(out);
+                }
+                out.push(b']');
+            }
+            Json::Nums(l) => {
+                out.push(b'[');
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json::opt_f64(out, *v);
+                }
+                out.push(b']');
+            }
+            Json::Object(o) => {
+                out.push(b'{');
+                for (i, (k, v)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json::key(out, k);
+                    v.write_json(out);
+                }
+                out.push(b'}');
+            }
+            Json::Value(v) => json::value(out, v),
+        }
+    }
+}
+
 impl From<serde_json::Value> for Json {
     fn from(v: serde_json::Value) -> Json {
         Json::Value(v)
@@ -200,6 +247,64 @@ pub struct Telemetry {
     /// Protocol items without a contract group (an undecoded tail...), flattened.
     #[serde(flatten)]
     pub more: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Telemetry {
+    /// Appends the JSON of this telemetry (the bytes of its `Serialize` impl through
+    /// serde_json: groups in declaration order, absent ones left out, `more` flattened).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        // Destructured without `..`: a new field fails to compile here until written.
+        let Telemetry {
+            vehicle,
+            motors,
+            fuel_cell,
+            engine,
+            extremes,
+            alarm,
+            battery_voltages,
+            battery_temperatures,
+            supercap,
+            fuel_cell_stacks,
+            signature,
+            custom,
+            more,
+        } = self;
+        let groups = [
+            ("vehicle", vehicle),
+            ("motors", motors),
+            ("fuel_cell", fuel_cell),
+            ("engine", engine),
+            ("extremes", extremes),
+            ("alarm", alarm),
+            ("battery_voltages", battery_voltages),
+            ("battery_temperatures", battery_temperatures),
+            ("supercap", supercap),
+            ("fuel_cell_stacks", fuel_cell_stacks),
+            ("signature", signature),
+            ("custom", custom),
+        ];
+        out.push(b'{');
+        let mut first = true;
+        for (k, v) in groups {
+            if let Some(v) = v {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                super::json::key(out, k);
+                v.write_json(out);
+            }
+        }
+        for (k, v) in more {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            super::json::key(out, k);
+            super::json::value(out, v);
+        }
+        out.push(b'}');
+    }
 }
 
 #[cfg(test)]
