@@ -596,11 +596,11 @@ fn location(report: &Report) -> Option<Location> {
         coord_system,
         speed_kmh: speed,
         fix_valid: p.fix_valid(),
-        status: Flags(vec![
-            ("fix_valid", p.fix_valid()),
-            ("south", p.status & 0x02 != 0),
-            ("west", p.status & 0x04 != 0),
-        ]),
+        // Position status bit 0 is 0 when valid; bits 1 and 2 south and west.
+        status: Flags::new(
+            &["fix_valid", "south", "west"],
+            u64::from(p.fix_valid()) | u64::from((p.status >> 1) & 0b11) << 1,
+        ),
         ..Default::default()
     })
 }
@@ -629,15 +629,8 @@ pub fn normalize(
     .reissued(reissue)];
     if let Some(loc) = location(report) {
         out.push(
-            Event::new(
-                ctx,
-                vid,
-                proto,
-                device_time,
-                msg_seq,
-                Data::Location(Box::new(loc)),
-            )
-            .reissued(reissue),
+            Event::new(ctx, vid, proto, device_time, msg_seq, Data::Location(loc))
+                .reissued(reissue),
         );
     }
     out

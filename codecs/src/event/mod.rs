@@ -30,7 +30,7 @@ use serde::{Serialize, Serializer};
 pub use alarm::{AlarmBits, AlarmEvent, AlarmState};
 pub use cmd_result::{CmdResult, CmdStatus};
 pub use lifecycle::{Lifecycle, LifecycleKind};
-pub use location::{CoordSystem, Flags, Location};
+pub use location::{Analog, CoordSystem, Flags, InOutArea, Location, More, Overspeed, RouteTime};
 pub use media::{Media, StoredMedia};
 pub use passthrough::Passthrough;
 pub use status::{Presence, PresenceReason};
@@ -134,9 +134,13 @@ impl fmt::Display for EventKind {
 }
 
 /// The typed `data` of an event; its variant decides the event's `type`.
+///
+/// `Location` is held inline, not boxed: it is most events, and an event of it then costs
+/// no allocation of its own (its fields allocate nothing for a typical report either).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Data {
-    Location(Box<Location>),
+    Location(Location),
     Telemetry(Box<Telemetry>),
     Alarm(AlarmEvent),
     Lifecycle(Lifecycle),
@@ -428,57 +432,37 @@ pub(crate) mod json {
     #[inline]
     pub(crate) fn fixed6(out: &mut Vec<u8>, v: f64) -> bool {
         const SCALE: f64 = 1e6;
-        let m = (v * SCALE).round();
-        // |v| < 1e9: at most 15 digits, and the integer fits a u64 exactly.
-        if !(m.abs() < 1e15) || m / SCALE != v || (m != 0.0 && m.abs() < 10.0) {
+        // Any integer near v * 1e6 will do (no libm `round` call): the check below keeps
+        // only the one that gives `v` back, and two decimals of at most 15 digits never
+        // round to the same float.
+        let half = if v < 0.0 { -0.5 } else { 0.5 };
+        let m = (v * SCALE + half) as i64;
+        // |v| < 1e9: at most 15 digits; below 1e-5 zmij switches to exponent notation.
+        let mag = m.unsigned_abs();
+        if mag >= 1_000_000_000_000_000 || (mag != 0 && mag < 10) || m as f64 / SCALE != v {
             return false;
         }
-        let mut buf = [0u8; 24];
-        // The digits of |m| from the right, then `int.frac` with the fraction's trailing
-        // zeros dropped (at least one digit kept).
-        let mut n = m.abs() as u64;
-        let mut i = buf.len();
-        let mut frac_len = 0usize;
-        let mut seen_digit = false;
-        for _ in 0..6 {
-            let d = (n % 10) as u8;
-            n /= 10;
-            if d != 0 || seen_digit {
-                seen_digit = true;
-                i -= 1;
-                if let Some(b) = buf.get_mut(i) {
-                    *b = b'0' + d;
-                }
-                frac_len += 1;
-            }
-        }
-        if frac_len == 0 {
-            i -= 1;
-            if let Some(b) = buf.get_mut(i) {
-                *b = b'0';
-            }
-        }
-        i -= 1;
-        if let Some(b) = buf.get_mut(i) {
-            *b = b'.';
-        }
-        loop {
-            i -= 1;
-            if let Some(b) = buf.get_mut(i) {
-                *b = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
         if v.is_sign_negative() {
-            i -= 1;
-            if let Some(b) = buf.get_mut(i) {
-                *b = b'-';
-            }
+            out.push(b'-');
         }
-        out.extend_from_slice(buf.get(i..).unwrap_or_default());
+        let _ = CompactFormatter.write_u64(out, mag / 1_000_000);
+        let frac = (mag % 1_000_000) as u32;
+        if frac == 0 {
+            out.extend_from_slice(b".0");
+            return true;
+        }
+        // `.dddddd` then the trailing zeros dropped.
+        let mut buf = *b".000000";
+        let mut f = frac;
+        for b in buf.iter_mut().rev().take(6) {
+            *b = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        let mut len = 7;
+        while len > 2 && buf.get(len - 1) == Some(&b'0') {
+            len -= 1;
+        }
+        out.extend_from_slice(buf.get(..len).unwrap_or(&buf));
         true
     }
 
@@ -753,17 +737,40 @@ mod tests {
     }
 
     fn full_location() -> Location {
-        let mut more = serde_json::Map::new();
-        more.insert("load_state".into(), serde_json::json!(3));
-        more.insert(
-            "vehicle_signals".into(),
-            serde_json::json!({"brake": true, "abs": false, "x\u{1}y": [1.5, -2, null, "q\""]}),
-        );
-        more.insert("note".into(), serde_json::json!("invalid device time 17ff"));
-        more.insert(
+        let mut other = serde_json::Map::new();
+        other.insert("note".into(), serde_json::json!("invalid device time 17ff"));
+        other.insert(
             "tyre".into(),
             serde_json::json!([1e300, 0.1, u64::MAX, i64::MIN]),
         );
+        other.insert(
+            "a\u{1}b".into(),
+            serde_json::json!({"x\u{1}y": [1.5, -2, null, "q\""]}),
+        );
+        other.insert("zz".into(), serde_json::json!(null));
+        let more = More {
+            alarm_event_id: Some(65535),
+            carriage_temperature_c: Some(-5),
+            custom_info_length: Some(u32::MAX),
+            in_out_area: Some(InOutArea {
+                area_id: 7,
+                direction: 1,
+                location_type: 2,
+            }),
+            load_state: Some(3),
+            overspeed: Some(Overspeed {
+                area_id: None,
+                location_type: 0,
+            }),
+            route_time: Some(RouteTime {
+                result: 1,
+                route_id: 2,
+                time_s: 34,
+            }),
+            tyre_pressure_pa: Some(vec![Some(240), None]),
+            vehicle_signals: Some(Flags::new(&["abs", "brake", "x\u{1}y"], 0b110)),
+            other,
+        };
         let mut extras = BTreeMap::new();
         extras.insert("0xe1".to_string(), "00ff".to_string());
         extras.insert("0x\\e2".to_string(), "\u{7f}é".to_string());
@@ -776,17 +783,53 @@ mod tests {
             heading_deg: None,
             fix_valid: true,
             alarms: vec!["overspeed".into(), Cow::Owned("a\tb".to_string())],
-            status: Flags(vec![("acc_on", true), ("fix_valid", false)]),
+            status: Flags::new(&["acc_on", "fix_valid"], 0b01),
             odometer_km: Some(123_456.7),
             fuel_l: Some(f64::INFINITY),
             speed_recorder_kmh: Some(-0.0),
             satellites: Some(12),
             signal_strength: Some(255),
-            io_status: Some(Flags(vec![("deep_sleep", false), ("sleep", true)])),
-            analog: Some(serde_json::json!({"ad0": 1, "ad1": 65535})),
+            io_status: Some(Flags::new(&["deep_sleep", "sleep"], 0b10)),
+            analog: Some(Analog { ad0: 1, ad1: 65535 }),
             more,
             extras,
         }
+    }
+
+    #[test]
+    fn more_writes_its_typed_and_other_entries_in_one_ascending_key_order() {
+        let l = full_location();
+        let v = serde_json::to_value(&l).unwrap();
+        let map = l.more.to_map();
+        // The flattened entries are `data`'s keys after `analog`, in the map's order.
+        let json = Event::new(
+            &EventContext::now("n"),
+            "v".into(),
+            Protocol::Jt808_2013,
+            None,
+            None,
+            Data::Location(l.clone()),
+        )
+        .to_json();
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        let mut at = json.find("\"analog\"").unwrap();
+        for k in &keys {
+            let found = json[at..].find(&serde_json::to_string(k).unwrap()).unwrap();
+            at += found;
+        }
+        for (k, want) in &map {
+            assert_eq!(&v[k], want, "{k}");
+        }
+        assert_eq!(
+            map["vehicle_signals"],
+            serde_json::json!({"abs": false, "brake": true, "x\u{1}y": true})
+        );
+        assert_eq!(map["overspeed"], serde_json::json!({"location_type": 0}));
+        assert_eq!(map["tyre_pressure_pa"], serde_json::json!([240, null]));
+        assert!(!l.more.is_empty() && More::default().is_empty());
     }
 
     fn full_telemetry() -> Telemetry {
@@ -817,8 +860,8 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2023, 12, 31, 16, 0, 0).unwrap();
         let far = Utc.with_ymd_and_hms(12345, 1, 1, 0, 0, 0).unwrap();
         let datas = vec![
-            Data::Location(Box::default()),
-            Data::Location(Box::new(full_location())),
+            Data::Location(Location::default()),
+            Data::Location(full_location()),
             Data::Telemetry(Box::default()),
             Data::Telemetry(Box::new(full_telemetry())),
             Data::Lifecycle(Lifecycle::new(LifecycleKind::Register).with("plate", "粤B\"1")),
@@ -897,9 +940,17 @@ mod tests {
             nanos in 0u32..1_000_000_000,
             seq in proptest::option::of(proptest::num::u32::ANY),
         ) {
-            let mut more = serde_json::Map::new();
+            let mut more = More::default();
             for (k, n, s) in more_keys {
-                more.insert(k, serde_json::json!({"n": n, "s": s, "f": (n as f64) / 7.0}));
+                more.other.insert(k, serde_json::json!({"n": n, "s": s, "f": (n as f64) / 7.0}));
+            }
+            // Typed entries among them, where the generated keys do not take their names.
+            let typed = ["alarm_event_id", "load_state", "vehicle_signals", "in_out_area"];
+            if !typed.iter().any(|k| more.other.contains_key(*k)) {
+                more.alarm_event_id = sats.map(u16::from);
+                more.load_state = sats;
+                more.vehicle_signals = sats.map(|b| Flags::new(&["a", "b", "c"], u64::from(b)));
+                more.in_out_area = seq.map(|a| InOutArea { area_id: a, direction: 0, location_type: 1 });
             }
             let loc = Location {
                 latitude: lat,
@@ -914,7 +965,7 @@ mod tests {
                 ..Location::default()
             };
             let t = DateTime::from_timestamp(secs, nanos).unwrap();
-            let mut ev = event(Data::Location(Box::new(loc)), Some(t), seq);
+            let mut ev = event(Data::Location(loc), Some(t), seq);
             ev.vehicle_id = vid.into();
             ev.received_at = t;
             proptest::prop_assert_eq!(fast_bytes(&ev), serde_bytes(&ev));
