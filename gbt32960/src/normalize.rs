@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use codecs::event::{
-    CoordSystem, Data, Event, EventContext, Flags, Json, Lifecycle, LifecycleKind, Location,
-    Passthrough, Telemetry,
+    CoordSystem, Data, Event, EventContext, FlagNames, Flags, Json, Lifecycle, LifecycleKind,
+    Location, Passthrough, Telemetry,
 };
 use serde_json::{json, Map, Value};
 
@@ -598,12 +598,15 @@ fn location(report: &Report) -> Option<Location> {
         fix_valid: p.fix_valid(),
         // Position status bit 0 is 0 when valid; bits 1 and 2 south and west.
         status: Flags::new(
-            &["fix_valid", "south", "west"],
+            &POSITION_FLAGS,
             u64::from(p.fix_valid()) | u64::from((p.status >> 1) & 0b11) << 1,
         ),
         ..Default::default()
     })
 }
+
+/// The named bits of a position's `status`.
+static POSITION_FLAGS: FlagNames = FlagNames::new(&["fix_valid", "south", "west"]);
 
 /// One `telemetry` event for a real-time/reissue report, plus a `location` event when the
 /// report has a position unit.

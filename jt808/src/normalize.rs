@@ -16,7 +16,8 @@ use std::sync::Arc;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use codecs::event::{
-    Analog, Flags, InOutArea, Lifecycle, LifecycleKind, Location, Overspeed, Passthrough, RouteTime,
+    Analog, FlagNames, Flags, InOutArea, Lifecycle, LifecycleKind, Location, Overspeed,
+    Passthrough, RouteTime,
 };
 use codecs::{Data, Event, EventContext};
 use serde_json::{json, Value};
@@ -102,6 +103,9 @@ const STATUS_NAMES_2019: [&str; 19] = {
     n
 };
 
+static STATUS_FLAGS: FlagNames = FlagNames::new(&STATUS_NAMES);
+static STATUS_FLAGS_2019: FlagNames = FlagNames::new(&STATUS_NAMES_2019);
+
 /// The names of a bit table (for constants: an index out of bounds fails the build).
 #[allow(clippy::indexing_slicing)]
 const fn names<const N: usize>(table: &[(u32, &'static str); N]) -> [&'static str; N] {
@@ -171,9 +175,9 @@ pub fn location(r: &LocationReport, version: Version) -> Location {
     let status = if version == Version::V2019 {
         // JT/T 808-2019 table 26 bit 22: 0 stopped, 1 driving.
         let bits = gather(r.status, &STATUS) | u64::from(bit(r.status, 22)) << 18;
-        Flags::new(&STATUS_NAMES_2019, bits)
+        Flags::new(&STATUS_FLAGS_2019, bits)
     } else {
-        Flags::new(&STATUS_NAMES, gather(r.status, &STATUS))
+        Flags::new(&STATUS_FLAGS, gather(r.status, &STATUS))
     };
     let sign = |neg: bool| if neg { -1.0 } else { 1.0 };
     let mut loc = Location {
@@ -230,9 +234,10 @@ const SIGNALS: [(u32, &str); 15] = [
 ];
 
 const SIGNAL_NAMES: [&str; 15] = names(&SIGNALS);
+static SIGNAL_FLAGS: FlagNames = FlagNames::new(&SIGNAL_NAMES);
 
 /// IO status bits, item 0x2A (table 32): bit 0 deep sleep, bit 1 sleep.
-const IO_NAMES: [&str; 2] = ["deep_sleep", "sleep"];
+static IO_FLAGS: FlagNames = FlagNames::new(&["deep_sleep", "sleep"]);
 
 fn be(v: &[u8]) -> Option<u32> {
     match v {
@@ -324,12 +329,12 @@ fn typed_item(loc: &mut Location, id: u8, v: &[u8], version: Version) -> bool {
         // 0x25 extended vehicle signal status DWORD (table 31).
         (0x25, [_, _, _, _]) => {
             let bits = gather(be(v).unwrap_or(0), &SIGNALS);
-            loc.more.vehicle_signals = Some(Flags::new(&SIGNAL_NAMES, bits));
+            loc.more.vehicle_signals = Some(Flags::new(&SIGNAL_FLAGS, bits));
         }
         // 0x2A IO status WORD (table 32): bits 0 and 1.
         (0x2A, [_, _]) => {
             let bits = u64::from(be(v).unwrap_or(0) & 0b11);
-            loc.io_status = Some(Flags::new(&IO_NAMES, bits));
+            loc.io_status = Some(Flags::new(&IO_FLAGS, bits));
         }
         // 0x2B analog DWORD: bits 0-15 AD0, bits 16-31 AD1.
         (0x2B, [a, b, c, d]) => {

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -18,28 +20,96 @@ pub enum CoordSystem {
     Other,
 }
 
+/// The names of a [`Flags`]: a static list, with its JSON rendered once on first use.
+///
+/// Declared as a `static` (`static STATUS: FlagNames = FlagNames::new(&["acc_on", ..]);`);
+/// at most 64 names.
+pub struct FlagNames {
+    names: &'static [&'static str],
+    /// Per group of [`GROUP`] names, the JSON of each combination of their values
+    /// (`,"a":true,"b":false..`, no leading comma for the first group): writing a flag
+    /// object is one copy per group, not a key and a value per name.
+    rendered: OnceLock<Vec<Box<[u8]>>>,
+}
+
+/// Names per pre-rendered group (2^GROUP renderings each).
+const GROUP: usize = 4;
+
+impl FlagNames {
+    /// Names in the order of their bits (bit `i` is `names[i]`).
+    pub const fn new(names: &'static [&'static str]) -> FlagNames {
+        assert!(names.len() <= 64, "at most 64 flag names");
+        FlagNames {
+            names,
+            rendered: OnceLock::new(),
+        }
+    }
+
+    /// The names, in bit order.
+    pub fn names(&self) -> &'static [&'static str] {
+        self.names
+    }
+
+    fn rendered(&self) -> &[Box<[u8]>] {
+        self.rendered.get_or_init(|| {
+            let mut all = Vec::new();
+            for (g, group) in self.names.chunks(GROUP).enumerate() {
+                for pattern in 0..1usize << GROUP {
+                    let mut out = Vec::new();
+                    for (i, name) in group.iter().enumerate() {
+                        if g > 0 || i > 0 {
+                            out.push(b',');
+                        }
+                        json::key(&mut out, name);
+                        json::bool(&mut out, pattern >> i & 1 == 1);
+                    }
+                    all.push(out.into_boxed_slice());
+                }
+            }
+            all
+        })
+    }
+}
+
+impl fmt::Debug for FlagNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.names.fmt(f)
+    }
+}
+
+impl PartialEq for FlagNames {
+    fn eq(&self, other: &FlagNames) -> bool {
+        self.names == other.names
+    }
+}
+
+impl Eq for FlagNames {}
+
+static NO_NAMES: FlagNames = FlagNames::new(&[]);
+
 /// Named boolean bits, serialized as a JSON object (`{"acc_on": true, "fix_valid": false}`).
 ///
-/// The names are a static list and the values one bit each (bit `i` is `names[i]`, at most
-/// 64 names): building and dropping one allocates nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The names are a static [`FlagNames`] and the values one bit each (bit `i` is the
+/// value of name `i`): building and dropping one allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flags {
-    names: &'static [&'static str],
+    names: &'static FlagNames,
     bits: u64,
 }
 
-impl Flags {
-    /// `names` with the values of `bits` (bit `i` is the value of `names[i]`; names past
-    /// the 64th are never set).
-    pub const fn new(names: &'static [&'static str], bits: u64) -> Flags {
-        Flags { names, bits }
+impl Default for Flags {
+    /// No names.
+    fn default() -> Flags {
+        Flags::new(&NO_NAMES, 0)
     }
+}
 
-    /// `names` with the values `value(i)` gives for each index.
-    pub fn from_fn(names: &'static [&'static str], value: impl Fn(usize) -> bool) -> Flags {
-        let bits = (0..names.len().min(64))
-            .filter(|i| value(*i))
-            .fold(0u64, |b, i| b | 1 << i);
+impl Flags {
+    /// `names` with the values of `bits` (bit `i` is the value of name `i`; bits past the
+    /// last name are dropped).
+    pub fn new(names: &'static FlagNames, bits: u64) -> Flags {
+        let n = names.names.len();
+        let bits = if n >= 64 { bits } else { bits & ((1 << n) - 1) };
         Flags { names, bits }
     }
 
@@ -52,6 +122,7 @@ impl Flags {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, bool)> + '_ {
         let bits = self.bits;
         self.names
+            .names
             .iter()
             .enumerate()
             .map(move |(i, n)| (*n, i < 64 && bits >> i & 1 == 1))
@@ -59,18 +130,18 @@ impl Flags {
 
     /// How many names there are.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.names.names.len()
     }
 
     /// Whether there are no names.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.names.names.is_empty()
     }
 }
 
 impl Serialize for Flags {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.names.len()))?;
+        let mut m = s.serialize_map(Some(self.len()))?;
         for (k, v) in self.iter() {
             m.serialize_entry(k, &v)?;
         }
@@ -79,15 +150,16 @@ impl Serialize for Flags {
 }
 
 impl Flags {
-    /// Appends the JSON object of these bits.
+    /// Appends the JSON object of these bits: one pre-rendered copy per group of names.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
-        for (i, (k, v)) in self.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        let rendered = self.names.rendered();
+        let groups = self.len().div_ceil(GROUP).min(64 / GROUP);
+        for g in 0..groups {
+            let pattern = (self.bits >> (g * GROUP)) as usize & ((1 << GROUP) - 1);
+            if let Some(chunk) = rendered.get(g * (1 << GROUP) + pattern) {
+                out.extend_from_slice(chunk);
             }
-            json::key(out, k);
-            json::bool(out, v);
         }
         out.push(b'}');
     }

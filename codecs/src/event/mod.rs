@@ -30,7 +30,9 @@ use serde::{Serialize, Serializer};
 pub use alarm::{AlarmBits, AlarmEvent, AlarmState};
 pub use cmd_result::{CmdResult, CmdStatus};
 pub use lifecycle::{Lifecycle, LifecycleKind};
-pub use location::{Analog, CoordSystem, Flags, InOutArea, Location, More, Overspeed, RouteTime};
+pub use location::{
+    Analog, CoordSystem, FlagNames, Flags, InOutArea, Location, More, Overspeed, RouteTime,
+};
 pub use media::{Media, StoredMedia};
 pub use passthrough::Passthrough;
 pub use status::{Presence, PresenceReason};
@@ -736,6 +738,11 @@ mod tests {
         .reissued(seq.is_none())
     }
 
+    static SIGNALS: FlagNames = FlagNames::new(&["abs", "brake", "x\u{1}y"]);
+    static STATUS: FlagNames = FlagNames::new(&["acc_on", "fix_valid"]);
+    static IO: FlagNames = FlagNames::new(&["deep_sleep", "sleep"]);
+    static ABC: FlagNames = FlagNames::new(&["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
+
     fn full_location() -> Location {
         let mut other = serde_json::Map::new();
         other.insert("note".into(), serde_json::json!("invalid device time 17ff"));
@@ -768,7 +775,7 @@ mod tests {
                 time_s: 34,
             }),
             tyre_pressure_pa: Some(vec![Some(240), None]),
-            vehicle_signals: Some(Flags::new(&["abs", "brake", "x\u{1}y"], 0b110)),
+            vehicle_signals: Some(Flags::new(&SIGNALS, 0b110)),
             other,
         };
         let mut extras = BTreeMap::new();
@@ -783,13 +790,13 @@ mod tests {
             heading_deg: None,
             fix_valid: true,
             alarms: vec!["overspeed".into(), Cow::Owned("a\tb".to_string())],
-            status: Flags::new(&["acc_on", "fix_valid"], 0b01),
+            status: Flags::new(&STATUS, 0b01),
             odometer_km: Some(123_456.7),
             fuel_l: Some(f64::INFINITY),
             speed_recorder_kmh: Some(-0.0),
             satellites: Some(12),
             signal_strength: Some(255),
-            io_status: Some(Flags::new(&["deep_sleep", "sleep"], 0b10)),
+            io_status: Some(Flags::new(&IO, 0b10)),
             analog: Some(Analog { ad0: 1, ad1: 65535 }),
             more,
             extras,
@@ -949,7 +956,7 @@ mod tests {
             if !typed.iter().any(|k| more.other.contains_key(*k)) {
                 more.alarm_event_id = sats.map(u16::from);
                 more.load_state = sats;
-                more.vehicle_signals = sats.map(|b| Flags::new(&["a", "b", "c"], u64::from(b)));
+                more.vehicle_signals = sats.map(|b| Flags::new(&ABC, u64::from(b)));
                 more.in_out_area = seq.map(|a| InOutArea { area_id: a, direction: 0, location_type: 1 });
             }
             let loc = Location {
