@@ -24,8 +24,12 @@ fn json(iters: usize) {
             total += out.len();
         }
     }
-    if iters > 0 && std::env::var_os("PROBE_PRINT").is_some() {
-        println!("{}", String::from_utf8_lossy(&out));
+    if std::env::var_os("PROBE_PRINT").is_some() {
+        // Every event of one report, one line each (`PROBE_PRINT=1 probe json 0`).
+        let r = Report::decode(&body, Edition::V2016).expect("bench body");
+        for e in normalize("LVBENCH0000000001", Edition::V2016, None, &r, false, &ctx) {
+            println!("{}", e.to_json());
+        }
     }
     black_box(total);
 }

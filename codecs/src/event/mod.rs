@@ -444,28 +444,48 @@ pub(crate) mod json {
         if mag >= 1_000_000_000_000_000 || (mag != 0 && mag < 10) || m as f64 / SCALE != v {
             return false;
         }
-        if v.is_sign_negative() {
+        fixed::<6>(out, v.is_sign_negative(), mag);
+        true
+    }
+
+    /// The decimal `(-1 if neg) * mag * 10^-D` as zmij writes the float nearest to it
+    /// (its shortest round-trip form when it has at most 15 significant digits and an
+    /// exponent of -5..=15; the caller sees to that): `3.77`, `-1000.5`, `25.0`, `0.0`.
+    #[inline]
+    pub(crate) fn fixed<const D: u32>(out: &mut Vec<u8>, neg: bool, mag: u64) {
+        let p = 10u64.pow(D);
+        if neg {
             out.push(b'-');
         }
-        let _ = CompactFormatter.write_u64(out, mag / 1_000_000);
-        let frac = (mag % 1_000_000) as u32;
+        let int = mag / p;
+        if int < 10 {
+            out.push(b'0' + int as u8);
+        } else {
+            let _ = CompactFormatter.write_u64(out, int);
+        }
+        let frac = mag % p;
         if frac == 0 {
             out.extend_from_slice(b".0");
-            return true;
+            return;
         }
-        // `.dddddd` then the trailing zeros dropped.
-        let mut buf = *b".000000";
+        // `.` and D digits, then the trailing zeros dropped.
+        let mut buf = *b".0000000";
         let mut f = frac;
-        for b in buf.iter_mut().rev().take(6) {
-            *b = b'0' + (f % 10) as u8;
+        let mut len = 1 + D as usize;
+        let mut trailing = true;
+        for i in (1..=D as usize).rev() {
+            let d = (f % 10) as u8;
             f /= 10;
-        }
-        let mut len = 7;
-        while len > 2 && buf.get(len - 1) == Some(&b'0') {
-            len -= 1;
+            if trailing && d == 0 {
+                len = i;
+                continue;
+            }
+            trailing = false;
+            if let Some(b) = buf.get_mut(i) {
+                *b = b'0' + d;
+            }
         }
         out.extend_from_slice(buf.get(..len).unwrap_or(&buf));
-        true
     }
 
     /// An optional float (`null` when `None`).
