@@ -62,7 +62,7 @@ impl Default for Items {
 
 impl Items {
     /// Item bytes kept without an allocation.
-    pub const INLINE: usize = 110;
+    pub const INLINE: usize = 54;
 
     /// No items.
     pub const fn new() -> Items {
