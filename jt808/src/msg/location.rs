@@ -299,3 +299,50 @@ impl LocationReport {
         self.items.iter().find(|i| i.id == id).map(|i| i.value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_spill_to_the_heap_past_the_inline_size_and_read_back_the_same() {
+        let mut pushed = Items::new();
+        let mut wire = Vec::new();
+        for id in 0..40u8 {
+            let value = vec![id; usize::from(id % 5)];
+            wire.extend_from_slice(&[id, value.len() as u8]);
+            wire.extend_from_slice(&value);
+            pushed.push(LocationItem { id, value });
+        }
+        assert!(wire.len() > Items::INLINE);
+        let decoded = Items::from_wire(&wire);
+        assert_eq!(pushed, decoded);
+        assert_eq!(pushed.as_bytes(), &wire[..]);
+        assert_eq!(decoded.len(), 40);
+        let third = decoded.iter().nth(3).expect("item 3");
+        assert_eq!((third.id, third.value), (3, &[3u8, 3, 3][..]));
+        // Inline and heap storage of the same items are equal.
+        let small: Items = vec![LocationItem {
+            id: 1,
+            value: vec![9; 4],
+        }]
+        .into();
+        let mut heap = Items(Raw::Heap(vec![1, 4, 9, 9, 9, 9]));
+        assert_eq!(small, heap);
+        heap.push_raw(2, &[0; 300]);
+        assert_eq!(heap.iter().nth(1).map(|i| i.value.len()), Some(255));
+    }
+
+    #[test]
+    fn a_truncated_last_item_is_the_tail_and_the_whole_ones_stay_items() {
+        let mut body = vec![0u8; 28];
+        body.extend_from_slice(&[0x30, 1, 0x1f, 0x31, 1, 5, 0xe1, 9, 1, 2]);
+        let r = LocationReport::decode(0x0200, &body).expect("decodes");
+        assert_eq!(r.items.len(), 2);
+        assert_eq!(r.item(0x31), Some(&[5u8][..]));
+        assert_eq!(r.tail, vec![0xe1, 9, 1, 2]);
+        let mut back = Vec::new();
+        r.encode(&mut back);
+        assert_eq!(back, body);
+    }
+}
