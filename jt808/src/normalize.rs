@@ -10,13 +10,12 @@
 //! - 0x0100 register, 0x0102 authenticate, 0x0003 logout -> `lifecycle`.
 //! - everything else -> `passthrough` with the message JSON and `body_base64`.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use codecs::event::{
-    Analog, FlagNames, Flags, InOutArea, Lifecycle, LifecycleKind, Location, Overspeed,
+    Analog, FlagNames, Flags, InOutArea, Lifecycle, LifecycleKind, Location, Names, Overspeed,
     Passthrough, RouteTime,
 };
 use codecs::{Data, Event, EventContext};
@@ -103,6 +102,24 @@ const STATUS_NAMES_2019: [&str; 19] = {
     n
 };
 
+/// The names of [`ALARMS`] and [`ALARMS_HIGH`]: name `i` is bit `i`.
+// Evaluated at compile time: an index out of bounds fails the build, it cannot panic.
+#[allow(clippy::indexing_slicing)]
+const ALARM_NAMES: [&str; 32] = {
+    let mut n = [""; 32];
+    let mut i = 0;
+    while i < 29 {
+        n[i] = ALARMS[i].1;
+        i += 1;
+    }
+    while i < 32 {
+        n[i] = ALARMS_HIGH[i - 29].1;
+        i += 1;
+    }
+    n
+};
+static ALARM_FLAGS: FlagNames = FlagNames::new(&ALARM_NAMES);
+
 static STATUS_FLAGS: FlagNames = FlagNames::new(&STATUS_NAMES);
 static STATUS_FLAGS_2019: FlagNames = FlagNames::new(&STATUS_NAMES_2019);
 
@@ -165,13 +182,13 @@ pub fn bcd_time(b: &[u8; 6], offset: i32) -> Option<DateTime<Utc>> {
 
 /// The contract `location` data of a location body in edition `version`.
 pub fn location(r: &LocationReport, version: Version) -> Location {
-    let mut alarms: Vec<Cow<'static, str>> = Vec::new();
-    for (b, name) in ALARMS.iter().chain(ALARMS_HIGH.iter()) {
-        let reserved_2013 = (15..=17).contains(b) && version != Version::V2019;
-        if bit(r.alarm, *b) && !reserved_2013 {
-            alarms.push(Cow::Borrowed(name));
-        }
-    }
+    // Bits 15-17 are reserved in 2013 (named in 2019).
+    let reserved = if version == Version::V2019 {
+        0
+    } else {
+        0b111 << 15
+    };
+    let alarms = Names::from_bits(&ALARM_FLAGS, u64::from(r.alarm & !reserved));
     let status = if version == Version::V2019 {
         // JT/T 808-2019 table 26 bit 22: 0 stopped, 1 driving.
         let bits = gather(r.status, &STATUS) | u64::from(bit(r.status, 22)) << 18;
@@ -505,6 +522,13 @@ pub fn raw_json(header: &Header, msg: &Message) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alarm_names_are_the_bit_tables_in_bit_order() {
+        for (b, name) in ALARMS.iter().chain(ALARMS_HIGH.iter()) {
+            assert_eq!(ALARM_NAMES.get(*b as usize), Some(name), "bit {b}");
+        }
+    }
 
     #[test]
     fn signal_names_are_sorted_and_name_bits_0_to_14_once() {

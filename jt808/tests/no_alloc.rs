@@ -85,15 +85,15 @@ fn run(h: &Header, body: &[u8], n: usize, st: &mut State) {
 #[test]
 fn a_location_report_is_decoded_normalized_and_written_without_allocating() {
     // EMQX t_case04 (fixtures/jt808/emqx-0200-case04.json): items 0x01, 0x25 vehicle
-    // signals, 0x2A IO status, 0x2B analog, 0x30, 0x31; and a 2019 report with a load state
-    // and items 0x04, 0x11, 0x12, 0x13, 0x25. (A report with alarm bits set allocates one
-    // list, of their names.)
+    // signals, 0x2A IO status, 0x2B analog, 0x30, 0x31; and a 2019 report with alarm bits
+    // set (emergency, overspeed, tyre pressure warning), a load state and items 0x04, 0x11,
+    // 0x12, 0x13, 0x25.
     let case04 = hex::decode(
         "000000000004000001317a6706936851000e00000027171019193538010400003fb2030200002504000000002a0200002b040000000030011f310100",
     )
     .expect("hex");
     let mut busy = case04.get(..28).expect("basic information").to_vec();
-    busy.splice(0..8, [0, 0, 0, 0, 0, 0x44, 0x03, 0x02]);
+    busy.splice(0..8, [0, 0x01, 0, 0b11, 0, 0x44, 0x03, 0x02]);
     busy.extend_from_slice(&[
         0x04, 2, 0, 9, 0x11, 5, 1, 0, 0, 0, 7, 0x12, 6, 1, 0, 0, 0, 8, 1,
     ]);
@@ -116,6 +116,14 @@ fn a_location_report_is_decoded_normalized_and_written_without_allocating() {
             panic!("no location")
         };
         assert!(l.more.vehicle_signals.is_some() && l.io_status.is_some() == (body == &case04));
+        if body == &busy {
+            assert_eq!(
+                l.alarms,
+                vec!["emergency", "overspeed", "tyre_pressure_warning"]
+            );
+            assert_eq!(json["data"]["alarms"][2], "tyre_pressure_warning");
+            assert_eq!(json["data"]["load_state"], 3);
+        }
     }
 }
 

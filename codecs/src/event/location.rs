@@ -165,6 +165,69 @@ impl Flags {
     }
 }
 
+/// A list of names (`location.data.alarms`): the set bits of a static [`FlagNames`] in bit
+/// order (no allocation), then any owned names. Serialized as a JSON array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Names {
+    set: Flags,
+    more: Vec<Cow<'static, str>>,
+}
+
+impl Names {
+    /// The names of the set bits of `bits` (bit `i` is name `i` of `names`).
+    pub fn from_bits(names: &'static FlagNames, bits: u64) -> Names {
+        Names {
+            set: Flags::new(names, bits),
+            more: Vec::new(),
+        }
+    }
+
+    /// Appends a name.
+    pub fn push(&mut self, name: impl Into<Cow<'static, str>>) {
+        self.more.push(name.into());
+    }
+
+    /// The names, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.set
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| n)
+            .chain(self.more.iter().map(|n| &**n))
+    }
+
+    /// How many names there are.
+    pub fn len(&self) -> usize {
+        self.set.bits.count_ones() as usize + self.more.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.set.bits == 0 && self.more.is_empty()
+    }
+}
+
+impl<S: Into<Cow<'static, str>>> FromIterator<S> for Names {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Names {
+        Names {
+            set: Flags::default(),
+            more: iter.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for Names {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+impl Serialize for Names {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
 /// JT/T 808 item 0x2B, `analog` (`{"ad0": .., "ad1": ..}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Analog {
@@ -399,7 +462,7 @@ pub struct Location {
     pub heading_deg: Option<f64>,
     pub fix_valid: bool,
     /// snake_case names of the alarm bits that are set.
-    pub alarms: Vec<Cow<'static, str>>,
+    pub alarms: Names,
     /// Every named status bit with its value.
     pub status: Flags,
     pub odometer_km: Option<f64>,

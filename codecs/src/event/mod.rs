@@ -31,7 +31,7 @@ pub use alarm::{AlarmBits, AlarmEvent, AlarmState};
 pub use cmd_result::{CmdResult, CmdStatus};
 pub use lifecycle::{Lifecycle, LifecycleKind};
 pub use location::{
-    Analog, CoordSystem, FlagNames, Flags, InOutArea, Location, More, Overspeed, RouteTime,
+    Analog, CoordSystem, FlagNames, Flags, InOutArea, Location, More, Names, Overspeed, RouteTime,
 };
 pub use media::{Media, StoredMedia};
 pub use passthrough::Passthrough;
@@ -812,7 +812,12 @@ mod tests {
             speed_kmh: Some(0.1 + 0.2),
             heading_deg: None,
             fix_valid: true,
-            alarms: vec!["overspeed".into(), Cow::Owned("a\tb".to_string())],
+            alarms: {
+                let mut a = Names::from_bits(&ABC, 0b101);
+                a.push("overspeed");
+                a.push(Cow::Owned("a\tb".to_string()));
+                a
+            },
             status: Flags::new(&STATUS, 0b01),
             odometer_km: Some(123_456.7),
             fuel_l: Some(f64::INFINITY),
