@@ -463,7 +463,7 @@ mod tests {
                 speed: 0,
                 heading: 0,
                 time: [0x24, 1, 1, 0, 0, 0],
-                items: Vec::new(),
+                items: Default::default(),
                 tail: Vec::new(),
             },
             data: data.to_vec(),

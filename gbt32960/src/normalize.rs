@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use codecs::event::{
-    CoordSystem, Data, Event, EventContext, Flags, Json, Lifecycle, LifecycleKind, Location,
-    Passthrough, Telemetry,
+    CoordSystem, Data, Event, EventContext, FixedList, FlagNames, Flags, Json, Lifecycle,
+    LifecycleKind, Location, Passthrough, Telemetry,
 };
 use serde_json::{json, Map, Value};
 
@@ -96,14 +96,26 @@ fn gear(raw: u8, ed: Edition) -> Json {
         .map_or(Json::Null, |g| Json::str(g))
 }
 
+/// Probe temperatures: BYTE, offset -40, 0xFE/0xFF null; written from the bytes (a
+/// [`FixedList`] prints the same as the floats `scaled_u8(x, 1.0, -40.0)` would).
 fn temps(l: &[u8]) -> Json {
-    Json::Nums(l.iter().map(|x| scaled_u8(*x, 1.0, -40.0)).collect())
+    Json::Fixed(FixedList {
+        raw: l.iter().map(|x| u16::from(*x)).collect(),
+        decimals: 0,
+        offset: -40,
+        null_from: 0xFE,
+    })
 }
 
-fn millivolts(l: &[u16]) -> Vec<Option<f64>> {
-    l.iter()
-        .map(|c| round6(scaled_u16(*c, 0.001, 0.0)))
-        .collect()
+/// Cell voltages: WORD in mV, 0xFFFE/0xFFFF null; written from the words (the same bytes
+/// as the floats `round6(scaled_u16(c, 0.001, 0.0))`).
+fn millivolts(cells: Vec<u16>) -> Json {
+    Json::Fixed(FixedList {
+        raw: cells,
+        decimals: 3,
+        offset: 0,
+        null_from: 0xFFFE,
+    })
 }
 
 fn vehicle(v: &Vehicle, ed: Edition) -> Json {
@@ -279,7 +291,8 @@ struct PackOut {
     cell_count: Option<u16>,
     /// 1-based number of the first cell of `cells`; `None` for a 0xFFFE/0xFFFF start.
     first_cell: Option<u16>,
-    cells: Vec<Option<f64>>,
+    /// Raw cell voltages (mV).
+    cells: Vec<u16>,
 }
 
 /// `battery_voltages`: one entry per pack part, each with `first_cell`, the 1-based number
@@ -308,7 +321,7 @@ fn voltages(packs: &[PackVoltages], ed: Edition) -> Json {
                 current: p.current,
                 cell_count,
                 first_cell,
-                cells: millivolts(&p.cells),
+                cells: p.cells.clone(),
             }
         })
         .collect();
@@ -332,7 +345,7 @@ fn voltages(packs: &[PackVoltages], ed: Edition) -> Json {
             .map(|p| {
                 Json::object(vec![
                     ("cell_count", p.cell_count.map_or(Json::Null, id16)),
-                    ("cell_voltages_v", Json::Nums(p.cells)),
+                    ("cell_voltages_v", millivolts(p.cells)),
                     ("current_a", num(scaled_u16(p.current, 0.1, cur))),
                     ("first_cell", p.first_cell.map_or(Json::Null, id16)),
                     ("no", id8(p.no)),
@@ -346,7 +359,7 @@ fn voltages(packs: &[PackVoltages], ed: Edition) -> Json {
 fn supercap(s: Option<&Supercap>, x: Option<&SupercapExtremes>) -> Json {
     let mut o = Vec::with_capacity(6);
     if let Some(s) = s {
-        o.push(("cell_voltages_v", Json::Nums(millivolts(&s.cells))));
+        o.push(("cell_voltages_v", millivolts(s.cells.clone())));
         o.push(("current_a", num(scaled_u16(s.current, 0.1, -3000.0))));
     }
     if let Some(x) = x {
@@ -596,14 +609,17 @@ fn location(report: &Report) -> Option<Location> {
         coord_system,
         speed_kmh: speed,
         fix_valid: p.fix_valid(),
-        status: Flags(vec![
-            ("fix_valid", p.fix_valid()),
-            ("south", p.status & 0x02 != 0),
-            ("west", p.status & 0x04 != 0),
-        ]),
+        // Position status bit 0 is 0 when valid; bits 1 and 2 south and west.
+        status: Flags::new(
+            &POSITION_FLAGS,
+            u64::from(p.fix_valid()) | u64::from((p.status >> 1) & 0b11) << 1,
+        ),
         ..Default::default()
     })
 }
+
+/// The named bits of a position's `status`.
+static POSITION_FLAGS: FlagNames = FlagNames::new(&["fix_valid", "south", "west"]);
 
 /// One `telemetry` event for a real-time/reissue report, plus a `location` event when the
 /// report has a position unit.
@@ -629,15 +645,8 @@ pub fn normalize(
     .reissued(reissue)];
     if let Some(loc) = location(report) {
         out.push(
-            Event::new(
-                ctx,
-                vid,
-                proto,
-                device_time,
-                msg_seq,
-                Data::Location(Box::new(loc)),
-            )
-            .reissued(reissue),
+            Event::new(ctx, vid, proto, device_time, msg_seq, Data::Location(loc))
+                .reissued(reissue),
         );
     }
     out

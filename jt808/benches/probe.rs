@@ -1,7 +1,8 @@
 //! A fixed-work driver for instruction counting (not a criterion bench):
 //! `valgrind --tool=callgrind target/release/deps/probe-* frame 200` decodes 200 x 1000
 //! frames of the `frame` bench; `json 20000` runs 20000 x the 0x0200
-//! decode+normalize+JSON of the `messages` bench. Divide the Ir by the count.
+//! decode+normalize+JSON of the `messages` bench (`json_into`: with `Normalizer::normalize_into`
+//! into a reused list). Divide the Ir by the count.
 
 use bytes::BytesMut;
 use codecs::EventContext;
@@ -26,7 +27,7 @@ fn frames(iters: usize) {
     assert_eq!(n, iters * 1000);
 }
 
-fn json(iters: usize) {
+fn json(iters: usize, into: bool) {
     let body = hex::decode("000000000004000001317a6706936851000e00000027171019193538010400003fb2030200002504000000002a0200002b040000000030011f310100").expect("hex");
     let h = Header {
         msg_id: 0x0200,
@@ -40,9 +41,18 @@ fn json(iters: usize) {
     let ctx = EventContext::now("bench");
     let mut out = Vec::with_capacity(1024);
     let mut total = 0usize;
+    let mut norm = jt808::Normalizer::new();
+    let mut events = Vec::new();
     for _ in 0..iters {
         let m = Message::decode(&h, black_box(&body)).expect("decode");
-        for e in normalize(&h, &m, &ctx) {
+        if into {
+            // The events kept in a reused list: no allocation per event.
+            events.clear();
+            norm.normalize_into(h.version, &h, &m, &ctx, &mut events);
+        } else {
+            events = normalize(&h, &m, &ctx);
+        }
+        for e in &events {
             out.clear();
             e.write_json(&mut out);
             total += out.len();
@@ -61,10 +71,12 @@ fn main() {
     let t = std::time::Instant::now();
     match what.as_str() {
         "frame" => frames(n),
-        "json" => json(n),
+        "json" => json(n, false),
+        "json_into" => json(n, true),
         _ => {}
     }
     let units = if what == "frame" { n * 1000 } else { n };
+    let what = what.as_str();
     if units > 0 {
         let per = t.elapsed().as_secs_f64() / units as f64;
         eprintln!("{what}: {:.1} ns/unit, {:.3} M/s", per * 1e9, 1e-6 / per);

@@ -50,6 +50,7 @@ pub fn transitions(
         return (now, out);
     }
     let loc = location(r, version);
+    let more = loc.more.to_map();
     for (bit, state) in changes {
         let mut detail = serde_json::Map::new();
         detail.insert("bit".into(), json!(bit));
@@ -63,7 +64,7 @@ pub fn transitions(
             _ => &[],
         };
         for key in ["alarm_event_id"].iter().chain(related) {
-            if let Some(v) = loc.more.get(*key) {
+            if let Some(v) = more.get(*key) {
                 detail.insert((*key).into(), v.clone());
             }
         }
@@ -141,7 +142,7 @@ mod tests {
             speed: 365,
             heading: 0,
             time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
-            items: Vec::new(),
+            items: Default::default(),
             tail: Vec::new(),
         }
     }

@@ -73,7 +73,7 @@ pub use error::{BodyError, FrameError};
 pub use frame::{ChecksumPolicy, Frame};
 pub use header::{Encryption, Header, Package};
 pub use msg::{ack_policy, Ack, Answers, Message};
-pub use normalize::{normalize, normalize_as, raw_json};
+pub use normalize::{normalize, normalize_as, raw_json, Normalizer};
 pub use subpackage::{
     split, Reassembled, Reassembler, ReassemblyConfig, ReassemblyError, ReassemblyEvent,
 };

@@ -339,7 +339,7 @@ mod tests {
                 speed: 0,
                 heading: 0,
                 time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
-                items: Vec::new(),
+                items: Default::default(),
                 tail: Vec::new(),
             },
             data: vec![0xFF, 0xD8],

@@ -10,12 +10,14 @@
 //! - 0x0100 register, 0x0102 authenticate, 0x0003 logout -> `lifecycle`.
 //! - everything else -> `passthrough` with the message JSON and `body_base64`.
 
-use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use codecs::event::{Flags, Lifecycle, LifecycleKind, Location, Passthrough};
+use codecs::event::{
+    Analog, FlagNames, Flags, InOutArea, Lifecycle, LifecycleKind, Location, Names, Overspeed,
+    Passthrough, RouteTime,
+};
 use codecs::{Data, Event, EventContext};
 use serde_json::{json, Value};
 
@@ -85,6 +87,62 @@ const STATUS: [(u32, &str); 18] = [
     (21, "galileo"),
 ];
 
+/// The names of [`STATUS`], and the same with 2019's `driving` (bit 22, table 26).
+const STATUS_NAMES: [&str; 18] = names(&STATUS);
+// Evaluated at compile time: an index out of bounds fails the build, it cannot panic.
+#[allow(clippy::indexing_slicing)]
+const STATUS_NAMES_2019: [&str; 19] = {
+    let mut n = [""; 19];
+    let mut i = 0;
+    while i < 18 {
+        n[i] = STATUS_NAMES[i];
+        i += 1;
+    }
+    n[18] = "driving";
+    n
+};
+
+/// The names of [`ALARMS`] and [`ALARMS_HIGH`]: name `i` is bit `i`.
+// Evaluated at compile time: an index out of bounds fails the build, it cannot panic.
+#[allow(clippy::indexing_slicing)]
+const ALARM_NAMES: [&str; 32] = {
+    let mut n = [""; 32];
+    let mut i = 0;
+    while i < 29 {
+        n[i] = ALARMS[i].1;
+        i += 1;
+    }
+    while i < 32 {
+        n[i] = ALARMS_HIGH[i - 29].1;
+        i += 1;
+    }
+    n
+};
+static ALARM_FLAGS: FlagNames = FlagNames::new(&ALARM_NAMES);
+
+static STATUS_FLAGS: FlagNames = FlagNames::new(&STATUS_NAMES);
+static STATUS_FLAGS_2019: FlagNames = FlagNames::new(&STATUS_NAMES_2019);
+
+/// The names of a bit table (for constants: an index out of bounds fails the build).
+#[allow(clippy::indexing_slicing)]
+const fn names<const N: usize>(table: &[(u32, &'static str); N]) -> [&'static str; N] {
+    let mut n = [""; N];
+    let mut i = 0;
+    while i < N {
+        n[i] = table[i].1;
+        i += 1;
+    }
+    n
+}
+
+/// Bit `table[i].0` of `v` as bit `i` (the values of a [`Flags`] over `names(table)`).
+fn gather(v: u32, table: &[(u32, &str)]) -> u64 {
+    table
+        .iter()
+        .enumerate()
+        .fold(0, |acc, (i, (b, _))| acc | u64::from(bit(v, *b)) << i)
+}
+
 /// The snake_case name of alarm bit `b` (as in `location.data.alarms`).
 pub(crate) fn alarm_name(b: u32) -> Option<&'static str> {
     ALARMS
@@ -124,21 +182,20 @@ pub fn bcd_time(b: &[u8; 6], offset: i32) -> Option<DateTime<Utc>> {
 
 /// The contract `location` data of a location body in edition `version`.
 pub fn location(r: &LocationReport, version: Version) -> Location {
-    let mut alarms: Vec<Cow<'static, str>> = Vec::new();
-    for (b, name) in ALARMS.iter().chain(ALARMS_HIGH.iter()) {
-        let reserved_2013 = (15..=17).contains(b) && version != Version::V2019;
-        if bit(r.alarm, *b) && !reserved_2013 {
-            alarms.push(Cow::Borrowed(name));
-        }
-    }
-    let mut status: Vec<(&'static str, bool)> = STATUS
-        .iter()
-        .map(|(b, n)| (*n, bit(r.status, *b)))
-        .collect();
-    if version == Version::V2019 {
+    // Bits 15-17 are reserved in 2013 (named in 2019).
+    let reserved = if version == Version::V2019 {
+        0
+    } else {
+        0b111 << 15
+    };
+    let alarms = Names::from_bits(&ALARM_FLAGS, u64::from(r.alarm & !reserved));
+    let status = if version == Version::V2019 {
         // JT/T 808-2019 table 26 bit 22: 0 stopped, 1 driving.
-        status.push(("driving", bit(r.status, 22)));
-    }
+        let bits = gather(r.status, &STATUS) | u64::from(bit(r.status, 22)) << 18;
+        Flags::new(&STATUS_FLAGS_2019, bits)
+    } else {
+        Flags::new(&STATUS_FLAGS, gather(r.status, &STATUS))
+    };
     let sign = |neg: bool| if neg { -1.0 } else { 1.0 };
     let mut loc = Location {
         latitude: sign(bit(r.status, 2)) * f64::from(r.latitude) / 1e6,
@@ -148,23 +205,24 @@ pub fn location(r: &LocationReport, version: Version) -> Location {
         heading_deg: Some(f64::from(r.heading)),
         fix_valid: bit(r.status, 1),
         alarms,
-        status: Flags(status),
+        status,
         ..Location::default()
     };
     // Load state, status bits 8-9 (table 25): 0 empty, 1 half, 3 full.
     let load = (r.status >> 8) & 0b11;
     if load != 0 {
-        loc.more.insert("load_state".into(), json!(load));
+        loc.more.load_state = Some(load as u8);
     }
     // Additional items, JT/T 808-2013 table 27 / 2019 table 27.
     for it in &r.items {
-        if !typed_item(&mut loc, it.id, &it.value, version) {
+        if !typed_item(&mut loc, it.id, it.value, version) {
             loc.extras
-                .insert(format!("0x{:02x}", it.id), hex::encode(&it.value));
+                .insert(format!("0x{:02x}", it.id), hex::encode(it.value));
         }
     }
     if !r.tail.is_empty() {
         loc.more
+            .other
             .insert("tail_hex".into(), json!(hex::encode(&r.tail)));
     }
     loc
@@ -173,8 +231,7 @@ pub fn location(r: &LocationReport, version: Version) -> Location {
 /// Extended vehicle signal bits, item 0x25 (JT/T 808-2013 table 31 / 2019 table 31).
 /// (EMQX names these bits in reverse order; the standard's bit 0 is the low beam.)
 ///
-/// Listed by name, the order of the JSON object (a B-tree map): building the map from
-/// sorted keys costs no sorting (it was a third of the normalizer's time for a 0x0200).
+/// Listed by name, the order of the JSON object (a B-tree map's when it was one).
 const SIGNALS: [(u32, &str); 15] = [
     (12, "abs"),
     (9, "air_conditioner"),
@@ -193,8 +250,11 @@ const SIGNALS: [(u32, &str); 15] = [
     (2, "right_turn_signal"),
 ];
 
+const SIGNAL_NAMES: [&str; 15] = names(&SIGNALS);
+static SIGNAL_FLAGS: FlagNames = FlagNames::new(&SIGNAL_NAMES);
+
 /// IO status bits, item 0x2A (table 32): bit 0 deep sleep, bit 1 sleep.
-const IO_BITS: [(u32, &str); 2] = [(0, "deep_sleep"), (1, "sleep")];
+static IO_FLAGS: FlagNames = FlagNames::new(&["deep_sleep", "sleep"]);
 
 fn be(v: &[u8]) -> Option<u32> {
     match v {
@@ -203,10 +263,6 @@ fn be(v: &[u8]) -> Option<u32> {
         [a, b, c, d] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
         _ => None,
     }
-}
-
-fn named_bits(v: u32, names: &[(u32, &'static str)]) -> Vec<(&'static str, bool)> {
-    names.iter().map(|(b, n)| (*n, bit(v, *b))).collect()
 }
 
 /// 0x06 carriage temperature: the standard's range is -32767..=+32767 with "the highest
@@ -244,95 +300,71 @@ fn typed_item(loc: &mut Location, id: u8, v: &[u8], version: Version) -> bool {
         // 0x03 recorder speed WORD, 1/10 km/h.
         (0x03, [_, _]) => loc.speed_recorder_kmh = be(v).map(|n| f64::from(n) / 10.0),
         // 0x04 id of the alarm event to confirm manually, WORD (from 1).
-        (0x04, [a, b]) => {
-            loc.more
-                .insert("alarm_event_id".into(), json!(u16::from_be_bytes([*a, *b])));
-        }
+        (0x04, [a, b]) => loc.more.alarm_event_id = Some(u16::from_be_bytes([*a, *b])),
         // 0x05 (2019) tyre pressures, BYTE each from the front left; 0xFF = no data.
         (0x05, _) if v2019 && !v.is_empty() => {
-            let p: Vec<Value> = v
-                .iter()
-                .map(|b| if *b == 0xff { Value::Null } else { json!(b) })
-                .collect();
-            loc.more.insert("tyre_pressure_pa".into(), Value::Array(p));
+            let p = v.iter().map(|b| (*b != 0xff).then_some(*b)).collect();
+            loc.more.tyre_pressure_pa = Some(p);
         }
         // 0x06 (2019) carriage temperature, degrees Celsius.
         (0x06, [a, b]) if v2019 => {
             let t = carriage_temperature(u16::from_be_bytes([*a, *b]));
-            loc.more.insert("carriage_temperature_c".into(), json!(t));
+            loc.more.carriage_temperature_c = Some(t);
         }
         // 0x11 overspeed (table 28): location type BYTE (0 none, 1 circle, 2 rectangle,
         // 3 polygon, 4 route) | area or route id DWORD (absent for type 0).
         (0x11, [t]) => {
-            loc.more
-                .insert("overspeed".into(), json!({ "location_type": t }));
+            loc.more.overspeed = Some(Overspeed {
+                area_id: None,
+                location_type: *t,
+            });
         }
         (0x11, [t, a, b, c, d]) => {
-            let area = u32::from_be_bytes([*a, *b, *c, *d]);
-            loc.more.insert(
-                "overspeed".into(),
-                json!({ "location_type": t, "area_id": area }),
-            );
+            loc.more.overspeed = Some(Overspeed {
+                area_id: Some(u32::from_be_bytes([*a, *b, *c, *d])),
+                location_type: *t,
+            });
         }
         // 0x12 in/out area or route (table 29): location type BYTE (1-4) | id DWORD
         // | direction BYTE (0 in, 1 out).
         (0x12, [t, a, b, c, d, dir]) => {
-            let area = u32::from_be_bytes([*a, *b, *c, *d]);
-            loc.more.insert(
-                "in_out_area".into(),
-                json!({ "location_type": t, "area_id": area, "direction": dir }),
-            );
+            loc.more.in_out_area = Some(InOutArea {
+                area_id: u32::from_be_bytes([*a, *b, *c, *d]),
+                direction: *dir,
+                location_type: *t,
+            });
         }
         // 0x13 route segment driving time (table 30): segment id DWORD | driving time
         // WORD (s) | result BYTE (0 too short, 1 too long).
         (0x13, [a, b, c, d, e, f, res]) => {
-            loc.more.insert(
-                "route_time".into(),
-                json!({
-                    "route_id": u32::from_be_bytes([*a, *b, *c, *d]),
-                    "time_s": u16::from_be_bytes([*e, *f]),
-                    "result": res,
-                }),
-            );
+            loc.more.route_time = Some(RouteTime {
+                result: *res,
+                route_id: u32::from_be_bytes([*a, *b, *c, *d]),
+                time_s: u16::from_be_bytes([*e, *f]),
+            });
         }
         // 0x25 extended vehicle signal status DWORD (table 31).
         (0x25, [_, _, _, _]) => {
-            let bits = be(v).unwrap_or(0);
-            // A clone of a prebuilt map with every name, values set in key order: no
-            // sorting, comparing or rebalancing per report.
-            static TEMPLATE: OnceLock<serde_json::Map<String, Value>> = OnceLock::new();
-            let mut m = TEMPLATE
-                .get_or_init(|| {
-                    SIGNALS
-                        .iter()
-                        .map(|(_, n)| ((*n).to_owned(), Value::Bool(false)))
-                        .collect()
-                })
-                .clone();
-            for (value, (b, _)) in m.values_mut().zip(SIGNALS.iter()) {
-                *value = Value::Bool(bit(bits, *b));
-            }
-            loc.more.insert("vehicle_signals".into(), Value::Object(m));
+            let bits = gather(be(v).unwrap_or(0), &SIGNALS);
+            loc.more.vehicle_signals = Some(Flags::new(&SIGNAL_FLAGS, bits));
         }
-        // 0x2A IO status WORD (table 32).
+        // 0x2A IO status WORD (table 32): bits 0 and 1.
         (0x2A, [_, _]) => {
-            loc.io_status = Some(Flags(named_bits(be(v).unwrap_or(0), &IO_BITS)));
+            let bits = u64::from(be(v).unwrap_or(0) & 0b11);
+            loc.io_status = Some(Flags::new(&IO_FLAGS, bits));
         }
         // 0x2B analog DWORD: bits 0-15 AD0, bits 16-31 AD1.
         (0x2B, [a, b, c, d]) => {
             let ad1 = u16::from_be_bytes([*a, *b]);
             let ad0 = u16::from_be_bytes([*c, *d]);
-            loc.analog = Some(json!({ "ad0": ad0, "ad1": ad1 }));
+            loc.analog = Some(Analog { ad0, ad1 });
         }
         // 0x30 wireless signal strength BYTE.
         (0x30, [a]) => loc.signal_strength = Some(*a),
         // 0x31 GNSS satellites BYTE.
         (0x31, [a]) => loc.satellites = Some(*a),
         // 0xE0 length of the custom information that follows.
-        (0xE0, _) if be(v).is_some() => {
-            loc.more
-                .insert("custom_info_length".into(), json!(be(v).unwrap_or(0)));
-        }
+        (0xE0, _) if be(v).is_some() => loc.more.custom_info_length = be(v),
         _ => return false,
     }
     true
@@ -347,12 +379,12 @@ fn location_event(
     let time = bcd_time(&r.time, ctx.device_utc_offset_secs);
     let mut loc = location(r, version);
     if time.is_none() {
-        loc.more.insert(
+        loc.more.other.insert(
             "note".into(),
             json!(format!("invalid device time {}", hex::encode(r.time))),
         );
     }
-    ev(time, Data::Location(Box::new(loc)))
+    ev(time, Data::Location(loc))
 }
 
 /// The events of one message (contract §3), labelled with the edition the frame itself
@@ -380,55 +412,101 @@ pub fn normalize_as(
     msg: &Message,
     ctx: &EventContext,
 ) -> Vec<Event> {
-    let vid: Arc<str> = Arc::from(header.phone.as_str());
-    let proto = edition.protocol();
-    let seq = Some(u32::from(header.serial));
-    let ev = |time: Option<DateTime<Utc>>, data: Data| {
-        Event::new(ctx, vid.clone(), proto, time, seq, data)
-    };
-    match msg {
-        Message::Location(r)
-        | Message::LocationAnswer { report: r, .. }
-        | Message::VehicleControlAnswer { report: r, .. } => {
-            vec![location_event(r, header.version, ctx, &ev)]
-        }
-        Message::LocationBatch { batch_type, items } => items
-            .iter()
-            .map(|r| location_event(r, header.version, ctx, &ev).reissued(*batch_type == 1))
-            .collect(),
-        Message::Register(reg) => {
-            let l = Lifecycle::new(LifecycleKind::Register)
-                .with("plate", reg.plate.clone())
-                .with("plate_color", reg.plate_color)
-                .with("manufacturer", reg.manufacturer.clone())
-                .with("model", reg.model.clone())
-                .with("terminal_id", reg.terminal_id.clone())
-                .with("province", reg.province)
-                .with("city", reg.city);
-            vec![ev(None, Data::Lifecycle(l))]
-        }
-        Message::Authenticate(a) => {
-            let mut l = Lifecycle::new(LifecycleKind::Authenticate);
-            if let Some(i) = &a.imei {
-                l = l.with("imei", i.clone());
+    let mut out = Vec::with_capacity(match msg {
+        Message::LocationBatch { items, .. } => items.len(),
+        _ => 1,
+    });
+    Normalizer::new().normalize_into(edition, header, msg, ctx, &mut out);
+    out
+}
+
+/// [`normalize_as`] for a stream of messages, into a list the caller keeps: a location
+/// report (0x0200, 0x0201, 0x0500, 0x0704) then costs no allocation per event once the
+/// list has grown (`tests/no_alloc.rs` counts them). The vehicle id of the previous
+/// message is reused while the phone number stays the same.
+#[derive(Debug, Clone, Default)]
+pub struct Normalizer {
+    vid: Option<Arc<str>>,
+}
+
+impl Normalizer {
+    /// A normalizer with nothing remembered.
+    pub fn new() -> Normalizer {
+        Normalizer::default()
+    }
+
+    /// The vehicle id of `phone`, shared with the previous call's when it is the same.
+    fn vid(&mut self, phone: &str) -> Arc<str> {
+        match &self.vid {
+            Some(v) if &**v == phone => v.clone(),
+            _ => {
+                let v: Arc<str> = Arc::from(phone);
+                self.vid = Some(v.clone());
+                v
             }
-            if let Some(s) = &a.software_version {
-                l = l.with("software_version", s.clone());
-            }
-            vec![ev(None, Data::Lifecycle(l))]
         }
-        Message::Logout => vec![ev(
-            None,
-            Data::Lifecycle(Lifecycle::new(LifecycleKind::Logout)),
-        )],
-        other => {
-            let body = other.encode_body(header.version).unwrap_or_default();
-            let p = json!({
-                "msg_id": format!("0x{:04x}", other.msg_id()),
-                "message": serde_json::to_value(other).unwrap_or(Value::Null),
-                "body_base64": base64::engine::general_purpose::STANDARD.encode(body),
-            });
-            vec![ev(None, Data::Passthrough(Passthrough(p)))]
+    }
+
+    /// Appends the events of one message (see [`normalize_as`]) to `out`.
+    pub fn normalize_into(
+        &mut self,
+        edition: Version,
+        header: &Header,
+        msg: &Message,
+        ctx: &EventContext,
+        out: &mut Vec<Event>,
+    ) {
+        let vid = self.vid(&header.phone);
+        let proto = edition.protocol();
+        let seq = Some(u32::from(header.serial));
+        let ev = |time: Option<DateTime<Utc>>, data: Data| {
+            Event::new(ctx, vid.clone(), proto, time, seq, data)
+        };
+        match msg {
+            Message::Location(r)
+            | Message::LocationAnswer { report: r, .. }
+            | Message::VehicleControlAnswer { report: r, .. } => {
+                out.push(location_event(r, header.version, ctx, &ev));
+            }
+            Message::LocationBatch { batch_type, items } => {
+                out.extend(items.iter().map(|r| {
+                    location_event(r, header.version, ctx, &ev).reissued(*batch_type == 1)
+                }))
+            }
+            Message::Register(reg) => {
+                let l = Lifecycle::new(LifecycleKind::Register)
+                    .with("plate", reg.plate.clone())
+                    .with("plate_color", reg.plate_color)
+                    .with("manufacturer", reg.manufacturer.clone())
+                    .with("model", reg.model.clone())
+                    .with("terminal_id", reg.terminal_id.clone())
+                    .with("province", reg.province)
+                    .with("city", reg.city);
+                out.push(ev(None, Data::Lifecycle(l)));
+            }
+            Message::Authenticate(a) => {
+                let mut l = Lifecycle::new(LifecycleKind::Authenticate);
+                if let Some(i) = &a.imei {
+                    l = l.with("imei", i.clone());
+                }
+                if let Some(s) = &a.software_version {
+                    l = l.with("software_version", s.clone());
+                }
+                out.push(ev(None, Data::Lifecycle(l)));
+            }
+            Message::Logout => out.push(ev(
+                None,
+                Data::Lifecycle(Lifecycle::new(LifecycleKind::Logout)),
+            )),
+            other => {
+                let body = other.encode_body(header.version).unwrap_or_default();
+                let p = json!({
+                    "msg_id": format!("0x{:04x}", other.msg_id()),
+                    "message": serde_json::to_value(other).unwrap_or(Value::Null),
+                    "body_base64": base64::engine::general_purpose::STANDARD.encode(body),
+                });
+                out.push(ev(None, Data::Passthrough(Passthrough(p))));
+            }
         }
     }
 }
@@ -446,6 +524,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn alarm_names_are_the_bit_tables_in_bit_order() {
+        for (b, name) in ALARMS.iter().chain(ALARMS_HIGH.iter()) {
+            assert_eq!(ALARM_NAMES.get(*b as usize), Some(name), "bit {b}");
+        }
+    }
+
+    #[test]
     fn signal_names_are_sorted_and_name_bits_0_to_14_once() {
         assert!(SIGNALS.windows(2).all(|w| matches!(w, [a, b] if a.1 < b.1)));
         let mut bits: Vec<u32> = SIGNALS.iter().map(|s| s.0).collect();
@@ -459,7 +544,8 @@ mod tests {
             let mut loc = Location::default();
             let raw = (1u32 << bit_no).to_be_bytes();
             assert!(typed_item(&mut loc, 0x25, &raw, Version::V2013));
-            let Some(Value::Object(m)) = loc.more.get("vehicle_signals") else {
+            let more = loc.more.to_map();
+            let Some(Value::Object(m)) = more.get("vehicle_signals") else {
                 panic!("no vehicle_signals");
             };
             assert_eq!(m.len(), 15);
@@ -518,7 +604,7 @@ mod tests {
             speed: 0,
             heading: 0,
             time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
-            items: Vec::new(),
+            items: Default::default(),
             tail: Vec::new(),
         };
         let batch = Message::LocationBatch {

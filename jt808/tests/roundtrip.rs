@@ -62,7 +62,7 @@ fn location() -> impl Strategy<Value = LocationReport> {
                     speed,
                     heading,
                     time,
-                    items,
+                    items: items.into(),
                     tail: vec![],
                 }
             },

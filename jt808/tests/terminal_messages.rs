@@ -85,7 +85,7 @@ fn base_location() -> impl Strategy<Value = LocationReport> {
                     speed,
                     heading,
                     time,
-                    items: vec![],
+                    items: Default::default(),
                     tail: vec![],
                 }
             },
@@ -694,7 +694,7 @@ fn recorder_upload_and_media_search_answer_carry_their_reply_serial() {
     assert_eq!(r.reply_serial(), Some(7));
     let s = Message::MediaSearchAnswer(MediaSearchAnswer {
         reply_serial: 9,
-        items: vec![],
+        items: Default::default(),
     });
     assert_eq!(s.reply_serial(), Some(9));
     assert_eq!(

@@ -30,7 +30,9 @@ use serde::{Serialize, Serializer};
 pub use alarm::{AlarmBits, AlarmEvent, AlarmState};
 pub use cmd_result::{CmdResult, CmdStatus};
 pub use lifecycle::{Lifecycle, LifecycleKind};
-pub use location::{CoordSystem, Flags, Location};
+pub use location::{
+    Analog, CoordSystem, FlagNames, Flags, InOutArea, Location, More, Names, Overspeed, RouteTime,
+};
 pub use media::{Media, StoredMedia};
 pub use passthrough::Passthrough;
 pub use status::{Presence, PresenceReason};
@@ -134,9 +136,13 @@ impl fmt::Display for EventKind {
 }
 
 /// The typed `data` of an event; its variant decides the event's `type`.
+///
+/// `Location` is held inline, not boxed: it is most events, and an event of it then costs
+/// no allocation of its own (its fields allocate nothing for a typical report either).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Data {
-    Location(Box<Location>),
+    Location(Location),
     Telemetry(Box<Telemetry>),
     Alarm(AlarmEvent),
     Lifecycle(Lifecycle),
@@ -280,9 +286,11 @@ impl Event {
             reissue,
             data,
         } = self;
-        // A location with its status flags is about 1.2 KB: one allocation for a new buffer.
+        // A location with its status flags is about 1.2 KB, a GB/T 32960 telemetry with its
+        // cells 3-5 KB: one allocation for a new buffer.
         out.reserve(match data {
             Data::Location(_) => 1536,
+            Data::Telemetry(_) => 4096,
             _ => 512,
         });
         out.extend_from_slice(b"{\"v\":1,\"event_id\":\"");
@@ -321,6 +329,7 @@ impl Event {
         out.extend_from_slice(b",\"data\":");
         match data {
             Data::Location(l) => l.write_json(out),
+            Data::Telemetry(t) => t.write_json(out),
             other => json::any(out, other),
         }
         out.push(b'}');
@@ -399,13 +408,87 @@ pub(crate) mod json {
     }
 
     /// A float; `null` when not finite (as serde_json writes it).
+    ///
+    /// Most floats of an event are fixed-point values scaled from an integer (1e-6 degrees,
+    /// 0.1 km/h, 0.001 V) and rounded to 1e-6: those are printed from that integer
+    /// ([`fixed6`]), the rest by serde_json's shortest-round-trip formatter.
     #[inline]
     pub(crate) fn f64(out: &mut Vec<u8>, v: f64) {
-        if v.is_finite() {
-            let _ = CompactFormatter.write_f64(out, v);
-        } else {
+        if !v.is_finite() {
             out.extend_from_slice(b"null");
+        } else if !fixed6(out, v) {
+            let _ = CompactFormatter.write_f64(out, v);
         }
+    }
+
+    /// Writes `v` from its value in millionths when that is exact, and says whether it did.
+    ///
+    /// If `m = round(v * 1e6)` gives `v` back (`m / 1e6 == v`, a correctly rounded
+    /// division), then the decimal `m * 10^-6` rounds to `v`; with at most 15 significant
+    /// digits it is the only decimal that short to do so, which makes it the shortest
+    /// round-trip form serde_json (zmij) prints. zmij writes a leading-digit exponent of
+    /// -5..=15 in fixed notation (`0.00001` .. `999999999999999.0`), the whole numbers with
+    /// `.0`; so does this, for 1e-5 <= |v| < 1e9 and for zero (`0.0`, `-0.0`). Everything
+    /// else is left to serde_json. `fixed_point_floats_are_written_as_serde_json_writes_them`
+    /// compares the two over millions of values.
+    #[inline]
+    pub(crate) fn fixed6(out: &mut Vec<u8>, v: f64) -> bool {
+        const SCALE: f64 = 1e6;
+        // Any integer near v * 1e6 will do (no libm `round` call): the check below keeps
+        // only the one that gives `v` back, and two decimals of at most 15 digits never
+        // round to the same float.
+        let half = if v < 0.0 { -0.5 } else { 0.5 };
+        let m = (v * SCALE + half) as i64;
+        // |v| < 1e9: at most 15 digits; below 1e-5 zmij switches to exponent notation.
+        let mag = m.unsigned_abs();
+        if mag >= 1_000_000_000_000_000 || (mag != 0 && mag < 10) || m as f64 / SCALE != v {
+            return false;
+        }
+        fixed::<6>(out, v.is_sign_negative(), mag);
+        true
+    }
+
+    /// The decimal `(-1 if neg) * mag * 10^-D` as zmij writes the float nearest to it
+    /// (its shortest round-trip form when it has at most 15 significant digits and an
+    /// exponent of -5..=15; the caller sees to that): `3.77`, `-1000.5`, `25.0`, `0.0`.
+    #[inline]
+    pub(crate) fn fixed<const D: u32>(out: &mut Vec<u8>, neg: bool, mag: u64) {
+        let p = 10u64.pow(D);
+        if neg {
+            out.push(b'-');
+        }
+        let int = mag / p;
+        if int < 10 {
+            out.push(b'0' + int as u8);
+        } else {
+            let _ = CompactFormatter.write_u64(out, int);
+        }
+        let frac = mag % p;
+        if frac == 0 {
+            out.extend_from_slice(b".0");
+            return;
+        }
+        // `.` and D digits, then the trailing zeros dropped.
+        let mut buf = *b".0000000";
+        let mut f = frac;
+        let mut len = 1 + D as usize;
+        let mut trailing = true;
+        for i in (1..=D as usize).rev() {
+            let d = (f % 10) as u8;
+            f /= 10;
+            if trailing && d == 0 {
+                len = i;
+                continue;
+            }
+            trailing = false;
+            if let Some(b) = buf.get_mut(i) {
+                *b = b'0' + d;
+            }
+        }
+        // All 8 bytes (a fixed-size copy: one store, no `memcpy` call), then the unused
+        // ones dropped.
+        out.extend_from_slice(&buf);
+        out.truncate(out.len() - (buf.len() - len));
     }
 
     /// An optional float (`null` when `None`).
@@ -421,6 +504,12 @@ pub(crate) mod json {
     #[inline]
     pub(crate) fn u64(out: &mut Vec<u8>, v: u64) {
         let _ = CompactFormatter.write_u64(out, v);
+    }
+
+    /// A signed integer.
+    #[inline]
+    pub(crate) fn i64(out: &mut Vec<u8>, v: i64) {
+        let _ = CompactFormatter.write_i64(out, v);
     }
 
     /// `true` / `false`.
@@ -565,6 +654,85 @@ mod tests {
         }
     }
 
+    fn serde_float(v: f64) -> String {
+        serde_json::to_string(&v).unwrap()
+    }
+
+    fn fast_float(v: f64) -> String {
+        let mut out = Vec::new();
+        json::f64(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fixed_point_floats_are_written_as_serde_json_writes_them() {
+        // Every integer scaled by 10^-k the way the normalizers scale them (a division, a
+        // product, a sum with an offset, rounded to 1e-6), around every power of ten and
+        // at random, and floats that are not fixed-point at all.
+        let mut seen_fast = 0u64;
+        let mut check = |v: f64| {
+            let mut scratch = Vec::new();
+            if json::fixed6(&mut scratch, v) {
+                seen_fast += 1;
+            }
+            assert_eq!(fast_float(v), serde_float(v), "{v:e}");
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for k in 0..=9 {
+            let p = 10f64.powi(k);
+            for base in [
+                0i64, 1, 9, 10, 99, 100, 999, 1000, 65_535, 999_999, 1_000_000,
+            ] {
+                for d in -3..=3 {
+                    for n in [base + d, -(base + d)] {
+                        let n = n as f64;
+                        check(n / p);
+                        check(((n / p) * 1e6).round() / 1e6);
+                        check(((n * (1.0 / p)) * 1e6).round() / 1e6);
+                    }
+                }
+            }
+            for _ in 0..200_000 {
+                let r = next();
+                let n = (r % 20_000_000_000) as f64 - 10_000_000_000.0;
+                check(n / p);
+                check(((n * (1.0 / p) - 1000.0) * 1e6).round() / 1e6);
+            }
+        }
+        for _ in 0..1_000_000 {
+            check(f64::from_bits(next()));
+            check((next() % 1_000_000_000) as f64 / 1e6 * 3.0);
+        }
+        for v in [
+            0.0,
+            -0.0,
+            1e-5,
+            1e-6,
+            1.5e-5,
+            9.99999e-6,
+            1e9,
+            999_999_999.999_999,
+            1e15,
+            0.1 + 0.2,
+            22.543_096,
+            -114.057_865,
+            1630.6,
+            3.77,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ] {
+            check(v);
+            check(-v);
+        }
+        assert!(seen_fast > 1_000_000, "{seen_fast}");
+    }
+
     fn serde_bytes(ev: &Event) -> Vec<u8> {
         serde_json::to_vec(ev).unwrap()
     }
@@ -593,18 +761,46 @@ mod tests {
         .reissued(seq.is_none())
     }
 
+    static SIGNALS: FlagNames = FlagNames::new(&["abs", "brake", "x\u{1}y"]);
+    static STATUS: FlagNames = FlagNames::new(&["acc_on", "fix_valid"]);
+    static IO: FlagNames = FlagNames::new(&["deep_sleep", "sleep"]);
+    static ABC: FlagNames = FlagNames::new(&["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
+
     fn full_location() -> Location {
-        let mut more = serde_json::Map::new();
-        more.insert("load_state".into(), serde_json::json!(3));
-        more.insert(
-            "vehicle_signals".into(),
-            serde_json::json!({"brake": true, "abs": false, "x\u{1}y": [1.5, -2, null, "q\""]}),
-        );
-        more.insert("note".into(), serde_json::json!("invalid device time 17ff"));
-        more.insert(
+        let mut other = serde_json::Map::new();
+        other.insert("note".into(), serde_json::json!("invalid device time 17ff"));
+        other.insert(
             "tyre".into(),
             serde_json::json!([1e300, 0.1, u64::MAX, i64::MIN]),
         );
+        other.insert(
+            "a\u{1}b".into(),
+            serde_json::json!({"x\u{1}y": [1.5, -2, null, "q\""]}),
+        );
+        other.insert("zz".into(), serde_json::json!(null));
+        let more = More {
+            alarm_event_id: Some(65535),
+            carriage_temperature_c: Some(-5),
+            custom_info_length: Some(u32::MAX),
+            in_out_area: Some(InOutArea {
+                area_id: 7,
+                direction: 1,
+                location_type: 2,
+            }),
+            load_state: Some(3),
+            overspeed: Some(Overspeed {
+                area_id: None,
+                location_type: 0,
+            }),
+            route_time: Some(RouteTime {
+                result: 1,
+                route_id: 2,
+                time_s: 34,
+            }),
+            tyre_pressure_pa: Some(vec![Some(240), None]),
+            vehicle_signals: Some(Flags::new(&SIGNALS, 0b110)),
+            other,
+        };
         let mut extras = BTreeMap::new();
         extras.insert("0xe1".to_string(), "00ff".to_string());
         extras.insert("0x\\e2".to_string(), "\u{7f}é".to_string());
@@ -616,17 +812,81 @@ mod tests {
             speed_kmh: Some(0.1 + 0.2),
             heading_deg: None,
             fix_valid: true,
-            alarms: vec!["overspeed".into(), Cow::Owned("a\tb".to_string())],
-            status: Flags(vec![("acc_on", true), ("fix_valid", false)]),
+            alarms: {
+                let mut a = Names::from_bits(&ABC, 0b101);
+                a.push("overspeed");
+                a.push(Cow::Owned("a\tb".to_string()));
+                a
+            },
+            status: Flags::new(&STATUS, 0b01),
             odometer_km: Some(123_456.7),
             fuel_l: Some(f64::INFINITY),
             speed_recorder_kmh: Some(-0.0),
             satellites: Some(12),
             signal_strength: Some(255),
-            io_status: Some(Flags(vec![("deep_sleep", false), ("sleep", true)])),
-            analog: Some(serde_json::json!({"ad0": 1, "ad1": 65535})),
+            io_status: Some(Flags::new(&IO, 0b10)),
+            analog: Some(Analog { ad0: 1, ad1: 65535 }),
             more,
             extras,
+        }
+    }
+
+    #[test]
+    fn more_writes_its_typed_and_other_entries_in_one_ascending_key_order() {
+        let l = full_location();
+        let v = serde_json::to_value(&l).unwrap();
+        let map = l.more.to_map();
+        // The flattened entries are `data`'s keys after `analog`, in the map's order.
+        let json = Event::new(
+            &EventContext::now("n"),
+            "v".into(),
+            Protocol::Jt808_2013,
+            None,
+            None,
+            Data::Location(l.clone()),
+        )
+        .to_json();
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        let mut at = json.find("\"analog\"").unwrap();
+        for k in &keys {
+            let found = json[at..].find(&serde_json::to_string(k).unwrap()).unwrap();
+            at += found;
+        }
+        for (k, want) in &map {
+            assert_eq!(&v[k], want, "{k}");
+        }
+        assert_eq!(
+            map["vehicle_signals"],
+            serde_json::json!({"abs": false, "brake": true, "x\u{1}y": true})
+        );
+        assert_eq!(map["overspeed"], serde_json::json!({"location_type": 0}));
+        assert_eq!(map["tyre_pressure_pa"], serde_json::json!([240, null]));
+        assert!(!l.more.is_empty() && More::default().is_empty());
+    }
+
+    fn full_telemetry() -> Telemetry {
+        let mut more = serde_json::Map::new();
+        more.insert("tail_hex".into(), serde_json::json!("00\"ff"));
+        more.insert("a".into(), serde_json::json!([0.1, 1e300, -0.0]));
+        Telemetry {
+            vehicle: Some(Json::object(vec![
+                ("a", Json::Null),
+                ("b", Json::Bool(false)),
+                ("c", Json::U64(u64::MAX)),
+                ("d", Json::I64(i64::MIN)),
+                ("e", Json::F64(-1000.5)),
+                ("f", Json::F64(f64::NAN)),
+                ("g", Json::Str(Cow::Owned("x\u{1}\"y".into()))),
+            ])),
+            motors: Some(Json::List(vec![Json::object(vec![("no", Json::U64(1))])])),
+            battery_voltages: Some(Json::Nums(vec![Some(3.77), None, Some(0.1 + 0.2)])),
+            signature: Some(Json::Value(serde_json::json!({"z": 1, "a": [0.5, "s"]}))),
+            custom: Some(Json::List(Vec::new())),
+            more,
+            ..Telemetry::default()
         }
     }
 
@@ -635,8 +895,10 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2023, 12, 31, 16, 0, 0).unwrap();
         let far = Utc.with_ymd_and_hms(12345, 1, 1, 0, 0, 0).unwrap();
         let datas = vec![
-            Data::Location(Box::default()),
-            Data::Location(Box::new(full_location())),
+            Data::Location(Location::default()),
+            Data::Location(full_location()),
+            Data::Telemetry(Box::default()),
+            Data::Telemetry(Box::new(full_telemetry())),
             Data::Lifecycle(Lifecycle::new(LifecycleKind::Register).with("plate", "粤B\"1")),
             Data::Alarm(AlarmEvent {
                 name: "overspeed".into(),
@@ -713,9 +975,17 @@ mod tests {
             nanos in 0u32..1_000_000_000,
             seq in proptest::option::of(proptest::num::u32::ANY),
         ) {
-            let mut more = serde_json::Map::new();
+            let mut more = More::default();
             for (k, n, s) in more_keys {
-                more.insert(k, serde_json::json!({"n": n, "s": s, "f": (n as f64) / 7.0}));
+                more.other.insert(k, serde_json::json!({"n": n, "s": s, "f": (n as f64) / 7.0}));
+            }
+            // Typed entries among them, where the generated keys do not take their names.
+            let typed = ["alarm_event_id", "load_state", "vehicle_signals", "in_out_area"];
+            if !typed.iter().any(|k| more.other.contains_key(*k)) {
+                more.alarm_event_id = sats.map(u16::from);
+                more.load_state = sats;
+                more.vehicle_signals = sats.map(|b| Flags::new(&ABC, u64::from(b)));
+                more.in_out_area = seq.map(|a| InOutArea { area_id: a, direction: 0, location_type: 1 });
             }
             let loc = Location {
                 latitude: lat,
@@ -730,7 +1000,7 @@ mod tests {
                 ..Location::default()
             };
             let t = DateTime::from_timestamp(secs, nanos).unwrap();
-            let mut ev = event(Data::Location(Box::new(loc)), Some(t), seq);
+            let mut ev = event(Data::Location(loc), Some(t), seq);
             ev.vehicle_id = vid.into();
             ev.received_at = t;
             proptest::prop_assert_eq!(fast_bytes(&ev), serde_bytes(&ev));

@@ -41,12 +41,74 @@ pub enum Json {
     Str(Cow<'static, str>),
     /// A list.
     List(Vec<Json>),
-    /// A list of numbers where `None` is `null` (cell voltages, probe temperatures).
+    /// A list of numbers where `None` is `null`.
     Nums(Vec<Option<f64>>),
+    /// A list of fixed-point numbers as read from the wire (cell voltages, probe
+    /// temperatures): written from the integers, no float formatting.
+    Fixed(FixedList),
     /// An object, keys in ascending byte order.
     Object(Vec<(&'static str, Json)>),
     /// Any `serde_json::Value` (for groups built the general way).
     Value(serde_json::Value),
+}
+
+/// A list of fixed-point numbers kept as their raw wire values: `raw` below `null_from` is
+/// the number `(raw + offset) * 10^-decimals`, the others are `null` (0xFFFE abnormal,
+/// 0xFFFF invalid...).
+///
+/// It stands for the list of floats nearest to those decimals (what dividing by `10^decimals`
+/// or rounding a scaled value to 1e-6 gives): the shortest round-trip form of such a float is
+/// the decimal itself (at most 15 significant digits), so it is printed from the integer,
+/// digit by digit, with no float formatting. `decimals` is 0..=6.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FixedList {
+    /// The wire values.
+    pub raw: Vec<u16>,
+    /// Digits after the decimal point (0 = whole numbers, written `25.0`).
+    pub decimals: u8,
+    /// Added to each raw value before scaling (-40 for temperatures).
+    pub offset: i32,
+    /// Raw values from this one up are `null`.
+    pub null_from: u16,
+}
+
+impl FixedList {
+    /// The value of `raw`, or `None` for a sentinel.
+    fn int(&self, raw: u16) -> Option<i64> {
+        (raw < self.null_from).then(|| i64::from(raw) + i64::from(self.offset))
+    }
+
+    /// The float a value stands for (the nearest to its decimal).
+    fn float(&self, raw: u16) -> Option<f64> {
+        let n = self.int(raw)?;
+        Some(n as f64 / 10f64.powi(i32::from(self.decimals)))
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        use super::json::fixed;
+        out.reserve(self.raw.len() * 8 + 2);
+        out.push(b'[');
+        for (i, raw) in self.raw.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let Some(n) = self.int(*raw) else {
+                out.extend_from_slice(b"null");
+                continue;
+            };
+            let (neg, mag) = (n < 0, n.unsigned_abs());
+            match self.decimals {
+                0 => fixed::<0>(out, neg, mag),
+                1 => fixed::<1>(out, neg, mag),
+                2 => fixed::<2>(out, neg, mag),
+                3 => fixed::<3>(out, neg, mag),
+                4 => fixed::<4>(out, neg, mag),
+                5 => fixed::<5>(out, neg, mag),
+                _ => fixed::<6>(out, neg, mag),
+            }
+        }
+        out.push(b']');
+    }
 }
 
 impl Json {
@@ -87,12 +149,66 @@ impl Json {
                     .map(|x| x.map_or(Value::Null, Value::from))
                     .collect(),
             ),
+            Json::Fixed(l) => Value::Array(
+                l.raw
+                    .iter()
+                    .map(|r| l.float(*r).map_or(Value::Null, Value::from))
+                    .collect(),
+            ),
             Json::Object(o) => Value::Object(
                 o.iter()
                     .map(|(k, v)| ((*k).to_string(), v.to_value()))
                     .collect(),
             ),
             Json::Value(v) => v.clone(),
+        }
+    }
+}
+
+impl Json {
+    /// Appends the JSON of this value (the bytes of its `Serialize` impl through serde_json).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        use super::json;
+        match self {
+            Json::Null => out.extend_from_slice(b"null"),
+            Json::Bool(b) => json::bool(out, *b),
+            Json::U64(n) => json::u64(out, *n),
+            Json::I64(n) => json::i64(out, *n),
+            Json::F64(x) => json::f64(out, *x),
+            Json::Str(v) => json::str(out, v),
+            Json::List(l) => {
+                out.push(b'[');
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    v.write_json(out);
+                }
+                out.push(b']');
+            }
+            Json::Nums(l) => {
+                out.push(b'[');
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json::opt_f64(out, *v);
+                }
+                out.push(b']');
+            }
+            Json::Fixed(l) => l.write_json(out),
+            Json::Object(o) => {
+                out.push(b'{');
+                for (i, (k, v)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json::key(out, k);
+                    v.write_json(out);
+                }
+                out.push(b'}');
+            }
+            Json::Value(v) => json::value(out, v),
         }
     }
 }
@@ -143,6 +259,13 @@ impl Serialize for Json {
                 let mut seq = s.serialize_seq(Some(l.len()))?;
                 for v in l {
                     seq.serialize_element(&Float(*v))?;
+                }
+                seq.end()
+            }
+            Json::Fixed(l) => {
+                let mut seq = s.serialize_seq(Some(l.raw.len()))?;
+                for r in &l.raw {
+                    seq.serialize_element(&Float(l.float(*r)))?;
                 }
                 seq.end()
             }
@@ -202,9 +325,112 @@ pub struct Telemetry {
     pub more: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Telemetry {
+    /// Appends the JSON of this telemetry (the bytes of its `Serialize` impl through
+    /// serde_json: groups in declaration order, absent ones left out, `more` flattened).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        // Destructured without `..`: a new field fails to compile here until written.
+        let Telemetry {
+            vehicle,
+            motors,
+            fuel_cell,
+            engine,
+            extremes,
+            alarm,
+            battery_voltages,
+            battery_temperatures,
+            supercap,
+            fuel_cell_stacks,
+            signature,
+            custom,
+            more,
+        } = self;
+        let groups = [
+            ("vehicle", vehicle),
+            ("motors", motors),
+            ("fuel_cell", fuel_cell),
+            ("engine", engine),
+            ("extremes", extremes),
+            ("alarm", alarm),
+            ("battery_voltages", battery_voltages),
+            ("battery_temperatures", battery_temperatures),
+            ("supercap", supercap),
+            ("fuel_cell_stacks", fuel_cell_stacks),
+            ("signature", signature),
+            ("custom", custom),
+        ];
+        out.push(b'{');
+        let mut first = true;
+        for (k, v) in groups {
+            if let Some(v) = v {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                super::json::key(out, k);
+                v.write_json(out);
+            }
+        }
+        for (k, v) in more {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            super::json::key(out, k);
+            super::json::value(out, v);
+        }
+        out.push(b'}');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_lists_write_every_raw_value_as_serde_json_writes_its_float() {
+        // Every u16 at every scale the normalizers use, with and without an offset, against
+        // serde_json's formatting of the float the old code computed (a scaled value
+        // rounded to 1e-6, or a whole number).
+        for (decimals, offset) in [
+            (0u8, -40i32),
+            (0, 0),
+            (1, 0),
+            (1, -10_000),
+            (2, 0),
+            (3, 0),
+            (3, -3),
+        ] {
+            let l = FixedList {
+                raw: (0..=u16::MAX).collect(),
+                decimals,
+                offset,
+                null_from: 0xFFFE,
+            };
+            let mut fast = Vec::new();
+            l.write_json(&mut fast);
+            let scale = 10f64.powi(-i32::from(decimals));
+            let old: Vec<Option<f64>> = l
+                .raw
+                .iter()
+                .map(|r| {
+                    (*r < 0xFFFE).then(|| {
+                        let x = f64::from(*r) * scale + f64::from(offset) * scale;
+                        if decimals == 0 {
+                            x
+                        } else {
+                            (x * 1e6).round() / 1e6
+                        }
+                    })
+                })
+                .collect();
+            assert_eq!(
+                String::from_utf8(fast).expect("utf-8"),
+                serde_json::to_string(&old).expect("serializes"),
+                "decimals {decimals} offset {offset}"
+            );
+        }
+    }
 
     #[test]
     fn absent_groups_are_left_out_of_the_json() {
@@ -229,6 +455,15 @@ mod tests {
                 Json::Nums(vec![Some(3.77), None, Some(4.0), Some(f64::NAN)]),
             ),
             ("f", Json::F64(65.2)),
+            (
+                "fixed",
+                Json::Fixed(FixedList {
+                    raw: vec![0, 1, 3770, 65533, 65534, 65535],
+                    decimals: 3,
+                    offset: -1,
+                    null_from: 0xFFFE,
+                }),
+            ),
             ("inf", Json::F64(f64::INFINITY)),
             ("name", Json::str("started")),
             ("nested", Json::object(vec![("x", Json::F64(-40.0))])),
@@ -241,6 +476,9 @@ mod tests {
         let fast = serde_json::to_string(&j).expect("serializes");
         let slow = serde_json::to_string(&j.to_value()).expect("serializes");
         assert_eq!(fast, slow);
+        let mut direct = Vec::new();
+        j.write_json(&mut direct);
+        assert_eq!(String::from_utf8(direct).expect("utf-8"), slow);
         assert_eq!(serde_json::to_value(&j).expect("to_value"), j.to_value());
     }
 }

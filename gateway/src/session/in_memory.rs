@@ -383,7 +383,7 @@ async fn jt808_alarms_are_raised_once_cleared_once_and_never_by_a_reissue_in_mem
         speed: 0,
         heading: 0,
         time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
-        items: Vec::new(),
+        items: Default::default(),
         tail: Vec::new(),
     };
     let mut serial = 2;
@@ -447,7 +447,7 @@ async fn jt808_photos_subpackaged_or_not_are_stored_whole_published_and_answered
                 speed: 0,
                 heading: 0,
                 time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
-                items: Vec::new(),
+                items: Default::default(),
                 tail: Vec::new(),
             },
             data: photo.clone(),

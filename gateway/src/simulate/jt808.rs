@@ -90,7 +90,7 @@ impl Fix {
             speed: (self.speed_kmh * 10.0).round().clamp(0.0, 65535.0) as u16,
             heading: self.heading_deg,
             time,
-            items,
+            items: items.into(),
             tail: Vec::new(),
         }
     }

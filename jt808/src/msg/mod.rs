@@ -50,7 +50,7 @@ pub use attributes::Attributes;
 pub use can::{CanData, CanItem};
 pub use driver::DriverIdentity;
 pub use info::{EventReport, InfoDemand, QuestionAnswer};
-pub use location::{LocationItem, LocationReport};
+pub use location::{ItemRef, Items, ItemsIter, LocationItem, LocationReport};
 pub use multimedia::{MediaEvent, MediaItem, MediaSearchAnswer, MediaUpload, ShotAnswer};
 pub use params::{param_by_id, param_by_name, Param, ParamDef, ParamType, ParamValue};
 pub use platform_area::{
