@@ -16,7 +16,6 @@ use gbt32960::msg::{EmptyBody, Login, LoginBatteries, Logout};
 use gbt32960::realtime::{Alarm, Position, Report, Unit, Vehicle as VehicleUnit};
 use gbt32960::{Codec, CodecConfig, Edition, Frame, Message};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use super::{Stats, VehiclePlan};
@@ -148,18 +147,13 @@ pub struct Vehicle {
 impl Vehicle {
     /// Connects to a gateway's GB/T 32960 listener.
     pub async fn connect(addr: SocketAddr, vin: &str, edition: Edition) -> io::Result<Vehicle> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Vehicle::over(stream, vin, edition))
+        Ok(Vehicle::over(super::tcp(addr).await?, vin, edition))
     }
 
     /// A vehicle over an already connected stream.
     pub fn over(stream: impl super::Io + 'static, vin: &str, edition: Edition) -> Vehicle {
         Vehicle {
-            io: Framed::new(
-                Box::new(stream) as super::Stream,
-                Codec::new(CodecConfig::default()),
-            ),
+            io: super::framed(stream, Codec::new(CodecConfig::default())),
             vin: vin.to_string(),
             edition,
             seq: 1,
@@ -323,14 +317,7 @@ impl Vehicle {
 
     /// Whether the platform closes the connection within `t`.
     pub async fn closed_within(&mut self, t: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + t;
-        loop {
-            match tokio::time::timeout_at(deadline, self.io.next()).await {
-                Err(_) => return false,
-                Ok(None) | Ok(Some(Err(_))) => return true,
-                Ok(Some(Ok(_))) => {}
-            }
-        }
+        super::closed_within(&mut self.io, t).await
     }
 }
 

@@ -21,7 +21,6 @@ use futures::{SinkExt, StreamExt};
 use jt808::msg::{Authenticate, GeneralResponse, LocationItem, LocationReport, Register};
 use jt808::{Codec, CodecConfig, Frame, Header, Message, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder, Framed, FramedParts};
 
 use super::{FloodPlan, Stats, VehiclePlan};
@@ -158,18 +157,13 @@ fn terminal_reply(header: &Header, msg: &Message, fix: &Fix, version: Version) -
 impl Terminal {
     /// Connects to a gateway's JT/T 808 listener.
     pub async fn connect(addr: SocketAddr, phone: &str, version: Version) -> io::Result<Terminal> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Terminal::over(stream, phone, version))
+        Ok(Terminal::over(super::tcp(addr).await?, phone, version))
     }
 
     /// A terminal over an already connected stream.
     pub fn over(stream: impl super::Io + 'static, phone: &str, version: Version) -> Terminal {
         Terminal {
-            io: Framed::new(
-                Box::new(stream) as super::Stream,
-                Codec::new(CodecConfig::default()),
-            ),
+            io: super::framed(stream, Codec::new(CodecConfig::default())),
             phone: phone.to_string(),
             version,
             serial: 0,
@@ -414,14 +408,7 @@ impl Terminal {
 
     /// Whether the platform closes the connection within `t` (frames meanwhile are read and dropped).
     pub async fn closed_within(&mut self, t: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + t;
-        loop {
-            match tokio::time::timeout_at(deadline, self.io.next()).await {
-                Err(_) => return false,
-                Ok(None) | Ok(Some(Err(_))) => return true,
-                Ok(Some(Ok(_))) => {}
-            }
-        }
+        super::closed_within(&mut self.io, t).await
     }
 }
 

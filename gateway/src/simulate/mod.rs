@@ -37,6 +37,34 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 /// A boxed [`Io`].
 pub type Stream = Box<dyn Io>;
 
+/// A TCP connection to a gateway listener, Nagle off (a vehicle's frames go out at once).
+pub async fn tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// A protocol codec over any stream (plain, TLS, in-memory).
+pub fn framed<C>(stream: impl Io + 'static, codec: C) -> tokio_util::codec::Framed<Stream, C> {
+    tokio_util::codec::Framed::new(Box::new(stream) as Stream, codec)
+}
+
+/// Whether the peer closes `io` within `t`; items meanwhile are read and dropped.
+pub async fn closed_within<S, T, E>(io: &mut S, t: Duration) -> bool
+where
+    S: futures::Stream<Item = Result<T, E>> + Unpin,
+{
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + t;
+    loop {
+        match tokio::time::timeout_at(deadline, io.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) => return true,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
 pub use stats::{Stats, Summary};
 
 use crate::Failure;
