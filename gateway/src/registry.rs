@@ -37,6 +37,36 @@ pub struct SessionHandle {
     pub peer: SocketAddr,
     pub since: DateTime<Utc>,
     pub control: mpsc::Sender<Control>,
+    /// Frames read from and written to this connection (the operator API's `frames_in`,
+    /// `frames_out`).
+    pub frames: Arc<FrameCounters>,
+}
+
+/// A connection's frame counts, shared by its session (which counts) and its handle.
+#[derive(Debug, Default)]
+pub struct FrameCounters {
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+}
+
+impl FrameCounters {
+    /// One frame read.
+    pub fn read(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` frames written.
+    pub fn written(&self, n: u64) {
+        self.frames_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `(frames_in, frames_out)` now.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.frames_in.load(Ordering::Relaxed),
+            self.frames_out.load(Ordering::Relaxed),
+        )
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -124,6 +154,7 @@ mod tests {
                 peer: "127.0.0.1:1".parse().unwrap(),
                 since: Utc::now(),
                 control: tx,
+                frames: Default::default(),
             },
             rx,
         )

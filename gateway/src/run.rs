@@ -57,7 +57,7 @@ pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
         broker_on_this_machine = cfg.broker_is_local(),
         "runtime"
     );
-    rt.block_on(serve(cfg))
+    rt.block_on(serve(cfg, config))
 }
 
 /// Where the log filter in force came from, for the error refusing it: `VGATE_LOG`
@@ -162,7 +162,7 @@ impl Listeners<'_> {
     }
 }
 
-async fn serve(cfg: Config) -> Result<(), Failure> {
+async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure> {
     let prometheus =
         crate::metrics::install().map_err(|e| Failure::Usage(anyhow!("metrics: {e}")))?;
     let node: Arc<str> = Arc::from(cfg.node_id());
@@ -308,9 +308,10 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         let local = listener
             .local_addr()
             .map_err(|e| Failure::Usage(e.into()))?;
-        let (reg, sd) = (registry.clone(), shutdown.clone());
+        let state = operator_api(&cfg, config_file, &shared, &bridge, &ready, prometheus)?;
+        let sd = shutdown.clone();
         ready.detached.push(Box::pin(async move {
-            if let Err(e) = crate::http::serve(listener, prometheus, reg, sd).await {
+            if let Err(e) = crate::http::serve(listener, state, sd).await {
                 warn!(error = %e, "http server stopped");
             }
         }));
@@ -341,6 +342,43 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The operator API's state: what its handlers reach (registry, commands, the bridge's
+/// health, the vehicle listeners bound so far) and its tokens.
+fn operator_api(
+    cfg: &Config,
+    config_file: Option<PathBuf>,
+    shared: &Shared,
+    bridge: &mqtt_bridge::Bridge,
+    ready: &Ready,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+) -> Result<crate::api::State, Failure> {
+    let tokens = crate::api::auth::Tokens::load(&cfg.http)
+        .map_err(|e| Failure::Usage(anyhow!("http.tokens_file: {e}")))?;
+    Ok(Arc::new(crate::api::Api {
+        node: shared.node.clone(),
+        prometheus,
+        registry: shared.registry.clone(),
+        commands: shared.commands.clone(),
+        dispatcher: crate::commands::Dispatcher {
+            commands: shared.commands.clone(),
+            registry: shared.registry.clone(),
+        },
+        broker: bridge.health(),
+        listeners: ready
+            .announce
+            .iter()
+            .filter(|(name, _)| name != "mqtt")
+            .cloned()
+            .collect(),
+        shutdown: shared.shutdown.clone(),
+        tokens: std::sync::RwLock::new(Arc::new(tokens)),
+        config_file,
+        config: std::sync::Mutex::new(cfg.clone()),
+        started: std::time::Instant::now(),
+        rates: Default::default(),
+    }))
 }
 
 /// Installs the SIGTERM / SIGINT handlers now and returns what resolves on the first signal.

@@ -110,6 +110,8 @@ pub struct Conn<W> {
     pub bad_log: BadFrameLog,
     /// When the last good frame was read (the idle deadline counts from it).
     pub last_rx: Instant,
+    /// Frames read and written on this connection (shown by the operator API).
+    pub frames: Arc<crate::registry::FrameCounters>,
 }
 
 /// What [`Conn::claim`] found in the registry.
@@ -126,6 +128,9 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
     pub async fn write(&mut self, bytes: &[u8]) -> Flow {
         if !bytes.is_empty() && self.writer.write_all(bytes).await.is_err() {
             return Flow::Close(PresenceReason::Closed);
+        }
+        if !bytes.is_empty() {
+            self.frames.written(frame_count(bytes));
         }
         Flow::Continue
     }
@@ -174,6 +179,7 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
             peer: self.peer,
             since: chrono::Utc::now(),
             control: self.control_tx.clone(),
+            frames: self.frames.clone(),
         };
         let old = shared.registry.claim(vehicle, handle);
         let already_mine = self.vehicle.as_deref() == Some(&**vehicle);
@@ -332,6 +338,7 @@ where
         bad_frames: 0,
         bad_log: BadFrameLog::default(),
         last_rx: Instant::now(),
+        frames: Default::default(),
     };
     let Some((mut s, codec)) = P::open(&l, conn) else {
         return;
@@ -388,6 +395,7 @@ where
                             Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(bad)).await,
                             Some(Ok(Ok(frame))) => {
                                 s.conn().last_rx = Instant::now();
+                                s.conn().frames.read();
                                 limit.take().await;
                                 s.on_frame(frame).await
                             }
@@ -409,6 +417,16 @@ where
         }
     };
     Box::pin(close(s, &l, reason)).await;
+}
+
+/// How many frames one write holds: JT/T 808 answers of a read batch go out in one write,
+/// each frame between two 0x7E flags (escaped everywhere else); any other write is one frame.
+fn frame_count(bytes: &[u8]) -> u64 {
+    if bytes.first() == Some(&0x7E) {
+        (bytes.iter().filter(|&&b| b == 0x7E).count() as u64 / 2).max(1)
+    } else {
+        1
+    }
 }
 
 /// Ends a session: the batch's answers, the writer flushed and shut down, then the vehicle

@@ -529,9 +529,13 @@ async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
                     let mut photo: Vec<u8> = (0..plan.photo_bytes.max(4))
                         .map(|i| (i as u64 ^ step ^ plan.index as u64) as u8)
                         .collect();
-                    photo[..2].copy_from_slice(&[0xFF, 0xD8]);
                     let n = photo.len();
-                    photo[n - 2..].copy_from_slice(&[0xFF, 0xD9]);
+                    if let Some(start) = photo.get_mut(..2) {
+                        start.copy_from_slice(&[0xFF, 0xD8]);
+                    }
+                    if let Some(end) = photo.get_mut(n - 2..) {
+                        end.copy_from_slice(&[0xFF, 0xD9]);
+                    }
                     t.upload_media(step as u32, &photo, 1000, &[]).await?;
                     stats.frames_sent.fetch_add(
                         (n + jt808::media::UPLOAD_HEADER_LEN).div_ceil(1000) as u64,
