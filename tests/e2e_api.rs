@@ -874,6 +874,23 @@ async fn stats_readiness_and_reload_through_mosquitto() {
     );
     let a = call(addr, "GET", "/api/v1/stats", Some(ADMIN), None).await;
     assert_eq!(a.status, 200, "the refused reload changed nothing: {a:?}");
+    // The same file with other tokens: read again, the old admin token is gone.
+    std::fs::write(&tokens, format!("{ADMIN}-2\nro:{VIEWER}\n")).unwrap();
+    let a = call(addr, "POST", "/api/v1/reload", Some(ADMIN), None).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["changed"], json!(["http.tokens_file"]));
+    let a = call(addr, "GET", "/api/v1/stats", Some(ADMIN), None).await;
+    assert_eq!(a.status, 401, "{a:?}");
+    std::fs::write(&tokens, format!("{ADMIN}\nro:{VIEWER}\n")).unwrap();
+    let a = call(
+        addr,
+        "POST",
+        "/api/v1/reload",
+        Some(&format!("{ADMIN}-2")),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
     let api = Api {
         addr,
         token: Some(ADMIN),

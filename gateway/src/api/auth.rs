@@ -26,7 +26,7 @@ pub enum Access {
 }
 
 /// The tokens in force.
-#[derive(Default)]
+#[derive(Default, PartialEq, Eq)]
 pub struct Tokens {
     read_write: HashSet<String>,
     read_only: HashSet<String>,

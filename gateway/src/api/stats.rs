@@ -296,31 +296,26 @@ pub async fn reload(State(api): State<super::State>) -> Result<Json<Reloaded>, A
             "{key} cannot change without a restart; nothing was reloaded"
         )));
     }
-    let tokens = if changed.iter().any(|k| k.starts_with("http.")) {
-        Some(Arc::new(
-            super::auth::Tokens::load(&new.http).map_err(ApiError::bad_request)?,
-        ))
-    } else {
-        None
-    };
+    // The tokens file is read again whatever its name: its content may have changed.
+    let tokens = Arc::new(super::auth::Tokens::load(&new.http).map_err(ApiError::bad_request)?);
+    if *tokens != *api.tokens() && !changed.iter().any(|k| k.starts_with("http.")) {
+        changed.push("http.tokens_file".to_owned());
+    }
+    let open_beyond_loopback = new
+        .http
+        .listen
+        .addr()
+        .is_some_and(|a| !a.ip().is_loopback());
+    if tokens.is_empty() && open_beyond_loopback {
+        return Err(ApiError::bad_request(
+            "http.tokens_file: the API listens beyond loopback and would have no token",
+        ));
+    }
     if changed.iter().any(|k| k == "log") {
         crate::logging::reload_filter(&new.log)
             .map_err(|e| ApiError::bad_request(format!("log: {e}")))?;
     }
-    if let Some(t) = tokens {
-        if t.is_empty()
-            && new
-                .http
-                .listen
-                .addr()
-                .is_some_and(|a| !a.ip().is_loopback())
-        {
-            return Err(ApiError::bad_request(
-                "http.tokens_file: the API listens beyond loopback and would have no token",
-            ));
-        }
-        *api.tokens.write().unwrap_or_else(|p| p.into_inner()) = t;
-    }
+    *api.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
     tracing::info!(changed = ?changed, "configuration reloaded");
     *api.config.lock().unwrap_or_else(|p| p.into_inner()) = new;
     Ok(Json(Reloaded {
