@@ -960,3 +960,37 @@ async fn the_schema_check_refuses_answers_that_break_the_document() {
         "errors carry `error`"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_is_503_with_the_reason_when_the_broker_is_gone_and_the_spool_full() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        config_toml: Some("[mqtt.spool]\nmax_bytes = 64\n".into()),
+        ..Default::default()
+    });
+    let api = Api::new(&vgate, None).await;
+    let mut t = online_terminal(&vgate, "013900000701").await;
+    assert_eq!(api.get("/readyz", "/readyz").await.status, 200);
+    m.kill();
+    eventually("the broker shows disconnected", || async {
+        api.get("/readyz", "/readyz").await.json()["broker"]["connected"] == false
+    })
+    .await;
+    // A report while the broker is away goes to the spool, which is then over its 64 bytes.
+    let report = tokio::spawn(async move {
+        let _ = t.report(&gateway::simulate::jt808::Fix::default()).await;
+        t
+    });
+    eventually("readyz says not ready", || async {
+        api.get("/readyz", "/readyz").await.status == 503
+    })
+    .await;
+    let a = api.get("/readyz", "/readyz").await;
+    let body = a.json();
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["broker"]["spool_accepting"], false);
+    let reason = body["reason"].as_str().unwrap();
+    assert!(reason.contains("not connected"), "{reason}");
+    report.abort();
+}
