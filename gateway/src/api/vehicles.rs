@@ -120,12 +120,17 @@ fn protocol_matches(filter: &str, protocol: Option<&str>) -> bool {
     })
 }
 
-/// Fills one page: known vehicles (read from the store in chunks from the cursor on) merged
-/// in id order with the online ones, filtered. Blocking (reads the store).
-fn page(
+/// The online vehicles within an id range, ordered by id, at most a number of them:
+/// [`Registry::range`](crate::registry::Registry::range), or a map in tests and benchmarks.
+pub type Online<'a> = dyn Fn(Bound<&str>, Bound<&str>, usize) -> Vec<(String, SessionHandle)> + 'a;
+
+/// Fills one page (the list handler, and `examples/api_list.rs`): known vehicles read from the
+/// store in chunks from the cursor on, merged in id order with the online ones of the same
+/// stretch of ids, filtered. Blocking (reads the store).
+pub fn page(
     queue: &dyn crate::queue::CommandQueue,
     node: &str,
-    online: &BTreeMap<String, SessionHandle>,
+    online: &Online<'_>,
     q: &ListQuery,
     limit: usize,
 ) -> Result<VehiclePage, crate::queue::QueueError> {
@@ -145,28 +150,40 @@ fn page(
     let mut items: Vec<Vehicle> = Vec::with_capacity(limit + 1);
     'fill: loop {
         // Only online vehicles wanted: the store has nothing to add.
-        let chunk = if q.online == Some(true) {
+        let mut known = if q.online == Some(true) {
             Vec::new()
         } else {
             queue.known_vehicles_from(from.as_ref().map(String::as_str), CHUNK)?
         };
-        let last = (chunk.len() == CHUNK)
-            .then(|| chunk.last().map(|k| k.vehicle.clone()))
+        let known_hi = (known.len() == CHUNK)
+            .then(|| known.last().map(|k| k.vehicle.clone()))
             .flatten();
-        let upto = match &last {
-            Some(l) => Bound::Included(l.clone()),
-            None => Bound::Unbounded,
+        let upto = known_hi
+            .as_deref()
+            .map_or(Bound::Unbounded, Bound::Included);
+        let mut on = online(from.as_ref().map(String::as_str), upto, CHUNK);
+        let on_hi = (on.len() == CHUNK)
+            .then(|| on.last().map(|(id, _)| id.clone()))
+            .flatten();
+        // The stretch of ids both lists cover completely this round.
+        let hi = match (known_hi, on_hi) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
-        let mut on = online.range((from.clone(), upto)).peekable();
-        let mut known = chunk.iter().peekable();
+        if let Some(h) = &hi {
+            known.retain(|k| k.vehicle <= *h);
+            on.retain(|(id, _)| id <= h);
+        }
+        let mut known = known.iter().peekable();
+        let mut on = on.iter().peekable();
         loop {
             let next = match (known.peek(), on.peek()) {
                 (None, None) => break,
-                (Some(k), Some((id, _))) if k.vehicle == **id => {
+                (Some(k), Some((id, _))) if k.vehicle == *id => {
                     known.next();
                     on.next().map(|(id, h)| online_view(node, id, h))
                 }
-                (Some(k), Some((id, _))) if k.vehicle < **id => known.next().map(offline_view),
+                (Some(k), Some((id, _))) if k.vehicle < *id => known.next().map(offline_view),
                 (Some(_), Some(_)) | (None, Some(_)) => {
                     on.next().map(|(id, h)| online_view(node, id, h))
                 }
@@ -187,8 +204,8 @@ fn page(
                 }
             }
         }
-        match last {
-            Some(l) => from = Bound::Excluded(l),
+        match hi {
+            Some(h) => from = Bound::Excluded(h),
             None => break,
         }
     }
@@ -199,6 +216,18 @@ fn page(
         None
     };
     Ok(VehiclePage { items, next_cursor })
+}
+
+/// [`Online`] over a map.
+pub fn online_in(
+    map: &BTreeMap<String, SessionHandle>,
+) -> impl Fn(Bound<&str>, Bound<&str>, usize) -> Vec<(String, SessionHandle)> + '_ {
+    move |from, to, n| {
+        map.range::<str, _>((from, to))
+            .take(n)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// Lists vehicles: the ones seen before and the ones online, by id.
@@ -225,11 +254,14 @@ pub async fn list(
             "limit: {limit} is not in 1..={MAX_LIMIT}"
         )));
     }
-    let online: BTreeMap<String, SessionHandle> = api.registry.all().into_iter().collect();
+    let registry = api.registry.clone();
     let node = api.node.clone();
     let page = api
         .commands
-        .blocking(move |queue| page(queue, &node, &online, &q, limit))
+        .blocking(move |queue| {
+            let online = |from: Bound<&str>, to: Bound<&str>, n| registry.range(from, to, n);
+            page(queue, &node, &online, &q, limit)
+        })
         .await
         .ok_or_else(|| ApiError::internal("the vehicle listing task failed"))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -334,7 +366,7 @@ mod tests {
         let mut all = Vec::new();
         let mut query = ListQuery::default();
         loop {
-            let p = page(&q, "n", &BTreeMap::new(), &query, 1000).unwrap();
+            let p = page(&q, "n", &online_in(&BTreeMap::new()), &query, 1000).unwrap();
             all.extend(ids(&p).into_iter().map(str::to_owned));
             match p.next_cursor {
                 Some(c) => query.cursor = Some(c),
@@ -343,6 +375,61 @@ mod tests {
         }
         assert_eq!(all.len(), 2500);
         assert!(all.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    fn handle() -> SessionHandle {
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        SessionHandle {
+            id: 1,
+            protocol: codecs::Protocol::Gbt32960_2016,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            since: chrono::Utc::now(),
+            control: tx,
+            frames: Default::default(),
+        }
+    }
+
+    #[test]
+    fn online_and_known_merge_across_chunks_whichever_is_longer() {
+        // 3,000 known (even ids), 2,500 online (every third id, some known, most not): more
+        // than a chunk of each, interleaved.
+        let q = MemoryQueue::new(Default::default());
+        let seen: Vec<(String, String)> = (0..6000)
+            .step_by(2)
+            .map(|i| (format!("v{i:05}"), "jt808-2013".to_owned()))
+            .collect();
+        q.remember_vehicles(&seen, 1).unwrap();
+        let online: BTreeMap<String, SessionHandle> = (0..7500)
+            .step_by(3)
+            .map(|i| (format!("v{i:05}"), handle()))
+            .collect();
+        let mut expected: Vec<String> = seen.iter().map(|(v, _)| v.clone()).collect();
+        expected.extend(online.keys().cloned());
+        expected.sort();
+        expected.dedup();
+        for limit in [1000, 7] {
+            let mut all = Vec::new();
+            let mut query = ListQuery::default();
+            loop {
+                let p = page(&q, "n", &online_in(&online), &query, limit).unwrap();
+                for v in &p.items {
+                    assert_eq!(v.online, online.contains_key(&v.vehicle_id), "{v:?}");
+                }
+                all.extend(ids(&p).into_iter().map(str::to_owned));
+                match p.next_cursor {
+                    Some(c) => query.cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(all, expected, "limit {limit}");
+        }
+        let only_online = ListQuery {
+            online: Some(true),
+            ..Default::default()
+        };
+        let p = page(&q, "n", &online_in(&online), &only_online, 1000).unwrap();
+        assert_eq!(p.items.len(), 1000);
+        assert!(p.items.iter().all(|v| v.online));
     }
 
     #[test]
@@ -363,7 +450,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            ids(&page(&q, "n", &BTreeMap::new(), &query, 10).unwrap()),
+            ids(&page(&q, "n", &online_in(&BTreeMap::new()), &query, 10).unwrap()),
             ["b1", "b2"]
         );
         let query = ListQuery {
@@ -371,7 +458,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            ids(&page(&q, "n", &BTreeMap::new(), &query, 10).unwrap()),
+            ids(&page(&q, "n", &online_in(&BTreeMap::new()), &query, 10).unwrap()),
             ["a1", "b2", "c1"]
         );
         assert!(!protocol_matches("jt80", Some("jt808-2013")));
