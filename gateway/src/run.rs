@@ -378,6 +378,8 @@ fn operator_api(
         config: std::sync::Mutex::new(cfg.clone()),
         started: std::time::Instant::now(),
         rates: Default::default(),
+        // TLS files join here once listeners have them (their reloader).
+        reloaders: Vec::new(),
     }))
 }
 

@@ -66,7 +66,13 @@ pub struct Api {
     pub started: std::time::Instant,
     /// Event counters sampled every few seconds, for the rates of `/api/v1/stats`.
     pub rates: stats::Rates,
+    /// What else `POST /api/v1/reload` re-reads (TLS files, where a listener has them).
+    pub reloaders: Vec<Reloader>,
 }
+
+/// Something a reload re-reads besides the configuration: returns, per thing it holds (a
+/// listener), its name and `None` when re-read, or the error for which it kept the old state.
+pub type Reloader = Arc<dyn Fn() -> Vec<(String, Option<String>)> + Send + Sync>;
 
 /// The shared state of the handlers.
 pub type State = Arc<Api>;

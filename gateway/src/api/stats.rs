@@ -231,6 +231,9 @@ pub async fn readyz(State(api): State<super::State>) -> Response {
 pub struct Reloaded {
     /// The keys whose new values are in force now.
     pub changed: Vec<String>,
+    /// What could not be re-read and kept its previous state (a TLS file that does not load),
+    /// each naming its key.
+    pub errors: Vec<String>,
     /// What is re-read on its own (allowlist files, on change).
     pub notes: Vec<String>,
 }
@@ -316,9 +319,23 @@ pub async fn reload(State(api): State<super::State>) -> Result<Json<Reloaded>, A
             .map_err(|e| ApiError::bad_request(format!("log: {e}")))?;
     }
     *api.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
-    tracing::info!(changed = ?changed, "configuration reloaded");
+    let mut errors = Vec::new();
+    for reload in &api.reloaders {
+        let reload = reload.clone();
+        let outcomes = tokio::task::spawn_blocking(move || reload())
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        for (name, error) in outcomes {
+            match error {
+                None => changed.push(name),
+                Some(e) => errors.push(e),
+            }
+        }
+    }
+    tracing::info!(changed = ?changed, errors = errors.len(), "configuration reloaded");
     *api.config.lock().unwrap_or_else(|p| p.into_inner()) = new;
     Ok(Json(Reloaded {
+        errors,
         changed,
         notes: vec!["allowlist files are re-read by their listeners whenever they change".into()],
     }))
