@@ -994,3 +994,22 @@ async fn readyz_is_503_with_the_reason_when_the_broker_is_gone_and_the_spool_ful
     assert!(reason.contains("not connected"), "{reason}");
     report.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_is_served_from_the_binary_without_external_assets() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let a = call(vgate.addr("http"), "GET", "/", None, None).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.starts_with("<!doctype html>"));
+    for used in [
+        "/api/v1/stats",
+        "/api/v1/vehicles",
+        "/connection",
+        "/commands",
+    ] {
+        assert!(a.body.contains(used), "the page uses {used}");
+    }
+    for external in ["http://", "https://", "src=\"//", "href=\"//"] {
+        assert!(!a.body.contains(external), "no external asset: {external}");
+    }
+}

@@ -3,6 +3,8 @@
 //! - `GET /metrics`: Prometheus text format.
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /readyz`: 200 when ready to take vehicles and publish, 503 with the reason.
+//! - `GET /`: the status page (counters, a chart of events/s, vehicles, one vehicle with its
+//!   commands, kick and a command form), served from the binary, data from the API.
 //! - `/api/v1/...`: the operator API ([`crate::api`]), behind bearer tokens when configured.
 
 use axum::extract::State;
@@ -19,6 +21,7 @@ pub fn app(state: api::State) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(api::stats::readyz))
+        .route("/", get(status_page))
         .with_state(state.clone())
         .merge(api::router(state))
         .fallback(api::not_found)
@@ -36,6 +39,12 @@ pub async fn serve(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())
+}
+
+/// The status page: one HTML file embedded in the binary, no external assets; its data comes
+/// from the API (with the token the page asks for when the API wants one).
+async fn status_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("api/status.html"))
 }
 
 async fn metrics(State(s): State<api::State>) -> String {
