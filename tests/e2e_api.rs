@@ -110,6 +110,17 @@ fn conforms(doc: &Value, method: &str, route: &str, a: &Answer) {
         "{method} {route}: status {} is not documented ({a:?})",
         a.status
     );
+    if let Some(schema) = resp["content"]["application/x-ndjson"]["schema"].as_object() {
+        let schema = Value::Object(schema.clone());
+        for (i, line) in a.body.lines().enumerate() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{method} {route}: line {i} is not JSON ({e})"));
+            if let Err(e) = validate(doc, &schema, &v, &format!("$[{i}]")) {
+                panic!("{method} {route} {}: {e}\nline: {line}", a.status);
+            }
+        }
+        return;
+    }
     match resp["content"]["application/json"]["schema"].as_object() {
         Some(_) => {
             let schema = &resp["content"]["application/json"]["schema"];
@@ -1011,5 +1022,79 @@ async fn the_status_page_is_served_from_the_binary_without_external_assets() {
     }
     for external in ["http://", "https://", "src=\"//", "href=\"//"] {
         assert!(!a.body.contains(external), "no external asset: {external}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trace_records_a_vehicles_frames_both_ways_from_its_next_login() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let api = Api::new(&vgate, None).await;
+    let phone = "013900000801";
+    // Started before the vehicle connects.
+    let a = api
+        .call(
+            "POST",
+            "/api/v1/traces",
+            "/api/v1/traces",
+            Some(&format!(r#"{{"vehicle_id":"{phone}","duration_s":60}}"#)),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let id = a.json()["trace_id"].as_str().unwrap().to_owned();
+    let mut t = online_terminal(&vgate, phone).await;
+    assert_eq!(t.heartbeat().await.unwrap(), 0);
+    let _other = online_terminal(&vgate, "013900000802").await;
+    let route = "/api/v1/traces/{trace_id}";
+    let path = format!("/api/v1/traces/{id}");
+    let a = api.get(route, &path).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let lines: Vec<Value> = a
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summaries: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["direction"].as_str().unwrap(),
+                l["summary"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let has = |what: &str| summaries.iter().any(|s| s.starts_with(what));
+    // From the login (authentication, which names the vehicle) on, in order: the
+    // registration before it is not the vehicle's yet on this connection.
+    assert!(summaries.len() >= 4, "{summaries:?}");
+    assert!(summaries[0].starts_with("in jt808 0x0102"), "{summaries:?}");
+    assert!(
+        summaries[1].starts_with("out jt808 0x8001"),
+        "{summaries:?}"
+    );
+    assert!(has("in jt808 0x0002"), "the heartbeat: {summaries:?}");
+    assert!(!has("in jt808 0x0100"), "{summaries:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["hex"].as_str().unwrap().starts_with("7e")),
+        "wire bytes: {lines:?}"
+    );
+    assert!(
+        !a.body.contains("013900000802"),
+        "another vehicle's frames are not in it"
+    );
+
+    let a = api.get(route, "/api/v1/traces/nope").await;
+    assert_eq!(a.status, 404, "{a:?}");
+    for bad in [
+        r#"{"vehicle_id":"bad.id","duration_s":5}"#,
+        r#"{"vehicle_id":"x","duration_s":0}"#,
+        r#"{"vehicle_id":"x"}"#,
+    ] {
+        let a = api
+            .call("POST", "/api/v1/traces", "/api/v1/traces", Some(bad))
+            .await;
+        assert_eq!(a.status, 400, "{bad}: {a:?}");
     }
 }

@@ -32,6 +32,7 @@ pub mod run;
 pub mod session;
 pub mod simulate;
 pub mod sink;
+pub mod traces;
 
 use cli::{Cli, Command};
 

@@ -378,6 +378,7 @@ fn operator_api(
         config: std::sync::Mutex::new(cfg.clone()),
         started: std::time::Instant::now(),
         rates: Default::default(),
+        data_dir: cfg.data_dir.clone(),
         // TLS files join here once listeners have them (their reloader).
         reloaders: Vec::new(),
     }))

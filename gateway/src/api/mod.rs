@@ -10,6 +10,8 @@
 //! GET    /api/v1/vehicles/{vid}/commands
 //! DELETE /api/v1/vehicles/{vid}/commands/{id}                 token (write)
 //! GET    /api/v1/stats
+//! POST   /api/v1/traces                                       token (write)
+//! GET    /api/v1/traces/{trace_id}
 //! POST   /api/v1/reload                                       token (write)
 //! ```
 //!
@@ -24,12 +26,14 @@
 //! - `vehicles`: the vehicle list, one vehicle, the kick.
 //! - `commands`: submit, list and cancel a vehicle's commands.
 //! - `stats`: readiness, counters, reload.
+//! - `traces`: start a vehicle's trace, read it ([`crate::traces`]).
 //! - `openapi`: the OpenAPI 3 document generated from the handlers.
 
 pub mod auth;
 pub mod commands;
 pub mod openapi;
 pub mod stats;
+pub mod traces;
 pub mod vehicles;
 
 use std::net::SocketAddr;
@@ -66,6 +70,8 @@ pub struct Api {
     pub started: std::time::Instant,
     /// Event counters sampled every few seconds, for the rates of `/api/v1/stats`.
     pub rates: stats::Rates,
+    /// The data directory (traces are kept in its `traces/`).
+    pub data_dir: PathBuf,
     /// What else `POST /api/v1/reload` re-reads (TLS files, where a listener has them).
     pub reloaders: Vec<Reloader>,
 }
@@ -102,6 +108,8 @@ pub fn router(state: State) -> Router {
             "/api/v1/vehicles/{vid}/commands/{id}",
             delete(commands::cancel),
         )
+        .route("/api/v1/traces", post(traces::start))
+        .route("/api/v1/traces/{trace_id}", get(traces::read))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/reload", post(stats::reload))
         .route_layer(axum::middleware::from_fn_with_state(

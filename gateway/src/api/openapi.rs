@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{commands, stats, vehicles, ErrorBody};
+use super::{commands, stats, traces, vehicles, ErrorBody};
 
 /// The document.
 #[derive(OpenApi)]
@@ -26,6 +26,8 @@ use super::{commands, stats, vehicles, ErrorBody};
         commands::cancel,
         stats::stats,
         stats::reload,
+        traces::start,
+        traces::read,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Bearer),
@@ -72,6 +74,8 @@ mod tests {
             "/api/v1/vehicles/{vid}/commands/{id}",
             "/api/v1/stats",
             "/api/v1/reload",
+            "/api/v1/traces",
+            "/api/v1/traces/{trace_id}",
         ] {
             assert!(paths.contains_key(p), "{p} missing");
         }

@@ -55,11 +55,12 @@ pub enum Flow {
 /// A codec whose items are frames or recoverable bad frames (an `Err` item does not end
 /// the stream; tokio-util ends `FramedRead` on a decoder error).
 pub trait FrameDecoder: Decoder<Item = Result<Self::Frame, Self::Bad>> {
-    type Frame: Send;
+    /// A frame; [`Traceable`](crate::traces::Traceable) for the operator's traces.
+    type Frame: Send + crate::traces::Traceable;
     type Bad: Send;
 }
 
-impl<D, F: Send, B: Send> FrameDecoder for D
+impl<D, F: Send + crate::traces::Traceable, B: Send> FrameDecoder for D
 where
     D: Decoder<Item = Result<F, B>>,
 {
@@ -112,6 +113,9 @@ pub struct Conn<W> {
     pub last_rx: Instant,
     /// Frames read and written on this connection (shown by the operator API).
     pub frames: Arc<crate::registry::FrameCounters>,
+    /// While a trace runs: the frame being handled by a connection not logged in yet, recorded
+    /// once the frame names the vehicle, before the answers it causes ([`crate::traces`]).
+    pub trace_in: Option<(Vec<u8>, String)>,
 }
 
 /// What [`Conn::claim`] found in the registry.
@@ -131,6 +135,16 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
         }
         if !bytes.is_empty() {
             self.frames.written(frame_count(bytes));
+            if crate::traces::any() {
+                if let Some(v) = self.vehicle.as_deref() {
+                    if let Some((wire, summary)) = self.trace_in.take() {
+                        crate::traces::record(v, "in", &wire, &summary);
+                    }
+                    for (wire, summary) in crate::traces::outgoing(bytes) {
+                        crate::traces::record(v, "out", &wire, &summary);
+                    }
+                }
+            }
         }
         Flow::Continue
     }
@@ -339,6 +353,7 @@ where
         bad_log: BadFrameLog::default(),
         last_rx: Instant::now(),
         frames: Default::default(),
+        trace_in: None,
     };
     let Some((mut s, codec)) = P::open(&l, conn) else {
         return;
@@ -397,7 +412,24 @@ where
                                 s.conn().last_rx = Instant::now();
                                 s.conn().frames.read();
                                 limit.take().await;
-                                s.on_frame(frame).await
+                                if crate::traces::any() {
+                                    // Recorded before it is handled; a login frame, which names
+                                    // the vehicle, once it does (before its answer).
+                                    use crate::traces::Traceable;
+                                    let seen = (frame.wire(), frame.summary());
+                                    match s.conn().vehicle.clone() {
+                                        Some(v) => crate::traces::record(&v, "in", &seen.0, &seen.1),
+                                        None => s.conn().trace_in = Some(seen),
+                                    }
+                                    let flow = s.on_frame(frame).await;
+                                    let c = s.conn();
+                                    if let (Some((wire, summary)), Some(v)) = (c.trace_in.take(), c.vehicle.as_deref()) {
+                                        crate::traces::record(v, "in", &wire, &summary);
+                                    }
+                                    flow
+                                } else {
+                                    s.on_frame(frame).await
+                                }
                             }
                         };
                         if matches!(flow, Flow::Close(_)) {
