@@ -391,8 +391,11 @@ async fn tokens_guard_the_api_and_leave_health_readiness_and_metrics_open() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_tokens_the_api_refuses_to_listen_beyond_loopback() {
     let vgate_bin = env!("CARGO_BIN_EXE_vgate");
+    let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(vgate_bin)
         .arg("run")
+        .env("VGATE_DATA_DIR", dir.path())
+        .env_remove("VGATE_HTTP__TOKENS_FILE")
         .env("VGATE_HTTP_LISTEN", "0.0.0.0:0")
         .env("VGATE_JT808_LISTEN", "off")
         .env("VGATE_GBT32960_LISTEN", "off")
