@@ -10,7 +10,7 @@
 //! ([`env_key`]: `VGATE_MQTT__PASSWORD` is `[mqtt] password`, `VGATE_JT808__AUTH__MODE` is
 //! `[jt808.auth] mode`); numbers and booleans are read from the string when the key wants
 //! one, arrays and tables are written as TOML (`VGATE_GBT32960__PLATFORM_USERS='[{user =
-//! "a", password = "b"}]'`). The contract's nine variables ([`CONTRACT_ENV`]:
+//! "a", password = "b"}]'`). The contract's variables ([`CONTRACT_ENV`]:
 //! `VGATE_MQTT_URL`...) set their keys as before and win over the general rule. A variable
 //! whose top-level name is no key (`VGATE_BIN`, `VGATE_CONFIG`: scripts share the prefix)
 //! is ignored; an unknown key inside a known table (`VGATE_MQTT__PASWORD`) is an error.
@@ -408,17 +408,42 @@ impl RawListenerConfig {
 }
 
 /// Admin and metrics HTTP.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: Listen,
+    /// The operator API's bearer tokens, one per line: `TOKEN` may read and write,
+    /// `ro:TOKEN` only read; `#` comments and blank lines are skipped (docs/api.md).
+    pub tokens_file: Option<PathBuf>,
+    /// One read-write token (`VGATE_HTTP_TOKEN`). Never written out, never logged.
+    #[serde(skip_serializing)]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("tokens_file", &self.tokens_file)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: listen("127.0.0.1:9808"),
+            tokens_file: None,
+            token: None,
         }
+    }
+}
+
+impl HttpConfig {
+    /// Whether the operator API has tokens: `token` (non-empty) or a `tokens_file`.
+    pub fn has_tokens(&self) -> bool {
+        self.token.as_deref().is_some_and(|t| !t.is_empty()) || self.tokens_file.is_some()
     }
 }
 
@@ -499,6 +524,8 @@ pub const CONTRACT_ENV: &[(&str, &str)] = &[
     ("VGATE_NODE_ID", "node_id"),
     ("VGATE_TOPIC_PREFIX", "topic_prefix"),
     ("VGATE_LOG", "log"),
+    // §6: the operator API's read-write token.
+    ("VGATE_HTTP_TOKEN", "http.token"),
 ];
 
 /// The key an environment variable sets (`mqtt.password` for `VGATE_MQTT__PASSWORD`), or
@@ -768,7 +795,7 @@ impl Config {
     /// [`Config::load`] with the environment given: `(name, value)` pairs, of which the
     /// `VGATE_*` ones are read (module doc). The layers, lowest first: the defaults, the
     /// file, the variables of the general rule (`VGATE_MQTT__PASSWORD`) in name order, the
-    /// contract's nine (`VGATE_MQTT_URL`). Then `mqtt.password_file` is read, then
+    /// contract's own (`VGATE_MQTT_URL`). Then `mqtt.password_file` is read, then
     /// [`Config::check`]. Every error is one line naming the file (or that there is none)
     /// and the key, and the environment variable when one set the value.
     pub fn load_with(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Config> {
@@ -874,6 +901,7 @@ impl Config {
                 format!("{} exists and is not a directory", self.data_dir.display()),
             ));
         }
+        self.check_http()?;
         self.mqtt.validate().map_err(|e| match e {
             mqtt_bridge::BridgeError::Config { key, reason } => ConfigError::new(key, reason),
             mqtt_bridge::BridgeError::File { key, path, reason } => {
@@ -889,6 +917,27 @@ impl Config {
         }
         for l in self.vehicle_listeners()? {
             l.check()?;
+        }
+        Ok(())
+    }
+
+    /// The operator API's tokens (a readable `http.tokens_file` holding at least one), and no
+    /// API beyond loopback without them (contract §6).
+    fn check_http(&self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.http.tokens_file {
+            crate::api::auth::Tokens::read_file(path)
+                .map_err(|e| ConfigError::new("http.tokens_file", e))?;
+        }
+        if let Some(addr) = self.http.listen.addr() {
+            if !addr.ip().is_loopback() && !self.http.has_tokens() {
+                return Err(ConfigError::new(
+                    "http.listen",
+                    format!(
+                        "{addr} is not a loopback address: the operator API listens beyond this \
+                         machine only with tokens (VGATE_HTTP_TOKEN or http.tokens_file)"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

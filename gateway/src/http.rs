@@ -1,72 +1,52 @@
 //! The admin and metrics HTTP server (`VGATE_HTTP_LISTEN`, default 127.0.0.1:9808).
 //!
 //! - `GET /metrics`: Prometheus text format.
-//! - `GET /healthz`: 200 once the gateway is running.
-//! - `GET /api/v1/vehicles`: the vehicles online on this node (id, protocol, peer, since).
-
-use std::sync::Arc;
+//! - `GET /healthz`: 200 while the process runs.
+//! - `GET /readyz`: 200 when ready to take vehicles and publish, 503 with the reason.
+//! - `GET /`: the status page (counters, a chart of events/s, vehicles, one vehicle with its
+//!   commands, kick and a command form), served from the binary, data from the API.
+//! - `/api/v1/...`: the operator API ([`crate::api`]), behind bearer tokens when configured.
 
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
-use metrics_exporter_prometheus::PrometheusHandle;
-use serde::Serialize;
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::registry::Registry;
+use crate::api;
 
-#[derive(Clone)]
-struct AppState {
-    prometheus: PrometheusHandle,
-    registry: Arc<dyn Registry>,
-}
-
-#[derive(Serialize)]
-struct VehicleView {
-    vehicle_id: String,
-    protocol: &'static str,
-    peer: String,
-    since: String,
+/// The whole HTTP application: open routes, then the API.
+pub fn app(state: api::State) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(api::stats::readyz))
+        .route("/", get(status_page))
+        .with_state(state.clone())
+        .merge(api::router(state))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
 }
 
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
-    prometheus: PrometheusHandle,
-    registry: Arc<dyn Registry>,
+    state: api::State,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/v1/vehicles", get(vehicles))
-        .with_state(AppState {
-            prometheus,
-            registry,
-        });
-    axum::serve(listener, app)
+    tokio::spawn(api::stats::sample(state.clone(), shutdown.clone()));
+    axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())
 }
 
-async fn metrics(State(s): State<AppState>) -> String {
-    s.prometheus.render()
+/// The status page: one HTML file embedded in the binary, no external assets; its data comes
+/// from the API (with the token the page asks for when the API wants one).
+async fn status_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("api/status.html"))
 }
 
-async fn vehicles(State(s): State<AppState>) -> Json<Vec<VehicleView>> {
-    let mut v: Vec<VehicleView> = s
-        .registry
-        .all()
-        .into_iter()
-        .map(|(id, h)| VehicleView {
-            vehicle_id: id,
-            protocol: h.protocol.as_str(),
-            peer: h.peer.to_string(),
-            since: h.since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        })
-        .collect();
-    v.sort_by(|a, b| a.vehicle_id.cmp(&b.vehicle_id));
-    Json(v)
+async fn metrics(State(s): State<api::State>) -> String {
+    s.prometheus.render()
 }

@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub mod alarms;
+pub mod api;
 pub mod auth;
+pub mod bans;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -32,6 +34,7 @@ pub mod session;
 pub mod simulate;
 pub mod sink;
 pub mod tls;
+pub mod traces;
 
 use cli::{Cli, Command};
 

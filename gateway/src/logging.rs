@@ -100,12 +100,40 @@ pub fn init(filter: &str) -> Result<(), FilterError> {
         std::io::stderr().is_terminal(),
     );
     // A subscriber already installed (a test harness) is kept.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    if builder.try_init().is_ok() {
+        let _ = RELOAD.set(Box::new(move |f| {
+            handle.reload(f).map_err(|e| e.to_string())
+        }));
+    }
     Ok(())
+}
+
+/// Swaps the filter of the subscriber [`init`] installed.
+type Reload = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+static RELOAD: std::sync::OnceLock<Reload> = std::sync::OnceLock::new();
+
+/// Replaces the running log filter with `filter` (checked as [`init`] checks it): the
+/// operator API's reload. An error when no subscriber of [`init`] is installed.
+pub fn reload_filter(filter: &str) -> Result<(), FilterError> {
+    check_filter(filter)?;
+    let invalid = |reason: String| FilterError::Invalid {
+        directive: filter.to_owned(),
+        reason,
+    };
+    let env_filter = EnvFilter::builder()
+        .parse(effective_filter(filter))
+        .map_err(|e| invalid(e.to_string()))?;
+    let reload = RELOAD
+        .get()
+        .ok_or_else(|| invalid("no reloadable log subscriber installed".to_owned()))?;
+    reload(env_filter).map_err(invalid)
 }
 
 /// The non-empty directives of `filter`, trimmed (split at every comma, as tracing does).

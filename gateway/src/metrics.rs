@@ -109,4 +109,12 @@ fn describe() {
         Unit::Seconds,
         "time from frame read to event queued for MQTT"
     );
+    describe_counter!(
+        "vgate_http_refused_total",
+        "operator API calls refused, by reason (no_token, bad_token, read_only)"
+    );
+    describe_counter!(
+        "vgate_kicks_total",
+        "connections closed through the operator API"
+    );
 }

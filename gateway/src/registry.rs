@@ -9,8 +9,9 @@
 //! This is the embedded, single-process implementation behind [`Registry`]; a Redis-backed
 //! one for several nodes fits the same interface (claim / release / lookup).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +38,36 @@ pub struct SessionHandle {
     pub peer: SocketAddr,
     pub since: DateTime<Utc>,
     pub control: mpsc::Sender<Control>,
+    /// Frames read from and written to this connection (the operator API's `frames_in`,
+    /// `frames_out`).
+    pub frames: Arc<FrameCounters>,
+}
+
+/// A connection's frame counts, shared by its session (which counts) and its handle.
+#[derive(Debug, Default)]
+pub struct FrameCounters {
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+}
+
+impl FrameCounters {
+    /// One frame read.
+    pub fn read(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` frames written.
+    pub fn written(&self, n: u64) {
+        self.frames_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `(frames_in, frames_out)` now.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.frames_in.load(Ordering::Relaxed),
+            self.frames_out.load(Ordering::Relaxed),
+        )
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -58,12 +89,36 @@ pub trait Registry: Send + Sync {
     fn online(&self) -> usize;
     /// Every online vehicle with its handle (for shutdown).
     fn all(&self) -> Vec<(String, SessionHandle)>;
+    /// Up to `limit` online vehicles whose ids are within `from`..`to`, ordered by id (a
+    /// page of the operator API's list, without copying every handle).
+    fn range(
+        &self,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        limit: usize,
+    ) -> Vec<(String, SessionHandle)> {
+        let mut all: Vec<(String, SessionHandle)> = self
+            .all()
+            .into_iter()
+            .filter(|(v, _)| RangeBounds::<str>::contains(&(from, to), v.as_str()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.truncate(limit);
+        all
+    }
+}
+
+/// The registry's map, and its ids in order (for [`Registry::range`]).
+#[derive(Debug, Default)]
+struct Held {
+    map: HashMap<Arc<str>, SessionHandle>,
+    order: BTreeSet<Arc<str>>,
 }
 
 /// The in-process registry.
 #[derive(Debug, Default, Clone)]
 pub struct LocalRegistry {
-    inner: Arc<Mutex<HashMap<Arc<str>, SessionHandle>>>,
+    inner: Arc<Mutex<Held>>,
 }
 
 impl LocalRegistry {
@@ -71,7 +126,7 @@ impl LocalRegistry {
         Self::default()
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, SessionHandle>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, Held> {
         // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -80,33 +135,53 @@ impl LocalRegistry {
 impl Registry for LocalRegistry {
     fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
         let mut m = self.map();
-        let old = m.insert(Arc::from(vehicle_id), handle);
-        metrics::gauge!("vgate_vehicles_online").set(m.len() as f64);
+        let id: Arc<str> = Arc::from(vehicle_id);
+        let old = m.map.insert(id.clone(), handle);
+        if old.is_none() {
+            m.order.insert(id);
+        }
+        metrics::gauge!("vgate_vehicles_online").set(m.map.len() as f64);
         old
     }
 
     fn release(&self, vehicle_id: &str, session_id: u64) -> bool {
         let mut m = self.map();
-        let held = m.get(vehicle_id).is_some_and(|h| h.id == session_id);
+        let held = m.map.get(vehicle_id).is_some_and(|h| h.id == session_id);
         if held {
-            m.remove(vehicle_id);
+            m.map.remove(vehicle_id);
+            m.order.remove(vehicle_id);
         }
-        metrics::gauge!("vgate_vehicles_online").set(m.len() as f64);
+        metrics::gauge!("vgate_vehicles_online").set(m.map.len() as f64);
         held
     }
 
     fn get(&self, vehicle_id: &str) -> Option<SessionHandle> {
-        self.map().get(vehicle_id).cloned()
+        self.map().map.get(vehicle_id).cloned()
     }
 
     fn online(&self) -> usize {
-        self.map().len()
+        self.map().map.len()
     }
 
     fn all(&self) -> Vec<(String, SessionHandle)> {
         self.map()
+            .map
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn range(
+        &self,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        limit: usize,
+    ) -> Vec<(String, SessionHandle)> {
+        let m = self.map();
+        m.order
+            .range::<str, _>((from, to))
+            .take(limit)
+            .filter_map(|id| Some((id.to_string(), m.map.get(id)?.clone())))
             .collect()
     }
 }
@@ -124,6 +199,7 @@ mod tests {
                 peer: "127.0.0.1:1".parse().unwrap(),
                 since: Utc::now(),
                 control: tx,
+                frames: Default::default(),
             },
             rx,
         )
@@ -143,5 +219,33 @@ mod tests {
         assert_eq!(r.get("v1").map(|h| h.id), Some(2));
         assert!(r.release("v1", 2));
         assert_eq!(r.online(), 0);
+    }
+
+    #[test]
+    fn range_walks_online_ids_in_order() {
+        let r = LocalRegistry::new();
+        let mut rxs = Vec::new();
+        for (i, v) in ["c", "a", "d", "b"].into_iter().enumerate() {
+            let (h, rx) = handle(i as u64 + 1);
+            rxs.push(rx);
+            r.claim(v, h);
+        }
+        let (h, _rx) = handle(9);
+        r.claim("b", h); // a takeover keeps one entry
+        r.release("d", 3);
+        let ids =
+            |v: Vec<(String, SessionHandle)>| v.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(r.range(Bound::Unbounded, Bound::Unbounded, 10)),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            ids(r.range(Bound::Excluded("a"), Bound::Included("b"), 10)),
+            ["b"]
+        );
+        assert_eq!(
+            ids(r.range(Bound::Excluded("a"), Bound::Unbounded, 1)),
+            ["b"]
+        );
     }
 }

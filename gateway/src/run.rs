@@ -57,7 +57,7 @@ pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
         broker_on_this_machine = cfg.broker_is_local(),
         "runtime"
     );
-    rt.block_on(serve(cfg))
+    rt.block_on(serve(cfg, config))
 }
 
 /// Where the log filter in force came from, for the error refusing it: `VGATE_LOG`
@@ -188,7 +188,7 @@ impl Listeners<'_> {
     }
 }
 
-async fn serve(cfg: Config) -> Result<(), Failure> {
+async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure> {
     let prometheus =
         crate::metrics::install().map_err(|e| Failure::Usage(anyhow!("metrics: {e}")))?;
     let node: Arc<str> = Arc::from(cfg.node_id());
@@ -306,9 +306,18 @@ async fn serve(cfg: Config) -> Result<(), Failure> {
         let local = listener
             .local_addr()
             .map_err(|e| Failure::Usage(e.into()))?;
-        let (reg, sd) = (registry.clone(), shutdown.clone());
+        let state = operator_api(
+            &cfg,
+            config_file,
+            &shared,
+            &bridge,
+            &ready,
+            prometheus,
+            &tls,
+        )?;
+        let sd = shutdown.clone();
         ready.detached.push(Box::pin(async move {
-            if let Err(e) = crate::http::serve(listener, prometheus, reg, sd).await {
+            if let Err(e) = crate::http::serve(listener, state, sd).await {
                 warn!(error = %e, "http server stopped");
             }
         }));
@@ -364,6 +373,54 @@ fn reload_on_hangup(tls: TlsReloader) {
     }
     #[cfg(not(unix))]
     drop(tls);
+}
+
+/// The operator API's state: what its handlers reach (registry, commands, the bridge's
+/// health, the vehicle listeners bound so far) and its tokens.
+fn operator_api(
+    cfg: &Config,
+    config_file: Option<PathBuf>,
+    shared: &Shared,
+    bridge: &mqtt_bridge::Bridge,
+    ready: &Ready,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    tls: &TlsReloader,
+) -> Result<crate::api::State, Failure> {
+    let tls = tls.clone();
+    let tls_files: crate::api::Reloader = Arc::new(move || {
+        tls.reload()
+            .into_iter()
+            .map(|o| (o.listener, o.error))
+            .collect()
+    });
+    let tokens = crate::api::auth::Tokens::load(&cfg.http)
+        .map_err(|e| Failure::Usage(anyhow!("http.tokens_file: {e}")))?;
+    Ok(Arc::new(crate::api::Api {
+        node: shared.node.clone(),
+        prometheus,
+        registry: shared.registry.clone(),
+        commands: shared.commands.clone(),
+        dispatcher: crate::commands::Dispatcher {
+            commands: shared.commands.clone(),
+            registry: shared.registry.clone(),
+        },
+        broker: bridge.health(),
+        listeners: ready
+            .announce
+            .iter()
+            .filter(|(name, _)| name != "mqtt")
+            .cloned()
+            .collect(),
+        shutdown: shared.shutdown.clone(),
+        tokens: std::sync::RwLock::new(Arc::new(tokens)),
+        config_file,
+        config: std::sync::Mutex::new(cfg.clone()),
+        started: std::time::Instant::now(),
+        rates: Default::default(),
+        data_dir: cfg.data_dir.clone(),
+        // Every TLS listener's certificate, key, CA bundle and CRLs, as on SIGHUP.
+        reloaders: vec![tls_files],
+    }))
 }
 
 /// Installs the SIGTERM / SIGINT handlers now and returns what resolves on the first signal.

@@ -282,7 +282,7 @@ impl TlsSlot {
     }
 }
 
-/// Every TLS listener of the process, for a reload (SIGHUP; the operator API later).
+/// Every TLS listener of the process, for a reload (SIGHUP, `POST /api/v1/reload`).
 #[derive(Clone, Default)]
 pub struct TlsReloader {
     slots: Arc<RwLock<Vec<Arc<TlsSlot>>>>,

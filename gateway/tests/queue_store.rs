@@ -422,6 +422,83 @@ const DEFAULT: QueueLimits = QueueLimits {
     remember_ids_ms: 24 * HOUR,
 };
 
+fn cancel(q: &dyn CommandQueue) {
+    for (i, p) in [(1, 5), (2, 9), (3, 0)] {
+        q.enqueue(cmd("V1", &format!("c{i}"), p, 1_000, 10 * HOUR))
+            .unwrap();
+    }
+    q.enqueue(cmd("V2", "c2", 5, 1_000, 10 * HOUR)).unwrap();
+    let gone = q.cancel("V1", "c2", 2_000).unwrap().expect("c2 was queued");
+    assert_eq!(
+        (gone.vehicle.as_str(), gone.id.as_str(), gone.priority),
+        ("V1", "c2", 9)
+    );
+    assert_eq!(
+        gone.response_topic.as_deref(),
+        Some("reply/V1"),
+        "the whole record back"
+    );
+    assert_eq!(ids(&q.pending("V1", 2_000, 10).unwrap()), ["c1", "c3"]);
+    assert_eq!(q.len_vehicle("V1"), 2);
+    assert_eq!(q.len(), 3);
+    assert_eq!(
+        ids(&q.pending("V2", 2_000, 10).unwrap()),
+        ["c2"],
+        "another vehicle's command of the same id stays"
+    );
+    // Cancelled is final: the id is remembered, a retry of it is a duplicate.
+    assert_eq!(
+        q.enqueue(cmd("V1", "c2", 9, 3_000, 10 * HOUR)).unwrap(),
+        Enqueued::Duplicate
+    );
+    assert!(
+        q.cancel("V1", "c2", 3_000).unwrap().is_none(),
+        "cancelled once"
+    );
+    // An id that was never queued is not remembered by a cancel: it can still be sent.
+    assert!(q.cancel("V1", "never", 3_000).unwrap().is_none());
+    assert_eq!(
+        q.enqueue(cmd("V1", "never", 5, 3_000, 10 * HOUR)).unwrap(),
+        Enqueued::Stored
+    );
+    // A finished id is not cancelled.
+    q.finish("V1", "c1", 4_000).unwrap();
+    assert!(q.cancel("V1", "c1", 4_000).unwrap().is_none());
+    assert!(
+        !matches!(q.cancel("", "c1", 4_000), Ok(Some(_))),
+        "an empty vehicle id holds nothing"
+    );
+}
+
+fn known_vehicles_from(q: &dyn CommandQueue) {
+    use std::ops::Bound;
+    let seen: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("V{i:03}"), "jt808-2013".to_owned()))
+        .collect();
+    q.remember_vehicles(&seen, 7).unwrap();
+    let page = |from: Bound<&str>, n| -> Vec<String> {
+        q.known_vehicles_from(from, n)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.vehicle)
+            .collect()
+    };
+    assert_eq!(page(Bound::Unbounded, 2), ["V000", "V001"]);
+    assert_eq!(page(Bound::Excluded("V001"), 2), ["V002", "V003"]);
+    assert_eq!(page(Bound::Included("V010"), 1), ["V010"]);
+    assert_eq!(page(Bound::Excluded("V048"), 10), ["V049"]);
+    assert!(page(Bound::Excluded("V049"), 10).is_empty());
+    assert_eq!(page(Bound::Included("V0"), 100).len(), 50);
+    let k = q
+        .known_vehicles_from(Bound::Unbounded, 1)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!((k.protocol.as_str(), k.last_seen_ms), ("jt808-2013", 7));
+}
+
+both!(cancel, DEFAULT);
+both!(known_vehicles_from, DEFAULT);
 both!(order_by_priority_then_age, DEFAULT);
 both!(duplicates, DEFAULT);
 both!(

@@ -63,6 +63,39 @@ pub struct Bridge {
     shutdown_timeout: Duration,
 }
 
+/// The bridge's state as a health check sees it ([`Bridge::health`]).
+#[derive(Debug, Clone)]
+pub struct Health {
+    connected: Option<Arc<AtomicBool>>,
+    spools: Vec<Arc<Spool>>,
+    broker: String,
+}
+
+impl Health {
+    /// Whether the gateway's MQTT connection (lane 0) is up now.
+    pub fn connected(&self) -> bool {
+        self.connected
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+
+    /// Whether publishes are taken while the broker is away: a spool is configured and every
+    /// lane's spool has room (or drops its oldest records).
+    pub fn spool_accepting(&self) -> bool {
+        !self.spools.is_empty() && self.spools.iter().all(|s| s.accepting())
+    }
+
+    /// Bytes in the spools, `None` without a spool.
+    pub fn spool_bytes(&self) -> Option<u64> {
+        (!self.spools.is_empty()).then(|| self.spools.iter().map(|s| s.bytes()).sum())
+    }
+
+    /// The broker, `host:port`.
+    pub fn broker(&self) -> &str {
+        &self.broker
+    }
+}
+
 /// What the event loop task needs besides the event loop.
 pub(crate) struct Loop {
     /// The lane (connection) index: lane 0 subscribes, says online and sets
@@ -298,6 +331,16 @@ impl Bridge {
     /// (as `vgate_mqtt_connected`). The other lanes reconnect on their own.
     pub fn connected(&self) -> bool {
         self.lanes.first().is_some_and(Lane::is_connected)
+    }
+
+    /// A cheap handle on the bridge's state (connection, spool) for health checks: it stays
+    /// valid while the bridge runs, without borrowing it.
+    pub fn health(&self) -> Health {
+        Health {
+            connected: self.lanes.first().map(|l| l.connected.clone()),
+            spools: self.lanes.iter().filter_map(Lane::spool).cloned().collect(),
+            broker: self.broker.clone(),
+        }
     }
 
     /// How many MQTT connections (lanes) this bridge publishes over (`mqtt.connections`).

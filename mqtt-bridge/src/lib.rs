@@ -61,7 +61,7 @@ pub mod topics;
 mod tracker;
 mod v5;
 
-pub use bridge::Bridge;
+pub use bridge::{Bridge, Health};
 pub use commands::{CommandReceiver, IncomingCommand};
 pub use config::{
     EmbeddedLimits, MqttConfig, MqttProtocol, Qos, QosConfig, SpoolConfig, TlsConfig, WhenFull,

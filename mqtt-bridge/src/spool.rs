@@ -248,6 +248,12 @@ impl Spool {
         self.bytes.load(Ordering::SeqCst)
     }
 
+    /// Whether a publish can be appended now without waiting: below `max_bytes`, or a spool
+    /// that drops its oldest records to make room.
+    pub fn accepting(&self) -> bool {
+        self.when_full == WhenFull::DropOldest || self.bytes() < self.max_bytes
+    }
+
     /// Records in the spool.
     pub fn len(&self) -> u64 {
         self.len.load(Ordering::SeqCst)

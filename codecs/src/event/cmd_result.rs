@@ -12,6 +12,8 @@ pub enum CmdStatus {
     Failed,
     Expired,
     Rejected,
+    /// Withdrawn through the operator API before delivery.
+    Cancelled,
 }
 
 impl CmdStatus {
@@ -19,7 +21,11 @@ impl CmdStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            CmdStatus::Acked | CmdStatus::Failed | CmdStatus::Expired | CmdStatus::Rejected
+            CmdStatus::Acked
+                | CmdStatus::Failed
+                | CmdStatus::Expired
+                | CmdStatus::Rejected
+                | CmdStatus::Cancelled
         )
     }
 }

@@ -16,6 +16,8 @@ pub enum PresenceReason {
     Error,
     Shutdown,
     Closed,
+    /// Closed by an operator (`DELETE /api/v1/vehicles/{vid}/connection`).
+    Kicked,
 }
 
 /// `{"online": true, "reason": "login", "protocol": "jt808-2013", "peer": "1.2.3.4:5", "since": ".."}`

@@ -84,6 +84,8 @@ pub enum DenyReason {
     Unavailable,
     /// A new auth code could not be persisted in the data directory.
     StoreFailed,
+    /// Banned by an operator for a while ([`crate::bans`]).
+    Banned,
 }
 
 impl DenyReason {
@@ -96,6 +98,7 @@ impl DenyReason {
             DenyReason::HookDenied(_) => "hook_denied",
             DenyReason::Unavailable => "auth_unavailable",
             DenyReason::StoreFailed => "auth_store_failed",
+            DenyReason::Banned => "banned",
         }
     }
 
@@ -184,6 +187,11 @@ impl fmt::Debug for Authenticator {
     }
 }
 
+/// A refusal when an operator has banned `vehicle` ([`crate::bans`]).
+fn banned(vehicle: &str) -> Option<Decision> {
+    crate::bans::is_banned(vehicle).then(|| Decision::deny(DenyReason::Banned))
+}
+
 /// Compares two codes in time independent of where they differ.
 fn same_code(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -238,6 +246,10 @@ impl Authenticator {
     /// 0x8100: the allowlist's fixed code, the hook's code, or the phone's stored code (issued
     /// and persisted on first registration).
     pub async fn register(&self, req: &RegisterRequest) -> Decision {
+        if let Some(d) = banned(&req.phone) {
+            self.record("register", &req.phone, &req.peer, &d);
+            return d;
+        }
         let decision = self.decide_register(req).await;
         self.record("register", &req.phone, &req.peer, &decision);
         decision
@@ -286,6 +298,10 @@ impl Authenticator {
         imei: Option<&str>,
         peer: &str,
     ) -> Decision {
+        if let Some(d) = banned(phone) {
+            self.record("authenticate", phone, peer, &d);
+            return d;
+        }
         let decision = self.decide_authenticate(phone, code, imei, peer).await;
         self.record("authenticate", phone, peer, &decision);
         decision
@@ -353,6 +369,10 @@ impl Authenticator {
 
     /// GB/T 32960 vehicle login (0x01): no secret, so membership (allowlist) or the hook decides.
     pub async fn login(&self, vin: &str, iccid: Option<&str>, peer: &str) -> Decision {
+        if let Some(d) = banned(vin) {
+            self.record("login", vin, peer, &d);
+            return d;
+        }
         let decision = match &self.inner.policy {
             Policy::Open | Policy::Certificate => Decision::Allow { auth_code: None },
             Policy::Allowlist(list) => {

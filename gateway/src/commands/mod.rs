@@ -354,6 +354,7 @@ pub fn status_label(s: CmdStatus) -> &'static str {
         CmdStatus::Failed => "failed",
         CmdStatus::Expired => "expired",
         CmdStatus::Rejected => "rejected",
+        CmdStatus::Cancelled => "cancelled",
     }
 }
 
@@ -430,7 +431,131 @@ struct Intake {
     failed: bool,
 }
 
+/// What became of a command submitted through the operator API ([`Dispatcher::submit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Stored; the vehicle is offline (`queued`) or its session was woken to send it (`sent`).
+    Accepted { id: String, status: CmdStatus },
+    /// Invalid (`rejected` published too): the reason names the field.
+    Rejected(String),
+    /// The queue is full (`failed` with reason `queue_full` published too).
+    Full { id: String },
+    /// The queue could not store it.
+    Unavailable(String),
+}
+
 impl Dispatcher {
+    /// One command for `vehicle` from the operator API: the MQTT path's checks, store and
+    /// results (`rejected`, `queued`, `failed` published as for a command from MQTT), one
+    /// commit for itself.
+    pub async fn submit(&self, vehicle: &str, payload: &[u8]) -> Submitted {
+        let target = ResultTarget {
+            id: loose_id(payload),
+            ..Default::default()
+        };
+        let protocol = match self.registry.get(vehicle) {
+            Some(h) => Some(h.protocol),
+            None => {
+                let v = vehicle.to_owned();
+                self.commands
+                    .blocking(move |q| q.known_vehicle(&v).ok().flatten())
+                    .await
+                    .flatten()
+                    .and_then(|k| protocol_from_name(&k.protocol))
+            }
+        };
+        let p = protocol.unwrap_or(Protocol::Unknown);
+        let cmd = match Command::parse(payload) {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = e.to_string();
+                self.reject(vehicle, p, &target, reason.clone()).await;
+                return Submitted::Rejected(reason);
+            }
+        };
+        let target = ResultTarget {
+            id: cmd.id.clone(),
+            ..Default::default()
+        };
+        let priority = cmd.priority.unwrap_or(self.commands.cfg.default_priority);
+        if let Err(reason) = self.check(&cmd, vehicle, protocol, priority) {
+            self.reject(vehicle, p, &target, reason.clone()).await;
+            return Submitted::Rejected(reason);
+        }
+        let ttl_ms = cmd
+            .ttl_s
+            .unwrap_or(self.commands.cfg.default_ttl_s)
+            .saturating_mul(1000);
+        let now = now_ms();
+        let q = QueuedCommand {
+            vehicle: vehicle.to_owned(),
+            id: cmd.id.clone(),
+            priority,
+            enqueued_at_ms: now,
+            expires_at_ms: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+            command: serde_json::to_value(&cmd).unwrap_or_default(),
+            response_topic: None,
+            correlation_data: None,
+            attempts: 0,
+        };
+        let stored = q.clone();
+        let outcome = match self
+            .commands
+            .blocking(move |queue| queue.enqueue_many(vec![stored]))
+            .await
+        {
+            Some(Ok(o)) => o.into_iter().next().unwrap_or(Enqueued::Duplicate),
+            Some(Err(e)) => return Submitted::Unavailable(e.to_string()),
+            None => return Submitted::Unavailable("the command queue task failed".into()),
+        };
+        let online = self.registry.get(vehicle).is_some();
+        self.stored(&q, p, &target, outcome).await;
+        let id = cmd.id;
+        match outcome {
+            Enqueued::VehicleFull | Enqueued::GlobalFull => Submitted::Full { id },
+            Enqueued::Stored | Enqueued::Duplicate => Submitted::Accepted {
+                id,
+                status: if online {
+                    CmdStatus::Sent
+                } else {
+                    CmdStatus::Queued
+                },
+            },
+        }
+    }
+
+    /// Withdraws a command still waiting for `vehicle` (the operator API's cancel): removed
+    /// from the queue and `cancelled` published. `None` when no such command waits.
+    pub async fn cancel(&self, vehicle: &str, id: &str) -> Result<Option<QueuedCommand>, String> {
+        let (v, i) = (vehicle.to_owned(), id.to_owned());
+        let removed = match self
+            .commands
+            .blocking(move |q| q.cancel(&v, &i, now_ms()))
+            .await
+        {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the command queue task failed".into()),
+        };
+        if let Some(q) = &removed {
+            let protocol = self
+                .registry
+                .get(vehicle)
+                .map_or(Protocol::Unknown, |h| h.protocol);
+            self.commands
+                .result(
+                    vehicle,
+                    protocol,
+                    &ResultTarget::from(q),
+                    CmdStatus::Cancelled,
+                    Some("cancelled through the operator API".into()),
+                    None,
+                )
+                .await;
+        }
+        Ok(removed)
+    }
+
     /// Runs until the bridge's command channel closes.
     pub async fn run(self, mut rx: mqtt_bridge::CommandReceiver) {
         let mut batch = Vec::with_capacity(INTAKE_BATCH);

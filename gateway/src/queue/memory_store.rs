@@ -186,6 +186,21 @@ impl CommandQueue for MemoryQueue {
         Ok(r)
     }
 
+    fn cancel(
+        &self,
+        vehicle: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<QueuedCommand>, QueueError> {
+        let mut g = self.lock();
+        if !g.ids.contains_key(&(vehicle.to_owned(), id.to_owned())) {
+            return Ok(None);
+        }
+        let r = g.remove(vehicle, id, now_ms);
+        set_depth_gauge(g.commands.len());
+        Ok(r)
+    }
+
     fn finish_many(&self, vehicle: &str, ids: &[String], now_ms: i64) -> Result<usize, QueueError> {
         let mut g = self.lock();
         let n = ids

@@ -210,6 +210,16 @@ pub trait CommandQueue: Send + Sync + 'static {
     /// Returns whether it was queued (an id that was not queued is remembered all the same).
     fn finish(&self, vehicle: &str, id: &str, now_ms: i64) -> Result<bool, QueueError>;
 
+    /// Withdraws a queued command (the operator API's cancel): removes it and remembers its id
+    /// like [`finish`](Self::finish), and returns it. An id that is not queued is left alone
+    /// (not remembered): `Ok(None)`.
+    fn cancel(
+        &self,
+        vehicle: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<QueuedCommand>, QueueError>;
+
     /// Delivery bookkeeping of many commands, of any vehicles, in order and in one commit for
     /// a durable store: the sessions of many vehicles record their sends and final statuses
     /// together, one fsync for all (`commands::settle`). An op whose ids no store could hold
@@ -277,6 +287,27 @@ pub trait CommandQueue: Send + Sync + 'static {
 
     /// Every vehicle ever passed to [`remember_vehicle`](Self::remember_vehicle), ordered by id.
     fn known_vehicles(&self) -> Result<Vec<KnownVehicle>, QueueError>;
+
+    /// Up to `limit` of [`known_vehicles`](Self::known_vehicles) from `from` on (a vehicle id,
+    /// included or excluded), ordered by id: a page of a listing that may hold hundreds of
+    /// thousands of vehicles.
+    fn known_vehicles_from(
+        &self,
+        from: std::ops::Bound<&str>,
+        limit: usize,
+    ) -> Result<Vec<KnownVehicle>, QueueError> {
+        use std::ops::Bound;
+        Ok(self
+            .known_vehicles()?
+            .into_iter()
+            .filter(|k| match from {
+                Bound::Included(a) => k.vehicle.as_str() >= a,
+                Bound::Excluded(a) => k.vehicle.as_str() > a,
+                Bound::Unbounded => true,
+            })
+            .take(limit)
+            .collect())
+    }
 
     /// One vehicle of [`known_vehicles`](Self::known_vehicles), if it was ever seen.
     fn known_vehicle(&self, vehicle: &str) -> Result<Option<KnownVehicle>, QueueError> {

@@ -737,6 +737,28 @@ impl CommandQueue for RedbQueue {
         })
     }
 
+    fn cancel(
+        &self,
+        vehicle: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<QueuedCommand>, QueueError> {
+        const W: &str = "cancelling a command";
+        super::check_id("vehicle id", vehicle)?;
+        super::check_id("command id", id)?;
+        self.write(W, |txn, _, delta| {
+            let mut t = Self::open_tables(txn, W)?;
+            let ik = id_key(vehicle, id);
+            if t.ids.get(ik.as_slice()).map_err(storage(W))?.is_none() {
+                return Ok(None);
+            }
+            match Self::remove_in(&mut t, delta, vehicle, id, now_ms)? {
+                Some((ck, rec)) => decode_record(&ck, &rec).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
     fn take_expired(&self, now_ms: i64, limit: usize) -> Result<Vec<QueuedCommand>, QueueError> {
         const W: &str = "taking expired commands";
         if limit == 0 {
@@ -865,6 +887,36 @@ impl CommandQueue for RedbQueue {
         let t = r.open_table(VEHICLES).map_err(storage(W))?;
         let mut out = Vec::new();
         for entry in t.iter().map_err(storage(W))? {
+            let (k, v) = entry.map_err(storage(W))?;
+            let (key, val) = (k.value(), v.value());
+            let vehicle = utf8(T, key, key, "vehicle id")?;
+            let (ts, proto) = val
+                .split_first_chunk::<8>()
+                .ok_or_else(|| corrupt(T, key, "value too short for last-seen time"))?;
+            out.push(KnownVehicle {
+                vehicle: vehicle.to_owned(),
+                protocol: utf8(T, key, proto, "protocol")?.to_owned(),
+                last_seen_ms: i64::from_be_bytes(*ts),
+            });
+        }
+        Ok(out)
+    }
+
+    fn known_vehicles_from(
+        &self,
+        from: std::ops::Bound<&str>,
+        limit: usize,
+    ) -> Result<Vec<KnownVehicle>, QueueError> {
+        const W: &str = "listing known vehicles";
+        const T: &str = "known_vehicles";
+        let r = self.inner.db.begin_read().map_err(storage(W))?;
+        let t = r.open_table(VEHICLES).map_err(storage(W))?;
+        let from = from.map(str::as_bytes);
+        let range = t
+            .range::<&[u8]>((from, std::ops::Bound::Unbounded))
+            .map_err(storage(W))?;
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for entry in range.take(limit) {
             let (k, v) = entry.map_err(storage(W))?;
             let (key, val) = (k.value(), v.value());
             let vehicle = utf8(T, key, key, "vehicle id")?;

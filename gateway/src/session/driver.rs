@@ -55,11 +55,12 @@ pub enum Flow {
 /// A codec whose items are frames or recoverable bad frames (an `Err` item does not end
 /// the stream; tokio-util ends `FramedRead` on a decoder error).
 pub trait FrameDecoder: Decoder<Item = Result<Self::Frame, Self::Bad>> {
-    type Frame: Send;
+    /// A frame; [`Traceable`](crate::traces::Traceable) for the operator's traces.
+    type Frame: Send + crate::traces::Traceable;
     type Bad: Send;
 }
 
-impl<D, F: Send, B: Send> FrameDecoder for D
+impl<D, F: Send + crate::traces::Traceable, B: Send> FrameDecoder for D
 where
     D: Decoder<Item = Result<F, B>>,
 {
@@ -115,6 +116,11 @@ pub struct Conn<W> {
     pub cert_names: Option<Arc<[String]>>,
     /// The listener's front door (a refused login counts against the peer's address).
     pub front: Arc<crate::front::FrontDoor>,
+    /// Frames read and written on this connection (shown by the operator API).
+    pub frames: Arc<crate::registry::FrameCounters>,
+    /// While a trace runs: the frame being handled by a connection not logged in yet, recorded
+    /// once the frame names the vehicle, before the answers it causes ([`crate::traces`]).
+    pub trace_in: Option<(Vec<u8>, String)>,
 }
 
 /// What [`Conn::claim`] found in the registry.
@@ -144,6 +150,19 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
     pub async fn write(&mut self, bytes: &[u8]) -> Flow {
         if !bytes.is_empty() && self.writer.write_all(bytes).await.is_err() {
             return Flow::Close(PresenceReason::Closed);
+        }
+        if !bytes.is_empty() {
+            self.frames.written(frame_count(bytes));
+            if crate::traces::any() {
+                if let Some(v) = self.vehicle.as_deref() {
+                    if let Some((wire, summary)) = self.trace_in.take() {
+                        crate::traces::record(v, "in", &wire, &summary);
+                    }
+                    for (wire, summary) in crate::traces::outgoing(bytes) {
+                        crate::traces::record(v, "out", &wire, &summary);
+                    }
+                }
+            }
         }
         Flow::Continue
     }
@@ -192,6 +211,7 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
             peer: self.peer,
             since: chrono::Utc::now(),
             control: self.control_tx.clone(),
+            frames: self.frames.clone(),
         };
         let old = shared.registry.claim(vehicle, handle);
         let already_mine = self.vehicle.as_deref() == Some(&**vehicle);
@@ -420,6 +440,8 @@ pub async fn run_with<S, P>(
         last_rx: Instant::now(),
         cert_names,
         front: l.front.clone(),
+        frames: Default::default(),
+        trace_in: None,
     };
     let Some((mut s, codec)) = P::open(&l, conn) else {
         return;
@@ -486,8 +508,26 @@ pub async fn run_with<S, P>(
                             Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(bad)).await,
                             Some(Ok(Ok(frame))) => {
                                 s.conn().last_rx = Instant::now();
+                                s.conn().frames.read();
                                 limit.take().await;
-                                s.on_frame(frame).await
+                                if crate::traces::any() {
+                                    // Recorded before it is handled; a login frame, which names
+                                    // the vehicle, once it does (before its answer).
+                                    use crate::traces::Traceable;
+                                    let seen = (frame.wire(), frame.summary());
+                                    match s.conn().vehicle.clone() {
+                                        Some(v) => crate::traces::record(&v, "in", &seen.0, &seen.1),
+                                        None => s.conn().trace_in = Some(seen),
+                                    }
+                                    let flow = s.on_frame(frame).await;
+                                    let c = s.conn();
+                                    if let (Some((wire, summary)), Some(v)) = (c.trace_in.take(), c.vehicle.as_deref()) {
+                                        crate::traces::record(v, "in", &wire, &summary);
+                                    }
+                                    flow
+                                } else {
+                                    s.on_frame(frame).await
+                                }
                             }
                         };
                         if matches!(flow, Flow::Close(_)) {
@@ -510,6 +550,16 @@ pub async fn run_with<S, P>(
         }
     };
     Box::pin(close(s, &l, reason)).await;
+}
+
+/// How many frames one write holds: JT/T 808 answers of a read batch go out in one write,
+/// each frame between two 0x7E flags (escaped everywhere else); any other write is one frame.
+fn frame_count(bytes: &[u8]) -> u64 {
+    if bytes.first() == Some(&0x7E) {
+        (bytes.iter().filter(|&&b| b == 0x7E).count() as u64 / 2).max(1)
+    } else {
+        1
+    }
 }
 
 /// Ends a session: the batch's answers, the writer flushed and shut down, then the vehicle

@@ -183,6 +183,7 @@ pub fn presence_label(r: codecs::event::PresenceReason) -> &'static str {
         PresenceReason::Error => "error",
         PresenceReason::Shutdown => "shutdown",
         PresenceReason::Closed => "closed",
+        PresenceReason::Kicked => "kicked",
     }
 }
 
