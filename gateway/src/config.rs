@@ -125,6 +125,63 @@ pub enum AckWhen {
     Queued,
 }
 
+/// A vehicle listener's table with the front-door keys every protocol shares (CONTRACT
+/// section 5: `tls`, `max_connections`, `proxy_protocol`, `reuse_port`, and the
+/// failed-login cap), appended to the protocol's own keys. A macro, not a
+/// `#[serde(flatten)]` struct: flattening does not work with `deny_unknown_fields`.
+macro_rules! listener_config {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($fields)*
+            /// TLS on this listener (contract §5, docs/security.md); none: plain TCP.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub tls: Option<TlsConfig>,
+            /// Connections open at once (refused beyond, counted); 0: no limit.
+            #[serde(default)]
+            pub max_connections: usize,
+            /// Connections open at once from one source address (refused beyond,
+            /// counted); 0: no limit (vehicles behind a carrier's NAT share addresses).
+            #[serde(default)]
+            pub max_connections_per_address: usize,
+            /// Expect a PROXY protocol v1/v2 header (from a load balancer) before
+            /// anything else.
+            #[serde(default)]
+            pub proxy_protocol: bool,
+            /// SO_REUSEPORT: several vgate processes on one host may share the port.
+            #[serde(default)]
+            pub reuse_port: bool,
+            /// Failed logins from one address within `failed_login_window_s` before the
+            /// address is refused for `failed_login_ban_s` (counted); 0: no cap.
+            #[serde(default = "default_max_failed_logins")]
+            pub max_failed_logins: u32,
+            #[serde(default = "default_failed_login_window")]
+            pub failed_login_window_s: u64,
+            #[serde(default = "default_failed_login_ban")]
+            pub failed_login_ban_s: u64,
+        }
+    };
+}
+
+/// A listener table literal with the front door's defaults (no TLS, no limits, the
+/// failed-login cap at its default).
+macro_rules! with_front_door_defaults {
+    ($name:ident { $($field:ident: $value:expr),* $(,)? }) => {
+        $name {
+            $($field: $value,)*
+            tls: None,
+            max_connections: 0,
+            max_connections_per_address: 0,
+            proxy_protocol: false,
+            reuse_port: false,
+            max_failed_logins: default_max_failed_logins(),
+            failed_login_window_s: default_failed_login_window(),
+            failed_login_ban_s: default_failed_login_ban(),
+        }
+    };
+}
+
+listener_config! {
 /// The JT/T 808 listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -155,39 +212,16 @@ pub struct Jt808Config {
     pub max_frames_per_s: f64,
     /// When a frame is acknowledged to the vehicle.
     pub ack_when: AckWhen,
-    /// TLS on this listener (contract §5, docs/security.md); none: plain TCP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsConfig>,
-    /// Connections open at once (refused beyond, counted); 0: no limit.
-    #[serde(default)]
-    pub max_connections: usize,
-    /// Connections open at once from one source address (refused beyond, counted); 0: no
-    /// limit (vehicles behind a carrier's NAT share addresses).
-    #[serde(default)]
-    pub max_connections_per_address: usize,
-    /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
-    #[serde(default)]
-    pub proxy_protocol: bool,
-    /// SO_REUSEPORT: several vgate processes on one host may share the port.
-    #[serde(default)]
-    pub reuse_port: bool,
-    /// Failed logins from one address within `failed_login_window_s` before the address is
-    /// refused for `failed_login_ban_s` (counted); 0: no cap.
-    #[serde(default = "default_max_failed_logins")]
-    pub max_failed_logins: u32,
-    #[serde(default = "default_failed_login_window")]
-    pub failed_login_window_s: u64,
-    #[serde(default = "default_failed_login_ban")]
-    pub failed_login_ban_s: u64,
     /// More JT/T 808 listeners (`[[jt808.listeners]]`): each a `name`, a `listen` and any
     /// key of this table it overrides ([`Config::vehicle_listeners`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<toml::Table>,
 }
+}
 
 impl Default for Jt808Config {
     fn default() -> Self {
-        Jt808Config {
+        with_front_door_defaults!(Jt808Config {
             listen: listen("0.0.0.0:6808"),
             auth: AuthConfig::default(),
             checksum: ChecksumMode::Strict,
@@ -203,16 +237,8 @@ impl Default for Jt808Config {
             max_bad_frames: 20,
             max_frames_per_s: 500.0,
             ack_when: AckWhen::Durable,
-            tls: None,
-            max_connections: 0,
-            max_connections_per_address: 0,
-            proxy_protocol: false,
-            reuse_port: false,
-            max_failed_logins: default_max_failed_logins(),
-            failed_login_window_s: default_failed_login_window(),
-            failed_login_ban_s: default_failed_login_ban(),
             listeners: Vec::new(),
-        }
+        })
     }
 }
 
@@ -235,6 +261,7 @@ pub struct PlatformUser {
     pub password: String,
 }
 
+listener_config! {
 /// The GB/T 32960 listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -259,39 +286,16 @@ pub struct Gbt32960Config {
     pub max_frames_per_s: f64,
     /// When a frame is acknowledged to the vehicle.
     pub ack_when: AckWhen,
-    /// TLS on this listener (contract §5, docs/security.md); none: plain TCP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsConfig>,
-    /// Connections open at once (refused beyond, counted); 0: no limit.
-    #[serde(default)]
-    pub max_connections: usize,
-    /// Connections open at once from one source address (refused beyond, counted); 0: no
-    /// limit (vehicles behind a carrier's NAT share addresses).
-    #[serde(default)]
-    pub max_connections_per_address: usize,
-    /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
-    #[serde(default)]
-    pub proxy_protocol: bool,
-    /// SO_REUSEPORT: several vgate processes on one host may share the port.
-    #[serde(default)]
-    pub reuse_port: bool,
-    /// Failed logins from one address within `failed_login_window_s` before the address is
-    /// refused for `failed_login_ban_s` (counted); 0: no cap.
-    #[serde(default = "default_max_failed_logins")]
-    pub max_failed_logins: u32,
-    #[serde(default = "default_failed_login_window")]
-    pub failed_login_window_s: u64,
-    #[serde(default = "default_failed_login_ban")]
-    pub failed_login_ban_s: u64,
     /// More GB/T 32960 listeners (`[[gbt32960.listeners]]`): each a `name`, a `listen` and
     /// any key of this table it overrides ([`Config::vehicle_listeners`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<toml::Table>,
 }
+}
 
 impl Default for Gbt32960Config {
     fn default() -> Self {
-        Gbt32960Config {
+        with_front_door_defaults!(Gbt32960Config {
             listen: listen("0.0.0.0:32960"),
             auth: AuthConfig::default(),
             max_frame_len: 65536 + 25,
@@ -306,19 +310,12 @@ impl Default for Gbt32960Config {
             max_bad_frames: 20,
             max_frames_per_s: 500.0,
             ack_when: AckWhen::Durable,
-            tls: None,
-            max_connections: 0,
-            max_connections_per_address: 0,
-            proxy_protocol: false,
-            reuse_port: false,
-            max_failed_logins: default_max_failed_logins(),
-            failed_login_window_s: default_failed_login_window(),
-            failed_login_ban_s: default_failed_login_ban(),
             listeners: Vec::new(),
-        }
+        })
     }
 }
 
+listener_config! {
 /// One `[[raw]]` listener in the configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -346,30 +343,7 @@ pub struct RawListenerConfig {
     /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
     #[serde(default = "default_max_frames_per_s")]
     pub max_frames_per_s: f64,
-    /// TLS on this listener (contract §5, docs/security.md); none: plain TCP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsConfig>,
-    /// Connections open at once (refused beyond, counted); 0: no limit.
-    #[serde(default)]
-    pub max_connections: usize,
-    /// Connections open at once from one source address (refused beyond, counted); 0: no
-    /// limit (vehicles behind a carrier's NAT share addresses).
-    #[serde(default)]
-    pub max_connections_per_address: usize,
-    /// Expect a PROXY protocol v1/v2 header (from a load balancer) before anything else.
-    #[serde(default)]
-    pub proxy_protocol: bool,
-    /// SO_REUSEPORT: several vgate processes on one host may share the port.
-    #[serde(default)]
-    pub reuse_port: bool,
-    /// Failed logins from one address within `failed_login_window_s` before the address is
-    /// refused for `failed_login_ban_s` (counted); 0: no cap.
-    #[serde(default = "default_max_failed_logins")]
-    pub max_failed_logins: u32,
-    #[serde(default = "default_failed_login_window")]
-    pub failed_login_window_s: u64,
-    #[serde(default = "default_failed_login_ban")]
-    pub failed_login_ban_s: u64,
+}
 }
 
 fn default_max_failed_logins() -> u32 {
