@@ -13,7 +13,7 @@ mod support;
 use std::time::Duration;
 
 use gateway::simulate::gbt32960::{Drive, Vehicle};
-use gateway::simulate::jt808::{Fix, Terminal};
+use gateway::simulate::jt808::Fix;
 use gbt32960::Edition;
 use jt808::Version;
 use support::{Mosquitto, Received, Subscriber, Vgate, VgateOptions};
@@ -51,16 +51,7 @@ async fn jt808_alarms_raise_once_clear_once_and_a_reissue_batch_changes_nothing(
     });
     let phone = "013800138077";
     let mut sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{phone}/alarm")]).await;
-    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
-        .await
-        .expect("connect");
-    let code = t
-        .register()
-        .await
-        .expect("register")
-        .auth_code
-        .expect("code");
-    assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+    let mut t = support::online_terminal(vgate.addr("jt808"), phone, Version::V2013).await;
     let fix = |alarm: u32| Fix {
         alarm,
         speed_kmh: 88.0,
@@ -251,16 +242,7 @@ async fn a_raised_jt808_alarm_is_confirmed_with_alarm_confirm_from_its_event() {
     .await;
     // The gateway subscribes to commands once connected; give it a moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
-        .await
-        .expect("connect");
-    let code = t
-        .register()
-        .await
-        .expect("register")
-        .auth_code
-        .expect("code");
-    assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+    let mut t = support::online_terminal(vgate.addr("jt808"), phone, Version::V2013).await;
     let fix = Fix {
         alarm: EMERGENCY,
         ..Fix::default()

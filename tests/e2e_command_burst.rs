@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::simulate::jt808::{Fix, Terminal};
+use gateway::simulate::jt808::Fix;
 use jt808::Version;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::{free_port, Mosquitto, Subscriber, Vgate, VgateOptions};
@@ -37,16 +37,7 @@ async fn reporting_terminals(vgate: &Vgate, phones: &[String]) -> Reporting {
     let acked = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for phone in phones {
-        let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
-            .await
-            .expect("connect");
-        let code = t
-            .register()
-            .await
-            .expect("register")
-            .auth_code
-            .expect("code");
-        assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+        let mut t = support::online_terminal(vgate.addr("jt808"), phone, Version::V2013).await;
         let (stop, acked) = (stop.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             let mut fix = Fix::default();

@@ -31,31 +31,12 @@ async fn result(sub: &mut Subscriber) -> Received {
 }
 
 async fn online_terminal(vgate: &Vgate, phone: &str) -> Terminal {
-    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
-        .await
-        .expect("connect");
-    let code = t
-        .register()
-        .await
-        .expect("register")
-        .auth_code
-        .expect("code");
-    assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
-    t
+    support::online_terminal(vgate.addr("jt808"), phone, Version::V2013).await
 }
 
 /// Waits for a platform message with id `msg_id` without answering it.
 async fn next_downlink(t: &mut Terminal, msg_id: u16) -> (Header, Message) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, t.next_frame())
-            .await
-            .expect("a downlink in time");
-        let (h, m) = next.expect("read").expect("connection open");
-        if h.msg_id == msg_id {
-            return (h, m);
-        }
-    }
+    support::next_downlink(t, msg_id, WAIT).await
 }
 
 async fn online_text_is_sent_then_acked(port: u16, vgate: &Vgate, phone: &str) {
@@ -339,16 +320,7 @@ async fn a_broadcast_reaches_online_vehicles_and_queues_for_offline_ones() {
         let addr = vgate.addr("jt808");
         tokio::spawn(async move {
             let phone = format!("0139100{i:05}");
-            let mut t = Terminal::connect(addr, &phone, Version::V2013)
-                .await
-                .expect("connect");
-            let code = t
-                .register()
-                .await
-                .expect("register")
-                .auth_code
-                .expect("code");
-            assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+            let t = support::online_terminal(addr, &phone, Version::V2013).await;
             t
         })
     });

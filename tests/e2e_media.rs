@@ -8,7 +8,6 @@ mod support;
 
 use std::time::Duration;
 
-use gateway::simulate::jt808::Terminal;
 use jt808::Version;
 use sha2::Digest;
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
@@ -39,16 +38,7 @@ async fn a_3_mb_photo_with_lost_packages_arrives_whole_in_the_media_directory() 
     });
     let phone = "013800138090";
     let mut sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{phone}/media")]).await;
-    let mut t = Terminal::connect(vgate.addr("jt808"), phone, Version::V2013)
-        .await
-        .expect("connect");
-    let code = t
-        .register()
-        .await
-        .expect("register")
-        .auth_code
-        .expect("code");
-    assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+    let mut t = support::online_terminal(vgate.addr("jt808"), phone, Version::V2013).await;
 
     // 3,000,000 bytes in 1,000-byte packages (3,001 of them: the 36-byte media header
     // first), the second, two in the middle and the last one lost on the first pass.
@@ -100,16 +90,7 @@ async fn twenty_terminals_uploading_at_once_each_get_their_own_file() {
         .map(|n| {
             tokio::spawn(async move {
                 let phone = format!("0138001391{n:02}");
-                let mut t = Terminal::connect(addr, &phone, Version::V2013)
-                    .await
-                    .expect("connect");
-                let code = t
-                    .register()
-                    .await
-                    .expect("register")
-                    .auth_code
-                    .expect("code");
-                assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+                let mut t = support::online_terminal(addr, &phone, Version::V2013).await;
                 let photo: Vec<u8> = (0..100_000u32).map(|i| (i ^ n) as u8).collect();
                 let a = t.upload_media(n, &photo, 1000, &[]).await.expect("0x8800");
                 assert!(a.retransmit_ids.is_empty());

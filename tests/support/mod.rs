@@ -221,3 +221,42 @@ impl Drop for Vgate {
         self.kill();
     }
 }
+
+/// A simulated JT/T 808 terminal at `addr` that has registered and authenticated (the
+/// platform's answers checked), ready to report or take commands.
+pub async fn online_terminal(
+    addr: SocketAddr,
+    phone: &str,
+    version: jt808::Version,
+) -> gateway::simulate::jt808::Terminal {
+    let mut t = gateway::simulate::jt808::Terminal::connect(addr, phone, version)
+        .await
+        .expect("connect");
+    let code = t
+        .register()
+        .await
+        .expect("register")
+        .auth_code
+        .expect("code");
+    assert_eq!(t.authenticate(&code).await.expect("authenticate"), 0);
+    t
+}
+
+/// Waits up to `wait` for a platform message with id `msg_id` without answering it (the
+/// frames before it are dropped).
+pub async fn next_downlink(
+    t: &mut gateway::simulate::jt808::Terminal,
+    msg_id: u16,
+    wait: Duration,
+) -> (jt808::Header, jt808::Message) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let next = tokio::time::timeout_at(deadline, t.next_frame())
+            .await
+            .expect("a downlink in time");
+        let (h, m) = next.expect("read").expect("connection open");
+        if h.msg_id == msg_id {
+            return (h, m);
+        }
+    }
+}
