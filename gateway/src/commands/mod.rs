@@ -444,6 +444,30 @@ pub enum Submitted {
     Unavailable(String),
 }
 
+/// The queue record of command `cmd` for `vehicle`, stored at `now` to live `ttl_ms`, its
+/// results going where `target` says.
+fn to_queue(
+    vehicle: &str,
+    cmd: &Command,
+    priority: u8,
+    now: i64,
+    ttl_ms: u64,
+    command: serde_json::Value,
+    target: &ResultTarget,
+) -> QueuedCommand {
+    QueuedCommand {
+        vehicle: vehicle.to_owned(),
+        id: cmd.id.clone(),
+        priority,
+        enqueued_at_ms: now,
+        expires_at_ms: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+        command,
+        response_topic: target.response_topic.clone(),
+        correlation_data: target.correlation_data.clone(),
+        attempts: 0,
+    }
+}
+
 impl Dispatcher {
     /// One command for `vehicle` from the operator API: the MQTT path's checks, store and
     /// results (`rejected`, `queued`, `failed` published as for a command from MQTT), one
@@ -486,18 +510,16 @@ impl Dispatcher {
             .ttl_s
             .unwrap_or(self.commands.cfg.default_ttl_s)
             .saturating_mul(1000);
-        let now = now_ms();
-        let q = QueuedCommand {
-            vehicle: vehicle.to_owned(),
-            id: cmd.id.clone(),
+        let command_json = serde_json::to_value(&cmd).unwrap_or_default();
+        let q = to_queue(
+            vehicle,
+            &cmd,
             priority,
-            enqueued_at_ms: now,
-            expires_at_ms: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
-            command: serde_json::to_value(&cmd).unwrap_or_default(),
-            response_topic: None,
-            correlation_data: None,
-            attempts: 0,
-        };
+            now_ms(),
+            ttl_ms,
+            command_json,
+            &target,
+        );
         let stored = q.clone();
         let outcome = match self
             .commands
@@ -663,17 +685,15 @@ impl Dispatcher {
                     self.reject(vehicle, p, &it.target, reason).await;
                     continue;
                 }
-                let q = QueuedCommand {
-                    vehicle: vehicle.clone(),
-                    id: cmd.id.clone(),
+                let q = to_queue(
+                    vehicle,
+                    cmd,
                     priority,
-                    enqueued_at_ms: now,
-                    expires_at_ms: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
-                    command: command_json.clone(),
-                    response_topic: it.target.response_topic.clone(),
-                    correlation_data: it.target.correlation_data.clone(),
-                    attempts: 0,
-                };
+                    now,
+                    ttl_ms,
+                    command_json.clone(),
+                    &it.target,
+                );
                 batch.push((k, q, protocol.unwrap_or(Protocol::Unknown)));
             }
         }

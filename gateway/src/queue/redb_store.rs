@@ -881,25 +881,7 @@ impl CommandQueue for RedbQueue {
     }
 
     fn known_vehicles(&self) -> Result<Vec<KnownVehicle>, QueueError> {
-        const W: &str = "listing known vehicles";
-        const T: &str = "known_vehicles";
-        let r = self.inner.db.begin_read().map_err(storage(W))?;
-        let t = r.open_table(VEHICLES).map_err(storage(W))?;
-        let mut out = Vec::new();
-        for entry in t.iter().map_err(storage(W))? {
-            let (k, v) = entry.map_err(storage(W))?;
-            let (key, val) = (k.value(), v.value());
-            let vehicle = utf8(T, key, key, "vehicle id")?;
-            let (ts, proto) = val
-                .split_first_chunk::<8>()
-                .ok_or_else(|| corrupt(T, key, "value too short for last-seen time"))?;
-            out.push(KnownVehicle {
-                vehicle: vehicle.to_owned(),
-                protocol: utf8(T, key, proto, "protocol")?.to_owned(),
-                last_seen_ms: i64::from_be_bytes(*ts),
-            });
-        }
-        Ok(out)
+        self.known_vehicles_from(std::ops::Bound::Unbounded, usize::MAX)
     }
 
     fn known_vehicles_from(
