@@ -14,7 +14,7 @@ use crate::msg::SetParams;
 use crate::msg::{
     AlarmConfirm, CameraShot, ControlItem, DownlinkTransparent, QueryParams, SingleMediaUpload,
     StoredMediaSearch, StoredMediaUpload, TemporaryTracking, TerminalControl, TextMessage,
-    VehicleControl,
+    UpgradePackage, VehicleControl,
 };
 use crate::{Message, Version};
 
@@ -41,6 +41,15 @@ fn hex_bytes(cmd: &Command, name: &str) -> Result<Vec<u8>, CommandError> {
         None => Ok(Vec::new()),
         Some(Value::String(s)) => hex::decode(s).map_err(|_| err(name, "expected hex")),
         Some(_) => Err(err(name, "expected a hex string")),
+    }
+}
+
+/// Checks `cmd` for edition `version` without building anything that needs more than its
+/// params (an `upgrade`'s package is fetched at delivery): what the gateway runs on intake.
+pub fn check(cmd: &Command, version: Version) -> Result<(), CommandError> {
+    match cmd.kind.as_str() {
+        "upgrade" => upgrade(cmd, version).map(|_| ()),
+        _ => build(cmd, version).map(|_| ()),
     }
 }
 
@@ -120,6 +129,10 @@ pub fn build(cmd: &Command, version: Version) -> Result<Message, CommandError> {
                 body: hex_bytes(cmd, "body_hex")?,
             }
         }
+        "upgrade" => return Err(CommandError::new(
+            "type",
+            "upgrade is pushed in packages by the session (jt808::ota), not built as one message",
+        )),
         _ => {
             return Err(CommandError::new(
                 "type",
@@ -440,4 +453,113 @@ fn control_item(it: &Value) -> Result<ControlItem, CommandError> {
         return Err(err("items", "the door item (0x0001) takes one BYTE value"));
     }
     Ok(ControlItem { id, param })
+}
+
+/// Where an `upgrade` command's package comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageRef {
+    /// A package uploaded to the gateway, named by its SHA-256 (lowercase hex).
+    Stored(String),
+    /// An `http://` or `https://` URL the gateway downloads the package from.
+    Url(String),
+}
+
+/// An `upgrade` command (0x8108) read from its params; the package itself is fetched and
+/// pushed by the session ([`crate::ota::Push`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeOrder {
+    /// The 0x8108 fields before the package (`package` is left empty).
+    pub message: UpgradePackage,
+    pub package: PackageRef,
+    /// The SHA-256 the package must have (lowercase hex), when given.
+    pub sha256: Option<String>,
+    /// Body bytes per package, when the command sets it (1..=1023).
+    pub package_bytes: Option<usize>,
+    /// How long to wait for the 0x0108 result after the transfer, when the command sets it.
+    pub result_timeout_s: Option<u64>,
+}
+
+/// Upgrade types by name (JT/T 808-2013 §8.15: 0 terminal, 12 road transport permit IC
+/// card reader, 52 BeiDou positioning module).
+const UPGRADE_TYPES: [(&str, u8); 3] = [("terminal", 0), ("ic_card_reader", 12), ("gnss", 52)];
+
+fn sha256_hex(cmd: &Command, name: &str) -> Result<Option<String>, CommandError> {
+    match field(cmd, name) {
+        None => Ok(None),
+        Some(Value::String(s)) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(Some(s.to_ascii_lowercase()))
+        }
+        Some(_) => Err(err(name, "expected a SHA-256 as 64 hex digits")),
+    }
+}
+
+/// Reads an `upgrade` command: `version` (required), `package` (the id an upload to the
+/// operator API returned) or `url` (http/https), optional `upgrade_type` (`terminal`,
+/// `ic_card_reader`, `gnss` or 0..=255; default terminal), `manufacturer` (up to 5 ASCII
+/// characters, 11 in 2019, NUL-padded), `sha256`, `package_bytes`, `result_timeout_s`.
+pub fn upgrade(cmd: &Command, version: Version) -> Result<UpgradeOrder, CommandError> {
+    let upgrade_type = match field(cmd, "upgrade_type") {
+        None => 0,
+        Some(Value::String(s)) => UPGRADE_TYPES
+            .iter()
+            .find(|(n, _)| n == s)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                err(
+                    "upgrade_type",
+                    "expected terminal, ic_card_reader, gnss or 0..=255",
+                )
+            })?,
+        Some(_) => uint(cmd, "upgrade_type", 0xff)?.unwrap_or(0) as u8,
+    };
+    let width = UpgradePackage::maker_id_len(version);
+    let mut maker_id = match field(cmd, "manufacturer") {
+        None => Vec::new(),
+        Some(Value::String(s)) if s.is_ascii() && s.len() <= width => s.as_bytes().to_vec(),
+        Some(_) => {
+            return Err(err(
+                "manufacturer",
+                &format!("expected at most {width} ASCII characters"),
+            ))
+        }
+    };
+    maker_id.resize(width, 0);
+    let fw = match field(cmd, "version") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => return Err(err("version", "expected a non-empty string")),
+        None => return Err(err("version", "required (the firmware version)")),
+    };
+    let package = match (field(cmd, "package"), field(cmd, "url")) {
+        (Some(_), Some(_)) => return Err(err("url", "give package or url, not both")),
+        (None, None) => return Err(err("package", "required (or url)")),
+        (Some(_), None) => PackageRef::Stored(
+            sha256_hex(cmd, "package")?.ok_or_else(|| err("package", "required"))?,
+        ),
+        (None, Some(Value::String(u))) if u.starts_with("http://") || u.starts_with("https://") => {
+            PackageRef::Url(u.clone())
+        }
+        (None, Some(_)) => return Err(err("url", "expected an http:// or https:// URL")),
+    };
+    let package_bytes =
+        uint(cmd, "package_bytes", crate::header::MAX_BODY_LEN as u64)?.map(|n| n as usize);
+    if package_bytes == Some(0) {
+        return Err(err("package_bytes", "expected 1..=1023"));
+    }
+    let message = UpgradePackage {
+        upgrade_type,
+        maker_id,
+        version: fw,
+        package: Vec::new(),
+    };
+    // The head must encode (version length, maker width) in this edition.
+    message
+        .encode_head(version, 0, &mut Vec::new())
+        .map_err(|e| CommandError::new("params", e.to_string()))?;
+    Ok(UpgradeOrder {
+        message,
+        package,
+        sha256: sha256_hex(cmd, "sha256")?,
+        package_bytes,
+        result_timeout_s: uint(cmd, "result_timeout_s", 30 * 86_400)?,
+    })
 }

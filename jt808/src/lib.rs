@@ -65,6 +65,7 @@ pub mod header;
 pub mod media;
 pub mod msg;
 pub mod normalize;
+pub mod ota;
 pub mod subpackage;
 pub mod version;
 

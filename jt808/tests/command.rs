@@ -449,3 +449,61 @@ fn media_commands_have_their_0x8801_to_0x8805_layouts() {
         (0x8805, "0000109200".into())
     );
 }
+
+#[test]
+fn upgrade_reads_its_params_and_is_not_built_as_one_message() {
+    use jt808::command::{check, upgrade, PackageRef};
+    let sha = "ab".repeat(32);
+    let c = cmd(&format!(
+        r#"{{"id":"1","type":"upgrade","params":{{"package":"{sha}","version":"F2.01","manufacturer":"ABC","upgrade_type":"gnss","package_bytes":512}}}}"#
+    ));
+    let o = upgrade(&c, Version::V2013).expect("upgrade");
+    assert_eq!(o.package, PackageRef::Stored(sha.clone()));
+    assert_eq!(o.message.upgrade_type, 52);
+    assert_eq!(o.message.maker_id, b"ABC\0\0".to_vec(), "NUL-padded to 5");
+    assert_eq!(o.package_bytes, Some(512));
+    let o19 = upgrade(&c, Version::V2019).expect("upgrade 2019");
+    assert_eq!(o19.message.maker_id.len(), 11);
+    assert!(check(&c, Version::V2013).is_ok());
+    let built = build(&c, Version::V2013).expect_err("needs its package");
+    assert_eq!(built.field, "type");
+
+    let url = cmd(
+        r#"{"id":"1","type":"upgrade","params":{"url":"http://fw.example/v2.bin","version":"2","upgrade_type":12}}"#,
+    );
+    let o = upgrade(&url, Version::V2013).expect("url");
+    assert_eq!(
+        o.package,
+        PackageRef::Url("http://fw.example/v2.bin".into())
+    );
+    assert_eq!(o.message.upgrade_type, 12);
+
+    for (params, field) in [
+        (r#"{"version":"1"}"#, "params.package"),
+        (r#"{"package":"xyz","version":"1"}"#, "params.package"),
+        (r#"{"url":"ftp://x/y","version":"1"}"#, "params.url"),
+        (r#"{"url":"http://x/y"}"#, "params.version"),
+        (
+            r#"{"url":"http://x/y","version":"1","manufacturer":"TOOLONG"}"#,
+            "params.manufacturer",
+        ),
+        (
+            r#"{"url":"http://x/y","version":"1","upgrade_type":"modem"}"#,
+            "params.upgrade_type",
+        ),
+        (
+            r#"{"url":"http://x/y","version":"1","package_bytes":1024}"#,
+            "params.package_bytes",
+        ),
+        (
+            r#"{"url":"http://x/y","version":"1","package_bytes":0}"#,
+            "params.package_bytes",
+        ),
+    ] {
+        let c = cmd(&format!(
+            r#"{{"id":"1","type":"upgrade","params":{params}}}"#
+        ));
+        let e = check(&c, Version::V2013).expect_err(params);
+        assert_eq!(e.field, field, "{params}: {e}");
+    }
+}

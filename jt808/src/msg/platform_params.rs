@@ -138,14 +138,32 @@ impl UpgradePackage {
     }
 
     pub(crate) fn encode(&self, version: Version, out: &mut Vec<u8>) -> Result<(), BodyError> {
+        self.encode_head(version, self.package.len(), out)?;
+        out.extend_from_slice(&self.package);
+        Ok(())
+    }
+
+    /// Everything of the body before the package bytes, for a package of `package_len`
+    /// bytes (`self.package` is not read): what [`crate::ota::Push`] sends ahead of a
+    /// package it does not copy.
+    pub fn encode_head(
+        &self,
+        version: Version,
+        package_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
         if self.maker_id.len() != Self::maker_len(version) {
             return Err(invalid(Self::ID, "maker_id", self.maker_id.len()));
         }
         out.push(self.upgrade_type);
         out.extend_from_slice(&self.maker_id);
         put_text_u8(Self::ID, "version", &self.version, out)?;
-        out.extend_from_slice(&u32_of(Self::ID, "package", self.package.len())?.to_be_bytes());
-        out.extend_from_slice(&self.package);
+        out.extend_from_slice(&u32_of(Self::ID, "package", package_len)?.to_be_bytes());
         Ok(())
+    }
+
+    /// The maker id field's width in `version`: 5 bytes, 11 in 2019.
+    pub fn maker_id_len(version: Version) -> usize {
+        Self::maker_len(version)
     }
 }
