@@ -239,6 +239,12 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
             sink.clone(),
         )),
     );
+    let packages = crate::packages::Packages::open(
+        cfg.data_dir.join("packages"),
+        cfg.commands.upgrade.clone(),
+    )
+    .context("upgrade package store")
+    .map_err(Failure::Usage)?;
     let commands = Arc::new(crate::commands::Commands {
         cfg: cfg.commands.clone(),
         queue,
@@ -246,6 +252,8 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
         node: node.clone(),
         seen_tx,
         settle,
+        packages: Arc::new(packages),
+        upgrades: Default::default(),
     });
     if let Some(rx) = bridge.take_commands() {
         let d = crate::commands::Dispatcher {

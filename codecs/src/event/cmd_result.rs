@@ -30,7 +30,8 @@ impl CmdStatus {
     }
 }
 
-/// `{"id": "c-123", "status": "acked", "reason": null, "response": {..}}`
+/// `{"id": "c-123", "status": "acked", "reason": null, "response": {..}}`; an upgrade's
+/// `sent` results add `"progress_pct": 40`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CmdResult {
     pub id: String,
@@ -38,4 +39,8 @@ pub struct CmdResult {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<serde_json::Value>,
+    /// How much of a long transfer (an `upgrade`'s package) the vehicle has taken, on its
+    /// `sent` results; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_pct: Option<u8>,
 }

@@ -912,6 +912,7 @@ mod tests {
                 status: CmdStatus::Acked,
                 reason: None,
                 response: Some(serde_json::json!([1, 2])),
+                progress_pct: Some(40),
             }),
             Data::Status(Presence {
                 online: true,
@@ -946,6 +947,7 @@ mod tests {
                 status: CmdStatus::Queued,
                 reason: None,
                 response: None,
+                progress_pct: None,
             }),
             None,
             None,

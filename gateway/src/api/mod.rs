@@ -9,6 +9,8 @@
 //! POST   /api/v1/vehicles/{vid}/commands                      token (write)
 //! GET    /api/v1/vehicles/{vid}/commands
 //! DELETE /api/v1/vehicles/{vid}/commands/{id}                 token (write)
+//! POST   /api/v1/packages                                     token (write)
+//! GET    /api/v1/packages
 //! GET    /api/v1/stats
 //! POST   /api/v1/traces                                       token (write)
 //! GET    /api/v1/traces/{trace_id}
@@ -25,6 +27,7 @@
 //! - `auth`: bearer tokens (read-write and read-only) and the middleware checking them.
 //! - `vehicles`: the vehicle list, one vehicle, the kick.
 //! - `commands`: submit, list and cancel a vehicle's commands.
+//! - `packages`: upload and list upgrade packages ([`crate::packages`]).
 //! - `stats`: readiness, counters, reload.
 //! - `traces`: start a vehicle's trace, read it ([`crate::traces`]).
 //! - `openapi`: the OpenAPI 3 document generated from the handlers.
@@ -32,6 +35,7 @@
 pub mod auth;
 pub mod commands;
 pub mod openapi;
+pub mod packages;
 pub mod stats;
 pub mod traces;
 pub mod vehicles;
@@ -107,6 +111,16 @@ pub fn router(state: State) -> Router {
         .route(
             "/api/v1/vehicles/{vid}/commands/{id}",
             delete(commands::cancel),
+        )
+        .route(
+            "/api/v1/packages",
+            post(packages::upload)
+                .get(packages::list)
+                // An upload is as large as the largest package allowed.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    usize::try_from(state.commands.packages.config().max_package_bytes)
+                        .unwrap_or(usize::MAX),
+                )),
         )
         .route("/api/v1/traces", post(traces::start))
         .route("/api/v1/traces/{trace_id}", get(traces::read))

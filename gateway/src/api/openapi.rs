@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{commands, stats, traces, vehicles, ErrorBody};
+use super::{commands, packages, stats, traces, vehicles, ErrorBody};
 
 /// The document.
 #[derive(OpenApi)]
@@ -24,6 +24,8 @@ use super::{commands, stats, traces, vehicles, ErrorBody};
         commands::submit,
         commands::waiting,
         commands::cancel,
+        packages::upload,
+        packages::list,
         stats::stats,
         stats::reload,
         traces::start,

@@ -26,6 +26,7 @@
 
 pub mod outbox;
 pub mod settle;
+pub mod upgrade;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct CommandsConfig {
     /// Broadcast groups besides `all`, `jt808`, `gbt32960`: name = list of vehicle ids or
     /// patterns with a trailing `*` (`"LVGB*"`).
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// `[commands.upgrade]`: upgrade packages and their transfer (`upgrade` commands).
+    pub upgrade: crate::packages::UpgradeConfig,
 }
 
 impl Default for CommandsConfig {
@@ -77,6 +80,7 @@ impl Default for CommandsConfig {
             max_per_vehicle: 1000,
             max_total: 1_000_000,
             groups: Default::default(),
+            upgrade: Default::default(),
         }
     }
 }
@@ -96,6 +100,10 @@ pub struct Commands {
     pub seen_tx: tokio::sync::mpsc::Sender<(String, Protocol)>,
     /// Sends and final statuses, stored many per commit ([`settle`]).
     pub settle: settle::Settler,
+    /// Upgrade packages ([`crate::packages`]).
+    pub packages: Arc<crate::packages::Packages>,
+    /// Upgrades whose transfer is done, waiting for the terminal's result ([`upgrade`]).
+    pub upgrades: upgrade::Waiting,
 }
 
 /// How many logins may wait to be remembered; beyond that a login is not recorded (the
@@ -154,6 +162,7 @@ impl Commands {
                 status,
                 reason,
                 response,
+                progress_pct: None,
             })
             .await;
     }
@@ -173,6 +182,8 @@ pub struct Outcome {
     pub status: CmdStatus,
     pub reason: Option<String>,
     pub response: Option<serde_json::Value>,
+    /// An upgrade's progress, on its `sent` results.
+    pub progress_pct: Option<u8>,
 }
 
 impl Outcome {
@@ -185,6 +196,7 @@ impl Outcome {
             status,
             reason: None,
             response: None,
+            progress_pct: None,
         }
     }
 }
@@ -212,6 +224,7 @@ impl ResultPublisher {
             status,
             reason,
             response,
+            progress_pct,
         } = o;
         let vehicle = vehicle.as_str();
         metrics::counter!("vgate_command_results_total", "status" => status_label(status))
@@ -221,6 +234,7 @@ impl ResultPublisher {
             status,
             reason,
             response,
+            progress_pct,
         };
         let ctx = EventContext {
             gateway: self.node.clone(),
@@ -378,9 +392,9 @@ pub fn validate_for(
     protocol: Protocol,
 ) -> Result<(), codecs::command::CommandError> {
     match protocol {
-        Protocol::Jt808_2011 => jt808::command::build(cmd, jt808::Version::V2011).map(|_| ()),
-        Protocol::Jt808_2013 => jt808::command::build(cmd, jt808::Version::V2013).map(|_| ()),
-        Protocol::Jt808_2019 => jt808::command::build(cmd, jt808::Version::V2019).map(|_| ()),
+        Protocol::Jt808_2011 => jt808::command::check(cmd, jt808::Version::V2011),
+        Protocol::Jt808_2013 => jt808::command::check(cmd, jt808::Version::V2013),
+        Protocol::Jt808_2019 => jt808::command::check(cmd, jt808::Version::V2019),
         Protocol::Gbt32960_2016 => {
             gbt32960::command::build(cmd, gbt32960::Edition::V2016, Default::default()).map(|_| ())
         }
@@ -560,6 +574,7 @@ impl Dispatcher {
             None => return Err("the command queue task failed".into()),
         };
         if let Some(q) = &removed {
+            self.commands.upgrades.remove(vehicle, id);
             let protocol = self
                 .registry
                 .get(vehicle)
@@ -928,6 +943,7 @@ pub async fn sweep_expired(commands: Arc<Commands>, shutdown: tokio_util::sync::
                 .unwrap_or_default()
         };
         for q in expired {
+            commands.upgrades.remove(&q.vehicle, &q.id);
             let protocol = known
                 .iter()
                 .find(|k| k.vehicle == q.vehicle)
@@ -942,6 +958,13 @@ pub async fn sweep_expired(commands: Arc<Commands>, shutdown: tokio_util::sync::
                     Some("ttl passed before delivery".into()),
                     None,
                 )
+                .await;
+        }
+        for e in commands.upgrades.overdue(std::time::Instant::now()) {
+            let reason = "no upgrade result (0x0108) from the terminal in time".to_owned();
+            metrics::counter!("vgate_upgrades_total", "result" => "no_result").increment(1);
+            commands
+                .finish(&e.cmd, e.protocol, CmdStatus::Failed, Some(reason), None)
                 .await;
         }
         if now % 60_000 < 1000 {

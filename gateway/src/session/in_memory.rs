@@ -51,6 +51,11 @@ where
         sink: sink.clone(),
         node: node.clone(),
         seen_tx,
+        packages: Arc::new(
+            crate::packages::Packages::open(dir.path().join("packages"), Default::default())
+                .expect("package store"),
+        ),
+        upgrades: Default::default(),
     });
     let shared = Shared {
         node,

@@ -34,6 +34,8 @@ use crate::commands::outbox::{InFlight, Outbox};
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, ChecksumMode, Jt808Config};
 
+mod upgrade;
+
 /// Listener name in metrics and logs.
 pub const LISTENER: &str = "jt808";
 
@@ -57,6 +59,9 @@ pub struct Session<W> {
     /// Subpackaged multimedia uploads (0x0801) in progress, their packages on disk; made at
     /// the first package.
     uploads: Option<Box<crate::media::Uploads>>,
+    /// The `upgrade` command being pushed (`upgrade`); dropped with the connection, the
+    /// command stays queued.
+    upgrade: Option<Box<upgrade::Active>>,
 }
 
 /// Frames read back to back (a terminal that pipelines its reports, or a burst after a
@@ -113,6 +118,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             addr: None,
             deferred: Batch::default(),
             uploads: None,
+            upgrade: None,
         };
         Some((s, jt808::Codec::new((&l.cfg).into())))
     }
@@ -144,6 +150,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
         !self.outbox.is_empty()
             || !self.reassembler.is_empty()
             || self.uploads.as_ref().is_some_and(|u| !u.is_empty())
+            || self.upgrade.is_some()
     }
 
     /// Once a second: packages to ask again for, commands to send again.
@@ -152,6 +159,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             return Flow::Close(r);
         }
         if let Flow::Close(r) = self.poll_uploads().await {
+            return Flow::Close(r);
+        }
+        if let Flow::Close(r) = self.upgrade_housekeeping().await {
             return Flow::Close(r);
         }
         self.retry_commands().await
@@ -423,7 +433,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             let durable = self.l.cfg.ack_when == crate::config::AckWhen::Durable;
             // A frame may answer a command in flight (0x0201, 0x0104...): checked after its
             // events are queued, with the header's copy only then.
-            let answering = (!self.outbox.is_empty()).then(|| header.clone());
+            let answering = (!self.outbox.is_empty() || self.upgrade_listens(header.msg_id))
+                .then(|| header.clone());
             let ack = DeferredAck {
                 header,
                 unsupported: matches!(msg, Message::Unknown { .. }),
@@ -773,6 +784,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             .take(room)
             .collect();
         for q in fresh {
+            if upgrade::is_upgrade(&q) {
+                if let Flow::Close(r) = self.offer_upgrade(&addr, q).await {
+                    return Flow::Close(r);
+                }
+                continue;
+            }
             let msg = match command_of(&q).and_then(|c| jt808::command::build(&c, version)) {
                 Ok(m) => m,
                 Err(e) => {
@@ -822,6 +839,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     /// answer (0x0104, 0x0201, 0x0500...) by the serial it carries, 0x0107 by the kind of
     /// request (`Message::answers`).
     async fn on_answer(&mut self, header: &Header, msg: &Message) -> Flow {
+        if self.upgrade_listens(header.msg_id) {
+            if let Some(flow) = self.on_upgrade_answer(header, msg).await {
+                return flow;
+            }
+        }
         if self.outbox.is_empty() {
             return Flow::Continue;
         }

@@ -25,6 +25,9 @@ use tokio_util::codec::{Decoder, Encoder, Framed, FramedParts};
 
 use super::{FloodPlan, Stats, VehiclePlan};
 
+mod upgrade;
+pub use upgrade::UpgradeBehaviour;
+
 /// One position fix to report (0x0200). Negative latitude is south, negative longitude west.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fix {
