@@ -286,6 +286,8 @@ pub struct Gbt32960Config {
     pub max_frames_per_s: f64,
     /// When a frame is acknowledged to the vehicle.
     pub ack_when: AckWhen,
+    /// `[gbt32960.security]`: data-unit keys and 2025 signatures (`crate::vehicle_keys`).
+    pub security: crate::vehicle_keys::SecurityConfig,
     /// More GB/T 32960 listeners (`[[gbt32960.listeners]]`): each a `name`, a `listen` and
     /// any key of this table it overrides ([`Config::vehicle_listeners`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -310,6 +312,7 @@ impl Default for Gbt32960Config {
             max_bad_frames: 20,
             max_frames_per_s: 500.0,
             ack_when: AckWhen::Durable,
+            security: Default::default(),
             listeners: Vec::new(),
         })
     }

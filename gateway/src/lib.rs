@@ -36,6 +36,7 @@ pub mod simulate;
 pub mod sink;
 pub mod tls;
 pub mod traces;
+pub mod vehicle_keys;
 
 use cli::{Cli, Command};
 

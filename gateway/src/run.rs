@@ -273,6 +273,10 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
         alarms: Arc::new(crate::alarms::LocalAlarms::new()),
         media: Arc::new(crate::media::DirStore::open(cfg.data_dir.join("media"))),
         commands,
+        vehicle_keys: Arc::new(crate::vehicle_keys::VehicleKeys::new(
+            cfg.gbt32960.security.clone(),
+            &cfg.data_dir,
+        )),
         shutdown: shutdown.clone(),
     };
 

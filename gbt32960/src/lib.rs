@@ -58,6 +58,7 @@ pub mod msg;
 pub mod normalize;
 pub mod raw;
 pub mod realtime;
+pub mod verify;
 
 pub use codec::{BadFrame, Codec, CodecConfig};
 pub use edition::Edition;

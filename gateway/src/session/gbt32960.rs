@@ -33,6 +33,8 @@ use crate::commands::outbox::{InFlight, Outbox};
 use crate::commands::{command_of, CmdStatus};
 use crate::config::{BeforeLogin, Gbt32960Config, ReplyStyle};
 
+mod security;
+
 /// Listener name in metrics and logs.
 pub const LISTENER: &str = "gbt32960";
 
@@ -66,6 +68,8 @@ pub struct Session<W> {
     /// back to back, `session::batch`), each with itself when a failure is to be answered
     /// (`reply_on_error`). Answers stay in frame order: every other frame flushes these.
     deferred: Batch<Option<Frame>>,
+    /// The keys of the vehicle on this connection (`security`), read at its first need.
+    keys: Option<(Arc<str>, Arc<crate::vehicle_keys::VinKeys>)>,
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
@@ -80,6 +84,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             edition: Edition::V2016,
             outbox: super::outbox(&l.shared),
             deferred: Batch::default(),
+            keys: None,
         };
         Some((s, gbt32960::Codec::new((&l.cfg).into())))
     }
@@ -190,6 +195,14 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 return Flow::Close(r);
             }
         }
+        let frame = if frame.encryption == gbt32960::frame::Encryption::None {
+            frame
+        } else {
+            match Box::pin(self.plaintext(frame)).await {
+                Ok(f) => f,
+                Err(flow) => return flow,
+            }
+        };
         let msg = match Message::decode(&frame) {
             Ok(m) => m,
             Err(e) => {
@@ -220,6 +233,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             // can await, so the rare paths stay out of every idle connection's task.
             id::VEHICLE_LOGIN => return Box::pin(self.on_login(&frame, &msg)).await,
             id::PLATFORM_LOGIN => return Box::pin(self.on_platform_login(&frame, &msg)).await,
+            c if security::before_login(c) => {
+                return Box::pin(self.on_activation(&frame, &msg)).await
+            }
             _ => {}
         }
         let Some(vehicle) = self.c.vehicle.clone() else {
@@ -236,8 +252,21 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             return Flow::Continue;
         }
         self.edition = frame.edition;
+        if frame.command == id::KEY_EXCHANGE {
+            return Box::pin(self.on_key_exchange(&frame, &msg)).await;
+        }
         let ctx = self.ctx();
         let mut events = gbt32960::normalize_message(&frame, &msg, &ctx);
+        if frame.edition == Edition::V2025 {
+            if let Some(verdict) = Box::pin(self.signature_verdict(&frame, &msg)).await {
+                if self.refuses(verdict) {
+                    warn!(peer = %self.c.peer, vehicle = %vehicle, "report refused: invalid signature");
+                    return Box::pin(self.reply(&frame, gbt32960::ResponseFlag::SignatureError))
+                        .await;
+                }
+                security::mark_signature(&mut events, verdict);
+            }
+        }
         if frame.command == id::REALTIME {
             // Each general alarm flag a live report changed (`gbt32960::alarm`).
             let prev = self.l.shared.alarms.get(&vehicle);

@@ -64,6 +64,10 @@ where
         alarms: Arc::new(crate::alarms::LocalAlarms::new()),
         media: Arc::new(crate::media::DirStore::new(dir.path().join("media"))),
         commands,
+        vehicle_keys: Arc::new(crate::vehicle_keys::VehicleKeys::new(
+            Default::default(),
+            dir.path(),
+        )),
         shutdown: tokio_util::sync::CancellationToken::new(),
     };
     let auth = crate::auth::Authenticator::new(name, &AuthConfig::default(), dir.path())

@@ -71,6 +71,8 @@ pub struct Shared {
     /// Where uploaded media files go (`media` events).
     pub media: Arc<dyn crate::media::MediaStore>,
     pub commands: Arc<crate::commands::Commands>,
+    /// GB/T 32960 data-unit and signature keys, per vehicle (`crate::vehicle_keys`).
+    pub vehicle_keys: Arc<crate::vehicle_keys::VehicleKeys>,
     pub shutdown: CancellationToken,
 }
 
