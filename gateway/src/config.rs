@@ -443,6 +443,8 @@ pub struct Config {
     pub gbt32960: Gbt32960Config,
     /// Downstream commands and the offline queue.
     pub commands: crate::commands::CommandsConfig,
+    /// Where files vehicles upload go (`crate::media`).
+    pub media: crate::media::MediaConfig,
     /// Raw TCP listeners (`[[raw]]`, docs/raw-tcp.md); none by default.
     pub raw: Vec<RawListenerConfig>,
 }
@@ -460,6 +462,7 @@ impl Default for Config {
             jt808: Jt808Config::default(),
             gbt32960: Gbt32960Config::default(),
             commands: crate::commands::CommandsConfig::default(),
+            media: crate::media::MediaConfig::default(),
             raw: Vec::new(),
         }
     }
@@ -891,6 +894,30 @@ impl Config {
         }
         if self.commands.window == 0 {
             return Err(ConfigError::new("commands.window", "at least 1"));
+        }
+        let up = &self.commands.upgrade;
+        if up.window == 0 {
+            return Err(ConfigError::new("commands.upgrade.window", "at least 1"));
+        }
+        if !(1..=1023).contains(&up.package_bytes) {
+            return Err(ConfigError::new(
+                "commands.upgrade.package_bytes",
+                "1..=1023",
+            ));
+        }
+        if self.media.store == crate::media::StoreKind::S3 && self.media.s3.bucket.is_empty() {
+            return Err(ConfigError::new(
+                "media.s3.bucket",
+                "required with media.store = \"s3\"",
+            ));
+        }
+        if let Some(dir) = &self.gbt32960.security.keys_dir {
+            if !dir.is_dir() {
+                return Err(ConfigError::new(
+                    "gbt32960.security.keys_dir",
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
         }
         for l in self.vehicle_listeners()? {
             l.check()?;
@@ -1614,6 +1641,15 @@ mod tests {
                 "gbt32960.auth.http.url",
             ),
             ("[jt808]\ndevice_tz = \"CST\"\n", "jt808.device_tz"),
+            ("[media]\nstore = \"s3\"\n", "media.s3.bucket"),
+            (
+                "[commands.upgrade]\npackage_bytes = 2000\n",
+                "commands.upgrade.package_bytes",
+            ),
+            (
+                &format!("[gbt32960.security]\nkeys_dir = {missing:?}\n"),
+                "gbt32960.security.keys_dir",
+            ),
             ("topic_prefix = \"a/#\"\n", "topic_prefix"),
         ] {
             assert_eq!(key_refused(text), key, "{text}");

@@ -271,7 +271,9 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
         sink,
         registry: registry.clone(),
         alarms: Arc::new(crate::alarms::LocalAlarms::new()),
-        media: Arc::new(crate::media::DirStore::open(cfg.data_dir.join("media"))),
+        media: crate::media::open(&cfg.media, &cfg.data_dir)
+            .context("media store")
+            .map_err(Failure::Usage)?,
         commands,
         vehicle_keys: Arc::new(crate::vehicle_keys::VehicleKeys::new(
             cfg.gbt32960.security.clone(),

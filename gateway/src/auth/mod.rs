@@ -157,7 +157,7 @@ enum Policy {
     /// The client certificate decides (checked by the session against the claimed id).
     Certificate,
     Allowlist(Allowlist),
-    Http(Hook),
+    Http(Box<Hook>),
 }
 
 struct Inner {
@@ -227,7 +227,7 @@ impl Authenticator {
                     .ok_or_else(|| anyhow!("allowlist_file: required in allowlist mode"))?;
                 Policy::Allowlist(Allowlist::load(path).await?)
             }
-            AuthMode::Http => Policy::Http(Hook::new(&cfg.http)?),
+            AuthMode::Http => Policy::Http(Box::new(Hook::new(&cfg.http)?)),
             AuthMode::Certificate => Policy::Certificate,
         };
         let codes = CodeStore::open(data_dir.join(format!("auth-codes-{listener}.json")))

@@ -521,9 +521,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         let quiet = Duration::from_secs(self.l.cfg.subpackage_quiet_s);
         let timeout = Duration::from_secs(self.l.cfg.subpackage_timeout_s);
         let scratch = self.l.shared.media.scratch();
-        let uploads = self
-            .uploads
-            .get_or_insert_with(|| Box::new(crate::media::Uploads::new(scratch, quiet, timeout)));
+        let limits = self.l.shared.media.limits();
+        let uploads = self.uploads.get_or_insert_with(|| {
+            Box::new(crate::media::Uploads::new(scratch, quiet, timeout, limits))
+        });
         match uploads.push(frame, Instant::now()) {
             Ok(crate::media::Pushed::Pending) => Flow::Continue,
             Ok(crate::media::Pushed::Missing(m)) => self.ask_for_packages(m).await,

@@ -4,20 +4,25 @@
 //! [`DirStore`], the default, writes each file under a directory (`{data_dir}/media`),
 //! one subdirectory per vehicle: written to a temporary name while its SHA-256 is computed,
 //! synced, then renamed, so a file is either whole or absent. An object-storage
-//! implementation (S3 and compatibles) fits the same [`MediaStore`] interface.
+//! [`object::ObjectMediaStore`] puts them in S3 or a compatible object store instead
+//! (`[media] store = "s3"`), through the same [`MediaStore`] interface.
 //!
 //! [`Uploads`] holds one connection's subpackaged uploads while their packages arrive: each
 //! package is written straight to a parts file in the store's scratch directory at its slot
 //! (`jt808::media::Assembly` says where and what is missing), so memory stays at a few bytes
 //! per package whatever the file's size. A whole upload is then streamed from the parts file
-//! into the store ([`Parts`], a reader) and the parts file removed. Bounds: at most
-//! [`MAX_OPEN_UPLOADS`] uploads in progress per connection, [`MAX_FILE_BYTES`] per file, and
-//! an upload without a new package for the listener's `subpackage_timeout_s` is dropped.
+//! into the store ([`Parts`], a reader) and the parts file removed. Bounds ([`UploadLimits`],
+//! `[media]`): at most `max_uploads_per_connection` uploads in progress per connection,
+//! `max_file_bytes` per file, and an upload without a new package for the listener's
+//! `subpackage_timeout_s` is dropped.
+
+pub mod object;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codecs::event::StoredMedia;
@@ -26,11 +31,85 @@ use jt808::msg::MediaUpload;
 use jt808::{Frame, Header};
 use sha2::{Digest, Sha256};
 
-/// Uploads in progress on one connection.
-pub const MAX_OPEN_UPLOADS: usize = 2;
+/// `[media]`: where uploaded files go, and the bounds of uploads in progress.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// `dir` (files under `dir`, default `{data_dir}/media`) or `s3` (`[media.s3]`).
+    pub store: StoreKind,
+    /// The directory of the `dir` store; unset: `{data_dir}/media`.
+    pub dir: Option<PathBuf>,
+    /// Uploads in progress on one connection; a further one is refused.
+    pub max_uploads_per_connection: usize,
+    /// The largest file one upload may carry, bytes.
+    pub max_file_bytes: u64,
+    /// The `s3` store.
+    pub s3: object::S3Config,
+}
 
-/// The largest file one upload may carry (its packages' bodies in all).
-pub const MAX_FILE_BYTES: u64 = 32 << 20;
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            store: StoreKind::Dir,
+            dir: None,
+            max_uploads_per_connection: 2,
+            max_file_bytes: 32 << 20,
+            s3: object::S3Config::default(),
+        }
+    }
+}
+
+/// Which media store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    Dir,
+    S3,
+}
+
+/// The bounds of one connection's uploads in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub max_open: usize,
+    pub max_file_bytes: u64,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        let c = MediaConfig::default();
+        UploadLimits {
+            max_open: c.max_uploads_per_connection,
+            max_file_bytes: c.max_file_bytes,
+        }
+    }
+}
+
+impl From<&MediaConfig> for UploadLimits {
+    fn from(c: &MediaConfig) -> Self {
+        UploadLimits {
+            max_open: c.max_uploads_per_connection.max(1),
+            max_file_bytes: c.max_file_bytes,
+        }
+    }
+}
+
+/// The media store `cfg` names, files of the `dir` store under `data_dir/media` unless
+/// `cfg.dir` says otherwise; the S3 store's parts of uploads in progress in
+/// `data_dir/media-parts`. Must be called on the runtime (the S3 store keeps its handle).
+pub fn open(cfg: &MediaConfig, data_dir: &Path) -> Result<Arc<dyn MediaStore>, object::S3Error> {
+    let limits = UploadLimits::from(cfg);
+    Ok(match cfg.store {
+        StoreKind::Dir => {
+            let root = cfg.dir.clone().unwrap_or_else(|| data_dir.join("media"));
+            Arc::new(DirStore::open(root).with_limits(limits))
+        }
+        StoreKind::S3 => Arc::new(object::ObjectMediaStore::s3(
+            &cfg.s3,
+            data_dir.join("media-parts"),
+            limits,
+        )?),
+    })
+}
 
 /// Where uploaded files are kept.
 pub trait MediaStore: Send + Sync {
@@ -47,6 +126,11 @@ pub trait MediaStore: Send + Sync {
     /// A local directory for the parts of uploads in progress.
     fn scratch(&self) -> PathBuf;
 
+    /// The bounds of one connection's uploads in progress.
+    fn limits(&self) -> UploadLimits {
+        UploadLimits::default()
+    }
+
     /// Stores `data` (see [`MediaStore::put_reader`]).
     fn put(&self, vehicle_id: &str, name: &str, data: &[u8]) -> io::Result<StoredMedia> {
         self.put_reader(vehicle_id, name, &mut &data[..])
@@ -58,11 +142,21 @@ pub trait MediaStore: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct DirStore {
     root: PathBuf,
+    limits: UploadLimits,
 }
 
 impl DirStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DirStore { root: root.into() }
+        DirStore {
+            root: root.into(),
+            limits: UploadLimits::default(),
+        }
+    }
+
+    /// The same store with other upload bounds.
+    pub fn with_limits(mut self, limits: UploadLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The store at `root`, without the parts of uploads a previous run left unfinished
@@ -144,6 +238,10 @@ impl MediaStore for DirStore {
 
     fn scratch(&self) -> PathBuf {
         self.root.join(".parts")
+    }
+
+    fn limits(&self) -> UploadLimits {
+        self.limits
     }
 }
 
@@ -268,6 +366,7 @@ impl UploadError {
 /// One connection's subpackaged uploads in progress (see the module docs).
 pub struct Uploads {
     dir: PathBuf,
+    limits: UploadLimits,
     quiet: Duration,
     timeout: Duration,
     max_reports: u32,
@@ -277,9 +376,10 @@ pub struct Uploads {
 impl Uploads {
     /// Parts files under `dir`; missing packages asked for after `quiet` without a new
     /// package (at most 5 times), an upload dropped after `timeout` without one.
-    pub fn new(dir: PathBuf, quiet: Duration, timeout: Duration) -> Self {
+    pub fn new(dir: PathBuf, quiet: Duration, timeout: Duration, limits: UploadLimits) -> Self {
         Uploads {
             dir,
+            limits,
             quiet,
             timeout,
             max_reports: 5,
@@ -299,10 +399,10 @@ impl Uploads {
         let at = match self.open.iter().position(|u| u.asm.total() == pkg.total) {
             Some(i) => i,
             None => {
-                if self.open.len() >= MAX_OPEN_UPLOADS {
+                if self.open.len() >= self.limits.max_open {
                     return Err(UploadError::TooManyUploads {
                         open: self.open.len(),
-                        max: MAX_OPEN_UPLOADS,
+                        max: self.limits.max_open,
                     });
                 }
                 if pkg.total == 0 {
@@ -324,7 +424,10 @@ impl Uploads {
                     .create_new(true)
                     .open(&path)?;
                 self.open.push(Upload {
-                    asm: Assembly::new(pkg.total, MAX_FILE_BYTES + UPLOAD_HEADER_LEN as u64),
+                    asm: Assembly::new(
+                        pkg.total,
+                        self.limits.max_file_bytes + UPLOAD_HEADER_LEN as u64,
+                    ),
                     header: Header {
                         package: None,
                         ..frame.header.clone()
@@ -485,6 +588,7 @@ mod tests {
             scratch.clone(),
             Duration::from_secs(1),
             Duration::from_secs(60),
+            UploadLimits::default(),
         );
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
         let frames = packages(&data, 1000);
@@ -532,6 +636,7 @@ mod tests {
             scratch.clone(),
             Duration::from_secs(1),
             Duration::from_secs(10),
+            UploadLimits::default(),
         );
         let frames = packages(&[7u8; 3000], 1000);
         let t0 = Instant::now();
@@ -559,6 +664,7 @@ mod tests {
             dir.path().into(),
             Duration::from_secs(1),
             Duration::from_secs(10),
+            UploadLimits::default(),
         );
         let now = Instant::now();
         for size in [2000, 3000] {
