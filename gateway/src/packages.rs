@@ -277,7 +277,7 @@ impl Packages {
         };
         let uri: Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
+            .with_provider_and_native_roots(crate::tls::provider())
             .map_err(|e| fail(format!("no CA certificates: {e}")))?
             .https_or_http()
             .enable_http1()
