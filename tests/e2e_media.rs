@@ -78,7 +78,7 @@ async fn a_3_mb_photo_with_lost_packages_arrives_whole_in_the_media_directory() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn twenty_terminals_uploading_at_once_each_get_their_own_file() {
+async fn a_hundred_terminals_uploading_at_once_each_get_their_own_file() {
     let Some(m) = Mosquitto::start() else { return };
     let vgate = Vgate::start(VgateOptions {
         mqtt_url: Some(m.url()),
@@ -86,10 +86,10 @@ async fn twenty_terminals_uploading_at_once_each_get_their_own_file() {
     });
     let mut sub = Subscriber::connect(m.port, &["vgate/v1/+/media"]).await;
     let addr = vgate.addr("jt808");
-    let tasks: Vec<_> = (0..20u32)
+    let tasks: Vec<_> = (0..100u32)
         .map(|n| {
             tokio::spawn(async move {
-                let phone = format!("0138001391{n:02}");
+                let phone = format!("013800139{n:03}");
                 let mut t = support::online_terminal(addr, &phone, Version::V2013).await;
                 let photo: Vec<u8> = (0..100_000u32).map(|i| (i ^ n) as u8).collect();
                 let a = t.upload_media(n, &photo, 1000, &[]).await.expect("0x8800");
@@ -106,7 +106,7 @@ async fn twenty_terminals_uploading_at_once_each_get_their_own_file() {
             .unwrap();
         want.insert(phone, sha);
     }
-    for _ in 0..20 {
+    for _ in 0..100 {
         let ev = sub.next_on("/media", WAIT).await;
         let phone = ev.json["vehicle_id"].as_str().unwrap().to_owned();
         let sha = want.remove(&phone).expect("one event per terminal");

@@ -351,3 +351,50 @@ async fn an_upgrade_from_a_url_is_acked_by_a_result_sent_after_the_terminal_rest
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vehicles_of_vgate_simulate_accept_an_upgrade() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = start(&m);
+    let firmware = image(120_000);
+    let (status, info) = post_bytes(vgate.addr("http"), "/api/v1/packages", &firmware).await;
+    assert_eq!(status, 201, "{info}");
+    let mut sub =
+        Subscriber::connect(m.port, &["vgate/v1/+/status", "vgate/v1/+/cmd/result"]).await;
+    let target = vgate.addr("jt808").to_string();
+    let sim = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vgate"))
+            .args(["simulate", "--protocol", "jt808", "--vehicles", "2"])
+            .args(["--rate", "1", "--duration", "6s"])
+            .args(["--target", &target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run the simulator")
+    });
+    let mut online = std::collections::HashSet::new();
+    while online.len() < 2 {
+        let r = sub.next_on("/status", WAIT).await;
+        if r.json["data"]["online"] == true {
+            online.insert(r.json["vehicle_id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    let cmd = serde_json::json!({"id": "fw-sim", "type": "upgrade",
+        "params": {"package": info["package"], "version": "S1"}});
+    publish(&sub, "vgate/broadcast/jt808/cmd", &cmd).await;
+    let mut acked = std::collections::HashSet::new();
+    while acked.len() < 2 {
+        let r = sub.next_on("/cmd/result", WAIT).await;
+        let d = &r.json["data"];
+        assert!(
+            matches!(d["status"].as_str(), Some("queued" | "sent" | "acked")),
+            "{}",
+            r.json
+        );
+        if d["status"] == "acked" {
+            acked.insert(r.json["vehicle_id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(acked, online);
+    assert!(sim.await.expect("simulator").success());
+}

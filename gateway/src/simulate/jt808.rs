@@ -115,6 +115,8 @@ pub struct Terminal {
     pub fix: Fix,
     /// Platform messages received (and answered) while waiting for something else.
     pub received: Vec<(Header, Message)>,
+    /// An upgrade (0x8108) whose packages are arriving.
+    upgrade_in: Option<Box<upgrade::Incoming>>,
 }
 
 fn io_err(msg: impl Into<String>) -> io::Error {
@@ -126,7 +128,11 @@ fn io_err(msg: impl Into<String>) -> io::Error {
 fn terminal_reply(header: &Header, msg: &Message, fix: &Fix, version: Version) -> Option<Message> {
     if matches!(
         msg,
-        Message::PlatformResponse(_) | Message::RegisterResponse(_) | Message::ServerTime(_)
+        Message::PlatformResponse(_)
+            | Message::RegisterResponse(_)
+            | Message::ServerTime(_)
+            // Its packages were answered as they came (`upgrade`).
+            | Message::UpgradePackage(_)
     ) {
         return None;
     }
@@ -172,6 +178,7 @@ impl Terminal {
             serial: 0,
             fix: Fix::default(),
             received: Vec::new(),
+            upgrade_in: None,
         }
     }
 
@@ -202,20 +209,36 @@ impl Terminal {
         self.io.get_mut().write_all(bytes).await
     }
 
-    /// The next frame from the platform, `None` when the connection closed.
+    /// The next frame from the platform, `None` when the connection closed. The packages of
+    /// an upgrade (0x8108) are taken as a terminal does (each answered, result 0x0108 sent
+    /// once whole) and come out as one `UpgradePackage` message.
     pub async fn next_frame(&mut self) -> io::Result<Option<(Header, Message)>> {
-        match self.io.next().await {
-            None => Ok(None),
-            Some(Err(e)) => Err(e),
-            Some(Ok(Err(bad))) => Err(io_err(format!(
-                "bad frame from the platform: {}",
-                bad.error
-            ))),
-            Some(Ok(Ok(frame))) => {
-                let msg = Message::decode(&frame.header, &frame.body)
-                    .map_err(|e| io_err(e.to_string()))?;
-                Ok(Some((frame.header, msg)))
+        loop {
+            let frame = match self.io.next().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(Err(bad))) => {
+                    return Err(io_err(format!(
+                        "bad frame from the platform: {}",
+                        bad.error
+                    )))
+                }
+                Some(Ok(Ok(frame))) => frame,
+            };
+            if frame.header.msg_id == jt808::msg::id::UPGRADE_PACKAGE {
+                let header = frame.header.clone();
+                let accept = UpgradeBehaviour {
+                    result: Some(0),
+                    ..Default::default()
+                };
+                match self.upgrade_package(frame, &accept).await? {
+                    Some(up) => return Ok(Some((header, Message::UpgradePackage(up)))),
+                    None => continue,
+                }
             }
+            let msg =
+                Message::decode(&frame.header, &frame.body).map_err(|e| io_err(e.to_string()))?;
+            return Ok(Some((frame.header, msg)));
         }
     }
 
@@ -864,6 +887,7 @@ pub async fn flood(t: Terminal, plan: &VehiclePlan, f: &FloodPlan) -> io::Result
         serial,
         fix,
         received,
+        upgrade_in,
     } = t;
     let parts = io.into_parts();
     let report = Frame::new(
@@ -902,6 +926,7 @@ pub async fn flood(t: Terminal, plan: &VehiclePlan, f: &FloodPlan) -> io::Result
         serial: fl.serial,
         fix: fl.fix,
         received,
+        upgrade_in,
     })
 }
 
