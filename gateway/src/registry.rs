@@ -77,6 +77,9 @@ pub fn next_session_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// An online vehicle: its id and the handle of its session.
+pub type Online = (String, SessionHandle);
+
 /// The vehicle registry interface.
 pub trait Registry: Send + Sync {
     /// Makes `handle` the holder of `vehicle_id`, returning the previous holder if any.
@@ -91,13 +94,8 @@ pub trait Registry: Send + Sync {
     fn all(&self) -> Vec<(String, SessionHandle)>;
     /// Up to `limit` online vehicles whose ids are within `from`..`to`, ordered by id (a
     /// page of the operator API's list, without copying every handle).
-    fn range(
-        &self,
-        from: Bound<&str>,
-        to: Bound<&str>,
-        limit: usize,
-    ) -> Vec<(String, SessionHandle)> {
-        let mut all: Vec<(String, SessionHandle)> = self
+    fn range(&self, from: Bound<&str>, to: Bound<&str>, limit: usize) -> Vec<Online> {
+        let mut all: Vec<Online> = self
             .all()
             .into_iter()
             .filter(|(v, _)| RangeBounds::<str>::contains(&(from, to), v.as_str()))
@@ -171,12 +169,7 @@ impl Registry for LocalRegistry {
             .collect()
     }
 
-    fn range(
-        &self,
-        from: Bound<&str>,
-        to: Bound<&str>,
-        limit: usize,
-    ) -> Vec<(String, SessionHandle)> {
+    fn range(&self, from: Bound<&str>, to: Bound<&str>, limit: usize) -> Vec<Online> {
         let m = self.map();
         m.order
             .range::<str, _>((from, to))

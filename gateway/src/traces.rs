@@ -36,11 +36,10 @@ impl Traceable for jt808::Frame {
         self.to_wire()
     }
     fn summary(&self) -> String {
+        let (h, n) = (&self.header, self.body.len());
         format!(
-            "jt808 0x{:04X} serial {} ({} body bytes)",
-            self.header.msg_id,
-            self.header.serial,
-            self.body.len()
+            "jt808 0x{:04X} serial {} ({n} body bytes)",
+            h.msg_id, h.serial
         )
     }
 }
@@ -50,12 +49,8 @@ impl Traceable for gbt32960::Frame {
         self.to_wire()
     }
     fn summary(&self) -> String {
-        format!(
-            "gbt32960 0x{:02X} response 0x{:02X} ({} data bytes)",
-            self.command,
-            self.response,
-            self.data.len()
-        )
+        let (c, r, n) = (self.command, self.response, self.data.len());
+        format!("gbt32960 0x{c:02X} response 0x{r:02X} ({n} data bytes)")
     }
 }
 

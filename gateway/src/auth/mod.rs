@@ -187,6 +187,14 @@ impl fmt::Debug for Authenticator {
     }
 }
 
+/// What a JT/T 808 terminal authenticates with (0x0102), and from where.
+struct Credentials<'a> {
+    phone: &'a str,
+    code: &'a str,
+    imei: Option<&'a str>,
+    peer: &'a str,
+}
+
 /// A refusal when an operator has banned `vehicle` ([`crate::bans`]).
 fn banned(vehicle: &str) -> Option<Decision> {
     crate::bans::is_banned(vehicle).then(|| Decision::deny(DenyReason::Banned))
@@ -246,12 +254,25 @@ impl Authenticator {
     /// 0x8100: the allowlist's fixed code, the hook's code, or the phone's stored code (issued
     /// and persisted on first registration).
     pub async fn register(&self, req: &RegisterRequest) -> Decision {
-        if let Some(d) = banned(&req.phone) {
-            self.record("register", &req.phone, &req.peer, &d);
-            return d;
-        }
-        let decision = self.decide_register(req).await;
-        self.record("register", &req.phone, &req.peer, &decision);
+        let decide = self.decide_register(req);
+        self.decided("register", &req.phone, &req.peer, decide)
+            .await
+    }
+
+    /// `decide`'s decision for `vehicle` (a ban refuses without asking it), logged and
+    /// counted as `action`.
+    async fn decided(
+        &self,
+        action: &'static str,
+        vehicle: &str,
+        peer: &str,
+        decide: impl std::future::Future<Output = Decision>,
+    ) -> Decision {
+        let decision = match banned(vehicle) {
+            Some(d) => d,
+            None => decide.await,
+        };
+        self.record(action, vehicle, peer, &decision);
         decision
     }
 
@@ -298,22 +319,22 @@ impl Authenticator {
         imei: Option<&str>,
         peer: &str,
     ) -> Decision {
-        if let Some(d) = banned(phone) {
-            self.record("authenticate", phone, peer, &d);
-            return d;
-        }
-        let decision = self.decide_authenticate(phone, code, imei, peer).await;
-        self.record("authenticate", phone, peer, &decision);
-        decision
+        let decide = self.decide_authenticate(Credentials {
+            phone,
+            code,
+            imei,
+            peer,
+        });
+        self.decided("authenticate", phone, peer, decide).await
     }
 
-    async fn decide_authenticate(
-        &self,
-        phone: &str,
-        code: &str,
-        imei: Option<&str>,
-        peer: &str,
-    ) -> Decision {
+    async fn decide_authenticate(&self, c: Credentials<'_>) -> Decision {
+        let Credentials {
+            phone,
+            code,
+            imei,
+            peer,
+        } = c;
         if matches!(self.inner.policy, Policy::Certificate) {
             // The session checked the certificate against the phone before asking.
             return Decision::Allow { auth_code: None };
@@ -369,29 +390,26 @@ impl Authenticator {
 
     /// GB/T 32960 vehicle login (0x01): no secret, so membership (allowlist) or the hook decides.
     pub async fn login(&self, vin: &str, iccid: Option<&str>, peer: &str) -> Decision {
-        if let Some(d) = banned(vin) {
-            self.record("login", vin, peer, &d);
-            return d;
-        }
-        let decision = match &self.inner.policy {
-            Policy::Open | Policy::Certificate => Decision::Allow { auth_code: None },
-            Policy::Allowlist(list) => {
-                if list.current().await.contains(vin) {
-                    Decision::Allow { auth_code: None }
-                } else {
-                    Decision::deny(DenyReason::NotAllowed)
+        let decide = async {
+            match &self.inner.policy {
+                Policy::Open | Policy::Certificate => Decision::Allow { auth_code: None },
+                Policy::Allowlist(list) => {
+                    if list.current().await.contains(vin) {
+                        Decision::Allow { auth_code: None }
+                    } else {
+                        Decision::deny(DenyReason::NotAllowed)
+                    }
                 }
-            }
-            Policy::Http(hook) => {
-                let body = json!({"action": "login", "listener": self.inner.listener, "vin": vin, "iccid": iccid, "peer": peer});
-                match self.ask(hook, &body, vin, peer).await {
-                    Ok(_) => Decision::Allow { auth_code: None },
-                    Err(reason) => Decision::deny(reason),
+                Policy::Http(hook) => {
+                    let body = json!({"action": "login", "listener": self.inner.listener, "vin": vin, "iccid": iccid, "peer": peer});
+                    match self.ask(hook, &body, vin, peer).await {
+                        Ok(_) => Decision::Allow { auth_code: None },
+                        Err(reason) => Decision::deny(reason),
+                    }
                 }
             }
         };
-        self.record("login", vin, peer, &decision);
-        decision
+        self.decided("login", vin, peer, decide).await
     }
 
     /// The phone's stored code, or a new one issued and persisted.

@@ -86,17 +86,7 @@ mod tests {
     use super::*;
 
     fn cmd(id: &str) -> QueuedCommand {
-        QueuedCommand {
-            vehicle: "v".into(),
-            id: id.into(),
-            priority: 5,
-            enqueued_at_ms: 0,
-            expires_at_ms: 1,
-            command: serde_json::Value::Null,
-            response_topic: None,
-            correlation_data: None,
-            attempts: 0,
-        }
+        QueuedCommand::for_test("v", id, "text")
     }
 
     #[test]

@@ -118,17 +118,7 @@ mod tests {
     use crate::queue::{MemoryQueue, QueuedCommand};
 
     fn cmd(vehicle: &str, id: &str) -> QueuedCommand {
-        QueuedCommand {
-            vehicle: vehicle.into(),
-            id: id.into(),
-            priority: 5,
-            enqueued_at_ms: 0,
-            expires_at_ms: i64::MAX,
-            command: serde_json::json!({"id": id, "type": "query_location"}),
-            response_topic: None,
-            correlation_data: None,
-            attempts: 0,
-        }
+        QueuedCommand::for_test(vehicle, id, "query_location")
     }
 
     #[tokio::test(flavor = "multi_thread")]

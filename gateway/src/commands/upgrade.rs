@@ -114,15 +114,8 @@ mod tests {
 
     fn cmd(vehicle: &str, id: &str) -> QueuedCommand {
         QueuedCommand {
-            vehicle: vehicle.into(),
-            id: id.into(),
-            priority: 5,
-            enqueued_at_ms: 0,
-            expires_at_ms: i64::MAX,
-            command: serde_json::json!({"id": id, "type": "upgrade"}),
-            response_topic: None,
-            correlation_data: None,
             attempts: 1,
+            ..QueuedCommand::for_test(vehicle, id, "upgrade")
         }
     }
 

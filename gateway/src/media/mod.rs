@@ -113,15 +113,10 @@ pub fn open(cfg: &MediaConfig, data_dir: &Path) -> Result<Arc<dyn MediaStore>, o
 
 /// Where uploaded files are kept.
 pub trait MediaStore: Send + Sync {
-    /// Stores what `src` yields as `name` of `vehicle_id` and says where it went, with the
+    /// Stores what `src` yields as `name` of `vehicle` and says where it went, with the
     /// size and SHA-256 of what it read. Blocking (file or network I/O): sessions call it on
     /// the blocking pool.
-    fn put_reader(
-        &self,
-        vehicle_id: &str,
-        name: &str,
-        src: &mut dyn Read,
-    ) -> io::Result<StoredMedia>;
+    fn put_reader(&self, vehicle: &str, name: &str, src: &mut dyn Read) -> io::Result<StoredMedia>;
 
     /// A local directory for the parts of uploads in progress.
     fn scratch(&self) -> PathBuf;
@@ -193,13 +188,8 @@ fn component(s: &str) -> io::Result<&str> {
 }
 
 impl MediaStore for DirStore {
-    fn put_reader(
-        &self,
-        vehicle_id: &str,
-        name: &str,
-        src: &mut dyn Read,
-    ) -> io::Result<StoredMedia> {
-        let (vid, name) = (component(vehicle_id)?, component(name)?);
+    fn put_reader(&self, vehicle: &str, name: &str, src: &mut dyn Read) -> io::Result<StoredMedia> {
+        let (vid, name) = (component(vehicle)?, component(name)?);
         let dir = self.root.join(vid);
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(name);

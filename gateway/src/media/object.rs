@@ -168,13 +168,8 @@ fn fill(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 impl MediaStore for ObjectMediaStore {
-    fn put_reader(
-        &self,
-        vehicle_id: &str,
-        name: &str,
-        src: &mut dyn Read,
-    ) -> io::Result<StoredMedia> {
-        let (vid, name) = (component(vehicle_id)?, component(name)?);
+    fn put_reader(&self, vehicle: &str, name: &str, src: &mut dyn Read) -> io::Result<StoredMedia> {
+        let (vid, name) = (component(vehicle)?, component(name)?);
         let key = format!("{}{vid}/{name}", self.prefix);
         let location = ObjectPath::from(key.as_str());
         let mut hash = Sha256::new();

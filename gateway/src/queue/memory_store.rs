@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     count_refused, expired, set_depth_gauge, validate, CommandQueue, Enqueued, KnownVehicle,
-    QueueError, QueueLimits, QueuedCommand,
+    Listed, QueueError, QueueLimits, QueuedCommand, Taken,
 };
 
 /// The in-memory command queue. Cloning is cheap (an `Arc`); clones share one queue.
@@ -150,12 +150,7 @@ impl CommandQueue for MemoryQueue {
         Ok(out)
     }
 
-    fn pending(
-        &self,
-        vehicle: &str,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<QueuedCommand>, QueueError> {
+    fn pending(&self, vehicle: &str, now_ms: i64, limit: usize) -> Listed {
         let g = self.lock();
         let from = (vehicle.to_owned(), 0u8, 0u64);
         Ok(g.commands
@@ -186,12 +181,7 @@ impl CommandQueue for MemoryQueue {
         Ok(r)
     }
 
-    fn cancel(
-        &self,
-        vehicle: &str,
-        id: &str,
-        now_ms: i64,
-    ) -> Result<Option<QueuedCommand>, QueueError> {
+    fn cancel(&self, vehicle: &str, id: &str, now_ms: i64) -> Taken {
         let mut g = self.lock();
         if !g.ids.contains_key(&(vehicle.to_owned(), id.to_owned())) {
             return Ok(None);

@@ -77,6 +77,24 @@ pub struct QueuedCommand {
     pub attempts: u32,
 }
 
+#[cfg(test)]
+impl QueuedCommand {
+    /// A command `id` of type `kind` for `vehicle` that never expires (tests).
+    pub fn for_test(vehicle: &str, id: &str, kind: &str) -> QueuedCommand {
+        QueuedCommand {
+            vehicle: vehicle.into(),
+            id: id.into(),
+            priority: 5,
+            enqueued_at_ms: 0,
+            expires_at_ms: i64::MAX,
+            command: serde_json::json!({"id": id, "type": kind}),
+            response_topic: None,
+            correlation_data: None,
+            attempts: 0,
+        }
+    }
+}
+
 /// One piece of delivery bookkeeping, for [`CommandQueue::settle_many`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settle {
@@ -178,6 +196,12 @@ pub enum QueueError {
     Invalid(String),
 }
 
+/// Commands read from a queue, or why they could not be.
+pub type Listed = Result<Vec<QueuedCommand>, QueueError>;
+
+/// The command taken out of a queue (`None`: there was none), or why it could not be.
+pub type Taken = Result<Option<QueuedCommand>, QueueError>;
+
 /// The storage interface of the offline command queue (see the module docs for semantics).
 ///
 /// Implementations are cheap to clone handles (`Arc` inside) and are shared across threads.
@@ -196,12 +220,7 @@ pub trait CommandQueue: Send + Sync + 'static {
 
     /// Up to `limit` commands of `vehicle` not expired at `now_ms`, ordered priority desc then
     /// enqueue order. Does not remove them.
-    fn pending(
-        &self,
-        vehicle: &str,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<QueuedCommand>, QueueError>;
+    fn pending(&self, vehicle: &str, now_ms: i64, limit: usize) -> Listed;
 
     /// Records one more delivery attempt (persisted). No-op if the command is not queued.
     fn mark_attempt(&self, vehicle: &str, id: &str) -> Result<(), QueueError>;
@@ -213,12 +232,7 @@ pub trait CommandQueue: Send + Sync + 'static {
     /// Withdraws a queued command (the operator API's cancel): removes it and remembers its id
     /// like [`finish`](Self::finish), and returns it. An id that is not queued is left alone
     /// (not remembered): `Ok(None)`.
-    fn cancel(
-        &self,
-        vehicle: &str,
-        id: &str,
-        now_ms: i64,
-    ) -> Result<Option<QueuedCommand>, QueueError>;
+    fn cancel(&self, vehicle: &str, id: &str, now_ms: i64) -> Taken;
 
     /// Delivery bookkeeping of many commands, of any vehicles, in order and in one commit for
     /// a durable store: the sessions of many vehicles record their sends and final statuses

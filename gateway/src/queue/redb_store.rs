@@ -43,7 +43,7 @@ use redb::{Database, Durability, ReadableTable, Table, TableDefinition, WriteTra
 
 use super::{
     count_refused, expired, set_depth_gauge, validate, CommandQueue, Enqueued, KnownVehicle,
-    QueueError, QueueLimits, QueuedCommand,
+    Listed, QueueError, QueueLimits, QueuedCommand, Taken,
 };
 
 const COMMANDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("commands");
@@ -639,12 +639,7 @@ impl CommandQueue for RedbQueue {
         Ok(out)
     }
 
-    fn pending(
-        &self,
-        vehicle: &str,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<QueuedCommand>, QueueError> {
+    fn pending(&self, vehicle: &str, now_ms: i64, limit: usize) -> Listed {
         const W: &str = "reading pending commands";
         let mut out = Vec::new();
         if limit == 0 || vehicle.len() > u16::MAX as usize {
@@ -737,12 +732,7 @@ impl CommandQueue for RedbQueue {
         })
     }
 
-    fn cancel(
-        &self,
-        vehicle: &str,
-        id: &str,
-        now_ms: i64,
-    ) -> Result<Option<QueuedCommand>, QueueError> {
+    fn cancel(&self, vehicle: &str, id: &str, now_ms: i64) -> Taken {
         const W: &str = "cancelling a command";
         super::check_id("vehicle id", vehicle)?;
         super::check_id("command id", id)?;

@@ -660,22 +660,16 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     async fn on_register(&mut self, header: &Header, r: &msg::Register) -> Flow {
         if let Err(e) = codecs::vehicle_id::validate(&header.phone) {
             warn!(peer = %self.c.peer, error = %e, "register refused: invalid vehicle id");
-            let reply = Message::RegisterResponse(msg::RegisterResponse {
-                reply_serial: header.serial,
-                result: msg::register::result::NO_SUCH_VEHICLE,
-                token: None,
-            });
-            let _ = self.send(header, &reply).await;
-            return self.refuse(header, "invalid_vehicle_id").await;
+            let no_such_vehicle = msg::register::result::NO_SUCH_VEHICLE;
+            return self
+                .refuse_register(header, no_such_vehicle, "invalid_vehicle_id")
+                .await;
         }
         if !self.c.certificate_allows(&header.phone) {
-            let reply = Message::RegisterResponse(msg::RegisterResponse {
-                reply_serial: header.serial,
-                result: msg::register::result::NO_SUCH_TERMINAL,
-                token: None,
-            });
-            let _ = self.send(header, &reply).await;
-            return self.refuse(header, "certificate_mismatch").await;
+            let no_such_terminal = msg::register::result::NO_SUCH_TERMINAL;
+            return self
+                .refuse_register(header, no_such_terminal, "certificate_mismatch")
+                .await;
         }
         let req = RegisterRequest {
             phone: header.phone.clone(),
@@ -702,15 +696,21 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 self.l.shared.publish(events).await
             }
             Decision::Deny { reason } => {
-                let reply = Message::RegisterResponse(msg::RegisterResponse {
-                    reply_serial: header.serial,
-                    result: reason.jt808_register_result(),
-                    token: None,
-                });
-                let _ = self.send(header, &reply).await;
-                self.refuse(header, reason.as_str()).await
+                let result = reason.jt808_register_result();
+                self.refuse_register(header, result, reason.as_str()).await
             }
         }
+    }
+
+    /// Answers a registration 0x8100 with `result` (no code) and refuses the connection.
+    async fn refuse_register(&mut self, header: &Header, result: u8, reason: &str) -> Flow {
+        let reply = Message::RegisterResponse(msg::RegisterResponse {
+            reply_serial: header.serial,
+            result,
+            token: None,
+        });
+        let _ = self.send(header, &reply).await;
+        self.refuse(header, reason).await
     }
 
     async fn on_authenticate(&mut self, header: &Header, a: &msg::Authenticate) -> Flow {

@@ -181,22 +181,8 @@ impl Vehicle {
                 .map_err(|_| {
                     io::Error::new(io::ErrorKind::TimedOut, "no answer from the platform")
                 })?;
-            let frame = match next {
-                None => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the platform closed the connection",
-                    ))
-                }
-                Some(Err(e)) => return Err(e),
-                Some(Ok(Err(bad))) => {
-                    return Err(io_err(format!(
-                        "bad frame from the platform: {}",
-                        bad.error
-                    )))
-                }
-                Some(Ok(Ok(f))) => f,
-            };
+            let frame = super::platform_frame(next, |bad| bad.error.to_string())?
+                .ok_or_else(super::platform_closed)?;
             if frame.response != 0xFE && frame.command == command {
                 let time = match Message::decode(&frame) {
                     Ok(Message::Response(r)) => r.time,

@@ -214,16 +214,9 @@ impl Terminal {
     /// once whole) and come out as one `UpgradePackage` message.
     pub async fn next_frame(&mut self) -> io::Result<Option<(Header, Message)>> {
         loop {
-            let frame = match self.io.next().await {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(Err(bad))) => {
-                    return Err(io_err(format!(
-                        "bad frame from the platform: {}",
-                        bad.error
-                    )))
-                }
-                Some(Ok(Ok(frame))) => frame,
+            let next = self.io.next().await;
+            let Some(frame) = super::platform_frame(next, |bad| bad.error.to_string())? else {
+                return Ok(None);
             };
             if frame.header.msg_id == jt808::msg::id::UPGRADE_PACKAGE {
                 let header = frame.header.clone();
@@ -256,10 +249,7 @@ impl Terminal {
                     io::Error::new(io::ErrorKind::TimedOut, "no answer from the platform")
                 })??;
             let Some((header, msg)) = next else {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the platform closed the connection",
-                ));
+                return Err(super::platform_closed());
             };
             if let Some(t) = pick(&header, &msg) {
                 return Ok(t);

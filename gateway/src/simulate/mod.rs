@@ -49,6 +49,32 @@ pub fn framed<C>(stream: impl Io + 'static, codec: C) -> tokio_util::codec::Fram
     tokio_util::codec::Framed::new(Box::new(stream) as Stream, codec)
 }
 
+/// What a simulated vehicle read from the platform (a codec's item: a frame, or one that did
+/// not parse): the frame, `None` when the connection closed, an error for a read error or a
+/// frame that does not parse (`why` says what was wrong with it).
+pub fn platform_frame<F, B>(
+    next: Option<std::io::Result<Result<F, B>>>,
+    why: impl FnOnce(&B) -> String,
+) -> std::io::Result<Option<F>> {
+    match next {
+        None => Ok(None),
+        Some(Err(e)) => Err(e),
+        Some(Ok(Err(bad))) => Err(std::io::Error::other(format!(
+            "bad frame from the platform: {}",
+            why(&bad)
+        ))),
+        Some(Ok(Ok(frame))) => Ok(Some(frame)),
+    }
+}
+
+/// The platform closed the connection (where a simulated vehicle waited for something).
+pub fn platform_closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the platform closed the connection",
+    )
+}
+
 /// Whether the peer closes `io` within `t`; items meanwhile are read and dropped.
 pub async fn closed_within<S, T, E>(io: &mut S, t: Duration) -> bool
 where
@@ -471,20 +497,23 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
         SimProtocol::Gbt32960 => SocketAddr::from(([127, 0, 0, 1], 32960)),
     });
     let mode = Mode::of(&args).map_err(|e| Failure::Usage(anyhow!(e)))?;
-    let jt_version = match (args.protocol, args.edition.as_deref()) {
-        (SimProtocol::Jt808, None) => Some(::jt808::Version::V2013),
-        (SimProtocol::Jt808, Some(e)) => Some(
-            ::jt808::Version::from_name(e)
-                .ok_or_else(|| Failure::Usage(anyhow!("--edition {e}: 2011, 2013 or 2019")))?,
-        ),
+    let edition = args.edition.as_deref();
+    let bad_edition = |e: &str, which: &str| Failure::Usage(anyhow!("--edition {e}: {which}"));
+    let jt_version = match (args.protocol, edition) {
+        (SimProtocol::Jt808, e) => Some(match e {
+            None => ::jt808::Version::V2013,
+            Some(e) => ::jt808::Version::from_name(e)
+                .ok_or_else(|| bad_edition(e, "2011, 2013 or 2019"))?,
+        }),
         _ => None,
     };
-    let gb_edition = match (args.protocol, args.edition.as_deref()) {
-        (SimProtocol::Gbt32960, None) => Some(::gbt32960::Edition::V2016),
-        (SimProtocol::Gbt32960, Some(e)) => Some(
-            ::gbt32960::Edition::from_name(e)
-                .ok_or_else(|| Failure::Usage(anyhow!("--edition {e}: 2016 or 2025")))?,
-        ),
+    let gb_edition = match (args.protocol, edition) {
+        (SimProtocol::Gbt32960, e) => Some(match e {
+            None => ::gbt32960::Edition::V2016,
+            Some(e) => {
+                ::gbt32960::Edition::from_name(e).ok_or_else(|| bad_edition(e, "2016 or 2025"))?
+            }
+        }),
         _ => None,
     };
     let tls = if args.tls {

@@ -60,62 +60,16 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             return Flow::Continue;
         }
         let protocol = self.protocol();
-        if q.attempts > commands.cfg.retries {
-            let reason = format!("transfer interrupted {} times", q.attempts);
-            commands
-                .finish(&q, protocol, CmdStatus::Failed, Some(reason), None)
-                .await;
-            return Flow::Continue;
-        }
-        let version = self.version.unwrap_or(addr.version);
-        let order = match command_of(&q).and_then(|c| jt808::command::upgrade(&c, version)) {
-            Ok(o) => o,
-            Err(e) => {
-                commands
-                    .finish(&q, protocol, CmdStatus::Rejected, Some(e.to_string()), None)
-                    .await;
-                return Flow::Continue;
-            }
-        };
-        let package = commands
-            .packages
-            .resolve(&order.package, order.sha256.as_deref())
-            .await;
-        let (package_id, package) = match package {
+        let (push, upgrade_type, result_timeout) = match self.prepare_upgrade(addr, &q).await {
             Ok(p) => p,
-            Err(e) => {
-                metrics::counter!("vgate_upgrades_total", "result" => "no_package").increment(1);
+            Err((status, reason)) => {
                 commands
-                    .finish(&q, protocol, CmdStatus::Failed, Some(e.to_string()), None)
-                    .await;
-                return Flow::Continue;
-            }
-        };
-        let ucfg = commands.packages.config();
-        let mut head = Vec::new();
-        if let Err(e) = order.message.encode_head(version, package.len(), &mut head) {
-            commands
-                .finish(&q, protocol, CmdStatus::Rejected, Some(e.to_string()), None)
-                .await;
-            return Flow::Continue;
-        }
-        let cfg = PushConfig {
-            package_bytes: order.package_bytes.unwrap_or(ucfg.package_bytes),
-            window: ucfg.window,
-            timeout: Duration::from_secs(ucfg.package_timeout_s),
-            retries: ucfg.package_retries,
-        };
-        let push = match Push::new(head, package, self.serial, cfg) {
-            Ok(p) => p,
-            Err(e) => {
-                commands
-                    .finish(&q, protocol, CmdStatus::Failed, Some(e.to_string()), None)
+                    .finish(&q, protocol, status, Some(reason), None)
                     .await;
                 return Flow::Continue;
             }
         };
         self.serial = self.serial.wrapping_add(push.packages());
-        info!(vehicle = %q.vehicle, id = %q.id, package = %package_id, packages = push.packages(), "upgrade transfer started");
         // `sent` (progress 0) is stored and published before any progress can follow it.
         let op = Settle::Attempt {
             vehicle: q.vehicle.clone(),
@@ -126,16 +80,61 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         commands.settle.record_and_wait(op, sent).await;
         metrics::counter!("vgate_commands_sent_total", "protocol" => "jt808").increment(1);
         self.upgrade = Some(Box::new(Active {
-            upgrade_type: order.message.upgrade_type,
-            result_timeout: Duration::from_secs(
-                order.result_timeout_s.unwrap_or(ucfg.result_timeout_s),
-            ),
+            upgrade_type,
+            result_timeout,
             cmd: q,
             push,
             reported_pct: 0,
             started: Instant::now(),
         }));
         self.pump_upgrade(addr, Vec::new()).await
+    }
+
+    /// The push of upgrade `q` (its type and how long to wait for its result), or the
+    /// final status and reason it ends with instead: `rejected` for params the edition
+    /// cannot carry, `failed` for a package that cannot be had or pushed, or a transfer
+    /// interrupted more than `commands.retries` times.
+    async fn prepare_upgrade(
+        &mut self,
+        addr: &Header,
+        q: &QueuedCommand,
+    ) -> Result<(Push, u8, Duration), (CmdStatus, String)> {
+        let commands = self.l.shared.commands.clone();
+        if q.attempts > commands.cfg.retries {
+            let reason = format!("transfer interrupted {} times", q.attempts);
+            return Err((CmdStatus::Failed, reason));
+        }
+        let version = self.version.unwrap_or(addr.version);
+        let rejected = |e: &dyn std::fmt::Display| (CmdStatus::Rejected, e.to_string());
+        let order = command_of(q)
+            .and_then(|c| jt808::command::upgrade(&c, version))
+            .map_err(|e| rejected(&e))?;
+        let (package_id, package) = commands
+            .packages
+            .resolve(&order.package, order.sha256.as_deref())
+            .await
+            .map_err(|e| {
+                metrics::counter!("vgate_upgrades_total", "result" => "no_package").increment(1);
+                (CmdStatus::Failed, e.to_string())
+            })?;
+        let ucfg = commands.packages.config();
+        let mut head = Vec::new();
+        order
+            .message
+            .encode_head(version, package.len(), &mut head)
+            .map_err(|e| rejected(&e))?;
+        let cfg = PushConfig {
+            package_bytes: order.package_bytes.unwrap_or(ucfg.package_bytes),
+            window: ucfg.window,
+            timeout: Duration::from_secs(ucfg.package_timeout_s),
+            retries: ucfg.package_retries,
+        };
+        let push = Push::new(head, package, self.serial, cfg)
+            .map_err(|e| (CmdStatus::Failed, e.to_string()))?;
+        info!(vehicle = %q.vehicle, id = %q.id, package = %package_id, packages = push.packages(), "upgrade transfer started");
+        let result_timeout =
+            Duration::from_secs(order.result_timeout_s.unwrap_or(ucfg.result_timeout_s));
+        Ok((push, order.message.upgrade_type, result_timeout))
     }
 
     /// Writes `again` (packages to send again) and the packages the window lets go now, in

@@ -125,17 +125,8 @@ impl Terminal {
             let next = tokio::time::timeout_at(deadline, self.io.next())
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no upgrade in time"))?;
-            let frame = match next {
-                None => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the platform closed the connection",
-                    ))
-                }
-                Some(Err(e)) => return Err(e),
-                Some(Ok(Err(bad))) => return Err(io_err(format!("bad frame: {}", bad.error))),
-                Some(Ok(Ok(f))) => f,
-            };
+            let frame = crate::simulate::platform_frame(next, |bad| bad.error.to_string())?
+                .ok_or_else(crate::simulate::platform_closed)?;
             if frame.header.msg_id == jt808::msg::id::UPGRADE_PACKAGE {
                 if let Some(up) = self.upgrade_package(frame, b).await? {
                     return Ok(up);
