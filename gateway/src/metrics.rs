@@ -58,7 +58,7 @@ fn describe() {
     );
     describe_counter!(
         "vgate_logins_total",
-        "successful logins/authentications, by protocol"
+        "successful logins/authentications, by protocol and listener"
     );
     describe_counter!(
         "vgate_login_refusals_total",

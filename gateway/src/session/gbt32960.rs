@@ -413,7 +413,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         if let Flow::Close(r) = self.reply(frame, gbt32960::ResponseFlag::Success).await {
             return Flow::Close(r);
         }
-        metrics::counter!("vgate_logins_total", "protocol" => "gbt32960").increment(1);
+        metrics::counter!("vgate_logins_total", "protocol" => "gbt32960", "listener" => self.l.name).increment(1);
         let ctx = self.ctx();
         let mut events = gbt32960::normalize_message(frame, msg, &ctx);
         if let Some(lc) = claimed.takeover {

@@ -747,7 +747,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 if let Flow::Close(r) = self.general_response(header, result::OK).await {
                     return Flow::Close(r);
                 }
-                metrics::counter!("vgate_logins_total", "protocol" => "jt808").increment(1);
+                metrics::counter!("vgate_logins_total", "protocol" => "jt808", "listener" => self.l.name).increment(1);
                 let mut events = self.events(header, &Message::Authenticate(a.clone()));
                 if let Some(lc) = claimed.takeover {
                     events.push(self.lifecycle(header, &vehicle, lc));
