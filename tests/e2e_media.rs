@@ -155,3 +155,76 @@ async fn simulated_terminals_upload_photos_with_photo_every() {
         assert_eq!(ev.json["data"]["format"], "jpeg");
     }
 }
+
+/// The S3 store against a local S3 emulator (moto): an 8.5 MB video goes up as a multipart
+/// upload, a photo as one PUT, both read back whole; the event's `url` names the object.
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_land_in_an_s3_bucket_whole() {
+    use object_store::ObjectStore;
+    let Some(m) = Mosquitto::start() else { return };
+    let Some(s3) = test_support::s3::S3Emulator::start() else {
+        return;
+    };
+    s3.create_bucket("fleet-media");
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        config_toml: Some(format!(
+            "[jt808]\nsubpackage_quiet_s = 1\n\n[media]\nstore = \"s3\"\n\n[media.s3]\nbucket = \"fleet-media\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\nallow_http = true\nprefix = \"vgate/\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+            s3.endpoint()
+        )),
+        ..Default::default()
+    });
+    let phone = "013800138091";
+    let mut sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{phone}/media")]).await;
+    let mut t = support::online_terminal(vgate.addr("jt808"), phone, Version::V2013).await;
+    let bucket = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("fleet-media")
+        .with_region("us-east-1")
+        .with_endpoint(s3.endpoint())
+        .with_allow_http(true)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .expect("client");
+    tokio::time::timeout(
+        WAIT,
+        bucket.put(
+            &object_store::path::Path::from("probe"),
+            object_store::PutPayload::from_static(b"probe"),
+        ),
+    )
+    .await
+    .expect("the emulator answers in time")
+    .expect("the emulator takes a PUT");
+    for (media_id, len) in [(1u32, 200_000usize), (2, 8_500_000)] {
+        let data: Vec<u8> = (0..len as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        // 8,500 packages: slow in a debug build on a busy machine.
+        let wait = Duration::from_secs(120);
+        let answer = tokio::time::timeout(wait, t.upload_media(media_id, &data, 1000, &[3]))
+            .await
+            .expect("answered in time")
+            .expect("0x8800");
+        assert!(answer.retransmit_ids.is_empty());
+        let ev = sub.next_on("/media", WAIT).await;
+        let d = &ev.json["data"];
+        let key = d["key"].as_str().expect("key").to_owned();
+        assert!(key.starts_with(&format!("vgate/{phone}/")), "{key}");
+        assert_eq!(d["url"], format!("s3://fleet-media/{key}").as_str());
+        assert_eq!(d["size"], len);
+        let stored = bucket
+            .get(&object_store::path::Path::from(key.as_str()))
+            .await
+            .expect("object")
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(stored.len(), len);
+        assert!(stored[..] == data[..], "the object is the file");
+        assert_eq!(
+            d["sha256"],
+            hex::encode(sha2::Sha256::digest(&data)).as_str()
+        );
+    }
+}

@@ -37,6 +37,8 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+pub mod s3;
+
 /// The running test's name (the test harness names each test's thread after it).
 fn test_name() -> String {
     std::thread::current()

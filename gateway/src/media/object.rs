@@ -171,6 +171,7 @@ impl MediaStore for ObjectMediaStore {
     fn put_reader(&self, vehicle: &str, name: &str, src: &mut dyn Read) -> io::Result<StoredMedia> {
         let (vid, name) = (component(vehicle)?, component(name)?);
         let key = format!("{}{vid}/{name}", self.prefix);
+        tracing::debug!(key, "storing to the object store");
         let location = ObjectPath::from(key.as_str());
         let mut hash = Sha256::new();
         let mut size = 0u64;
@@ -185,6 +186,7 @@ impl MediaStore for ObjectMediaStore {
             self.rt
                 .block_on(store.put(&location, payload))
                 .map_err(io::Error::other)?;
+            tracing::debug!(key, "stored");
         } else {
             let upload = self
                 .rt

@@ -207,7 +207,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         }
         let vehicle: Arc<str> = Arc::from(vid);
         let claimed = self.c.claim(&self.l.shared, &vehicle, Protocol_::Raw);
-        metrics::counter!("vgate_logins_total", "protocol" => "raw", "listener" => self.l.name).increment(1);
+        metrics::counter!("vgate_logins_total", "protocol" => "raw", "listener" => self.l.name)
+            .increment(1);
         let ctx = self.ctx();
         let login = Lifecycle::new(LifecycleKind::Login)
             .with("peer", self.c.peer.to_string())
