@@ -827,6 +827,15 @@ async fn stats_readiness_and_reload_through_mosquitto() {
     assert_eq!(s["broker"]["connected"], true);
     assert!(s["spool_bytes"].is_u64());
     assert_eq!(s["queued_commands"], 0);
+    // The process, from /proc/self: the terminal's connection is one of the descriptors.
+    let p = &s["process"];
+    assert!(
+        p["resident_memory_bytes"].as_u64().unwrap() > 1 << 20,
+        "{s}"
+    );
+    assert!(p["open_fds"].as_u64().unwrap() >= 5, "{s}");
+    assert!(p["threads"].as_u64().unwrap() >= 2, "{s}");
+    assert!(p["cpu_seconds"].as_f64().unwrap() > 0.0, "{s}");
 
     // Reload: the API's tokens change live (`VGATE_LOG` is set by the harness, so the file's
     // `log` is overridden here); a key that cannot change is refused by name, changing nothing.

@@ -27,6 +27,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod node;
+pub mod process;
 pub mod queue;
 pub mod registry;
 pub mod run;

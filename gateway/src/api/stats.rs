@@ -131,6 +131,9 @@ pub struct Stats {
     pub queued_commands: u64,
     /// Vehicles banned now.
     pub bans: u64,
+    /// The process's memory, CPU time, descriptors and threads; `null` where `/proc` cannot
+    /// be read (not Linux).
+    pub process: Option<crate::process::Snapshot>,
 }
 
 fn broker_state(api: &super::Api) -> BrokerState {
@@ -153,6 +156,10 @@ fn broker_state(api: &super::Api) -> BrokerState {
     security(("bearer" = []))
 )]
 pub async fn stats(State(api): State<super::State>) -> Json<Stats> {
+    let process = tokio::task::spawn_blocking(crate::process::Snapshot::read)
+        .await
+        .ok()
+        .and_then(Result::ok);
     let text = api.prometheus.render();
     let mut connections: BTreeMap<String, u64> = api
         .listeners
@@ -172,6 +179,7 @@ pub async fn stats(State(api): State<super::State>) -> Json<Stats> {
         spool_bytes: api.broker.spool_bytes(),
         queued_commands: api.commands.queue.len() as u64,
         bans: crate::bans::count() as u64,
+        process,
     })
 }
 
