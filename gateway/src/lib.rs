@@ -36,6 +36,7 @@ pub mod simulate;
 pub mod sink;
 pub mod tls;
 pub mod traces;
+pub mod watch;
 
 use cli::{Cli, Command};
 

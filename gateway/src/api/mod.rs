@@ -5,6 +5,7 @@
 //! GET    /api/v1/openapi.json                                token (read)
 //! GET    /api/v1/vehicles[?online=&protocol=&prefix=&limit=&cursor=]
 //! GET    /api/v1/vehicles/{vid}
+//! GET    /api/v1/vehicles/{vid}/recent                        (not in the contract: the page's)
 //! DELETE /api/v1/vehicles/{vid}/connection[?ban_s=N]          token (write)
 //! POST   /api/v1/vehicles/{vid}/commands                      token (write)
 //! GET    /api/v1/vehicles/{vid}/commands
@@ -24,6 +25,7 @@
 //!
 //! - `auth`: bearer tokens (read-write and read-only) and the middleware checking them.
 //! - `vehicles`: the vehicle list, one vehicle, the kick.
+//! - `recent`: one vehicle's recent events and track, while it is watched ([`crate::watch`]).
 //! - `commands`: submit, list and cancel a vehicle's commands.
 //! - `stats`: readiness, counters, reload.
 //! - `traces`: start a vehicle's trace, read it ([`crate::traces`]).
@@ -32,6 +34,7 @@
 pub mod auth;
 pub mod commands;
 pub mod openapi;
+pub mod recent;
 pub mod stats;
 pub mod traces;
 pub mod vehicles;
@@ -99,6 +102,7 @@ pub fn router(state: State) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/vehicles", get(vehicles::list))
         .route("/api/v1/vehicles/{vid}", get(vehicles::one))
+        .route("/api/v1/vehicles/{vid}/recent", get(recent::recent))
         .route("/api/v1/vehicles/{vid}/connection", delete(vehicles::kick))
         .route(
             "/api/v1/vehicles/{vid}/commands",
