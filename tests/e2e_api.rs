@@ -309,6 +309,10 @@ async fn tokens_guard_the_api_and_leave_health_readiness_and_metrics_open() {
         let a = call(addr, "GET", open, None, None).await;
         assert_eq!(a.status, 200, "{open}: {a:?}");
     }
+    // The status page is open too, and told to ask for a token before calling the API.
+    let a = call(addr, "GET", "/", None, None).await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("<body data-auth=\"token\">"));
     let doc = Api::new(&vgate, Some(VIEWER)).await.doc;
     let check = |method: &str, route: &str, a: &Answer| conforms(&doc, method, route, a);
 
@@ -1016,6 +1020,10 @@ async fn the_status_page_is_served_from_the_binary_without_external_assets() {
     for external in ["http://", "https://", "src=\"//", "href=\"//"] {
         assert!(!a.body.contains(external), "no external asset: {external}");
     }
+    // Told that the API wants no token here (loopback, none configured); the vehicle view
+    // asks for the track and recent events.
+    assert!(a.body.contains("<body data-auth=\"open\">"));
+    assert!(a.body.contains("/recent"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1090,4 +1098,60 @@ async fn a_trace_records_a_vehicles_frames_both_ways_from_its_next_login() {
             .await;
         assert_eq!(a.status, 400, "{bad}: {a:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watched_vehicle_keeps_its_events_and_track_from_the_first_ask_on() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let api = Api::new(&vgate, None).await;
+    let route = "/api/v1/vehicles/{vid}/recent";
+    let path = "/api/v1/vehicles/013900000801/recent";
+    let mut t = online_terminal(&vgate, "013900000801").await;
+    // Nothing is kept before the first ask: the login's events are not there.
+    let a = api.get(route, path).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["events"], json!([]));
+    assert_eq!(a.json()["track"], json!([]));
+    for i in 0..3 {
+        let fix = gateway::simulate::jt808::Fix {
+            latitude: 39.9 + f64::from(i) * 0.01,
+            longitude: 116.4,
+            speed_kmh: 30.0,
+            ..Default::default()
+        };
+        assert_eq!(t.report(&fix).await.unwrap(), 0);
+    }
+    let a = api.get(route, path).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let r = a.json();
+    let track = r["track"].as_array().unwrap();
+    assert_eq!(track.len(), 3, "{r}");
+    assert!(
+        (track[0]["latitude"].as_f64().unwrap() - 39.9).abs() < 1e-6,
+        "oldest first"
+    );
+    assert!((track[2]["latitude"].as_f64().unwrap() - 39.92).abs() < 1e-6);
+    let events = r["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "{r}");
+    assert_eq!(events[0]["type"], "location");
+    assert_eq!(events[0]["vehicle_id"], "013900000801");
+    // The kick's offline status is kept too, newest first.
+    let a = api
+        .call(
+            "DELETE",
+            "/api/v1/vehicles/{vid}/connection",
+            "/api/v1/vehicles/013900000801/connection",
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{a:?}");
+    eventually("the offline status is kept", || async {
+        let r = api.get(route, path).await.json();
+        r["events"][0]["type"] == "status" && r["events"][0]["data"]["reason"] == "kicked"
+    })
+    .await;
+    let a = api
+        .get(route, "/api/v1/vehicles/not%20an%20id/recent")
+        .await;
+    assert_eq!(a.status, 400, "{a:?}");
 }
