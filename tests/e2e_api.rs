@@ -1155,3 +1155,84 @@ async fn a_watched_vehicle_keeps_its_events_and_track_from_the_first_ask_on() {
         .await;
     assert_eq!(a.status, 400, "{a:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traces_named_in_the_config_start_at_start_up_and_on_reload_and_sighup() {
+    let trace = |v: &str| format!("[[traces]]\nvehicle_id = \"{v}\"\nduration_s = 60\n");
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some(trace("013900000811")),
+        ..Default::default()
+    });
+    let api = Api::new(&vgate, None).await;
+    let listed = || async {
+        let a = api.get("/api/v1/traces", "/api/v1/traces").await;
+        assert_eq!(a.status, 200, "{a:?}");
+        a.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["vehicle_id"].as_str().unwrap().to_owned(),
+                    t["trace_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = listed().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].0, "013900000811");
+    // The vehicle was not connected at start-up: its frames are recorded from its login.
+    let mut t = online_terminal(&vgate, "013900000811").await;
+    assert_eq!(t.heartbeat().await.unwrap(), 0);
+    let a = api
+        .get(
+            "/api/v1/traces/{trace_id}",
+            &format!("/api/v1/traces/{}", first[0].1),
+        )
+        .await;
+    assert!(a.body.contains("jt808 0x0102"), "{a:?}");
+    assert!(a.body.contains("jt808 0x0002"), "{a:?}");
+
+    // A reload that adds an entry starts that one only, and says so.
+    let file = vgate.data_dir.path().join("vgate.toml");
+    std::fs::write(&file, trace("013900000811") + &trace("013900000812")).unwrap();
+    let a = api
+        .call("POST", "/api/v1/reload", "/api/v1/reload", None)
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["changed"], json!(["traces"]));
+    let second = listed().await;
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_eq!(second[1].0, "013900000812");
+    // SIGHUP does the same reload.
+    std::fs::write(
+        &file,
+        trace("013900000811") + &trace("013900000812") + &trace("013900000813"),
+    )
+    .unwrap();
+    let pid = vgate.child.as_ref().unwrap().id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    eventually("SIGHUP starts the third trace", || async {
+        listed().await.iter().any(|(v, _)| v == "013900000813")
+    })
+    .await;
+    // A bad entry is refused by its key, nothing started.
+    std::fs::write(&file, trace("bad id")).unwrap();
+    let a = api
+        .call("POST", "/api/v1/reload", "/api/v1/reload", None)
+        .await;
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(
+        a.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("traces[0].vehicle_id"),
+        "{a:?}"
+    );
+    assert_eq!(listed().await.len(), 3);
+}

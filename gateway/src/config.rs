@@ -442,6 +442,8 @@ pub struct Config {
     pub commands: crate::commands::CommandsConfig,
     /// Raw TCP listeners (`[[raw]]`, docs/raw-tcp.md); none by default.
     pub raw: Vec<RawListenerConfig>,
+    /// Vehicle traces started at start-up and by reload (`[[traces]]`, docs/api.md).
+    pub traces: Vec<crate::traces::TraceConfig>,
 }
 
 impl Default for Config {
@@ -458,6 +460,7 @@ impl Default for Config {
             gbt32960: Gbt32960Config::default(),
             commands: crate::commands::CommandsConfig::default(),
             raw: Vec::new(),
+            traces: Vec::new(),
         }
     }
 }
@@ -891,6 +894,10 @@ impl Config {
         }
         for l in self.vehicle_listeners()? {
             l.check()?;
+        }
+        for (i, t) in self.traces.iter().enumerate() {
+            t.check()
+                .map_err(|(field, e)| ConfigError::new(format!("traces[{i}].{field}"), e))?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! DELETE /api/v1/vehicles/{vid}/commands/{id}                 token (write)
 //! GET    /api/v1/stats
 //! POST   /api/v1/traces                                       token (write)
+//! GET    /api/v1/traces                                       (not in the contract)
 //! GET    /api/v1/traces/{trace_id}
 //! POST   /api/v1/reload                                       token (write)
 //! ```
@@ -112,7 +113,7 @@ pub fn router(state: State) -> Router {
             "/api/v1/vehicles/{vid}/commands/{id}",
             delete(commands::cancel),
         )
-        .route("/api/v1/traces", post(traces::start))
+        .route("/api/v1/traces", post(traces::start).get(traces::list))
         .route("/api/v1/traces/{trace_id}", get(traces::read))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/reload", post(stats::reload))

@@ -28,6 +28,7 @@ use super::{commands, recent, stats, traces, vehicles, ErrorBody};
         stats::stats,
         stats::reload,
         traces::start,
+        traces::list,
         traces::read,
     ),
     components(schemas(ErrorBody)),
