@@ -76,6 +76,8 @@ def main() -> int:
         # Events/s comes from two samples of the counters, 5 s apart: it moves within ~10 s.
         rate = wait("events/s moves above 0", lambda: float(card("events/s")) > 0 and card("events/s"), 25)
         seen["events_per_s"] = float(rate)
+        types = wait("events/s by type", lambda: (lambda t: t if "location" in t else None)(d.find_element(By.ID, "types").text))
+        seen["types"] = types
         pts = wait("the chart draws", lambda: d.find_element(By.ID, "line").get_attribute("points"))
         seen["chart_points"] = len(pts.split())
 
