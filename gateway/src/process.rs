@@ -16,8 +16,9 @@
 //!
 //! Sampled every [`SAMPLE_EVERY`] by [`sample_forever`] (from [`crate::metrics::install`]),
 //! and on demand by [`Snapshot::read`] for `/api/v1/stats`. On other systems nothing is read
-//! and the gauges stay absent. Cost: counting `/proc/self/fd` is one `readdir` pass, about
-//! 2 ms per 10,000 open connections.
+//! and the gauges stay absent. Cost: counting `/proc/self/fd` is one `readdir` pass, on
+//! the order of 10 ms per 10,000 open descriptors on a small VM (11 ms measured with Python's
+//! `os.listdir`), done on a blocking thread.
 
 use std::time::Duration;
 
