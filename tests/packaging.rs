@@ -675,3 +675,41 @@ async fn the_container_start_up_runs_with_env_vars_only_on_a_read_only_root() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line_with_the_fields_at_the_top_level() {
+    let mut vgate = Vgate::start(VgateOptions {
+        extra_env: vec![("VGATE_LOG_FORMAT".into(), "json".into())],
+        ..Default::default()
+    });
+    let t =
+        support::online_terminal(vgate.addr("jt808"), "013900000904", jt808::Version::V2013).await;
+    drop(t);
+    assert!(vgate.terminate().success());
+    let lines = vgate.remaining_log();
+    assert!(lines.len() >= 5, "{lines:?}");
+    let objects: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for o in &objects {
+        for key in ["timestamp", "level", "target"] {
+            assert!(o[key].is_string(), "{key} in {o}");
+        }
+    }
+    // A tracing event's fields are top-level keys, its message is `message`.
+    let auth = objects
+        .iter()
+        .find(|o| o["message"] == "auth decision" && o["action"] == "authenticate")
+        .unwrap_or_else(|| panic!("the authentication's line in {lines:?}"));
+    assert_eq!(auth["vehicle_id"], "013900000904");
+    assert_eq!(auth["level"], "INFO");
+    assert!(objects.iter().any(|o| o["message"] == "stopped"));
+    // The registration's auth code is redacted as in the text format.
+    let register = objects
+        .iter()
+        .find(|o| o["message"] == "auth decision" && o["action"] == "register")
+        .expect("the registration's line");
+    let code = register["auth_code"].as_str().expect("auth_code");
+    assert!(code.contains("<redacted"), "{register}");
+}

@@ -430,6 +430,8 @@ pub struct Config {
     pub topic_prefix: String,
     pub data_dir: PathBuf,
     pub log: String,
+    /// Log lines as text for people, or one JSON object per line for log shippers.
+    pub log_format: crate::logging::LogFormat,
     /// Runtime worker threads; 0 = one per core, less one when the broker runs on this
     /// machine ([`Config::runtime_workers`]).
     pub worker_threads: usize,
@@ -453,6 +455,7 @@ impl Default for Config {
             topic_prefix: "vgate".to_owned(),
             data_dir: PathBuf::from("./vgate-data"),
             log: "info".to_owned(),
+            log_format: crate::logging::LogFormat::Text,
             worker_threads: 0,
             http: HttpConfig::default(),
             mqtt: mqtt_bridge::MqttConfig::default(),

@@ -38,7 +38,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs the gateway until a signal.
 pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let cfg = Config::load(config.as_deref()).map_err(Failure::Usage)?;
-    crate::logging::init(&cfg.log)
+    crate::logging::init(&cfg.log, cfg.log_format)
         .map_err(|e| Failure::Usage(anyhow!("{}: {e}", log_filter_source(config.as_deref()))))?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("vgate");
