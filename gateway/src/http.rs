@@ -4,7 +4,8 @@
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /readyz`: 200 when ready to take vehicles and publish, 503 with the reason.
 //! - `GET /`: the status page (counters, a chart of events/s, vehicles, one vehicle with its
-//!   commands, kick and a command form), served from the binary, data from the API.
+//!   session, commands, track and recent events, kick and a command form), served from the
+//!   binary, data from the API.
 //! - `/api/v1/...`: the operator API ([`crate::api`]), behind bearer tokens when configured.
 
 use axum::extract::State;

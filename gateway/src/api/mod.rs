@@ -29,7 +29,7 @@
 //! - `recent`: one vehicle's recent events and track, while it is watched ([`crate::watch`]).
 //! - `commands`: submit, list and cancel a vehicle's commands.
 //! - `stats`: readiness, counters, reload.
-//! - `traces`: start a vehicle's trace, read it ([`crate::traces`]).
+//! - `traces`: start a vehicle's trace, list the traces, read one ([`crate::traces`]).
 //! - `openapi`: the OpenAPI 3 document generated from the handlers.
 
 pub mod auth;
