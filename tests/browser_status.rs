@@ -148,6 +148,7 @@ fn the_status_page_shows_live_data_finds_opens_commands_and_kicks_a_vehicle() {
     assert_eq!(seen["vehicles_online"], 12, "{seen}");
     assert!(seen["events_per_s"].as_f64().unwrap() > 0.0, "{seen}");
     assert!(seen["track_points"].as_u64().unwrap() >= 3, "{seen}");
+    assert!(seen["chart_points_later"].as_u64() > seen["chart_points"].as_u64());
     // The search listed the ten matching vehicles, not the other two.
     assert_eq!(seen["search_rows"], 10, "{seen}");
 

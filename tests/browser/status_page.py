@@ -104,6 +104,10 @@ def main() -> int:
         n = wait("its recent events are listed", lambda: len(d.find_elements(By.CSS_SELECTOR, "#vevents tr")) >= 3 and len(d.find_elements(By.CSS_SELECTOR, "#vevents tr")))
         seen["recent_events"] = n
 
+        # The chart kept moving meanwhile (a point every 2 s).
+        more = wait("the chart grows", lambda: (lambda n: n if n > seen["chart_points"] else None)(len(d.find_element(By.ID, "line").get_attribute("points").split())))
+        seen["chart_points_later"] = more
+
         # A command from the form.
         cmd = d.find_element(By.ID, "command")
         cmd.clear()
