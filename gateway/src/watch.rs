@@ -200,10 +200,14 @@ mod tests {
     #[test]
     fn an_ended_watch_keeps_nothing_and_the_number_of_watches_is_capped() {
         let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-        watch("watch-unit-short", Duration::from_millis(1)).unwrap();
+        let first = watch("watch-unit-short", Duration::from_millis(1)).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         record(&location("watch-unit-short", 1.0));
-        assert!(!watched().contains_key("watch-unit-short"));
+        // Asked for again, it is a new watch: nothing from after the old one ended.
+        std::thread::sleep(Duration::from_millis(2));
+        let again = watch("watch-unit-short", Duration::from_millis(1)).unwrap();
+        assert!(again.events.is_empty() && again.track.is_empty());
+        assert_ne!(again.watching_since, first.watching_since);
         // Fill up to the cap (the other test's watch counts too).
         let mut started = Vec::new();
         let mut refused = None;
