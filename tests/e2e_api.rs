@@ -309,6 +309,10 @@ async fn tokens_guard_the_api_and_leave_health_readiness_and_metrics_open() {
         let a = call(addr, "GET", open, None, None).await;
         assert_eq!(a.status, 200, "{open}: {a:?}");
     }
+    // The status page is open too, and told to ask for a token before calling the API.
+    let a = call(addr, "GET", "/", None, None).await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("<body data-auth=\"token\">"));
     let doc = Api::new(&vgate, Some(VIEWER)).await.doc;
     let check = |method: &str, route: &str, a: &Answer| conforms(&doc, method, route, a);
 
@@ -827,6 +831,15 @@ async fn stats_readiness_and_reload_through_mosquitto() {
     assert_eq!(s["broker"]["connected"], true);
     assert!(s["spool_bytes"].is_u64());
     assert_eq!(s["queued_commands"], 0);
+    // The process, from /proc/self: the terminal's connection is one of the descriptors.
+    let p = &s["process"];
+    assert!(
+        p["resident_memory_bytes"].as_u64().unwrap() > 1 << 20,
+        "{s}"
+    );
+    assert!(p["open_fds"].as_u64().unwrap() >= 5, "{s}");
+    assert!(p["threads"].as_u64().unwrap() >= 2, "{s}");
+    assert!(p["cpu_seconds"].as_f64().unwrap() > 0.0, "{s}");
 
     // Reload: the API's tokens change live (`VGATE_LOG` is set by the harness, so the file's
     // `log` is overridden here); a key that cannot change is refused by name, changing nothing.
@@ -1007,6 +1020,10 @@ async fn the_status_page_is_served_from_the_binary_without_external_assets() {
     for external in ["http://", "https://", "src=\"//", "href=\"//"] {
         assert!(!a.body.contains(external), "no external asset: {external}");
     }
+    // Told that the API wants no token here (loopback, none configured); the vehicle view
+    // asks for the track and recent events.
+    assert!(a.body.contains("<body data-auth=\"open\">"));
+    assert!(a.body.contains("/recent"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1081,4 +1098,141 @@ async fn a_trace_records_a_vehicles_frames_both_ways_from_its_next_login() {
             .await;
         assert_eq!(a.status, 400, "{bad}: {a:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watched_vehicle_keeps_its_events_and_track_from_the_first_ask_on() {
+    let vgate = Vgate::start(VgateOptions::default());
+    let api = Api::new(&vgate, None).await;
+    let route = "/api/v1/vehicles/{vid}/recent";
+    let path = "/api/v1/vehicles/013900000801/recent";
+    let mut t = online_terminal(&vgate, "013900000801").await;
+    // Nothing is kept before the first ask: the login's events are not there.
+    let a = api.get(route, path).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["events"], json!([]));
+    assert_eq!(a.json()["track"], json!([]));
+    for i in 0..3 {
+        let fix = gateway::simulate::jt808::Fix {
+            latitude: 39.9 + f64::from(i) * 0.01,
+            longitude: 116.4,
+            speed_kmh: 30.0,
+            ..Default::default()
+        };
+        assert_eq!(t.report(&fix).await.unwrap(), 0);
+    }
+    let a = api.get(route, path).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let r = a.json();
+    let track = r["track"].as_array().unwrap();
+    assert_eq!(track.len(), 3, "{r}");
+    assert!(
+        (track[0]["latitude"].as_f64().unwrap() - 39.9).abs() < 1e-6,
+        "oldest first"
+    );
+    assert!((track[2]["latitude"].as_f64().unwrap() - 39.92).abs() < 1e-6);
+    let events = r["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "{r}");
+    assert_eq!(events[0]["type"], "location");
+    assert_eq!(events[0]["vehicle_id"], "013900000801");
+    // The kick's offline status is kept too, newest first.
+    let a = api
+        .call(
+            "DELETE",
+            "/api/v1/vehicles/{vid}/connection",
+            "/api/v1/vehicles/013900000801/connection",
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{a:?}");
+    eventually("the offline status is kept", || async {
+        let r = api.get(route, path).await.json();
+        r["events"][0]["type"] == "status" && r["events"][0]["data"]["reason"] == "kicked"
+    })
+    .await;
+    let a = api
+        .get(route, "/api/v1/vehicles/not%20an%20id/recent")
+        .await;
+    assert_eq!(a.status, 400, "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traces_named_in_the_config_start_at_start_up_and_on_reload_and_sighup() {
+    let trace = |v: &str| format!("[[traces]]\nvehicle_id = \"{v}\"\nduration_s = 60\n");
+    let vgate = Vgate::start(VgateOptions {
+        config_toml: Some(trace("013900000811")),
+        ..Default::default()
+    });
+    let api = Api::new(&vgate, None).await;
+    let listed = || async {
+        let a = api.get("/api/v1/traces", "/api/v1/traces").await;
+        assert_eq!(a.status, 200, "{a:?}");
+        a.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["vehicle_id"].as_str().unwrap().to_owned(),
+                    t["trace_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = listed().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].0, "013900000811");
+    // The vehicle was not connected at start-up: its frames are recorded from its login.
+    let mut t = online_terminal(&vgate, "013900000811").await;
+    assert_eq!(t.heartbeat().await.unwrap(), 0);
+    let a = api
+        .get(
+            "/api/v1/traces/{trace_id}",
+            &format!("/api/v1/traces/{}", first[0].1),
+        )
+        .await;
+    assert!(a.body.contains("jt808 0x0102"), "{a:?}");
+    assert!(a.body.contains("jt808 0x0002"), "{a:?}");
+
+    // A reload that adds an entry starts that one only, and says so.
+    let file = vgate.data_dir.path().join("vgate.toml");
+    std::fs::write(&file, trace("013900000811") + &trace("013900000812")).unwrap();
+    let a = api
+        .call("POST", "/api/v1/reload", "/api/v1/reload", None)
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["changed"], json!(["traces"]));
+    let second = listed().await;
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_eq!(second[1].0, "013900000812");
+    // SIGHUP does the same reload.
+    std::fs::write(
+        &file,
+        trace("013900000811") + &trace("013900000812") + &trace("013900000813"),
+    )
+    .unwrap();
+    let pid = vgate.child.as_ref().unwrap().id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    eventually("SIGHUP starts the third trace", || async {
+        listed().await.iter().any(|(v, _)| v == "013900000813")
+    })
+    .await;
+    // A bad entry is refused by its key, nothing started.
+    std::fs::write(&file, trace("bad id")).unwrap();
+    let a = api
+        .call("POST", "/api/v1/reload", "/api/v1/reload", None)
+        .await;
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(
+        a.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("traces[0].vehicle_id"),
+        "{a:?}"
+    );
+    assert_eq!(listed().await.len(), 3);
 }

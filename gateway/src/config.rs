@@ -433,6 +433,8 @@ pub struct Config {
     pub topic_prefix: String,
     pub data_dir: PathBuf,
     pub log: String,
+    /// Log lines as text for people, or one JSON object per line for log shippers.
+    pub log_format: crate::logging::LogFormat,
     /// Runtime worker threads; 0 = one per core, less one when the broker runs on this
     /// machine ([`Config::runtime_workers`]).
     pub worker_threads: usize,
@@ -447,6 +449,8 @@ pub struct Config {
     pub media: crate::media::MediaConfig,
     /// Raw TCP listeners (`[[raw]]`, docs/raw-tcp.md); none by default.
     pub raw: Vec<RawListenerConfig>,
+    /// Vehicle traces started at start-up and by reload (`[[traces]]`, docs/api.md).
+    pub traces: Vec<crate::traces::TraceConfig>,
 }
 
 impl Default for Config {
@@ -456,6 +460,7 @@ impl Default for Config {
             topic_prefix: "vgate".to_owned(),
             data_dir: PathBuf::from("./vgate-data"),
             log: "info".to_owned(),
+            log_format: crate::logging::LogFormat::Text,
             worker_threads: 0,
             http: HttpConfig::default(),
             mqtt: mqtt_bridge::MqttConfig::default(),
@@ -464,6 +469,7 @@ impl Default for Config {
             commands: crate::commands::CommandsConfig::default(),
             media: crate::media::MediaConfig::default(),
             raw: Vec::new(),
+            traces: Vec::new(),
         }
     }
 }
@@ -921,6 +927,10 @@ impl Config {
         }
         for l in self.vehicle_listeners()? {
             l.check()?;
+        }
+        for (i, t) in self.traces.iter().enumerate() {
+            t.check()
+                .map_err(|(field, e)| ConfigError::new(format!("traces[{i}].{field}"), e))?;
         }
         Ok(())
     }

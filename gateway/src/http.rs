@@ -4,7 +4,8 @@
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /readyz`: 200 when ready to take vehicles and publish, 503 with the reason.
 //! - `GET /`: the status page (counters, a chart of events/s, vehicles, one vehicle with its
-//!   commands, kick and a command form), served from the binary, data from the API.
+//!   session, commands, track and recent events, kick and a command form), served from the
+//!   binary, data from the API.
 //! - `/api/v1/...`: the operator API ([`crate::api`]), behind bearer tokens when configured.
 
 use axum::extract::State;
@@ -42,9 +43,15 @@ pub async fn serve(
 }
 
 /// The status page: one HTML file embedded in the binary, no external assets; its data comes
-/// from the API (with the token the page asks for when the API wants one).
-async fn status_page() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("api/status.html"))
+/// from the API (with the token the page asks for when the API wants one: the page is told
+/// whether it does, so it asks before its first call instead of being refused).
+async fn status_page(State(s): State<api::State>) -> axum::response::Html<String> {
+    let mode = if s.tokens().is_empty() {
+        "open"
+    } else {
+        "token"
+    };
+    axum::response::Html(include_str!("api/status.html").replacen("AUTH_MODE", mode, 1))
 }
 
 async fn metrics(State(s): State<api::State>) -> String {

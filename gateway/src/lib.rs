@@ -28,6 +28,7 @@ pub mod media;
 pub mod metrics;
 pub mod node;
 pub mod packages;
+pub mod process;
 pub mod queue;
 pub mod registry;
 pub mod run;
@@ -37,6 +38,7 @@ pub mod sink;
 pub mod tls;
 pub mod traces;
 pub mod vehicle_keys;
+pub mod watch;
 
 use cli::{Cli, Command};
 

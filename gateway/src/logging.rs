@@ -11,6 +11,8 @@
 //!   when the filter's level is `debug` or `trace` ([`effective_filter`]).
 //! - Colours only when stderr is a terminal and `NO_COLOR` is unset or empty
 //!   (<https://no-color.org>), so a redirected log holds no escape codes ([`use_colour`]).
+//! - `log_format = "json"` (`VGATE_LOG_FORMAT=json`) writes one JSON object per line for log
+//!   shippers ([`LogFormat`]); the filter and its reload are the same.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -86,8 +88,20 @@ pub fn use_colour(no_color: Option<&OsStr>, stderr_is_terminal: bool) -> bool {
     stderr_is_terminal && !matches!(no_color, Some(v) if !v.is_empty())
 }
 
-/// Installs the global subscriber: `filter` (checked first) to stderr.
-pub fn init(filter: &str) -> Result<(), FilterError> {
+/// How log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One line of text per event, for people (colours on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers: `timestamp`, `level`, `target`,
+    /// `message` and the event's fields at the top level, the spans in `spans`.
+    Json,
+}
+
+/// Installs the global subscriber: `filter` (checked first) to stderr, as `format`.
+pub fn init(filter: &str, format: LogFormat) -> Result<(), FilterError> {
     check_filter(filter)?;
     let env_filter = EnvFilter::builder()
         .parse(effective_filter(filter))
@@ -99,17 +113,29 @@ pub fn init(filter: &str) -> Result<(), FilterError> {
         std::env::var_os("NO_COLOR").as_deref(),
         std::io::stderr().is_terminal(),
     );
-    // A subscriber already installed (a test harness) is kept.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(env_filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .with_filter_reloading();
-    let handle = builder.reload_handle();
-    if builder.try_init().is_ok() {
-        let _ = RELOAD.set(Box::new(move |f| {
-            handle.reload(f).map_err(|e| e.to_string())
-        }));
+    // The two formats are two builder types: one body for both. A subscriber already
+    // installed (a test harness) is kept.
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder
+                .with_env_filter(env_filter)
+                .with_writer(std::io::stderr)
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_ok() {
+                let _ = RELOAD.set(Box::new(move |f| {
+                    handle.reload(f).map_err(|e| e.to_string())
+                }));
+            }
+        }};
+    }
+    match format {
+        LogFormat::Text => install!(tracing_subscriber::fmt().with_ansi(ansi)),
+        LogFormat::Json => install!(tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)),
     }
     Ok(())
 }

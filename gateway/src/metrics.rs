@@ -2,6 +2,11 @@
 //!
 //! Metric names are `vgate_*`; labels are bounded sets (listener, protocol, reason, message
 //! id, event type), never a vehicle id, so cardinality stays fixed with fleet size.
+//! Process metrics (`process_*`, the names every Prometheus client uses) come from
+//! [`crate::process`]; `vgate_build_info{version}` is 1.
+//!
+//! `deploy/grafana/vgate.json` and `deploy/prometheus/alerts.yml` use these names;
+//! `tests/packaging.rs` checks that each name they use is one a running vgate exports.
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -25,7 +30,9 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         ])?
         .install_recorder()?;
     describe();
+    metrics::gauge!("vgate_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     tokio::spawn(upkeep(handle.clone(), UPKEEP_INTERVAL));
+    tokio::spawn(crate::process::sample_forever());
     Ok(handle)
 }
 
@@ -116,5 +123,164 @@ fn describe() {
     describe_counter!(
         "vgate_kicks_total",
         "connections closed through the operator API"
+    );
+    describe_gauge!(
+        "vgate_build_info",
+        "always 1; the version label is vgate's version"
+    );
+    describe_gauge!(
+        "process_resident_memory_bytes",
+        Unit::Bytes,
+        "resident set size"
+    );
+    describe_gauge!(
+        "process_virtual_memory_bytes",
+        Unit::Bytes,
+        "virtual memory size"
+    );
+    describe_gauge!(
+        "process_cpu_seconds_total",
+        Unit::Seconds,
+        "user and system CPU time since start (only grows: rate() it like a counter)"
+    );
+    describe_gauge!(
+        "process_open_fds",
+        "open file descriptors (each vehicle connection is one)"
+    );
+    describe_gauge!(
+        "process_max_fds",
+        "the soft limit on open file descriptors (LimitNOFILE)"
+    );
+    describe_gauge!("process_threads", "OS threads");
+    describe_gauge!(
+        "process_start_time_seconds",
+        Unit::Seconds,
+        "start time, seconds since the Unix epoch"
+    );
+    // Recorded in other modules and in mqtt-bridge; described here, where the recorder is.
+    describe_counter!(
+        "vgate_auth_decisions_total",
+        "authentication decisions, by listener, action, result and reason"
+    );
+    describe_gauge!(
+        "vgate_command_queue_depth",
+        "commands waiting in the queue, all vehicles"
+    );
+    describe_counter!(
+        "vgate_command_queue_refused_total",
+        "commands refused by a queue cap, by reason"
+    );
+    describe_counter!(
+        "vgate_command_results_total",
+        "command results published, by status"
+    );
+    describe_counter!(
+        "vgate_commands_sent_total",
+        "commands written to vehicles, by protocol"
+    );
+    describe_counter!(
+        "vgate_media_stored_total",
+        "media files stored, by protocol"
+    );
+    describe_counter!(
+        "vgate_media_stored_bytes_total",
+        Unit::Bytes,
+        "bytes of media files stored, by protocol"
+    );
+    describe_counter!(
+        "vgate_media_store_errors_total",
+        "media files that could not be stored, by protocol"
+    );
+    describe_counter!(
+        "vgate_rate_limited_total",
+        "waits of connections reading faster than their frame rate limit, by protocol"
+    );
+    describe_counter!(
+        "vgate_seen_dropped_total",
+        "logins not remembered as known vehicles (the writer was behind; the next login is)"
+    );
+    describe_gauge!(
+        "vgate_mqtt_connected",
+        "1 while the MQTT connection that takes commands is up"
+    );
+    describe_counter!("vgate_mqtt_reconnects_total", "MQTT reconnections");
+    describe_counter!(
+        "vgate_mqtt_refused_total",
+        "MQTT connections refused by the broker, by reason"
+    );
+    describe_counter!(
+        "vgate_mqtt_published_total",
+        "publishes the broker acknowledged (or QoS 0 sent), by event type"
+    );
+    describe_counter!(
+        "vgate_mqtt_publish_rejected_total",
+        "publishes the broker refused (MQTT 5 negative PUBACK), by event type"
+    );
+    describe_histogram!(
+        "vgate_mqtt_publish_latency_seconds",
+        Unit::Seconds,
+        "time from publish queued to broker acknowledgement (the broker round trip, queueing included)"
+    );
+    describe_gauge!(
+        "vgate_mqtt_queue_depth",
+        "publishes waiting for the MQTT connection"
+    );
+    describe_counter!(
+        "vgate_mqtt_commands_received_total",
+        "commands received from MQTT"
+    );
+    describe_gauge!(
+        "vgate_mqtt_commands_waiting",
+        "commands received from MQTT not stored yet"
+    );
+    describe_counter!(
+        "vgate_mqtt_commands_dropped_total",
+        "commands received from MQTT and dropped, by reason"
+    );
+    describe_gauge!(
+        "vgate_spool_bytes",
+        Unit::Bytes,
+        "bytes waiting in the MQTT spool, all lanes"
+    );
+    describe_counter!(
+        "vgate_spool_events_total",
+        "publishes spooled, replayed and dropped, by op"
+    );
+    describe_counter!(
+        "vgate_upgrades_total",
+        "upgrade commands ended, by result (acked, failed, cancelled, no_result, no_package, transfer_failed)"
+    );
+    describe_counter!(
+        "vgate_upgrade_packages_sent_total",
+        "0x8108 packages written to terminals, first sends and resends"
+    );
+    describe_histogram!(
+        "vgate_upgrade_transfer_seconds",
+        Unit::Seconds,
+        "time from an upgrade's first package to its last answered"
+    );
+    describe_counter!(
+        "vgate_upgrade_packages_stored_total",
+        "upgrade packages added to the package store (uploads and downloads)"
+    );
+    describe_counter!(
+        "vgate_upgrade_downloads_total",
+        "upgrade packages downloaded from a URL"
+    );
+    describe_counter!(
+        "vgate_signatures_total",
+        "GB/T 32960-2025 report signatures checked, by status (valid, invalid, unchecked)"
+    );
+    describe_counter!(
+        "vgate_key_file_errors_total",
+        "GB/T 32960 vehicle key files that could not be used"
+    );
+    describe_counter!(
+        "vgate_activations_total",
+        "GB/T 32960-2025 activations (0x09), by result (activated, failed)"
+    );
+    describe_counter!(
+        "vgate_key_exchanges_total",
+        "GB/T 32960-2025 data keys taken from a key exchange (0x0B)"
     );
 }

@@ -38,7 +38,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs the gateway until a signal.
 pub fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let cfg = Config::load(config.as_deref()).map_err(Failure::Usage)?;
-    crate::logging::init(&cfg.log)
+    crate::logging::init(&cfg.log, cfg.log_format)
         .map_err(|e| Failure::Usage(anyhow!("{}: {e}", log_filter_source(config.as_deref()))))?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("vgate");
@@ -195,6 +195,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("data_dir {}: cannot create it", cfg.data_dir.display()))
         .map_err(Failure::Usage)?;
+    crate::traces::start_configured(&crate::traces::dir(&cfg.data_dir), &cfg.traces, &[]);
 
     let mut mqtt = cfg.mqtt.clone();
     if mqtt.spool.dir.is_none() {
@@ -314,6 +315,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
         }
     }
 
+    let mut api = None;
     if let Some(addr) = cfg.http.listen.addr() {
         let listener = crate::listener::bind(addr)
             .map_err(|e| Failure::Usage(anyhow!("http.listen: {e:#}")))?;
@@ -329,6 +331,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
             prometheus,
             &tls,
         )?;
+        api = Some(state.clone());
         let sd = shutdown.clone();
         ready.detached.push(Box::pin(async move {
             if let Err(e) = crate::http::serve(listener, state, sd).await {
@@ -341,7 +344,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
     // The signal handlers are in place before anyone is told vgate is ready: a SIGTERM sent
     // right after the `listening` lines is a clean shutdown, not the default action (death).
     let stop = stop_signal();
-    reload_on_hangup(tls.clone());
+    reload_on_hangup(tls.clone(), api);
     // Nothing can fail from here on: accept, then say where.
     ready.go(&tracker);
     info!(node = %node, "vgate running");
@@ -367,8 +370,10 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
 
 /// Installs the SIGHUP handler: each SIGHUP re-reads every TLS listener's certificate, key,
 /// CA bundle and CRLs ([`TlsReloader::reload`]; new handshakes use them, established
-/// sessions keep theirs, a bad file keeps the old configuration and is logged).
-fn reload_on_hangup(tls: TlsReloader) {
+/// sessions keep theirs, a bad file keeps the old configuration and is logged), then, with
+/// the HTTP listener on, the configuration keys that can change live, as
+/// `POST /api/v1/reload` does ([`crate::api::stats::reload_now`]).
+fn reload_on_hangup(tls: TlsReloader, api: Option<crate::api::State>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -379,6 +384,11 @@ fn reload_on_hangup(tls: TlsReloader) {
                         info!("SIGHUP: reloading TLS files");
                         let t = tls.clone();
                         let _ = tokio::task::spawn_blocking(move || t.reload()).await;
+                        if let Some(api) = &api {
+                            if let Err(e) = crate::api::stats::reload_now(api, false).await {
+                                warn!(error = %e.message, "SIGHUP: configuration not reloaded; it is unchanged");
+                            }
+                        }
                     }
                 });
             }
@@ -386,7 +396,7 @@ fn reload_on_hangup(tls: TlsReloader) {
         }
     }
     #[cfg(not(unix))]
-    drop(tls);
+    drop((tls, api));
 }
 
 /// The operator API's state: what its handlers reach (registry, commands, the bridge's

@@ -35,6 +35,7 @@ impl Sink {
     /// Publishes an event, waiting for queue space.
     pub async fn publish(&self, event: Event) -> Result<(), SinkClosed> {
         metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
+        crate::watch::record(&event);
         match self {
             Sink::Mqtt(p) => enqueue(p, &event)
                 .await
@@ -86,6 +87,7 @@ impl Sink {
     ) -> Result<bool, SinkClosed> {
         for event in events {
             metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);
+            crate::watch::record(&event);
             match self {
                 Sink::Mqtt(p) => match enqueue(p, &event).await {
                     Ok(d) => pending.push(d),
@@ -135,6 +137,7 @@ impl Sink {
         });
         let event = Event::new(ctx, vehicle_id.clone(), protocol, None, None, data);
         metrics::counter!("vgate_events_total", "type" => "status").increment(1);
+        crate::watch::record(&event);
         match self {
             Sink::Mqtt(p) => p
                 .publish_presence(&vehicle_id, &event)

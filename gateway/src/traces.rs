@@ -6,7 +6,9 @@
 //! Bounded: a trace stops recording at [`MAX_TRACE_BYTES`] (its last line says so), at most
 //! [`MAX_DURATION_S`] long, and only the newest [`KEEP`] trace files are kept. A trace may be
 //! started for a vehicle that is not connected: its frames are recorded from its next login
-//! (the login frame included) until the trace ends.
+//! (the login frame included) until the trace ends. Traces can also be named in the
+//! configuration (`[[traces]]`, [`TraceConfig`]), for a vehicle to be caught at its next
+//! connection after a restart.
 //!
 //! Cost: nothing while no trace runs (one atomic load per frame); while one runs, the frames
 //! of the traced vehicle are written (one small write each, from its session's task).
@@ -112,6 +114,84 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A trace started by the configuration (`[[traces]]`): at start-up, and by a reload that
+/// adds or changes the entry. For a vehicle that has not connected yet, as for one started
+/// through the API, recording begins at its next login.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    pub vehicle_id: String,
+    /// How long to record from start-up (or from the reload), 1..=3600 s.
+    pub duration_s: u64,
+}
+
+impl TraceConfig {
+    /// The entry's problem, if any: `(field, reason)`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        codecs::vehicle_id::validate(&self.vehicle_id)
+            .map_err(|e| ("vehicle_id", e.to_string()))?;
+        if !(1..=MAX_DURATION_S).contains(&self.duration_s) {
+            return Err((
+                "duration_s",
+                format!("{} is not in 1..={MAX_DURATION_S}", self.duration_s),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Starts the traces of `wanted` that `running` does not hold (all of them at start-up, where
+/// `running` is empty); returns the ids started. A trace that cannot start is logged.
+pub fn start_configured(
+    dir: &Path,
+    wanted: &[TraceConfig],
+    running: &[TraceConfig],
+) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|t| !running.contains(t))
+        .filter_map(|t| match start(dir, &t.vehicle_id, t.duration_s) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(vehicle = %t.vehicle_id, error = %e, "configured trace not started");
+                None
+            }
+        })
+        .collect()
+}
+
+/// One trace file: its id, its vehicle and its size so far.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct TraceFile {
+    pub trace_id: String,
+    pub vehicle_id: String,
+    pub bytes: u64,
+}
+
+/// The trace files kept in `dir`, oldest first.
+pub fn list(dir: &Path) -> Vec<TraceFile> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<TraceFile> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.strip_suffix(".ndjson")?.to_owned();
+            // `{time}-{vehicle}`: the time has no '-' of its own.
+            let vehicle = id.split_once('-')?.1.to_owned();
+            let bytes = e.metadata().ok()?.len();
+            Some(TraceFile {
+                trace_id: id,
+                vehicle_id: vehicle,
+                bytes,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+    out
 }
 
 /// The directory of the traces of a data directory.
@@ -319,6 +399,46 @@ mod tests {
         let files = std::fs::read_dir(d.path()).unwrap().count();
         assert_eq!(files, KEEP);
         assert!(file(d.path(), &id).is_none(), "the oldest is gone");
+    }
+
+    #[test]
+    fn configured_traces_start_once_and_are_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let a = TraceConfig {
+            vehicle_id: "trace-unit-cfg-a".into(),
+            duration_s: 60,
+        };
+        let b = TraceConfig {
+            vehicle_id: "trace-unit-cfg-b".into(),
+            duration_s: 60,
+        };
+        assert_eq!(
+            start_configured(d.path(), std::slice::from_ref(&a), &[]).len(),
+            1
+        );
+        // A reload that adds `b` starts `b` only.
+        let started = start_configured(d.path(), &[a.clone(), b.clone()], std::slice::from_ref(&a));
+        assert_eq!(started.len(), 1);
+        assert!(started[0].ends_with("-trace-unit-cfg-b"), "{started:?}");
+        let listed = list(d.path());
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].vehicle_id, "trace-unit-cfg-b");
+        assert_eq!(listed[1].bytes, 0);
+        assert!(TraceConfig {
+            vehicle_id: "x".into(),
+            duration_s: 0
+        }
+        .check()
+        .is_err());
+        assert_eq!(
+            TraceConfig {
+                vehicle_id: "bad id".into(),
+                duration_s: 5
+            }
+            .check()
+            .map_err(|e| e.0),
+            Err("vehicle_id")
+        );
     }
 
     #[test]

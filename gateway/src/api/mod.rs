@@ -5,6 +5,7 @@
 //! GET    /api/v1/openapi.json                                token (read)
 //! GET    /api/v1/vehicles[?online=&protocol=&prefix=&limit=&cursor=]
 //! GET    /api/v1/vehicles/{vid}
+//! GET    /api/v1/vehicles/{vid}/recent                        (not in the contract: the page's)
 //! DELETE /api/v1/vehicles/{vid}/connection[?ban_s=N]          token (write)
 //! POST   /api/v1/vehicles/{vid}/commands                      token (write)
 //! GET    /api/v1/vehicles/{vid}/commands
@@ -13,6 +14,7 @@
 //! GET    /api/v1/packages
 //! GET    /api/v1/stats
 //! POST   /api/v1/traces                                       token (write)
+//! GET    /api/v1/traces                                       (not in the contract)
 //! GET    /api/v1/traces/{trace_id}
 //! POST   /api/v1/reload                                       token (write)
 //! ```
@@ -26,16 +28,18 @@
 //!
 //! - `auth`: bearer tokens (read-write and read-only) and the middleware checking them.
 //! - `vehicles`: the vehicle list, one vehicle, the kick.
+//! - `recent`: one vehicle's recent events and track, while it is watched ([`crate::watch`]).
 //! - `commands`: submit, list and cancel a vehicle's commands.
 //! - `packages`: upload and list upgrade packages ([`crate::packages`]).
 //! - `stats`: readiness, counters, reload.
-//! - `traces`: start a vehicle's trace, read it ([`crate::traces`]).
+//! - `traces`: start a vehicle's trace, list the traces, read one ([`crate::traces`]).
 //! - `openapi`: the OpenAPI 3 document generated from the handlers.
 
 pub mod auth;
 pub mod commands;
 pub mod openapi;
 pub mod packages;
+pub mod recent;
 pub mod stats;
 pub mod traces;
 pub mod vehicles;
@@ -103,6 +107,7 @@ pub fn router(state: State) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/vehicles", get(vehicles::list))
         .route("/api/v1/vehicles/{vid}", get(vehicles::one))
+        .route("/api/v1/vehicles/{vid}/recent", get(recent::recent))
         .route("/api/v1/vehicles/{vid}/connection", delete(vehicles::kick))
         .route(
             "/api/v1/vehicles/{vid}/commands",
@@ -122,7 +127,7 @@ pub fn router(state: State) -> Router {
                         .unwrap_or(usize::MAX),
                 )),
         )
-        .route("/api/v1/traces", post(traces::start))
+        .route("/api/v1/traces", post(traces::start).get(traces::list))
         .route("/api/v1/traces/{trace_id}", get(traces::read))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/reload", post(stats::reload))

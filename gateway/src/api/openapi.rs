@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{commands, packages, stats, traces, vehicles, ErrorBody};
+use super::{commands, packages, recent, stats, traces, vehicles, ErrorBody};
 
 /// The document.
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use super::{commands, packages, stats, traces, vehicles, ErrorBody};
         stats::readyz,
         vehicles::list,
         vehicles::one,
+        recent::recent,
         vehicles::kick,
         commands::submit,
         commands::waiting,
@@ -29,6 +30,7 @@ use super::{commands, packages, stats, traces, vehicles, ErrorBody};
         stats::stats,
         stats::reload,
         traces::start,
+        traces::list,
         traces::read,
     ),
     components(schemas(ErrorBody)),

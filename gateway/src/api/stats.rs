@@ -1,4 +1,5 @@
-//! Readiness, the counters of `/api/v1/stats`, and the live reload.
+//! Readiness, the counters of `/api/v1/stats`, and the live reload (`POST /api/v1/reload`
+//! and SIGHUP: [`reload_now`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -131,6 +132,9 @@ pub struct Stats {
     pub queued_commands: u64,
     /// Vehicles banned now.
     pub bans: u64,
+    /// The process's memory, CPU time, descriptors and threads; `null` where `/proc` cannot
+    /// be read (not Linux).
+    pub process: Option<crate::process::Snapshot>,
 }
 
 fn broker_state(api: &super::Api) -> BrokerState {
@@ -153,6 +157,10 @@ fn broker_state(api: &super::Api) -> BrokerState {
     security(("bearer" = []))
 )]
 pub async fn stats(State(api): State<super::State>) -> Json<Stats> {
+    let process = tokio::task::spawn_blocking(crate::process::Snapshot::read)
+        .await
+        .ok()
+        .and_then(Result::ok);
     let text = api.prometheus.render();
     let mut connections: BTreeMap<String, u64> = api
         .listeners
@@ -172,6 +180,7 @@ pub async fn stats(State(api): State<super::State>) -> Json<Stats> {
         spool_bytes: api.broker.spool_bytes(),
         queued_commands: api.commands.queue.len() as u64,
         bans: crate::bans::count() as u64,
+        process,
     })
 }
 
@@ -261,10 +270,10 @@ fn differences(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &m
     }
 }
 
-/// Keys a reload may change: the log filter and the API's tokens. Allowlist files are
-/// re-read by their listener whenever they change.
+/// Keys a reload may change: the log filter, the API's tokens and the configured traces.
+/// Allowlist files are re-read by their listener whenever they change.
 fn live(key: &str) -> bool {
-    matches!(key, "log" | "http.tokens_file")
+    matches!(key, "log" | "http.tokens_file" | "traces")
 }
 
 /// Re-reads the configuration (file and environment): applies what can change live, or
@@ -282,6 +291,14 @@ fn live(key: &str) -> bool {
     security(("bearer" = []))
 )]
 pub async fn reload(State(api): State<super::State>) -> Result<Json<Reloaded>, ApiError> {
+    reload_now(&api, true).await.map(Json)
+}
+
+/// The reload of `POST /api/v1/reload` and SIGHUP: re-reads the configuration file and the
+/// environment, applies what can change live and, with `tls_files`, re-reads the TLS files
+/// ([`super::Api::reloaders`]; SIGHUP re-reads them first, on its own); refuses (naming the
+/// key) when anything else changed, changing nothing.
+pub async fn reload_now(api: &super::Api, tls_files: bool) -> Result<Reloaded, ApiError> {
     let file = api.config_file.clone();
     let new = tokio::task::spawn_blocking(move || crate::config::Config::load(file.as_deref()))
         .await
@@ -319,8 +336,21 @@ pub async fn reload(State(api): State<super::State>) -> Result<Json<Reloaded>, A
             .map_err(|e| ApiError::bad_request(format!("log: {e}")))?;
     }
     *api.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+    if new.traces != old.traces {
+        let (dir, wanted, running) = (
+            crate::traces::dir(&api.data_dir),
+            new.traces.clone(),
+            old.traces.clone(),
+        );
+        let started = tokio::task::spawn_blocking(move || {
+            crate::traces::start_configured(&dir, &wanted, &running)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        tracing::info!(traces = ?started, "configured traces started");
+    }
     let mut errors = Vec::new();
-    for reload in &api.reloaders {
+    for reload in api.reloaders.iter().filter(|_| tls_files) {
         let reload = reload.clone();
         let outcomes = tokio::task::spawn_blocking(move || reload())
             .await
@@ -334,11 +364,11 @@ pub async fn reload(State(api): State<super::State>) -> Result<Json<Reloaded>, A
     }
     tracing::info!(changed = ?changed, errors = errors.len(), "configuration reloaded");
     *api.config.lock().unwrap_or_else(|p| p.into_inner()) = new;
-    Ok(Json(Reloaded {
+    Ok(Reloaded {
         errors,
         changed,
         notes: vec!["allowlist files are re-read by their listeners whenever they change".into()],
-    }))
+    })
 }
 
 #[cfg(test)]

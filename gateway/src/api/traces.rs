@@ -1,4 +1,5 @@
-//! Per-vehicle traces: start one, read what it recorded so far ([`crate::traces`]).
+//! Per-vehicle traces: start one, list them, read what one recorded so far
+//! ([`crate::traces`]).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -99,4 +100,31 @@ pub async fn read(
     .map_err(|e| ApiError::internal(e.to_string()))??
     .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
+}
+
+/// The traces kept.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TraceList {
+    /// Oldest first (the newest 32 are kept).
+    pub items: Vec<crate::traces::TraceFile>,
+}
+
+/// The traces kept, from the API and from the configuration (`[[traces]]`). An addition to
+/// CONTRACT section 6.
+#[utoipa::path(
+    get,
+    path = "/api/v1/traces",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The trace files kept", body = TraceList),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(State(api): State<super::State>) -> Result<Json<TraceList>, ApiError> {
+    let dir = crate::traces::dir(&api.data_dir);
+    let items = tokio::task::spawn_blocking(move || crate::traces::list(&dir))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(TraceList { items }))
 }
