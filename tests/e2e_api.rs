@@ -1236,3 +1236,54 @@ async fn traces_named_in_the_config_start_at_start_up_and_on_reload_and_sighup()
     );
     assert_eq!(listed().await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qos_per_type_and_frame_rate_limits_change_on_reload() {
+    let Some(m) = Mosquitto::start() else { return };
+    let vgate = Vgate::start(VgateOptions {
+        mqtt_url: Some(m.url()),
+        config_toml: Some("[jt808]\nmax_frames_per_s = 0\n".into()),
+        ..Default::default()
+    });
+    let api = Api::new(&vgate, None).await;
+    let phone = "013900000777";
+    let mut sub = Subscriber::connect(m.port, &[&format!("vgate/v1/{phone}/location")]).await;
+    let mut t = online_terminal(&vgate, phone).await;
+    let fix = gateway::simulate::jt808::Fix::default();
+    assert_eq!(t.report(&fix).await.expect("report"), 0);
+    let p = sub.next().await;
+    assert_eq!(p.qos, rumqttc::QoS::AtLeastOnce, "QoS 1 by default");
+
+    std::fs::write(
+        vgate.data_dir.path().join("vgate.toml"),
+        "[mqtt.qos]\nlocation = 0\n\n[jt808]\nmax_frames_per_s = 5\n",
+    )
+    .unwrap();
+    let a = api
+        .call("POST", "/api/v1/reload", "/api/v1/reload", None)
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let changed = a.json()["changed"].clone();
+    assert_eq!(
+        changed,
+        json!(["jt808.max_frames_per_s", "mqtt.qos.location"]),
+        "{a:?}"
+    );
+    // The same connection: its locations now go out at QoS 0...
+    assert_eq!(t.report(&fix).await.expect("report"), 0);
+    let p = sub.next().await;
+    assert_eq!(p.qos, rumqttc::QoS::AtMostOnce, "QoS 0 after the reload");
+    // ...and past a burst of 10 its frames are read at 5 a second.
+    for _ in 0..15 {
+        assert_eq!(t.heartbeat().await.expect("heartbeat"), 0);
+    }
+    let metrics = call(vgate.addr("http"), "GET", "/metrics", None, None).await;
+    let limited = metrics
+        .body
+        .lines()
+        .find(|l| l.starts_with("vgate_rate_limited_total{") && l.contains("jt808"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(limited >= 1.0, "the new limit holds the connection back");
+}

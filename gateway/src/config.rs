@@ -1069,6 +1069,11 @@ macro_rules! each_kind {
 }
 
 impl VehicleListener {
+    /// Frames per second one connection may send (0: no limit); changes on reload.
+    pub fn max_frames_per_s(&self) -> f64 {
+        each_kind!(&self.kind, c => c.max_frames_per_s)
+    }
+
     pub fn listen(&self) -> Listen {
         each_kind!(&self.kind, c => c.listen)
     }

@@ -82,6 +82,8 @@ struct Ready {
     tracked: Vec<Task>,
     /// Other tasks (the HTTP server).
     detached: Vec<Task>,
+    /// Each vehicle listener's frame rate limit, by name (a reload changes them).
+    frame_limits: Vec<(String, Arc<session::LiveRate>)>,
 }
 
 impl Ready {
@@ -150,6 +152,9 @@ impl Listeners<'_> {
             }
         };
         let front = Arc::new(FrontDoor::new(name, &front_cfg, tls));
+        self.ready
+            .frame_limits
+            .push((name.to_owned(), limits.max_frames_per_s.clone()));
         let l = Arc::new(session::Listener {
             name,
             cfg,
@@ -441,6 +446,7 @@ fn operator_api(
         config: std::sync::Mutex::new(cfg.clone()),
         started: std::time::Instant::now(),
         rates: Default::default(),
+        frame_limits: ready.frame_limits.clone(),
         data_dir: cfg.data_dir.clone(),
         // Every TLS listener's certificate, key, CA bundle and CRLs, as on SIGHUP.
         reloaders: vec![tls_files],

@@ -32,6 +32,13 @@ pub enum Sink {
 pub struct SinkClosed(pub String);
 
 impl Sink {
+    /// From now on, events go out with `qos` (a reload of `[mqtt.qos]`).
+    pub fn set_qos(&self, qos: mqtt_bridge::QosConfig) {
+        if let Sink::Mqtt(p) = self {
+            p.set_qos(qos);
+        }
+    }
+
     /// Publishes an event, waiting for queue space.
     pub async fn publish(&self, event: Event) -> Result<(), SinkClosed> {
         metrics::counter!("vgate_events_total", "type" => event.kind().as_str()).increment(1);

@@ -247,7 +247,53 @@ impl Default for QosConfig {
     }
 }
 
+/// The event kinds in [`QosConfig`]'s bit order ([`QosConfig::to_bits`]).
+const QOS_KINDS: [EventKind; 8] = [
+    EventKind::Location,
+    EventKind::Telemetry,
+    EventKind::Alarm,
+    EventKind::Lifecycle,
+    EventKind::Status,
+    EventKind::Passthrough,
+    EventKind::CmdResult,
+    EventKind::Media,
+];
+
+fn qos_bit(kind: EventKind) -> u8 {
+    let i = QOS_KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+    1u8 << i
+}
+
 impl QosConfig {
+    /// One bit per event kind, set for QoS 1.
+    pub fn to_bits(&self) -> u8 {
+        QOS_KINDS
+            .iter()
+            .filter(|k| self.for_kind(**k) == Qos::AtLeastOnce)
+            .fold(0, |b, k| b | qos_bit(*k))
+    }
+
+    /// The configuration [`QosConfig::to_bits`] gave.
+    pub fn from_bits(bits: u8) -> QosConfig {
+        let q = |kind| {
+            if bits & qos_bit(kind) != 0 {
+                Qos::AtLeastOnce
+            } else {
+                Qos::AtMostOnce
+            }
+        };
+        QosConfig {
+            location: q(EventKind::Location),
+            telemetry: q(EventKind::Telemetry),
+            alarm: q(EventKind::Alarm),
+            lifecycle: q(EventKind::Lifecycle),
+            status: q(EventKind::Status),
+            passthrough: q(EventKind::Passthrough),
+            cmd_result: q(EventKind::CmdResult),
+            media: q(EventKind::Media),
+        }
+    }
+
     /// The QoS for events of `kind`.
     pub fn for_kind(&self, kind: EventKind) -> Qos {
         match kind {
@@ -415,5 +461,57 @@ mod tests {
         assert_eq!(cfg.spool.when_full, WhenFull::DropOldest);
         assert!(serde_json::from_str::<MqttConfig>(r#"{"spool":{"when_full":"drop"}}"#).is_err());
         assert_eq!(SpoolConfig::default().when_full, WhenFull::Backpressure);
+    }
+}
+
+/// QoS per event type that a reload can change while publishers run: one byte, one bit per
+/// kind, read with one relaxed load per publish.
+#[derive(Debug)]
+pub struct LiveQos(std::sync::atomic::AtomicU8);
+
+impl LiveQos {
+    pub fn new(q: QosConfig) -> LiveQos {
+        LiveQos(std::sync::atomic::AtomicU8::new(q.to_bits()))
+    }
+
+    /// The QoS for events of `kind` now.
+    pub fn for_kind(&self, kind: EventKind) -> Qos {
+        if self.0.load(std::sync::atomic::Ordering::Relaxed) & qos_bit(kind) != 0 {
+            Qos::AtLeastOnce
+        } else {
+            Qos::AtMostOnce
+        }
+    }
+
+    /// The whole configuration now.
+    pub fn get(&self) -> QosConfig {
+        QosConfig::from_bits(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Publishes from now on use `q`.
+    pub fn set(&self, q: QosConfig) {
+        self.0
+            .store(q.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod live_qos_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_bit_and_a_set_applies_to_later_reads() {
+        let mut q = QosConfig::default();
+        assert_eq!(QosConfig::from_bits(q.to_bits()), q);
+        q.location = Qos::AtMostOnce;
+        q.media = Qos::AtMostOnce;
+        assert_eq!(QosConfig::from_bits(q.to_bits()), q);
+        let live = LiveQos::new(QosConfig::default());
+        assert_eq!(live.for_kind(EventKind::Location), Qos::AtLeastOnce);
+        live.set(q);
+        assert_eq!(live.for_kind(EventKind::Location), Qos::AtMostOnce);
+        assert_eq!(live.for_kind(EventKind::Media), Qos::AtMostOnce);
+        assert_eq!(live.for_kind(EventKind::Alarm), Qos::AtLeastOnce);
+        assert_eq!(live.get(), q);
     }
 }

@@ -64,7 +64,8 @@ mod v5;
 pub use bridge::{Bridge, Health};
 pub use commands::{CommandReceiver, IncomingCommand};
 pub use config::{
-    EmbeddedLimits, MqttConfig, MqttProtocol, Qos, QosConfig, SpoolConfig, TlsConfig, WhenFull,
+    EmbeddedLimits, LiveQos, MqttConfig, MqttProtocol, Qos, QosConfig, SpoolConfig, TlsConfig,
+    WhenFull,
 };
 pub use error::{BridgeError, RefusedReason};
 pub use publisher::{Delivery, Publisher};

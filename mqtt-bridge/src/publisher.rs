@@ -26,7 +26,7 @@ use bytes::Bytes;
 use codecs::{Event, EventKind};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{Qos, QosConfig};
+use crate::config::{LiveQos, Qos, QosConfig};
 use crate::connection::Client;
 use crate::topics::Topics;
 use crate::tracker::{Done, Ticket, Tracker};
@@ -120,7 +120,8 @@ pub struct Publisher {
     /// One queue per lane; lane 0 first, never empty.
     lanes: Arc<[mpsc::Sender<Job>]>,
     topics: Arc<Topics>,
-    qos: QosConfig,
+    /// QoS per event kind; `set_qos` changes it for every clone (a reload).
+    qos: Arc<LiveQos>,
     max_packet_size: usize,
     depth: Arc<AtomicI64>,
 }
@@ -137,7 +138,7 @@ impl Publisher {
         Publisher {
             lanes: std::iter::once(primary).chain(others).collect(),
             topics,
-            qos,
+            qos: Arc::new(LiveQos::new(qos)),
             max_packet_size,
             depth: Arc::new(AtomicI64::new(0)),
         }
@@ -164,6 +165,16 @@ impl Publisher {
     /// The queue of a vehicle's lane.
     fn vehicle_lane(&self, vehicle_id: &str) -> Result<&mpsc::Sender<Job>, BridgeError> {
         self.lane(self.lane_of(vehicle_id))
+    }
+
+    /// From now on, events go out with `qos` (a reload; every clone of this publisher).
+    pub fn set_qos(&self, qos: QosConfig) {
+        self.qos.set(qos);
+    }
+
+    /// The QoS per event kind in force.
+    pub fn qos(&self) -> QosConfig {
+        self.qos.get()
     }
 
     /// Publishes `ev` on `{p}/v1/{vid}/{type}` with the QoS configured for its type;
@@ -237,7 +248,7 @@ impl Publisher {
             self.vehicle_lane(vid)?,
             topic,
             payload.into(),
-            self.qos.status,
+            self.qos.for_kind(EventKind::Status),
             true,
             "status",
         )

@@ -78,6 +78,8 @@ pub struct Api {
     pub started: std::time::Instant,
     /// Event counters sampled every few seconds, for the rates of `/api/v1/stats`.
     pub rates: stats::Rates,
+    /// Each vehicle listener's frame rate limit, by listener name (`POST /api/v1/reload`).
+    pub frame_limits: Vec<(String, Arc<crate::session::LiveRate>)>,
     /// The data directory (traces are kept in its `traces/`).
     pub data_dir: PathBuf,
     /// What else `POST /api/v1/reload` re-reads (TLS files, where a listener has them).

@@ -274,6 +274,8 @@ fn differences(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &m
 /// Allowlist files are re-read by their listener whenever they change.
 fn live(key: &str) -> bool {
     matches!(key, "log" | "http.tokens_file" | "traces")
+        || key.starts_with("mqtt.qos.")
+        || key.ends_with(".max_frames_per_s")
 }
 
 /// Re-reads the configuration (file and environment): applies what can change live, or
@@ -336,6 +338,19 @@ pub async fn reload_now(api: &super::Api, tls_files: bool) -> Result<Reloaded, A
             .map_err(|e| ApiError::bad_request(format!("log: {e}")))?;
     }
     *api.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+    if new.mqtt.qos != old.mqtt.qos {
+        api.commands.sink.set_qos(new.mqtt.qos);
+    }
+    if changed.iter().any(|k| k.ends_with(".max_frames_per_s")) {
+        let listeners = new
+            .vehicle_listeners()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        for vl in listeners {
+            if let Some((_, rate)) = api.frame_limits.iter().find(|(n, _)| *n == vl.name) {
+                rate.set(vl.max_frames_per_s());
+            }
+        }
+    }
     if new.traces != old.traces {
         let (dir, wanted, running) = (
             crate::traces::dir(&api.data_dir),

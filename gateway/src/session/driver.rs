@@ -42,7 +42,9 @@ use tokio_util::codec::{Decoder, FramedRead};
 use tracing::{debug, info, warn};
 
 use super::batch;
-use super::{BadFrameLog, Housekeeping, Listener, OpenConnection, RateLimit, Shared, READ_BUFFER};
+use super::{
+    BadFrameLog, Housekeeping, Listener, LiveRate, OpenConnection, RateLimit, Shared, READ_BUFFER,
+};
 use crate::registry::{next_session_id, Control, SessionHandle};
 
 /// What a session step decides: go on, or close the connection for this reason.
@@ -69,14 +71,15 @@ where
 }
 
 /// A listener's timeouts and rate limit, as the driver enforces them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// How long a connection may take to log in (identify itself).
     pub login_timeout: Duration,
     /// How long a logged-in connection may stay silent.
     pub idle_timeout: Duration,
-    /// Frames per second before reading is slowed ([`RateLimit`]); 0: no limit.
-    pub max_frames_per_s: f64,
+    /// Frames per second before reading is slowed ([`RateLimit`]); 0: no limit. Shared by
+    /// the listener's connections, changed by a reload.
+    pub max_frames_per_s: Arc<LiveRate>,
 }
 
 impl Limits {
@@ -91,7 +94,7 @@ impl Limits {
         Limits {
             login_timeout: Duration::from_secs(login_s),
             idle_timeout: Duration::from_secs(idle.max(1)),
-            max_frames_per_s,
+            max_frames_per_s: Arc::new(LiveRate::new(max_frames_per_s)),
         }
     }
 }
@@ -461,7 +464,7 @@ pub async fn run_with<S, P>(
             break 'session r;
         }
         frames.decoder_mut().open = s.conn().vehicle.is_some();
-        let mut limit = RateLimit::new(limits.max_frames_per_s, P::LABEL);
+        let mut limit = RateLimit::new(limits.max_frames_per_s.clone(), P::LABEL);
         loop {
             let deadline = match s.conn().vehicle {
                 Some(_) => tokio::time::Instant::from_std(s.conn().last_rx + idle),

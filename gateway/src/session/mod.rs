@@ -290,30 +290,60 @@ impl BadFrameLog {
     }
 }
 
+/// A listener's frame rate limit (frames per second, 0: none), which a reload may change
+/// while its connections run: each connection's [`RateLimit`] reads it at every frame (one
+/// relaxed load).
+#[derive(Debug)]
+pub struct LiveRate(std::sync::atomic::AtomicU64);
+
+impl LiveRate {
+    pub fn new(rate: f64) -> LiveRate {
+        LiveRate(std::sync::atomic::AtomicU64::new(
+            Self::clean(rate).to_bits(),
+        ))
+    }
+
+    fn clean(rate: f64) -> f64 {
+        if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            0.0
+        }
+    }
+
+    /// The rate now.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Connections are held to `rate` from their next frame on.
+    pub fn set(&self, rate: f64) {
+        self.0.store(
+            Self::clean(rate).to_bits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
 /// A per-connection frame rate limit (token bucket). A connection that sends faster than
-/// `rate` frames per second (after a burst of `2 x rate`) is not cut off: its frames are read
-/// more slowly, so TCP flow control pushes back on it and it cannot take the CPU from the
-/// other vehicles. Each wait is counted in `vgate_rate_limited_total{protocol}`.
+/// its listener's rate ([`LiveRate`]) frames per second (after a burst of `2 x rate`) is not
+/// cut off: its frames are read more slowly, so TCP flow control pushes back on it and it
+/// cannot take the CPU from the other vehicles. Each wait is counted in
+/// `vgate_rate_limited_total{protocol}`.
 pub struct RateLimit {
-    rate: f64,
-    burst: f64,
+    rate: Arc<LiveRate>,
     tokens: f64,
     last: tokio::time::Instant,
     protocol: &'static str,
 }
 
 impl RateLimit {
-    /// `rate` frames per second; 0 disables the limit.
-    pub fn new(rate: f64, protocol: &'static str) -> Self {
-        let rate = if rate.is_finite() && rate > 0.0 {
-            rate
-        } else {
-            0.0
-        };
+    /// At `rate` frames per second (0 disables the limit), starting with a full burst.
+    pub fn new(rate: Arc<LiveRate>, protocol: &'static str) -> Self {
+        let tokens = rate.get() * 2.0;
         RateLimit {
             rate,
-            burst: rate * 2.0,
-            tokens: rate * 2.0,
+            tokens,
             last: tokio::time::Instant::now(),
             protocol,
         }
@@ -321,19 +351,20 @@ impl RateLimit {
 
     /// Takes one frame's token, waiting for it if the bucket is empty.
     pub async fn take(&mut self) {
-        if self.rate == 0.0 {
+        let rate = self.rate.get();
+        if rate == 0.0 {
             return;
         }
         let now = tokio::time::Instant::now();
         self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate * 2.0);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             return;
         }
         metrics::counter!("vgate_rate_limited_total", "protocol" => self.protocol).increment(1);
-        let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
         tokio::time::sleep(wait).await;
         self.tokens = 0.0;
         self.last = tokio::time::Instant::now();
@@ -346,7 +377,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_flood_is_slowed_to_the_rate_after_the_burst() {
-        let mut r = RateLimit::new(10.0, "test");
+        let mut r = RateLimit::new(Arc::new(LiveRate::new(10.0)), "test");
         let start = tokio::time::Instant::now();
         for _ in 0..20 {
             r.take().await;
