@@ -288,11 +288,14 @@ start_counter 'vgate/v1/+/status' "$ONLINE" online
   --duration 300s --target "$JT" >/dev/null 2>&1 &
 SIM=$!
 wait "$SUB" || true
+V0=$(cpu_s "$VPID"); M0=$(cpu_s "$MOSQ"); S0=$(cpu_s "$SIM")
 "$BM" commands --port "$MQ" --count "$COMMANDS" --ids "$ONLINE" --first-id 13700000000 \
   --status acked --timeout 60 >"$OUT/delivery.json"
+V1=$(cpu_s "$VPID"); M1=$(cpu_s "$MOSQ"); S1=$(cpu_s "$SIM")
 kill "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 echo "$(json "$OUT/delivery.json" "['results']") of $COMMANDS acked in $(json "$OUT/delivery.json" "['seconds']") s: $(json "$OUT/delivery.json" "['rate']") commands/s"
+python3 -c "print(f'CPU s: vgate {$V1-$V0:.2f} ({($V1-$V0)/$COMMANDS*1e6:.0f} us per command), mosquitto {$M1-$M0:.2f}, terminals {$S1-$S0:.2f}; load $(loadavg)')"
 fi
 
 if step 5; then

@@ -7,13 +7,15 @@
 //! bench_mqtt publish --port P --count N [--size B] [--clients C] [--ids V] [--inflight I]
 //!                    [--rate R]
 //! bench_mqtt count   --port P --filter F --count N [--timeout S] [--sample FILE] -> JSON
-//! bench_mqtt commands --port P --count N [--first-id X] [--ids V] [--status S] -> JSON
+//! bench_mqtt commands --port P --count N [--first-id X] [--ids V] [--ids-file F] [--status S]
+//!                     -> JSON
 //! ```
 //!
 //! `commands` is a platform pushing N commands at once, one QoS 1 message each (a text to
-//! vehicle `X + i % V`, default V = N: N distinct vehicles), and counting the results with
-//! status S (default `queued`) on `vgate/v1/+/cmd/result`: the command intake rate, first
-//! publish to last result.
+//! vehicle `X + i % V`, default V = N: N distinct vehicles; with `--ids-file` to the vehicle
+//! ids of that file, one a line, in turn), and counting the results with status S (default
+//! `queued`) on `vgate/v1/+/cmd/result`: the command intake rate, first publish to last
+//! result, and the latency of each command from its publish to its result (p50, p99, max).
 //!
 //! `publish` sends on `direct/v1/{12-digit id}/location` (the shape of vgate's
 //! `vgate/v1/{vehicle}/location`, V distinct ids like V simulated vehicles) payloads of B
@@ -171,6 +173,18 @@ async fn commands(args: &[String], port: u16) {
     let status = arg(args, "--status").unwrap_or_else(|| "queued".into());
     let idle = Duration::from_secs(num(args, "--timeout", 30));
     let want = format!(r#""status":"{status}""#);
+    let listed: Option<Vec<String>> = arg(args, "--ids-file").map(|f| {
+        std::fs::read_to_string(&f)
+            .unwrap_or_else(|e| panic!("--ids-file {f}: {e}"))
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    // When each command was handed to the client, microseconds from `started` (0: not yet).
+    let sent_us: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>> =
+        std::sync::Arc::new((0..count).map(|_| Default::default()).collect());
 
     let (sub, mut sub_ev) = AsyncClient::new(
         options(&format!("bench-results-{}", std::process::id()), port, 1000),
@@ -206,9 +220,21 @@ async fn commands(args: &[String], port: u16) {
         }
     });
     let started = Instant::now();
+    let stamps = sent_us.clone();
     let publishing = tokio::spawn(async move {
         for i in 0..count {
-            let topic = format!("vgate/v1/{:012}/cmd", first_id + i % ids);
+            let topic = match &listed {
+                Some(l) if !l.is_empty() => {
+                    format!("vgate/v1/{}/cmd", l[(i as usize) % l.len()])
+                }
+                _ => format!("vgate/v1/{:012}/cmd", first_id + i % ids),
+            };
+            if let Some(t) = stamps.get(i as usize) {
+                t.store(
+                    (started.elapsed().as_micros() as u64).max(1),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
             let body = format!(r#"{{"id":"bench-{i}","type":"text","params":{{"text":"bench"}}}}"#);
             if publisher
                 .publish(topic, QoS::AtLeastOnce, false, body)
@@ -221,11 +247,20 @@ async fn commands(args: &[String], port: u16) {
         started.elapsed().as_secs_f64()
     });
     let mut got = 0u64;
+    let mut latencies_us: Vec<u64> = Vec::with_capacity(count as usize);
     while got < count {
         match tokio::time::timeout(idle, sub_ev.poll()).await {
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                 if p.payload.windows(want.len()).any(|w| w == want.as_bytes()) {
                     got += 1;
+                    let now = started.elapsed().as_micros() as u64;
+                    if let Some(at) = command_index(&p.payload)
+                        .and_then(|i| sent_us.get(i))
+                        .map(|t| t.load(std::sync::atomic::Ordering::Relaxed))
+                        .filter(|at| *at > 0)
+                    {
+                        latencies_us.push(now.saturating_sub(at));
+                    }
                 }
             }
             Ok(Ok(_)) => {}
@@ -238,13 +273,30 @@ async fn commands(args: &[String], port: u16) {
     }
     let secs = started.elapsed().as_secs_f64();
     let published_s = publishing.await.unwrap_or_default();
+    latencies_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        let i = ((latencies_us.len().max(1) - 1) as f64 * p).round() as usize;
+        latencies_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    };
     println!(
-        "{{\"commands\":{count},\"results\":{got},\"status\":\"{status}\",\"publish_seconds\":{published_s:.3},\"seconds\":{secs:.3},\"rate\":{:.0}}}",
-        got as f64 / secs
+        "{{\"commands\":{count},\"results\":{got},\"status\":\"{status}\",\"publish_seconds\":{published_s:.3},\"seconds\":{secs:.3},\"rate\":{:.0},\"latency_ms_p50\":{:.1},\"latency_ms_p99\":{:.1},\"latency_ms_max\":{:.1}}}",
+        got as f64 / secs,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
     );
     if got < count {
         std::process::exit(1);
     }
+}
+
+/// The number `i` of a result's command id `bench-{i}`.
+fn command_index(payload: &[u8]) -> Option<usize> {
+    const KEY: &[u8] = br#""id":"bench-"#;
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = payload.get(at..)?;
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(digits.get(..end)?).ok()?.parse().ok()
 }
 
 /// [`json_payload`] with `received_at` set to now, as vgate's events carry it.

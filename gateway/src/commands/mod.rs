@@ -336,7 +336,8 @@ impl Commands {
 
 /// The stored command envelope back as a [`Command`].
 pub fn command_of(q: &QueuedCommand) -> Result<Command, codecs::command::CommandError> {
-    serde_json::from_value(q.command.clone()).map_err(|e| {
+    // From a reference: no copy of the whole stored envelope first.
+    <Command as Deserialize>::deserialize(&q.command).map_err(|e| {
         codecs::command::CommandError::new("command", format!("stored command unreadable: {e}"))
     })
 }

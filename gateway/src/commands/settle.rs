@@ -18,15 +18,28 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use super::{Outcome, ResultPublisher};
-use crate::queue::{CommandQueue, Settle};
+use crate::queue::{CommandQueue, QueuedCommand, Settle};
 
 /// Records stored with one commit, at most.
 pub const BATCH: usize = 1024;
 
+/// What one caller hands over: records to store (each with the result to publish once
+/// stored, if any), and optionally a read of a vehicle's queue after they are stored.
 struct Request {
-    op: Settle,
-    outcome: Option<Outcome>,
-    done: Option<oneshot::Sender<bool>>,
+    ops: Vec<Settle>,
+    outcomes: Vec<Outcome>,
+    /// `(vehicle, limit)`: read the vehicle's commands waiting, best first, once the
+    /// records of the batch are stored.
+    read: Option<(String, usize)>,
+    done: Option<oneshot::Sender<Done>>,
+}
+
+/// What a waiting caller is told once its records are stored and their results published.
+struct Done {
+    /// Whether storing succeeded.
+    stored: bool,
+    /// The read it asked for (empty if the read failed: logged).
+    pending: Vec<QueuedCommand>,
 }
 
 /// The sessions' handle to the group-commit task; cheap to clone.
@@ -47,8 +60,9 @@ impl Settler {
     /// Stores `op` with the others waiting, then publishes `outcome`; returns at once.
     pub fn record(&self, op: Settle, outcome: Outcome) {
         let _ = self.tx.send(Request {
-            op,
-            outcome: Some(outcome),
+            ops: vec![op],
+            outcomes: vec![outcome],
+            read: None,
             done: None,
         });
     }
@@ -57,26 +71,80 @@ impl Settler {
     /// done, `false` if storing failed (logged; the result is still published) or the task
     /// is gone (shutting down).
     pub async fn record_and_wait(&self, op: Settle, outcome: Outcome) -> bool {
-        self.send_and_wait(op, Some(outcome)).await
+        self.send_and_wait(vec![op], vec![outcome], None)
+            .await
+            .is_some_and(|d| d.stored)
     }
 
     /// Stores `op` with the others waiting; `true` once it is durable.
     pub async fn settle(&self, op: Settle) -> bool {
-        self.send_and_wait(op, None).await
+        self.send_and_wait(vec![op], Vec::new(), None)
+            .await
+            .is_some_and(|d| d.stored)
     }
 
-    async fn send_and_wait(&self, op: Settle, outcome: Option<Outcome>) -> bool {
+    /// Stores every record of `ops` with the others waiting and publishes their results in
+    /// order, then reads up to `limit` commands waiting for `vehicle` (best first), all in
+    /// the task's one hop to the blocking pool for the batch: what a session does when its
+    /// vehicle answered commands and its window has room again. The read sees the records
+    /// stored (a finished command is no longer there). Empty when the task is gone or the
+    /// read failed (logged).
+    pub async fn record_all_then_read(
+        &self,
+        ops: Vec<(Settle, Outcome)>,
+        vehicle: &str,
+        limit: usize,
+    ) -> Vec<QueuedCommand> {
+        let (ops, outcomes) = ops.into_iter().unzip();
+        let read = (limit > 0).then(|| (vehicle.to_owned(), limit));
+        self.send_and_wait(ops, outcomes, read)
+            .await
+            .map(|d| d.pending)
+            .unwrap_or_default()
+    }
+
+    /// Up to `limit` commands waiting for `vehicle`, best first, read with the other
+    /// sessions' reads and records of the moment (one hop to the blocking pool for all of
+    /// them). Empty when the task is gone or the read failed (logged).
+    pub async fn read(&self, vehicle: &str, limit: usize) -> Vec<QueuedCommand> {
+        self.record_all_then_read(Vec::new(), vehicle, limit).await
+    }
+
+    async fn send_and_wait(
+        &self,
+        ops: Vec<Settle>,
+        outcomes: Vec<Outcome>,
+        read: Option<(String, usize)>,
+    ) -> Option<Done> {
         let (done, wait) = oneshot::channel();
         let req = Request {
-            op,
-            outcome,
+            ops,
+            outcomes,
+            read,
             done: Some(done),
         };
-        if self.tx.send(req).is_err() {
-            return false;
-        }
-        wait.await.unwrap_or(false)
+        self.tx.send(req).ok()?;
+        wait.await.ok()
     }
+}
+
+/// The record and result of command `q` reaching final status `status`, for
+/// [`Settler::record_all_then_read`].
+pub fn finished(
+    q: &QueuedCommand,
+    protocol: codecs::Protocol,
+    status: super::CmdStatus,
+    reason: Option<String>,
+    response: Option<serde_json::Value>,
+) -> (Settle, Outcome) {
+    let op = Settle::Finish {
+        vehicle: q.vehicle.clone(),
+        id: q.id.clone(),
+    };
+    let mut outcome = Outcome::of(q, protocol, status);
+    outcome.reason = reason;
+    outcome.response = response;
+    (op, outcome)
 }
 
 async fn run(
@@ -86,27 +154,69 @@ async fn run(
 ) {
     let mut batch: Vec<Request> = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let ops: Vec<Settle> = batch.iter().map(|r| r.op.clone()).collect();
+        let mut ops: Vec<Settle> = Vec::with_capacity(batch.len());
+        let mut reads: Vec<(usize, String, usize)> = Vec::new();
+        for (i, r) in batch.iter_mut().enumerate() {
+            ops.append(&mut r.ops);
+            if let Some((v, limit)) = r.read.take() {
+                reads.push((i, v, limit));
+            }
+        }
         let n = ops.len();
         let q = queue.clone();
         let now = super::now_ms();
-        let ok = match tokio::task::spawn_blocking(move || q.settle_many(&ops, now)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
+        // One hop for the batch: the commit, then the reads (which see it).
+        let work = move || {
+            let stored = if ops.is_empty() {
+                Ok(())
+            } else {
+                q.settle_many(&ops, now)
+            };
+            let read_at = super::now_ms();
+            let read: Vec<_> = reads
+                .into_iter()
+                .map(|(i, v, limit)| {
+                    let r = q.pending(&v, read_at, limit);
+                    (i, v, r)
+                })
+                .collect();
+            (stored, read)
+        };
+        let (ok, mut read) = match tokio::task::spawn_blocking(work).await {
+            Ok((Ok(()), read)) => (true, read),
+            Ok((Err(e), read)) => {
                 warn!(records = n, error = %e, "recording command deliveries failed");
-                false
+                (false, read)
             }
             Err(e) => {
                 warn!(records = n, error = %e, "recording command deliveries failed");
-                false
+                (false, Vec::new())
             }
         };
-        for r in batch.drain(..) {
-            if let (Some(o), Some(p)) = (r.outcome, &results) {
-                p.publish(o).await;
+        // The reads, by request index (in order: `reads` was built ascending).
+        read.reverse();
+        for (i, r) in batch.drain(..).enumerate() {
+            if let Some(p) = &results {
+                for o in r.outcomes {
+                    p.publish(o).await;
+                }
             }
+            let pending = match read.last() {
+                Some((j, ..)) if *j == i => match read.pop() {
+                    Some((_, _, Ok(list))) => list,
+                    Some((_, v, Err(e))) => {
+                        warn!(vehicle = %v, error = %e, "reading the command queue failed");
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
             if let Some(done) = r.done {
-                let _ = done.send(ok);
+                let _ = done.send(Done {
+                    stored: ok,
+                    pending,
+                });
             }
         }
     }
@@ -165,5 +275,34 @@ mod tests {
                 assert!(pending.is_empty(), "v{i} finished");
             }
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_read_after_records_sees_them_stored() {
+        let queue: Arc<dyn CommandQueue> = Arc::new(MemoryQueue::new(Default::default()));
+        let cmds: Vec<QueuedCommand> = ["a", "b", "c"].iter().map(|id| cmd("v", id)).collect();
+        queue.enqueue_many(cmds.clone()).unwrap();
+        let settler = Settler::spawn(queue.clone(), None);
+        let first = settler.read("v", 2).await;
+        assert_eq!(
+            first.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"],
+            "best first, at most the limit"
+        );
+        let done = finished(
+            &cmds[0],
+            codecs::Protocol::Jt808_2019,
+            super::super::CmdStatus::Acked,
+            None,
+            None,
+        );
+        let next = settler.record_all_then_read(vec![done], "v", 5).await;
+        assert_eq!(
+            next.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(),
+            ["b", "c"],
+            "the finished command is gone from the read that follows it"
+        );
+        let nothing = settler.record_all_then_read(Vec::new(), "v", 0).await;
+        assert!(nothing.is_empty(), "no read asked for");
     }
 }

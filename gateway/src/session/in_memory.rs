@@ -21,12 +21,26 @@ use crate::sink::{Published, Sink};
 /// what the session published.
 struct Pair {
     vehicle: DuplexStream,
+    /// The command queue the session delivers from.
+    queue: Arc<dyn crate::queue::CommandQueue>,
     published: mpsc::Receiver<Published>,
     session: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
 async fn pair<P>(name: &'static str, cfg: P::Config) -> Pair
+where
+    P: Protocol<WriteHalf<DuplexStream>>,
+{
+    pair_with::<P>(name, cfg, crate::commands::CommandsConfig::default()).await
+}
+
+/// [`pair`] with the command settings `commands_cfg`.
+async fn pair_with<P>(
+    name: &'static str,
+    cfg: P::Config,
+    commands_cfg: crate::commands::CommandsConfig,
+) -> Pair
 where
     P: Protocol<WriteHalf<DuplexStream>>,
 {
@@ -39,7 +53,7 @@ where
         crate::queue::QueueLimits::default(),
     ));
     let commands = Arc::new(crate::commands::Commands {
-        cfg: crate::commands::CommandsConfig::default(),
+        cfg: commands_cfg,
         settle: crate::commands::settle::Settler::spawn(
             queue.clone(),
             Some(crate::commands::ResultPublisher::new(
@@ -47,7 +61,7 @@ where
                 sink.clone(),
             )),
         ),
-        queue,
+        queue: queue.clone(),
         sink: sink.clone(),
         node: node.clone(),
         seen_tx,
@@ -99,6 +113,7 @@ where
     let session = tokio::spawn(driver::run::<_, P>(gateway, peer, l));
     Pair {
         vehicle,
+        queue,
         published,
         session,
         _dir: dir,
@@ -145,6 +160,7 @@ impl Pair {
             mut published,
             session,
             _dir,
+            ..
         } = self;
         drop(vehicle);
         let offline = loop {
@@ -490,6 +506,124 @@ async fn jt808_photos_subpackaged_or_not_are_stored_whole_published_and_answered
         std::fs::read_dir(parts).map_or(0, |d| d.count()),
         0,
         "no parts left"
+    );
+    drop((answers, wr));
+    p.hang_up().await;
+}
+
+/// The (command id, status) of every command result published until `until` is seen.
+async fn results_until(
+    p: &mut Pair,
+    until: (&str, codecs::event::CmdStatus),
+) -> Vec<(String, codecs::event::CmdStatus)> {
+    let mut seen = Vec::new();
+    for _ in 0..64 {
+        if let Data::CmdResult(r) = p.next().await.event.data {
+            seen.push((r.id.clone(), r.status));
+            if (r.id.as_str(), r.status) == until {
+                return seen;
+            }
+        }
+    }
+    panic!("no {until:?} among {seen:?}")
+}
+
+#[tokio::test]
+async fn answers_of_one_read_are_settled_together_and_the_window_filled_again_in_memory() {
+    use codecs::event::CmdStatus::{Acked, Sent};
+    use jt808::msg::{self, Message};
+    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
+    let commands_cfg = crate::commands::CommandsConfig {
+        window: 2,
+        ..Default::default()
+    };
+    let mut p = pair_with::<P>("jt808", crate::config::Jt808Config::default(), commands_cfg).await;
+    let vehicle = "013800138000";
+    let queued: Vec<crate::queue::QueuedCommand> = ["c1", "c2", "c3"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| crate::queue::QueuedCommand {
+            vehicle: vehicle.into(),
+            id: (*id).into(),
+            priority: 5,
+            enqueued_at_ms: i as i64,
+            expires_at_ms: i64::MAX,
+            command: serde_json::json!({"id": id, "type": "text", "params": {"text": id}}),
+            response_topic: None,
+            correlation_data: None,
+            attempts: 0,
+        })
+        .collect();
+    p.queue.enqueue_many(queued).expect("queued");
+    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    let decode = |f: jt808::Frame| {
+        (
+            f.header.serial,
+            Message::decode(&f.header, &f.body).expect("decodes"),
+        )
+    };
+
+    let auth = Message::Authenticate(msg::Authenticate {
+        token: "secret".into(),
+        imei: None,
+        software_version: None,
+    });
+    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    assert!(matches!(
+        decode(answer(&mut answers).await).1,
+        Message::PlatformResponse(_)
+    ));
+    // The window's two commands, best (oldest) first.
+    let mut texts = Vec::new();
+    for _ in 0..2 {
+        let (serial, m) = decode(answer(&mut answers).await);
+        let Message::Text(t) = m else {
+            panic!("0x8300 expected, got {m:?}")
+        };
+        texts.push((serial, t.text));
+    }
+    assert_eq!(
+        texts.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(),
+        ["c1", "c2"]
+    );
+
+    // Both answered in one write: one read batch.
+    let mut both = Vec::new();
+    for (i, (serial, _)) in texts.iter().enumerate() {
+        let ok = Message::TerminalResponse(msg::GeneralResponse {
+            reply_serial: *serial,
+            reply_id: 0x8300,
+            result: 0,
+        });
+        both.extend(jt808_frame(&ok, 10 + i as u16));
+    }
+    wr.write_all(&both).await.expect("write");
+    // The third takes their place, under the serial its frame carries.
+    let (serial3, m) = decode(answer(&mut answers).await);
+    let Message::Text(t) = m else {
+        panic!("0x8300 expected, got {m:?}")
+    };
+    assert_eq!(t.text, "c3");
+    let ok = Message::TerminalResponse(msg::GeneralResponse {
+        reply_serial: serial3,
+        reply_id: 0x8300,
+        result: 0,
+    });
+    wr.write_all(&jt808_frame(&ok, 12)).await.expect("write");
+
+    let seen = results_until(&mut p, ("c3", Acked)).await;
+    let of = |id: &str| {
+        seen.iter()
+            .filter(|r| r.0 == id)
+            .map(|r| r.1)
+            .collect::<Vec<_>>()
+    };
+    for id in ["c1", "c2", "c3"] {
+        assert_eq!(of(id), [Sent, Acked], "{id}: sent, then acked, once each");
+    }
+    assert!(
+        p.queue.pending(vehicle, 0, 10).expect("read").is_empty(),
+        "nothing left queued"
     );
     drop((answers, wr));
     p.hang_up().await;

@@ -52,6 +52,10 @@ pub struct Session<W> {
     reassembler: jt808::subpackage::Reassembler,
     /// Commands sent and not yet answered.
     outbox: Outbox,
+    /// Commands the vehicle answered in the current read batch: their final statuses are
+    /// stored together (one request to the group commit, which then reads the queue for
+    /// the commands to send next) at the end of the batch.
+    answered: Vec<(crate::queue::Settle, crate::commands::Outcome)>,
     /// The authenticated terminal's header (phone, edition), to address commands.
     addr: Option<Header>,
     /// Frames whose events are queued and whose 0x8001 waits for them to be durable.
@@ -115,6 +119,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             serial: 0,
             reassembler,
             outbox: super::outbox(&l.shared),
+            answered: Vec::new(),
             addr: None,
             deferred: Batch::default(),
             uploads: None,
@@ -143,7 +148,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     }
 
     fn end_batch(&mut self) -> impl Future<Output = Flow> + Send {
-        self.flush_deferred()
+        self.end_of_batch()
     }
 
     fn wants_housekeeping(&self) -> bool {
@@ -202,6 +207,43 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             self.encode_into(&a.header, &msg, &mut out);
         }
         self.c.write(&out).await
+    }
+
+    /// The end of a read batch: the deferred answers, then the final statuses of the
+    /// commands answered in the batch, stored with one request, and the commands that take
+    /// their place in the window sent (unless the connection is closing).
+    async fn end_of_batch(&mut self) -> Flow {
+        let flow = self.flush_deferred().await;
+        if self.answered.is_empty() {
+            return flow;
+        }
+        let closing = matches!(flow, Flow::Close(_));
+        let settled = Box::pin(self.settle_answered(!closing)).await;
+        match (flow, settled) {
+            (Flow::Close(r), _) | (_, Flow::Close(r)) => Flow::Close(r),
+            _ => Flow::Continue,
+        }
+    }
+
+    /// Stores the final statuses of the commands answered (publishing their results), then
+    /// sends what the window has room for, read from the queue in the same hop.
+    async fn settle_answered(&mut self, deliver: bool) -> Flow {
+        let answered = std::mem::take(&mut self.answered);
+        let room = self.outbox.room();
+        let limit = match (&self.c.vehicle, &self.addr) {
+            (Some(_), Some(_)) if deliver && room > 0 => room + self.outbox.len(),
+            _ => 0,
+        };
+        let vehicle = self.c.vehicle.clone().unwrap_or_else(|| Arc::from(""));
+        let commands = self.l.shared.commands.clone();
+        let pending = commands
+            .settle
+            .record_all_then_read(answered, &vehicle, limit)
+            .await;
+        if limit == 0 {
+            return Flow::Continue;
+        }
+        self.send_pending(pending).await
     }
 
     fn ctx(&self) -> EventContext {
@@ -769,16 +811,33 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
 
     /// Sends queued commands while the in-flight window has room.
     async fn deliver_commands(&mut self) -> Flow {
-        let (Some(vehicle), Some(addr)) = (self.c.vehicle.clone(), self.addr.clone()) else {
+        let (Some(vehicle), Some(_)) = (self.c.vehicle.clone(), &self.addr) else {
             return Flow::Continue;
         };
         let room = self.outbox.room();
         if room == 0 {
             return Flow::Continue;
         }
+        // Through the group commit: one hop to the blocking pool for the reads and records
+        // of every session of the moment.
         let commands = self.l.shared.commands.clone();
-        let pending = commands.pending(&vehicle, room + self.outbox.len()).await;
+        let pending = commands
+            .settle
+            .read(&vehicle, room + self.outbox.len())
+            .await;
+        self.send_pending(pending).await
+    }
+
+    /// Sends the commands of `pending` (the vehicle's queue, best first) that are not in
+    /// flight, as many as the window has room for, in one write.
+    async fn send_pending(&mut self, pending: Vec<crate::queue::QueuedCommand>) -> Flow {
+        let Some(addr) = self.addr.clone() else {
+            return Flow::Continue;
+        };
+        let room = self.outbox.room();
         let version = self.version.unwrap_or(addr.version);
+        let commands = self.l.shared.commands.clone();
+        let mut ready = Vec::new();
         let fresh: Vec<_> = pending
             .into_iter()
             .filter(|q| !self.outbox.contains(&q.id))
@@ -791,8 +850,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 }
                 continue;
             }
-            let msg = match command_of(&q).and_then(|c| jt808::command::build(&c, version)) {
-                Ok(m) => m,
+            match command_of(&q).and_then(|c| jt808::command::build(&c, version)) {
+                Ok(m) => ready.push((q, m)),
                 Err(e) => {
                     commands
                         .finish(
@@ -803,36 +862,49 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                             None,
                         )
                         .await;
-                    continue;
                 }
-            };
-            if let Flow::Close(r) = self.send_command(&addr, q, &msg, 1).await {
-                return Flow::Close(r);
             }
         }
-        Flow::Continue
+        self.send_commands(&addr, ready, 1).await
     }
 
-    async fn send_command(
+    /// Writes `cmds` to the vehicle in one write (after the answers waiting: frames go out
+    /// in order), then records each as sent (attempt `attempts`) and puts it in flight.
+    async fn send_commands(
         &mut self,
         addr: &Header,
-        q: crate::queue::QueuedCommand,
-        msg: &Message,
+        cmds: Vec<(crate::queue::QueuedCommand, Message)>,
         attempts: u32,
     ) -> Flow {
-        let serial = self.serial;
-        let msg_id = msg.msg_id();
-        if let Flow::Close(r) = self.send(addr, msg).await {
+        if cmds.is_empty() {
+            return Flow::Continue;
+        }
+        if let Flow::Close(r) = self.flush_deferred().await {
             return Flow::Close(r);
         }
-        metrics::counter!("vgate_commands_sent_total", "protocol" => "jt808").increment(1);
-        self.l.shared.commands.sent(&q, self.protocol());
-        self.outbox.push(InFlight {
-            cmd: q,
-            key: (u32::from(msg_id) << 16) | u32::from(serial),
-            sent_at: Instant::now(),
-            attempts,
-        });
+        let mut out = Vec::with_capacity(cmds.len() * 64);
+        let mut keys = Vec::with_capacity(cmds.len());
+        for (_, msg) in &cmds {
+            // The serial of the command's (first) frame: how its answer names it.
+            let key = (u32::from(msg.msg_id()) << 16) | u32::from(self.serial);
+            self.encode_into(addr, msg, &mut out);
+            keys.push(key);
+        }
+        if let Flow::Close(r) = self.c.write(&out).await {
+            return Flow::Close(r);
+        }
+        let protocol = self.protocol();
+        let now = Instant::now();
+        for ((q, _), key) in cmds.into_iter().zip(keys) {
+            metrics::counter!("vgate_commands_sent_total", "protocol" => "jt808").increment(1);
+            self.l.shared.commands.sent(&q, protocol);
+            self.outbox.push(InFlight {
+                cmd: q,
+                key,
+                sent_at: now,
+                attempts,
+            });
+        }
         Flow::Continue
     }
 
@@ -880,12 +952,13 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 (CmdStatus::Acked, None, raw.get("message").cloned())
             }
         };
+        // Stored with the batch's other answers at its end (`end_of_batch`), which then
+        // fills the window again.
         let protocol = self.protocol();
-        let commands = self.l.shared.commands.clone();
-        commands
-            .finish(&f.cmd, protocol, status, reason, response)
-            .await;
-        self.deliver_commands().await
+        self.answered.push(crate::commands::settle::finished(
+            &f.cmd, protocol, status, reason, response,
+        ));
+        Flow::Continue
     }
 
     /// Sends again what was not answered in time; `failed` after the configured retries.
@@ -915,8 +988,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             }
             match command_of(&f.cmd).and_then(|c| jt808::command::build(&c, version)) {
                 Ok(msg) => {
-                    if let Flow::Close(r) =
-                        self.send_command(&addr, f.cmd, &msg, f.attempts + 1).await
+                    let attempts = f.attempts + 1;
+                    if let Flow::Close(r) = self
+                        .send_commands(&addr, vec![(f.cmd, msg)], attempts)
+                        .await
                     {
                         return Flow::Close(r);
                     }

@@ -1036,4 +1036,45 @@ mod tests {
         assert!(summary.latency_samples > 0);
         assert!(summary.drive_s > 0.0 && summary.drive_frames_per_s > 0.0);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn vehicles_are_spread_over_every_target() {
+        let mut targets = Vec::new();
+        let mut counts = Vec::new();
+        let mut platforms = Vec::new();
+        for _ in 0..3 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            targets.push(listener.local_addr().unwrap().to_string());
+            let located = Arc::new(AtomicU64::new(0));
+            platforms.push(tokio::spawn(acker(listener, located.clone())));
+            counts.push(located);
+        }
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: super::super::SimulateArgs,
+        }
+        // Two targets as a list, the third with the option repeated.
+        let line = format!(
+            "simulate --protocol jt808 --vehicles 6 --rate max --window 2 --count 600 \
+             --duration 20s --target {},{} --target {} --source-ip 127.0.0.2,127.0.0.3",
+            targets[0], targets[1], targets[2]
+        );
+        let args = <Cli as clap::Parser>::try_parse_from(line.split_whitespace())
+            .unwrap()
+            .args;
+        assert_eq!(args.target.len(), 3);
+        let summary = tokio::time::timeout(Duration::from_secs(20), super::super::simulate(args))
+            .await
+            .unwrap()
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        platforms.iter().for_each(|p| p.abort());
+        assert_eq!(summary.logins, 6);
+        assert_eq!(summary.acks, 600);
+        // Each vehicle answers one 0x8201 (after its 50th report), on the target it
+        // connected to: two each.
+        let per_target: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(per_target, [2, 2, 2]);
+    }
 }

@@ -103,7 +103,7 @@ pub enum SimProtocol {
 }
 
 /// `vgate simulate` arguments.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct SimulateArgs {
     /// jt808 or gbt32960.
     #[arg(long)]
@@ -128,13 +128,27 @@ pub struct SimulateArgs {
     /// after every vehicle has logged in).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// The gateway's listener, HOST:PORT (default 127.0.0.1:6808 or 127.0.0.1:32960).
-    #[arg(long)]
-    pub target: Option<SocketAddr>,
-    /// Local source addresses to spread connections over: a list `127.0.0.2,127.0.0.3` or a
-    /// range `127.0.0.2-127.0.0.20`.
-    #[arg(long, value_parser = parse_addrs)]
+    /// The gateway's listener, HOST:PORT (default 127.0.0.1:6808 or 127.0.0.1:32960); a
+    /// list `a,b,c` or the option repeated spreads the vehicles over several (vehicle i
+    /// goes to the (i mod n)-th).
+    #[arg(long, value_delimiter = ',')]
+    pub target: Vec<SocketAddr>,
+    /// Local source addresses to spread connections over (vehicle i connects from the
+    /// (i mod n)-th): a list `127.0.0.2,127.0.0.3` or a range `127.0.0.2-127.0.0.20`. Each
+    /// address gives one ephemeral port range (~28,000 connections here); any address of
+    /// 127.0.0.0/8 works on loopback without setup.
+    #[arg(long, alias = "source-ip", value_parser = parse_addrs)]
     pub local_addrs: Option<LocalAddrs>,
+    /// Run as this many processes: this one starts N children of itself, each with an equal
+    /// share of the vehicles (and of --count and --connect-rate), and prints their summaries
+    /// merged. A process is capped at its open-file limit (20,000 here), so 100,000
+    /// connections need several.
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// The index of this process's first vehicle in the whole run (set by --processes for
+    /// its children: targets and source addresses are picked by this index).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub first_index: usize,
     /// Edition: 2013 (default) or 2019 / 2011 for jt808; 2016 (default) or 2025 for gbt32960.
     #[arg(long)]
     pub edition: Option<String>,
@@ -471,11 +485,15 @@ pub async fn open(plan: &VehiclePlan) -> std::io::Result<Stream> {
 
 /// Runs the subcommand.
 pub fn run(args: SimulateArgs) -> Result<(), Failure> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Usage(anyhow!("runtime: {e}")))?;
-    let summary = rt.block_on(simulate(args.clone()))?;
+    let summary = if args.processes > 1 {
+        processes(&args)?
+    } else {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::Usage(anyhow!("runtime: {e}")))?;
+        rt.block_on(simulate(args.clone()))?
+    };
     if args.json {
         println!(
             "{}",
@@ -492,10 +510,18 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
 
 /// Runs a simulation and returns its summary.
 pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
-    let target = args.target.unwrap_or_else(|| match args.protocol {
-        SimProtocol::Jt808 => SocketAddr::from(([127, 0, 0, 1], 6808)),
-        SimProtocol::Gbt32960 => SocketAddr::from(([127, 0, 0, 1], 32960)),
-    });
+    let targets = if args.target.is_empty() {
+        vec![match args.protocol {
+            SimProtocol::Jt808 => SocketAddr::from(([127, 0, 0, 1], 6808)),
+            SimProtocol::Gbt32960 => SocketAddr::from(([127, 0, 0, 1], 32960)),
+        }]
+    } else {
+        args.target.clone()
+    };
+    let target = targets
+        .first()
+        .copied()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
     let mode = Mode::of(&args).map_err(|e| Failure::Usage(anyhow!(e)))?;
     let edition = args.edition.as_deref();
     let bad_edition = |e: &str, which: &str| Failure::Usage(anyhow!("--edition {e}: {which}"));
@@ -537,9 +563,13 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
             let at = started + Duration::from_secs_f64(i as f64 / args.connect_rate);
             tokio::time::sleep_until(at.into()).await;
         }
+        let index = args.first_index + i;
         let plan = VehiclePlan {
-            index: i,
-            target,
+            index,
+            target: targets
+                .get(index % targets.len())
+                .copied()
+                .unwrap_or(target),
             local: local.clone(),
             rate: match mode {
                 Mode::OpenLoop { rate } => rate,
@@ -576,10 +606,136 @@ pub async fn simulate(args: SimulateArgs) -> Result<Summary, Failure> {
     while tasks.join_next().await.is_some() {}
     let mut summary = stats.summary(started.elapsed(), args.vehicles);
     if let Mode::Flood { window, .. } = mode {
-        summary.mode = "flood";
+        summary.mode = "flood".into();
         summary.window = Some(window);
     }
     Ok(summary)
+}
+
+/// `--processes N`: runs the simulation as N children of this executable, each with its share
+/// of the vehicles (consecutive ids, and the global vehicle index that picks targets and
+/// source addresses), all started at once, and merges their summaries.
+fn processes(args: &SimulateArgs) -> Result<Summary, Failure> {
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().map_err(|e| Failure::Usage(anyhow!("own path: {e}")))?;
+    let n = args.processes;
+    let mut children = Vec::with_capacity(n);
+    let mut first = 0usize;
+    for k in 0..n {
+        let vehicles = share(args.vehicles as u64, n, k) as usize;
+        let child = child_args(args, k, first, vehicles);
+        first += vehicles;
+        let spawned = Command::new(&exe)
+            .arg("simulate")
+            .args(child.to_args())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Failure::Usage(anyhow!("starting simulator process {k}: {e}")))?;
+        children.push(spawned);
+    }
+    let mut parts = Vec::with_capacity(n);
+    for (k, c) in children.into_iter().enumerate() {
+        let out = c
+            .wait_with_output()
+            .map_err(|e| Failure::Usage(anyhow!("simulator process {k}: {e}")))?;
+        let part: Summary = serde_json::from_slice(&out.stdout).map_err(|e| {
+            Failure::Input(anyhow!(
+                "simulator process {k} ({}) gave no summary: {e}",
+                out.status
+            ))
+        })?;
+        parts.push(part);
+    }
+    Ok(Summary::merge(&parts))
+}
+
+/// The arguments of child `k` of `--processes`, which simulates `vehicles` vehicles from
+/// the run's vehicle number `first`.
+fn child_args(args: &SimulateArgs, k: usize, first: usize, vehicles: usize) -> SimulateArgs {
+    let n = args.processes.max(1);
+    SimulateArgs {
+        vehicles,
+        count: args.count.map(|c| share(c, n, k)),
+        first_id: args.first_id + first as u64,
+        first_index: args.first_index + first,
+        connect_rate: args.connect_rate / n as f64,
+        processes: 1,
+        json: true,
+        ..args.clone()
+    }
+}
+
+impl SimulateArgs {
+    /// The command line that parses back to these arguments (after `simulate`).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut opt = |k: &str, v: String| {
+            a.push(format!("--{k}"));
+            a.push(v);
+        };
+        opt(
+            "protocol",
+            match self.protocol {
+                SimProtocol::Jt808 => "jt808",
+                SimProtocol::Gbt32960 => "gbt32960",
+            }
+            .into(),
+        );
+        opt("vehicles", self.vehicles.to_string());
+        opt(
+            "rate",
+            if self.rate.is_infinite() {
+                "max".into()
+            } else {
+                self.rate.to_string()
+            },
+        );
+        if let Some(w) = self.window {
+            opt("window", w.to_string());
+        }
+        if let Some(c) = self.count {
+            opt("count", c.to_string());
+        }
+        opt("duration", format!("{}ms", self.duration.as_millis()));
+        for t in &self.target {
+            opt("target", t.to_string());
+        }
+        if let Some(l) = &self.local_addrs {
+            let list: Vec<String> = l.0.iter().map(|ip| ip.to_string()).collect();
+            opt("local-addrs", list.join(","));
+        }
+        if let Some(e) = &self.edition {
+            opt("edition", e.clone());
+        }
+        opt("first-id", self.first_id.to_string());
+        opt("first-index", self.first_index.to_string());
+        opt("connect-rate", self.connect_rate.to_string());
+        opt("heartbeat-s", self.heartbeat_s.to_string());
+        opt("alarm-every", self.alarm_every.to_string());
+        opt("photo-every", self.photo_every.to_string());
+        opt("photo-kb", self.photo_kb.to_string());
+        opt("processes", self.processes.to_string());
+        if let Some(p) = &self.tls_ca {
+            opt("tls-ca", p.display().to_string());
+        }
+        if let Some(p) = &self.tls_cert {
+            opt("tls-cert", p.display().to_string());
+        }
+        if let Some(p) = &self.tls_key {
+            opt("tls-key", p.display().to_string());
+        }
+        if let Some(n) = &self.tls_server_name {
+            opt("tls-server-name", n.clone());
+        }
+        if self.json {
+            a.push("--json".into());
+        }
+        if self.tls {
+            a.push("--tls".into());
+        }
+        a
+    }
 }
 
 /// A 17-character simulated VIN ending with the vehicle number.
@@ -704,5 +860,69 @@ mod tests {
         assert_eq!(parse_addrs("127.0.0.2-127.0.0.4").unwrap().0.len(), 3);
         assert_eq!(parse_addrs("127.0.0.2,127.0.0.9").unwrap().0.len(), 2);
         assert_eq!(sim_vin(13_800_000_000).len(), 17);
+    }
+
+    #[test]
+    fn a_child_command_line_parses_back_to_its_arguments() {
+        let args = parse(
+            "--protocol gbt32960 --vehicles 100001 --rate 2.5 --count 7 --duration 90s \
+             --target 127.0.0.1:7001,127.0.0.1:7002 --target 127.0.0.1:7003 \
+             --source-ip 127.0.0.2-127.0.0.4 --edition 2025 --first-id 500 --connect-rate 3000 \
+             --heartbeat-s 60 --alarm-every 3 --photo-every 2 --photo-kb 8 --processes 6 --json",
+        )
+        .unwrap();
+        assert_eq!(args.target.len(), 3);
+        assert_eq!(args.local_addrs.as_ref().map(|l| l.0.len()), Some(3));
+        let mut first = 0;
+        let mut count = 0;
+        for k in 0..6 {
+            let vehicles = share(args.vehicles as u64, 6, k) as usize;
+            let child = child_args(&args, k, first, vehicles);
+            assert_eq!(child.first_id, 500 + first as u64, "consecutive ids");
+            assert_eq!(child.first_index, first, "the run's vehicle index");
+            assert_eq!(child.processes, 1);
+            assert_eq!(child.connect_rate, 500.0, "the rate shared");
+            count += child.count.unwrap();
+            first += vehicles;
+            let back = parse(&child.to_args().join(" ")).unwrap();
+            assert_eq!(back, child);
+        }
+        assert_eq!(first, 100_001, "every vehicle in one child");
+        assert_eq!(count, 7, "the count shared");
+        let flood =
+            parse("--protocol jt808 --rate max --window 4 --tls --tls-server-name x").unwrap();
+        assert_eq!(parse(&flood.to_args().join(" ")).unwrap(), flood);
+    }
+
+    #[tokio::test]
+    async fn connections_come_from_each_source_address_in_turn() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        let local = parse_addrs("127.0.0.2,127.0.0.3").unwrap();
+        let mut peers = Vec::new();
+        for i in 0..4 {
+            let _c = connect(target, Some(&local), i).await.unwrap();
+            let (_, peer) = listener.accept().await.unwrap();
+            peers.push(peer.ip().to_string());
+        }
+        assert_eq!(peers, ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"]);
+    }
+
+    #[test]
+    fn summaries_of_several_processes_add_up() {
+        let part = |logins: u64, all_in: f64, p99: f64, samples: usize, p50: f64| Summary {
+            logins,
+            all_logged_in_s: all_in,
+            latency_ms_p99: p99,
+            latency_samples: samples,
+            latency_ms_p50: p50,
+            ..Summary::merge(&[])
+        };
+        let m = Summary::merge(&[part(10, 1.5, 4.0, 100, 1.0), part(20, 2.5, 3.0, 300, 2.0)]);
+        assert_eq!(m.logins, 30);
+        assert_eq!(m.all_logged_in_s, 2.5, "the last login of any process");
+        assert_eq!(m.latency_ms_p99, 4.0, "the highest");
+        assert_eq!(m.latency_samples, 400);
+        assert_eq!(m.latency_ms_p50, 1.75, "weighted by samples");
     }
 }

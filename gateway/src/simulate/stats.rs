@@ -118,7 +118,7 @@ impl Stats {
             }
         };
         Summary {
-            mode: "open_loop",
+            mode: "open_loop".into(),
             window: None,
             vehicles,
             elapsed_s: secs,
@@ -146,10 +146,10 @@ impl Stats {
 }
 
 /// What a simulation did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Summary {
     /// `open_loop` (`--rate R`) or `flood` (`--rate max`, closed loop).
-    pub mode: &'static str,
+    pub mode: String,
     /// Reports kept unacknowledged per vehicle in flood mode.
     pub window: Option<usize>,
     pub vehicles: usize,
@@ -177,6 +177,55 @@ pub struct Summary {
     pub latency_ms_p90: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
+}
+
+impl Summary {
+    /// The summary of a run made of `parts` (the processes of `--processes`, started
+    /// together): counts and rates added, times the longest. The latency percentiles are
+    /// the highest of the parts' (an upper bound of the whole run's; the median the
+    /// parts' median weighted by their samples).
+    pub fn merge(parts: &[Summary]) -> Summary {
+        let sum_u = |f: fn(&Summary) -> u64| parts.iter().map(f).sum::<u64>();
+        let sum_f = |f: fn(&Summary) -> f64| parts.iter().map(f).sum::<f64>();
+        let max_f = |f: fn(&Summary) -> f64| parts.iter().map(f).fold(0.0, f64::max);
+        let samples: usize = parts.iter().map(|p| p.latency_samples).sum();
+        let p50 = if samples == 0 {
+            0.0
+        } else {
+            parts
+                .iter()
+                .map(|p| p.latency_ms_p50 * p.latency_samples as f64)
+                .sum::<f64>()
+                / samples as f64
+        };
+        Summary {
+            mode: parts
+                .first()
+                .map_or_else(|| "open_loop".into(), |p| p.mode.clone()),
+            window: parts.first().and_then(|p| p.window),
+            vehicles: parts.iter().map(|p| p.vehicles).sum(),
+            elapsed_s: max_f(|p| p.elapsed_s),
+            connected: sum_u(|p| p.connected),
+            connect_errors: sum_u(|p| p.connect_errors),
+            logins: sum_u(|p| p.logins),
+            all_logged_in_s: max_f(|p| p.all_logged_in_s),
+            login_refused: sum_u(|p| p.login_refused),
+            frames_sent: sum_u(|p| p.frames_sent),
+            frames_per_s: sum_f(|p| p.frames_per_s),
+            acks: sum_u(|p| p.acks),
+            drive_s: max_f(|p| p.drive_s),
+            drive_frames_per_s: sum_f(|p| p.drive_frames_per_s),
+            drive_acks_per_s: sum_f(|p| p.drive_acks_per_s),
+            errors: sum_u(|p| p.errors),
+            commands_answered: sum_u(|p| p.commands_answered),
+            disconnects: sum_u(|p| p.disconnects),
+            latency_samples: samples,
+            latency_ms_p50: p50,
+            latency_ms_p90: max_f(|p| p.latency_ms_p90),
+            latency_ms_p99: max_f(|p| p.latency_ms_p99),
+            latency_ms_max: max_f(|p| p.latency_ms_max),
+        }
+    }
 }
 
 impl fmt::Display for Summary {
