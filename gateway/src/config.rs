@@ -442,6 +442,8 @@ pub struct Config {
     pub commands: crate::commands::CommandsConfig,
     /// Raw TCP listeners (`[[raw]]`, docs/raw-tcp.md); none by default.
     pub raw: Vec<RawListenerConfig>,
+    /// Several nodes on one Redis (`[cluster]`, contract §7), and stale presence after a crash.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -458,6 +460,7 @@ impl Default for Config {
             gbt32960: Gbt32960Config::default(),
             commands: crate::commands::CommandsConfig::default(),
             raw: Vec::new(),
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -500,6 +503,7 @@ pub const CONTRACT_ENV: &[(&str, &str)] = &[
     ("VGATE_LOG", "log"),
     // §6: the operator API's read-write token.
     ("VGATE_HTTP_TOKEN", "http.token"),
+    ("VGATE_REDIS_URL", "cluster.redis_url"),
 ];
 
 /// The key an environment variable sets (`mqtt.password` for `VGATE_MQTT__PASSWORD`), or
@@ -891,6 +895,25 @@ impl Config {
         }
         for l in self.vehicle_listeners()? {
             l.check()?;
+        }
+        self.check_cluster()
+    }
+
+    /// Cluster mode: a Redis URL vgate can use, and a broker every node shares (each node's
+    /// embedded broker would be a broker of its own: the platform would reach one node).
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        let Some(url) = self.cluster.redis_url() else {
+            return Ok(());
+        };
+        crate::cluster::redis::parse(url)
+            .map_err(|e| ConfigError::new("cluster.redis_url", e.to_string()))?;
+        if self.mqtt.url.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::new(
+                "cluster.redis_url",
+                "cluster mode needs an external MQTT broker that every node shares (mqtt.url, \
+                 VGATE_MQTT_URL) with shared subscriptions ($share/...: Mosquitto 2, EMQX, \
+                 HiveMQ, VerneMQ): the embedded broker serves one node only",
+            ));
         }
         Ok(())
     }

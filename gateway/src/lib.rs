@@ -16,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod bans;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod decode;

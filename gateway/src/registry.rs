@@ -77,6 +77,9 @@ pub fn next_session_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A future of the registry's cluster side ([`Registry::held_elsewhere`]).
+pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
 /// The vehicle registry interface.
 pub trait Registry: Send + Sync {
     /// Makes `handle` the holder of `vehicle_id`, returning the previous holder if any.
@@ -89,6 +92,17 @@ pub trait Registry: Send + Sync {
     fn online(&self) -> usize;
     /// Every online vehicle with its handle (for shutdown).
     fn all(&self) -> Vec<(String, SessionHandle)>;
+    /// Whether another node holds `vehicle` now (cluster mode, asked after
+    /// [`release`](Self::release)): a session that ends on this node must not publish the
+    /// vehicle offline then, it is online elsewhere. Always false on one node.
+    fn held_elsewhere(&self, _vehicle: &str) -> Pending<bool> {
+        Box::pin(async { false })
+    }
+    /// Tells the node holding `vehicle` that commands wait for it, when another node holds
+    /// it (cluster mode): true when one was told. Always false on one node.
+    fn wake_elsewhere(&self, _vehicle: &str) -> Pending<bool> {
+        Box::pin(async { false })
+    }
     /// Up to `limit` online vehicles whose ids are within `from`..`to`, ordered by id (a
     /// page of the operator API's list, without copying every handle).
     fn range(

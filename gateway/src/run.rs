@@ -110,6 +110,8 @@ struct Listeners<'a> {
     data_dir: &'a Path,
     shared: &'a Shared,
     tls: &'a TlsReloader,
+    /// Cluster mode: auth codes are shared through Redis.
+    cluster: Option<&'a crate::cluster::Cluster>,
 }
 
 impl Listeners<'_> {
@@ -137,7 +139,10 @@ impl Listeners<'_> {
         let local = listener
             .local_addr()
             .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(name, vl.auth(), self.data_dir)
+        let shared_codes = self
+            .cluster
+            .map(|c| crate::cluster::codes::RedisCodes::new(c.redis.clone(), &c.ns, name));
+        let auth = Authenticator::new_shared(name, vl.auth(), self.data_dir, shared_codes)
             .await
             .map_err(|e| Failure::Usage(e.context(format!("{key}.auth"))))?;
         let tls = match vl.tls() {
@@ -200,6 +205,26 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
     if mqtt.spool.dir.is_none() {
         mqtt.spool.dir = Some(cfg.data_dir.join("spool"));
     }
+    // Cluster mode (contract §7): Redis first (a node that cannot share state must not act
+    // alone), then commands through the shared subscription.
+    let cluster = match cfg.cluster.redis_url() {
+        None => None,
+        Some(url) => {
+            let c = crate::cluster::Cluster::connect(
+                &cfg.cluster,
+                url,
+                &cfg.topic_prefix,
+                node.clone(),
+            )
+            .await
+            .map_err(|e| Failure::Usage(anyhow!("cluster.redis_url: {e}")))?;
+            info!(redis = %crate::cluster::redis::redact(url), incarnation = %c.incarnation, "cluster mode");
+            mqtt.share_group = Some(crate::cluster::SHARE_GROUP.to_owned());
+            Some(c)
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
     let mut bridge = mqtt_bridge::Bridge::start(&mqtt, &node, &cfg.topic_prefix)
         .await
         .map_err(|e| Failure::Usage(anyhow!("MQTT: {e}")))?;
@@ -208,28 +233,56 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
         ready.announce.push(("mqtt".to_owned(), addr));
     }
 
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let registry: Arc<dyn Registry> = Arc::new(LocalRegistry::new());
     let sink = Sink::Mqtt(bridge.publisher());
+    let local = LocalRegistry::new();
+    let registry: Arc<dyn Registry> = match &cluster {
+        Some(c) => {
+            let inbox = crate::cluster::inbox::Inbox::new(c.redis.clone(), c.ns.clone());
+            tokio::spawn(inbox.clone().listen(
+                node.clone(),
+                c.keys(),
+                local.clone(),
+                sink.clone(),
+                shutdown.clone(),
+            ));
+            crate::cluster::presence::ClusterRegistry::start(
+                local,
+                c.redis.clone(),
+                c.keys(),
+                inbox,
+                sink.clone(),
+                node.clone(),
+                shutdown.clone(),
+            )
+        }
+        None => Arc::new(local),
+    };
     let queue_path = cfg.data_dir.join("commands.redb");
     let limits = crate::queue::QueueLimits {
         per_vehicle: cfg.commands.max_per_vehicle,
         global: cfg.commands.max_total,
         ..Default::default()
     };
-    let queue =
-        tokio::task::spawn_blocking(move || crate::queue::RedbQueue::open(&queue_path, limits))
-            .await
-            .map_err(|e| Failure::Usage(anyhow!("opening the command queue: {e}")))?
-            .with_context(|| {
-                format!(
-                    "command queue {}",
-                    cfg.data_dir.join("commands.redb").display()
-                )
-            })
-            .map_err(Failure::Usage)?;
-    let queue: Arc<dyn crate::queue::CommandQueue> = Arc::new(queue);
+    let queue: Arc<dyn crate::queue::CommandQueue> = match &cluster {
+        Some(c) => Arc::new(crate::cluster::queue::RedisQueue::new(
+            c.redis.clone(),
+            &c.ns,
+            limits,
+            tokio::runtime::Handle::current(),
+        )),
+        None => Arc::new(
+            tokio::task::spawn_blocking(move || crate::queue::RedbQueue::open(&queue_path, limits))
+                .await
+                .map_err(|e| Failure::Usage(anyhow!("opening the command queue: {e}")))?
+                .with_context(|| {
+                    format!(
+                        "command queue {}",
+                        cfg.data_dir.join("commands.redb").display()
+                    )
+                })
+                .map_err(Failure::Usage)?,
+        ),
+    };
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(crate::commands::SEEN_CAPACITY);
     tokio::spawn(crate::commands::remember_seen(queue.clone(), seen_rx));
     let settle = crate::commands::settle::Settler::spawn(
@@ -276,6 +329,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
         data_dir: &cfg.data_dir,
         shared: &shared,
         tls: &tls,
+        cluster: cluster.as_ref(),
     };
     let vehicle_listeners = cfg
         .vehicle_listeners()

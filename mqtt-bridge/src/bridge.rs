@@ -159,7 +159,11 @@ impl Bridge {
         crate::client::check(cfg)?;
         let n = usize::from(cfg.connections);
         let spools = open_spools(cfg, n).await?;
-        let topics = Arc::new(Topics::new(prefix, node_id));
+        let mut topics = Topics::new(prefix, node_id);
+        if let Some(g) = &cfg.share_group {
+            topics = topics.shared(g);
+        }
+        let topics = Arc::new(topics);
         let (embedded, addr) = match &cfg.url {
             Some(url) => (None, BrokerAddr::parse(url)?),
             None => {

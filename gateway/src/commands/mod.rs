@@ -791,6 +791,8 @@ impl Dispatcher {
                 Some(h) => {
                     let _ = h.control.try_send(Control::Deliver);
                 }
+                // Cluster mode: online on another node, which delivers it (and says `sent`).
+                None if self.registry.wake_elsewhere(vehicle).await => {}
                 None => {
                     self.commands
                         .result(vehicle, protocol, target, CmdStatus::Queued, None, None)

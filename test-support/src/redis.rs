@@ -1,0 +1,110 @@
+//! [`RedisServer`]: a redis-server of our own per test, on a free port, nothing saved to disk
+//! (`--save '' --appendonly no`), killed on drop. Without redis-server a test skips and prints
+//! `note: <test> skipped: ...`; with `CI` set it fails instead. `VGATE_TEST_REDIS` overrides
+//! the path.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{free_port, skip_note, HANG_GUARD};
+
+/// Where redis-server is, or None (after printing that the running test skips). With `CI`
+/// set, a missing redis-server is a test failure.
+pub fn redis_server_path() -> Option<PathBuf> {
+    let found = match std::env::var_os("VGATE_TEST_REDIS") {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.exists()),
+        None => ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists()),
+    };
+    if found.is_some() {
+        return found;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("redis-server is required in CI (CI is set) but was not found; .ci/run installs it");
+    }
+    skip_note(&format!(
+        "{} skipped: redis-server not found (install it with apt-get install redis-server)",
+        std::thread::current().name().unwrap_or("this test")
+    ));
+    None
+}
+
+/// A redis-server of our own, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    path: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts redis-server on a free port, or None when it is not installed (and CI is not set).
+    pub fn start() -> Option<RedisServer> {
+        let path = redis_server_path()?;
+        for _ in 0..5 {
+            let port = free_port();
+            if let Some(child) = spawn(&path, port) {
+                return Some(RedisServer { child, port, path });
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    /// `redis://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: clients see their connections drop; nothing is saved).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again, empty, on the same port (after [`RedisServer::kill`]).
+    pub fn restart(&mut self) {
+        for _ in 0..25 {
+            if let Some(child) = spawn(&self.path, self.port) {
+                self.child = child;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("redis-server did not start again on port {}", self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(path: &PathBuf, port: u16) -> Option<Child> {
+    let mut child = Command::new(path)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    let start = Instant::now();
+    while start.elapsed() < HANG_GUARD {
+        if child.try_wait().ok().flatten().is_some() {
+            return None;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(30));
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
