@@ -402,6 +402,11 @@ fn loose_id(payload: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// How long the dispatcher keeps trying to store a batch the store refuses with an error
+/// before it leaves it unacknowledged to the broker (which delivers it again after a
+/// reconnect).
+pub const STORE_RETRY_FOR: Duration = Duration::from_secs(120);
+
 /// Commands taken from the bridge and stored with one commit, at most. Large enough that a
 /// burst is stored at the disk's fsync rate times this (a commit costs a few ms whatever it
 /// holds), small enough that the first results of a burst come out within one commit.
@@ -704,9 +709,7 @@ impl Dispatcher {
         let outcome = if cmds.is_empty() {
             Some(Ok(Vec::new()))
         } else {
-            self.commands
-                .blocking(move |queue| queue.enqueue_many(cmds))
-                .await
+            self.store_retrying(cmds).await
         };
         match outcome {
             Some(Ok(outcomes)) => {
@@ -738,6 +741,35 @@ impl Dispatcher {
             }
         }
         debug!(messages = count, stored = n, took = ?started.elapsed(), "command batch taken");
+    }
+
+    /// Stores a batch, trying again while the store fails (a networked store, Redis in
+    /// cluster mode, may be restarting or failing over) for up to [`STORE_RETRY_FOR`]. The
+    /// commands stay unacknowledged meanwhile: a broker redelivers an unacknowledged message
+    /// only after a reconnect, so giving up at the first error would leave it with the
+    /// broker until then. A retry of a batch partly stored finds the stored ones duplicates.
+    async fn store_retrying(
+        &self,
+        cmds: Vec<QueuedCommand>,
+    ) -> Option<Result<Vec<Enqueued>, crate::queue::QueueError>> {
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let batch = cmds.clone();
+            let r = self
+                .commands
+                .blocking(move |queue| queue.enqueue_many(batch))
+                .await;
+            match r {
+                Some(Err(e)) if started.elapsed() < STORE_RETRY_FOR => {
+                    metrics::counter!("vgate_command_store_retries_total").increment(1);
+                    warn!(commands = cmds.len(), error = %e, "commands not stored yet; not acknowledged, trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Whether `cmd` can be stored for `vehicle`: a valid vehicle id, what a queue can hold,
