@@ -1360,6 +1360,44 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_needs_a_usable_redis_url_and_a_shared_broker() {
+        let (got, _) = load(None, &[("VGATE_REDIS_URL", "redis://127.0.0.1:6379")]);
+        let e = got.unwrap_err();
+        assert!(
+            e.contains("cluster.redis_url") && e.contains("external MQTT broker"),
+            "{e}"
+        );
+        let (cfg, _) = load(
+            None,
+            &[
+                (
+                    "VGATE_REDIS_URL",
+                    "redis+sentinel://s1:26379,s2:26379/mymaster",
+                ),
+                ("VGATE_MQTT_URL", "mqtt://127.0.0.1:1883"),
+            ],
+        );
+        assert_eq!(
+            cfg.unwrap().cluster.redis_url(),
+            Some("redis+sentinel://s1:26379,s2:26379/mymaster")
+        );
+        let (got, _) = load(
+            None,
+            &[
+                ("VGATE_REDIS_URL", "http://nope"),
+                ("VGATE_MQTT_URL", "mqtt://127.0.0.1:1883"),
+            ],
+        );
+        assert!(got.unwrap_err().contains("cluster.redis_url"));
+        let (cfg, _) = load(None, &[("VGATE_REDIS_URL", "")]);
+        assert_eq!(
+            cfg.unwrap().cluster.redis_url(),
+            None,
+            "an empty URL is one node"
+        );
+    }
+
+    #[test]
     fn env_names_map_to_key_paths() {
         for (var, key) in [
             ("VGATE_MQTT__PASSWORD", Some("mqtt.password")),

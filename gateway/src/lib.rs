@@ -34,6 +34,7 @@ pub mod run;
 pub mod session;
 pub mod simulate;
 pub mod sink;
+pub mod stale;
 pub mod tls;
 pub mod traces;
 

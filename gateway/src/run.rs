@@ -255,7 +255,20 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
                 shutdown.clone(),
             )
         }
-        None => Arc::new(local),
+        None => crate::stale::JournaledRegistry::start(
+            local,
+            &cfg.data_dir,
+            sink.clone(),
+            node.clone(),
+            Duration::from_secs(cfg.cluster.restart_grace_s),
+        )
+        .with_context(|| {
+            format!(
+                "presence journal {}",
+                cfg.data_dir.join(crate::stale::JOURNAL).display()
+            )
+        })
+        .map_err(Failure::Usage)?,
     };
     let queue_path = cfg.data_dir.join("commands.redb");
     let limits = crate::queue::QueueLimits {
@@ -397,6 +410,9 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
             open = tracker.len(),
             "sessions still open after the drain timeout"
         );
+    } else if cluster.is_none() {
+        // Every session published its own offline: nothing stale to clear next start.
+        crate::stale::JournaledRegistry::clean_stop(&cfg.data_dir);
     }
     if let Err(e) = bridge.shutdown().await {
         warn!(error = %e, "MQTT bridge did not flush everything before stopping");
