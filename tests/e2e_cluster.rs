@@ -542,3 +542,73 @@ async fn a_broadcast_reaches_every_vehicle_over_the_nodes_once() {
     assert!(per_vehicle.values().all(|k| *k == 1), "once each");
     assert_eq!(acked, n, "one acked result per vehicle");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_restart_loses_no_command() {
+    let Some(mut c) = Cluster::start(2) else {
+        return;
+    };
+    c.settle().await;
+    let mut sub = Subscriber::connect(c.mosquitto.port, &["vgate/v1/+/cmd/result"]).await;
+    let phones: Vec<String> = (0..5).map(|i| format!("01391000050{i}")).collect();
+    // 200 commands over ~3 s, to vehicles not connected yet, while node 0 is drained (SIGTERM),
+    // stopped and started again.
+    let publisher = {
+        let client = sub.client.clone();
+        let phones = phones.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for k in 0..200 {
+                let p = &phones[k % phones.len()];
+                let id = format!("{p}-r{k}");
+                client
+                    .publish(
+                        format!("vgate/v1/{p}/cmd"),
+                        QoS::AtLeastOnce,
+                        false,
+                        text(&id).into_bytes(),
+                    )
+                    .await
+                    .expect("publish");
+                ids.push(id);
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            ids
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let opts = node_opts(&c.mosquitto, &c.redis, 0, &[]);
+    tokio::task::block_in_place(|| {
+        assert!(c.nodes[0].terminate().success(), "a clean stop");
+        let dir = std::mem::replace(&mut c.nodes[0].data_dir, tempfile::tempdir().unwrap());
+        c.nodes[0] = Vgate::start_in(opts, dir);
+    });
+    let ids = publisher.await.unwrap();
+    // Every command stored (queued) once.
+    let mut queued: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queued.len() < ids.len() && Instant::now() < deadline {
+        if let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(300), sub.rx.recv()).await {
+            let j: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+            if j["data"]["status"] == "queued" {
+                *queued
+                    .entry(j["data"]["id"].as_str().unwrap_or_default().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(queued.len(), ids.len(), "every command stored");
+    // The vehicles come: each command exactly once, on whichever node.
+    for (i, p) in phones.iter().enumerate() {
+        let mut t = online(c.jt808(i % 2), p).await;
+        let mut got = take_texts(&mut t, 40, WAIT).await;
+        got.sort();
+        let mut want: Vec<String> = ids
+            .iter()
+            .filter(|id| id.starts_with(p.as_str()))
+            .cloned()
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "vehicle {p}");
+    }
+}

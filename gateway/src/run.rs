@@ -6,8 +6,9 @@
 //! bound, the command queue opened and the HTTP listener bound. Only then, when start-up can
 //! no longer fail, do the listeners start accepting and is each announced on stdout as
 //! `listening <name> <addr>`, so a script that waits for those lines never sees one from a
-//! vgate that then exits. On SIGTERM/SIGINT: stop accepting, close every session (each
-//! publishes its vehicle offline with reason `shutdown`), flush the bridge, exit 0.
+//! vgate that then exits. On SIGTERM/SIGINT: (cluster mode: stop taking commands and store
+//! those on their way), stop accepting, close every session (each publishes its vehicle
+//! offline with reason `shutdown`), flush the bridge, exit 0.
 
 use std::future::Future;
 use std::io::Write;
@@ -31,6 +32,10 @@ use crate::session::{self, Shared};
 use crate::sink::Sink;
 use crate::tls::{TlsReloader, TlsSlot};
 use crate::Failure;
+
+/// Cluster mode: how long a stopping node keeps storing the commands the broker sent it
+/// before it unsubscribed (its inflight window: they arrive within a round trip or two).
+const COMMAND_DRAIN: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for sessions to publish their offline presence.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -399,6 +404,17 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
     ready.go(&tracker);
     info!(node = %node, "vgate running");
     stop.await;
+    if cluster.is_some() {
+        // Drain: no new command for this node (the broker gives them to the other nodes of
+        // the shared group), and the ones already on their way are stored and acknowledged
+        // before the sessions close; the vehicles then reconnect to the other nodes, where
+        // their queued commands wait for them (docs/deploy.md, rolling restart).
+        info!("draining: taking no more commands");
+        if let Err(e) = bridge.stop_commands().await {
+            warn!(error = %e, "could not unsubscribe from the command topics");
+        }
+        tokio::time::sleep(COMMAND_DRAIN).await;
+    }
     info!("shutting down: closing sessions");
     shutdown.cancel();
     tracker.close();

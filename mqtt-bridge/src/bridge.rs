@@ -311,6 +311,18 @@ impl Bridge {
         self.publisher.clone()
     }
 
+    /// Stops taking commands (a drain before a planned stop): unsubscribes from the command
+    /// topics, so that the broker gives new commands to the other subscribers of the shared
+    /// group instead of queueing them for this node. Commands already sent to this node
+    /// still arrive and are stored as usual; the subscription is made again at the next
+    /// start (or reconnect).
+    pub async fn stop_commands(&self) -> Result<(), BridgeError> {
+        match self.lanes.first() {
+            Some(lane) => lane.client.unsubscribe(self.topics.command_filters()).await,
+            None => Err(BridgeError::Closed),
+        }
+    }
+
     /// The receiver of incoming commands; `Some` the first time only.
     pub fn take_commands(&mut self) -> Option<CommandReceiver> {
         self.commands.take()
