@@ -467,7 +467,7 @@ async fn a_broadcast_reaches_every_vehicle_over_the_nodes_once() {
     let n: usize = std::env::var("VGATE_TEST_BROADCAST_VEHICLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(1000);
     let Some(c) = Cluster::start(3) else { return };
     c.settle().await;
     let addrs: Vec<_> = (0..3).map(|i| c.jt808(i)).collect();
