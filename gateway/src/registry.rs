@@ -98,10 +98,10 @@ pub trait Registry: Send + Sync {
     fn held_elsewhere(&self, _vehicle: &str) -> Pending<bool> {
         Box::pin(async { false })
     }
-    /// Tells the node holding `vehicle` that commands wait for it, when another node holds
-    /// it (cluster mode): true when one was told. Always false on one node.
-    fn wake_elsewhere(&self, _vehicle: &str) -> Pending<bool> {
-        Box::pin(async { false })
+    /// Of `vehicles`, those another node holds (cluster mode); each such node is told that
+    /// commands wait for them. Always empty on one node.
+    fn wake_elsewhere(&self, _vehicles: Vec<String>) -> Pending<std::collections::HashSet<String>> {
+        Box::pin(async { Default::default() })
     }
     /// Up to `limit` online vehicles whose ids are within `from`..`to`, ordered by id (a
     /// page of the operator API's list, without copying every handle).

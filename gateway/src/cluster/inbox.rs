@@ -13,7 +13,9 @@
 //! need an ACL of its own). Classic PUBLISH reaches every node of a Redis Cluster, so the
 //! subscriber may sit on any one of them.
 //!
-//! Channel: `{ns}:inbox:{node}`. Payload: `d\x1f{vid}` (deliver) or `t\x1f{vid}` (takeover).
+//! Channel: `{ns}:inbox:{node}`. Payload: `d\x1f{vid}[\x1f{vid}...]` (deliver, up to 500
+//! vehicles: a broadcast tells each node once per 500 of its vehicles) or `t\x1f{vid}`
+//! (takeover).
 //! Counted in `vgate_cluster_inbox_total{direction="sent"|"received", kind}`.
 
 use std::sync::Arc;
@@ -30,8 +32,8 @@ use crate::sink::Sink;
 /// What one node tells another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// Commands wait in the queue for this vehicle: send what the window allows.
-    Deliver(String),
+    /// Commands wait in the queue for these vehicles: send what the window allows.
+    Deliver(Vec<String>),
     /// Another node claimed this vehicle: close the connection here (lifecycle `takeover`).
     Takeover(String),
 }
@@ -39,14 +41,16 @@ pub enum Notice {
 impl Notice {
     fn encode(&self) -> String {
         match self {
-            Notice::Deliver(v) => format!("d\x1f{v}"),
+            Notice::Deliver(vs) => format!("d\x1f{}", vs.join("\x1f")),
             Notice::Takeover(v) => format!("t\x1f{v}"),
         }
     }
 
     fn decode(s: &str) -> Option<Notice> {
         match s.split_once('\x1f')? {
-            ("d", v) => Some(Notice::Deliver(v.to_owned())),
+            ("d", vs) => Some(Notice::Deliver(
+                vs.split('\x1f').map(str::to_owned).collect(),
+            )),
             ("t", v) => Some(Notice::Takeover(v.to_owned())),
             _ => None,
         }
@@ -147,9 +151,11 @@ impl Inbox {
                 };
                 metrics::counter!("vgate_cluster_inbox_total", "direction" => "received", "kind" => notice.kind()).increment(1);
                 match notice {
-                    Notice::Deliver(v) => {
-                        if let Some(h) = local.get(&v) {
-                            let _ = h.control.try_send(Control::Deliver);
+                    Notice::Deliver(vs) => {
+                        for v in vs {
+                            if let Some(h) = local.get(&v) {
+                                let _ = h.control.try_send(Control::Deliver);
+                            }
                         }
                     }
                     Notice::Takeover(v) => {

@@ -39,7 +39,7 @@
 //! the writer keeps retrying its current batch, so presence is right again once Redis is
 //! back, at the latest after one renewal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,13 +59,11 @@ use crate::sink::Sink;
 enum Op {
     Claim(String, Protocol),
     Release(String),
-    /// Answers whether another incarnation holds the vehicle, after every op before it;
-    /// with `wake`, that node is told commands wait for it.
-    Check {
-        vid: String,
-        wake: bool,
-        reply: oneshot::Sender<bool>,
-    },
+    /// Answers whether another incarnation holds the vehicle, after every op before it.
+    Check(String, oneshot::Sender<bool>),
+    /// Answers which of the vehicles other incarnations hold, and tells their nodes that
+    /// commands wait for them.
+    Wake(Vec<String>, oneshot::Sender<HashSet<String>>),
 }
 
 /// The names and TTLs of one incarnation's presence.
@@ -152,21 +150,6 @@ impl ClusterRegistry {
     }
 }
 
-impl ClusterRegistry {
-    fn check(&self, vehicle: &str, wake: bool) -> Pending<bool> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self
-            .tx
-            .send(Op::Check {
-                vid: vehicle.to_owned(),
-                wake,
-                reply,
-            })
-            .is_ok();
-        Box::pin(async move { sent && rx.await.unwrap_or(false) })
-    }
-}
-
 impl Registry for ClusterRegistry {
     fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
         let protocol = handle.protocol;
@@ -205,11 +188,21 @@ impl Registry for ClusterRegistry {
     }
 
     fn held_elsewhere(&self, vehicle: &str) -> Pending<bool> {
-        self.check(vehicle, false)
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Op::Check(vehicle.to_owned(), reply)).is_ok();
+        Box::pin(async move { sent && rx.await.unwrap_or(false) })
     }
 
-    fn wake_elsewhere(&self, vehicle: &str) -> Pending<bool> {
-        self.check(vehicle, true)
+    fn wake_elsewhere(&self, vehicles: Vec<String>) -> Pending<HashSet<String>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Op::Wake(vehicles, reply)).is_ok();
+        Box::pin(async move {
+            if sent {
+                rx.await.unwrap_or_default()
+            } else {
+                HashSet::new()
+            }
+        })
     }
 }
 
@@ -271,15 +264,11 @@ impl Writer {
                         warn!(vehicle = %vid, error = %e, "presence not released in Redis; it lapses with its TTL");
                     }
                 }
-                Op::Check { vid, wake, reply } => {
-                    let other = self.holder(&vid).await;
-                    let _ = reply.send(other.is_some());
-                    if let Some(inc) = other.filter(|_| wake) {
-                        // The dispatcher asks to have the holder woken: one notice per ask.
-                        self.inbox
-                            .send(node_of(&inc), Notice::Deliver(vid.clone()))
-                            .await;
-                    }
+                Op::Check(vid, reply) => {
+                    let _ = reply.send(self.holder(&vid).await.is_some());
+                }
+                Op::Wake(vids, reply) => {
+                    let _ = reply.send(self.wake(vids).await);
                 }
             }
         }
@@ -329,6 +318,33 @@ impl Writer {
                 redis::cmd("HDEL").arg(k.members(&k.inc)).arg(vid),
             )
             .await
+    }
+
+    /// Looks up the holders of `vids` (concurrently), and sends each holding node one
+    /// notice naming all of its vehicles. Returns the vehicles held elsewhere.
+    async fn wake(&self, vids: Vec<String>) -> HashSet<String> {
+        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in vids.chunks(1000) {
+            let holders = futures::future::join_all(chunk.iter().map(|v| self.holder(v))).await;
+            for (v, h) in chunk.iter().zip(holders) {
+                if let Some(inc) = h {
+                    by_node
+                        .entry(node_of(&inc).to_owned())
+                        .or_default()
+                        .push(v.clone());
+                }
+            }
+        }
+        let mut out = HashSet::new();
+        for (node, vids) in by_node {
+            for chunk in vids.chunks(500) {
+                self.inbox
+                    .send(&node, Notice::Deliver(chunk.to_vec()))
+                    .await;
+            }
+            out.extend(vids);
+        }
+        out
     }
 
     /// Another incarnation holding `vid` now, if one does (a live key that is not ours).

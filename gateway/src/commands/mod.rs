@@ -536,7 +536,8 @@ impl Dispatcher {
             None => return Submitted::Unavailable("the command queue task failed".into()),
         };
         let online = self.registry.get(vehicle).is_some();
-        self.stored(&q, p, &target, outcome).await;
+        let elsewhere = self.elsewhere(std::slice::from_ref(&q), &[outcome]).await;
+        self.stored(&q, p, &target, outcome, &elsewhere).await;
         let id = cmd.id;
         match outcome {
             Enqueued::VehicleFull | Enqueued::GlobalFull => Submitted::Full { id },
@@ -713,9 +714,12 @@ impl Dispatcher {
         };
         match outcome {
             Some(Ok(outcomes)) => {
+                let stored: Vec<QueuedCommand> = batch.iter().map(|(_, q, _)| q.clone()).collect();
+                let elsewhere = self.elsewhere(&stored, &outcomes).await;
                 for ((k, q, protocol), outcome) in batch.iter().zip(outcomes) {
                     let Some(it) = intakes.get(*k) else { continue };
-                    self.stored(q, *protocol, &it.target, outcome).await;
+                    self.stored(q, *protocol, &it.target, outcome, &elsewhere)
+                        .await;
                 }
             }
             Some(Err(e)) => {
@@ -816,6 +820,7 @@ impl Dispatcher {
         protocol: Protocol,
         target: &ResultTarget,
         outcome: Enqueued,
+        elsewhere: &std::collections::HashSet<String>,
     ) {
         let vehicle = &q.vehicle;
         match outcome {
@@ -824,7 +829,7 @@ impl Dispatcher {
                     let _ = h.control.try_send(Control::Deliver);
                 }
                 // Cluster mode: online on another node, which delivers it (and says `sent`).
-                None if self.registry.wake_elsewhere(vehicle).await => {}
+                None if elsewhere.contains(vehicle.as_str()) => {}
                 None => {
                     self.commands
                         .result(vehicle, protocol, target, CmdStatus::Queued, None, None)
@@ -847,6 +852,29 @@ impl Dispatcher {
                     .await;
             }
         }
+    }
+
+    /// Cluster mode: of the vehicles whose commands were just stored and that no session of
+    /// this node holds, those another node holds; that node has been told (one question for
+    /// the whole batch: a broadcast to many vehicles is one round of look-ups, not one each).
+    /// Always empty on one node.
+    async fn elsewhere(
+        &self,
+        cmds: &[QueuedCommand],
+        outcomes: &[Enqueued],
+    ) -> std::collections::HashSet<String> {
+        let mut vehicles: Vec<String> = cmds
+            .iter()
+            .zip(outcomes)
+            .filter(|(q, o)| **o == Enqueued::Stored && self.registry.get(&q.vehicle).is_none())
+            .map(|(q, _)| q.vehicle.clone())
+            .collect();
+        vehicles.sort();
+        vehicles.dedup();
+        if vehicles.is_empty() {
+            return Default::default();
+        }
+        self.registry.wake_elsewhere(vehicles).await
     }
 
     /// The protocol of every recipient of the batch: from its live session, or from the
