@@ -219,7 +219,8 @@ mod tests {
     #[test]
     fn notices_round_trip() {
         for n in [
-            Notice::Deliver("v1".into()),
+            Notice::Deliver(vec!["v1".into()]),
+            Notice::Deliver(vec!["v1".into(), "v2".into()]),
             Notice::Takeover("013800138000".into()),
         ] {
             assert_eq!(Notice::decode(&n.encode()), Some(n));
