@@ -81,3 +81,54 @@ impl RedisCodes {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::codes::CodeStore;
+    use test_support::redis::RedisServer;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn nodes_issue_one_code_per_terminal_and_a_node_answers_from_its_copy_when_redis_is_down()
+    {
+        let Some(mut server) = RedisServer::start() else {
+            return;
+        };
+        let redis = Redis::connect(&server.url(), std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let one = CodeStore::open(d1.path().join("codes.json"))
+            .await
+            .unwrap()
+            .share(RedisCodes::new(redis.clone(), "t", "jt808"));
+        let two = CodeStore::open(d2.path().join("codes.json"))
+            .await
+            .unwrap()
+            .share(RedisCodes::new(redis.clone(), "t", "jt808"));
+        let (c1, c2) = tokio::join!(
+            one.get_or_issue("013800000001"),
+            two.get_or_issue("013800000001")
+        );
+        let (c1, c2) = (c1.unwrap(), c2.unwrap());
+        assert_eq!(
+            c1, c2,
+            "two nodes registering one terminal at once hand out one code"
+        );
+        assert_eq!(two.get("013800000001").await.as_deref(), Some(c1.as_str()));
+        let other = one.get_or_issue("013800000002").await.unwrap();
+        assert_eq!(
+            two.get("013800000002").await,
+            Some(other.clone()),
+            "seen through Redis"
+        );
+        assert_eq!(one.get("013800000003").await, None);
+
+        server.kill();
+        // Authentication: answered from each node's copy of the codes it has seen.
+        assert_eq!(one.get("013800000001").await, Some(c1.clone()));
+        assert_eq!(two.get("013800000002").await, Some(other));
+        // Registration needs Redis.
+        assert!(one.get_or_issue("013800000004").await.is_err());
+    }
+}

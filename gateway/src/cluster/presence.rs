@@ -540,3 +540,155 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::inbox::Inbox;
+    use crate::sink::Published;
+    use codecs::Data;
+    use test_support::redis::RedisServer;
+    use tokio_util::sync::CancellationToken;
+
+    fn handle(id: u64) -> (SessionHandle, mpsc::Receiver<Control>) {
+        let (tx, rx) = mpsc::channel(16);
+        (
+            SessionHandle {
+                id,
+                protocol: Protocol::Jt808_2013,
+                peer: "127.0.0.1:1".parse().unwrap(),
+                since: chrono::Utc::now(),
+                control: tx,
+                frames: Default::default(),
+            },
+            rx,
+        )
+    }
+
+    struct Node {
+        reg: Arc<ClusterRegistry>,
+        stop: CancellationToken,
+    }
+
+    fn node(redis: &Redis, name: &str, sink: &Sink) -> Node {
+        let ns: Arc<str> = Arc::from("t");
+        let keys = Keys {
+            ns: ns.clone(),
+            inc: Arc::from(format!("{name}/1")),
+            ttl: Duration::from_secs(3),
+        };
+        let stop = CancellationToken::new();
+        let local = LocalRegistry::new();
+        let inbox = Inbox::new(redis.clone(), ns);
+        tokio::spawn(inbox.clone().listen(
+            Arc::from(name),
+            keys.clone(),
+            local.clone(),
+            sink.clone(),
+            stop.clone(),
+        ));
+        let reg = ClusterRegistry::start(
+            local,
+            redis.clone(),
+            keys,
+            inbox,
+            sink.clone(),
+            Arc::from(name),
+            stop.clone(),
+        );
+        Node { reg, stop }
+    }
+
+    /// The next control message that is not a wake-up.
+    async fn next_close(rx: &mut mpsc::Receiver<Control>) -> Option<PresenceReason> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Control::Close(r))) => return Some(r),
+                Ok(Some(Control::Deliver)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_claim_elsewhere_closes_the_holder_and_a_dead_nodes_vehicles_are_published_offline() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let redis = Redis::connect(&server.url(), Duration::from_secs(2))
+            .await
+            .unwrap();
+        let (tx, mut published) = mpsc::channel::<Published>(64);
+        let sink = Sink::Memory(tx);
+        let a = node(&redis, "a", &sink);
+        let b = node(&redis, "b", &sink);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // Takeover across nodes: b's claim closes a's session.
+        let (ha, mut rxa) = handle(1);
+        assert!(a.reg.claim("v", ha).is_none());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (hb, _rxb) = handle(2);
+        assert!(b.reg.claim("v", hb).is_none(), "not held on b before");
+        assert_eq!(next_close(&mut rxa).await, Some(PresenceReason::Takeover));
+        assert!(a.reg.held_elsewhere("v").await);
+        assert!(!b.reg.held_elsewhere("v").await);
+        // a's session ending now releases nothing of b's.
+        assert!(a.reg.release("v", 1));
+        assert!(a.reg.held_elsewhere("v").await, "still b's");
+        // The dispatcher on a finds v on b (and b is told).
+        let woken = a
+            .reg
+            .wake_elsewhere(vec!["v".into(), "nobody".into()])
+            .await;
+        assert_eq!(woken.into_iter().collect::<Vec<_>>(), ["v"]);
+        // The old node's lifecycle event said takeover.
+        let ev = tokio::time::timeout(Duration::from_secs(2), published.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(ev.event.data, Data::Lifecycle(_)),
+            "{:?}",
+            ev.event.data
+        );
+
+        // Node c holds w, then dies (its writer stops renewing): once w's presence lapses a
+        // surviving node publishes it offline, reason node_down, once.
+        let c = node(&redis, "c", &sink);
+        let (hc, _rxc) = handle(3);
+        c.reg.claim("w", hc);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.stop.cancel();
+        drop(c);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+        let mut offline = Vec::new();
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(p)) =
+                tokio::time::timeout(Duration::from_millis(200), published.recv()).await
+            {
+                if let Data::Status(s) = &p.event.data {
+                    offline.push((p.event.vehicle_id.to_string(), s.online, s.reason));
+                }
+            }
+            if !offline.is_empty() {
+                // Wait a little more for a duplicate.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                while let Ok(p) = published.try_recv() {
+                    if let Data::Status(s) = &p.event.data {
+                        offline.push((p.event.vehicle_id.to_string(), s.online, s.reason));
+                    }
+                }
+                break;
+            }
+        }
+        assert_eq!(
+            offline,
+            [("w".to_owned(), false, PresenceReason::NodeDown)],
+            "published offline once"
+        );
+        a.stop.cancel();
+        b.stop.cancel();
+    }
+}
