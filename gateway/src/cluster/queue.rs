@@ -536,6 +536,14 @@ impl CommandQueue for RedisQueue {
 
     fn take_expired(&self, now_ms: i64, limit: usize) -> Result<Vec<QueuedCommand>, QueueError> {
         self.block(async {
+            // The sweeper calls this every second on every node: it refreshes this node's
+            // view of the global count too (the other nodes change it).
+            let total: Option<i64> = self
+                .redis
+                .query("queue_total", redis::cmd("GET").arg(self.total_key()))
+                .await
+                .map_err(|e| storage("reading the queue total", e))?;
+            self.note_total(total.unwrap_or(0));
             let due: Vec<String> = self
                 .redis
                 .query(
@@ -598,7 +606,8 @@ impl CommandQueue for RedisQueue {
     }
 
     /// The count at the last change this node made or saw (it must not block: the status
-    /// page asks from async code); refreshed by every enqueue and removal.
+    /// page asks from async code); refreshed by every enqueue and removal, and every second
+    /// by the expiry sweep.
     fn len(&self) -> usize {
         self.total.load(Ordering::Relaxed)
     }

@@ -79,6 +79,9 @@ impl Settler {
     }
 }
 
+/// How long a batch of records the store refuses is tried again before it is given up.
+const SETTLE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn run(
     queue: Arc<dyn CommandQueue>,
     results: Option<ResultPublisher>,
@@ -88,17 +91,29 @@ async fn run(
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let ops: Vec<Settle> = batch.iter().map(|r| r.op.clone()).collect();
         let n = ops.len();
-        let q = queue.clone();
-        let now = super::now_ms();
-        let ok = match tokio::task::spawn_blocking(move || q.settle_many(&ops, now)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                warn!(records = n, error = %e, "recording command deliveries failed");
-                false
-            }
-            Err(e) => {
-                warn!(records = n, error = %e, "recording command deliveries failed");
-                false
+        // A store that fails for a while (Redis restarting or failing over, in cluster mode)
+        // is tried again: a final status not recorded would leave the command queued, to be
+        // sent again at the vehicle's next login.
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(50);
+        let ok = loop {
+            let (q, ops) = (queue.clone(), ops.clone());
+            let now = super::now_ms();
+            match tokio::task::spawn_blocking(move || q.settle_many(&ops, now)).await {
+                Ok(Ok(())) => break true,
+                Ok(Err(e)) if started.elapsed() < SETTLE_RETRY_FOR => {
+                    warn!(records = n, error = %e, "recording command deliveries failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(2));
+                }
+                Ok(Err(e)) => {
+                    warn!(records = n, error = %e, "recording command deliveries failed");
+                    break false;
+                }
+                Err(e) => {
+                    warn!(records = n, error = %e, "recording command deliveries failed");
+                    break false;
+                }
             }
         };
         for r in batch.drain(..) {
