@@ -373,9 +373,25 @@ async fn a_killed_node_loses_and_doubles_no_command_and_its_vehicles_go_offline(
     // One more vehicle is online on node 0 when it dies.
     let held = "013910000399";
     let _held = online(c.jt808(0), held).await;
+    let deadline = Instant::now() + WAIT;
+    let mut announced = false;
+    let mut early = Vec::new();
+    while !announced && Instant::now() < deadline {
+        if let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(200), sub.rx.recv()).await {
+            announced = p.topic == format!("vgate/v1/{held}/status");
+            early.push(p);
+        }
+    }
+    assert!(announced, "the held vehicle announced online");
     // Every command queued (stored in Redis, acknowledged to the broker) before the kill.
     let deadline = Instant::now() + WAIT;
     let mut queued = std::collections::HashSet::new();
+    for p in early {
+        let j: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+        if j["data"]["status"] == "queued" {
+            queued.insert(j["data"]["id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
     while queued.len() < ids.len() && Instant::now() < deadline {
         if let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(200), sub.rx.recv()).await {
             let j: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();

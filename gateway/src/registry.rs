@@ -98,6 +98,13 @@ pub trait Registry: Send + Sync {
     fn held_elsewhere(&self, _vehicle: &str) -> Pending<bool> {
         Box::pin(async { false })
     }
+    /// Resolves once the claims made so far are visible to the other nodes (cluster mode:
+    /// written to Redis, or given up on after a short wait while Redis does not answer), so
+    /// that a vehicle is never announced online before a surviving node could find it if
+    /// this node died. At once on one node.
+    fn claims_written(&self) -> Pending<()> {
+        Box::pin(async {})
+    }
     /// Of `vehicles`, those another node holds (cluster mode); each such node is told that
     /// commands wait for them. Always empty on one node.
     fn wake_elsewhere(&self, _vehicles: Vec<String>) -> Pending<std::collections::HashSet<String>> {

@@ -20,7 +20,11 @@
 //! * **Claim**: `SET p:{vid} inc PX ttl GET`. When the previous holder was another live
 //!   incarnation, its node is told through its inbox (`takeover`) and closes its connection
 //!   with lifecycle `takeover`, without publishing the vehicle offline: the presence does not
-//!   flap.
+//!   flap. Once written, the session is woken to look at the queue again: a command another
+//!   node stored between the login and this write found no holder, and waits there.
+//!   Claims of a login storm are written concurrently (each vehicle's ops in order). The
+//!   session announces the vehicle online only once its claim is written (at most
+//!   [`CLAIM_WAIT`]): a node killed right after a login leaves a presence a survivor finds.
 //! * **Release**: deleted only if this incarnation still holds it (a script). A session that
 //!   ends after its vehicle reconnected elsewhere then sees [`Registry::held_elsewhere`] and
 //!   publishes nothing.
@@ -64,7 +68,12 @@ enum Op {
     /// Answers which of the vehicles other incarnations hold, and tells their nodes that
     /// commands wait for them.
     Wake(Vec<String>, oneshot::Sender<HashSet<String>>),
+    /// Answered once every op before it is written.
+    Barrier(oneshot::Sender<()>),
 }
+
+/// How long a login waits for its presence to be written before it is announced online.
+pub const CLAIM_WAIT: Duration = Duration::from_millis(500);
 
 /// The names and TTLs of one incarnation's presence.
 #[derive(Debug, Clone)]
@@ -193,6 +202,19 @@ impl Registry for ClusterRegistry {
         Box::pin(async move { sent && rx.await.unwrap_or(false) })
     }
 
+    /// Waits at most [`CLAIM_WAIT`]: while Redis does not answer, vehicles are announced
+    /// online anyway (the uplink never depends on Redis), and their presence is written by
+    /// the writer's retries or the next renewal.
+    fn claims_written(&self) -> Pending<()> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Op::Barrier(reply)).is_ok();
+        Box::pin(async move {
+            if sent && tokio::time::timeout(CLAIM_WAIT, rx).await.is_err() {
+                metrics::counter!("vgate_cluster_claim_wait_timeouts_total").increment(1);
+            }
+        })
+    }
+
     fn wake_elsewhere(&self, vehicles: Vec<String>) -> Pending<HashSet<String>> {
         let (reply, rx) = oneshot::channel();
         let sent = self.tx.send(Op::Wake(vehicles, reply)).is_ok();
@@ -246,31 +268,74 @@ impl Writer {
     /// Applies a batch of ops, retrying while Redis fails (a claim not written would leave
     /// the vehicle unknown to the other nodes until the next renewal).
     async fn apply(&self, ops: Vec<Op>) {
+        // Claims and releases between two questions are written concurrently, each vehicle's
+        // in its order (a login storm is not one round trip per login in a row); a question
+        // is answered once everything before it is written.
+        let mut run: Vec<(String, Option<Protocol>)> = Vec::new();
         for op in ops {
             match op {
-                Op::Claim(vid, protocol) => {
-                    let mut tries = 0;
-                    while let Err(e) = self.claim(&vid, protocol).await {
-                        tries += 1;
-                        if tries >= 3 {
-                            warn!(vehicle = %vid, error = %e, "presence not written to Redis; the next renewal writes it");
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-                Op::Release(vid) => {
-                    if let Err(e) = self.release_one(&vid).await {
-                        warn!(vehicle = %vid, error = %e, "presence not released in Redis; it lapses with its TTL");
-                    }
-                }
+                Op::Claim(vid, protocol) => run.push((vid, Some(protocol))),
+                Op::Release(vid) => run.push((vid, None)),
                 Op::Check(vid, reply) => {
+                    self.write(std::mem::take(&mut run)).await;
                     let _ = reply.send(self.holder(&vid).await.is_some());
                 }
                 Op::Wake(vids, reply) => {
+                    self.write(std::mem::take(&mut run)).await;
                     let _ = reply.send(self.wake(vids).await);
                 }
+                Op::Barrier(reply) => {
+                    self.write(std::mem::take(&mut run)).await;
+                    let _ = reply.send(());
+                }
             }
+        }
+        self.write(run).await;
+    }
+
+    /// Writes claims (`Some(protocol)`) and releases (`None`): vehicles concurrently, the
+    /// ops of one vehicle in order.
+    async fn write(&self, run: Vec<(String, Option<Protocol>)>) {
+        if run.is_empty() {
+            return;
+        }
+        let mut per_vehicle: HashMap<String, Vec<Option<Protocol>>> = HashMap::new();
+        for (vid, op) in run {
+            per_vehicle.entry(vid).or_default().push(op);
+        }
+        let jobs: Vec<(String, Vec<Option<Protocol>>)> = per_vehicle.into_iter().collect();
+        for chunk in jobs.chunks(1000) {
+            futures::future::join_all(chunk.iter().map(|(vid, ops)| async move {
+                for op in ops {
+                    match op {
+                        Some(protocol) => self.claim_retrying(vid, *protocol).await,
+                        None => {
+                            if let Err(e) = self.release_one(vid).await {
+                                warn!(vehicle = %vid, error = %e, "presence not released in Redis; it lapses with its TTL");
+                            }
+                        }
+                    }
+                }
+            }))
+            .await;
+        }
+    }
+
+    async fn claim_retrying(&self, vid: &str, protocol: Protocol) {
+        let mut tries = 0;
+        while let Err(e) = self.claim(vid, protocol).await {
+            tries += 1;
+            if tries >= 3 {
+                warn!(vehicle = %vid, error = %e, "presence not written to Redis; the next renewal writes it");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // A command stored by another node between this login and this write found no
+        // holder (it was answered `queued`): look at the queue once more now that every
+        // node can find the vehicle here.
+        if let Some(h) = self.local.get(vid) {
+            let _ = h.control.try_send(Control::Deliver);
         }
     }
 
