@@ -108,3 +108,101 @@ fn spawn(path: &PathBuf, port: u16) -> Option<Child> {
     let _ = child.wait();
     None
 }
+
+/// A Redis Cluster of our own: three masters on free ports, slots spread over them
+/// (`redis-cli --cluster create`), nothing saved, killed on drop.
+pub struct RedisCluster {
+    servers: Vec<Child>,
+    pub ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Starts the cluster, or None without redis-server (and CI not set). Needs redis-cli.
+    pub fn start() -> Option<RedisCluster> {
+        let path = redis_server_path()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut servers = Vec::new();
+        let mut ports = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let child = Command::new(&path)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--cluster-enabled",
+                    "yes",
+                ])
+                .arg("--cluster-config-file")
+                .arg(dir.path().join(format!("nodes-{i}.conf")))
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            servers.push(child);
+            ports.push(port);
+        }
+        for p in &ports {
+            crate::wait_port(*p, HANG_GUARD);
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for p in &ports {
+            create.arg(format!("127.0.0.1:{p}"));
+        }
+        let status = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        // Wait until every node agrees the cluster is up.
+        let start = Instant::now();
+        for p in &ports {
+            loop {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < HANG_GUARD,
+                    "the Redis Cluster did not come up"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Some(RedisCluster {
+            servers,
+            ports,
+            _dir: dir,
+        })
+    }
+
+    /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3` (vgate's Cluster URL form).
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.servers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! {ns}:p:{vid}      string  the holding incarnation ("node/ulid"), PX = presence_ttl
-//! {ns}:hb:{inc}     string  an incarnation's heartbeat, PX = presence_ttl
+//! {ns}:{g}:hb:{inc} string  an incarnation's heartbeat, PX = presence_ttl
 //! {ns}:m:{inc}      hash    vid -> protocol: the vehicles an incarnation claimed
-//! {ns}:incs         set     every incarnation that may still hold vehicles
+//! {ns}:{g}:incs     set     every incarnation that may still hold vehicles
 //! ```
+//!
+//! (`{g}`: the hash tag of the keys that are no vehicle's, so that the heartbeat and the
+//! set of incarnations go in one pipeline on a Redis Cluster.)
 //!
 //! An *incarnation* is one run of one node (`node/ulid`): a node restarted with the same id
 //! is a new incarnation, so the vehicles of the run that died are told apart from the ones
@@ -88,13 +91,13 @@ impl Keys {
         format!("{}:p:{{{vid}}}", self.ns)
     }
     fn heartbeat(&self, inc: &str) -> String {
-        format!("{}:hb:{inc}", self.ns)
+        format!("{}:{{g}}:hb:{inc}", self.ns)
     }
     fn members(&self, inc: &str) -> String {
         format!("{}:m:{inc}", self.ns)
     }
     fn incs(&self) -> String {
-        format!("{}:incs", self.ns)
+        format!("{}:{{g}}:incs", self.ns)
     }
     fn reap_lock(&self, inc: &str) -> String {
         format!("{}:reap:{inc}", self.ns)
@@ -681,9 +684,19 @@ mod tests {
         let Some(server) = RedisServer::start() else {
             return;
         };
-        let redis = Redis::connect(&server.url(), Duration::from_secs(2))
-            .await
-            .unwrap();
+        takeover_and_reaping(&server.url()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn takeover_and_reaping_work_on_a_redis_cluster() {
+        let Some(cluster) = test_support::redis::RedisCluster::start() else {
+            return;
+        };
+        takeover_and_reaping(&cluster.url()).await;
+    }
+
+    async fn takeover_and_reaping(url: &str) {
+        let redis = Redis::connect(url, Duration::from_secs(2)).await.unwrap();
         let (tx, mut published) = mpsc::channel::<Published>(64);
         let sink = Sink::Memory(tx);
         let a = node(&redis, "a", &sink);

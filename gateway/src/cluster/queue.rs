@@ -15,11 +15,15 @@
 //! {ns}:q:{vid}:a      hash        id -> delivery attempts
 //! {ns}:q:{vid}:seq    counter     enqueue order of this vehicle
 //! {ns}:q:{vid}:d:{id} string      a finished id, remembered (PX = remember_ids_ms)
-//! {ns}:q:total        counter     commands queued in all (the global cap)
-//! {ns}:q:exp          sorted set  "vid\x1fid" -> expires_at_ms   the expiry sweep's index
-//! {ns}:known          sorted set  vid (score 0, listed by id)
-//! {ns}:known:p        hash        vid -> "protocol\tlast_seen_ms"
+//! {ns}:{g}:q:total    counter     commands queued in all (the global cap)
+//! {ns}:{g}:q:exp      sorted set  "vid\x1fid" -> expires_at_ms   the expiry sweep's index
+//! {ns}:{g}:known      sorted set  vid (score 0, listed by id)
+//! {ns}:{g}:known:p    hash        vid -> "protocol\tlast_seen_ms"
 //! ```
+//!
+//! The keys that are not one vehicle's share the hash tag `{g}`, so that a pipeline of them
+//! (the counter with the expiry index, the two halves of the known vehicles) stays in one
+//! slot of a Redis Cluster.
 //!
 //! # Atomicity, and why a command is delivered once and never lost
 //! Enqueue, finish, cancel and expire are each one Lua script on the vehicle's keys: a
@@ -211,19 +215,19 @@ impl RedisQueue {
     }
 
     fn total_key(&self) -> String {
-        format!("{}:q:total", self.ns)
+        format!("{}:{{g}}:q:total", self.ns)
     }
 
     fn exp_key(&self) -> String {
-        format!("{}:q:exp", self.ns)
+        format!("{}:{{g}}:q:exp", self.ns)
     }
 
     fn known_key(&self) -> String {
-        format!("{}:known", self.ns)
+        format!("{}:{{g}}:known", self.ns)
     }
 
     fn known_p_key(&self) -> String {
-        format!("{}:known:p", self.ns)
+        format!("{}:{{g}}:known:p", self.ns)
     }
 
     fn block<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -830,6 +834,72 @@ mod tests {
         );
         assert_eq!(q.len_vehicle("v1"), 1);
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn the_same_semantics_hold_on_a_redis_cluster() {
+        let Some(cluster) = test_support::redis::RedisCluster::start() else {
+            return;
+        };
+        let rt = rt();
+        let redis = rt
+            .block_on(Redis::connect(
+                &cluster.url(),
+                std::time::Duration::from_secs(2),
+            ))
+            .unwrap();
+        let q = RedisQueue::new(redis, "t", QueueLimits::default(), rt.handle().clone());
+        // Vehicles whose keys land in different slots (and nodes).
+        let vehicles: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+        let cmds: Vec<QueuedCommand> = vehicles
+            .iter()
+            .flat_map(|v| {
+                [
+                    cmd(v, "low", 1, 1, 1000),
+                    cmd(v, "high", 8, 2, 1000),
+                    cmd(v, "old", 1, 3, 50),
+                ]
+            })
+            .collect();
+        let out = q.enqueue_many(cmds).unwrap();
+        assert!(out.iter().all(|o| *o == Enqueued::Stored), "{out:?}");
+        assert_eq!(
+            q.enqueue(cmd("v3", "low", 1, 9, 1000)).unwrap(),
+            Enqueued::Duplicate
+        );
+        for v in &vehicles {
+            let ids: Vec<String> = q
+                .pending(v, 10, 10)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            assert_eq!(ids, ["high", "low", "old"], "{v}");
+        }
+        assert_eq!(q.take_expired(100, 1000).unwrap().len(), vehicles.len());
+        q.settle_many(
+            &[
+                crate::queue::Settle::Attempt {
+                    vehicle: "v1".into(),
+                    id: "high".into(),
+                },
+                crate::queue::Settle::Finish {
+                    vehicle: "v2".into(),
+                    id: "high".into(),
+                },
+            ],
+            10,
+        )
+        .unwrap();
+        assert_eq!(q.pending("v1", 10, 1).unwrap()[0].attempts, 1);
+        assert_eq!(q.len_vehicle("v2"), 1);
+        assert_eq!(q.len(), 2 * vehicles.len() - 1);
+        q.remember_vehicles(
+            &[("v1".into(), "raw".into()), ("v2".into(), "raw".into())],
+            5,
+        )
+        .unwrap();
+        assert_eq!(q.known_vehicles().unwrap().len(), 2);
     }
 
     #[test]
