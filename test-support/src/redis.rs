@@ -206,3 +206,56 @@ impl Drop for RedisCluster {
         }
     }
 }
+
+/// A Redis master watched by one Sentinel (master name `vgate`), both of our own on free
+/// ports, killed on drop.
+pub struct RedisSentinel {
+    pub master: RedisServer,
+    sentinel: Child,
+    pub sentinel_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    /// Starts the master and the Sentinel, or None without redis-server (and CI not set).
+    pub fn start() -> Option<RedisSentinel> {
+        let master = RedisServer::start()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor vgate 127.0.0.1 {} 1\n",
+                master.port
+            ),
+        )
+        .expect("sentinel.conf");
+        let sentinel = Command::new(&master.path)
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server --sentinel");
+        crate::wait_port(port, HANG_GUARD);
+        Some(RedisSentinel {
+            master,
+            sentinel,
+            sentinel_port: port,
+            _dir: dir,
+        })
+    }
+
+    /// `redis+sentinel://127.0.0.1:{sentinel}/vgate` (vgate's Sentinel URL form).
+    pub fn url(&self) -> String {
+        format!("redis+sentinel://127.0.0.1:{}/vgate", self.sentinel_port)
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.sentinel.kill();
+        let _ = self.sentinel.wait();
+    }
+}

@@ -903,6 +903,32 @@ mod tests {
     }
 
     #[test]
+    fn a_master_found_through_sentinel_holds_the_queue() {
+        let Some(s) = test_support::redis::RedisSentinel::start() else {
+            return;
+        };
+        let rt = rt();
+        let redis = rt
+            .block_on(Redis::connect(&s.url(), std::time::Duration::from_secs(2)))
+            .unwrap();
+        let q = RedisQueue::new(redis, "t", QueueLimits::default(), rt.handle().clone());
+        assert_eq!(
+            q.enqueue(cmd("v", "a", 1, 1, 1000)).unwrap(),
+            Enqueued::Stored
+        );
+        assert_eq!(q.pending("v", 10, 10).unwrap()[0].id, "a");
+        // It is the master's: seen on a plain connection to it.
+        let direct = rt
+            .block_on(Redis::connect(
+                &s.master.url(),
+                std::time::Duration::from_secs(2),
+            ))
+            .unwrap();
+        let d = RedisQueue::new(direct, "t", QueueLimits::default(), rt.handle().clone());
+        assert_eq!(d.len_vehicle("v"), 1);
+    }
+
+    #[test]
     fn two_nodes_finishing_one_command_finish_it_once() {
         let Some(server) = RedisServer::start() else {
             return;
