@@ -604,6 +604,11 @@ impl CommandQueue for RedisQueue {
         })
     }
 
+    /// Redis restarts and fails over: a write refused now may go through in a moment.
+    fn retry_errors(&self) -> bool {
+        true
+    }
+
     /// Redis forgets remembered ids by itself (each is a key with a TTL).
     fn prune(&self, _now_ms: i64) -> Result<usize, QueueError> {
         Ok(0)

@@ -747,8 +747,9 @@ impl Dispatcher {
         debug!(messages = count, stored = n, took = ?started.elapsed(), "command batch taken");
     }
 
-    /// Stores a batch, trying again while the store fails (a networked store, Redis in
-    /// cluster mode, may be restarting or failing over) for up to [`STORE_RETRY_FOR`]. The
+    /// Stores a batch, trying again while a store whose errors may pass
+    /// ([`CommandQueue::retry_errors`]: Redis in cluster mode, restarting or failing over)
+    /// fails, for up to [`STORE_RETRY_FOR`]. The
     /// commands stay unacknowledged meanwhile: a broker redelivers an unacknowledged message
     /// only after a reconnect, so giving up at the first error would leave it with the
     /// broker until then. A retry of a batch partly stored finds the stored ones duplicates.
@@ -765,7 +766,10 @@ impl Dispatcher {
                 .blocking(move |queue| queue.enqueue_many(batch))
                 .await;
             match r {
-                Some(Err(e)) if started.elapsed() < STORE_RETRY_FOR => {
+                Some(Err(e))
+                    if self.commands.queue.retry_errors()
+                        && started.elapsed() < STORE_RETRY_FOR =>
+                {
                     metrics::counter!("vgate_command_store_retries_total").increment(1);
                     warn!(commands = cmds.len(), error = %e, "commands not stored yet; not acknowledged, trying again");
                     tokio::time::sleep(wait).await;

@@ -91,8 +91,8 @@ async fn run(
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let ops: Vec<Settle> = batch.iter().map(|r| r.op.clone()).collect();
         let n = ops.len();
-        // A store that fails for a while (Redis restarting or failing over, in cluster mode)
-        // is tried again: a final status not recorded would leave the command queued, to be
+        // A store whose errors may pass (Redis restarting or failing over, in cluster mode:
+        // `CommandQueue::retry_errors`) is tried again: a final status not recorded would leave the command queued, to be
         // sent again at the vehicle's next login.
         let started = std::time::Instant::now();
         let mut wait = std::time::Duration::from_millis(50);
@@ -101,7 +101,7 @@ async fn run(
             let now = super::now_ms();
             match tokio::task::spawn_blocking(move || q.settle_many(&ops, now)).await {
                 Ok(Ok(())) => break true,
-                Ok(Err(e)) if started.elapsed() < SETTLE_RETRY_FOR => {
+                Ok(Err(e)) if queue.retry_errors() && started.elapsed() < SETTLE_RETRY_FOR => {
                     warn!(records = n, error = %e, "recording command deliveries failed; trying again");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(std::time::Duration::from_secs(2));

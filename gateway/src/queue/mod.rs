@@ -309,6 +309,14 @@ pub trait CommandQueue: Send + Sync + 'static {
             .collect())
     }
 
+    /// Whether an error of this store may go away by itself (a networked store restarting
+    /// or failing over), so that a failed write is worth trying again for a while before it
+    /// is given up. False for the embedded stores: their errors (a full disk, a damaged
+    /// file) stay.
+    fn retry_errors(&self) -> bool {
+        false
+    }
+
     /// One vehicle of [`known_vehicles`](Self::known_vehicles), if it was ever seen.
     fn known_vehicle(&self, vehicle: &str) -> Result<Option<KnownVehicle>, QueueError> {
         Ok(self
