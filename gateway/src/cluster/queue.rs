@@ -46,6 +46,7 @@
 //! a second of acknowledged commands in a power cut; `always` none), and Sentinel or Cluster
 //! replicas for a machine that dies.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -365,6 +366,23 @@ impl RedisQueue {
         decode(vehicle, id, &rec, 0).map(Some)
     }
 
+    async fn settle_one(&self, op: &crate::queue::Settle) -> Result<(), QueueError> {
+        use crate::queue::Settle;
+        match op {
+            Settle::Attempt { vehicle, id } => {
+                let k = self.vkeys(vehicle);
+                let mut inv = self.scripts.attempt.prepare_invoke();
+                inv.key(&k.z).key(&k.a).arg(id);
+                self.redis
+                    .script::<i64>("queue_attempt", &inv)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| storage("counting an attempt", e))
+            }
+            Settle::Finish { vehicle, id } => self.remove(vehicle, id, "finish").await.map(|_| ()),
+        }
+    }
+
     async fn unindex(&self, vehicle: &str, id: &str) -> Result<(), QueueError> {
         let (n,): (i64,) = self
             .redis
@@ -449,15 +467,38 @@ impl CommandQueue for RedisQueue {
             check_cmd_id(&c.id)?;
         }
         self.block(async {
-            let mut out = Vec::with_capacity(cmds.len());
-            // Commands of one vehicle stay in order (its seq); chunks keep memory bounded.
-            for chunk in cmds.chunks(512) {
-                let rs = futures::future::join_all(chunk.iter().map(|c| self.enqueue_one(c))).await;
+            // Vehicles concurrently; the commands of one vehicle one after the other, in
+            // order, so their enqueue order (seq) is the order received (a Cluster client may
+            // reorder requests sent at once). Chunks keep the requests in flight bounded.
+            let mut per_vehicle: HashMap<&str, Vec<usize>> = HashMap::new();
+            for (i, c) in cmds.iter().enumerate() {
+                per_vehicle.entry(c.vehicle.as_str()).or_default().push(i);
+            }
+            let groups: Vec<Vec<usize>> = per_vehicle.into_values().collect();
+            let mut out: Vec<Option<Enqueued>> = vec![None; cmds.len()];
+            let cmds = &cmds;
+            for chunk in groups.chunks(512) {
+                let rs = futures::future::join_all(chunk.iter().map(|idx| async move {
+                    let mut done = Vec::with_capacity(idx.len());
+                    for &i in idx {
+                        let Some(c) = cmds.get(i) else { continue };
+                        done.push((i, self.enqueue_one(c).await?));
+                    }
+                    Ok::<_, QueueError>(done)
+                }))
+                .await;
                 for r in rs {
-                    out.push(r?);
+                    for (i, e) in r? {
+                        if let Some(slot) = out.get_mut(i) {
+                            *slot = Some(e);
+                        }
+                    }
                 }
             }
-            Ok(out)
+            Ok(out
+                .into_iter()
+                .map(|o| o.unwrap_or(Enqueued::Duplicate))
+                .collect())
         })
     }
 
@@ -515,23 +556,20 @@ impl CommandQueue for RedisQueue {
 
     fn settle_many(&self, ops: &[crate::queue::Settle], _now_ms: i64) -> Result<(), QueueError> {
         use crate::queue::Settle;
+        // Vehicles concurrently, the ops of one vehicle in order.
+        let mut per_vehicle: HashMap<&str, Vec<&Settle>> = HashMap::new();
+        for op in ops {
+            let v = match op {
+                Settle::Attempt { vehicle, .. } | Settle::Finish { vehicle, .. } => vehicle,
+            };
+            per_vehicle.entry(v.as_str()).or_default().push(op);
+        }
         self.block(async {
-            let rs = futures::future::join_all(ops.iter().map(|op| async move {
-                match op {
-                    Settle::Attempt { vehicle, id } => {
-                        let k = self.vkeys(vehicle);
-                        let mut inv = self.scripts.attempt.prepare_invoke();
-                        inv.key(&k.z).key(&k.a).arg(id);
-                        self.redis
-                            .script::<i64>("queue_attempt", &inv)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| storage("counting an attempt", e))
-                    }
-                    Settle::Finish { vehicle, id } => {
-                        self.remove(vehicle, id, "finish").await.map(|_| ())
-                    }
+            let rs = futures::future::join_all(per_vehicle.into_values().map(|ops| async move {
+                for op in ops {
+                    self.settle_one(op).await?;
                 }
+                Ok::<(), QueueError>(())
             }))
             .await;
             rs.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
