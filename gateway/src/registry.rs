@@ -6,8 +6,12 @@
 //! between: presence does not flap). A session leaving releases its id only if it still
 //! holds it, so a late exit of the old connection cannot unregister the new one.
 //!
-//! This is the embedded, single-process implementation behind [`Registry`]; a Redis-backed
-//! one for several nodes fits the same interface (claim / release / lookup).
+//! [`LocalRegistry`] is the in-process implementation behind [`Registry`]. Two wrap it:
+//! [`JournaledRegistry`](crate::stale::JournaledRegistry) (one node: a journal of who is
+//! online, for the presence left stale by a crash) and
+//! [`ClusterRegistry`](crate::cluster::presence::ClusterRegistry) (several nodes: presence
+//! in Redis, takeover across nodes, [`Registry::held_elsewhere`],
+//! [`Registry::wake_elsewhere`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
