@@ -535,8 +535,9 @@ impl Dispatcher {
             Some(Err(e)) => return Submitted::Unavailable(e.to_string()),
             None => return Submitted::Unavailable("the command queue task failed".into()),
         };
-        let online = self.registry.get(vehicle).is_some();
         let elsewhere = self.elsewhere(std::slice::from_ref(&q), &[outcome]).await;
+        // Cluster mode: online on another node counts as online (that node sends it).
+        let online = self.registry.get(vehicle).is_some() || elsewhere.contains(vehicle);
         self.stored(&q, p, &target, outcome, &elsewhere).await;
         let id = cmd.id;
         match outcome {
