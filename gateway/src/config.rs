@@ -451,6 +451,8 @@ pub struct Config {
     pub raw: Vec<RawListenerConfig>,
     /// Vehicle traces started at start-up and by reload (`[[traces]]`, docs/api.md).
     pub traces: Vec<crate::traces::TraceConfig>,
+    /// Several nodes on one Redis (`[cluster]`, contract §7), and stale presence after a crash.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -470,6 +472,7 @@ impl Default for Config {
             media: crate::media::MediaConfig::default(),
             raw: Vec::new(),
             traces: Vec::new(),
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -512,6 +515,7 @@ pub const CONTRACT_ENV: &[(&str, &str)] = &[
     ("VGATE_LOG", "log"),
     // §6: the operator API's read-write token.
     ("VGATE_HTTP_TOKEN", "http.token"),
+    ("VGATE_REDIS_URL", "cluster.redis_url"),
 ];
 
 /// The key an environment variable sets (`mqtt.password` for `VGATE_MQTT__PASSWORD`), or
@@ -931,6 +935,25 @@ impl Config {
         for (i, t) in self.traces.iter().enumerate() {
             t.check()
                 .map_err(|(field, e)| ConfigError::new(format!("traces[{i}].{field}"), e))?;
+        }
+        self.check_cluster()
+    }
+
+    /// Cluster mode: a Redis URL vgate can use, and a broker every node shares (each node's
+    /// embedded broker would be a broker of its own: the platform would reach one node).
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        let Some(url) = self.cluster.redis_url() else {
+            return Ok(());
+        };
+        crate::cluster::redis::parse(url)
+            .map_err(|e| ConfigError::new("cluster.redis_url", e.to_string()))?;
+        if self.mqtt.url.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::new(
+                "cluster.redis_url",
+                "cluster mode needs an external MQTT broker that every node shares (mqtt.url, \
+                 VGATE_MQTT_URL) with shared subscriptions ($share/...: Mosquitto 2, EMQX, \
+                 HiveMQ, VerneMQ): the embedded broker serves one node only",
+            ));
         }
         Ok(())
     }
@@ -1379,6 +1402,44 @@ mod tests {
     fn the_default_file_through_the_layers_is_the_defaults() {
         let (cfg, _) = load(Some(DEFAULT_TOML), &[]);
         assert_eq!(cfg.unwrap(), Config::default());
+    }
+
+    #[test]
+    fn cluster_mode_needs_a_usable_redis_url_and_a_shared_broker() {
+        let (got, _) = load(None, &[("VGATE_REDIS_URL", "redis://127.0.0.1:6379")]);
+        let e = got.unwrap_err();
+        assert!(
+            e.contains("cluster.redis_url") && e.contains("external MQTT broker"),
+            "{e}"
+        );
+        let (cfg, _) = load(
+            None,
+            &[
+                (
+                    "VGATE_REDIS_URL",
+                    "redis+sentinel://s1:26379,s2:26379/mymaster",
+                ),
+                ("VGATE_MQTT_URL", "mqtt://127.0.0.1:1883"),
+            ],
+        );
+        assert_eq!(
+            cfg.unwrap().cluster.redis_url(),
+            Some("redis+sentinel://s1:26379,s2:26379/mymaster")
+        );
+        let (got, _) = load(
+            None,
+            &[
+                ("VGATE_REDIS_URL", "http://nope"),
+                ("VGATE_MQTT_URL", "mqtt://127.0.0.1:1883"),
+            ],
+        );
+        assert!(got.unwrap_err().contains("cluster.redis_url"));
+        let (cfg, _) = load(None, &[("VGATE_REDIS_URL", "")]);
+        assert_eq!(
+            cfg.unwrap().cluster.redis_url(),
+            None,
+            "an empty URL is one node"
+        );
     }
 
     #[test]

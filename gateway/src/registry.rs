@@ -6,8 +6,12 @@
 //! between: presence does not flap). A session leaving releases its id only if it still
 //! holds it, so a late exit of the old connection cannot unregister the new one.
 //!
-//! This is the embedded, single-process implementation behind [`Registry`]; a Redis-backed
-//! one for several nodes fits the same interface (claim / release / lookup).
+//! [`LocalRegistry`] is the in-process implementation behind [`Registry`]. Two wrap it:
+//! [`JournaledRegistry`](crate::stale::JournaledRegistry) (one node: a journal of who is
+//! online, for the presence left stale by a crash) and
+//! [`ClusterRegistry`](crate::cluster::presence::ClusterRegistry) (several nodes: presence
+//! in Redis, takeover across nodes, [`Registry::held_elsewhere`],
+//! [`Registry::wake_elsewhere`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -79,6 +83,8 @@ pub fn next_session_id() -> u64 {
 
 /// An online vehicle: its id and the handle of its session.
 pub type Online = (String, SessionHandle);
+/// A future of the registry's cluster side ([`Registry::held_elsewhere`]).
+pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 
 /// The vehicle registry interface.
 pub trait Registry: Send + Sync {
@@ -92,6 +98,24 @@ pub trait Registry: Send + Sync {
     fn online(&self) -> usize;
     /// Every online vehicle with its handle (for shutdown).
     fn all(&self) -> Vec<(String, SessionHandle)>;
+    /// Whether another node holds `vehicle` now (cluster mode, asked after
+    /// [`release`](Self::release)): a session that ends on this node must not publish the
+    /// vehicle offline then, it is online elsewhere. Always false on one node.
+    fn held_elsewhere(&self, _vehicle: &str) -> Pending<bool> {
+        Box::pin(async { false })
+    }
+    /// Resolves once the claims made so far are visible to the other nodes (cluster mode:
+    /// written to Redis, or given up on after a short wait while Redis does not answer), so
+    /// that a vehicle is never announced online before a surviving node could find it if
+    /// this node died. At once on one node.
+    fn claims_written(&self) -> Pending<()> {
+        Box::pin(async {})
+    }
+    /// Of `vehicles`, those another node holds (cluster mode); each such node is told that
+    /// commands wait for them. Always empty on one node.
+    fn wake_elsewhere(&self, _vehicles: Vec<String>) -> Pending<std::collections::HashSet<String>> {
+        Box::pin(async { Default::default() })
+    }
     /// Up to `limit` online vehicles whose ids are within `from`..`to`, ordered by id (a
     /// page of the operator API's list, without copying every handle).
     fn range(&self, from: Bound<&str>, to: Bound<&str>, limit: usize) -> Vec<Online> {

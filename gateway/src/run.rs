@@ -6,8 +6,9 @@
 //! bound, the command queue opened and the HTTP listener bound. Only then, when start-up can
 //! no longer fail, do the listeners start accepting and is each announced on stdout as
 //! `listening <name> <addr>`, so a script that waits for those lines never sees one from a
-//! vgate that then exits. On SIGTERM/SIGINT: stop accepting, close every session (each
-//! publishes its vehicle offline with reason `shutdown`), flush the bridge, exit 0.
+//! vgate that then exits. On SIGTERM/SIGINT: (cluster mode: stop taking commands and store
+//! those on their way), stop accepting, close every session (each publishes its vehicle
+//! offline with reason `shutdown`), flush the bridge, exit 0.
 
 use std::future::Future;
 use std::io::Write;
@@ -31,6 +32,10 @@ use crate::session::{self, Shared};
 use crate::sink::Sink;
 use crate::tls::{TlsReloader, TlsSlot};
 use crate::Failure;
+
+/// Cluster mode: how long a stopping node keeps storing the commands the broker sent it
+/// before it unsubscribed (its inflight window: they arrive within a round trip or two).
+const COMMAND_DRAIN: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for sessions to publish their offline presence.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,6 +117,8 @@ struct Listeners<'a> {
     data_dir: &'a Path,
     shared: &'a Shared,
     tls: &'a TlsReloader,
+    /// Cluster mode: auth codes are shared through Redis.
+    cluster: Option<&'a crate::cluster::Cluster>,
 }
 
 impl Listeners<'_> {
@@ -139,7 +146,10 @@ impl Listeners<'_> {
         let local = listener
             .local_addr()
             .map_err(|e| Failure::Usage(e.into()))?;
-        let auth = Authenticator::new(name, vl.auth(), self.data_dir)
+        let shared_codes = self
+            .cluster
+            .map(|c| crate::cluster::codes::RedisCodes::new(c.redis.clone(), &c.ns, name));
+        let auth = Authenticator::new_shared(name, vl.auth(), self.data_dir, shared_codes)
             .await
             .map_err(|e| Failure::Usage(e.context(format!("{key}.auth"))))?;
         let tls = match vl.tls() {
@@ -206,6 +216,26 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
     if mqtt.spool.dir.is_none() {
         mqtt.spool.dir = Some(cfg.data_dir.join("spool"));
     }
+    // Cluster mode (contract §7): Redis first (a node that cannot share state must not act
+    // alone), then commands through the shared subscription.
+    let cluster = match cfg.cluster.redis_url() {
+        None => None,
+        Some(url) => {
+            let c = crate::cluster::Cluster::connect(
+                &cfg.cluster,
+                url,
+                &cfg.topic_prefix,
+                node.clone(),
+            )
+            .await
+            .map_err(|e| Failure::Usage(anyhow!("cluster.redis_url: {e}")))?;
+            info!(redis = %crate::cluster::redis::redact(url), incarnation = %c.incarnation, "cluster mode");
+            mqtt.share_group = Some(crate::cluster::SHARE_GROUP.to_owned());
+            Some(c)
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
     let mut bridge = mqtt_bridge::Bridge::start(&mqtt, &node, &cfg.topic_prefix)
         .await
         .map_err(|e| Failure::Usage(anyhow!("MQTT: {e}")))?;
@@ -214,28 +244,69 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
         ready.announce.push(("mqtt".to_owned(), addr));
     }
 
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let registry: Arc<dyn Registry> = Arc::new(LocalRegistry::new());
     let sink = Sink::Mqtt(bridge.publisher());
+    let local = LocalRegistry::new();
+    let registry: Arc<dyn Registry> = match &cluster {
+        Some(c) => {
+            let inbox = crate::cluster::inbox::Inbox::new(c.redis.clone(), c.ns.clone());
+            tokio::spawn(inbox.clone().listen(
+                node.clone(),
+                c.keys(),
+                local.clone(),
+                sink.clone(),
+                shutdown.clone(),
+            ));
+            crate::cluster::presence::ClusterRegistry::start(
+                local,
+                c.redis.clone(),
+                c.keys(),
+                inbox,
+                sink.clone(),
+                node.clone(),
+                shutdown.clone(),
+            )
+        }
+        None => crate::stale::JournaledRegistry::start(
+            local,
+            &cfg.data_dir,
+            sink.clone(),
+            node.clone(),
+            Duration::from_secs(cfg.cluster.restart_grace_s),
+        )
+        .with_context(|| {
+            format!(
+                "presence journal {}",
+                cfg.data_dir.join(crate::stale::JOURNAL).display()
+            )
+        })
+        .map_err(Failure::Usage)?,
+    };
     let queue_path = cfg.data_dir.join("commands.redb");
     let limits = crate::queue::QueueLimits {
         per_vehicle: cfg.commands.max_per_vehicle,
         global: cfg.commands.max_total,
         ..Default::default()
     };
-    let queue =
-        tokio::task::spawn_blocking(move || crate::queue::RedbQueue::open(&queue_path, limits))
-            .await
-            .map_err(|e| Failure::Usage(anyhow!("opening the command queue: {e}")))?
-            .with_context(|| {
-                format!(
-                    "command queue {}",
-                    cfg.data_dir.join("commands.redb").display()
-                )
-            })
-            .map_err(Failure::Usage)?;
-    let queue: Arc<dyn crate::queue::CommandQueue> = Arc::new(queue);
+    let queue: Arc<dyn crate::queue::CommandQueue> = match &cluster {
+        Some(c) => Arc::new(crate::cluster::queue::RedisQueue::new(
+            c.redis.clone(),
+            &c.ns,
+            limits,
+            tokio::runtime::Handle::current(),
+        )),
+        None => Arc::new(
+            tokio::task::spawn_blocking(move || crate::queue::RedbQueue::open(&queue_path, limits))
+                .await
+                .map_err(|e| Failure::Usage(anyhow!("opening the command queue: {e}")))?
+                .with_context(|| {
+                    format!(
+                        "command queue {}",
+                        cfg.data_dir.join("commands.redb").display()
+                    )
+                })
+                .map_err(Failure::Usage)?,
+        ),
+    };
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(crate::commands::SEEN_CAPACITY);
     tokio::spawn(crate::commands::remember_seen(queue.clone(), seen_rx));
     let settle = crate::commands::settle::Settler::spawn(
@@ -296,6 +367,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
         data_dir: &cfg.data_dir,
         shared: &shared,
         tls: &tls,
+        cluster: cluster.as_ref(),
     };
     let vehicle_listeners = cfg
         .vehicle_listeners()
@@ -354,6 +426,17 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
     ready.go(&tracker);
     info!(node = %node, "vgate running");
     stop.await;
+    if cluster.is_some() {
+        // Drain: no new command for this node (the broker gives them to the other nodes of
+        // the shared group), and the ones already on their way are stored and acknowledged
+        // before the sessions close; the vehicles then reconnect to the other nodes, where
+        // their queued commands wait for them (docs/deploy.md, rolling restart).
+        info!("draining: taking no more commands");
+        if let Err(e) = bridge.stop_commands().await {
+            warn!(error = %e, "could not unsubscribe from the command topics");
+        }
+        tokio::time::sleep(COMMAND_DRAIN).await;
+    }
     info!("shutting down: closing sessions");
     shutdown.cancel();
     tracker.close();
@@ -365,6 +448,9 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
             open = tracker.len(),
             "sessions still open after the drain timeout"
         );
+    } else if cluster.is_none() {
+        // Every session published its own offline: nothing stale to clear next start.
+        crate::stale::JournaledRegistry::clean_stop(&cfg.data_dir);
     }
     if let Err(e) = bridge.shutdown().await {
         warn!(error = %e, "MQTT bridge did not flush everything before stopping");

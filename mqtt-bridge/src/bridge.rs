@@ -159,7 +159,11 @@ impl Bridge {
         crate::client::check(cfg)?;
         let n = usize::from(cfg.connections);
         let spools = open_spools(cfg, n).await?;
-        let topics = Arc::new(Topics::new(prefix, node_id));
+        let mut topics = Topics::new(prefix, node_id);
+        if let Some(g) = &cfg.share_group {
+            topics = topics.shared(g);
+        }
+        let topics = Arc::new(topics);
         let (embedded, addr) = match &cfg.url {
             Some(url) => (None, BrokerAddr::parse(url)?),
             None => {
@@ -305,6 +309,18 @@ impl Bridge {
     /// A handle for publishing; clone it into every session.
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
+    }
+
+    /// Stops taking commands (a drain before a planned stop): unsubscribes from the command
+    /// topics, so that the broker gives new commands to the other subscribers of the shared
+    /// group instead of queueing them for this node. Commands already sent to this node
+    /// still arrive and are stored as usual; the subscription is made again at the next
+    /// start (or reconnect).
+    pub async fn stop_commands(&self) -> Result<(), BridgeError> {
+        match self.lanes.first() {
+            Some(lane) => lane.client.unsubscribe(self.topics.command_filters()).await,
+            None => Err(BridgeError::Closed),
+        }
     }
 
     /// The receiver of incoming commands; `Some` the first time only.

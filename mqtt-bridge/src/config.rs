@@ -81,6 +81,11 @@ pub struct MqttConfig {
     pub embedded: EmbeddedLimits,
     /// The disk spool (store-and-forward) for publishes the broker cannot take now.
     pub spool: SpoolConfig,
+    /// Cluster mode: take commands through the shared subscription group of this name
+    /// (`$share/{group}/{p}/v1/+/cmd`), so the broker gives each command to one node. Set by
+    /// the gateway, not a configuration key.
+    #[serde(skip)]
+    pub share_group: Option<String>,
 }
 
 impl Default for MqttConfig {
@@ -107,6 +112,7 @@ impl Default for MqttConfig {
             shutdown_timeout_s: 5,
             embedded: EmbeddedLimits::default(),
             spool: SpoolConfig::default(),
+            share_group: None,
         }
     }
 }

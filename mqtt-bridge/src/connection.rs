@@ -97,6 +97,20 @@ impl Client {
         r.then_some(()).ok_or(BridgeError::Closed)
     }
 
+    /// Unsubscribes from `filters` (one UNSUBSCRIBE each).
+    pub async fn unsubscribe(&self, filters: [String; 2]) -> Result<(), BridgeError> {
+        for f in filters {
+            let ok = match self {
+                Client::V4(c) => c.unsubscribe(f).await.is_ok(),
+                Client::V5(c) => c.unsubscribe(f).await.is_ok(),
+            };
+            if !ok {
+                return Err(BridgeError::Closed);
+            }
+        }
+        Ok(())
+    }
+
     /// Sends the PUBACK of a received publish (nothing for QoS 0).
     pub async fn ack(&self, received: &Received) -> Result<(), BridgeError> {
         let r = match (self, received) {

@@ -22,6 +22,8 @@ pub enum Target {
 pub struct Topics {
     prefix: String,
     node: String,
+    /// Cluster mode: the shared subscription group of the command filters.
+    share: Option<String>,
 }
 
 impl Topics {
@@ -30,7 +32,16 @@ impl Topics {
         Topics {
             prefix: prefix.trim_end_matches('/').to_owned(),
             node: node.to_owned(),
+            share: None,
         }
+    }
+
+    /// The same topics, with the command filters taken as shared subscription `group`
+    /// (`$share/{group}/...`: the broker gives each command to one subscriber of the group).
+    /// Commands still arrive on their own topics, so [`Topics::parse_command`] is unchanged.
+    pub fn shared(mut self, group: &str) -> Self {
+        self.share = Some(group.to_owned());
+        self
     }
 
     /// `{p}/v1/{vid}/{suffix}` for an event of `kind`; refuses ids that are not one topic level.
@@ -52,9 +63,14 @@ impl Topics {
 
     /// The two command subscriptions: `{p}/v1/+/cmd` and `{p}/broadcast/+/cmd`.
     pub fn command_filters(&self) -> [String; 2] {
+        let share = self
+            .share
+            .as_ref()
+            .map(|g| format!("$share/{g}/"))
+            .unwrap_or_default();
         [
-            format!("{}/v1/+/cmd", self.prefix),
-            format!("{}/broadcast/+/cmd", self.prefix),
+            format!("{share}{}/v1/+/cmd", self.prefix),
+            format!("{share}{}/broadcast/+/cmd", self.prefix),
         ]
     }
 
@@ -99,6 +115,13 @@ mod tests {
         assert_eq!(
             t.command_filters(),
             ["vgate/v1/+/cmd", "vgate/broadcast/+/cmd"]
+        );
+        assert_eq!(
+            t.clone().shared("vgate").command_filters(),
+            [
+                "$share/vgate/vgate/v1/+/cmd",
+                "$share/vgate/vgate/broadcast/+/cmd"
+            ]
         );
     }
 

@@ -11,8 +11,11 @@
 //!   test skips, which is how the skip note is checked).
 //! - [`Subscriber`]: a platform-side MQTT client collecting what it receives.
 //! - [`Outage`]: a TCP proxy in front of a broker that a test can cut and restore.
+//! - [`redis::RedisServer`]: a redis-server of our own per test (cluster mode).
 
 #![forbid(unsafe_code)]
+
+pub mod redis;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

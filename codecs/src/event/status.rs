@@ -18,6 +18,12 @@ pub enum PresenceReason {
     Closed,
     /// Closed by an operator (`DELETE /api/v1/vehicles/{vid}/connection`).
     Kicked,
+    /// The gateway that held it was killed and restarted, and the vehicle did not come back
+    /// within the grace period (published by the restarted gateway).
+    GatewayRestart,
+    /// The node that held it died (cluster mode), and the vehicle did not come back within
+    /// its presence TTL (published by a surviving node).
+    NodeDown,
 }
 
 /// `{"online": true, "reason": "login", "protocol": "jt808-2013", "peer": "1.2.3.4:5", "since": ".."}`

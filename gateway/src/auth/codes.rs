@@ -50,6 +50,9 @@ pub enum CodeStoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The shared store (Redis, cluster mode) failed.
+    #[error("shared auth codes: {0}")]
+    Shared(String),
 }
 
 /// One issued code.
@@ -82,6 +85,8 @@ pub struct CodeStore {
     flushed: std::sync::atomic::AtomicU64,
     /// One journal writer at a time; the others' lines ride along with its fsync.
     flush_lock: Mutex<()>,
+    /// Cluster mode: the codes every node shares ([`CodeStore::share`]).
+    shared: Option<crate::cluster::codes::RedisCodes>,
 }
 
 impl CodeStore {
@@ -122,6 +127,7 @@ impl CodeStore {
             }),
             flushed: std::sync::atomic::AtomicU64::new(0),
             flush_lock: Mutex::new(()),
+            shared: None,
         };
         if replayed > 0 {
             let codes = store.codes.lock().await.clone();
@@ -142,13 +148,52 @@ impl CodeStore {
         &self.path
     }
 
-    /// The code stored for `phone`, if any.
+    /// Shares the codes with the other nodes through Redis (cluster mode,
+    /// [`crate::cluster::codes`]); this store stays the local copy.
+    pub fn share(mut self, shared: crate::cluster::codes::RedisCodes) -> CodeStore {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The code stored for `phone`, if any: the shared one in cluster mode (kept here too),
+    /// the local copy when Redis does not answer.
     pub async fn get(&self, phone: &str) -> Option<String> {
+        if let Some(shared) = &self.shared {
+            match shared.get(phone).await {
+                Ok(Some(code)) => {
+                    if self.local(phone).await.as_deref() != Some(code.as_str()) {
+                        if let Err(e) = self.set_local(phone, &code).await {
+                            tracing::warn!(vehicle_id = phone, error = %e, "auth code not copied locally");
+                        }
+                    }
+                    return Some(code);
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(vehicle_id = phone, error = %e, "Redis unavailable: auth code from the local copy");
+                }
+            }
+        }
+        self.local(phone).await
+    }
+
+    async fn local(&self, phone: &str) -> Option<String> {
         self.codes.lock().await.get(phone).map(|e| e.code.clone())
     }
 
-    /// Binds `code` to `phone` and persists the store (a no-op when it is already bound).
+    /// Binds `code` to `phone` and persists the store (a no-op when it is already bound);
+    /// in cluster mode in Redis first.
     pub async fn set(&self, phone: &str, code: &str) -> Result<(), CodeStoreError> {
+        if let Some(shared) = &self.shared {
+            shared
+                .set(phone, code)
+                .await
+                .map_err(|e| CodeStoreError::Shared(e.to_string()))?;
+        }
+        self.set_local(phone, code).await
+    }
+
+    async fn set_local(&self, phone: &str, code: &str) -> Result<(), CodeStoreError> {
         let seq = {
             let mut codes = self.codes.lock().await;
             match codes.get(phone) {
@@ -161,6 +206,15 @@ impl CodeStore {
 
     /// The code stored for `phone`, or a fresh random one bound to it and persisted.
     pub async fn get_or_issue(&self, phone: &str) -> Result<String, CodeStoreError> {
+        if let Some(shared) = &self.shared {
+            // Issued in Redis (every node must know it), then kept here.
+            let code = shared
+                .get_or_issue(phone, &generate())
+                .await
+                .map_err(|e| CodeStoreError::Shared(e.to_string()))?;
+            self.set_local(phone, &code).await?;
+            return Ok(code);
+        }
         // One lock for the look-up and the insert: two concurrent registrations of one phone
         // get the same code. The code is handed out only once durable (after the lock, so
         // concurrent registrations of other phones share one fsync).

@@ -218,6 +218,17 @@ impl Authenticator {
         cfg: &AuthConfig,
         data_dir: &Path,
     ) -> anyhow::Result<Authenticator> {
+        Self::new_shared(listener, cfg, data_dir, None).await
+    }
+
+    /// [`new`](Self::new), with the auth codes shared through Redis in cluster mode
+    /// ([`crate::cluster::codes`]; the file in `data_dir` stays the local copy).
+    pub async fn new_shared(
+        listener: &'static str,
+        cfg: &AuthConfig,
+        data_dir: &Path,
+        shared: Option<crate::cluster::codes::RedisCodes>,
+    ) -> anyhow::Result<Authenticator> {
         let policy = match cfg.mode {
             AuthMode::Open => {
                 let who = if listener == "jt808" {
@@ -241,6 +252,10 @@ impl Authenticator {
         let codes = CodeStore::open(data_dir.join(format!("auth-codes-{listener}.json")))
             .await
             .context("loading the JT/T 808 auth codes")?;
+        let codes = match shared {
+            Some(s) => codes.share(s),
+            None => codes,
+        };
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 listener,

@@ -417,6 +417,11 @@ fn loose_id(payload: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// How long the dispatcher keeps trying to store a batch the store refuses with an error
+/// before it leaves it unacknowledged to the broker (which delivers it again after a
+/// reconnect).
+pub const STORE_RETRY_FOR: Duration = Duration::from_secs(120);
+
 /// Commands taken from the bridge and stored with one commit, at most. Large enough that a
 /// burst is stored at the disk's fsync rate times this (a commit costs a few ms whatever it
 /// holds), small enough that the first results of a burst come out within one commit.
@@ -545,8 +550,10 @@ impl Dispatcher {
             Some(Err(e)) => return Submitted::Unavailable(e.to_string()),
             None => return Submitted::Unavailable("the command queue task failed".into()),
         };
-        let online = self.registry.get(vehicle).is_some();
-        self.stored(&q, p, &target, outcome).await;
+        let elsewhere = self.elsewhere(std::slice::from_ref(&q), &[outcome]).await;
+        // Cluster mode: online on another node counts as online (that node sends it).
+        let online = self.registry.get(vehicle).is_some() || elsewhere.contains(vehicle);
+        self.stored(&q, p, &target, outcome, &elsewhere).await;
         let id = cmd.id;
         match outcome {
             Enqueued::VehicleFull | Enqueued::GlobalFull => Submitted::Full { id },
@@ -720,15 +727,16 @@ impl Dispatcher {
         let outcome = if cmds.is_empty() {
             Some(Ok(Vec::new()))
         } else {
-            self.commands
-                .blocking(move |queue| queue.enqueue_many(cmds))
-                .await
+            self.store_retrying(cmds).await
         };
         match outcome {
             Some(Ok(outcomes)) => {
+                let stored: Vec<QueuedCommand> = batch.iter().map(|(_, q, _)| q.clone()).collect();
+                let elsewhere = self.elsewhere(&stored, &outcomes).await;
                 for ((k, q, protocol), outcome) in batch.iter().zip(outcomes) {
                     let Some(it) = intakes.get(*k) else { continue };
-                    self.stored(q, *protocol, &it.target, outcome).await;
+                    self.stored(q, *protocol, &it.target, outcome, &elsewhere)
+                        .await;
                 }
             }
             Some(Err(e)) => {
@@ -754,6 +762,39 @@ impl Dispatcher {
             }
         }
         debug!(messages = count, stored = n, took = ?started.elapsed(), "command batch taken");
+    }
+
+    /// Stores a batch, trying again while a store whose errors may pass
+    /// ([`CommandQueue::retry_errors`]: Redis in cluster mode, restarting or failing over)
+    /// fails, for up to [`STORE_RETRY_FOR`]. The
+    /// commands stay unacknowledged meanwhile: a broker redelivers an unacknowledged message
+    /// only after a reconnect, so giving up at the first error would leave it with the
+    /// broker until then. A retry of a batch partly stored finds the stored ones duplicates.
+    async fn store_retrying(
+        &self,
+        cmds: Vec<QueuedCommand>,
+    ) -> Option<Result<Vec<Enqueued>, crate::queue::QueueError>> {
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let batch = cmds.clone();
+            let r = self
+                .commands
+                .blocking(move |queue| queue.enqueue_many(batch))
+                .await;
+            match r {
+                Some(Err(e))
+                    if self.commands.queue.retry_errors()
+                        && started.elapsed() < STORE_RETRY_FOR =>
+                {
+                    metrics::counter!("vgate_command_store_retries_total").increment(1);
+                    warn!(commands = cmds.len(), error = %e, "commands not stored yet; not acknowledged, trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Whether `cmd` can be stored for `vehicle`: a valid vehicle id, what a queue can hold,
@@ -800,6 +841,7 @@ impl Dispatcher {
         protocol: Protocol,
         target: &ResultTarget,
         outcome: Enqueued,
+        elsewhere: &std::collections::HashSet<String>,
     ) {
         let vehicle = &q.vehicle;
         match outcome {
@@ -807,6 +849,8 @@ impl Dispatcher {
                 Some(h) => {
                     let _ = h.control.try_send(Control::Deliver);
                 }
+                // Cluster mode: online on another node, which delivers it (and says `sent`).
+                None if elsewhere.contains(vehicle.as_str()) => {}
                 None => {
                     self.commands
                         .result(vehicle, protocol, target, CmdStatus::Queued, None, None)
@@ -829,6 +873,29 @@ impl Dispatcher {
                     .await;
             }
         }
+    }
+
+    /// Cluster mode: of the vehicles whose commands were just stored and that no session of
+    /// this node holds, those another node holds; that node has been told (one question for
+    /// the whole batch: a broadcast to many vehicles is one round of look-ups, not one each).
+    /// Always empty on one node.
+    async fn elsewhere(
+        &self,
+        cmds: &[QueuedCommand],
+        outcomes: &[Enqueued],
+    ) -> std::collections::HashSet<String> {
+        let mut vehicles: Vec<String> = cmds
+            .iter()
+            .zip(outcomes)
+            .filter(|(q, o)| **o == Enqueued::Stored && self.registry.get(&q.vehicle).is_none())
+            .map(|(q, _)| q.vehicle.clone())
+            .collect();
+        vehicles.sort();
+        vehicles.dedup();
+        if vehicles.is_empty() {
+            return Default::default();
+        }
+        self.registry.wake_elsewhere(vehicles).await
     }
 
     /// The protocol of every recipient of the batch: from its live session, or from the

@@ -147,6 +147,9 @@ pub fn finished(
     (op, outcome)
 }
 
+/// How long a batch of records the store refuses is tried again before it is given up.
+const SETTLE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn run(
     queue: Arc<dyn CommandQueue>,
     results: Option<ResultPublisher>,
@@ -163,34 +166,47 @@ async fn run(
             }
         }
         let n = ops.len();
-        let q = queue.clone();
-        let now = super::now_ms();
-        // One hop for the batch: the commit, then the reads (which see it).
-        let work = move || {
-            let stored = if ops.is_empty() {
-                Ok(())
-            } else {
-                q.settle_many(&ops, now)
+        // One hop for the batch: the commit, then the reads (which see it). A store whose
+        // errors may pass (Redis restarting or failing over, in cluster mode:
+        // `CommandQueue::retry_errors`) is tried again: a final status not recorded would
+        // leave the command queued, to be sent again at the vehicle's next login.
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(50);
+        let (mut ops, mut reads) = (ops, reads);
+        let (ok, mut read) = loop {
+            let q = queue.clone();
+            let now = super::now_ms();
+            let work = move || {
+                let stored = if ops.is_empty() {
+                    Ok(())
+                } else {
+                    q.settle_many(&ops, now)
+                };
+                let read_at = super::now_ms();
+                let read: Vec<_> = reads
+                    .iter()
+                    .map(|(i, v, limit)| (*i, v.clone(), q.pending(v, read_at, *limit)))
+                    .collect();
+                (stored, read, ops, reads)
             };
-            let read_at = super::now_ms();
-            let read: Vec<_> = reads
-                .into_iter()
-                .map(|(i, v, limit)| {
-                    let r = q.pending(&v, read_at, limit);
-                    (i, v, r)
-                })
-                .collect();
-            (stored, read)
-        };
-        let (ok, mut read) = match tokio::task::spawn_blocking(work).await {
-            Ok((Ok(()), read)) => (true, read),
-            Ok((Err(e), read)) => {
-                warn!(records = n, error = %e, "recording command deliveries failed");
-                (false, read)
-            }
-            Err(e) => {
-                warn!(records = n, error = %e, "recording command deliveries failed");
-                (false, Vec::new())
+            match tokio::task::spawn_blocking(work).await {
+                Ok((Ok(()), read, _, _)) => break (true, read),
+                Ok((Err(e), _, back, back_reads))
+                    if queue.retry_errors() && started.elapsed() < SETTLE_RETRY_FOR =>
+                {
+                    warn!(records = n, error = %e, "recording command deliveries failed; trying again");
+                    (ops, reads) = (back, back_reads);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(2));
+                }
+                Ok((Err(e), read, _, _)) => {
+                    warn!(records = n, error = %e, "recording command deliveries failed");
+                    break (false, read);
+                }
+                Err(e) => {
+                    warn!(records = n, error = %e, "recording command deliveries failed");
+                    break (false, Vec::new());
+                }
             }
         };
         // The reads, by request index (in order: `reads` was built ascending).

@@ -10,9 +10,9 @@
 //! # Why an interface
 //! The routing/delivery code talks to the [`CommandQueue`] trait only, never to a storage
 //! engine. Today one gateway node keeps its queue in an embedded database in its data dir
-//! ([`RedbQueue`]); when several nodes must share one queue (a vehicle logging in to whichever
-//! node), a Redis-backed (or any networked) store implementing the same trait replaces the
-//! embedded one without touching the routing code. [`MemoryQueue`] implements the same trait
+//! ([`RedbQueue`]); when several nodes share one queue (a vehicle logging in to whichever
+//! node), the Redis store [`RedisQueue`](crate::cluster::queue::RedisQueue) implements the
+//! same trait and replaces the embedded one without touching the routing code. [`MemoryQueue`] implements the same trait
 //! for tests and for a gateway run without a `data_dir` (nothing survives a restart then).
 //!
 //! # Why redb
@@ -321,6 +321,14 @@ pub trait CommandQueue: Send + Sync + 'static {
             })
             .take(limit)
             .collect())
+    }
+
+    /// Whether an error of this store may go away by itself (a networked store restarting
+    /// or failing over), so that a failed write is worth trying again for a while before it
+    /// is given up. False for the embedded stores: their errors (a full disk, a damaged
+    /// file) stay.
+    fn retry_errors(&self) -> bool {
+        false
     }
 
     /// One vehicle of [`known_vehicles`](Self::known_vehicles), if it was ever seen.

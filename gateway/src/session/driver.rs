@@ -246,6 +246,9 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
         vehicle: Arc<str>,
         protocol: codecs::Protocol,
     ) {
+        // Cluster mode: the presence in Redis first (a node that dies right after must
+        // leave the vehicle findable, to be published offline).
+        shared.registry.claims_written().await;
         let _ = shared
             .sink
             .presence(

@@ -131,7 +131,12 @@ impl Shared {
         if held {
             self.alarms.remove(&vehicle);
         }
-        if held && reason != PresenceReason::Takeover {
+        // Cluster mode: a vehicle that reconnected to another node before this connection
+        // noticed it was gone stays online there; no offline presence from here.
+        if held
+            && reason != PresenceReason::Takeover
+            && !self.registry.held_elsewhere(&vehicle).await
+        {
             let ctx = self.ctx(codecs::time::BEIJING_OFFSET_SECS);
             let _ = self
                 .sink
@@ -184,6 +189,8 @@ pub fn presence_label(r: codecs::event::PresenceReason) -> &'static str {
         PresenceReason::Takeover => "takeover",
         PresenceReason::Error => "error",
         PresenceReason::Shutdown => "shutdown",
+        PresenceReason::GatewayRestart => "gateway_restart",
+        PresenceReason::NodeDown => "node_down",
         PresenceReason::Closed => "closed",
         PresenceReason::Kicked => "kicked",
     }
