@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -86,18 +86,37 @@ pub type Online = (String, SessionHandle);
 /// A future of the registry's cluster side ([`Registry::held_elsewhere`]).
 pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 
-/// The vehicle registry interface.
+/// The vehicle registry interface. Every registry keeps this node's sessions in a
+/// [`LocalRegistry`] ([`Registry::local`]), which answers the look-ups; an implementation
+/// adds what happens around a claim and a release (a journal, presence in Redis).
 pub trait Registry: Send + Sync {
+    /// This node's sessions.
+    fn local(&self) -> &LocalRegistry;
     /// Makes `handle` the holder of `vehicle_id`, returning the previous holder if any.
-    fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle>;
+    fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
+        self.local().claim(vehicle_id, handle)
+    }
     /// Releases `vehicle_id` if session `session_id` still holds it; true if it did.
-    fn release(&self, vehicle_id: &str, session_id: u64) -> bool;
+    fn release(&self, vehicle_id: &str, session_id: u64) -> bool {
+        self.local().release(vehicle_id, session_id)
+    }
     /// The current holder of `vehicle_id`.
-    fn get(&self, vehicle_id: &str) -> Option<SessionHandle>;
+    fn get(&self, vehicle_id: &str) -> Option<SessionHandle> {
+        self.local().get(vehicle_id)
+    }
     /// Number of vehicles online.
-    fn online(&self) -> usize;
+    fn online(&self) -> usize {
+        self.local().online()
+    }
     /// Every online vehicle with its handle (for shutdown).
-    fn all(&self) -> Vec<(String, SessionHandle)>;
+    fn all(&self) -> Vec<Online> {
+        self.local().all()
+    }
+    /// Up to `limit` online vehicles whose ids are within `from`..`to`, ordered by id (a
+    /// page of the operator API's list, without copying every handle).
+    fn range(&self, from: Bound<&str>, to: Bound<&str>, limit: usize) -> Vec<Online> {
+        self.local().range(from, to, limit)
+    }
     /// Whether another node holds `vehicle` now (cluster mode, asked after
     /// [`release`](Self::release)): a session that ends on this node must not publish the
     /// vehicle offline then, it is online elsewhere. Always false on one node.
@@ -115,18 +134,6 @@ pub trait Registry: Send + Sync {
     /// commands wait for them. Always empty on one node.
     fn wake_elsewhere(&self, _vehicles: Vec<String>) -> Pending<std::collections::HashSet<String>> {
         Box::pin(async { Default::default() })
-    }
-    /// Up to `limit` online vehicles whose ids are within `from`..`to`, ordered by id (a
-    /// page of the operator API's list, without copying every handle).
-    fn range(&self, from: Bound<&str>, to: Bound<&str>, limit: usize) -> Vec<Online> {
-        let mut all: Vec<Online> = self
-            .all()
-            .into_iter()
-            .filter(|(v, _)| RangeBounds::<str>::contains(&(from, to), v.as_str()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all.truncate(limit);
-        all
     }
 }
 
@@ -155,7 +162,15 @@ impl LocalRegistry {
 }
 
 impl Registry for LocalRegistry {
-    fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
+    fn local(&self) -> &LocalRegistry {
+        self
+    }
+}
+
+/// The look-ups every registry answers from its [`LocalRegistry`] (inherent, so that the
+/// trait's defaults reach them and not themselves).
+impl LocalRegistry {
+    pub fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
         let mut m = self.map();
         let id: Arc<str> = Arc::from(vehicle_id);
         let old = m.map.insert(id.clone(), handle);
@@ -166,7 +181,7 @@ impl Registry for LocalRegistry {
         old
     }
 
-    fn release(&self, vehicle_id: &str, session_id: u64) -> bool {
+    pub fn release(&self, vehicle_id: &str, session_id: u64) -> bool {
         let mut m = self.map();
         let held = m.map.get(vehicle_id).is_some_and(|h| h.id == session_id);
         if held {
@@ -177,15 +192,15 @@ impl Registry for LocalRegistry {
         held
     }
 
-    fn get(&self, vehicle_id: &str) -> Option<SessionHandle> {
+    pub fn get(&self, vehicle_id: &str) -> Option<SessionHandle> {
         self.map().map.get(vehicle_id).cloned()
     }
 
-    fn online(&self) -> usize {
+    pub fn online(&self) -> usize {
         self.map().map.len()
     }
 
-    fn all(&self) -> Vec<(String, SessionHandle)> {
+    pub fn all(&self) -> Vec<Online> {
         self.map()
             .map
             .iter()
@@ -193,7 +208,7 @@ impl Registry for LocalRegistry {
             .collect()
     }
 
-    fn range(&self, from: Bound<&str>, to: Bound<&str>, limit: usize) -> Vec<Online> {
+    pub fn range(&self, from: Bound<&str>, to: Bound<&str>, limit: usize) -> Vec<Online> {
         let m = self.map();
         m.order
             .range::<str, _>((from, to))

@@ -28,7 +28,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -223,6 +222,10 @@ async fn writer(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Line>, local: Loc
 }
 
 impl Registry for JournaledRegistry {
+    fn local(&self) -> &LocalRegistry {
+        &self.local
+    }
+
     fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
         let protocol = handle.protocol;
         let old = self.local.claim(vehicle_id, handle);
@@ -239,27 +242,6 @@ impl Registry for JournaledRegistry {
             let _ = self.tx.send(Line::Off(vehicle_id.to_owned()));
         }
         held
-    }
-
-    fn get(&self, vehicle_id: &str) -> Option<SessionHandle> {
-        self.local.get(vehicle_id)
-    }
-
-    fn online(&self) -> usize {
-        self.local.online()
-    }
-
-    fn all(&self) -> Vec<(String, SessionHandle)> {
-        self.local.all()
-    }
-
-    fn range(
-        &self,
-        from: Bound<&str>,
-        to: Bound<&str>,
-        limit: usize,
-    ) -> Vec<(String, SessionHandle)> {
-        self.local.range(from, to, limit)
     }
 }
 

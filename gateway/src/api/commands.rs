@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{time_ms, ApiError, ErrorBody};
+use super::{time_ms, ApiError, ErrorBody, NoToken, ReadOnly};
 use crate::commands::{status_label, Submitted};
 
 /// A command taken: its id and where it is.
@@ -74,11 +74,10 @@ pub struct CommandBody {
     responses(
         (status = 202, description = "Taken", body = Accepted),
         (status = 400, description = "Rejected: the error names the field", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "A read-only token", body = ErrorBody),
+        NoToken,
+        ReadOnly,
         (status = 503, description = "The queue is full or cannot store it", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn submit(
     State(api): State<super::State>,
@@ -110,9 +109,8 @@ pub async fn submit(
     params(("vid" = String, Path, description = "Vehicle id")),
     responses(
         (status = 200, description = "Waiting commands", body = WaitingList),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
+        NoToken,
     ),
-    security(("bearer" = []))
 )]
 pub async fn waiting(
     State(api): State<super::State>,
@@ -155,10 +153,9 @@ pub async fn waiting(
         (status = 204, description = "Cancelled"),
         (status = 404, description = "No such command waiting", body = ErrorBody),
         (status = 409, description = "Sent to the connected vehicle, its answer pending", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "A read-only token", body = ErrorBody),
+        NoToken,
+        ReadOnly,
     ),
-    security(("bearer" = []))
 )]
 pub async fn cancel(
     State(api): State<super::State>,

@@ -168,6 +168,16 @@ impl ApiError {
     }
 }
 
+/// The answer of a route behind a token to a request with no token it knows (401).
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(status = 401, description = "No or unknown token")]
+pub struct NoToken(pub ErrorBody);
+
+/// The answer of a write route to a read-only token (403).
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(status = 403, description = "A read-only token")]
+pub struct ReadOnly(pub ErrorBody);
+
 /// The body of every error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {

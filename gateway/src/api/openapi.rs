@@ -34,6 +34,8 @@ use super::{commands, packages, recent, stats, traces, vehicles, ErrorBody};
         traces::read,
     ),
     components(schemas(ErrorBody)),
+    // Every route but /readyz needs a token (`stats::readyz` says so itself).
+    security(("bearer" = [])),
     modifiers(&Bearer),
     tags(
         (name = "vehicles", description = "Who is known, who is online, kick"),

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ErrorBody, NoToken, ReadOnly};
 use crate::packages::{PackageError, PackageInfo};
 
 /// Stores the request body as an upgrade package (content-addressed: the same bytes are
@@ -19,11 +19,10 @@ use crate::packages::{PackageError, PackageInfo};
     responses(
         (status = 201, description = "Stored; `package` goes in an upgrade command", body = PackageInfo),
         (status = 400, description = "An empty body", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "A read-only token", body = ErrorBody),
+        NoToken,
+        ReadOnly,
         (status = 413, description = "Larger than commands.upgrade.max_package_bytes", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn upload(
     State(api): State<super::State>,
@@ -52,9 +51,8 @@ pub async fn upload(
     tag = "commands",
     responses(
         (status = 200, description = "Id and size of each", body = Vec<PackageInfo>),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
+        NoToken,
     ),
-    security(("bearer" = []))
 )]
 pub async fn list(State(api): State<super::State>) -> Result<Json<Vec<PackageInfo>>, ApiError> {
     let store = api.commands.packages.clone();

@@ -6,7 +6,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ErrorBody, NoToken};
 use crate::watch::{self, Recent};
 
 /// The newest events of a vehicle (newest first) and its track (oldest first), kept since
@@ -21,9 +21,8 @@ use crate::watch::{self, Recent};
         (status = 200, description = "What the watch kept so far", body = Recent),
         (status = 400, description = "Not a vehicle id", body = ErrorBody),
         (status = 429, description = "Too many vehicles watched at once", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
+        NoToken,
     ),
-    security(("bearer" = []))
 )]
 pub async fn recent(Path(vid): Path<String>) -> Result<Json<Recent>, ApiError> {
     codecs::vehicle_id::validate(&vid).map_err(|e| ApiError::bad_request(format!("vid: {e}")))?;

@@ -12,7 +12,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ErrorBody, NoToken, ReadOnly};
 
 /// How often the event counters are sampled for their rates.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -152,9 +152,8 @@ fn broker_state(api: &super::Api) -> BrokerState {
     tag = "operations",
     responses(
         (status = 200, description = "The gateway's counters", body = Stats),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
+        NoToken,
     ),
-    security(("bearer" = []))
 )]
 pub async fn stats(State(api): State<super::State>) -> Json<Stats> {
     let process = tokio::task::spawn_blocking(crate::process::Snapshot::read)
@@ -203,7 +202,8 @@ pub struct Readiness {
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "Not ready, with the reason", body = Readiness),
-    )
+    ),
+    security(())
 )]
 pub async fn readyz(State(api): State<super::State>) -> Response {
     let broker = broker_state(&api);
@@ -287,10 +287,9 @@ fn live(key: &str) -> bool {
     responses(
         (status = 200, description = "What changed", body = Reloaded),
         (status = 400, description = "A key that cannot change live, or a bad configuration", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "A read-only token", body = ErrorBody),
+        NoToken,
+        ReadOnly,
     ),
-    security(("bearer" = []))
 )]
 pub async fn reload(State(api): State<super::State>) -> Result<Json<Reloaded>, ApiError> {
     reload_now(&api, true).await.map(Json)

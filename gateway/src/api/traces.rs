@@ -9,7 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ErrorBody, NoToken, ReadOnly};
 
 /// What to trace.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,10 +36,9 @@ pub struct TraceStarted {
     responses(
         (status = 201, description = "Started", body = TraceStarted),
         (status = 400, description = "A bad vehicle id or duration", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "A read-only token", body = ErrorBody),
+        NoToken,
+        ReadOnly,
     ),
-    security(("bearer" = []))
 )]
 pub async fn start(
     State(api): State<super::State>,
@@ -82,9 +81,8 @@ pub struct TraceLine {
     responses(
         (status = 200, description = "NDJSON, one frame per line", body = TraceLine, content_type = "application/x-ndjson"),
         (status = 404, description = "No such trace", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
+        NoToken,
     ),
-    security(("bearer" = []))
 )]
 pub async fn read(
     State(api): State<super::State>,
@@ -117,9 +115,8 @@ pub struct TraceList {
     tag = "operations",
     responses(
         (status = 200, description = "The trace files kept", body = TraceList),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
+        NoToken,
     ),
-    security(("bearer" = []))
 )]
 pub async fn list(State(api): State<super::State>) -> Result<Json<TraceList>, ApiError> {
     let dir = crate::traces::dir(&api.data_dir);

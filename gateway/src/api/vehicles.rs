@@ -12,7 +12,7 @@ use codecs::event::PresenceReason;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{time, time_ms, ApiError, ErrorBody};
+use super::{time, time_ms, ApiError, ErrorBody, NoToken, ReadOnly};
 use crate::queue::KnownVehicle;
 use crate::registry::{Control, SessionHandle};
 
@@ -239,9 +239,8 @@ pub fn online_in(
     responses(
         (status = 200, description = "A page of vehicles", body = VehiclePage),
         (status = 400, description = "A bad filter", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
+        NoToken,
     ),
-    security(("bearer" = []))
 )]
 pub async fn list(
     State(api): State<super::State>,
@@ -277,9 +276,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The vehicle", body = VehicleDetail),
         (status = 404, description = "Never seen", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
+        NoToken,
     ),
-    security(("bearer" = []))
 )]
 pub async fn one(
     State(api): State<super::State>,
@@ -321,10 +319,9 @@ pub async fn one(
         (status = 204, description = "Closed"),
         (status = 404, description = "Not connected", body = ErrorBody),
         (status = 400, description = "A bad ban_s", body = ErrorBody),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "A read-only token", body = ErrorBody),
+        NoToken,
+        ReadOnly,
     ),
-    security(("bearer" = []))
 )]
 pub async fn kick(
     State(api): State<super::State>,

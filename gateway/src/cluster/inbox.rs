@@ -26,7 +26,7 @@ use futures::StreamExt;
 use tracing::{debug, info, warn};
 
 use super::redis::Redis;
-use crate::registry::{Control, LocalRegistry, Registry};
+use crate::registry::{Control, LocalRegistry};
 use crate::sink::Sink;
 
 /// What one node tells another.

@@ -47,7 +47,6 @@
 //! back, at the latest after one renewal.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,6 +162,10 @@ impl ClusterRegistry {
 }
 
 impl Registry for ClusterRegistry {
+    fn local(&self) -> &LocalRegistry {
+        &self.local
+    }
+
     fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
         let protocol = handle.protocol;
         let old = self.local.claim(vehicle_id, handle);
@@ -176,27 +179,6 @@ impl Registry for ClusterRegistry {
             let _ = self.tx.send(Op::Release(vehicle_id.to_owned()));
         }
         held
-    }
-
-    fn get(&self, vehicle_id: &str) -> Option<SessionHandle> {
-        self.local.get(vehicle_id)
-    }
-
-    fn online(&self) -> usize {
-        self.local.online()
-    }
-
-    fn all(&self) -> Vec<(String, SessionHandle)> {
-        self.local.all()
-    }
-
-    fn range(
-        &self,
-        from: Bound<&str>,
-        to: Bound<&str>,
-        limit: usize,
-    ) -> Vec<(String, SessionHandle)> {
-        self.local.range(from, to, limit)
     }
 
     fn held_elsewhere(&self, vehicle: &str) -> Pending<bool> {

@@ -33,8 +33,11 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, ScriptInvocation as Invocation, Value};
 use tokio::sync::Mutex;
+
+/// What a Redis call answers, or why it failed.
+pub type Reply<T> = Result<T, RedisError>;
 
 /// Why a Redis operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -357,11 +360,7 @@ impl Redis {
     }
 
     /// Runs `cmd` with the deadline, counting failures.
-    pub async fn query<T: redis::FromRedisValue>(
-        &self,
-        what: &'static str,
-        cmd: &Cmd,
-    ) -> Result<T, RedisError> {
+    pub async fn query<T: FromRedisValue>(&self, what: &'static str, cmd: &Cmd) -> Reply<T> {
         let mut c = self.clone();
         let r = tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut c)).await;
         self.outcome(what, r)
@@ -369,22 +368,18 @@ impl Redis {
 
     /// Runs a pipeline with the deadline (one round trip; on a Cluster every key of it must
     /// live in one slot).
-    pub async fn pipe<T: redis::FromRedisValue>(
-        &self,
-        what: &'static str,
-        p: &Pipeline,
-    ) -> Result<T, RedisError> {
+    pub async fn pipe<T: FromRedisValue>(&self, what: &'static str, p: &Pipeline) -> Reply<T> {
         let mut c = self.clone();
         let r = tokio::time::timeout(self.timeout, p.query_async::<T>(&mut c)).await;
         self.outcome(what, r)
     }
 
     /// Runs a Lua script with the deadline (`EVALSHA`, loading it on `NOSCRIPT`).
-    pub async fn script<T: redis::FromRedisValue>(
+    pub async fn script<T: FromRedisValue>(
         &self,
         what: &'static str,
-        inv: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, RedisError> {
+        inv: &Invocation<'_>,
+    ) -> Reply<T> {
         let mut c = self.clone();
         let r = tokio::time::timeout(self.timeout, inv.invoke_async::<T>(&mut c)).await;
         self.outcome(what, r)
