@@ -283,4 +283,32 @@ fn describe() {
         "vgate_key_exchanges_total",
         "GB/T 32960-2025 data keys taken from a key exchange (0x0B)"
     );
+    describe_counter!(
+        "vgate_redis_errors_total",
+        "Redis calls that failed or passed their deadline, by op (cluster mode)"
+    );
+    describe_counter!(
+        "vgate_cluster_inbox_total",
+        "per-node inbox notices, by direction (sent, received) and kind (cluster mode)"
+    );
+    describe_counter!(
+        "vgate_cluster_claim_wait_timeouts_total",
+        "logins announced online before their presence reached Redis (it did not answer in time)"
+    );
+    describe_counter!(
+        "vgate_cluster_takeovers_total",
+        "vehicles this node closed because another node took them over (cluster mode)"
+    );
+    describe_counter!(
+        "vgate_cluster_reaped_total",
+        "vehicles of a dead node published offline by this node (reason node_down)"
+    );
+    describe_counter!(
+        "vgate_command_store_retries_total",
+        "command batches stored again after a store error (Redis restarting or failing over)"
+    );
+    describe_counter!(
+        "vgate_stale_presence_cleared_total",
+        "vehicles published offline after a restart that did not follow a clean stop (reason gateway_restart)"
+    );
 }
