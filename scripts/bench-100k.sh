@@ -111,6 +111,9 @@ IDLE=$((VEHICLES - REPORTING))
 echo "== 1. $VEHICLES vehicles on $NODES vgate processes sharing 127.0.0.1:$PORT (reuse_port), Mosquitto :$MQ; load $(loadavg)"
 echo "   $IDLE idle (heartbeat 60 s) from $SIM_PROCS simulator processes, $REPORTING reporting every second; connecting over $RAMP s"
 rate_of() { python3 -c "print(0 if $RAMP == 0 else $1 / $RAMP)"; }
+# With phase 3 the vehicles stay connected long enough for the cluster's commands too.
+EXTRA=0
+if [ -n "${CLUSTER_TOML:-}" ] && phase 3; then EXTRA=120; fi
 C0=(); for p in "${NODE_PIDS[@]}" "$MOSQ"; do C0+=("$(cpu_s "$p")"); done
 T0=$(date +%s.%N)
 # Both groups connect over RAMP seconds (--connect-rate), then stay: the steady window
@@ -118,13 +121,13 @@ T0=$(date +%s.%N)
 # the reporting group stops 5 s after it, the idle one later still.
 "$VGATE" simulate --protocol jt808 --vehicles "$IDLE" --rate 0 --heartbeat-s 60 \
   --connect-rate "$(rate_of "$IDLE")" \
-  --duration "$((HOLD + 30))s" --first-id 13000000000 --processes "$SIM_PROCS" \
+  --duration "$((HOLD + 30 + EXTRA))s" --first-id 13000000000 --processes "$SIM_PROCS" \
   --source-ip "$SOURCES" --target "127.0.0.1:$PORT" --json >"$OUT/sim_idle.json" 2>"$OUT/sim_idle.err" &
 SIM_IDLE=$!
 PIDS+=("$SIM_IDLE")
 "$VGATE" simulate --protocol jt808 --vehicles "$REPORTING" --rate 1 --heartbeat-s 60 \
   --connect-rate "$(rate_of "$REPORTING")" \
-  --duration "$((HOLD + 23))s" --first-id 13500000000 --first-index "$IDLE" \
+  --duration "$((HOLD + 23 + EXTRA))s" --first-id 13500000000 --first-index "$IDLE" \
   --source-ip "$SOURCES" --target "127.0.0.1:$PORT" --json >"$OUT/sim_report.json" 2>"$OUT/sim_report.err" &
 SIM_REP=$!
 PIDS+=("$SIM_REP")
@@ -154,6 +157,14 @@ W1=(); for p in "${NODE_PIDS[@]}" "$MOSQ"; do W1+=("$(cpu_s "$p")"); done
 SIMS1=0; for p in $(sims); do SIMS1=$(python3 -c "print($SIMS1 + $(cpu_s "$p"))"); done
 S1=$(date +%s.%N)
 RSS_END=0; for p in "${NODE_PIDS[@]}"; do RSS_END=$((RSS_END + $(rss_kib "$p"))); done
+# Phase 3 (cluster mode): while every vehicle is still connected, before the simulators end.
+if [ "$EXTRA" -gt 0 ]; then
+  echo "== 3. (cluster) $COMMANDS commands to random vehicles of all $VEHICLES across the nodes"
+  python3 -c "import random; [print(f'{13000000000 + i:012d}' if i < $IDLE else f'{13500000000 + i - $IDLE:012d}') for i in random.sample(range($VEHICLES), $COMMANDS)]" >"$OUT/cluster_ids.txt"
+  "$BM" commands --port "$MQ" --count "$COMMANDS" --ids-file "$OUT/cluster_ids.txt" \
+    --status acked --timeout 60 >"$OUT/cluster_commands.json" || true
+  cat "$OUT/cluster_commands.json"
+fi
 wait "$SIM_REP" || true
 wait "$SIM_IDLE" || true
 C1=(); for p in "${NODE_PIDS[@]}" "$MOSQ"; do C1+=("$(cpu_s "$p")"); done
@@ -205,13 +216,6 @@ print(f"reporting vehicles: {rep['frames_sent']} frames, {rep['acks']} acks ({r[
       f"{rep['errors']} errors, ack p50 {rep['latency_ms_p50']} ms p99 {rep['latency_ms_p99']} ms")
 print(f"disconnects: idle {idle['disconnects']}, reporting {rep['disconnects']}")
 PY
-if [ -n "${CLUSTER_TOML:-}" ] && phase 3; then
-  echo "== 3. (cluster) $COMMANDS commands to random vehicles of all $VEHICLES across the nodes"
-  python3 -c "import random; [print(f'{13000000000 + i:012d}' if i < $IDLE else f'{13500000000 + i - $IDLE:012d}') for i in random.sample(range($VEHICLES), $COMMANDS)]" >"$OUT/cluster_ids.txt"
-  "$BM" commands --port "$MQ" --count "$COMMANDS" --ids-file "$OUT/cluster_ids.txt" \
-    --status acked --timeout 60 >"$OUT/cluster_commands.json" || true
-  cat "$OUT/cluster_commands.json"
-fi
 for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 for p in "${NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 kill "$MOSQ" 2>/dev/null || true; wait "$MOSQ" 2>/dev/null || true
