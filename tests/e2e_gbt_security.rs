@@ -174,6 +174,49 @@ async fn an_activated_key_checks_later_signatures_and_refuse_answers_0x05() {
     let t = sub.next_on("/telemetry", WAIT).await;
     assert_eq!(t.json["data"]["signature"]["status"], "valid");
 
+    // A second activation in the vehicle's name with another key (a stranger's): refused,
+    // the first key stays.
+    let (other, other_public) = signing_key(6);
+    let mut act2 = Activation {
+        time: drive().report(Edition::V2025).time,
+        chip_id: "CHIP000000000002".into(),
+        public_key: other_public,
+        vin: vin.into(),
+        signature: gbt32960::msg::Signature {
+            algorithm: 1,
+            r: vec![0; 32],
+            s: vec![0; 32],
+        },
+    };
+    let data = Message::Activation(act2.clone())
+        .encode_data(Edition::V2025)
+        .expect("encode");
+    let sig: sm2::dsa::Signature = other.sign(&data[..data.len() - (5 + 64)]);
+    act2.signature.r = sig.r().to_bytes().to_vec();
+    act2.signature.s = sig.s().to_bytes().to_vec();
+    v.received.clear();
+    v.send(&Message::Activation(act2))
+        .await
+        .expect("activation");
+    assert_eq!(v.heartbeat().await.expect("heartbeat").flag, 0x01);
+    match v
+        .received
+        .iter()
+        .find(|f| f.command == 0x0A)
+        .map(|f| Message::decode(f))
+    {
+        Some(Ok(Message::ActivationResponse(r))) => assert_eq!(r.status, 2, "not activated"),
+        other => panic!("no activation answer: {other:?}"),
+    }
+    v.send_wire(&signed_realtime(vin, &sk, false).to_wire())
+        .await
+        .expect("send");
+    let t = sub.next_on("/telemetry", WAIT).await;
+    assert_eq!(
+        t.json["data"]["signature"]["status"], "valid",
+        "the first key stays"
+    );
+
     // Refused: answered 0x05, nothing published.
     v.send_wire(&signed_realtime(vin, &sk, true).to_wire())
         .await

@@ -7,7 +7,7 @@
 //! 0x02/0x03 with a signature ──▶ verify (key file or activation) ──▶ signature.status
 //!        invalid + `signatures = "refuse"`: 0x05 signature error, nothing published
 //! 0x09 activation ──▶ its own signature checked with the key it carries ──▶ 0x0A
-//!        valid + `trust_activation`: the key kept for the vehicle's signatures
+//!        valid + `trust_activation` + no key known for the VIN yet: the key kept
 //! 0x0B key exchange (AES-128 / SM4, 16 bytes) ──▶ kept as the vehicle's data key
 //! ```
 
@@ -107,8 +107,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     }
 
     /// A 2025 activation: its signature is checked with the key it carries; a valid one
-    /// (with `trust_activation`) keeps that key for the vehicle. Answered 0x0A (status 1
-    /// activated, 2 failed), its events published.
+    /// (with `trust_activation`, for a VIN with no key yet) keeps that key for the vehicle.
+    /// Answered 0x0A (status 1 activated, 2 failed), its events published.
     pub(super) async fn on_activation(&mut self, frame: &Frame, msg: &Message) -> Flow {
         let Message::Activation(a) = msg else {
             return Flow::Continue;
@@ -130,7 +130,16 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             _ => Verdict::Invalid,
         };
         let trust = self.l.cfg.security.trust_activation;
-        let ok = verdict == Verdict::Valid && trust && *a.vin == *frame.vin;
+        // Trust on first activation only: a VIN that has a public key already (the operator's
+        // file, or an earlier activation) keeps it, so a stranger cannot replace a vehicle's
+        // key by activating in its name; and a client certificate, when the listener checks
+        // identities, must name the VIN.
+        let known = self.keys_for(&frame.vin).await.public.is_some();
+        let ok = verdict == Verdict::Valid
+            && trust
+            && !known
+            && *a.vin == *frame.vin
+            && self.c.certificate_allows(&frame.vin);
         if ok {
             let keys = self.l.shared.vehicle_keys.clone();
             let (vin, kind, key) = (frame.vin.clone(), sig.algorithm, a.public_key.clone());
