@@ -203,7 +203,7 @@ async fn an_activated_key_checks_later_signatures_and_refuse_answers_0x05() {
         .received
         .iter()
         .find(|f| f.command == 0x0A)
-        .map(|f| Message::decode(f))
+        .map(Message::decode)
     {
         Some(Ok(Message::ActivationResponse(r))) => assert_eq!(r.status, 2, "not activated"),
         other => panic!("no activation answer: {other:?}"),
