@@ -13,7 +13,6 @@ use gbt32960::Edition;
 use jt808::{Header, Message, Version};
 use serde_json::{json, Value};
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(10);
 const ADMIN: &str = "admin-token-1";
@@ -33,7 +32,7 @@ impl Answer {
     }
 }
 
-/// One request over its own connection (HTTP/1.0: the answer ends with the connection).
+/// One request over its own connection (`support::http`), a JSON body when given.
 async fn call(
     addr: SocketAddr,
     method: &str,
@@ -41,33 +40,9 @@ async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Answer {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: vgate\r\n");
-    if let Some(t) = token {
-        req += &format!("Authorization: Bearer {t}\r\n");
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() {
-        req += "Content-Type: application/json\r\n";
-    }
-    req += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    let text = String::from_utf8(raw).expect("utf-8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    Answer {
-        status,
-        body: body.to_owned(),
-    }
+    let body = body.map(|b| ("application/json", b.as_bytes()));
+    let (status, body) = support::http(addr, method, path, token, body).await;
+    Answer { status, body }
 }
 
 /// The API of a running vgate, with the document its answers are checked against.

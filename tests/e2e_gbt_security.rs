@@ -22,6 +22,28 @@ fn signing_key(seed: u8) -> (sm2::dsa::SigningKey, Vec<u8>) {
     (sk, secret.public_key().to_sec1_bytes().to_vec())
 }
 
+/// A 2025 activation of `vin` carrying `public`, signed with `sk` (R and S 32 bytes each).
+fn activation(vin: &str, chip: &str, sk: &sm2::dsa::SigningKey, public: &[u8]) -> Activation {
+    let mut act = Activation {
+        time: drive().report(Edition::V2025).time,
+        chip_id: chip.into(),
+        public_key: public.to_vec(),
+        vin: vin.into(),
+        signature: gbt32960::msg::Signature {
+            algorithm: 1,
+            r: vec![0; 32],
+            s: vec![0; 32],
+        },
+    };
+    let data = Message::Activation(act.clone())
+        .encode_data(Edition::V2025)
+        .expect("encode");
+    let sig: sm2::dsa::Signature = sk.sign(&data[..data.len() - (5 + 64)]);
+    act.signature.r = sig.r().to_bytes().to_vec();
+    act.signature.s = sig.s().to_bytes().to_vec();
+    act
+}
+
 fn drive() -> Drive {
     Drive {
         speed_kmh: 42.0,
@@ -130,24 +152,8 @@ async fn an_activated_key_checks_later_signatures_and_refuse_answers_0x05() {
         .await
         .expect("connect");
 
-    // Activation, signed by the key it carries (R and S 32 bytes each).
-    let mut act = Activation {
-        time: drive().report(Edition::V2025).time,
-        chip_id: "CHIP000000000001".into(),
-        public_key: public.clone(),
-        vin: vin.into(),
-        signature: gbt32960::msg::Signature {
-            algorithm: 1,
-            r: vec![0; 32],
-            s: vec![0; 32],
-        },
-    };
-    let data = Message::Activation(act.clone())
-        .encode_data(Edition::V2025)
-        .expect("encode");
-    let sig: sm2::dsa::Signature = sk.sign(&data[..data.len() - (5 + 64)]);
-    act.signature.r = sig.r().to_bytes().to_vec();
-    act.signature.s = sig.s().to_bytes().to_vec();
+    // Activation, signed by the key it carries.
+    let act = activation(vin, "CHIP000000000001", &sk, &public);
     v.send(&Message::Activation(act)).await.expect("activation");
     // The 0x0A answer is the platform's own command: the simulated vehicle keeps it (in
     // `received`) while it waits for its login answer.
@@ -177,23 +183,7 @@ async fn an_activated_key_checks_later_signatures_and_refuse_answers_0x05() {
     // A second activation in the vehicle's name with another key (a stranger's): refused,
     // the first key stays.
     let (other, other_public) = signing_key(6);
-    let mut act2 = Activation {
-        time: drive().report(Edition::V2025).time,
-        chip_id: "CHIP000000000002".into(),
-        public_key: other_public,
-        vin: vin.into(),
-        signature: gbt32960::msg::Signature {
-            algorithm: 1,
-            r: vec![0; 32],
-            s: vec![0; 32],
-        },
-    };
-    let data = Message::Activation(act2.clone())
-        .encode_data(Edition::V2025)
-        .expect("encode");
-    let sig: sm2::dsa::Signature = other.sign(&data[..data.len() - (5 + 64)]);
-    act2.signature.r = sig.r().to_bytes().to_vec();
-    act2.signature.s = sig.s().to_bytes().to_vec();
+    let act2 = activation(vin, "CHIP000000000002", &other, &other_public);
     v.received.clear();
     v.send(&Message::Activation(act2))
         .await

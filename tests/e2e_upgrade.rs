@@ -36,28 +36,11 @@ fn start(m: &Mosquitto) -> Vgate {
     })
 }
 
-/// `POST path` with a binary body over HTTP/1.0; the status and body.
+/// `POST path` with a binary body, as the admin; the status and the JSON answer.
 async fn post_bytes(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let head = format!(
-        "POST {path} HTTP/1.0\r\nHost: vgate\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.expect("write");
-    s.write_all(body).await.expect("write body");
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    let text = String::from_utf8(raw).expect("utf-8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, serde_json::from_str(body).expect("json"))
+    let body = Some(("application/octet-stream", body));
+    let (status, answer) = support::http(addr, "POST", path, Some(ADMIN), body).await;
+    (status, serde_json::from_str(&answer).expect("json"))
 }
 
 async fn publish(sub: &Subscriber, topic: &str, json: &Value) {

@@ -50,31 +50,45 @@ fn test_name() -> String {
         .to_owned()
 }
 
-/// Where mosquitto is, or None (after printing that the running test skips). With `CI` set,
-/// a missing mosquitto is a test failure.
-pub fn mosquitto_path() -> Option<PathBuf> {
-    let found = match std::env::var_os("VGATE_TEST_MOSQUITTO") {
+/// A program the tests need: `env` names its path when set (a path that does not exist
+/// counts as missing), else the first of `candidates` that exists. Missing, it panics when
+/// `CI` is set and otherwise prints that the running test skips, with `install` (how to get
+/// it), and gives None.
+pub fn find_tool(env: &str, candidates: &[PathBuf], name: &str, install: &str) -> Option<PathBuf> {
+    let found = match std::env::var_os(env) {
         Some(p) => Some(PathBuf::from(p)).filter(|p| p.exists()),
-        None => [
-            "/usr/sbin/mosquitto",
-            "/usr/bin/mosquitto",
-            "/usr/local/sbin/mosquitto",
-        ]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists()),
+        None => candidates.iter().find(|p| p.exists()).cloned(),
     };
     if found.is_some() {
         return found;
     }
     if std::env::var_os("CI").is_some() {
-        panic!("mosquitto is required in CI (CI is set) but was not found; .ci/run installs it");
+        panic!(
+            "{name} is required in CI (CI is set) but was not found; .ci/run installs it ({env})"
+        );
     }
     skip_note(&format!(
-        "{} skipped: mosquitto not found (install it with apt-get install mosquitto)",
+        "{} skipped: {name} not found ({install}, or set {env})",
         test_name()
     ));
     None
+}
+
+/// Where mosquitto is, or None (after printing that the running test skips). With `CI` set,
+/// a missing mosquitto is a test failure.
+pub fn mosquitto_path() -> Option<PathBuf> {
+    let candidates = [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .map(PathBuf::from);
+    find_tool(
+        "VGATE_TEST_MOSQUITTO",
+        &candidates,
+        "mosquitto",
+        "install it with apt-get install mosquitto",
+    )
 }
 
 /// Prints `note: {what}` on the process's stderr, past the test harness's output capture

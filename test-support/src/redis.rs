@@ -12,24 +12,13 @@ use crate::{free_port, skip_note, HANG_GUARD};
 /// Where redis-server is, or None (after printing that the running test skips). With `CI`
 /// set, a missing redis-server is a test failure.
 pub fn redis_server_path() -> Option<PathBuf> {
-    let found = match std::env::var_os("VGATE_TEST_REDIS") {
-        Some(p) => Some(PathBuf::from(p)).filter(|p| p.exists()),
-        None => ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists()),
-    };
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("redis-server is required in CI (CI is set) but was not found; .ci/run installs it");
-    }
-    skip_note(&format!(
-        "{} skipped: redis-server not found (install it with apt-get install redis-server)",
-        std::thread::current().name().unwrap_or("this test")
-    ));
-    None
+    let candidates = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].map(PathBuf::from);
+    crate::find_tool(
+        "VGATE_TEST_REDIS",
+        &candidates,
+        "redis-server",
+        "install it with apt-get install redis-server",
+    )
 }
 
 /// A redis-server of our own, killed on drop.

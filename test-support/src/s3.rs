@@ -9,26 +9,23 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{free_port, skip_note, wait_port};
+use crate::{free_port, wait_port};
 
 /// Where `moto_server` is: `VGATE_TEST_MOTO`, else on the `PATH`.
 pub fn moto_path() -> Option<PathBuf> {
-    let found = match std::env::var_os("VGATE_TEST_MOTO") {
-        Some(p) => Some(PathBuf::from(p)).filter(|p| p.exists()),
-        None => std::env::var_os("PATH").and_then(|paths| {
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| {
             std::env::split_paths(&paths)
                 .map(|d| d.join("moto_server"))
-                .find(|p| p.exists())
-        }),
-    };
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("moto_server is required in CI (CI is set) but was not found; .ci/run installs it (VGATE_TEST_MOTO)");
-    }
-    skip_note("S3 test skipped: moto_server not found (pip install \"moto[s3,server]\", or set VGATE_TEST_MOTO)");
-    None
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::find_tool(
+        "VGATE_TEST_MOTO",
+        &on_path,
+        "moto_server",
+        "pip install \"moto[s3,server]\"",
+    )
 }
 
 /// A running S3 emulator, killed on drop.

@@ -260,3 +260,41 @@ pub async fn next_downlink(
         }
     }
 }
+
+/// One HTTP request to vgate's HTTP listener over its own connection (HTTP/1.0: the answer
+/// ends with the connection), with a bearer `token` and a `body` of `content_type` when
+/// given: the status and the body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &[u8])>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: vgate\r\n");
+    if let Some(t) = token {
+        req += &format!("Authorization: Bearer {t}\r\n");
+    }
+    let (content_type, bytes) = body.unwrap_or(("", b""));
+    if !bytes.is_empty() {
+        req += &format!("Content-Type: {content_type}\r\n");
+    }
+    req += &format!("Content-Length: {}\r\n\r\n", bytes.len());
+    s.write_all(req.as_bytes()).await.expect("write");
+    s.write_all(bytes).await.expect("write body");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let text = String::from_utf8(raw).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, body.to_owned())
+}
