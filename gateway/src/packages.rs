@@ -144,7 +144,10 @@ impl Packages {
         let id = sha256_hex(bytes);
         let path = self.path_of(&id);
         if !path.exists() {
-            let tmp = self.dir.join(format!(".{id}.{}.tmp", std::process::id()));
+            // A name of its own: two uploads of the same bytes at once must not share a file.
+            let tmp = self
+                .dir
+                .join(format!(".{id}.{:016x}.tmp", rand::random::<u64>()));
             let mut f = std::fs::File::create(&tmp).map_err(Self::io(&tmp))?;
             f.write_all(bytes).map_err(Self::io(&tmp))?;
             f.sync_all().map_err(Self::io(&tmp))?;
