@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use gateway::simulate::gbt32960::{Drive, Vehicle};
 use gateway::simulate::jt808::{Fix, Terminal};
+use gateway::simulate::Device;
 use gbt32960::Edition;
 use jt808::{Message, Version};
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use gateway::simulate::gbt32960::{Drive, Vehicle};
 use gateway::simulate::jt808::Fix;
+use gateway::simulate::Device;
 use gbt32960::Edition;
 use jt808::Version;
 use support::{Mosquitto, Received, Subscriber, Vgate, VgateOptions};

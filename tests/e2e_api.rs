@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use gateway::simulate::gbt32960::Vehicle as GbtVehicle;
 use gateway::simulate::jt808::Terminal;
+use gateway::simulate::Device;
 use gbt32960::Edition;
 use jt808::{Header, Message, Version};
 use serde_json::{json, Value};

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use gateway::simulate::jt808::{Fix, Terminal};
+use gateway::simulate::Device;
 use jt808::{Message, Version};
 use rumqttc::QoS;
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use gateway::simulate::jt808::{Fix, Terminal};
+use gateway::simulate::Device;
 use jt808::Version;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::{Mosquitto, Outage, Vgate, VgateOptions};

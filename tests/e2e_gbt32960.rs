@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use gateway::simulate::gbt32960::{Drive, Vehicle};
+use gateway::simulate::Device;
 use gbt32960::Edition;
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
 

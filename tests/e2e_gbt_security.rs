@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use gateway::simulate::gbt32960::{Drive, Vehicle};
+use gateway::simulate::Device;
 use gbt32960::crypto::{encrypt_frame, Cipher};
 use gbt32960::msg::{Activation, KeyExchange, Message};
 use gbt32960::Edition;

@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use gateway::simulate::jt808::{Fix, Terminal};
+use gateway::simulate::Device;
 use jt808::Version;
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway::simulate::jt808::{Fix, Terminal};
+use gateway::simulate::Device;
 use jt808::Version;
 use rumqttc::QoS;
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use gateway::simulate::jt808::{Fix, Terminal};
+use gateway::simulate::Device;
 use jt808::Version;
 use support::{free_port, Mosquitto, Outage, Subscriber, Vgate, VgateOptions};
 

@@ -8,6 +8,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+use gateway::simulate::Device;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

@@ -7,18 +7,16 @@
 //! the simulator times heartbeat answers for its latency figures.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use super::link::Device;
+use super::link::{self, io_err, Link};
+use super::{Stats, VehiclePlan};
 use codecs::time::{LocalTime, BEIJING_OFFSET_SECS};
 use futures::{SinkExt, StreamExt};
 use gbt32960::msg::{EmptyBody, Login, LoginBatteries, Logout};
 use gbt32960::realtime::{Alarm, Position, Report, Unit, Vehicle as VehicleUnit};
 use gbt32960::{Codec, CodecConfig, Edition, Frame, Message};
-use tokio::io::AsyncWriteExt;
-use tokio_util::codec::Framed;
-
-use super::{Stats, VehiclePlan};
 
 /// A snapshot of the vehicle's state, in physical units.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,10 +119,6 @@ fn now_beijing() -> LocalTime {
     LocalTime::from_utc(chrono::Utc::now(), BEIJING_OFFSET_SECS)
 }
 
-fn io_err(msg: impl Into<String>) -> io::Error {
-    io::Error::other(msg.into())
-}
-
 /// The platform's answer to a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -136,51 +130,41 @@ pub struct Reply {
 
 /// A simulated vehicle on one TCP connection.
 pub struct Vehicle {
-    io: Framed<super::Stream, Codec>,
-    vin: String,
+    link: Link<Codec>,
     edition: Edition,
-    seq: u16,
     /// Platform commands received (and answered) while waiting for something else.
     pub received: Vec<Frame>,
 }
 
-impl Vehicle {
-    /// Connects to a gateway's GB/T 32960 listener.
-    pub async fn connect(addr: SocketAddr, vin: &str, edition: Edition) -> io::Result<Vehicle> {
-        Ok(Vehicle::over(super::tcp(addr).await?, vin, edition))
-    }
+impl Device for Vehicle {
+    type Edition = Edition;
 
-    /// A vehicle over an already connected stream.
-    pub fn over(stream: impl super::Io + 'static, vin: &str, edition: Edition) -> Vehicle {
+    fn over(stream: impl super::Io + 'static, vin: &str, edition: Edition) -> Vehicle {
         Vehicle {
-            io: super::framed(stream, Codec::new(CodecConfig::default())),
-            vin: vin.to_string(),
+            link: Link::over(stream, Codec::new(CodecConfig::default()), vin, 1),
             edition,
-            seq: 1,
             received: Vec::new(),
         }
     }
+}
 
+impl Vehicle {
     fn frame(&self, msg: &Message) -> io::Result<Frame> {
-        msg.to_frame(self.edition, &self.vin)
+        msg.to_frame(self.edition, &self.link.id)
             .map_err(|e| io_err(e.to_string()))
     }
 
     /// Sends a message as a command (response flag 0xFE).
     pub async fn send(&mut self, msg: &Message) -> io::Result<()> {
         let frame = self.frame(msg)?;
-        self.io.send(&frame).await
+        self.link.io.send(&frame).await
     }
 
     /// Reads until the answer to `command` arrives, answering platform commands meanwhile.
     pub async fn answer_to(&mut self, command: u8, timeout: Duration) -> io::Result<Reply> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let next = tokio::time::timeout_at(deadline, self.io.next())
-                .await
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::TimedOut, "no answer from the platform")
-                })?;
+            let next = link::before(deadline, async { Ok(self.link.io.next().await) }).await?;
             let frame = super::platform_frame(next, |bad| bad.error.to_string())?
                 .ok_or_else(super::platform_closed)?;
             if frame.response != 0xFE && frame.command == command {
@@ -209,7 +193,7 @@ impl Vehicle {
             now_beijing(),
             gbt32960::ReplyStyle::TimeOnly,
         );
-        self.io.send(&answer).await?;
+        self.link.io.send(&answer).await?;
         Ok(true)
     }
 
@@ -226,7 +210,7 @@ impl Vehicle {
         };
         let login = Login {
             time: now_beijing(),
-            seq: self.seq,
+            seq: self.link.seq,
             iccid: "89860000000000000001".into(),
             batteries,
         };
@@ -258,7 +242,7 @@ impl Vehicle {
             };
             wire.extend_from_slice(&self.frame(&msg)?.to_wire());
         }
-        self.io.get_mut().write_all(&wire).await
+        self.link.send_wire(&wire).await
     }
 
     /// Sends a heartbeat (0x07) and returns the answer.
@@ -279,7 +263,7 @@ impl Vehicle {
     pub async fn logout(&mut self) -> io::Result<()> {
         let logout = Logout {
             time: now_beijing(),
-            seq: self.seq,
+            seq: self.link.seq,
         };
         self.send(&Message::VehicleLogout(logout)).await
     }
@@ -292,18 +276,18 @@ impl Vehicle {
         if let Some(bcc) = wire.last_mut() {
             *bcc ^= 0x5A;
         }
-        self.io.get_mut().write_all(&wire).await?;
+        self.link.send_wire(&wire).await?;
         self.answer_to(0x02, Duration::from_secs(10)).await
     }
 
     /// Sends raw wire bytes.
     pub async fn send_wire(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.io.get_mut().write_all(bytes).await
+        self.link.send_wire(bytes).await
     }
 
     /// Whether the platform closes the connection within `t`.
     pub async fn closed_within(&mut self, t: Duration) -> bool {
-        super::closed_within(&mut self.io, t).await
+        self.link.closed_within(t).await
     }
 }
 
@@ -311,30 +295,14 @@ impl Vehicle {
 /// `plan.rate` per second and a heartbeat every `plan.heartbeat` (timed), answer platform
 /// commands, then log out.
 pub async fn drive(plan: VehiclePlan, vin: String, edition: Edition) {
-    let stats = plan.stats.clone();
-    let stream = match super::open(&plan).await {
-        Ok(s) => s,
-        Err(_) => {
-            Stats::add(&stats.connect_errors);
-            return;
-        }
+    let Some(mut v) = plan.device::<Vehicle>(&vin, edition).await else {
+        return;
     };
-    Stats::add(&stats.connected);
-    let mut v = Vehicle::over(stream, &vin, edition);
-    match v.login().await {
-        Ok(r) if r.flag == 0x01 => stats.logged_in(),
-        Ok(_) => {
-            Stats::add(&stats.login_refused);
-            return;
-        }
-        Err(_) => {
-            Stats::add(&stats.errors);
-            Stats::add(&stats.disconnects);
-            return;
-        }
+    if !plan.logged_in(v.login().await.map(|r| r.flag == 0x01)) {
+        return;
     }
     if run_reports(&mut v, &plan).await.is_err() {
-        Stats::add(&stats.disconnects);
+        Stats::add(&plan.stats.disconnects);
         return;
     }
     let _ = v.logout().await;
@@ -343,14 +311,7 @@ pub async fn drive(plan: VehiclePlan, vin: String, edition: Edition) {
 async fn run_reports(v: &mut Vehicle, plan: &VehiclePlan) -> io::Result<()> {
     let stats = &plan.stats;
     let until = tokio::time::Instant::from_std(plan.drive_until);
-    let period = if plan.rate > 0.0 {
-        Duration::from_secs_f64(1.0 / plan.rate)
-    } else {
-        plan.heartbeat
-    };
-    let offset = period.mul_f64((plan.index % 97) as f64 / 97.0);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = plan.report_ticks();
     let mut beat =
         tokio::time::interval_at(tokio::time::Instant::now() + plan.heartbeat, plan.heartbeat);
     let mut heartbeat_sent: Option<Instant> = None;
@@ -382,7 +343,7 @@ async fn run_reports(v: &mut Vehicle, plan: &VehiclePlan) -> io::Result<()> {
                 Stats::add(&stats.frames_sent);
                 heartbeat_sent = Some(Instant::now());
             }
-            next = v.io.next() => {
+            next = v.link.io.next() => {
                 let frame = match next {
                     None => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed by the gateway")),
                     Some(Err(e)) => break Err(e),

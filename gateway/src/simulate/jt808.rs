@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,8 @@ use jt808::{Codec, CodecConfig, Frame, Header, Message, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder, Framed, FramedParts};
 
+pub use super::link::Device;
+use super::link::{self, io_err, Link};
 use super::{FloodPlan, Stats, VehiclePlan};
 
 mod upgrade;
@@ -107,20 +108,14 @@ pub struct RegisterReply {
 
 /// A simulated terminal on one TCP connection.
 pub struct Terminal {
-    io: Framed<super::Stream, Codec>,
-    phone: String,
     version: Version,
-    serial: u16,
+    link: Link<Codec>,
     /// The current position, answered to 0x8201.
     pub fix: Fix,
     /// Platform messages received (and answered) while waiting for something else.
     pub received: Vec<(Header, Message)>,
     /// An upgrade (0x8108) whose packages are arriving.
     upgrade_in: Option<Box<upgrade::Incoming>>,
-}
-
-fn io_err(msg: impl Into<String>) -> io::Error {
-    io::Error::other(msg.into())
 }
 
 /// What a terminal at `fix` answers to a platform message (`None` for answers and the
@@ -163,34 +158,29 @@ fn terminal_reply(header: &Header, msg: &Message, fix: &Fix, version: Version) -
     })
 }
 
-impl Terminal {
-    /// Connects to a gateway's JT/T 808 listener.
-    pub async fn connect(addr: SocketAddr, phone: &str, version: Version) -> io::Result<Terminal> {
-        Ok(Terminal::over(super::tcp(addr).await?, phone, version))
-    }
+impl Device for Terminal {
+    type Edition = Version;
 
-    /// A terminal over an already connected stream.
-    pub fn over(stream: impl super::Io + 'static, phone: &str, version: Version) -> Terminal {
+    fn over(stream: impl super::Io + 'static, phone: &str, version: Version) -> Terminal {
         Terminal {
-            io: super::framed(stream, Codec::new(CodecConfig::default())),
-            phone: phone.to_string(),
             version,
-            serial: 0,
+            link: Link::over(stream, Codec::new(CodecConfig::default()), phone, 0),
             fix: Fix::default(),
             received: Vec::new(),
             upgrade_in: None,
         }
     }
+}
 
+impl Terminal {
     /// The phone number this terminal uses in its headers.
     pub fn phone(&self) -> &str {
-        &self.phone
+        &self.link.id
     }
 
     fn header(&mut self, msg_id: u16) -> Header {
-        let serial = self.serial;
-        self.serial = self.serial.wrapping_add(1);
-        Header::to_terminal(msg_id, self.version, self.phone.clone(), serial)
+        let serial = self.link.next_seq();
+        Header::to_terminal(msg_id, self.version, self.link.id.clone(), serial)
     }
 
     /// Sends `msg` and returns the serial it went out with.
@@ -200,13 +190,13 @@ impl Terminal {
             .map_err(|e| io_err(e.to_string()))?;
         let header = self.header(msg.msg_id());
         let serial = header.serial;
-        self.io.send(Frame::new(header, body)).await?;
+        self.link.io.send(Frame::new(header, body)).await?;
         Ok(serial)
     }
 
     /// Sends raw wire bytes (for malformed-input tests).
     pub async fn send_wire(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.io.get_mut().write_all(bytes).await
+        self.link.send_wire(bytes).await
     }
 
     /// The next frame from the platform, `None` when the connection closed. The packages of
@@ -214,7 +204,7 @@ impl Terminal {
     /// once whole) and come out as one `UpgradePackage` message.
     pub async fn next_frame(&mut self) -> io::Result<Option<(Header, Message)>> {
         loop {
-            let next = self.io.next().await;
+            let next = self.link.io.next().await;
             let Some(frame) = super::platform_frame(next, |bad| bad.error.to_string())? else {
                 return Ok(None);
             };
@@ -243,11 +233,7 @@ impl Terminal {
     ) -> io::Result<T> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let next = tokio::time::timeout_at(deadline, self.next_frame())
-                .await
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::TimedOut, "no answer from the platform")
-                })??;
+            let next = link::before(deadline, self.next_frame()).await?;
             let Some((header, msg)) = next else {
                 return Err(super::platform_closed());
             };
@@ -298,8 +284,9 @@ impl Terminal {
             plate_color: 1,
             plate: format!(
                 "粤B{}",
-                self.phone
-                    .get(self.phone.len().saturating_sub(5)..)
+                self.link
+                    .id
+                    .get(self.link.id.len().saturating_sub(5)..)
                     .unwrap_or("00000")
             ),
             layout: self.version,
@@ -378,14 +365,14 @@ impl Terminal {
             .map_err(|e| io_err(e.to_string()))?;
         let first = self.header(upload.msg_id());
         let frames = jt808::subpackage::split(&first, &body, package);
-        self.serial = first.serial.wrapping_add(frames.len().max(1) as u16);
+        self.link.seq = first.serial.wrapping_add(frames.len().max(1) as u16);
         for f in &frames {
             let index = f.header.package.map_or(1, |p| p.index);
             if !skip.contains(&index) {
-                self.io.feed(f.clone()).await?;
+                self.link.io.feed(f.clone()).await?;
             }
         }
-        SinkExt::<jt808::Frame>::flush(&mut self.io).await?;
+        SinkExt::<jt808::Frame>::flush(&mut self.link.io).await?;
         loop {
             let resend = self
                 .wait_for(Duration::from_secs(30), |_, m| match m {
@@ -403,10 +390,10 @@ impl Terminal {
             };
             for f in &frames {
                 if f.header.package.is_some_and(|p| ids.contains(&p.index)) {
-                    self.io.feed(f.clone()).await?;
+                    self.link.io.feed(f.clone()).await?;
                 }
             }
-            SinkExt::<jt808::Frame>::flush(&mut self.io).await?;
+            SinkExt::<jt808::Frame>::flush(&mut self.link.io).await?;
         }
     }
 
@@ -424,7 +411,7 @@ impl Terminal {
 
     /// Whether the platform closes the connection within `t` (frames meanwhile are read and dropped).
     pub async fn closed_within(&mut self, t: Duration) -> bool {
-        super::closed_within(&mut self.io, t).await
+        self.link.closed_within(t).await
     }
 }
 
@@ -458,16 +445,7 @@ pub async fn drive(plan: VehiclePlan, phone: String, version: Version) {
 
 /// Connects, registers and authenticates; `None` (counted) when that failed.
 async fn log_in(plan: &VehiclePlan, phone: &str, version: Version) -> Option<Terminal> {
-    let stats = &plan.stats;
-    let stream = match super::open(plan).await {
-        Ok(s) => s,
-        Err(_) => {
-            Stats::add(&stats.connect_errors);
-            return None;
-        }
-    };
-    Stats::add(&stats.connected);
-    let mut t = Terminal::over(stream, phone, version);
+    let mut t = plan.device::<Terminal>(phone, version).await?;
     let login = async {
         let reg = t.register().await?;
         let Some(code) = reg.auth_code.filter(|_| reg.result == 0) else {
@@ -475,34 +453,13 @@ async fn log_in(plan: &VehiclePlan, phone: &str, version: Version) -> Option<Ter
         };
         Ok::<_, io::Error>(t.authenticate(&code).await? == 0)
     };
-    match login.await {
-        Ok(true) => {
-            stats.logged_in();
-            Some(t)
-        }
-        Ok(false) => {
-            Stats::add(&stats.login_refused);
-            None
-        }
-        Err(_) => {
-            Stats::add(&stats.errors);
-            Stats::add(&stats.disconnects);
-            None
-        }
-    }
+    let login = login.await;
+    plan.logged_in(login).then_some(t)
 }
 
 async fn run_reports(t: &mut Terminal, plan: &VehiclePlan) -> io::Result<()> {
     let stats = &plan.stats;
-    let period = if plan.rate > 0.0 {
-        Duration::from_secs_f64(1.0 / plan.rate)
-    } else {
-        plan.heartbeat
-    };
-    // Spread the vehicles' first reports over one period so they do not beat in step.
-    let offset = period.mul_f64((plan.index % 97) as f64 / 97.0);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = plan.report_ticks();
     let until = tokio::time::Instant::from_std(plan.drive_until);
     let mut pending: HashMap<u16, Instant> = HashMap::new();
     let mut samples: Vec<u32> = Vec::with_capacity(64);
@@ -871,17 +828,20 @@ impl Flooder {
 pub async fn flood(t: Terminal, plan: &VehiclePlan, f: &FloodPlan) -> io::Result<Terminal> {
     let stats = &plan.stats;
     let Terminal {
-        io,
-        phone,
+        link,
         version,
-        serial,
         fix,
         received,
         upgrade_in,
     } = t;
+    let Link {
+        io,
+        id,
+        seq: serial,
+    } = link;
     let parts = io.into_parts();
     let report = Frame::new(
-        Header::to_terminal(jt808::msg::id::LOCATION, version, phone.clone(), 0),
+        Header::to_terminal(jt808::msg::id::LOCATION, version, id.clone(), 0),
         Bytes::new(),
     );
     let mut fl = Flooder {
@@ -910,10 +870,12 @@ pub async fn flood(t: Terminal, plan: &VehiclePlan, f: &FloodPlan) -> io::Result
     let mut parts = FramedParts::new::<Frame>(fl.stream, fl.codec);
     parts.read_buf = fl.rbuf;
     Ok(Terminal {
-        io: Framed::from_parts(parts),
-        phone,
+        link: Link {
+            io: Framed::from_parts(parts),
+            id,
+            seq: fl.serial,
+        },
         version,
-        serial: fl.serial,
         fix: fl.fix,
         received,
         upgrade_in,
@@ -954,6 +916,18 @@ mod tests {
     /// A minimal JT/T 808 platform: registers every terminal, acknowledges every message
     /// with 0x8001, and once per connection, after the 50th report, asks for the position
     /// (0x8201), which the terminal must answer.
+    /// `vgate simulate` arguments from a command line.
+    fn args(line: &str) -> super::super::SimulateArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: super::super::SimulateArgs,
+        }
+        <Cli as clap::Parser>::try_parse_from(line.split_whitespace())
+            .unwrap()
+            .args
+    }
+
     async fn acker(listener: tokio::net::TcpListener, located: Arc<AtomicU64>) {
         while let Ok((stream, _)) = listener.accept().await {
             let located = located.clone();
@@ -1006,23 +980,16 @@ mod tests {
         let target = listener.local_addr().unwrap();
         let located = Arc::new(AtomicU64::new(0));
         let platform = tokio::spawn(acker(listener, located.clone()));
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: super::super::SimulateArgs,
-        }
         let line = format!(
             "simulate --protocol jt808 --vehicles 4 --rate max --window 8 --count 2001 \
              --duration 20s --target {target}"
         );
-        let args = <Cli as clap::Parser>::try_parse_from(line.split_whitespace())
-            .unwrap()
-            .args;
-        let summary = tokio::time::timeout(Duration::from_secs(20), super::super::simulate(args))
-            .await
-            .unwrap()
-            .map_err(|e| format!("{e:?}"))
-            .unwrap();
+        let summary =
+            tokio::time::timeout(Duration::from_secs(20), super::super::simulate(args(&line)))
+                .await
+                .unwrap()
+                .map_err(|e| format!("{e:?}"))
+                .unwrap();
         platform.abort();
         assert_eq!(summary.mode, "flood");
         assert_eq!(summary.window, Some(8));
@@ -1049,20 +1016,13 @@ mod tests {
             platforms.push(tokio::spawn(acker(listener, located.clone())));
             counts.push(located);
         }
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: super::super::SimulateArgs,
-        }
         // Two targets as a list, the third with the option repeated.
         let line = format!(
             "simulate --protocol jt808 --vehicles 6 --rate max --window 2 --count 600 \
              --duration 20s --target {},{} --target {} --source-ip 127.0.0.2,127.0.0.3",
             targets[0], targets[1], targets[2]
         );
-        let args = <Cli as clap::Parser>::try_parse_from(line.split_whitespace())
-            .unwrap()
-            .args;
+        let args = args(&line);
         assert_eq!(args.target.len(), 3);
         let summary = tokio::time::timeout(Duration::from_secs(20), super::super::simulate(args))
             .await

@@ -17,6 +17,9 @@
 
 pub mod gbt32960;
 pub mod jt808;
+mod link;
+
+pub use link::Device;
 mod stats;
 
 use std::net::{IpAddr, SocketAddr};
@@ -468,6 +471,51 @@ impl VehiclePlan {
     /// `alarm_every - 1` reports, on for the next `alarm_every`, and so on.
     pub fn alarm_on(&self, step: u64) -> bool {
         self.alarm_every > 0 && (step / self.alarm_every) % 2 == 1
+    }
+
+    /// The report timer: every `1 / rate` seconds (every heartbeat period at rate 0), the
+    /// first tick spread over one period by the vehicle's index so that the vehicles do not
+    /// beat in step; a late tick delays the next rather than bunching them.
+    pub fn report_ticks(&self) -> tokio::time::Interval {
+        let period = if self.rate > 0.0 {
+            Duration::from_secs_f64(1.0 / self.rate)
+        } else {
+            self.heartbeat
+        };
+        let offset = period.mul_f64((self.index % 97) as f64 / 97.0);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    }
+
+    /// Opens the vehicle's connection and makes a `D` over it saying `id`; `None` (counted as
+    /// a connect error) when the connection failed.
+    pub async fn device<D: Device>(&self, id: &str, edition: D::Edition) -> Option<D> {
+        match open(self).await {
+            Ok(stream) => {
+                Stats::add(&self.stats.connected);
+                Some(D::over(stream, id, edition))
+            }
+            Err(_) => {
+                Stats::add(&self.stats.connect_errors);
+                None
+            }
+        }
+    }
+
+    /// Counts how a login went (`Ok(true)` accepted, `Ok(false)` refused, an error: the
+    /// connection broke) and returns whether the vehicle is logged in.
+    pub fn logged_in(&self, login: std::io::Result<bool>) -> bool {
+        let stats = &self.stats;
+        match login {
+            Ok(true) => stats.logged_in(),
+            Ok(false) => Stats::add(&stats.login_refused),
+            Err(_) => {
+                Stats::add(&stats.errors);
+                Stats::add(&stats.disconnects);
+            }
+        }
+        matches!(login, Ok(true))
     }
 }
 

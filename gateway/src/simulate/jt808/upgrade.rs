@@ -122,7 +122,7 @@ impl Terminal {
     ) -> io::Result<UpgradePackage> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let next = tokio::time::timeout_at(deadline, self.io.next())
+            let next = tokio::time::timeout_at(deadline, self.link.io.next())
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no upgrade in time"))?;
             let frame = crate::simulate::platform_frame(next, |bad| bad.error.to_string())?
