@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{time_ms, ApiError, ErrorBody, NoToken, ReadOnly};
+use super::{time_ms, ApiError, CommandPath, ErrorBody, VehiclePath};
 use crate::commands::{status_label, Submitted};
 
 /// A command taken: its id and where it is.
@@ -65,20 +65,11 @@ pub struct CommandBody {
 }
 
 /// Sends a command to a vehicle: stored, then delivered or queued; results also go to MQTT.
-#[utoipa::path(
-    post,
-    path = "/api/v1/vehicles/{vid}/commands",
-    tag = "commands",
-    params(("vid" = String, Path, description = "Vehicle id")),
-    request_body(content = CommandBody, content_type = "application/json"),
-    responses(
-        (status = 202, description = "Taken", body = Accepted),
-        (status = 400, description = "Rejected: the error names the field", body = ErrorBody),
-        NoToken,
-        ReadOnly,
-        (status = 503, description = "The queue is full or cannot store it", body = ErrorBody),
-    ),
-)]
+#[utoipa::path(post, path = "/api/v1/vehicles/{vid}/commands", tag = "commands", params(VehiclePath), responses(
+    (status = 202, description = "Taken", body = Accepted),
+    (status = 400, description = "Rejected: the error names the field", body = ErrorBody),
+    (status = 503, description = "The queue is full or cannot store it", body = ErrorBody),
+), request_body(content = CommandBody, content_type = "application/json"))]
 pub async fn submit(
     State(api): State<super::State>,
     Path(vid): Path<String>,
@@ -102,16 +93,9 @@ pub async fn submit(
 }
 
 /// The commands waiting for a vehicle, in the order they will be delivered.
-#[utoipa::path(
-    get,
-    path = "/api/v1/vehicles/{vid}/commands",
-    tag = "commands",
-    params(("vid" = String, Path, description = "Vehicle id")),
-    responses(
-        (status = 200, description = "Waiting commands", body = WaitingList),
-        NoToken,
-    ),
-)]
+#[utoipa::path(get, path = "/api/v1/vehicles/{vid}/commands", tag = "commands", params(VehiclePath), responses(
+    (status = 200, description = "Waiting commands", body = WaitingList),
+))]
 pub async fn waiting(
     State(api): State<super::State>,
     Path(vid): Path<String>,
@@ -141,22 +125,11 @@ pub async fn waiting(
 }
 
 /// Cancels a command still waiting: removed from the queue, result `cancelled` on MQTT.
-#[utoipa::path(
-    delete,
-    path = "/api/v1/vehicles/{vid}/commands/{id}",
-    tag = "commands",
-    params(
-        ("vid" = String, Path, description = "Vehicle id"),
-        ("id" = String, Path, description = "Command id"),
-    ),
-    responses(
-        (status = 204, description = "Cancelled"),
-        (status = 404, description = "No such command waiting", body = ErrorBody),
-        (status = 409, description = "Sent to the connected vehicle, its answer pending", body = ErrorBody),
-        NoToken,
-        ReadOnly,
-    ),
-)]
+#[utoipa::path(delete, path = "/api/v1/vehicles/{vid}/commands/{id}", tag = "commands", params(CommandPath), responses(
+    (status = 204, description = "Cancelled"),
+    (status = 404, description = "No such command waiting", body = ErrorBody),
+    (status = 409, description = "Sent to the connected vehicle, its answer pending", body = ErrorBody),
+))]
 pub async fn cancel(
     State(api): State<super::State>,
     Path((vid, id)): Path<(String, String)>,

@@ -168,15 +168,24 @@ impl ApiError {
     }
 }
 
-/// The answer of a route behind a token to a request with no token it knows (401).
-#[derive(Debug, utoipa::IntoResponses)]
-#[response(status = 401, description = "No or unknown token")]
-pub struct NoToken(pub ErrorBody);
+/// The `{vid}` in the path of a vehicle's routes (for the OpenAPI document; the handlers
+/// take it as a `Path<String>`).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct VehiclePath {
+    /// Vehicle id
+    pub vid: String,
+}
 
-/// The answer of a write route to a read-only token (403).
-#[derive(Debug, utoipa::IntoResponses)]
-#[response(status = 403, description = "A read-only token")]
-pub struct ReadOnly(pub ErrorBody);
+/// The `{vid}` and `{id}` in the path of one command's routes (for the OpenAPI document).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CommandPath {
+    /// Vehicle id
+    pub vid: String,
+    /// Command id
+    pub id: String,
+}
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -6,24 +6,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::{ApiError, ErrorBody, NoToken, ReadOnly};
+use super::{ApiError, ErrorBody};
 use crate::packages::{PackageError, PackageInfo};
 
 /// Stores the request body as an upgrade package (content-addressed: the same bytes are
 /// the same package).
-#[utoipa::path(
-    post,
-    path = "/api/v1/packages",
-    tag = "commands",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses(
-        (status = 201, description = "Stored; `package` goes in an upgrade command", body = PackageInfo),
-        (status = 400, description = "An empty body", body = ErrorBody),
-        NoToken,
-        ReadOnly,
-        (status = 413, description = "Larger than commands.upgrade.max_package_bytes", body = ErrorBody),
-    ),
-)]
+#[utoipa::path(post, path = "/api/v1/packages", tag = "commands", responses(
+    (status = 201, description = "Stored; `package` goes in an upgrade command", body = PackageInfo),
+    (status = 400, description = "An empty body", body = ErrorBody),
+    (status = 413, description = "Larger than commands.upgrade.max_package_bytes", body = ErrorBody),
+), request_body(content = Vec<u8>, content_type = "application/octet-stream"))]
 pub async fn upload(
     State(api): State<super::State>,
     body: Bytes,
@@ -45,15 +37,9 @@ pub async fn upload(
 }
 
 /// The packages stored on this node.
-#[utoipa::path(
-    get,
-    path = "/api/v1/packages",
-    tag = "commands",
-    responses(
-        (status = 200, description = "Id and size of each", body = Vec<PackageInfo>),
-        NoToken,
-    ),
-)]
+#[utoipa::path(get, path = "/api/v1/packages", tag = "commands", responses(
+    (status = 200, description = "Id and size of each", body = Vec<PackageInfo>),
+))]
 pub async fn list(State(api): State<super::State>) -> Result<Json<Vec<PackageInfo>>, ApiError> {
     let store = api.commands.packages.clone();
     let list = tokio::task::spawn_blocking(move || store.list())

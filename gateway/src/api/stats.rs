@@ -12,7 +12,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, ErrorBody, NoToken, ReadOnly};
+use super::{ApiError, ErrorBody};
 
 /// How often the event counters are sampled for their rates.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -146,15 +146,9 @@ fn broker_state(api: &super::Api) -> BrokerState {
 }
 
 /// Counters: connections, event rates, broker, spool, queue.
-#[utoipa::path(
-    get,
-    path = "/api/v1/stats",
-    tag = "operations",
-    responses(
-        (status = 200, description = "The gateway's counters", body = Stats),
-        NoToken,
-    ),
-)]
+#[utoipa::path(get, path = "/api/v1/stats", tag = "operations", responses(
+    (status = 200, description = "The gateway's counters", body = Stats),
+))]
 pub async fn stats(State(api): State<super::State>) -> Json<Stats> {
     let process = tokio::task::spawn_blocking(crate::process::Snapshot::read)
         .await
@@ -195,16 +189,10 @@ pub struct Readiness {
 
 /// 200 when every listener is up and the broker connected (or the spool accepting); else 503
 /// with the reason.
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    tag = "operations",
-    responses(
-        (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "Not ready, with the reason", body = Readiness),
-    ),
-    security(())
-)]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "Not ready, with the reason", body = Readiness),
+), security(()))]
 pub async fn readyz(State(api): State<super::State>) -> Response {
     let broker = broker_state(&api);
     let reason = if api.shutdown.is_cancelled() {
@@ -280,17 +268,10 @@ fn live(key: &str) -> bool {
 
 /// Re-reads the configuration (file and environment): applies what can change live, or
 /// refuses (400, naming the key) when anything else changed, changing nothing.
-#[utoipa::path(
-    post,
-    path = "/api/v1/reload",
-    tag = "operations",
-    responses(
-        (status = 200, description = "What changed", body = Reloaded),
-        (status = 400, description = "A key that cannot change live, or a bad configuration", body = ErrorBody),
-        NoToken,
-        ReadOnly,
-    ),
-)]
+#[utoipa::path(post, path = "/api/v1/reload", tag = "operations", responses(
+    (status = 200, description = "What changed", body = Reloaded),
+    (status = 400, description = "A key that cannot change live, or a bad configuration", body = ErrorBody),
+))]
 pub async fn reload(State(api): State<super::State>) -> Result<Json<Reloaded>, ApiError> {
     reload_now(&api, true).await.map(Json)
 }

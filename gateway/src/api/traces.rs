@@ -9,7 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ErrorBody, NoToken, ReadOnly};
+use super::{ApiError, ErrorBody};
 
 /// What to trace.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -28,18 +28,10 @@ pub struct TraceStarted {
 }
 
 /// Records every frame to and from a vehicle for a while.
-#[utoipa::path(
-    post,
-    path = "/api/v1/traces",
-    tag = "operations",
-    request_body(content = TraceRequest, content_type = "application/json"),
-    responses(
-        (status = 201, description = "Started", body = TraceStarted),
-        (status = 400, description = "A bad vehicle id or duration", body = ErrorBody),
-        NoToken,
-        ReadOnly,
-    ),
-)]
+#[utoipa::path(post, path = "/api/v1/traces", tag = "operations", responses(
+    (status = 201, description = "Started", body = TraceStarted),
+    (status = 400, description = "A bad vehicle id or duration", body = ErrorBody),
+), request_body(content = TraceRequest, content_type = "application/json"))]
 pub async fn start(
     State(api): State<super::State>,
     body: Bytes,
@@ -73,17 +65,10 @@ pub struct TraceLine {
 }
 
 /// What a trace recorded so far, one JSON object per line.
-#[utoipa::path(
-    get,
-    path = "/api/v1/traces/{trace_id}",
-    tag = "operations",
-    params(("trace_id" = String, Path, description = "From POST /api/v1/traces")),
-    responses(
-        (status = 200, description = "NDJSON, one frame per line", body = TraceLine, content_type = "application/x-ndjson"),
-        (status = 404, description = "No such trace", body = ErrorBody),
-        NoToken,
-    ),
-)]
+#[utoipa::path(get, path = "/api/v1/traces/{trace_id}", tag = "operations", params(("trace_id" = String, Path, description = "From POST /api/v1/traces")), responses(
+    (status = 200, description = "NDJSON, one frame per line", body = TraceLine, content_type = "application/x-ndjson"),
+    (status = 404, description = "No such trace", body = ErrorBody),
+))]
 pub async fn read(
     State(api): State<super::State>,
     Path(id): Path<String>,
@@ -109,15 +94,9 @@ pub struct TraceList {
 
 /// The traces kept, from the API and from the configuration (`[[traces]]`). An addition to
 /// CONTRACT section 6.
-#[utoipa::path(
-    get,
-    path = "/api/v1/traces",
-    tag = "operations",
-    responses(
-        (status = 200, description = "The trace files kept", body = TraceList),
-        NoToken,
-    ),
-)]
+#[utoipa::path(get, path = "/api/v1/traces", tag = "operations", responses(
+    (status = 200, description = "The trace files kept", body = TraceList),
+))]
 pub async fn list(State(api): State<super::State>) -> Result<Json<TraceList>, ApiError> {
     let dir = crate::traces::dir(&api.data_dir);
     let items = tokio::task::spawn_blocking(move || crate::traces::list(&dir))

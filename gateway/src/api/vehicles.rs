@@ -12,7 +12,7 @@ use codecs::event::PresenceReason;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{time, time_ms, ApiError, ErrorBody, NoToken, ReadOnly};
+use super::{time, time_ms, ApiError, ErrorBody, VehiclePath};
 use crate::queue::KnownVehicle;
 use crate::registry::{Control, SessionHandle};
 
@@ -231,17 +231,10 @@ pub fn online_in(
 }
 
 /// Lists vehicles: the ones seen before and the ones online, by id.
-#[utoipa::path(
-    get,
-    path = "/api/v1/vehicles",
-    tag = "vehicles",
-    params(ListQuery),
-    responses(
-        (status = 200, description = "A page of vehicles", body = VehiclePage),
-        (status = 400, description = "A bad filter", body = ErrorBody),
-        NoToken,
-    ),
-)]
+#[utoipa::path(get, path = "/api/v1/vehicles", tag = "vehicles", params(ListQuery), responses(
+    (status = 200, description = "A page of vehicles", body = VehiclePage),
+    (status = 400, description = "A bad filter", body = ErrorBody),
+))]
 pub async fn list(
     State(api): State<super::State>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -268,17 +261,10 @@ pub async fn list(
 }
 
 /// One vehicle, online or seen before.
-#[utoipa::path(
-    get,
-    path = "/api/v1/vehicles/{vid}",
-    tag = "vehicles",
-    params(("vid" = String, Path, description = "Vehicle id")),
-    responses(
-        (status = 200, description = "The vehicle", body = VehicleDetail),
-        (status = 404, description = "Never seen", body = ErrorBody),
-        NoToken,
-    ),
-)]
+#[utoipa::path(get, path = "/api/v1/vehicles/{vid}", tag = "vehicles", params(VehiclePath), responses(
+    (status = 200, description = "The vehicle", body = VehicleDetail),
+    (status = 404, description = "Never seen", body = ErrorBody),
+))]
 pub async fn one(
     State(api): State<super::State>,
     Path(vid): Path<String>,
@@ -310,19 +296,11 @@ pub async fn one(
 
 /// Closes the vehicle's connection (presence `offline`, reason `kicked`); its commands in
 /// flight stay queued for its next login.
-#[utoipa::path(
-    delete,
-    path = "/api/v1/vehicles/{vid}/connection",
-    tag = "vehicles",
-    params(("vid" = String, Path, description = "Vehicle id"), KickQuery),
-    responses(
-        (status = 204, description = "Closed"),
-        (status = 404, description = "Not connected", body = ErrorBody),
-        (status = 400, description = "A bad ban_s", body = ErrorBody),
-        NoToken,
-        ReadOnly,
-    ),
-)]
+#[utoipa::path(delete, path = "/api/v1/vehicles/{vid}/connection", tag = "vehicles", params(VehiclePath, KickQuery), responses(
+    (status = 204, description = "Closed"),
+    (status = 404, description = "Not connected", body = ErrorBody),
+    (status = 400, description = "A bad ban_s", body = ErrorBody),
+))]
 pub async fn kick(
     State(api): State<super::State>,
     Path(vid): Path<String>,
