@@ -163,6 +163,45 @@ macro_rules! listener_config {
     };
 }
 
+/// A vehicle listener table (JT/T 808, GB/T 32960): the protocol's own keys, the keys of a
+/// vehicle session both protocols have, and the front door's ([`listener_config`]).
+macro_rules! vehicle_listener_config {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        listener_config! {
+            $(#[$meta])*
+            pub struct $name {
+                pub listen: Listen,
+                pub auth: AuthConfig,
+                pub max_frame_len: usize,
+                /// Seconds a connection may stay without logging in (JT/T 808:
+                /// authenticating).
+                pub login_timeout_s: u64,
+                /// The devices' heartbeat period, seconds (JT/T 808 parameter 0x0001,
+                /// GB/T 32960 parameter 0x09).
+                pub heartbeat_s: u64,
+                /// Idle seconds after login before the connection is closed; 0 = 3 x
+                /// heartbeat_s.
+                pub idle_timeout_s: u64,
+                /// The devices' clock zone, `+08:00` by the standards.
+                pub device_tz: String,
+                $($fields)*
+                /// Bad frames tolerated on one connection before it is closed.
+                pub max_bad_frames: u32,
+                /// Frames per second one connection may send before its reading is slowed;
+                /// 0 = no limit.
+                pub max_frames_per_s: f64,
+                /// When a frame is acknowledged to the vehicle.
+                pub ack_when: AckWhen,
+                /// More listeners of the protocol (`[[jt808.listeners]]`,
+                /// `[[gbt32960.listeners]]`): each a `name`, a `listen` and any key of this
+                /// table it overrides ([`Config::vehicle_listeners`]).
+                #[serde(default, skip_serializing_if = "Vec::is_empty")]
+                pub listeners: Vec<toml::Table>,
+            }
+        }
+    };
+}
+
 /// A listener table literal with the front door's defaults (no TLS, no limits, the
 /// failed-login cap at its default).
 macro_rules! with_front_door_defaults {
@@ -181,24 +220,33 @@ macro_rules! with_front_door_defaults {
     };
 }
 
-listener_config! {
+/// A vehicle listener table literal (JT/T 808, GB/T 32960) with the defaults the two
+/// protocols' sessions share: the front door's, the auth hook's, a 30 s login timeout, idle
+/// timeout from the heartbeat, Beijing time on the devices, 20 bad frames, 500 frames/s,
+/// acknowledgement once durable, no extra listeners.
+macro_rules! with_vehicle_session_defaults {
+    ($name:ident { $($field:ident: $value:expr),* $(,)? }) => {
+        with_front_door_defaults!($name {
+            $($field: $value,)*
+            auth: AuthConfig::default(),
+            login_timeout_s: 30,
+            idle_timeout_s: 0,
+            device_tz: "+08:00".to_owned(),
+            max_bad_frames: 20,
+            max_frames_per_s: 500.0,
+            ack_when: AckWhen::Durable,
+            listeners: Vec::new(),
+        })
+    };
+}
+
+vehicle_listener_config! {
 /// The JT/T 808 listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Jt808Config {
-    pub listen: Listen,
-    pub auth: AuthConfig,
     pub checksum: ChecksumMode,
-    pub max_frame_len: usize,
     pub before_auth: BeforeLogin,
-    /// Seconds a connection may stay without authenticating.
-    pub login_timeout_s: u64,
-    /// The terminals' heartbeat period (parameter 0x0001), seconds.
-    pub heartbeat_s: u64,
-    /// Idle seconds after login before the connection is closed; 0 = 3 x heartbeat_s.
-    pub idle_timeout_s: u64,
-    /// The terminals' clock zone, `+08:00` by the standard.
-    pub device_tz: String,
     /// Seconds without a new package before 0x8003 asks for the missing ones.
     pub subpackage_quiet_s: u64,
     /// Seconds after which an incomplete subpackaged message is dropped.
@@ -206,38 +254,20 @@ pub struct Jt808Config {
     /// Bytes of incomplete subpackaged messages one connection may hold (the memory bound of
     /// reassembly); a package beyond it is refused and counted.
     pub subpackage_max_bytes: usize,
-    /// Bad frames tolerated on one connection before it is closed.
-    pub max_bad_frames: u32,
-    /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
-    pub max_frames_per_s: f64,
-    /// When a frame is acknowledged to the vehicle.
-    pub ack_when: AckWhen,
-    /// More JT/T 808 listeners (`[[jt808.listeners]]`): each a `name`, a `listen` and any
-    /// key of this table it overrides ([`Config::vehicle_listeners`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub listeners: Vec<toml::Table>,
 }
 }
 
 impl Default for Jt808Config {
     fn default() -> Self {
-        with_front_door_defaults!(Jt808Config {
+        with_vehicle_session_defaults!(Jt808Config {
             listen: listen("0.0.0.0:6808"),
-            auth: AuthConfig::default(),
             checksum: ChecksumMode::Strict,
             max_frame_len: 4096,
             before_auth: BeforeLogin::Ignore,
-            login_timeout_s: 30,
             heartbeat_s: 60,
-            idle_timeout_s: 0,
-            device_tz: "+08:00".to_owned(),
             subpackage_quiet_s: 5,
             subpackage_timeout_s: 60,
             subpackage_max_bytes: 256 * 1024,
-            max_bad_frames: 20,
-            max_frames_per_s: 500.0,
-            ack_when: AckWhen::Durable,
-            listeners: Vec::new(),
         })
     }
 }
@@ -261,59 +291,33 @@ pub struct PlatformUser {
     pub password: String,
 }
 
-listener_config! {
+vehicle_listener_config! {
 /// The GB/T 32960 listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Gbt32960Config {
-    pub listen: Listen,
-    pub auth: AuthConfig,
-    pub max_frame_len: usize,
     pub before_login: BeforeLogin,
-    pub login_timeout_s: u64,
-    /// The vehicles' heartbeat period (parameter 0x09), seconds.
-    pub heartbeat_s: u64,
-    /// Idle seconds after login before the connection is closed; 0 = 3 x heartbeat_s.
-    pub idle_timeout_s: u64,
-    pub device_tz: String,
     /// Answer a malformed real-time/reissue frame with an error flag.
     pub reply_on_error: bool,
     pub reply_style: ReplyStyle,
     /// Platforms allowed to log in with 0x05; empty = platform login refused.
     pub platform_users: Vec<PlatformUser>,
-    pub max_bad_frames: u32,
-    /// Frames per second one connection may send before its reading is slowed; 0 = no limit.
-    pub max_frames_per_s: f64,
-    /// When a frame is acknowledged to the vehicle.
-    pub ack_when: AckWhen,
     /// `[gbt32960.security]`: data-unit keys and 2025 signatures (`crate::vehicle_keys`).
     pub security: crate::vehicle_keys::SecurityConfig,
-    /// More GB/T 32960 listeners (`[[gbt32960.listeners]]`): each a `name`, a `listen` and
-    /// any key of this table it overrides ([`Config::vehicle_listeners`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub listeners: Vec<toml::Table>,
 }
 }
 
 impl Default for Gbt32960Config {
     fn default() -> Self {
-        with_front_door_defaults!(Gbt32960Config {
+        with_vehicle_session_defaults!(Gbt32960Config {
             listen: listen("0.0.0.0:32960"),
-            auth: AuthConfig::default(),
             max_frame_len: 65536 + 25,
             before_login: BeforeLogin::Ignore,
-            login_timeout_s: 30,
             heartbeat_s: 30,
-            idle_timeout_s: 0,
-            device_tz: "+08:00".to_owned(),
             reply_on_error: true,
             reply_style: ReplyStyle::TimeOnly,
             platform_users: Vec::new(),
-            max_bad_frames: 20,
-            max_frames_per_s: 500.0,
-            ack_when: AckWhen::Durable,
             security: Default::default(),
-            listeners: Vec::new(),
         })
     }
 }

@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
+use crate::auth::same_secret;
 use crate::config::HttpConfig;
 
 /// What a token may do.
@@ -96,8 +97,11 @@ impl Tokens {
         let rw = self
             .read_write
             .iter()
-            .fold(false, |a, t| a | same(t, token));
-        let ro = self.read_only.iter().fold(false, |a, t| a | same(t, token));
+            .fold(false, |a, t| a | same_secret(t, token));
+        let ro = self
+            .read_only
+            .iter()
+            .fold(false, |a, t| a | same_secret(t, token));
         if rw {
             Some(Access::ReadWrite)
         } else if ro {
@@ -106,15 +110,6 @@ impl Tokens {
             None
         }
     }
-}
-
-/// Compares two tokens in time independent of where they differ.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// The middleware in front of `/api/`: 401 without a known token, 403 for a read-only token

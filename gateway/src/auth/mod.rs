@@ -200,8 +200,8 @@ fn banned(vehicle: &str) -> Option<Decision> {
     crate::bans::is_banned(vehicle).then(|| Decision::deny(DenyReason::Banned))
 }
 
-/// Compares two codes in time independent of where they differ.
-fn same_code(a: &str, b: &str) -> bool {
+/// Compares two secrets (auth codes, API tokens) in time independent of where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -355,7 +355,7 @@ impl Authenticator {
             return Decision::Allow { auth_code: None };
         }
         let stored = self.inner.codes.get(phone).await;
-        let matches_stored = stored.as_deref().is_some_and(|s| same_code(s, code));
+        let matches_stored = stored.as_deref().is_some_and(|s| same_secret(s, code));
         match &self.inner.policy {
             Policy::Open => {
                 if stored.is_none() && !code.is_empty() {
@@ -376,7 +376,7 @@ impl Authenticator {
                     return Decision::deny(DenyReason::NotAllowed);
                 }
                 let fixed = entries.fixed_code(phone);
-                if matches_stored || fixed.is_some_and(|f| same_code(f, code)) {
+                if matches_stored || fixed.is_some_and(|f| same_secret(f, code)) {
                     Decision::Allow { auth_code: None }
                 } else if stored.is_none() && fixed.is_none() {
                     Decision::deny(DenyReason::NotRegistered)
@@ -511,9 +511,9 @@ mod tests {
 
     #[test]
     fn code_comparison() {
-        assert!(same_code("abc", "abc"));
-        assert!(!same_code("abc", "abd"));
-        assert!(!same_code("abc", "abcd"));
-        assert!(same_code("", ""));
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+        assert!(same_secret("", ""));
     }
 }
