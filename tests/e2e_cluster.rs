@@ -447,7 +447,16 @@ async fn redis_restarted_mid_run_costs_no_report_and_no_command() {
     )
     .await;
     let mut t = online(c.jt808(1), phone).await;
+    let readyz = |node: &Vgate| support::http(node.addr("http"), "GET", "/readyz", None, None);
+    let (status, body) = readyz(&c.nodes[1]).await;
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, &ready["redis"]["reachable"]), (200, &true.into()), "{body}");
     c.redis.kill();
+    // Redis away is reported, not a reason to leave the load balancer.
+    let (status, body) = readyz(&c.nodes[1]).await;
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, &ready["redis"]["reachable"]), (200, &false.into()), "{body}");
+    assert!(ready["redis"]["error"].is_string(), "{body}");
     // Uplink never depends on Redis.
     assert_eq!(t.report(&Fix::default()).await.unwrap(), 0);
     let loc = sub.next_on("/location", WAIT).await;

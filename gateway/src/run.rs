@@ -407,6 +407,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
             &ready,
             prometheus,
             &tls,
+            cluster.as_ref().map(|c| c.redis.clone()),
         )?;
         api = Some(state.clone());
         let sd = shutdown.clone();
@@ -491,7 +492,8 @@ fn reload_on_hangup(tls: TlsReloader, api: Option<crate::api::State>) {
 }
 
 /// The operator API's state: what its handlers reach (registry, commands, the bridge's
-/// health, the vehicle listeners bound so far) and its tokens.
+/// health, the vehicle listeners bound so far, Redis in cluster mode) and its tokens.
+#[allow(clippy::too_many_arguments)]
 fn operator_api(
     cfg: &Config,
     config_file: Option<PathBuf>,
@@ -500,6 +502,7 @@ fn operator_api(
     ready: &Ready,
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     tls: &TlsReloader,
+    redis: Option<crate::cluster::redis::Redis>,
 ) -> Result<crate::api::State, Failure> {
     let tls = tls.clone();
     let tls_files: crate::api::Reloader = Arc::new(move || {
@@ -520,6 +523,7 @@ fn operator_api(
             registry: shared.registry.clone(),
         },
         broker: bridge.health(),
+        redis,
         listeners: ready
             .announce
             .iter()

@@ -68,6 +68,8 @@ pub struct Api {
     pub dispatcher: Dispatcher,
     /// The MQTT bridge's connection and spool.
     pub broker: mqtt_bridge::Health,
+    /// Redis, in cluster mode (`/readyz` and `/api/v1/stats` report whether it answers).
+    pub redis: Option<crate::cluster::redis::Redis>,
     /// The vehicle listeners, name and address.
     pub listeners: Vec<(String, SocketAddr)>,
     pub shutdown: CancellationToken,

@@ -114,6 +114,36 @@ pub struct BrokerState {
     pub spool_accepting: bool,
 }
 
+/// Redis as stats and readiness show it (cluster mode only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedisState {
+    /// Whether Redis answered a `PING` within `cluster.redis_timeout_ms`.
+    pub reachable: bool,
+    /// How long the `PING` took, when it was answered.
+    pub latency_ms: Option<f64>,
+    /// Why not, when not.
+    pub error: Option<String>,
+}
+
+/// Asks Redis for a `PING` (cluster mode; `None` on one node).
+async fn redis_state(api: &super::Api) -> Option<RedisState> {
+    let redis = api.redis.as_ref()?;
+    let start = std::time::Instant::now();
+    let answer = redis.query::<String>("ping", &::redis::cmd("PING")).await;
+    Some(match answer {
+        Ok(_) => RedisState {
+            reachable: true,
+            latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+            error: None,
+        },
+        Err(e) => RedisState {
+            reachable: false,
+            latency_ms: None,
+            error: Some(e.to_string()),
+        },
+    })
+}
+
 /// What `/api/v1/stats` answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
@@ -126,6 +156,9 @@ pub struct Stats {
     /// Events published per second per type, over the last few seconds.
     pub events_per_s: BTreeMap<String, f64>,
     pub broker: BrokerState,
+    /// Redis (cluster mode; absent on one node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisState>,
     /// Bytes waiting in the MQTT spool; `null` without a spool.
     pub spool_bytes: Option<u64>,
     /// Commands waiting in the queue, all vehicles.
@@ -170,6 +203,7 @@ pub async fn stats(State(api): State<super::State>) -> Json<Stats> {
         vehicles_online: api.registry.online() as u64,
         events_per_s: api.rates.per_second(),
         broker: broker_state(&api),
+        redis: redis_state(&api).await,
         spool_bytes: api.broker.spool_bytes(),
         queued_commands: api.commands.queue.len() as u64,
         bans: crate::bans::count() as u64,
@@ -185,6 +219,11 @@ pub struct Readiness {
     pub reason: Option<String>,
     pub listeners: BTreeMap<String, String>,
     pub broker: BrokerState,
+    /// Redis (cluster mode; absent on one node). Reported, never a reason to be unready: a
+    /// node without Redis still carries every vehicle's data, and Redis away from every node
+    /// at once must not take the whole fleet off the load balancer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisState>,
 }
 
 /// 200 when every listener is up and the broker connected (or the spool accepting); else 503
@@ -214,6 +253,7 @@ pub async fn readyz(State(api): State<super::State>) -> Response {
             .map(|(n, a)| (n.clone(), a.to_string()))
             .collect(),
         broker,
+        redis: redis_state(&api).await,
     };
     let status = if body.ready {
         StatusCode::OK

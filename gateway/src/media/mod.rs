@@ -566,6 +566,17 @@ mod tests {
         jt808::subpackage::split(&h, &body, size)
     }
 
+    /// Uploads with parts files in `scratch`: asked again after 1 s quiet, dropped after
+    /// `timeout_s`, the default limits.
+    fn uploads(scratch: &Path, timeout_s: u64) -> Uploads {
+        Uploads::new(
+            scratch.to_path_buf(),
+            Duration::from_secs(1),
+            Duration::from_secs(timeout_s),
+            UploadLimits::default(),
+        )
+    }
+
     fn parts_files(dir: &Path) -> usize {
         std::fs::read_dir(dir).map_or(0, |d| d.count())
     }
@@ -574,12 +585,7 @@ mod tests {
     fn packages_go_to_a_parts_file_a_lost_one_is_asked_for_and_the_file_streams_back_whole() {
         let dir = tempfile::tempdir().unwrap();
         let scratch = dir.path().join(".parts");
-        let mut up = Uploads::new(
-            scratch.clone(),
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-            UploadLimits::default(),
-        );
+        let mut up = uploads(&scratch, 60);
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
         let frames = packages(&data, 1000);
         assert_eq!(frames.len(), 11);
@@ -622,12 +628,7 @@ mod tests {
     fn a_stalled_upload_is_asked_again_when_quiet_and_dropped_with_its_file_at_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let scratch = dir.path().join(".parts");
-        let mut up = Uploads::new(
-            scratch.clone(),
-            Duration::from_secs(1),
-            Duration::from_secs(10),
-            UploadLimits::default(),
-        );
+        let mut up = uploads(&scratch, 10);
         let frames = packages(&[7u8; 3000], 1000);
         let t0 = Instant::now();
         // Package 1 only: the id is known, three packages are missing.
@@ -650,12 +651,7 @@ mod tests {
     #[test]
     fn a_third_upload_at_once_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut up = Uploads::new(
-            dir.path().into(),
-            Duration::from_secs(1),
-            Duration::from_secs(10),
-            UploadLimits::default(),
-        );
+        let mut up = uploads(dir.path(), 10);
         let now = Instant::now();
         for size in [2000, 3000] {
             assert!(up
