@@ -346,6 +346,52 @@ async fn a_vehicle_that_moves_to_another_node_is_taken_over_without_a_presence_f
     assert_eq!(take_texts(&mut new, 1, WAIT).await, ["after-move"]);
 }
 
+/// A clean stop (drain) hands the node's vehicles to the cluster: one that reconnects to
+/// another node goes `online` there with no `offline` in between; one that stays away is
+/// published offline by the surviving node after the presence TTL, reason `shutdown`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drained_nodes_vehicles_move_without_an_offline_and_the_absent_go_offline_as_shutdown() {
+    let Some(mut c) = Cluster::start(2) else {
+        return;
+    };
+    c.settle().await;
+    let (moving, absent) = ("013910000610", "013910000611");
+    let mut sub = Subscriber::connect(c.mosquitto.port, &["vgate/v1/+/status"]).await;
+    let mut m = online(c.jt808(0), moving).await;
+    let mut a = online(c.jt808(0), absent).await;
+    let first = sub.drain(Duration::from_secs(1)).await;
+    assert_eq!(first.len(), 2, "both online on node-0: {first:?}");
+    tokio::task::block_in_place(|| assert!(c.nodes[0].terminate().success(), "a clean stop"));
+    assert!(m.closed_within(WAIT).await && a.closed_within(WAIT).await);
+    let _m = online(c.jt808(1), moving).await;
+    // The TTL here is 3 s, renewals every second: the reaper's offline comes within ~5 s.
+    let seen = sub.drain(Duration::from_secs(8)).await;
+    let statuses = |vid: &str| -> Vec<(bool, String, String)> {
+        seen.iter()
+            .filter(|r| r.topic == format!("vgate/v1/{vid}/status"))
+            .map(|r| {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                let online = r.json["data"]["online"].as_bool().unwrap_or(false);
+                (
+                    online,
+                    text(&r.json["gateway"]),
+                    text(&r.json["data"]["reason"]),
+                )
+            })
+            .collect()
+    };
+    let moved = statuses(moving);
+    assert!(
+        moved.len() == 1 && moved[0].0 && moved[0].1 == "node-1",
+        "online on node-1, no offline in between: {seen:?}"
+    );
+    assert_eq!(
+        statuses(absent),
+        [(false, "node-1".to_owned(), "shutdown".to_owned())],
+        "{seen:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_node_loses_and_doubles_no_command_and_its_vehicles_go_offline() {
     let Some(mut c) = Cluster::start(3) else {
@@ -450,12 +496,20 @@ async fn redis_restarted_mid_run_costs_no_report_and_no_command() {
     let readyz = |node: &Vgate| support::http(node.addr("http"), "GET", "/readyz", None, None);
     let (status, body) = readyz(&c.nodes[1]).await;
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status, &ready["redis"]["reachable"]), (200, &true.into()), "{body}");
+    assert_eq!(
+        (status, &ready["redis"]["reachable"]),
+        (200, &true.into()),
+        "{body}"
+    );
     c.redis.kill();
     // Redis away is reported, not a reason to leave the load balancer.
     let (status, body) = readyz(&c.nodes[1]).await;
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status, &ready["redis"]["reachable"]), (200, &false.into()), "{body}");
+    assert_eq!(
+        (status, &ready["redis"]["reachable"]),
+        (200, &false.into()),
+        "{body}"
+    );
     assert!(ready["redis"]["error"].is_string(), "{body}");
     // Uplink never depends on Redis.
     assert_eq!(t.report(&Fix::default()).await.unwrap(), 0);

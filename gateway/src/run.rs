@@ -246,6 +246,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
 
     let sink = Sink::Mqtt(bridge.publisher());
     let local = LocalRegistry::new();
+    let mut cluster_registry = None;
     let registry: Arc<dyn Registry> = match &cluster {
         Some(c) => {
             let inbox = crate::cluster::inbox::Inbox::new(c.redis.clone(), c.ns.clone());
@@ -256,7 +257,7 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
                 sink.clone(),
                 shutdown.clone(),
             ));
-            crate::cluster::presence::ClusterRegistry::start(
+            let r = crate::cluster::presence::ClusterRegistry::start(
                 local,
                 c.redis.clone(),
                 c.keys(),
@@ -264,7 +265,9 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
                 sink.clone(),
                 node.clone(),
                 shutdown.clone(),
-            )
+            );
+            cluster_registry = Some(r.clone());
+            r
         }
         None => crate::stale::JournaledRegistry::start(
             local,
@@ -427,16 +430,18 @@ async fn serve(cfg: Config, config_file: Option<PathBuf>) -> Result<(), Failure>
     ready.go(&tracker);
     info!(node = %node, "vgate running");
     stop.await;
-    if cluster.is_some() {
+    if let Some(registry) = &cluster_registry {
         // Drain: no new command for this node (the broker gives them to the other nodes of
         // the shared group), and the ones already on their way are stored and acknowledged
         // before the sessions close; the vehicles then reconnect to the other nodes, where
-        // their queued commands wait for them (docs/deploy.md, rolling restart).
+        // their queued commands wait for them, and their presence goes over without an
+        // offline in between (docs/deploy.md, rolling restart).
         info!("draining: taking no more commands");
         if let Err(e) = bridge.stop_commands().await {
             warn!(error = %e, "could not unsubscribe from the command topics");
         }
         tokio::time::sleep(COMMAND_DRAIN).await;
+        registry.drain().await;
     }
     info!("shutting down: closing sessions");
     shutdown.cancel();

@@ -5,6 +5,7 @@
 //! {ns}:{g}:hb:{inc} string  an incarnation's heartbeat, PX = presence_ttl
 //! {ns}:m:{inc}      hash    vid -> protocol: the vehicles an incarnation claimed
 //! {ns}:{g}:incs     set     every incarnation that may still hold vehicles
+//! {ns}:drained:{inc} string an incarnation stopped by a drain (its vehicles' reason)
 //! ```
 //!
 //! (`{g}`: the hash tag of the keys that are no vehicle's, so that the heartbeat and the
@@ -42,11 +43,20 @@
 //!   that came back anywhere meanwhile is left alone. Its queued commands stay in the shared
 //!   queue and go out wherever it logs in.
 //!
+//! * **Drain** (a clean stop in cluster mode, [`ClusterRegistry::drain`]): the node's
+//!   sessions close without releasing their vehicles and without publishing them offline.
+//!   The vehicles reconnect through the load balancer to other nodes, whose claims take the
+//!   presence over: the platform sees `online` (node A), then `online` (node B), no
+//!   `offline` in between. The ones that do not come back within the presence TTL are
+//!   reaped like a dead node's, with reason `shutdown` (the incarnation is marked drained).
+//!   The price: a vehicle that stays away is shown online for up to one TTL after the stop.
+//!
 //! Redis down: sessions go on (the local registry answers every question a session asks);
 //! the writer keeps retrying its current batch, so presence is right again once Redis is
 //! back, at the latest after one renewal.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +82,8 @@ enum Op {
     Wake(Vec<String>, oneshot::Sender<HashSet<String>>),
     /// Answered once every op before it is written.
     Barrier(oneshot::Sender<()>),
+    /// Marks this incarnation drained (for the reaper's reason), answered once written.
+    Drain(oneshot::Sender<()>),
 }
 
 /// How long a login waits for its presence to be written before it is announced online.
@@ -97,6 +109,9 @@ impl Keys {
     }
     fn incs(&self) -> String {
         format!("{}:{{g}}:incs", self.ns)
+    }
+    fn drained(&self, inc: &str) -> String {
+        format!("{}:drained:{inc}", self.ns)
     }
     fn reap_lock(&self, inc: &str) -> String {
         format!("{}:reap:{inc}", self.ns)
@@ -131,6 +146,8 @@ return cur
 pub struct ClusterRegistry {
     local: LocalRegistry,
     tx: mpsc::UnboundedSender<Op>,
+    /// Set by [`ClusterRegistry::drain`]: releases stay local, no offline from here.
+    draining: AtomicBool,
 }
 
 impl ClusterRegistry {
@@ -157,7 +174,27 @@ impl ClusterRegistry {
             node,
         };
         tokio::spawn(w.run(rx, shutdown));
-        Arc::new(ClusterRegistry { local, tx })
+        Arc::new(ClusterRegistry {
+            local,
+            tx,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Hands this node's vehicles over to the cluster before its sessions close (a clean
+    /// stop): from now on a session that ends keeps its vehicle's presence in Redis and does
+    /// not publish it offline (module docs, "Drain"). Resolves once the incarnation is marked
+    /// drained, or after [`CLAIM_WAIT`] while Redis does not answer.
+    pub async fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Op::Drain(reply)).is_ok() {
+            let _ = tokio::time::timeout(CLAIM_WAIT, rx).await;
+        }
+    }
+
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }
 
@@ -175,13 +212,18 @@ impl Registry for ClusterRegistry {
 
     fn release(&self, vehicle_id: &str, session_id: u64) -> bool {
         let held = self.local.release(vehicle_id, session_id);
-        if held {
+        if held && !self.draining() {
             let _ = self.tx.send(Op::Release(vehicle_id.to_owned()));
         }
         held
     }
 
+    /// While draining: true for every vehicle, which the cluster (another node's claim, or
+    /// the reaper) settles.
     fn held_elsewhere(&self, vehicle: &str) -> Pending<bool> {
+        if self.draining() {
+            return Box::pin(async { true });
+        }
         let (reply, rx) = oneshot::channel();
         let sent = self.tx.send(Op::Check(vehicle.to_owned(), reply)).is_ok();
         Box::pin(async move { sent && rx.await.unwrap_or(false) })
@@ -271,6 +313,27 @@ impl Writer {
                 }
                 Op::Barrier(reply) => {
                     self.write(std::mem::take(&mut run)).await;
+                    let _ = reply.send(());
+                }
+                Op::Drain(reply) => {
+                    self.write(std::mem::take(&mut run)).await;
+                    let k = &self.keys;
+                    // Kept until the reaper has surely looked (the vehicles' TTL and two of
+                    // its passes).
+                    let marked = self
+                        .redis
+                        .query::<()>(
+                            "presence_drain",
+                            redis::cmd("SET")
+                                .arg(k.drained(&k.inc))
+                                .arg(1)
+                                .arg("PX")
+                                .arg(k.ttl_ms().saturating_mul(10)),
+                        )
+                        .await;
+                    if let Err(e) = marked {
+                        warn!(error = %e, "drain not marked in Redis; this node's vehicles that do not come back go offline as node_down");
+                    }
                     let _ = reply.send(());
                 }
             }
@@ -527,7 +590,13 @@ impl Writer {
                 redis::cmd("HGETALL").arg(k.members(inc)),
             )
             .await?;
-        let reason = if node_of(inc) == &*self.node {
+        let drained: bool = self
+            .redis
+            .query("presence_drained", redis::cmd("EXISTS").arg(k.drained(inc)))
+            .await?;
+        let reason = if drained {
+            PresenceReason::Shutdown
+        } else if node_of(inc) == &*self.node {
             PresenceReason::GatewayRestart
         } else {
             PresenceReason::NodeDown
