@@ -89,6 +89,15 @@ enum Op {
 /// How long a login waits for its presence to be written before it is announced online.
 pub const CLAIM_WAIT: Duration = Duration::from_millis(500);
 
+/// An incarnation's heartbeat (in the `{g}` slot with the set of incarnations).
+const HEARTBEAT: &str = "{g}:hb";
+/// The vehicles an incarnation claimed.
+const MEMBERS: &str = "m";
+/// Set when an incarnation was drained.
+const DRAINED: &str = "drained";
+/// Held by the node reaping an incarnation.
+const REAP_LOCK: &str = "reap";
+
 /// The names and TTLs of one incarnation's presence.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -101,20 +110,12 @@ impl Keys {
     pub fn presence(&self, vid: &str) -> String {
         format!("{}:p:{{{vid}}}", self.ns)
     }
-    fn heartbeat(&self, inc: &str) -> String {
-        format!("{}:{{g}}:hb:{inc}", self.ns)
-    }
-    fn members(&self, inc: &str) -> String {
-        format!("{}:m:{inc}", self.ns)
+    /// The key `what` (one of the per-incarnation names below) of incarnation `inc`.
+    fn of(&self, what: &str, inc: &str) -> String {
+        format!("{}:{what}:{inc}", self.ns)
     }
     fn incs(&self) -> String {
         format!("{}:{{g}}:incs", self.ns)
-    }
-    fn drained(&self, inc: &str) -> String {
-        format!("{}:drained:{inc}", self.ns)
-    }
-    fn reap_lock(&self, inc: &str) -> String {
-        format!("{}:reap:{inc}", self.ns)
     }
     fn ttl_ms(&self) -> u64 {
         u64::try_from(self.ttl.as_millis())
@@ -317,21 +318,7 @@ impl Writer {
                 }
                 Op::Drain(reply) => {
                     self.write(std::mem::take(&mut run)).await;
-                    let k = &self.keys;
-                    // Kept until the reaper has surely looked (the vehicles' TTL and two of
-                    // its passes).
-                    let marked = self
-                        .redis
-                        .query::<()>(
-                            "presence_drain",
-                            redis::cmd("SET")
-                                .arg(k.drained(&k.inc))
-                                .arg(1)
-                                .arg("PX")
-                                .arg(k.ttl_ms().saturating_mul(10)),
-                        )
-                        .await;
-                    if let Err(e) = marked {
+                    if let Err(e) = self.mark_drained().await {
                         warn!(error = %e, "drain not marked in Redis; this node's vehicles that do not come back go offline as node_down");
                     }
                     let _ = reply.send(());
@@ -339,6 +326,16 @@ impl Writer {
             }
         }
         self.write(run).await;
+    }
+
+    /// Marks this incarnation drained, for the reaper's reason. The mark outlives the
+    /// vehicles' TTL and several reaper passes.
+    async fn mark_drained(&self) -> Result<(), super::redis::RedisError> {
+        let k = &self.keys;
+        let mut set = redis::cmd("SET");
+        set.arg(k.of(DRAINED, &k.inc)).arg(1);
+        set.arg("PX").arg(k.ttl_ms().saturating_mul(10));
+        self.redis.query("presence_drain", &set).await
     }
 
     /// Writes claims (`Some(protocol)`) and releases (`None`): vehicles concurrently, the
@@ -405,7 +402,7 @@ impl Writer {
             .query::<()>(
                 "presence_member",
                 redis::cmd("HSET")
-                    .arg(k.members(&k.inc))
+                    .arg(k.of(MEMBERS, &k.inc))
                     .arg(vid)
                     .arg(protocol.as_str()),
             )
@@ -428,7 +425,7 @@ impl Writer {
         self.redis
             .query::<()>(
                 "presence_member",
-                redis::cmd("HDEL").arg(k.members(&k.inc)).arg(vid),
+                redis::cmd("HDEL").arg(k.of(MEMBERS, &k.inc)).arg(vid),
             )
             .await
     }
@@ -483,7 +480,7 @@ impl Writer {
                 "presence_heartbeat",
                 redis::pipe()
                     .cmd("SET")
-                    .arg(k.heartbeat(&k.inc))
+                    .arg(k.of(HEARTBEAT, &k.inc))
                     .arg(1)
                     .arg("PX")
                     .arg(k.ttl_ms())
@@ -516,7 +513,7 @@ impl Writer {
                             .query::<()>(
                                 "presence_member",
                                 redis::cmd("HSET")
-                                    .arg(k.members(&k.inc))
+                                    .arg(k.of(MEMBERS, &k.inc))
                                     .arg(vid)
                                     .arg(h.protocol.as_str()),
                             )
@@ -550,7 +547,10 @@ impl Writer {
         for inc in incs.into_iter().filter(|i| **i != *k.inc) {
             let alive: bool = match self
                 .redis
-                .query("presence_hb", redis::cmd("EXISTS").arg(k.heartbeat(&inc)))
+                .query(
+                    "presence_hb",
+                    redis::cmd("EXISTS").arg(k.of(HEARTBEAT, &inc)),
+                )
                 .await
             {
                 Ok(a) => a,
@@ -564,7 +564,7 @@ impl Writer {
                 .query(
                     "presence_reap_lock",
                     redis::cmd("SET")
-                        .arg(k.reap_lock(&inc))
+                        .arg(k.of(REAP_LOCK, &inc))
                         .arg(&*k.inc)
                         .arg("NX")
                         .arg("PX")
@@ -587,12 +587,15 @@ impl Writer {
             .redis
             .query(
                 "presence_members",
-                redis::cmd("HGETALL").arg(k.members(inc)),
+                redis::cmd("HGETALL").arg(k.of(MEMBERS, inc)),
             )
             .await?;
         let drained: bool = self
             .redis
-            .query("presence_drained", redis::cmd("EXISTS").arg(k.drained(inc)))
+            .query(
+                "presence_drained",
+                redis::cmd("EXISTS").arg(k.of(DRAINED, inc)),
+            )
             .await?;
         let reason = if drained {
             PresenceReason::Shutdown
@@ -634,7 +637,7 @@ impl Writer {
             self.redis
                 .query::<()>(
                     "presence_member",
-                    redis::cmd("HDEL").arg(k.members(inc)).arg(vid),
+                    redis::cmd("HDEL").arg(k.of(MEMBERS, inc)).arg(vid),
                 )
                 .await?;
         }
@@ -648,7 +651,7 @@ impl Writer {
                 .redis
                 .query::<()>(
                     "presence_reap_lock",
-                    redis::cmd("DEL").arg(k.reap_lock(inc)),
+                    redis::cmd("DEL").arg(k.of(REAP_LOCK, inc)),
                 )
                 .await;
         }
