@@ -163,7 +163,6 @@ impl ClusterRegistry {
         node: Arc<str>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Arc<ClusterRegistry> {
-        let (tx, rx) = mpsc::unbounded_channel();
         let w = Writer {
             redis,
             keys,
@@ -174,6 +173,7 @@ impl ClusterRegistry {
             sink,
             node,
         };
+        let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(w.run(rx, shutdown));
         Arc::new(ClusterRegistry {
             local,
