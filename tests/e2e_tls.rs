@@ -343,6 +343,20 @@ async fn a_vehicle_with_its_own_certificate_logs_in_over_mutual_tls_and_its_even
 
     let line = metric_line(&vgate, &["vgate_tls_handshakes_total", "model-x"]).await;
     assert!(line.ends_with(" 2"), "{line}");
+    // Logins are counted per listener: two on model-x, one on ev-tls, one on jt808.
+    for (listener, protocol, count) in [
+        ("model-x", "jt808", " 2"),
+        ("ev-tls", "gbt32960", " 1"),
+        ("jt808", "jt808", " 1"),
+    ] {
+        let labels = [
+            "vgate_logins_total{",
+            &format!("listener=\"{listener}\""),
+            &format!("protocol=\"{protocol}\""),
+        ];
+        let line = metric_line(&vgate, &labels).await;
+        assert!(line.ends_with(count), "{line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
