@@ -338,7 +338,11 @@ impl Event {
 
 /// Direct JSON writing into a `Vec<u8>`, byte-identical to `serde_json`'s compact output
 /// (same escaping rule, same integer and float formatting: serde_json's own formatter).
-pub(crate) mod json {
+///
+/// Public for the protocol crates' own writers (GB/T 32960 writes its telemetry groups
+/// straight from the decoded report, [`super::RawJson`]): one float and integer formatting
+/// for every event, the one the tests compare with serde_json.
+pub mod json {
     use chrono::{DateTime, Utc};
     use serde::Serialize;
     use serde_json::ser::{CompactFormatter, Formatter};
@@ -348,7 +352,7 @@ pub(crate) mod json {
     /// A JSON string. Strings without a byte serde_json escapes (controls, `"`, `\`) are
     /// copied; the rest go through serde_json's escaper.
     #[inline]
-    pub(crate) fn str(out: &mut Vec<u8>, s: &str) {
+    pub fn str(out: &mut Vec<u8>, s: &str) {
         if !needs_escape(s.as_bytes()) {
             out.reserve(s.len() + 2);
             out.push(b'"');
@@ -413,7 +417,7 @@ pub(crate) mod json {
     /// 0.1 km/h, 0.001 V) and rounded to 1e-6: those are printed from that integer
     /// ([`fixed6`]), the rest by serde_json's shortest-round-trip formatter.
     #[inline]
-    pub(crate) fn f64(out: &mut Vec<u8>, v: f64) {
+    pub fn f64(out: &mut Vec<u8>, v: f64) {
         if !v.is_finite() {
             out.extend_from_slice(b"null");
         } else if !fixed6(out, v) {
@@ -451,8 +455,9 @@ pub(crate) mod json {
     /// The decimal `(-1 if neg) * mag * 10^-D` as zmij writes the float nearest to it
     /// (its shortest round-trip form when it has at most 15 significant digits and an
     /// exponent of -5..=15; the caller sees to that): `3.77`, `-1000.5`, `25.0`, `0.0`.
+    /// `D` is 0..=7.
     #[inline]
-    pub(crate) fn fixed<const D: u32>(out: &mut Vec<u8>, neg: bool, mag: u64) {
+    pub fn fixed<const D: u32>(out: &mut Vec<u8>, neg: bool, mag: u64) {
         let p = 10u64.pow(D);
         if neg {
             out.push(b'-');
@@ -493,7 +498,7 @@ pub(crate) mod json {
 
     /// An optional float (`null` when `None`).
     #[inline]
-    pub(crate) fn opt_f64(out: &mut Vec<u8>, v: Option<f64>) {
+    pub fn opt_f64(out: &mut Vec<u8>, v: Option<f64>) {
         match v {
             Some(v) => f64(out, v),
             None => out.extend_from_slice(b"null"),
@@ -502,19 +507,19 @@ pub(crate) mod json {
 
     /// An unsigned integer.
     #[inline]
-    pub(crate) fn u64(out: &mut Vec<u8>, v: u64) {
+    pub fn u64(out: &mut Vec<u8>, v: u64) {
         let _ = CompactFormatter.write_u64(out, v);
     }
 
     /// A signed integer.
     #[inline]
-    pub(crate) fn i64(out: &mut Vec<u8>, v: i64) {
+    pub fn i64(out: &mut Vec<u8>, v: i64) {
         let _ = CompactFormatter.write_i64(out, v);
     }
 
     /// `true` / `false`.
     #[inline]
-    pub(crate) fn bool(out: &mut Vec<u8>, v: bool) {
+    pub fn bool(out: &mut Vec<u8>, v: bool) {
         // Two constant-length copies (inlined), not one of a variable length (a memcpy call).
         if v {
             out.extend_from_slice(b"true");

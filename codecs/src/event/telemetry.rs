@@ -14,6 +14,7 @@
 //! (objects are written in ascending key order, which is the order of `serde_json::Map`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
@@ -48,6 +49,9 @@ pub enum Json {
     Fixed(FixedList),
     /// An object, keys in ascending byte order.
     Object(Vec<(&'static str, Json)>),
+    /// A value already written as JSON by the protocol's normalizer (GB/T 32960 writes its
+    /// groups straight from the decoded report): copied as is.
+    Raw(RawJson),
     /// Any `serde_json::Value` (for groups built the general way).
     Value(serde_json::Value),
 }
@@ -70,6 +74,69 @@ pub struct FixedList {
     pub offset: i32,
     /// Raw values from this one up are `null`.
     pub null_from: u16,
+}
+
+/// One JSON value already written, in serde_json's compact form: a part of a buffer shared
+/// by all the values written together (a GB/T 32960 report's groups are written one after
+/// the other into one buffer: one allocation for all of them, none per group, and
+/// publishing a group is one copy).
+///
+/// The writer vouches for the text: one complete JSON value in UTF-8, exactly the bytes
+/// serde_json writes for the `serde_json::Value` it stands for (objects' keys in ascending
+/// byte order, floats in their shortest round-trip form). [`Json::to_value`] and
+/// `Serialize` parse it (the tests and the rare paths that inspect or re-serialize a group,
+/// not the publish path, which copies it); a text that does not parse is `null` there.
+#[derive(Clone)]
+pub struct RawJson {
+    buf: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl RawJson {
+    /// The value at `range` of `buf`, or `None` when the range is out of it.
+    pub fn new(buf: Arc<[u8]>, range: std::ops::Range<usize>) -> Option<RawJson> {
+        buf.get(range.clone())?;
+        Some(RawJson {
+            buf,
+            start: range.start,
+            end: range.end,
+        })
+    }
+
+    /// The whole of `text`.
+    pub fn whole(text: &str) -> RawJson {
+        let buf: Arc<[u8]> = Arc::from(text.as_bytes());
+        let end = buf.len();
+        RawJson { buf, start: 0, end }
+    }
+
+    /// The JSON text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(b"null")
+    }
+
+    /// The JSON text (`null` if it is not UTF-8, which a writer must not give).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("null")
+    }
+
+    /// The value parsed (`null` if the text is not JSON, which a writer must not give).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_slice(self.as_bytes()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RawJson").field(&self.as_str()).finish()
+    }
 }
 
 impl FixedList {
@@ -161,6 +228,7 @@ impl Json {
                     .collect(),
             ),
             Json::Value(v) => v.clone(),
+            Json::Raw(r) => r.to_value(),
         }
     }
 }
@@ -209,6 +277,7 @@ impl Json {
                 out.push(b'}');
             }
             Json::Value(v) => json::value(out, v),
+            Json::Raw(r) => out.extend_from_slice(r.as_bytes()),
         }
     }
 }
@@ -277,6 +346,9 @@ impl Serialize for Json {
                 map.end()
             }
             Json::Value(v) => v.serialize(s),
+            // Parsed: the same value through any serializer (serde_json writes it back to
+            // the same bytes, see `RawJson`).
+            Json::Raw(r) => r.to_value().serialize(s),
         }
     }
 }
@@ -328,7 +400,7 @@ pub struct Telemetry {
 impl Telemetry {
     /// Appends the JSON of this telemetry (the bytes of its `Serialize` impl through
     /// serde_json: groups in declaration order, absent ones left out, `more` flattened).
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         // Destructured without `..`: a new field fails to compile here until written.
         let Telemetry {
             vehicle,
