@@ -13,6 +13,7 @@
 //! (GB/T 32960.3 §6.4, configurable via `ctx.device_utc_offset_secs`); events carry UTC.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -161,28 +162,146 @@ fn list<T>(out: &mut Vec<u8>, items: &[T], mut f: impl FnMut(&mut Vec<u8>, &T)) 
 }
 
 /// Probe temperatures: BYTE, offset -40, 0xFE/0xFF null: `25.0` (the floats
-/// `scaled_u8(x, 1.0, -40.0)` were).
+/// `scaled_u8(x, 1.0, -40.0)` were). Each value's text, with the comma before it, is read
+/// from [`TEMPS`].
 fn temps(out: &mut Vec<u8>, l: &[u8]) {
-    out.reserve(l.len() * 6 + 2);
-    list(out, l, |out, t| fixed::<0>(out, v8(*t, -40)));
+    out.reserve(l.len() * 8 + 2);
+    let start = out.len();
+    for t in l {
+        if let Some(e) = TEMPS.get(usize::from(*t)) {
+            entry(out, e);
+        }
+    }
+    close_list(out, start);
 }
 
 /// Cell voltages: WORD in mV, 0xFFFE/0xFFFF null, written in volts: `3.77` (the floats
-/// `round6(scaled_u16(c, 0.001, 0.0))` were).
+/// `round6(scaled_u16(c, 0.001, 0.0))` were). Below 10 V (every cell voltage there is)
+/// each value's text, with the comma before it, is read from [`VOLTS`].
 fn millivolts<'a>(out: &mut Vec<u8>, parts: impl Iterator<Item = &'a [u16]>) {
-    out.push(b'[');
-    let mut first = true;
+    let start = out.len();
     for cells in parts {
-        out.reserve(cells.len() * 7 + 2);
+        out.reserve(cells.len() * 8 + 2);
         for c in cells {
-            if !first {
-                out.push(b',');
+            match VOLTS.get(usize::from(*c)) {
+                Some(e) => entry(out, e),
+                None => {
+                    out.push(b',');
+                    fixed::<3>(out, v16(*c, 0));
+                }
             }
-            first = false;
-            fixed::<3>(out, v16(*c, 0));
         }
     }
-    out.push(b']');
+    close_list(out, start);
+}
+
+/// Appends a table entry: up to 7 bytes of text, its length in the 8th (one 8-byte copy,
+/// then the unused bytes dropped).
+#[inline]
+fn entry(out: &mut Vec<u8>, e: &[u8; 8]) {
+    let [.., len] = *e;
+    out.extend_from_slice(e);
+    out.truncate(out.len() - 8 + usize::from(len));
+}
+
+/// Turns the values written from `start` on, each with a comma before it, into a list:
+/// the first comma becomes `[` (or `[]` when there are none).
+fn close_list(out: &mut Vec<u8>, start: usize) {
+    match out.get_mut(start) {
+        Some(b) => {
+            *b = b'[';
+            out.push(b']');
+        }
+        None => out.extend_from_slice(b"[]"),
+    }
+}
+
+/// `,` and the text of every probe temperature byte (`,25.0`, `,-40.0`, `,null` for
+/// 0xFE/0xFF), what [`json::fixed`] writes for it; its length in the last byte. Built at
+/// compile time.
+static TEMPS: [[u8; 8]; 256] = {
+    let mut t = [[0u8; 8]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = temp_entry(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// `,` and the text of every millivolt value below 10 V in volts (`,3.77`, `,0.0`), what
+/// [`json::fixed`] writes for it; its length in the last byte. Built at compile time
+/// (80 KB; a pack's cells are within a few hundred mV of each other, so the few entries
+/// in use stay in cache).
+static VOLTS: [[u8; 8]; 10_000] = {
+    let mut t = [[0u8; 8]; 10_000];
+    let mut i = 0;
+    while i < 10_000 {
+        t[i] = volt_entry(i as u32);
+        i += 1;
+    }
+    t
+};
+
+// Indexing in a const fn is checked by the compiler: out of range fails the build.
+#[allow(clippy::indexing_slicing)]
+const fn temp_entry(raw: u8) -> [u8; 8] {
+    let mut e = [0u8; 8];
+    e[0] = b',';
+    if raw >= 0xFE {
+        e[1] = b'n';
+        e[2] = b'u';
+        e[3] = b'l';
+        e[4] = b'l';
+        e[7] = 5;
+        return e;
+    }
+    let v = raw as i32 - 40;
+    let m = v.unsigned_abs();
+    let mut i = 1;
+    if v < 0 {
+        e[i] = b'-';
+        i += 1;
+    }
+    if m >= 100 {
+        e[i] = b'0' + (m / 100) as u8;
+        i += 1;
+    }
+    if m >= 10 {
+        e[i] = b'0' + (m / 10 % 10) as u8;
+        i += 1;
+    }
+    e[i] = b'0' + (m % 10) as u8;
+    e[i + 1] = b'.';
+    e[i + 2] = b'0';
+    e[7] = i as u8 + 3;
+    e
+}
+
+#[allow(clippy::indexing_slicing)]
+const fn volt_entry(mv: u32) -> [u8; 8] {
+    let mut e = [0u8; 8];
+    e[0] = b',';
+    e[1] = b'0' + (mv / 1000) as u8;
+    e[2] = b'.';
+    let frac = mv % 1000;
+    if frac == 0 {
+        e[3] = b'0';
+        e[7] = 4;
+        return e;
+    }
+    let digits = [frac / 100, frac / 10 % 10, frac % 10];
+    let mut n = 3;
+    while digits[n - 1] == 0 {
+        n -= 1;
+    }
+    let mut i = 0;
+    while i < n {
+        e[3 + i] = b'0' + digits[i] as u8;
+        i += 1;
+    }
+    e[7] = 3 + n as u8;
+    e
 }
 
 /// A current in 0.1 A with the edition's offset (-1000 A in 2016, -3000 A in 2025), in
@@ -638,27 +757,66 @@ fn group(out: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Option<Range<usize>
 /// both editions). The 2025 `signature` stays a [`Json`] object (the gateway adds its
 /// verification `status` to it), and the rare `extra_alarms` and `undecoded` go to `more`.
 pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
-    let ed = edition;
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
-    let mut g = Groups::default();
+    thread_local! {
+        /// The buffer the groups are written to before they are copied into their shared
+        /// `Arc` (kept: one allocation per report, not two).
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
     let mut t = Telemetry::default();
+    let (g, buf) = SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut out) => {
+            out.clear();
+            let g = write_groups(report, edition, &mut out, &mut t);
+            let buf: Arc<[u8]> = Arc::from(out.as_slice());
+            // A report of thousands of cells leaves no large buffer behind.
+            if out.capacity() > 64 * 1024 {
+                *out = Vec::new();
+            }
+            (g, buf)
+        }
+        Err(_) => {
+            let mut out = Vec::with_capacity(4096);
+            let g = write_groups(report, edition, &mut out, &mut t);
+            (g, Arc::from(out))
+        }
+    });
+    let raw = |r: Option<Range<usize>>| r.and_then(|r| RawJson::new(buf.clone(), r)).map(Json::Raw);
+    t.vehicle = raw(g.vehicle);
+    t.motors = raw(g.motors);
+    t.fuel_cell = raw(g.fuel_cell);
+    t.engine = raw(g.engine);
+    t.extremes = raw(g.extremes);
+    t.alarm = raw(g.alarm);
+    t.battery_voltages = raw(g.battery_voltages);
+    t.battery_temperatures = raw(g.battery_temperatures);
+    t.supercap = raw(g.supercap);
+    t.fuel_cell_stacks = raw(g.fuel_cell_stacks);
+    t.custom = raw(g.custom);
+    t
+}
+
+/// Writes the groups of `report` into `out` and gives where each is; the signature,
+/// `extra_alarms` and `undecoded` go into `t` directly.
+fn write_groups(report: &Report, edition: Edition, out: &mut Vec<u8>, t: &mut Telemetry) -> Groups {
+    let ed = edition;
+    let mut g = Groups::default();
     let mut custom_units = 0usize;
     // 0x31 and 0x32 share the `supercap` group (the last unit of each type wins).
     let mut cap: Option<&Supercap> = None;
     let mut cap_x: Option<&SupercapExtremes> = None;
     for u in &report.units {
         match u {
-            Unit::Vehicle(v) => g.vehicle = group(&mut out, |o| vehicle(o, v, ed)),
+            Unit::Vehicle(v) => g.vehicle = group(out, |o| vehicle(o, v, ed)),
             Unit::Motors { motors } => {
-                g.motors = group(&mut out, |o| list(o, motors, |o, m| motor(o, m, ed)))
+                g.motors = group(out, |o| list(o, motors, |o, m| motor(o, m, ed)))
             }
-            Unit::FuelCell(f) => g.fuel_cell = group(&mut out, |o| fuel_cell(o, f)),
-            Unit::Engine(e) => g.engine = group(&mut out, |o| engine(o, e)),
+            Unit::FuelCell(f) => g.fuel_cell = group(out, |o| fuel_cell(o, f)),
+            Unit::Engine(e) => g.engine = group(out, |o| engine(o, e)),
             Unit::Location(_) => {}
-            Unit::Extremes(x) => g.extremes = group(&mut out, |o| extremes(o, x)),
+            Unit::Extremes(x) => g.extremes = group(out, |o| extremes(o, x)),
             Unit::Alarm(a) => {
                 if g.alarm.is_none() {
-                    g.alarm = group(&mut out, |o| alarm(o, a));
+                    g.alarm = group(out, |o| alarm(o, a));
                 } else {
                     // A second alarm unit in one frame (seen in the wild, rtm_con "weird
                     // message") is kept too, in `more.extra_alarms`, never dropped.
@@ -674,11 +832,9 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                     }
                 }
             }
-            Unit::Voltages { packs } => {
-                g.battery_voltages = group(&mut out, |o| voltages(o, packs, ed))
-            }
+            Unit::Voltages { packs } => g.battery_voltages = group(out, |o| voltages(o, packs, ed)),
             Unit::Temperatures { packs } => {
-                g.battery_temperatures = group(&mut out, |o| {
+                g.battery_temperatures = group(out, |o| {
                     list(o, packs, |o, p| {
                         open!(o, "no");
                         id8(o, p.no);
@@ -690,20 +846,18 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
                     })
                 })
             }
-            Unit::H2System(h) => g.fuel_cell = group(&mut out, |o| h2_system(o, h)),
-            Unit::Stacks { stacks } => {
-                g.fuel_cell_stacks = group(&mut out, |o| list(o, stacks, stack))
-            }
+            Unit::H2System(h) => g.fuel_cell = group(out, |o| h2_system(o, h)),
+            Unit::Stacks { stacks } => g.fuel_cell_stacks = group(out, |o| list(o, stacks, stack)),
             Unit::Supercap(s) => cap = Some(s),
             Unit::SupercapExtremes(x) => cap_x = Some(x),
             Unit::Custom(_) => custom_units += 1,
         }
     }
     if cap.is_some() || cap_x.is_some() {
-        g.supercap = group(&mut out, |o| supercap(o, cap, cap_x));
+        g.supercap = group(out, |o| supercap(o, cap, cap_x));
     }
     if custom_units > 0 {
-        g.custom = group(&mut out, |o| {
+        g.custom = group(out, |o| {
             let mut first = true;
             o.push(b'[');
             for u in &report.units {
@@ -738,20 +892,7 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
             json!({"type": format!("0x{:02x}", tail.type_id), "truncated": tail.truncated, "data": hex::encode(&tail.bytes)}),
         );
     }
-    let buf: Arc<[u8]> = Arc::from(out);
-    let raw = |r: Option<Range<usize>>| r.and_then(|r| RawJson::new(buf.clone(), r)).map(Json::Raw);
-    t.vehicle = raw(g.vehicle);
-    t.motors = raw(g.motors);
-    t.fuel_cell = raw(g.fuel_cell);
-    t.engine = raw(g.engine);
-    t.extremes = raw(g.extremes);
-    t.alarm = raw(g.alarm);
-    t.battery_voltages = raw(g.battery_voltages);
-    t.battery_temperatures = raw(g.battery_temperatures);
-    t.supercap = raw(g.supercap);
-    t.fuel_cell_stacks = raw(g.fuel_cell_stacks);
-    t.custom = raw(g.custom);
-    t
+    g
 }
 
 /// The `location` data of a position unit; speed copied from the vehicle unit if any.
@@ -886,6 +1027,7 @@ pub fn normalize_message(frame: &Frame, msg: &Message, ctx: &EventContext) -> Ve
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::realtime::{scaled_u32, scaled_u8};
@@ -905,6 +1047,25 @@ mod tests {
         let mut out = Vec::new();
         fixed::<D>(&mut out, n);
         String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn table_entries_are_what_the_fixed_point_writer_writes() {
+        for raw in 0..=u8::MAX {
+            let mut a = Vec::new();
+            temps(&mut a, &[raw]);
+            assert_eq!(a, format!("[{}]", new::<0>(v8(raw, -40))).into_bytes());
+        }
+        for raw in 0..=u16::MAX {
+            let mut a = Vec::new();
+            millivolts(&mut a, std::iter::once(&[raw, raw][..]));
+            let one = new::<3>(v16(raw, 0));
+            assert_eq!(String::from_utf8(a).unwrap(), format!("[{one},{one}]"));
+        }
+        let mut a = Vec::new();
+        temps(&mut a, &[]);
+        millivolts(&mut a, std::iter::empty());
+        assert_eq!(a, b"[][]");
     }
 
     #[test]

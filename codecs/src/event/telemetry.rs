@@ -417,39 +417,38 @@ impl Telemetry {
             custom,
             more,
         } = self;
-        let groups = [
-            ("vehicle", vehicle),
-            ("motors", motors),
-            ("fuel_cell", fuel_cell),
-            ("engine", engine),
-            ("extremes", extremes),
-            ("alarm", alarm),
-            ("battery_voltages", battery_voltages),
-            ("battery_temperatures", battery_temperatures),
-            ("supercap", supercap),
-            ("fuel_cell_stacks", fuel_cell_stacks),
-            ("signature", signature),
-            ("custom", custom),
-        ];
-        out.push(b'{');
+        // Keys as constants (`"motors":`): one copy each, no escape check.
         let mut first = true;
-        for (k, v) in groups {
-            if let Some(v) = v {
-                if !first {
-                    out.push(b',');
+        macro_rules! group {
+            ($field:ident) => {
+                if let Some(v) = $field {
+                    out.push(if first { b'{' } else { b',' });
+                    first = false;
+                    out.extend_from_slice(concat!("\"", stringify!($field), "\":").as_bytes());
+                    v.write_json(out);
                 }
-                first = false;
-                super::json::key(out, k);
-                v.write_json(out);
-            }
+            };
         }
+        group!(vehicle);
+        group!(motors);
+        group!(fuel_cell);
+        group!(engine);
+        group!(extremes);
+        group!(alarm);
+        group!(battery_voltages);
+        group!(battery_temperatures);
+        group!(supercap);
+        group!(fuel_cell_stacks);
+        group!(signature);
+        group!(custom);
         for (k, v) in more {
-            if !first {
-                out.push(b',');
-            }
+            out.push(if first { b'{' } else { b',' });
             first = false;
             super::json::key(out, k);
             super::json::value(out, v);
+        }
+        if first {
+            out.push(b'{');
         }
         out.push(b'}');
     }
