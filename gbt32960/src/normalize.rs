@@ -112,7 +112,7 @@ fn boolean(out: &mut Vec<u8>, b: bool) {
 }
 
 /// A lowercase hex digit.
-fn hex_digit(n: u8) -> u8 {
+const fn hex_digit(n: u8) -> u8 {
     if n < 10 {
         b'0' + n
     } else {
@@ -120,15 +120,28 @@ fn hex_digit(n: u8) -> u8 {
     }
 }
 
-/// Bytes as a lowercase hex string.
+/// Bytes as a lowercase hex string (two digits per byte from [`HEX2`]).
 fn hex_str(out: &mut Vec<u8>, b: &[u8]) {
     out.reserve(b.len() * 2 + 2);
     out.push(b'"');
     for x in b {
-        out.extend_from_slice(&[hex_digit(x >> 4), hex_digit(x & 0x0F)]);
+        if let Some(d) = HEX2.get(usize::from(*x)) {
+            out.extend_from_slice(d);
+        }
     }
     out.push(b'"');
 }
+
+/// The two lowercase hex digits of every byte. Built at compile time.
+static HEX2: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [hex_digit(i as u8 >> 4), hex_digit(i as u8 & 0x0F)];
+        i += 1;
+    }
+    t
+};
 
 const GEARS: [&str; 16] = [
     "N", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "R", "D", "P",
@@ -430,7 +443,11 @@ fn alarm(out: &mut Vec<u8>, a: &Alarm) {
     key!(out, "flags");
     out.push(b'[');
     let mut first = true;
-    for b in (0..32u32).filter(|b| a.flags & (1 << b) != 0) {
+    // The set bits, lowest first.
+    let mut bits = a.flags;
+    while bits != 0 {
+        let b = bits.trailing_zeros();
+        bits &= bits - 1;
         if !first {
             out.push(b',');
         }
@@ -941,15 +958,19 @@ pub fn normalize(
     let vid: Arc<str> = Arc::from(frame_vin);
     let device_time = report.time.to_utc(ctx.device_utc_offset_secs).ok();
     let proto = edition.protocol();
-    let mut out = vec![Event::new(
-        ctx,
-        vid.clone(),
-        proto,
-        device_time,
-        msg_seq,
-        Data::Telemetry(Box::new(telemetry(report, edition))),
-    )
-    .reissued(reissue)];
+    // Room for both events: one allocation, no regrowth.
+    let mut out = Vec::with_capacity(2);
+    out.push(
+        Event::new(
+            ctx,
+            vid.clone(),
+            proto,
+            device_time,
+            msg_seq,
+            Data::Telemetry(Box::new(telemetry(report, edition))),
+        )
+        .reissued(reissue),
+    );
     if let Some(loc) = location(report) {
         out.push(
             Event::new(ctx, vid, proto, device_time, msg_seq, Data::Location(loc))
