@@ -32,6 +32,32 @@ use crate::realtime::{
 };
 use crate::{Edition, Frame, Message};
 
+/// Normalizer options: how a report is laid out in its `telemetry` event. The default is
+/// the contract's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    /// The layout of cell voltage and probe temperature lists.
+    pub cell_lists: CellLists,
+}
+
+/// The layout of cell voltage and probe temperature lists (a pack's 96 cells and 32
+/// probes are most of a report's JSON: 5-6 bytes per cell written as volts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CellLists {
+    /// The contract's: voltages in volts (`"cell_voltages_v":[3.77,3.771,null]`),
+    /// temperatures in °C with a decimal point (`"temperatures_c":[25.0,-40.0,null]`).
+    #[default]
+    Floats,
+    /// Integers, exact and shorter (a 96-cell pack: about 480 bytes of values instead of
+    /// 560): voltages in millivolts under the key `cell_voltages_mv`
+    /// (`"cell_voltages_mv":[3770,3771,null]`, pack and super-capacitor cells alike);
+    /// temperatures keep their keys (`temperatures_c`, `probe_temperatures_c`,
+    /// `coolant_outlet_temperatures_c`) and unit, written as whole numbers
+    /// (`"temperatures_c":[25,-40,null]`), the same values. Sentinels are `null` as in
+    /// [`CellLists::Floats`]; every other field is unchanged.
+    Compact,
+}
+
 /// `{"k":`: an object's first key, one constant copy.
 macro_rules! open {
     ($out:expr, $k:literal) => {
@@ -133,7 +159,11 @@ fn hex_str(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// The two lowercase hex digits of every byte. Built at compile time.
-static HEX2: [[u8; 2]; 256] = {
+static HEX2: [[u8; 2]; 256] = hex_table();
+
+// Indexing in a const fn run at compile time: out of range fails the build.
+#[allow(clippy::indexing_slicing)]
+const fn hex_table() -> [[u8; 2]; 256] {
     let mut t = [[0u8; 2]; 256];
     let mut i = 0;
     while i < 256 {
@@ -141,7 +171,7 @@ static HEX2: [[u8; 2]; 256] = {
         i += 1;
     }
     t
-};
+}
 
 const GEARS: [&str; 16] = [
     "N", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "R", "D", "P",
@@ -177,7 +207,13 @@ fn list<T>(out: &mut Vec<u8>, items: &[T], mut f: impl FnMut(&mut Vec<u8>, &T)) 
 /// Probe temperatures: BYTE, offset -40, 0xFE/0xFF null: `25.0` (the floats
 /// `scaled_u8(x, 1.0, -40.0)` were). Each value's text, with the comma before it, is read
 /// from [`TEMPS`].
-fn temps(out: &mut Vec<u8>, l: &[u8]) {
+fn temps(out: &mut Vec<u8>, l: &[u8], lists: CellLists) {
+    if lists == CellLists::Compact {
+        return list(out, l, |out, t| match v8(*t, -40) {
+            Some(n) => json::i64(out, n),
+            None => out.extend_from_slice(b"null"),
+        });
+    }
     out.reserve(l.len() * 8 + 2);
     let start = out.len();
     for t in l {
@@ -191,8 +227,17 @@ fn temps(out: &mut Vec<u8>, l: &[u8]) {
 /// Cell voltages: WORD in mV, 0xFFFE/0xFFFF null, written in volts: `3.77` (the floats
 /// `round6(scaled_u16(c, 0.001, 0.0))` were). Below 10 V (every cell voltage there is)
 /// each value's text, with the comma before it, is read from [`VOLTS`].
-fn millivolts<'a>(out: &mut Vec<u8>, parts: impl Iterator<Item = &'a [u16]>) {
+fn millivolts<'a>(out: &mut Vec<u8>, parts: impl Iterator<Item = &'a [u16]>, lists: CellLists) {
     let start = out.len();
+    if lists == CellLists::Compact {
+        for cells in parts {
+            for c in cells {
+                out.push(b',');
+                id16(out, *c);
+            }
+        }
+        return close_list(out, start);
+    }
     for cells in parts {
         out.reserve(cells.len() * 8 + 2);
         for c in cells {
@@ -232,7 +277,10 @@ fn close_list(out: &mut Vec<u8>, start: usize) {
 /// `,` and the text of every probe temperature byte (`,25.0`, `,-40.0`, `,null` for
 /// 0xFE/0xFF), what [`json::fixed`] writes for it; its length in the last byte. Built at
 /// compile time.
-static TEMPS: [[u8; 8]; 256] = {
+static TEMPS: [[u8; 8]; 256] = temps_table();
+
+#[allow(clippy::indexing_slicing)]
+const fn temps_table() -> [[u8; 8]; 256] {
     let mut t = [[0u8; 8]; 256];
     let mut i = 0;
     while i < 256 {
@@ -240,13 +288,16 @@ static TEMPS: [[u8; 8]; 256] = {
         i += 1;
     }
     t
-};
+}
 
 /// `,` and the text of every millivolt value below 10 V in volts (`,3.77`, `,0.0`), what
 /// [`json::fixed`] writes for it; its length in the last byte. Built at compile time
 /// (80 KB; a pack's cells are within a few hundred mV of each other, so the few entries
 /// in use stay in cache).
-static VOLTS: [[u8; 8]; 10_000] = {
+static VOLTS: [[u8; 8]; 10_000] = volts_table();
+
+#[allow(clippy::indexing_slicing)]
+const fn volts_table() -> [[u8; 8]; 10_000] {
     let mut t = [[0u8; 8]; 10_000];
     let mut i = 0;
     while i < 10_000 {
@@ -254,7 +305,7 @@ static VOLTS: [[u8; 8]; 10_000] = {
         i += 1;
     }
     t
-};
+}
 
 // Indexing in a const fn is checked by the compiler: out of range fails the build.
 #[allow(clippy::indexing_slicing)]
@@ -507,7 +558,7 @@ fn pack_part(p: &PackVoltages) -> (Option<u16>, Option<u16>) {
 ///
 /// Written from the report's packs: the common frame (one part per pack, in pack order)
 /// takes no allocation; several parts are ordered through a list of their indexes.
-fn voltages(out: &mut Vec<u8>, packs: &[PackVoltages], ed: Edition) {
+fn voltages(out: &mut Vec<u8>, packs: &[PackVoltages], ed: Edition, lists: CellLists) {
     // The parts of a pack together (packs in the order they first appear), by start cell.
     let first_seen = |no: u8| packs.iter().position(|p| p.no == no).unwrap_or(usize::MAX);
     let sort_key = |p: &PackVoltages| (first_seen(p.no), pack_part(p).0.unwrap_or(u16::MAX));
@@ -553,8 +604,12 @@ fn voltages(out: &mut Vec<u8>, packs: &[PackVoltages], ed: Edition) {
             Some(n) => id16(out, n),
             None => out.extend_from_slice(b"null"),
         }
-        key!(out, "cell_voltages_v");
-        millivolts(out, (k..end).filter_map(&part).map(|q| q.cells.as_slice()));
+        match lists {
+            CellLists::Floats => key!(out, "cell_voltages_v"),
+            CellLists::Compact => key!(out, "cell_voltages_mv"),
+        }
+        let cells = (k..end).filter_map(&part).map(|q| q.cells.as_slice());
+        millivolts(out, cells, lists);
         key!(out, "current_a");
         fixed::<1>(out, v16(p.current, current_offset(ed)));
         key!(out, "first_cell");
@@ -572,7 +627,7 @@ fn voltages(out: &mut Vec<u8>, packs: &[PackVoltages], ed: Edition) {
     out.push(b']');
 }
 
-fn fuel_cell(out: &mut Vec<u8>, f: &FuelCell) {
+fn fuel_cell(out: &mut Vec<u8>, f: &FuelCell, lists: CellLists) {
     open!(out, "current_a");
     fixed::<1>(out, v16(f.current, 0));
     key!(out, "dcdc");
@@ -592,7 +647,7 @@ fn fuel_cell(out: &mut Vec<u8>, f: &FuelCell) {
     key!(out, "h2_max_temperature_probe");
     id8(out, f.h2_max_temp_probe);
     key!(out, "probe_temperatures_c");
-    temps(out, &f.probe_temps);
+    temps(out, &f.probe_temps, lists);
     key!(out, "voltage_v");
     fixed::<1>(out, v16(f.voltage, 0));
     out.push(b'}');
@@ -620,13 +675,13 @@ fn h2_system(out: &mut Vec<u8>, h: &H2System) {
     out.push(b'}');
 }
 
-fn stack(out: &mut Vec<u8>, s: &Stack) {
+fn stack(out: &mut Vec<u8>, s: &Stack, lists: CellLists) {
     open!(out, "air_inlet_pressure_kpa");
     fixed::<1>(out, v16(s.air_inlet_pressure, -1000));
     key!(out, "air_inlet_temperature_c");
     fixed::<0>(out, v8(s.air_inlet_temp, -40));
     key!(out, "coolant_outlet_temperatures_c");
-    temps(out, &s.coolant_temps);
+    temps(out, &s.coolant_temps, lists);
     key!(out, "current_a");
     fixed::<1>(out, v16(s.current, 0));
     key!(out, "h2_inlet_pressure_kpa");
@@ -679,11 +734,19 @@ fn extremes(out: &mut Vec<u8>, x: &Extremes) {
     out.push(b'}');
 }
 
-fn supercap(out: &mut Vec<u8>, s: Option<&Supercap>, x: Option<&SupercapExtremes>) {
+fn supercap(
+    out: &mut Vec<u8>,
+    s: Option<&Supercap>,
+    x: Option<&SupercapExtremes>,
+    lists: CellLists,
+) {
     out.push(b'{');
     if let Some(s) = s {
-        out.extend_from_slice(b"\"cell_voltages_v\":");
-        millivolts(out, std::iter::once(s.cells.as_slice()));
+        out.extend_from_slice(match lists {
+            CellLists::Floats => b"\"cell_voltages_v\":",
+            CellLists::Compact => b"\"cell_voltages_mv\":",
+        });
+        millivolts(out, std::iter::once(s.cells.as_slice()), lists);
         key!(out, "current_a");
         fixed::<1>(out, v16(s.current, -30_000));
         out.push(b',');
@@ -720,7 +783,7 @@ fn supercap(out: &mut Vec<u8>, s: Option<&Supercap>, x: Option<&SupercapExtremes
         out.extend_from_slice(b"\"system\":");
         id8(out, s.system);
         key!(out, "temperatures_c");
-        temps(out, &s.temps);
+        temps(out, &s.temps, lists);
         key!(out, "voltage_v");
         fixed::<1>(out, v16(s.voltage, 0));
         out.push(b',');
@@ -774,6 +837,11 @@ fn group(out: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Option<Range<usize>
 /// both editions). The 2025 `signature` stays a [`Json`] object (the gateway adds its
 /// verification `status` to it), and the rare `extra_alarms` and `undecoded` go to `more`.
 pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
+    telemetry_with(report, edition, Options::default())
+}
+
+/// [`telemetry`] with normalizer options (the layout of cell lists).
+pub fn telemetry_with(report: &Report, edition: Edition, opts: Options) -> Telemetry {
     thread_local! {
         /// The buffer the groups are written to before they are copied into their shared
         /// `Arc` (kept: one allocation per report, not two).
@@ -783,7 +851,7 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
     let (g, buf) = SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut out) => {
             out.clear();
-            let g = write_groups(report, edition, &mut out, &mut t);
+            let g = write_groups(report, edition, opts, &mut out, &mut t);
             let buf: Arc<[u8]> = Arc::from(out.as_slice());
             // A report of thousands of cells leaves no large buffer behind.
             if out.capacity() > 64 * 1024 {
@@ -793,7 +861,7 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
         }
         Err(_) => {
             let mut out = Vec::with_capacity(4096);
-            let g = write_groups(report, edition, &mut out, &mut t);
+            let g = write_groups(report, edition, opts, &mut out, &mut t);
             (g, Arc::from(out))
         }
     });
@@ -814,7 +882,14 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
 
 /// Writes the groups of `report` into `out` and gives where each is; the signature,
 /// `extra_alarms` and `undecoded` go into `t` directly.
-fn write_groups(report: &Report, edition: Edition, out: &mut Vec<u8>, t: &mut Telemetry) -> Groups {
+fn write_groups(
+    report: &Report,
+    edition: Edition,
+    opts: Options,
+    out: &mut Vec<u8>,
+    t: &mut Telemetry,
+) -> Groups {
+    let lists = opts.cell_lists;
     let ed = edition;
     let mut g = Groups::default();
     let mut custom_units = 0usize;
@@ -827,7 +902,7 @@ fn write_groups(report: &Report, edition: Edition, out: &mut Vec<u8>, t: &mut Te
             Unit::Motors { motors } => {
                 g.motors = group(out, |o| list(o, motors, |o, m| motor(o, m, ed)))
             }
-            Unit::FuelCell(f) => g.fuel_cell = group(out, |o| fuel_cell(o, f)),
+            Unit::FuelCell(f) => g.fuel_cell = group(out, |o| fuel_cell(o, f, lists)),
             Unit::Engine(e) => g.engine = group(out, |o| engine(o, e)),
             Unit::Location(_) => {}
             Unit::Extremes(x) => g.extremes = group(out, |o| extremes(o, x)),
@@ -849,7 +924,9 @@ fn write_groups(report: &Report, edition: Edition, out: &mut Vec<u8>, t: &mut Te
                     }
                 }
             }
-            Unit::Voltages { packs } => g.battery_voltages = group(out, |o| voltages(o, packs, ed)),
+            Unit::Voltages { packs } => {
+                g.battery_voltages = group(out, |o| voltages(o, packs, ed, lists))
+            }
             Unit::Temperatures { packs } => {
                 g.battery_temperatures = group(out, |o| {
                     list(o, packs, |o, p| {
@@ -858,20 +935,22 @@ fn write_groups(report: &Report, edition: Edition, out: &mut Vec<u8>, t: &mut Te
                         key!(o, "probe_count");
                         json::u64(o, p.temps.len() as u64);
                         key!(o, "temperatures_c");
-                        temps(o, &p.temps);
+                        temps(o, &p.temps, lists);
                         o.push(b'}');
                     })
                 })
             }
             Unit::H2System(h) => g.fuel_cell = group(out, |o| h2_system(o, h)),
-            Unit::Stacks { stacks } => g.fuel_cell_stacks = group(out, |o| list(o, stacks, stack)),
+            Unit::Stacks { stacks } => {
+                g.fuel_cell_stacks = group(out, |o| list(o, stacks, |o, s| stack(o, s, lists)))
+            }
             Unit::Supercap(s) => cap = Some(s),
             Unit::SupercapExtremes(x) => cap_x = Some(x),
             Unit::Custom(_) => custom_units += 1,
         }
     }
     if cap.is_some() || cap_x.is_some() {
-        g.supercap = group(out, |o| supercap(o, cap, cap_x));
+        g.supercap = group(out, |o| supercap(o, cap, cap_x, lists));
     }
     if custom_units > 0 {
         g.custom = group(out, |o| {
@@ -955,6 +1034,27 @@ pub fn normalize(
     reissue: bool,
     ctx: &EventContext,
 ) -> Vec<Event> {
+    normalize_with(
+        frame_vin,
+        edition,
+        msg_seq,
+        report,
+        reissue,
+        ctx,
+        Options::default(),
+    )
+}
+
+/// [`normalize`] with normalizer options (the layout of cell lists).
+pub fn normalize_with(
+    frame_vin: &str,
+    edition: Edition,
+    msg_seq: Option<u32>,
+    report: &Report,
+    reissue: bool,
+    ctx: &EventContext,
+    opts: Options,
+) -> Vec<Event> {
     let vid: Arc<str> = Arc::from(frame_vin);
     let device_time = report.time.to_utc(ctx.device_utc_offset_secs).ok();
     let proto = edition.protocol();
@@ -967,7 +1067,7 @@ pub fn normalize(
             proto,
             device_time,
             msg_seq,
-            Data::Telemetry(Box::new(telemetry(report, edition))),
+            Data::Telemetry(Box::new(telemetry_with(report, edition, opts))),
         )
         .reissued(reissue),
     );
@@ -982,6 +1082,16 @@ pub fn normalize(
 
 /// The events of any GB/T 32960 message (see the module docs).
 pub fn normalize_message(frame: &Frame, msg: &Message, ctx: &EventContext) -> Vec<Event> {
+    normalize_message_with(frame, msg, ctx, Options::default())
+}
+
+/// [`normalize_message`] with normalizer options (the layout of cell lists).
+pub fn normalize_message_with(
+    frame: &Frame,
+    msg: &Message,
+    ctx: &EventContext,
+    opts: Options,
+) -> Vec<Event> {
     let vid: Arc<str> = Arc::from(frame.vin.as_str());
     let proto = frame.edition.protocol();
     let off = ctx.device_utc_offset_secs;
@@ -1001,8 +1111,10 @@ pub fn normalize_message(frame: &Frame, msg: &Message, ctx: &EventContext) -> Ve
         )]
     };
     match msg {
-        Message::Realtime(r) => normalize(&frame.vin, frame.edition, None, r, false, ctx),
-        Message::Reissue(r) => normalize(&frame.vin, frame.edition, None, r, true, ctx),
+        Message::Realtime(r) => {
+            normalize_with(&frame.vin, frame.edition, None, r, false, ctx, opts)
+        }
+        Message::Reissue(r) => normalize_with(&frame.vin, frame.edition, None, r, true, ctx, opts),
         Message::VehicleLogin(l) => {
             let mut f = Map::new();
             f.insert("iccid".into(), json!(l.iccid));
@@ -1070,22 +1182,132 @@ mod tests {
         String::from_utf8(out).expect("utf-8")
     }
 
+    fn report(units: Vec<Unit>) -> Report {
+        Report {
+            time: Default::default(),
+            units,
+            tail: None,
+            signature: None,
+        }
+    }
+
+    fn data(r: &Report, ed: Edition, lists: CellLists) -> serde_json::Value {
+        let t = telemetry_with(r, ed, Options { cell_lists: lists });
+        let mut out = Vec::new();
+        t.write_json(&mut out);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn compact_cell_lists_are_millivolts_and_whole_degrees_and_nothing_else_changes() {
+        use crate::realtime::{PackTemperatures, Stack, Supercap};
+        use serde_json::json;
+        let pack = PackVoltages {
+            no: 1,
+            voltage: 3620,
+            current: 10_150,
+            split: Some((3, 1)),
+            cells: vec![3770, 0xFFFE, 4200],
+        };
+        let r16 = report(vec![
+            Unit::Voltages { packs: vec![pack] },
+            Unit::Temperatures {
+                packs: vec![PackTemperatures {
+                    no: 1,
+                    temps: vec![65, 0xFF, 0],
+                }],
+            },
+        ]);
+        let floats = data(&r16, Edition::V2016, CellLists::Floats);
+        let compact = data(&r16, Edition::V2016, CellLists::Compact);
+        assert_eq!(
+            floats["battery_voltages"][0]["cell_voltages_v"],
+            json!([3.77, null, 4.2])
+        );
+        let v = &compact["battery_voltages"][0];
+        assert_eq!(v["cell_voltages_mv"], json!([3770, null, 4200]));
+        assert!(v["cell_voltages_mv"][0].is_u64());
+        assert!(v.get("cell_voltages_v").is_none());
+        let t = &compact["battery_temperatures"][0]["temperatures_c"];
+        assert_eq!(t, &json!([25, null, -40]));
+        assert!(t[0].is_i64());
+        // Everything else as in the default layout.
+        let mut rest = compact.clone();
+        rest["battery_voltages"][0]["cell_voltages_v"] =
+            floats["battery_voltages"][0]["cell_voltages_v"].clone();
+        rest["battery_voltages"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("cell_voltages_mv");
+        rest["battery_temperatures"] = floats["battery_temperatures"].clone();
+        assert_eq!(rest, floats);
+
+        // 2025: super-capacitor cells and probes, stack coolant probes.
+        let r25 = report(vec![
+            Unit::Supercap(Supercap {
+                system: 1,
+                voltage: 500,
+                current: 30_000,
+                cells: vec![2700, 0xFFFF],
+                temps: vec![40, 0xFE],
+            }),
+            Unit::Stacks {
+                stacks: vec![Stack {
+                    no: 1,
+                    voltage: 3000,
+                    current: 100,
+                    h2_inlet_pressure: 1000,
+                    air_inlet_pressure: 1000,
+                    air_inlet_temp: 60,
+                    coolant_temps: vec![70, 0],
+                }],
+            },
+        ]);
+        let c = data(&r25, Edition::V2025, CellLists::Compact);
+        assert_eq!(c["supercap"]["cell_voltages_mv"], json!([2700, null]));
+        assert_eq!(c["supercap"]["temperatures_c"], json!([0, null]));
+        assert_eq!(
+            c["fuel_cell_stacks"][0]["coolant_outlet_temperatures_c"],
+            json!([30, -40])
+        );
+        let f = data(&r25, Edition::V2025, CellLists::Floats);
+        assert_eq!(f["supercap"]["cell_voltages_v"], json!([2.7, null]));
+        assert_eq!(f["supercap"]["temperatures_c"], json!([0.0, null]));
+    }
+
+    #[test]
+    fn the_default_options_are_the_contract_layout() {
+        let r = report(vec![Unit::Temperatures {
+            packs: vec![crate::realtime::PackTemperatures {
+                no: 1,
+                temps: vec![65],
+            }],
+        }]);
+        let mut a = Vec::new();
+        telemetry(&r, Edition::V2016).write_json(&mut a);
+        assert_eq!(
+            String::from_utf8(a).unwrap(),
+            r#"{"battery_temperatures":[{"no":1,"probe_count":1,"temperatures_c":[25.0]}]}"#
+        );
+        assert_eq!(Options::default().cell_lists, CellLists::Floats);
+    }
+
     #[test]
     fn table_entries_are_what_the_fixed_point_writer_writes() {
         for raw in 0..=u8::MAX {
             let mut a = Vec::new();
-            temps(&mut a, &[raw]);
+            temps(&mut a, &[raw], CellLists::Floats);
             assert_eq!(a, format!("[{}]", new::<0>(v8(raw, -40))).into_bytes());
         }
         for raw in 0..=u16::MAX {
             let mut a = Vec::new();
-            millivolts(&mut a, std::iter::once(&[raw, raw][..]));
+            millivolts(&mut a, std::iter::once(&[raw, raw][..]), CellLists::Floats);
             let one = new::<3>(v16(raw, 0));
             assert_eq!(String::from_utf8(a).unwrap(), format!("[{one},{one}]"));
         }
         let mut a = Vec::new();
-        temps(&mut a, &[]);
-        millivolts(&mut a, std::iter::empty());
+        temps(&mut a, &[], CellLists::Floats);
+        millivolts(&mut a, std::iter::empty(), CellLists::Floats);
         assert_eq!(a, b"[][]");
     }
 

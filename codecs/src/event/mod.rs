@@ -646,8 +646,10 @@ pub mod json {
     /// the second is a copy.
     pub(crate) fn time(out: &mut Vec<u8>, t: &DateTime<Utc>, millis: bool) {
         use std::cell::Cell;
+        /// A time and its text.
+        type Text = Option<(DateTime<Utc>, Rfc3339)>;
         thread_local! {
-            static LAST: Cell<[Option<(DateTime<Utc>, Rfc3339)>; 2]> = const { Cell::new([None; 2]) };
+            static LAST: Cell<[Text; 2]> = const { Cell::new([None; 2]) };
         }
         let slot = usize::from(millis);
         let cached = LAST.with(|l| l.get().get(slot).copied().flatten());
