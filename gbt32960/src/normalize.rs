@@ -11,6 +11,22 @@
 //! GB/T 32960 frames carry no serial number: real-time events have `msg_seq` null; logins
 //! and logouts use their login sequence number. Times are Beijing time on the wire
 //! (GB/T 32960.3 §6.4, configurable via `ctx.device_utc_offset_secs`); events carry UTC.
+//!
+//! # How telemetry is written
+//!
+//! A report's groups are written as JSON straight from its units ([`telemetry`]): keys are
+//! constants in ascending byte order (the order of the `serde_json::Map` the contract's
+//! JSON was first made from), values come from their wire integers (a WORD of 0.1 V is
+//! printed as the decimal it is, no float in between), cell voltages and probe
+//! temperatures from compile-time tables of their text. The groups go into one buffer
+//! shared by the event's [`RawJson`] parts: no tree of values, no allocation per group or
+//! per cell. Why: the tree (a `Vec` per object, then walked to be written) was most of a
+//! report's cost. The bytes are those of the tree, checked against it (kept as the
+//! oracle in `tests/tree`) on generated reports, and every wire value of every scale in
+//! use is checked against the float the tree held.
+//!
+//! [`Options`] selects a compact layout of the cell lists ([`CellLists::Compact`]:
+//! millivolts and whole degrees as integers); the default is the contract's.
 
 use std::borrow::Cow;
 use std::cell::RefCell;

@@ -1063,6 +1063,43 @@ mod tests {
         }
     }
 
+    /// Telemetry whose groups are parts of one written buffer (as GB/T 32960 makes them).
+    fn raw_telemetry() -> Telemetry {
+        let text = r#"{"a":-40.0,"b":[3.77,null,4.2],"c":"x"}[{"no":1,"z":[]}]{}"#;
+        let buf: Arc<[u8]> = Arc::from(text.as_bytes());
+        let part = |r: std::ops::Range<usize>| RawJson::new(buf.clone(), r).map(Json::Raw);
+        let mut more = serde_json::Map::new();
+        more.insert("undecoded".into(), serde_json::json!({"type": "0x99"}));
+        Telemetry {
+            vehicle: part(0..39),
+            motors: part(39..56),
+            engine: part(56..58),
+            alarm: Some(Json::Raw(RawJson::whole("[]"))),
+            more,
+            ..Telemetry::default()
+        }
+    }
+
+    #[test]
+    fn raw_parts_are_their_text_and_out_of_range_is_refused() {
+        let t = raw_telemetry();
+        let Some(Json::Raw(v)) = &t.vehicle else {
+            panic!("raw vehicle")
+        };
+        assert_eq!(v.as_str(), r#"{"a":-40.0,"b":[3.77,null,4.2],"c":"x"}"#);
+        assert_eq!(
+            v.to_value(),
+            serde_json::json!({"a": -40.0, "b": [3.77, null, 4.2], "c": "x"})
+        );
+        assert!(RawJson::new(Arc::from(&b"[]"[..]), 0..3).is_none());
+        let mut out = Vec::new();
+        t.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"vehicle":{"a":-40.0,"b":[3.77,null,4.2],"c":"x"},"motors":[{"no":1,"z":[]}],"engine":{},"alarm":[],"undecoded":{"type":"0x99"}}"#
+        );
+    }
+
     #[test]
     fn write_json_is_byte_identical_to_serde() {
         let t = Utc.with_ymd_and_hms(2023, 12, 31, 16, 0, 0).unwrap();
@@ -1071,6 +1108,7 @@ mod tests {
             Data::Location(Location::default()),
             Data::Location(full_location()),
             Data::Telemetry(Box::default()),
+            Data::Telemetry(Box::new(raw_telemetry())),
             Data::Telemetry(Box::new(full_telemetry())),
             Data::Lifecycle(Lifecycle::new(LifecycleKind::Register).with("plate", "粤B\"1")),
             Data::Alarm(AlarmEvent {

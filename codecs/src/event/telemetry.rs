@@ -12,6 +12,15 @@
 //! node per key and is walked again to serialize. [`Json`] keeps static keys in `Vec`s and
 //! numbers as numbers, and serializes to the same bytes as the `Value` it stands for
 //! (objects are written in ascending key order, which is the order of `serde_json::Map`).
+//!
+//! Why [`Json::Raw`]: even a [`Json`] tree is a `Vec` per object, built and then walked
+//! again; a GB/T 32960 report's ~15 objects and ~100 keys cost more to build and walk than
+//! to write. So the GB/T 32960 normalizer writes its groups straight from the decoded
+//! report, as JSON, into one buffer, and each group is a [`RawJson`] part of it: one
+//! allocation per report, and publishing a group is a copy. This crate does not know the
+//! protocol's types (protocol crates depend on it, not the other way round), so the
+//! writer lives with the protocol and hands over text; [`json`](super::json) gives it
+//! the same number formatting as everything else here.
 
 use std::borrow::Cow;
 use std::sync::Arc;
