@@ -858,16 +858,23 @@ pub fn telemetry(report: &Report, edition: Edition) -> Telemetry {
 
 /// [`telemetry`] with normalizer options (the layout of cell lists).
 pub fn telemetry_with(report: &Report, edition: Edition, opts: Options) -> Telemetry {
+    let mut t = Telemetry::default();
+    fill_telemetry(report, edition, opts, &mut t);
+    t
+}
+
+/// Writes the telemetry of a report into `t` (a default one: in place in the event's box,
+/// not built on the stack and moved there).
+fn fill_telemetry(report: &Report, edition: Edition, opts: Options, t: &mut Telemetry) {
     thread_local! {
         /// The buffer the groups are written to before they are copied into their shared
         /// `Arc` (kept: one allocation per report, not two).
         static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
-    let mut t = Telemetry::default();
     let (g, buf) = SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut out) => {
             out.clear();
-            let g = write_groups(report, edition, opts, &mut out, &mut t);
+            let g = write_groups(report, edition, opts, &mut out, t);
             let buf: Arc<[u8]> = Arc::from(out.as_slice());
             // A report of thousands of cells leaves no large buffer behind.
             if out.capacity() > 64 * 1024 {
@@ -877,7 +884,7 @@ pub fn telemetry_with(report: &Report, edition: Edition, opts: Options) -> Telem
         }
         Err(_) => {
             let mut out = Vec::with_capacity(4096);
-            let g = write_groups(report, edition, opts, &mut out, &mut t);
+            let g = write_groups(report, edition, opts, &mut out, t);
             (g, Arc::from(out))
         }
     });
@@ -893,7 +900,6 @@ pub fn telemetry_with(report: &Report, edition: Edition, opts: Options) -> Telem
     t.supercap = raw(g.supercap);
     t.fuel_cell_stacks = raw(g.fuel_cell_stacks);
     t.custom = raw(g.custom);
-    t
 }
 
 /// Writes the groups of `report` into `out` and gives where each is; the signature,
@@ -1074,6 +1080,8 @@ pub fn normalize_with(
     let vid: Arc<str> = Arc::from(frame_vin);
     let device_time = report.time.to_utc(ctx.device_utc_offset_secs).ok();
     let proto = edition.protocol();
+    let mut t = Box::<Telemetry>::default();
+    fill_telemetry(report, edition, opts, &mut t);
     // Room for both events: one allocation, no regrowth.
     let mut out = Vec::with_capacity(2);
     out.push(
@@ -1083,7 +1091,7 @@ pub fn normalize_with(
             proto,
             device_time,
             msg_seq,
-            Data::Telemetry(Box::new(telemetry_with(report, edition, opts))),
+            Data::Telemetry(t),
         )
         .reissued(reissue),
     );

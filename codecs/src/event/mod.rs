@@ -649,11 +649,11 @@ pub mod json {
         /// A time and its text.
         type Text = Option<(DateTime<Utc>, Rfc3339)>;
         thread_local! {
-            static LAST: Cell<[Text; 2]> = const { Cell::new([None; 2]) };
+            static SECS: Cell<Text> = const { Cell::new(None) };
+            static MILLIS: Cell<Text> = const { Cell::new(None) };
         }
-        let slot = usize::from(millis);
-        let cached = LAST.with(|l| l.get().get(slot).copied().flatten());
-        let fast = match cached {
+        let last = if millis { &MILLIS } else { &SECS };
+        let fast = match last.get() {
             Some((at, text)) if at == *t => Some(text),
             _ => {
                 let text = if millis {
@@ -662,13 +662,7 @@ pub mod json {
                     Rfc3339::secs(t)
                 };
                 if let Some(text) = text {
-                    LAST.with(|l| {
-                        let mut v = l.get();
-                        if let Some(e) = v.get_mut(slot) {
-                            *e = Some((*t, text));
-                        }
-                        l.set(v);
-                    });
+                    last.set(Some((*t, text)));
                 }
                 text
             }
