@@ -230,13 +230,14 @@ fn temps(out: &mut Vec<u8>, l: &[u8], lists: CellLists) {
             None => out.extend_from_slice(b"null"),
         });
     }
-    out.reserve(l.len() * 8 + 2);
     let start = out.len();
+    let mut chunk = Chunk::new();
     for t in l {
         if let Some(e) = TEMPS.get(usize::from(*t)) {
-            entry(out, e);
+            chunk.entry(out, e);
         }
     }
+    chunk.flush(out);
     close_list(out, start);
 }
 
@@ -254,28 +255,57 @@ fn millivolts<'a>(out: &mut Vec<u8>, parts: impl Iterator<Item = &'a [u16]>, lis
         }
         return close_list(out, start);
     }
+    let mut chunk = Chunk::new();
     for cells in parts {
-        out.reserve(cells.len() * 8 + 2);
         for c in cells {
             match VOLTS.get(usize::from(*c)) {
-                Some(e) => entry(out, e),
+                Some(e) => chunk.entry(out, e),
                 None => {
+                    chunk.flush(out);
                     out.push(b',');
                     fixed::<3>(out, v16(*c, 0));
                 }
             }
         }
     }
+    chunk.flush(out);
     close_list(out, start);
 }
 
-/// Appends a table entry: up to 7 bytes of text, its length in the 8th (one 8-byte copy,
-/// then the unused bytes dropped).
-#[inline]
-fn entry(out: &mut Vec<u8>, e: &[u8; 8]) {
-    let [.., len] = *e;
-    out.extend_from_slice(e);
-    out.truncate(out.len() - 8 + usize::from(len));
+/// A list's values gathered on the stack and appended to the output 512 bytes at a time:
+/// the position is a local (a register), where appending each value to the `Vec` made
+/// every value wait for the previous one's length to be stored and read back.
+struct Chunk {
+    buf: [u8; 512],
+    pos: usize,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk {
+            buf: [0; 512],
+            pos: 0,
+        }
+    }
+
+    /// Appends a table entry: up to 7 bytes of text, its length in the 8th (one 8-byte
+    /// copy; the unused bytes are overwritten by the next entry or left out).
+    #[inline]
+    fn entry(&mut self, out: &mut Vec<u8>, e: &[u8; 8]) {
+        if self.pos + 8 > self.buf.len() {
+            self.flush(out);
+        }
+        let [.., len] = *e;
+        if let Some(d) = self.buf.get_mut(self.pos..self.pos + 8) {
+            d.copy_from_slice(e);
+            self.pos += usize::from(len);
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.buf.get(..self.pos).unwrap_or_default());
+        self.pos = 0;
+    }
 }
 
 /// Turns the values written from `start` on, each with a comma before it, into a list:
@@ -1329,6 +1359,30 @@ mod tests {
             let one = new::<3>(v16(raw, 0));
             assert_eq!(String::from_utf8(a).unwrap(), format!("[{one},{one}]"));
         }
+        // Lists longer than a chunk, with values off the table (>= 10 V, sentinels).
+        let cells: Vec<u16> = (0..2000u16)
+            .map(|i| i.wrapping_mul(37))
+            .chain([0xFFFE, 0xFFFF, 12_345])
+            .collect();
+        let mut a = Vec::new();
+        millivolts(
+            &mut a,
+            [&cells[..900], &cells[900..]].into_iter(),
+            CellLists::Floats,
+        );
+        let want: Vec<String> = cells.iter().map(|c| new::<3>(v16(*c, 0))).collect();
+        assert_eq!(
+            String::from_utf8(a).unwrap(),
+            format!("[{}]", want.join(","))
+        );
+        let probes: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let mut a = Vec::new();
+        temps(&mut a, &probes, CellLists::Floats);
+        let want: Vec<String> = probes.iter().map(|t| new::<0>(v8(*t, -40))).collect();
+        assert_eq!(
+            String::from_utf8(a).unwrap(),
+            format!("[{}]", want.join(","))
+        );
         let mut a = Vec::new();
         temps(&mut a, &[], CellLists::Floats);
         millivolts(&mut a, std::iter::empty(), CellLists::Floats);
