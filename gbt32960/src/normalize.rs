@@ -1126,10 +1126,23 @@ pub fn normalize_with(
         .reissued(reissue),
     );
     if let Some(loc) = location(report) {
-        out.push(
-            Event::new(ctx, vid, proto, device_time, msg_seq, Data::Location(loc))
-                .reissued(reissue),
-        );
+        // The location's id follows the telemetry's (one ULID made per report, not two:
+        // no second clock read and random draw, and the two stay in frame order).
+        let data = Data::Location(loc);
+        out.push(match out.first().and_then(|t| t.event_id.increment()) {
+            Some(event_id) => Event {
+                event_id,
+                vehicle_id: vid,
+                protocol: proto,
+                device_time,
+                received_at: ctx.received_at,
+                gateway: ctx.gateway.clone(),
+                msg_seq,
+                reissue,
+                data,
+            },
+            None => Event::new(ctx, vid, proto, device_time, msg_seq, data).reissued(reissue),
+        });
     }
     out
 }
@@ -1344,6 +1357,26 @@ mod tests {
             r#"{"battery_temperatures":[{"no":1,"probe_count":1,"temperatures_c":[25.0]}]}"#
         );
         assert_eq!(Options::default().cell_lists, CellLists::Floats);
+    }
+
+    #[test]
+    fn a_reports_location_event_id_follows_its_telemetry_event_id() {
+        use crate::realtime::Position;
+        let r = report(vec![Unit::Location(Position {
+            status: 0,
+            coord_system: None,
+            longitude: 116_307_629,
+            latitude: 39_984_095,
+        })]);
+        let ctx = EventContext::now("t");
+        let evs = normalize("LVBENCH0000000001", Edition::V2016, None, &r, true, &ctx);
+        assert_eq!(evs.len(), 2);
+        assert_eq!(evs[0].event_id.increment(), Some(evs[1].event_id));
+        assert!(evs
+            .iter()
+            .all(|e| e.reissue && e.received_at == ctx.received_at));
+        assert_eq!(evs[1].gateway, ctx.gateway);
+        assert_eq!(evs[1].vehicle_id.as_ref(), "LVBENCH0000000001");
     }
 
     #[test]
