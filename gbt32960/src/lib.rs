@@ -66,5 +66,7 @@ pub use error::{BodyError, FrameError};
 pub use frame::{Encryption, Frame, ResponseFlag};
 pub use msg::response::{reply, ReplyStyle};
 pub use msg::Message;
-pub use normalize::{normalize, normalize_message};
+pub use normalize::{
+    normalize, normalize_message, normalize_message_with, normalize_with, CellLists, Options,
+};
 pub use raw::raw_json;

@@ -338,7 +338,11 @@ impl Event {
 
 /// Direct JSON writing into a `Vec<u8>`, byte-identical to `serde_json`'s compact output
 /// (same escaping rule, same integer and float formatting: serde_json's own formatter).
-pub(crate) mod json {
+///
+/// Public for the protocol crates' own writers (GB/T 32960 writes its telemetry groups
+/// straight from the decoded report, [`super::RawJson`]): one float and integer formatting
+/// for every event, the one the tests compare with serde_json.
+pub mod json {
     use chrono::{DateTime, Utc};
     use serde::Serialize;
     use serde_json::ser::{CompactFormatter, Formatter};
@@ -348,7 +352,7 @@ pub(crate) mod json {
     /// A JSON string. Strings without a byte serde_json escapes (controls, `"`, `\`) are
     /// copied; the rest go through serde_json's escaper.
     #[inline]
-    pub(crate) fn str(out: &mut Vec<u8>, s: &str) {
+    pub fn str(out: &mut Vec<u8>, s: &str) {
         if !needs_escape(s.as_bytes()) {
             out.reserve(s.len() + 2);
             out.push(b'"');
@@ -413,7 +417,7 @@ pub(crate) mod json {
     /// 0.1 km/h, 0.001 V) and rounded to 1e-6: those are printed from that integer
     /// ([`fixed6`]), the rest by serde_json's shortest-round-trip formatter.
     #[inline]
-    pub(crate) fn f64(out: &mut Vec<u8>, v: f64) {
+    pub fn f64(out: &mut Vec<u8>, v: f64) {
         if !v.is_finite() {
             out.extend_from_slice(b"null");
         } else if !fixed6(out, v) {
@@ -451,8 +455,119 @@ pub(crate) mod json {
     /// The decimal `(-1 if neg) * mag * 10^-D` as zmij writes the float nearest to it
     /// (its shortest round-trip form when it has at most 15 significant digits and an
     /// exponent of -5..=15; the caller sees to that): `3.77`, `-1000.5`, `25.0`, `0.0`.
+    /// `D` is 0..=7.
+    ///
+    /// Up to 8 digits (cell voltages, temperatures, most scaled values), the digits are
+    /// made at once in one `u64` ([`digits8`]) and the text is put together in a `u128`
+    /// and stored with one 16-byte copy: no loop, no division by 10 per digit.
     #[inline]
-    pub(crate) fn fixed<const D: u32>(out: &mut Vec<u8>, neg: bool, mag: u64) {
+    pub fn fixed<const D: u32>(out: &mut Vec<u8>, neg: bool, mag: u64) {
+        if D <= 4 && mag < 10_000 * 10u64.pow(D) {
+            return fixed_small::<D>(out, neg, mag);
+        }
+        if D > 7 || mag >= 100_000_000 {
+            return fixed_general::<D>(out, neg, mag);
+        }
+        // The 8 digits, leading zeros included, the first in the lowest byte.
+        let w = digits8(mag as u32);
+        let values = w & 0x0F0F_0F0F_0F0F_0F0F;
+        // Leading zeros dropped, down to one digit before the point.
+        let lead = if values == 0 {
+            8
+        } else {
+            values.trailing_zeros() / 8
+        };
+        let start = lead.min(7 - D);
+        let int_len = 8 - D - start;
+        let int_part = (w >> (8 * start)) & (u64::MAX >> (8 * (8 - int_len)));
+        // The fraction's digits without their trailing zeros, or `0`.
+        let (frac_part, frac_len) = if D == 0 {
+            (u64::from(b'0'), 1)
+        } else {
+            let frac = w >> (8 * (8 - D));
+            let fvalues = values >> (8 * (8 - D));
+            let len = if fvalues == 0 {
+                1
+            } else {
+                D - (fvalues.leading_zeros() - 8 * (8 - D)) / 8
+            };
+            (frac, len)
+        };
+        let mut text = u128::from(int_part)
+            | u128::from(b'.') << (8 * int_len)
+            | u128::from(frac_part) << (8 * (int_len + 1));
+        let mut len = (int_len + 1 + frac_len) as usize;
+        if neg {
+            text = text << 8 | u128::from(b'-');
+            len += 1;
+        }
+        // All 16 bytes (one store), then the unused ones dropped.
+        out.extend_from_slice(&text.to_le_bytes());
+        out.truncate(out.len() - (16 - len));
+    }
+
+    /// [`fixed`] for at most 4 digits on each side of the point (the common case: cell
+    /// voltages `3.77`, temperatures `25.0`, speeds, currents): the sign and whole part in
+    /// one 8-byte store, the point and fraction in another, the digits from [`digits4`].
+    #[inline]
+    fn fixed_small<const D: u32>(out: &mut Vec<u8>, neg: bool, mag: u64) {
+        let p = 10u64.pow(D);
+        let int = digits4((mag / p) as u32);
+        // Leading zeros dropped, down to one digit.
+        let lead = if int == 0 {
+            3
+        } else {
+            (int.trailing_zeros() / 8).min(3)
+        };
+        let mut text = u64::from((int | 0x3030_3030) >> (8 * lead));
+        let mut len = 4 - lead;
+        if neg {
+            text = text << 8 | u64::from(b'-');
+            len += 1;
+        }
+        out.extend_from_slice(&text.to_le_bytes());
+        out.truncate(out.len() - (8 - len as usize));
+        let frac = (mag % p) as u32;
+        if D == 0 || frac == 0 {
+            out.extend_from_slice(b".0");
+            return;
+        }
+        // The D digits of the fraction (first in the lowest byte), trailing zeros dropped.
+        let digits = digits4(frac) >> (8 * (4 - D));
+        let len = D - (digits.leading_zeros() - 8 * (4 - D)) / 8;
+        let text =
+            u64::from(b'.') | u64::from((digits | 0x3030_3030) & (u32::MAX >> (8 * (4 - D)))) << 8;
+        out.extend_from_slice(&text.to_le_bytes());
+        out.truncate(out.len() - (7 - len as usize));
+    }
+
+    /// The 4 decimal digits of `n` (below 10^4) as values 0..=9, leading zeros included,
+    /// the first in the lowest byte: `n / 100` and `n % 100` in two 16-bit lanes, then each
+    /// lane split in tens and ones (multiplies and shifts, exact for these ranges).
+    #[inline]
+    fn digits4(n: u32) -> u32 {
+        let q = (n * 5_243) >> 19;
+        let x = q | (n - q * 100) << 16;
+        let t = ((x * 103) >> 10) & 0x000F_000F;
+        t | (x - t * 10) << 8
+    }
+
+    /// The 8 decimal digits of `n` (below 10^8) in ASCII, leading zeros included, the
+    /// first digit in the lowest byte (memory order): the number split in halves of 4
+    /// digits, then each half in two of 2, then each of those in two digits, all lanes
+    /// at once (a multiply and shift for each division: exact for these ranges).
+    #[inline]
+    fn digits8(n: u32) -> u64 {
+        let x = u64::from(n / 10_000) | u64::from(n % 10_000) << 32;
+        let q = ((x * 10_486) >> 20) & 0x0000_007F_0000_007F;
+        let x = q | (x - q * 100) << 16;
+        let q = ((x * 103) >> 10) & 0x000F_000F_000F_000F;
+        let x = q | (x - q * 10) << 8;
+        x | 0x3030_3030_3030_3030
+    }
+
+    /// [`fixed`] for any magnitude.
+    pub(crate) fn fixed_general<const D: u32>(out: &mut Vec<u8>, neg: bool, mag: u64) {
         let p = 10u64.pow(D);
         if neg {
             out.push(b'-');
@@ -493,7 +608,7 @@ pub(crate) mod json {
 
     /// An optional float (`null` when `None`).
     #[inline]
-    pub(crate) fn opt_f64(out: &mut Vec<u8>, v: Option<f64>) {
+    pub fn opt_f64(out: &mut Vec<u8>, v: Option<f64>) {
         match v {
             Some(v) => f64(out, v),
             None => out.extend_from_slice(b"null"),
@@ -502,19 +617,19 @@ pub(crate) mod json {
 
     /// An unsigned integer.
     #[inline]
-    pub(crate) fn u64(out: &mut Vec<u8>, v: u64) {
+    pub fn u64(out: &mut Vec<u8>, v: u64) {
         let _ = CompactFormatter.write_u64(out, v);
     }
 
     /// A signed integer.
     #[inline]
-    pub(crate) fn i64(out: &mut Vec<u8>, v: i64) {
+    pub fn i64(out: &mut Vec<u8>, v: i64) {
         let _ = CompactFormatter.write_i64(out, v);
     }
 
     /// `true` / `false`.
     #[inline]
-    pub(crate) fn bool(out: &mut Vec<u8>, v: bool) {
+    pub fn bool(out: &mut Vec<u8>, v: bool) {
         // Two constant-length copies (inlined), not one of a variable length (a memcpy call).
         if v {
             out.extend_from_slice(b"true");
@@ -525,11 +640,32 @@ pub(crate) mod json {
 
     /// An RFC 3339 UTC time string, whole seconds or milliseconds (chrono's
     /// `%Y-%m-%dT%H:%M:%SZ` / `%Y-%m-%dT%H:%M:%S%.3fZ`).
+    ///
+    /// The last text of each form is kept per thread: the events of one frame share their
+    /// `received_at` and `device_time` (a GB/T 32960 report's telemetry and location), so
+    /// the second is a copy.
     pub(crate) fn time(out: &mut Vec<u8>, t: &DateTime<Utc>, millis: bool) {
-        let fast = if millis {
-            Rfc3339::millis(t)
-        } else {
-            Rfc3339::secs(t)
+        use std::cell::Cell;
+        /// A time and its text.
+        type Text = Option<(DateTime<Utc>, Rfc3339)>;
+        thread_local! {
+            static SECS: Cell<Text> = const { Cell::new(None) };
+            static MILLIS: Cell<Text> = const { Cell::new(None) };
+        }
+        let last = if millis { &MILLIS } else { &SECS };
+        let fast = match last.get() {
+            Some((at, text)) if at == *t => Some(text),
+            _ => {
+                let text = if millis {
+                    Rfc3339::millis(t)
+                } else {
+                    Rfc3339::secs(t)
+                };
+                if let Some(text) = text {
+                    last.set(Some((*t, text)));
+                }
+                text
+            }
         };
         match fast {
             Some(text) => {
@@ -662,6 +798,37 @@ mod tests {
         let mut out = Vec::new();
         json::f64(&mut out, v);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fixed_writes_what_the_digit_by_digit_writer_writes() {
+        fn check<const D: u32>(mags: &[u64]) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for &m in mags {
+                for neg in [false, true] {
+                    a.clear();
+                    b.clear();
+                    json::fixed::<D>(&mut a, neg, m);
+                    json::fixed_general::<D>(&mut b, neg, m);
+                    assert_eq!(a, b, "D {D} mag {m} neg {neg}");
+                }
+            }
+        }
+        // Dense up to a million, around every power of ten, and a stride to past 10^8.
+        let mut mags: Vec<u64> = (0..1_000_000).collect();
+        for p in 0..12 {
+            let c = 10u64.pow(p);
+            mags.extend(c.saturating_sub(11)..c + 11);
+        }
+        mags.extend((0..2_000_000_000).step_by(7_919));
+        check::<0>(&mags);
+        check::<1>(&mags);
+        check::<2>(&mags);
+        check::<3>(&mags);
+        check::<4>(&mags);
+        check::<5>(&mags);
+        check::<6>(&mags);
+        check::<7>(&mags);
     }
 
     #[test]
@@ -890,6 +1057,43 @@ mod tests {
         }
     }
 
+    /// Telemetry whose groups are parts of one written buffer (as GB/T 32960 makes them).
+    fn raw_telemetry() -> Telemetry {
+        let text = r#"{"a":-40.0,"b":[3.77,null,4.2],"c":"x"}[{"no":1,"z":[]}]{}"#;
+        let buf: Arc<[u8]> = Arc::from(text.as_bytes());
+        let part = |r: std::ops::Range<usize>| RawJson::new(buf.clone(), r).map(Json::Raw);
+        let mut more = serde_json::Map::new();
+        more.insert("undecoded".into(), serde_json::json!({"type": "0x99"}));
+        Telemetry {
+            vehicle: part(0..39),
+            motors: part(39..56),
+            engine: part(56..58),
+            alarm: Some(Json::Raw(RawJson::whole("[]"))),
+            more,
+            ..Telemetry::default()
+        }
+    }
+
+    #[test]
+    fn raw_parts_are_their_text_and_out_of_range_is_refused() {
+        let t = raw_telemetry();
+        let Some(Json::Raw(v)) = &t.vehicle else {
+            panic!("raw vehicle")
+        };
+        assert_eq!(v.as_str(), r#"{"a":-40.0,"b":[3.77,null,4.2],"c":"x"}"#);
+        assert_eq!(
+            v.to_value(),
+            serde_json::json!({"a": -40.0, "b": [3.77, null, 4.2], "c": "x"})
+        );
+        assert!(RawJson::new(Arc::from(&b"[]"[..]), 0..3).is_none());
+        let mut out = Vec::new();
+        t.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"vehicle":{"a":-40.0,"b":[3.77,null,4.2],"c":"x"},"motors":[{"no":1,"z":[]}],"engine":{},"alarm":[],"undecoded":{"type":"0x99"}}"#
+        );
+    }
+
     #[test]
     fn write_json_is_byte_identical_to_serde() {
         let t = Utc.with_ymd_and_hms(2023, 12, 31, 16, 0, 0).unwrap();
@@ -898,6 +1102,7 @@ mod tests {
             Data::Location(Location::default()),
             Data::Location(full_location()),
             Data::Telemetry(Box::default()),
+            Data::Telemetry(Box::new(raw_telemetry())),
             Data::Telemetry(Box::new(full_telemetry())),
             Data::Lifecycle(Lifecycle::new(LifecycleKind::Register).with("plate", "粤B\"1")),
             Data::Alarm(AlarmEvent {

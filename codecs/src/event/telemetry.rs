@@ -12,8 +12,18 @@
 //! node per key and is walked again to serialize. [`Json`] keeps static keys in `Vec`s and
 //! numbers as numbers, and serializes to the same bytes as the `Value` it stands for
 //! (objects are written in ascending key order, which is the order of `serde_json::Map`).
+//!
+//! Why [`Json::Raw`]: even a [`Json`] tree is a `Vec` per object, built and then walked
+//! again; a GB/T 32960 report's ~15 objects and ~100 keys cost more to build and walk than
+//! to write. So the GB/T 32960 normalizer writes its groups straight from the decoded
+//! report, as JSON, into one buffer, and each group is a [`RawJson`] part of it: one
+//! allocation per report, and publishing a group is a copy. This crate does not know the
+//! protocol's types (protocol crates depend on it, not the other way round), so the
+//! writer lives with the protocol and hands over text; [`json`](super::json) gives it
+//! the same number formatting as everything else here.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
@@ -48,6 +58,9 @@ pub enum Json {
     Fixed(FixedList),
     /// An object, keys in ascending byte order.
     Object(Vec<(&'static str, Json)>),
+    /// A value already written as JSON by the protocol's normalizer (GB/T 32960 writes its
+    /// groups straight from the decoded report): copied as is.
+    Raw(RawJson),
     /// Any `serde_json::Value` (for groups built the general way).
     Value(serde_json::Value),
 }
@@ -70,6 +83,69 @@ pub struct FixedList {
     pub offset: i32,
     /// Raw values from this one up are `null`.
     pub null_from: u16,
+}
+
+/// One JSON value already written, in serde_json's compact form: a part of a buffer shared
+/// by all the values written together (a GB/T 32960 report's groups are written one after
+/// the other into one buffer: one allocation for all of them, none per group, and
+/// publishing a group is one copy).
+///
+/// The writer vouches for the text: one complete JSON value in UTF-8, exactly the bytes
+/// serde_json writes for the `serde_json::Value` it stands for (objects' keys in ascending
+/// byte order, floats in their shortest round-trip form). [`Json::to_value`] and
+/// `Serialize` parse it (the tests and the rare paths that inspect or re-serialize a group,
+/// not the publish path, which copies it); a text that does not parse is `null` there.
+#[derive(Clone)]
+pub struct RawJson {
+    buf: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl RawJson {
+    /// The value at `range` of `buf`, or `None` when the range is out of it.
+    pub fn new(buf: Arc<[u8]>, range: std::ops::Range<usize>) -> Option<RawJson> {
+        buf.get(range.clone())?;
+        Some(RawJson {
+            buf,
+            start: range.start,
+            end: range.end,
+        })
+    }
+
+    /// The whole of `text`.
+    pub fn whole(text: &str) -> RawJson {
+        let buf: Arc<[u8]> = Arc::from(text.as_bytes());
+        let end = buf.len();
+        RawJson { buf, start: 0, end }
+    }
+
+    /// The JSON text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(b"null")
+    }
+
+    /// The JSON text (`null` if it is not UTF-8, which a writer must not give).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("null")
+    }
+
+    /// The value parsed (`null` if the text is not JSON, which a writer must not give).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_slice(self.as_bytes()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RawJson").field(&self.as_str()).finish()
+    }
 }
 
 impl FixedList {
@@ -161,6 +237,7 @@ impl Json {
                     .collect(),
             ),
             Json::Value(v) => v.clone(),
+            Json::Raw(r) => r.to_value(),
         }
     }
 }
@@ -209,6 +286,7 @@ impl Json {
                 out.push(b'}');
             }
             Json::Value(v) => json::value(out, v),
+            Json::Raw(r) => out.extend_from_slice(r.as_bytes()),
         }
     }
 }
@@ -277,6 +355,9 @@ impl Serialize for Json {
                 map.end()
             }
             Json::Value(v) => v.serialize(s),
+            // Parsed: the same value through any serializer (serde_json writes it back to
+            // the same bytes, see `RawJson`).
+            Json::Raw(r) => r.to_value().serialize(s),
         }
     }
 }
@@ -328,7 +409,7 @@ pub struct Telemetry {
 impl Telemetry {
     /// Appends the JSON of this telemetry (the bytes of its `Serialize` impl through
     /// serde_json: groups in declaration order, absent ones left out, `more` flattened).
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         // Destructured without `..`: a new field fails to compile here until written.
         let Telemetry {
             vehicle,
@@ -345,39 +426,38 @@ impl Telemetry {
             custom,
             more,
         } = self;
-        let groups = [
-            ("vehicle", vehicle),
-            ("motors", motors),
-            ("fuel_cell", fuel_cell),
-            ("engine", engine),
-            ("extremes", extremes),
-            ("alarm", alarm),
-            ("battery_voltages", battery_voltages),
-            ("battery_temperatures", battery_temperatures),
-            ("supercap", supercap),
-            ("fuel_cell_stacks", fuel_cell_stacks),
-            ("signature", signature),
-            ("custom", custom),
-        ];
-        out.push(b'{');
+        // Keys as constants (`"motors":`): one copy each, no escape check.
         let mut first = true;
-        for (k, v) in groups {
-            if let Some(v) = v {
-                if !first {
-                    out.push(b',');
+        macro_rules! group {
+            ($field:ident) => {
+                if let Some(v) = $field {
+                    out.push(if first { b'{' } else { b',' });
+                    first = false;
+                    out.extend_from_slice(concat!("\"", stringify!($field), "\":").as_bytes());
+                    v.write_json(out);
                 }
-                first = false;
-                super::json::key(out, k);
-                v.write_json(out);
-            }
+            };
         }
+        group!(vehicle);
+        group!(motors);
+        group!(fuel_cell);
+        group!(engine);
+        group!(extremes);
+        group!(alarm);
+        group!(battery_voltages);
+        group!(battery_temperatures);
+        group!(supercap);
+        group!(fuel_cell_stacks);
+        group!(signature);
+        group!(custom);
         for (k, v) in more {
-            if !first {
-                out.push(b',');
-            }
+            out.push(if first { b'{' } else { b',' });
             first = false;
             super::json::key(out, k);
             super::json::value(out, v);
+        }
+        if first {
+            out.push(b'{');
         }
         out.push(b'}');
     }

@@ -67,8 +67,13 @@ pub const FLAG_NAMES: [&str; 28] = [
 fn list(c: &mut Cursor<'_>) -> Option<Vec<u32>> {
     let n = c.u8()?;
     // 0xFE/0xFF counts are sentinels with no codes after them.
-    let n = if n >= 0xFE { 0 } else { n };
-    (0..n).map(|_| c.u32()).collect()
+    let n = if n >= 0xFE { 0 } else { usize::from(n) };
+    // The n codes at once: one bounds check, a list of its exact size (none for n = 0).
+    let codes = c.bytes(n * 4)?.chunks_exact(4).map(|w| match w {
+        [a, b, c, d] => u32::from_be_bytes([*a, *b, *c, *d]),
+        _ => 0,
+    });
+    Some(codes.collect())
 }
 
 fn put_list(l: &[u32], out: &mut Vec<u8>) {
