@@ -747,6 +747,7 @@ impl CommandQueue for RedisQueue {
 mod tests {
     use super::*;
     use test_support::redis::RedisServer;
+    use Enqueued::{Duplicate, GlobalFull, Stored, VehicleFull};
 
     fn cmd(vehicle: &str, id: &str, priority: u8, at: i64, expires: i64) -> QueuedCommand {
         QueuedCommand {
@@ -755,11 +756,21 @@ mod tests {
             priority,
             enqueued_at_ms: at,
             expires_at_ms: expires,
-            command: serde_json::json!({"id": id, "type": "text", "params": {"text": "hi", "n": 1.5}}),
+            command:
+                serde_json::json!({"id": id, "type": "text", "params": {"text": "hi", "n": 1.5}})
+                    .into(),
             response_topic: None,
             correlation_data: Some(vec![1, 2, 3]),
             attempts: 0,
         }
+    }
+
+    /// A queue with these limits on the Redis at `url`, namespace `t`.
+    fn queue_at(url: &str, rt: &tokio::runtime::Runtime, limits: QueueLimits) -> RedisQueue {
+        let redis = rt
+            .block_on(Redis::connect(url, std::time::Duration::from_secs(2)))
+            .unwrap();
+        RedisQueue::new(redis, "t", limits, rt.handle().clone())
     }
 
     fn queue(
@@ -767,11 +778,7 @@ mod tests {
         rt: &tokio::runtime::Runtime,
         limits: QueueLimits,
     ) -> RedisQueue {
-        let url = server.url();
-        let redis = rt
-            .block_on(Redis::connect(&url, std::time::Duration::from_secs(2)))
-            .unwrap();
-        RedisQueue::new(redis, "t", limits, rt.handle().clone())
+        queue_at(&server.url(), rt, limits)
     }
 
     fn rt() -> tokio::runtime::Runtime {
@@ -780,6 +787,18 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    /// Enqueues each command in turn, checking what became of it.
+    fn enqueue_expecting(q: &RedisQueue, steps: &[(QueuedCommand, Enqueued)]) {
+        for (c, want) in steps {
+            let got = q.enqueue(c.clone()).unwrap();
+            assert_eq!(
+                got, *want,
+                "{}/{} (enqueued at {})",
+                c.vehicle, c.id, c.enqueued_at_ms
+            );
+        }
     }
 
     #[test]
@@ -797,33 +816,17 @@ mod tests {
                 remember_ids_ms: 60_000,
             },
         );
-        assert_eq!(
-            q.enqueue(cmd("v1", "a", 1, 1, 1000)).unwrap(),
-            Enqueued::Stored
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "b", 9, 2, 1000)).unwrap(),
-            Enqueued::Stored
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "c", 1, 3, 50)).unwrap(),
-            Enqueued::Stored
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "a", 1, 4, 1000)).unwrap(),
-            Enqueued::Duplicate
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "d", 1, 4, 1000)).unwrap(),
-            Enqueued::VehicleFull
-        );
-        assert_eq!(
-            q.enqueue(cmd("v2", "a", 1, 4, 1000)).unwrap(),
-            Enqueued::Stored
-        );
-        assert_eq!(
-            q.enqueue(cmd("v3", "a", 1, 4, 1000)).unwrap(),
-            Enqueued::GlobalFull
+        enqueue_expecting(
+            &q,
+            &[
+                (cmd("v1", "a", 1, 1, 1000), Stored),
+                (cmd("v1", "b", 9, 2, 1000), Stored),
+                (cmd("v1", "c", 1, 3, 50), Stored),
+                (cmd("v1", "a", 1, 4, 1000), Duplicate),
+                (cmd("v1", "d", 1, 4, 1000), VehicleFull),
+                (cmd("v2", "a", 1, 4, 1000), Stored),
+                (cmd("v3", "a", 1, 4, 1000), GlobalFull),
+            ],
         );
         assert_eq!(q.len(), 4);
         let ids = |v: Vec<QueuedCommand>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
@@ -849,34 +852,78 @@ mod tests {
         let expired = q.take_expired(100, 10).unwrap();
         assert_eq!(ids(expired), ["c"]);
         assert!(q.take_expired(100, 10).unwrap().is_empty(), "taken once");
-        assert_eq!(
-            q.enqueue(cmd("v1", "c", 1, 5, 1000)).unwrap(),
-            Enqueued::Duplicate
-        );
+        enqueue_expecting(&q, &[(cmd("v1", "c", 1, 5, 1000), Duplicate)]);
 
         assert!(q.finish("v1", "b", 10).unwrap());
         assert!(!q.finish("v1", "b", 10).unwrap(), "finished once");
-        assert_eq!(
-            q.enqueue(cmd("v1", "b", 9, 6, 1000)).unwrap(),
-            Enqueued::Duplicate
-        );
+        enqueue_expecting(&q, &[(cmd("v1", "b", 9, 6, 1000), Duplicate)]);
         assert!(!q.finish("v1", "never", 10).unwrap());
-        assert_eq!(
-            q.enqueue(cmd("v1", "never", 1, 6, 1000)).unwrap(),
-            Enqueued::Duplicate,
-            "a finished id that was not queued is remembered too"
-        );
+        // A finished id that was not queued is remembered too.
+        enqueue_expecting(&q, &[(cmd("v1", "never", 1, 6, 1000), Duplicate)]);
         assert_eq!(
             q.cancel("v1", "a", 10).unwrap().map(|c| c.id).as_deref(),
             Some("a")
         );
         assert_eq!(q.cancel("v1", "zz", 10).unwrap(), None);
-        assert_eq!(
-            q.enqueue(cmd("v1", "zz", 1, 7, 1000)).unwrap(),
-            Enqueued::Stored
-        );
+        enqueue_expecting(&q, &[(cmd("v1", "zz", 1, 7, 1000), Stored)]);
         assert_eq!(q.len_vehicle("v1"), 1);
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_command_queued_by_an_earlier_version_is_read_and_finished() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let rt = rt();
+        let q = queue(&server, &rt, QueueLimits::default());
+        // The keys ENQUEUE writes, with a record as the versions before `CommandJson` wrote
+        // it (the command a `serde_json::Value`, its keys sorted), byte for byte.
+        let old = r#"{"vehicle":"v","id":"c1","priority":7,"enqueued_at_ms":1000,"expires_at_ms":4102444800000,"command":{"id":"c1","params":{"text":"hé \"there\""},"priority":7,"type":"text"},"response_topic":"platform/v1/v/cmd/reply","correlation_data":[0,255],"attempts":0}"#;
+        let k = q.vkeys("v");
+        let setup = redis::pipe()
+            .cmd("ZADD")
+            .arg(&k.z)
+            .arg(2_000_000_000_001_i64)
+            .arg("c1")
+            .ignore()
+            .cmd("HSET")
+            .arg(&k.h)
+            .arg("c1")
+            .arg(old)
+            .ignore()
+            .cmd("HSET")
+            .arg(&k.e)
+            .arg("c1")
+            .arg(4_102_444_800_000_i64)
+            .ignore()
+            .cmd("SET")
+            .arg(&k.seq)
+            .arg(1)
+            .ignore()
+            .cmd("INCR")
+            .arg(q.total_key())
+            .ignore()
+            .cmd("ZADD")
+            .arg(q.exp_key())
+            .arg(4_102_444_800_000_i64)
+            .arg(exp_member("v", "c1"))
+            .ignore()
+            .clone();
+        rt.block_on(q.redis.pipe::<()>("test", &setup)).unwrap();
+        q.mark_attempt("v", "c1").unwrap();
+        let p = q.pending("v", 10, 10).unwrap();
+        assert_eq!(p.len(), 1);
+        let c = &p[0];
+        assert_eq!((c.id.as_str(), c.priority, c.attempts), ("c1", 7, 1));
+        assert_eq!(c.correlation_data, Some(vec![0, 255]));
+        assert_eq!(c.command.kind().as_deref(), Some("text"));
+        let command = crate::commands::command_of(c).unwrap();
+        assert_eq!(command.params, serde_json::json!({"text": "hé \"there\""}));
+        assert_eq!(command.priority, Some(7));
+        assert!(q.finish("v", "c1", 10).unwrap());
+        assert_eq!(q.len_vehicle("v"), 0);
+        enqueue_expecting(&q, &[(cmd("v", "c1", 7, 11, 1000), Duplicate)]);
     }
 
     #[test]
@@ -885,13 +932,7 @@ mod tests {
             return;
         };
         let rt = rt();
-        let redis = rt
-            .block_on(Redis::connect(
-                &cluster.url(),
-                std::time::Duration::from_secs(2),
-            ))
-            .unwrap();
-        let q = RedisQueue::new(redis, "t", QueueLimits::default(), rt.handle().clone());
+        let q = queue_at(&cluster.url(), &rt, QueueLimits::default());
         // Vehicles whose keys land in different slots (and nodes).
         let vehicles: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
         let cmds: Vec<QueuedCommand> = vehicles
@@ -906,10 +947,7 @@ mod tests {
             .collect();
         let out = q.enqueue_many(cmds).unwrap();
         assert!(out.iter().all(|o| *o == Enqueued::Stored), "{out:?}");
-        assert_eq!(
-            q.enqueue(cmd("v3", "low", 1, 9, 1000)).unwrap(),
-            Enqueued::Duplicate
-        );
+        enqueue_expecting(&q, &[(cmd("v3", "low", 1, 9, 1000), Duplicate)]);
         for v in &vehicles {
             let ids: Vec<String> = q
                 .pending(v, 10, 10)
@@ -951,23 +989,11 @@ mod tests {
             return;
         };
         let rt = rt();
-        let redis = rt
-            .block_on(Redis::connect(&s.url(), std::time::Duration::from_secs(2)))
-            .unwrap();
-        let q = RedisQueue::new(redis, "t", QueueLimits::default(), rt.handle().clone());
-        assert_eq!(
-            q.enqueue(cmd("v", "a", 1, 1, 1000)).unwrap(),
-            Enqueued::Stored
-        );
+        let q = queue_at(&s.url(), &rt, QueueLimits::default());
+        enqueue_expecting(&q, &[(cmd("v", "a", 1, 1, 1000), Stored)]);
         assert_eq!(q.pending("v", 10, 10).unwrap()[0].id, "a");
         // It is the master's: seen on a plain connection to it.
-        let direct = rt
-            .block_on(Redis::connect(
-                &s.master.url(),
-                std::time::Duration::from_secs(2),
-            ))
-            .unwrap();
-        let d = RedisQueue::new(direct, "t", QueueLimits::default(), rt.handle().clone());
+        let d = queue_at(&s.master.url(), &rt, QueueLimits::default());
         assert_eq!(d.len_vehicle("v"), 1);
     }
 
