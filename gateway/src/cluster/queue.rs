@@ -167,6 +167,16 @@ struct VKeys {
     seq: String,
 }
 
+impl VKeys {
+    /// `script` on this queue: its first KEYS are `z h e a` (the scripts that add more
+    /// keys add them after these).
+    fn invoke<'s>(&self, script: &'s Script) -> redis::ScriptInvocation<'s> {
+        let mut inv = script.prepare_invoke();
+        inv.key(&self.z).key(&self.h).key(&self.e).key(&self.a);
+        inv
+    }
+}
+
 fn storage(context: &str, e: RedisError) -> QueueError {
     QueueError::Storage {
         context: context.to_owned(),
@@ -254,12 +264,8 @@ impl RedisQueue {
         })?;
         let k = self.vkeys(&cmd.vehicle);
         let rank = 9 - i64::from(cmd.priority.min(9));
-        let mut inv = self.scripts.enqueue.prepare_invoke();
-        inv.key(&k.z)
-            .key(&k.h)
-            .key(&k.e)
-            .key(&k.a)
-            .key(&k.seq)
+        let mut inv = k.invoke(&self.scripts.enqueue);
+        inv.key(&k.seq)
             .key(self.done_key(&cmd.vehicle, &cmd.id))
             .arg(&cmd.id)
             .arg(record)
@@ -308,22 +314,8 @@ impl RedisQueue {
             }
         };
         if out == Enqueued::Stored {
-            let (n,): (i64,) = self
-                .redis
-                .pipe(
-                    "queue_index",
-                    redis::pipe()
-                        .cmd("INCR")
-                        .arg(self.total_key())
-                        .cmd("ZADD")
-                        .arg(self.exp_key())
-                        .arg(cmd.expires_at_ms)
-                        .arg(exp_member(&cmd.vehicle, &cmd.id))
-                        .ignore(),
-                )
-                .await
-                .map_err(|e| storage("indexing a command", e))?;
-            self.note_total(n);
+            self.index(&cmd.vehicle, &cmd.id, Some(cmd.expires_at_ms))
+                .await?;
         }
         match out {
             Enqueued::VehicleFull => {
@@ -346,13 +338,8 @@ impl RedisQueue {
         id: &str,
         mode: &str,
     ) -> Result<Option<QueuedCommand>, QueueError> {
-        let k = self.vkeys(vehicle);
-        let mut inv = self.scripts.remove.prepare_invoke();
-        inv.key(&k.z)
-            .key(&k.h)
-            .key(&k.e)
-            .key(&k.a)
-            .key(self.done_key(vehicle, id))
+        let mut inv = self.vkeys(vehicle).invoke(&self.scripts.remove);
+        inv.key(self.done_key(vehicle, id))
             .arg(id)
             .arg(self.limits.remember_ids_ms.max(1))
             .arg(mode);
@@ -369,37 +356,66 @@ impl RedisQueue {
     async fn settle_one(&self, op: &crate::queue::Settle) -> Result<(), QueueError> {
         use crate::queue::Settle;
         match op {
-            Settle::Attempt { vehicle, id } => {
-                let k = self.vkeys(vehicle);
-                let mut inv = self.scripts.attempt.prepare_invoke();
-                inv.key(&k.z).key(&k.a).arg(id);
-                self.redis
-                    .script::<i64>("queue_attempt", &inv)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| storage("counting an attempt", e))
-            }
+            Settle::Attempt { vehicle, id } => self.attempt(vehicle, id).await,
             Settle::Finish { vehicle, id } => self.remove(vehicle, id, "finish").await.map(|_| ()),
         }
     }
 
+    /// One more delivery attempt of (vehicle, id), if it is queued.
+    async fn attempt(&self, vehicle: &str, id: &str) -> Result<(), QueueError> {
+        let k = self.vkeys(vehicle);
+        let mut inv = self.scripts.attempt.prepare_invoke();
+        inv.key(&k.z).key(&k.a).arg(id);
+        self.redis
+            .script::<i64>("queue_attempt", &inv)
+            .await
+            .map(|_| ())
+            .map_err(|e| storage("counting an attempt", e))
+    }
+
     async fn unindex(&self, vehicle: &str, id: &str) -> Result<(), QueueError> {
+        self.index(vehicle, id, None).await
+    }
+
+    /// Counts (vehicle, id) in the global total and the expiry index (`Some(expires_at_ms)`:
+    /// just stored) or out of them (`None`: just removed), in one round trip.
+    async fn index(&self, vehicle: &str, id: &str, stored: Option<i64>) -> Result<(), QueueError> {
+        let mut p = redis::pipe();
+        let what = match stored {
+            Some(expires) => {
+                p.cmd("INCR").arg(self.total_key());
+                p.cmd("ZADD").arg(self.exp_key()).arg(expires);
+                "indexing a command"
+            }
+            None => {
+                p.cmd("DECR").arg(self.total_key());
+                p.cmd("ZREM").arg(self.exp_key());
+                "unindexing a command"
+            }
+        };
+        p.arg(exp_member(vehicle, id)).ignore();
         let (n,): (i64,) = self
             .redis
-            .pipe(
-                "queue_index",
-                redis::pipe()
-                    .cmd("DECR")
-                    .arg(self.total_key())
-                    .cmd("ZREM")
-                    .arg(self.exp_key())
-                    .arg(exp_member(vehicle, id))
-                    .ignore(),
-            )
+            .pipe("queue_index", &p)
             .await
-            .map_err(|e| storage("unindexing a command", e))?;
+            .map_err(|e| storage(what, e))?;
         self.note_total(n);
         Ok(())
+    }
+
+    /// The first `limit` members of the sorted set `key` between `min` and `max`, ranged
+    /// `by` score (`ZRANGEBYSCORE`) or by name (`ZRANGEBYLEX`); `what` names it in the
+    /// error counter.
+    async fn first_of<A: redis::ToRedisArgs, B: redis::ToRedisArgs>(
+        &self,
+        (what, by): (&'static str, &'static str),
+        key: String,
+        (min, max): (A, B),
+        limit: usize,
+    ) -> super::redis::Reply<Vec<String>> {
+        let mut c = redis::cmd(by);
+        c.arg(key).arg(min).arg(max).arg("LIMIT").arg(0).arg(limit);
+        self.redis.query(what, &c).await
     }
 
     async fn known_of(&self, ids: Vec<String>) -> Result<Vec<KnownVehicle>, QueueError> {
@@ -511,14 +527,8 @@ impl CommandQueue for RedisQueue {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let k = self.vkeys(vehicle);
-        let mut inv = self.scripts.pending.prepare_invoke();
-        inv.key(&k.z)
-            .key(&k.h)
-            .key(&k.e)
-            .key(&k.a)
-            .arg(now_ms)
-            .arg(limit);
+        let mut inv = self.vkeys(vehicle).invoke(&self.scripts.pending);
+        inv.arg(now_ms).arg(limit);
         let flat: Vec<String> = self
             .block(self.redis.script("queue_pending", &inv))
             .map_err(|e| storage("reading the queue", e))?;
@@ -532,12 +542,7 @@ impl CommandQueue for RedisQueue {
     }
 
     fn mark_attempt(&self, vehicle: &str, id: &str) -> Result<(), QueueError> {
-        let k = self.vkeys(vehicle);
-        let mut inv = self.scripts.attempt.prepare_invoke();
-        inv.key(&k.z).key(&k.a).arg(id);
-        self.block(self.redis.script::<i64>("queue_attempt", &inv))
-            .map_err(|e| storage("counting an attempt", e))?;
-        Ok(())
+        self.block(self.attempt(vehicle, id))
     }
 
     fn finish(&self, vehicle: &str, id: &str, _now_ms: i64) -> Result<bool, QueueError> {
@@ -586,17 +591,12 @@ impl CommandQueue for RedisQueue {
                 .await
                 .map_err(|e| storage("reading the queue total", e))?;
             self.note_total(total.unwrap_or(0));
-            let due: Vec<String> = self
-                .redis
-                .query(
-                    "queue_expired",
-                    redis::cmd("ZRANGEBYSCORE")
-                        .arg(self.exp_key())
-                        .arg("-inf")
-                        .arg(now_ms)
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(limit),
+            let due = self
+                .first_of(
+                    ("queue_expired", "ZRANGEBYSCORE"),
+                    self.exp_key(),
+                    ("-inf", now_ms),
+                    limit,
                 )
                 .await
                 .map_err(|e| storage("reading the expiry index", e))?;
@@ -605,13 +605,8 @@ impl CommandQueue for RedisQueue {
                 let Some((vehicle, id)) = m.split_once('\x1f') else {
                     continue;
                 };
-                let k = self.vkeys(vehicle);
-                let mut inv = self.scripts.expire.prepare_invoke();
-                inv.key(&k.z)
-                    .key(&k.h)
-                    .key(&k.e)
-                    .key(&k.a)
-                    .key(self.done_key(vehicle, id))
+                let mut inv = self.vkeys(vehicle).invoke(&self.scripts.expire);
+                inv.key(self.done_key(vehicle, id))
                     .arg(id)
                     .arg(now_ms)
                     .arg(self.limits.remember_ids_ms.max(1));
@@ -719,17 +714,12 @@ impl CommandQueue for RedisQueue {
             Bound::Unbounded => "-".to_owned(),
         };
         self.block(async {
-            let ids: Vec<String> = self
-                .redis
-                .query(
-                    "known",
-                    redis::cmd("ZRANGEBYLEX")
-                        .arg(self.known_key())
-                        .arg(min)
-                        .arg("+")
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(limit),
+            let ids = self
+                .first_of(
+                    ("known", "ZRANGEBYLEX"),
+                    self.known_key(),
+                    (min, "+"),
+                    limit,
                 )
                 .await
                 .map_err(|e| storage("listing known vehicles", e))?;
@@ -746,7 +736,7 @@ impl CommandQueue for RedisQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use test_support::redis::RedisServer;
+    use test_support::redis::{RedisCluster, RedisSentinel, RedisServer};
     use Enqueued::{Duplicate, GlobalFull, Stored, VehicleFull};
 
     fn cmd(vehicle: &str, id: &str, priority: u8, at: i64, expires: i64) -> QueuedCommand {
@@ -789,6 +779,27 @@ mod tests {
             .unwrap()
     }
 
+    /// A Redis server of its own, a runtime and a queue on it; `None` without `redis-server`
+    /// (the test then checks nothing).
+    fn started(limits: QueueLimits) -> Option<(RedisServer, tokio::runtime::Runtime, RedisQueue)> {
+        let server = RedisServer::start()?;
+        let rt = rt();
+        let q = queue(&server, &rt, limits);
+        Some((server, rt, q))
+    }
+
+    /// [`started`] with the default limits on another kind of Redis (a Cluster, Sentinel),
+    /// reached at `url(server)`.
+    fn started_on<S>(
+        start: fn() -> Option<S>,
+        url: fn(&S) -> String,
+    ) -> Option<(S, tokio::runtime::Runtime, RedisQueue)> {
+        let server = start()?;
+        let rt = rt();
+        let q = queue_at(&url(&server), &rt, QueueLimits::default());
+        Some((server, rt, q))
+    }
+
     /// Enqueues each command in turn, checking what became of it.
     fn enqueue_expecting(q: &RedisQueue, steps: &[(QueuedCommand, Enqueued)]) {
         for (c, want) in steps {
@@ -803,19 +814,14 @@ mod tests {
 
     #[test]
     fn priority_then_age_with_caps_duplicates_and_expiry() {
-        let Some(server) = RedisServer::start() else {
+        let limits = QueueLimits {
+            per_vehicle: 3,
+            global: 4,
+            remember_ids_ms: 60_000,
+        };
+        let Some((_server, _rt, q)) = started(limits) else {
             return;
         };
-        let rt = rt();
-        let q = queue(
-            &server,
-            &rt,
-            QueueLimits {
-                per_vehicle: 3,
-                global: 4,
-                remember_ids_ms: 60_000,
-            },
-        );
         enqueue_expecting(
             &q,
             &[
@@ -872,11 +878,9 @@ mod tests {
 
     #[test]
     fn a_command_queued_by_an_earlier_version_is_read_and_finished() {
-        let Some(server) = RedisServer::start() else {
+        let Some((_server, rt, q)) = started(QueueLimits::default()) else {
             return;
         };
-        let rt = rt();
-        let q = queue(&server, &rt, QueueLimits::default());
         // The keys ENQUEUE writes, with a record as the versions before `CommandJson` wrote
         // it (the command a `serde_json::Value`, its keys sorted), byte for byte.
         let old = r#"{"vehicle":"v","id":"c1","priority":7,"enqueued_at_ms":1000,"expires_at_ms":4102444800000,"command":{"id":"c1","params":{"text":"hé \"there\""},"priority":7,"type":"text"},"response_topic":"platform/v1/v/cmd/reply","correlation_data":[0,255],"attempts":0}"#;
@@ -928,11 +932,9 @@ mod tests {
 
     #[test]
     fn the_same_semantics_hold_on_a_redis_cluster() {
-        let Some(cluster) = test_support::redis::RedisCluster::start() else {
+        let Some((_cluster, _rt, q)) = started_on(RedisCluster::start, RedisCluster::url) else {
             return;
         };
-        let rt = rt();
-        let q = queue_at(&cluster.url(), &rt, QueueLimits::default());
         // Vehicles whose keys land in different slots (and nodes).
         let vehicles: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
         let cmds: Vec<QueuedCommand> = vehicles
@@ -985,11 +987,9 @@ mod tests {
 
     #[test]
     fn a_master_found_through_sentinel_holds_the_queue() {
-        let Some(s) = test_support::redis::RedisSentinel::start() else {
+        let Some((s, rt, q)) = started_on(RedisSentinel::start, RedisSentinel::url) else {
             return;
         };
-        let rt = rt();
-        let q = queue_at(&s.url(), &rt, QueueLimits::default());
         enqueue_expecting(&q, &[(cmd("v", "a", 1, 1, 1000), Stored)]);
         assert_eq!(q.pending("v", 10, 10).unwrap()[0].id, "a");
         // It is the master's: seen on a plain connection to it.
@@ -999,11 +999,9 @@ mod tests {
 
     #[test]
     fn two_nodes_finishing_one_command_finish_it_once() {
-        let Some(server) = RedisServer::start() else {
+        let Some((server, rt, a)) = started(QueueLimits::default()) else {
             return;
         };
-        let rt = rt();
-        let a = queue(&server, &rt, QueueLimits::default());
         let b = queue(&server, &rt, QueueLimits::default());
         let stored = a
             .enqueue_many(
@@ -1031,11 +1029,9 @@ mod tests {
 
     #[test]
     fn known_vehicles_page_by_id() {
-        let Some(server) = RedisServer::start() else {
+        let Some((_server, _rt, q)) = started(QueueLimits::default()) else {
             return;
         };
-        let rt = rt();
-        let q = queue(&server, &rt, QueueLimits::default());
         q.remember_vehicles(
             &[
                 ("c".into(), "jt808-2013".into()),
@@ -1064,11 +1060,9 @@ mod tests {
 
     #[test]
     fn a_dead_redis_is_an_error_not_a_hang() {
-        let Some(server) = RedisServer::start() else {
+        let Some((server, _rt, q)) = started(QueueLimits::default()) else {
             return;
         };
-        let rt = rt();
-        let q = queue(&server, &rt, QueueLimits::default());
         drop(server);
         let t = std::time::Instant::now();
         assert!(q.enqueue(cmd("v", "x", 1, 1, 10)).is_err());
