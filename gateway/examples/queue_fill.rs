@@ -22,7 +22,8 @@ fn command(i: usize, vehicles: usize, now: i64) -> QueuedCommand {
         command: serde_json::json!({
             "id": id, "type": "set_params", "params": {"heartbeat_s": 30, "0x0029": 10},
             "ttl_s": 86_400, "priority": priority
-        }),
+        })
+        .into(),
         response_topic: Some(format!("platform/v1/{vehicle}/cmd/reply")),
         correlation_data: Some((i as u128).to_be_bytes().to_vec()),
         vehicle,

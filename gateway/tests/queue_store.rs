@@ -28,7 +28,8 @@ fn cmd(
         priority,
         enqueued_at_ms,
         expires_at_ms,
-        command: json!({"id": id, "type": "text", "params": {"text": "hi"}, "priority": priority}),
+        command: json!({"id": id, "type": "text", "params": {"text": "hi"}, "priority": priority})
+            .into(),
         response_topic: Some(format!("reply/{vehicle}")),
         correlation_data: Some(id.as_bytes().to_vec()),
         attempts: 0,

@@ -107,18 +107,14 @@ pub async fn waiting(
         .await
         .into_iter()
         .map(|q| Waiting {
-            kind: q
-                .command
-                .get("type")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned),
+            kind: q.command.kind(),
             status: if q.attempts > 0 { "sent" } else { "queued" }.to_owned(),
             enqueued_at: time_ms(q.enqueued_at_ms),
             expires_at: time_ms(q.expires_at_ms),
             id: q.id,
             priority: q.priority,
             attempts: q.attempts,
-            command: q.command,
+            command: q.command.to_value(),
         })
         .collect();
     Ok(Json(WaitingList { items }))

@@ -167,6 +167,16 @@ struct VKeys {
     seq: String,
 }
 
+impl VKeys {
+    /// `script` on this queue: its first KEYS are `z h e a` (the scripts that add more
+    /// keys add them after these).
+    fn invoke<'s>(&self, script: &'s Script) -> redis::ScriptInvocation<'s> {
+        let mut inv = script.prepare_invoke();
+        inv.key(&self.z).key(&self.h).key(&self.e).key(&self.a);
+        inv
+    }
+}
+
 fn storage(context: &str, e: RedisError) -> QueueError {
     QueueError::Storage {
         context: context.to_owned(),
@@ -254,12 +264,8 @@ impl RedisQueue {
         })?;
         let k = self.vkeys(&cmd.vehicle);
         let rank = 9 - i64::from(cmd.priority.min(9));
-        let mut inv = self.scripts.enqueue.prepare_invoke();
-        inv.key(&k.z)
-            .key(&k.h)
-            .key(&k.e)
-            .key(&k.a)
-            .key(&k.seq)
+        let mut inv = k.invoke(&self.scripts.enqueue);
+        inv.key(&k.seq)
             .key(self.done_key(&cmd.vehicle, &cmd.id))
             .arg(&cmd.id)
             .arg(record)
@@ -308,22 +314,8 @@ impl RedisQueue {
             }
         };
         if out == Enqueued::Stored {
-            let (n,): (i64,) = self
-                .redis
-                .pipe(
-                    "queue_index",
-                    redis::pipe()
-                        .cmd("INCR")
-                        .arg(self.total_key())
-                        .cmd("ZADD")
-                        .arg(self.exp_key())
-                        .arg(cmd.expires_at_ms)
-                        .arg(exp_member(&cmd.vehicle, &cmd.id))
-                        .ignore(),
-                )
-                .await
-                .map_err(|e| storage("indexing a command", e))?;
-            self.note_total(n);
+            self.index(&cmd.vehicle, &cmd.id, Some(cmd.expires_at_ms))
+                .await?;
         }
         match out {
             Enqueued::VehicleFull => {
@@ -346,13 +338,8 @@ impl RedisQueue {
         id: &str,
         mode: &str,
     ) -> Result<Option<QueuedCommand>, QueueError> {
-        let k = self.vkeys(vehicle);
-        let mut inv = self.scripts.remove.prepare_invoke();
-        inv.key(&k.z)
-            .key(&k.h)
-            .key(&k.e)
-            .key(&k.a)
-            .key(self.done_key(vehicle, id))
+        let mut inv = self.vkeys(vehicle).invoke(&self.scripts.remove);
+        inv.key(self.done_key(vehicle, id))
             .arg(id)
             .arg(self.limits.remember_ids_ms.max(1))
             .arg(mode);
@@ -369,37 +356,66 @@ impl RedisQueue {
     async fn settle_one(&self, op: &crate::queue::Settle) -> Result<(), QueueError> {
         use crate::queue::Settle;
         match op {
-            Settle::Attempt { vehicle, id } => {
-                let k = self.vkeys(vehicle);
-                let mut inv = self.scripts.attempt.prepare_invoke();
-                inv.key(&k.z).key(&k.a).arg(id);
-                self.redis
-                    .script::<i64>("queue_attempt", &inv)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| storage("counting an attempt", e))
-            }
+            Settle::Attempt { vehicle, id } => self.attempt(vehicle, id).await,
             Settle::Finish { vehicle, id } => self.remove(vehicle, id, "finish").await.map(|_| ()),
         }
     }
 
+    /// One more delivery attempt of (vehicle, id), if it is queued.
+    async fn attempt(&self, vehicle: &str, id: &str) -> Result<(), QueueError> {
+        let k = self.vkeys(vehicle);
+        let mut inv = self.scripts.attempt.prepare_invoke();
+        inv.key(&k.z).key(&k.a).arg(id);
+        self.redis
+            .script::<i64>("queue_attempt", &inv)
+            .await
+            .map(|_| ())
+            .map_err(|e| storage("counting an attempt", e))
+    }
+
     async fn unindex(&self, vehicle: &str, id: &str) -> Result<(), QueueError> {
+        self.index(vehicle, id, None).await
+    }
+
+    /// Counts (vehicle, id) in the global total and the expiry index (`Some(expires_at_ms)`:
+    /// just stored) or out of them (`None`: just removed), in one round trip.
+    async fn index(&self, vehicle: &str, id: &str, stored: Option<i64>) -> Result<(), QueueError> {
+        let mut p = redis::pipe();
+        let what = match stored {
+            Some(expires) => {
+                p.cmd("INCR").arg(self.total_key());
+                p.cmd("ZADD").arg(self.exp_key()).arg(expires);
+                "indexing a command"
+            }
+            None => {
+                p.cmd("DECR").arg(self.total_key());
+                p.cmd("ZREM").arg(self.exp_key());
+                "unindexing a command"
+            }
+        };
+        p.arg(exp_member(vehicle, id)).ignore();
         let (n,): (i64,) = self
             .redis
-            .pipe(
-                "queue_index",
-                redis::pipe()
-                    .cmd("DECR")
-                    .arg(self.total_key())
-                    .cmd("ZREM")
-                    .arg(self.exp_key())
-                    .arg(exp_member(vehicle, id))
-                    .ignore(),
-            )
+            .pipe("queue_index", &p)
             .await
-            .map_err(|e| storage("unindexing a command", e))?;
+            .map_err(|e| storage(what, e))?;
         self.note_total(n);
         Ok(())
+    }
+
+    /// The first `limit` members of the sorted set `key` between `min` and `max`, ranged
+    /// `by` score (`ZRANGEBYSCORE`) or by name (`ZRANGEBYLEX`); `what` names it in the
+    /// error counter.
+    async fn first_of<A: redis::ToRedisArgs, B: redis::ToRedisArgs>(
+        &self,
+        (what, by): (&'static str, &'static str),
+        key: String,
+        (min, max): (A, B),
+        limit: usize,
+    ) -> super::redis::Reply<Vec<String>> {
+        let mut c = redis::cmd(by);
+        c.arg(key).arg(min).arg(max).arg("LIMIT").arg(0).arg(limit);
+        self.redis.query(what, &c).await
     }
 
     async fn known_of(&self, ids: Vec<String>) -> Result<Vec<KnownVehicle>, QueueError> {
@@ -511,14 +527,8 @@ impl CommandQueue for RedisQueue {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let k = self.vkeys(vehicle);
-        let mut inv = self.scripts.pending.prepare_invoke();
-        inv.key(&k.z)
-            .key(&k.h)
-            .key(&k.e)
-            .key(&k.a)
-            .arg(now_ms)
-            .arg(limit);
+        let mut inv = self.vkeys(vehicle).invoke(&self.scripts.pending);
+        inv.arg(now_ms).arg(limit);
         let flat: Vec<String> = self
             .block(self.redis.script("queue_pending", &inv))
             .map_err(|e| storage("reading the queue", e))?;
@@ -532,12 +542,7 @@ impl CommandQueue for RedisQueue {
     }
 
     fn mark_attempt(&self, vehicle: &str, id: &str) -> Result<(), QueueError> {
-        let k = self.vkeys(vehicle);
-        let mut inv = self.scripts.attempt.prepare_invoke();
-        inv.key(&k.z).key(&k.a).arg(id);
-        self.block(self.redis.script::<i64>("queue_attempt", &inv))
-            .map_err(|e| storage("counting an attempt", e))?;
-        Ok(())
+        self.block(self.attempt(vehicle, id))
     }
 
     fn finish(&self, vehicle: &str, id: &str, _now_ms: i64) -> Result<bool, QueueError> {
@@ -586,17 +591,12 @@ impl CommandQueue for RedisQueue {
                 .await
                 .map_err(|e| storage("reading the queue total", e))?;
             self.note_total(total.unwrap_or(0));
-            let due: Vec<String> = self
-                .redis
-                .query(
-                    "queue_expired",
-                    redis::cmd("ZRANGEBYSCORE")
-                        .arg(self.exp_key())
-                        .arg("-inf")
-                        .arg(now_ms)
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(limit),
+            let due = self
+                .first_of(
+                    ("queue_expired", "ZRANGEBYSCORE"),
+                    self.exp_key(),
+                    ("-inf", now_ms),
+                    limit,
                 )
                 .await
                 .map_err(|e| storage("reading the expiry index", e))?;
@@ -605,13 +605,8 @@ impl CommandQueue for RedisQueue {
                 let Some((vehicle, id)) = m.split_once('\x1f') else {
                     continue;
                 };
-                let k = self.vkeys(vehicle);
-                let mut inv = self.scripts.expire.prepare_invoke();
-                inv.key(&k.z)
-                    .key(&k.h)
-                    .key(&k.e)
-                    .key(&k.a)
-                    .key(self.done_key(vehicle, id))
+                let mut inv = self.vkeys(vehicle).invoke(&self.scripts.expire);
+                inv.key(self.done_key(vehicle, id))
                     .arg(id)
                     .arg(now_ms)
                     .arg(self.limits.remember_ids_ms.max(1));
@@ -719,17 +714,12 @@ impl CommandQueue for RedisQueue {
             Bound::Unbounded => "-".to_owned(),
         };
         self.block(async {
-            let ids: Vec<String> = self
-                .redis
-                .query(
-                    "known",
-                    redis::cmd("ZRANGEBYLEX")
-                        .arg(self.known_key())
-                        .arg(min)
-                        .arg("+")
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(limit),
+            let ids = self
+                .first_of(
+                    ("known", "ZRANGEBYLEX"),
+                    self.known_key(),
+                    (min, "+"),
+                    limit,
                 )
                 .await
                 .map_err(|e| storage("listing known vehicles", e))?;
@@ -746,7 +736,8 @@ impl CommandQueue for RedisQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use test_support::redis::RedisServer;
+    use test_support::redis::{RedisCluster, RedisSentinel, RedisServer};
+    use Enqueued::{Duplicate, GlobalFull, Stored, VehicleFull};
 
     fn cmd(vehicle: &str, id: &str, priority: u8, at: i64, expires: i64) -> QueuedCommand {
         QueuedCommand {
@@ -755,11 +746,21 @@ mod tests {
             priority,
             enqueued_at_ms: at,
             expires_at_ms: expires,
-            command: serde_json::json!({"id": id, "type": "text", "params": {"text": "hi", "n": 1.5}}),
+            command:
+                serde_json::json!({"id": id, "type": "text", "params": {"text": "hi", "n": 1.5}})
+                    .into(),
             response_topic: None,
             correlation_data: Some(vec![1, 2, 3]),
             attempts: 0,
         }
+    }
+
+    /// A queue with these limits on the Redis at `url`, namespace `t`.
+    fn queue_at(url: &str, rt: &tokio::runtime::Runtime, limits: QueueLimits) -> RedisQueue {
+        let redis = rt
+            .block_on(Redis::connect(url, std::time::Duration::from_secs(2)))
+            .unwrap();
+        RedisQueue::new(redis, "t", limits, rt.handle().clone())
     }
 
     fn queue(
@@ -767,11 +768,7 @@ mod tests {
         rt: &tokio::runtime::Runtime,
         limits: QueueLimits,
     ) -> RedisQueue {
-        let url = server.url();
-        let redis = rt
-            .block_on(Redis::connect(&url, std::time::Duration::from_secs(2)))
-            .unwrap();
-        RedisQueue::new(redis, "t", limits, rt.handle().clone())
+        queue_at(&server.url(), rt, limits)
     }
 
     fn rt() -> tokio::runtime::Runtime {
@@ -782,48 +779,60 @@ mod tests {
             .unwrap()
     }
 
+    /// A Redis server of its own, a runtime and a queue on it; `None` without `redis-server`
+    /// (the test then checks nothing).
+    fn started(limits: QueueLimits) -> Option<(RedisServer, tokio::runtime::Runtime, RedisQueue)> {
+        let server = RedisServer::start()?;
+        let rt = rt();
+        let q = queue(&server, &rt, limits);
+        Some((server, rt, q))
+    }
+
+    /// [`started`] with the default limits on another kind of Redis (a Cluster, Sentinel),
+    /// reached at `url(server)`.
+    fn started_on<S>(
+        start: fn() -> Option<S>,
+        url: fn(&S) -> String,
+    ) -> Option<(S, tokio::runtime::Runtime, RedisQueue)> {
+        let server = start()?;
+        let rt = rt();
+        let q = queue_at(&url(&server), &rt, QueueLimits::default());
+        Some((server, rt, q))
+    }
+
+    /// Enqueues each command in turn, checking what became of it.
+    fn enqueue_expecting(q: &RedisQueue, steps: &[(QueuedCommand, Enqueued)]) {
+        for (c, want) in steps {
+            let got = q.enqueue(c.clone()).unwrap();
+            assert_eq!(
+                got, *want,
+                "{}/{} (enqueued at {})",
+                c.vehicle, c.id, c.enqueued_at_ms
+            );
+        }
+    }
+
     #[test]
     fn priority_then_age_with_caps_duplicates_and_expiry() {
-        let Some(server) = RedisServer::start() else {
+        let limits = QueueLimits {
+            per_vehicle: 3,
+            global: 4,
+            remember_ids_ms: 60_000,
+        };
+        let Some((_server, _rt, q)) = started(limits) else {
             return;
         };
-        let rt = rt();
-        let q = queue(
-            &server,
-            &rt,
-            QueueLimits {
-                per_vehicle: 3,
-                global: 4,
-                remember_ids_ms: 60_000,
-            },
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "a", 1, 1, 1000)).unwrap(),
-            Enqueued::Stored
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "b", 9, 2, 1000)).unwrap(),
-            Enqueued::Stored
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "c", 1, 3, 50)).unwrap(),
-            Enqueued::Stored
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "a", 1, 4, 1000)).unwrap(),
-            Enqueued::Duplicate
-        );
-        assert_eq!(
-            q.enqueue(cmd("v1", "d", 1, 4, 1000)).unwrap(),
-            Enqueued::VehicleFull
-        );
-        assert_eq!(
-            q.enqueue(cmd("v2", "a", 1, 4, 1000)).unwrap(),
-            Enqueued::Stored
-        );
-        assert_eq!(
-            q.enqueue(cmd("v3", "a", 1, 4, 1000)).unwrap(),
-            Enqueued::GlobalFull
+        enqueue_expecting(
+            &q,
+            &[
+                (cmd("v1", "a", 1, 1, 1000), Stored),
+                (cmd("v1", "b", 9, 2, 1000), Stored),
+                (cmd("v1", "c", 1, 3, 50), Stored),
+                (cmd("v1", "a", 1, 4, 1000), Duplicate),
+                (cmd("v1", "d", 1, 4, 1000), VehicleFull),
+                (cmd("v2", "a", 1, 4, 1000), Stored),
+                (cmd("v3", "a", 1, 4, 1000), GlobalFull),
+            ],
         );
         assert_eq!(q.len(), 4);
         let ids = |v: Vec<QueuedCommand>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
@@ -849,49 +858,83 @@ mod tests {
         let expired = q.take_expired(100, 10).unwrap();
         assert_eq!(ids(expired), ["c"]);
         assert!(q.take_expired(100, 10).unwrap().is_empty(), "taken once");
-        assert_eq!(
-            q.enqueue(cmd("v1", "c", 1, 5, 1000)).unwrap(),
-            Enqueued::Duplicate
-        );
+        enqueue_expecting(&q, &[(cmd("v1", "c", 1, 5, 1000), Duplicate)]);
 
         assert!(q.finish("v1", "b", 10).unwrap());
         assert!(!q.finish("v1", "b", 10).unwrap(), "finished once");
-        assert_eq!(
-            q.enqueue(cmd("v1", "b", 9, 6, 1000)).unwrap(),
-            Enqueued::Duplicate
-        );
+        enqueue_expecting(&q, &[(cmd("v1", "b", 9, 6, 1000), Duplicate)]);
         assert!(!q.finish("v1", "never", 10).unwrap());
-        assert_eq!(
-            q.enqueue(cmd("v1", "never", 1, 6, 1000)).unwrap(),
-            Enqueued::Duplicate,
-            "a finished id that was not queued is remembered too"
-        );
+        // A finished id that was not queued is remembered too.
+        enqueue_expecting(&q, &[(cmd("v1", "never", 1, 6, 1000), Duplicate)]);
         assert_eq!(
             q.cancel("v1", "a", 10).unwrap().map(|c| c.id).as_deref(),
             Some("a")
         );
         assert_eq!(q.cancel("v1", "zz", 10).unwrap(), None);
-        assert_eq!(
-            q.enqueue(cmd("v1", "zz", 1, 7, 1000)).unwrap(),
-            Enqueued::Stored
-        );
+        enqueue_expecting(&q, &[(cmd("v1", "zz", 1, 7, 1000), Stored)]);
         assert_eq!(q.len_vehicle("v1"), 1);
         assert_eq!(q.len(), 2);
     }
 
     #[test]
-    fn the_same_semantics_hold_on_a_redis_cluster() {
-        let Some(cluster) = test_support::redis::RedisCluster::start() else {
+    fn a_command_queued_by_an_earlier_version_is_read_and_finished() {
+        let Some((_server, rt, q)) = started(QueueLimits::default()) else {
             return;
         };
-        let rt = rt();
-        let redis = rt
-            .block_on(Redis::connect(
-                &cluster.url(),
-                std::time::Duration::from_secs(2),
-            ))
-            .unwrap();
-        let q = RedisQueue::new(redis, "t", QueueLimits::default(), rt.handle().clone());
+        // The keys ENQUEUE writes, with a record as the versions before `CommandJson` wrote
+        // it (the command a `serde_json::Value`, its keys sorted), byte for byte.
+        let old = r#"{"vehicle":"v","id":"c1","priority":7,"enqueued_at_ms":1000,"expires_at_ms":4102444800000,"command":{"id":"c1","params":{"text":"hé \"there\""},"priority":7,"type":"text"},"response_topic":"platform/v1/v/cmd/reply","correlation_data":[0,255],"attempts":0}"#;
+        let k = q.vkeys("v");
+        let setup = redis::pipe()
+            .cmd("ZADD")
+            .arg(&k.z)
+            .arg(2_000_000_000_001_i64)
+            .arg("c1")
+            .ignore()
+            .cmd("HSET")
+            .arg(&k.h)
+            .arg("c1")
+            .arg(old)
+            .ignore()
+            .cmd("HSET")
+            .arg(&k.e)
+            .arg("c1")
+            .arg(4_102_444_800_000_i64)
+            .ignore()
+            .cmd("SET")
+            .arg(&k.seq)
+            .arg(1)
+            .ignore()
+            .cmd("INCR")
+            .arg(q.total_key())
+            .ignore()
+            .cmd("ZADD")
+            .arg(q.exp_key())
+            .arg(4_102_444_800_000_i64)
+            .arg(exp_member("v", "c1"))
+            .ignore()
+            .clone();
+        rt.block_on(q.redis.pipe::<()>("test", &setup)).unwrap();
+        q.mark_attempt("v", "c1").unwrap();
+        let p = q.pending("v", 10, 10).unwrap();
+        assert_eq!(p.len(), 1);
+        let c = &p[0];
+        assert_eq!((c.id.as_str(), c.priority, c.attempts), ("c1", 7, 1));
+        assert_eq!(c.correlation_data, Some(vec![0, 255]));
+        assert_eq!(c.command.kind().as_deref(), Some("text"));
+        let command = crate::commands::command_of(c).unwrap();
+        assert_eq!(command.params, serde_json::json!({"text": "hé \"there\""}));
+        assert_eq!(command.priority, Some(7));
+        assert!(q.finish("v", "c1", 10).unwrap());
+        assert_eq!(q.len_vehicle("v"), 0);
+        enqueue_expecting(&q, &[(cmd("v", "c1", 7, 11, 1000), Duplicate)]);
+    }
+
+    #[test]
+    fn the_same_semantics_hold_on_a_redis_cluster() {
+        let Some((_cluster, _rt, q)) = started_on(RedisCluster::start, RedisCluster::url) else {
+            return;
+        };
         // Vehicles whose keys land in different slots (and nodes).
         let vehicles: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
         let cmds: Vec<QueuedCommand> = vehicles
@@ -906,10 +949,7 @@ mod tests {
             .collect();
         let out = q.enqueue_many(cmds).unwrap();
         assert!(out.iter().all(|o| *o == Enqueued::Stored), "{out:?}");
-        assert_eq!(
-            q.enqueue(cmd("v3", "low", 1, 9, 1000)).unwrap(),
-            Enqueued::Duplicate
-        );
+        enqueue_expecting(&q, &[(cmd("v3", "low", 1, 9, 1000), Duplicate)]);
         for v in &vehicles {
             let ids: Vec<String> = q
                 .pending(v, 10, 10)
@@ -947,37 +987,21 @@ mod tests {
 
     #[test]
     fn a_master_found_through_sentinel_holds_the_queue() {
-        let Some(s) = test_support::redis::RedisSentinel::start() else {
+        let Some((s, rt, q)) = started_on(RedisSentinel::start, RedisSentinel::url) else {
             return;
         };
-        let rt = rt();
-        let redis = rt
-            .block_on(Redis::connect(&s.url(), std::time::Duration::from_secs(2)))
-            .unwrap();
-        let q = RedisQueue::new(redis, "t", QueueLimits::default(), rt.handle().clone());
-        assert_eq!(
-            q.enqueue(cmd("v", "a", 1, 1, 1000)).unwrap(),
-            Enqueued::Stored
-        );
+        enqueue_expecting(&q, &[(cmd("v", "a", 1, 1, 1000), Stored)]);
         assert_eq!(q.pending("v", 10, 10).unwrap()[0].id, "a");
         // It is the master's: seen on a plain connection to it.
-        let direct = rt
-            .block_on(Redis::connect(
-                &s.master.url(),
-                std::time::Duration::from_secs(2),
-            ))
-            .unwrap();
-        let d = RedisQueue::new(direct, "t", QueueLimits::default(), rt.handle().clone());
+        let d = queue_at(&s.master.url(), &rt, QueueLimits::default());
         assert_eq!(d.len_vehicle("v"), 1);
     }
 
     #[test]
     fn two_nodes_finishing_one_command_finish_it_once() {
-        let Some(server) = RedisServer::start() else {
+        let Some((server, rt, a)) = started(QueueLimits::default()) else {
             return;
         };
-        let rt = rt();
-        let a = queue(&server, &rt, QueueLimits::default());
         let b = queue(&server, &rt, QueueLimits::default());
         let stored = a
             .enqueue_many(
@@ -1005,11 +1029,9 @@ mod tests {
 
     #[test]
     fn known_vehicles_page_by_id() {
-        let Some(server) = RedisServer::start() else {
+        let Some((_server, _rt, q)) = started(QueueLimits::default()) else {
             return;
         };
-        let rt = rt();
-        let q = queue(&server, &rt, QueueLimits::default());
         q.remember_vehicles(
             &[
                 ("c".into(), "jt808-2013".into()),
@@ -1038,11 +1060,9 @@ mod tests {
 
     #[test]
     fn a_dead_redis_is_an_error_not_a_hang() {
-        let Some(server) = RedisServer::start() else {
+        let Some((server, _rt, q)) = started(QueueLimits::default()) else {
             return;
         };
-        let rt = rt();
-        let q = queue(&server, &rt, QueueLimits::default());
         drop(server);
         let t = std::time::Instant::now();
         assert!(q.enqueue(cmd("v", "x", 1, 1, 10)).is_err());

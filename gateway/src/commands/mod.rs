@@ -40,7 +40,7 @@ use mqtt_bridge::{IncomingCommand, Target};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::queue::{CommandQueue, Enqueued, QueuedCommand};
+use crate::queue::{CommandJson, CommandQueue, Enqueued, QueuedCommand};
 use crate::registry::{Control, Registry};
 use crate::sink::Sink;
 
@@ -336,8 +336,8 @@ impl Commands {
 
 /// The stored command envelope back as a [`Command`].
 pub fn command_of(q: &QueuedCommand) -> Result<Command, codecs::command::CommandError> {
-    // From a reference: no copy of the whole stored envelope first.
-    <Command as Deserialize>::deserialize(&q.command).map_err(|e| {
+    // From the stored text: the one place a queued command is taken apart.
+    q.command.parse::<Command>().map_err(|e| {
         codecs::command::CommandError::new("command", format!("stored command unreadable: {e}"))
     })
 }
@@ -472,7 +472,7 @@ fn to_queue(
     priority: u8,
     now: i64,
     ttl_ms: u64,
-    command: serde_json::Value,
+    command: CommandJson,
     target: &ResultTarget,
 ) -> QueuedCommand {
     QueuedCommand {
@@ -530,7 +530,14 @@ impl Dispatcher {
             .ttl_s
             .unwrap_or(self.commands.cfg.default_ttl_s)
             .saturating_mul(1000);
-        let command_json = serde_json::to_value(&cmd).unwrap_or_default();
+        let command_json = match CommandJson::encode(&cmd) {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = format!("command: cannot be stored: {e}");
+                self.reject(vehicle, p, &target, reason.clone()).await;
+                return Submitted::Rejected(reason);
+            }
+        };
         let q = to_queue(
             vehicle,
             &cmd,
@@ -550,7 +557,7 @@ impl Dispatcher {
             Some(Err(e)) => return Submitted::Unavailable(e.to_string()),
             None => return Submitted::Unavailable("the command queue task failed".into()),
         };
-        let elsewhere = self.elsewhere(std::slice::from_ref(&q), &[outcome]).await;
+        let elsewhere = self.elsewhere([(&q, &outcome)]).await;
         // Cluster mode: online on another node counts as online (that node sends it).
         let online = self.registry.get(vehicle).is_some() || elsewhere.contains(vehicle);
         self.stored(&q, p, &target, outcome, &elsewhere).await;
@@ -699,7 +706,19 @@ impl Dispatcher {
                     .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64))
                 .unwrap_or(self.commands.cfg.default_ttl_s.saturating_mul(1000));
             let priority = cmd.priority.unwrap_or(self.commands.cfg.default_priority);
-            let command_json = serde_json::to_value(cmd).unwrap_or_default();
+            // Serialized once; every recipient's record shares the text.
+            let command_json = match CommandJson::encode(cmd) {
+                Ok(c) => c,
+                Err(e) => {
+                    for vehicle in &it.vehicles {
+                        let p = protocols.get(vehicle.as_str()).copied().flatten();
+                        let reason = format!("command: cannot be stored: {e}");
+                        self.reject(vehicle, p.unwrap_or(Protocol::Unknown), &it.target, reason)
+                            .await;
+                    }
+                    continue;
+                }
+            };
             for vehicle in &it.vehicles {
                 let protocol = protocols.get(vehicle.as_str()).copied().flatten();
                 if let Err(reason) = self.check(cmd, vehicle, protocol, priority) {
@@ -731,8 +750,8 @@ impl Dispatcher {
         };
         match outcome {
             Some(Ok(outcomes)) => {
-                let stored: Vec<QueuedCommand> = batch.iter().map(|(_, q, _)| q.clone()).collect();
-                let elsewhere = self.elsewhere(&stored, &outcomes).await;
+                let stored = batch.iter().map(|(_, q, _)| q).zip(&outcomes);
+                let elsewhere = self.elsewhere(stored).await;
                 for ((k, q, protocol), outcome) in batch.iter().zip(outcomes) {
                     let Some(it) = intakes.get(*k) else { continue };
                     self.stored(q, *protocol, &it.target, outcome, &elsewhere)
@@ -879,14 +898,12 @@ impl Dispatcher {
     /// this node holds, those another node holds; that node has been told (one question for
     /// the whole batch: a broadcast to many vehicles is one round of look-ups, not one each).
     /// Always empty on one node.
-    async fn elsewhere(
+    async fn elsewhere<'a>(
         &self,
-        cmds: &[QueuedCommand],
-        outcomes: &[Enqueued],
+        stored: impl IntoIterator<Item = (&'a QueuedCommand, &'a Enqueued)>,
     ) -> std::collections::HashSet<String> {
-        let mut vehicles: Vec<String> = cmds
-            .iter()
-            .zip(outcomes)
+        let mut vehicles: Vec<String> = stored
+            .into_iter()
             .filter(|(q, o)| **o == Enqueued::Stored && self.registry.get(&q.vehicle).is_none())
             .map(|(q, _)| q.vehicle.clone())
             .collect();

@@ -48,9 +48,11 @@
 //! the counter `vgate_command_queue_refused_total{reason="vehicle_full"|"global_full"}` counts
 //! commands refused by a cap.
 
+mod command_json;
 mod memory_store;
 mod redb_store;
 
+pub use command_json::CommandJson;
 pub use memory_store::MemoryQueue;
 pub use redb_store::RedbQueue;
 
@@ -67,8 +69,9 @@ pub struct QueuedCommand {
     pub enqueued_at_ms: i64,
     /// Unix milliseconds when the command expires (TTL); expired at `now` if `expires_at_ms <= now`.
     pub expires_at_ms: i64,
-    /// The command JSON as received (id, type, params, ttl_s, priority).
-    pub command: serde_json::Value,
+    /// The command JSON as received (id, type, params, ttl_s, priority), as its text:
+    /// deserialized only where a field is needed ([`CommandJson`]).
+    pub command: CommandJson,
     /// MQTT 5 Response Topic of the request, if any.
     pub response_topic: Option<String>,
     /// MQTT 5 Correlation Data of the request, if any.
@@ -87,7 +90,7 @@ impl QueuedCommand {
             priority: 5,
             enqueued_at_ms: 0,
             expires_at_ms: i64::MAX,
-            command: serde_json::json!({"id": id, "type": kind}),
+            command: serde_json::json!({"id": id, "type": kind}).into(),
             response_topic: None,
             correlation_data: None,
             attempts: 0,

@@ -974,7 +974,7 @@ mod tests {
             priority: 3,
             enqueued_at_ms: 1,
             expires_at_ms: 2,
-            command: serde_json::json!({"id": "1", "type": "x"}),
+            command: serde_json::json!({"id": "1", "type": "x"}).into(),
             response_topic: None,
             correlation_data: Some(vec![0, 255]),
             attempts: 4,
@@ -991,5 +991,92 @@ mod tests {
                 })
             ));
         }
+    }
+
+    /// A record as the versions before `CommandJson` wrote it (the command a
+    /// `serde_json::Value`, its keys in sorted order), byte for byte.
+    const OLD_RECORD: &[u8] = b"\x01{\"vehicle\":\"V1\",\"id\":\"c1\",\"priority\":7,\
+\"enqueued_at_ms\":1000,\"expires_at_ms\":4102444800000,\"command\":{\"id\":\"c1\",\
+\"params\":{\"text\":\"h\xc3\xa9 \\\"there\\\"\"},\"priority\":7,\"ttl_s\":3600,\"type\":\"text\"},\
+\"response_topic\":\"platform/v1/V1/cmd/reply\",\"correlation_data\":[0,255],\"attempts\":1}";
+
+    #[test]
+    fn a_command_queued_by_an_earlier_version_is_read_sent_and_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("commands.redb");
+        let expires = 4_102_444_800_000;
+        // The rows `enqueue_in` writes, with the old record, in a file this version opens.
+        {
+            let q = RedbQueue::open(&path, QueueLimits::default()).unwrap();
+            q.write("test", |txn, seq, _| {
+                let mut t = RedbQueue::open_tables(txn, "test")?;
+                let ck = cmd_key("V1", 9 - 7, *seq);
+                t.commands.insert(ck.as_slice(), OLD_RECORD).unwrap();
+                let iv = id_value(9 - 7, *seq, expires);
+                t.ids
+                    .insert(id_key("V1", "c1").as_slice(), iv.as_slice())
+                    .unwrap();
+                let ek = time_key(expires, "V1", "c1");
+                t.expiry.insert(ek.as_slice(), [].as_slice()).unwrap();
+                *seq += 1;
+                Ok(())
+            })
+            .unwrap();
+        }
+        // An upgraded gateway opens the file: the command is counted, read and encodable.
+        let q = RedbQueue::open(&path, QueueLimits::default()).unwrap();
+        assert_eq!((q.len(), q.len_vehicle("V1")), (1, 1));
+        let p = q.pending("V1", 0, 10).unwrap();
+        assert_eq!(p.len(), 1);
+        let c = &p[0];
+        assert_eq!(
+            (
+                c.id.as_str(),
+                c.priority,
+                c.enqueued_at_ms,
+                c.expires_at_ms,
+                c.attempts
+            ),
+            ("c1", 7, 1000, expires, 1)
+        );
+        assert_eq!(
+            c.response_topic.as_deref(),
+            Some("platform/v1/V1/cmd/reply")
+        );
+        assert_eq!(c.correlation_data, Some(vec![0, 255]));
+        assert_eq!(c.command.kind().as_deref(), Some("text"));
+        let cmd = crate::commands::command_of(c).unwrap();
+        assert_eq!((cmd.id.as_str(), cmd.kind.as_str()), ("c1", "text"));
+        assert_eq!(cmd.params, serde_json::json!({"text": "hé \"there\""}));
+        assert_eq!((cmd.ttl_s, cmd.priority), (Some(3600), Some(7)));
+        // The same text as stored (nothing rewritten on the way).
+        assert_eq!(
+            decode_record(b"k", OLD_RECORD).unwrap().command.get(),
+            c.command.get()
+        );
+        // A send recorded on it rewrites the record; it still reads the same.
+        q.mark_attempt("V1", "c1").unwrap();
+        let again = q.pending("V1", 0, 10).unwrap();
+        assert_eq!(again[0].attempts, 2);
+        assert_eq!(again[0].command, c.command);
+        assert_eq!(crate::commands::command_of(&again[0]).unwrap(), cmd);
+        // And its final status takes it out, its id remembered.
+        assert!(q.finish("V1", "c1", 5).unwrap());
+        assert_eq!(q.len(), 0);
+        assert_eq!(
+            q.enqueue(QueuedCommand::for_test("V1", "c1", "text"))
+                .unwrap(),
+            Enqueued::Duplicate
+        );
+    }
+
+    #[test]
+    fn a_record_written_now_has_the_old_shape() {
+        // What an earlier version reads: the command an object inside the record.
+        let c = QueuedCommand::for_test("V", "1", "text");
+        let rec = encode_record(&c).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&rec[1..]).unwrap();
+        assert_eq!(v["command"], serde_json::json!({"id": "1", "type": "text"}));
+        assert_eq!(v["vehicle"], "V");
     }
 }

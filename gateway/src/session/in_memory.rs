@@ -548,7 +548,7 @@ async fn answers_of_one_read_are_settled_together_and_the_window_filled_again_in
             priority: 5,
             enqueued_at_ms: i as i64,
             expires_at_ms: i64::MAX,
-            command: serde_json::json!({"id": id, "type": "text", "params": {"text": id}}),
+            command: serde_json::json!({"id": id, "type": "text", "params": {"text": id}}).into(),
             response_topic: None,
             correlation_data: None,
             attempts: 0,

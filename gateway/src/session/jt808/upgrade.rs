@@ -42,7 +42,7 @@ pub(super) struct Active {
 
 /// Whether queued command `q` is an `upgrade`.
 pub(super) fn is_upgrade(q: &QueuedCommand) -> bool {
-    q.command.get("type").and_then(|t| t.as_str()) == Some("upgrade")
+    q.command.kind().as_deref() == Some("upgrade")
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
