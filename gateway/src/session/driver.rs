@@ -41,15 +41,13 @@ use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::{Data, Event, EventContext};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
-use tokio::sync::mpsc;
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn};
 
 use super::batch;
-use super::{
-    BadFrameLog, Housekeeping, Listener, LiveRate, OpenConnection, RateLimit, Shared, READ_BUFFER,
-};
-use crate::registry::{next_session_id, Control, SessionHandle};
+use super::reader::Frames;
+use super::{BadFrameLog, Housekeeping, Listener, LiveRate, OpenConnection, RateLimit, Shared};
+use crate::registry::{next_session_id, Control, ControlSender, SessionHandle};
 
 /// What a session step decides: go on, or close the connection for this reason.
 #[must_use]
@@ -111,7 +109,7 @@ pub struct Conn<W> {
     /// This connection's id in the registry (a takeover names the session it ends).
     pub id: u64,
     /// Given to the registry when the vehicle is claimed: how others reach this session.
-    pub control_tx: mpsc::Sender<Control>,
+    pub control_tx: ControlSender,
     /// Set once the vehicle logged in (authenticated, identified).
     pub vehicle: Option<Arc<str>>,
     pub bad_frames: u32,
@@ -438,7 +436,7 @@ pub async fn run_with<S, P>(
 {
     let _open = OpenConnection::new(l.name);
     let (rd, wr) = tokio::io::split(stream);
-    let (control_tx, mut control_rx) = mpsc::channel(16);
+    let (control_tx, mut control_rx) = crate::registry::control();
     let conn = Conn {
         peer,
         writer: wr,
@@ -460,7 +458,7 @@ pub async fn run_with<S, P>(
         inner: codec,
         open: false,
     };
-    let mut frames = FramedRead::with_capacity(rd, codec, READ_BUFFER);
+    let mut frames = Frames::new(rd, codec);
     let limits = &l.limits;
     let login_deadline = tokio::time::Instant::now() + limits.login_timeout;
     let idle = limits.idle_timeout;

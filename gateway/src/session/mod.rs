@@ -25,6 +25,7 @@ pub mod gbt32960;
 mod in_memory;
 pub mod jt808;
 pub mod raw;
+pub mod reader;
 
 pub use config::SessionConfig;
 pub use driver::{Conn, Flow, FrameDecoder, Limits, Protocol};
@@ -38,11 +39,6 @@ use tracing::warn;
 
 use crate::registry::Registry;
 use crate::sink::Sink;
-
-/// Initial read buffer of a connection. tokio-util's default (8 KiB) would be most of an idle
-/// connection's memory; vehicle frames are mostly under 256 bytes, and the buffer grows (up to
-/// the codec's `max_frame_len`) only for a connection that sends a larger one.
-pub const READ_BUFFER: usize = 512;
 
 /// Everything the sessions of one listener share: its name, its configuration, its
 /// authenticator, and what all listeners share.
