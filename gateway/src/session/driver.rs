@@ -47,6 +47,7 @@ use tracing::{debug, info, warn};
 use super::batch;
 use super::reader::Frames;
 use super::{BadFrameLog, Housekeeping, Listener, LiveRate, OpenConnection, RateLimit, Shared};
+use crate::commands::outbox::Outbox;
 use crate::registry::{next_session_id, Control, ControlSender, SessionHandle};
 
 /// What a session step decides: go on, or close the connection for this reason.
@@ -346,7 +347,14 @@ pub trait Protocol<W>: Sized + Send + 'static {
         async { Flow::Continue }
     }
 
-    /// Whether the once-a-second housekeeping is wanted now (something to look after).
+    /// The session's commands in flight, if it sends commands: while any wait for their
+    /// answer, housekeeping runs (to send them again, or time them out).
+    fn outbox(&self) -> Option<&Outbox> {
+        None
+    }
+
+    /// Whether the once-a-second housekeeping is wanted now for something else than the
+    /// commands in flight (reassembly, uploads).
     fn wants_housekeeping(&self) -> bool {
         false
     }
@@ -477,7 +485,7 @@ pub async fn run_with<S, P>(
             };
             // One timer for both: the timeout, and housekeeping while it is wanted (an idle
             // connection then keeps no timer of its own but its deadline).
-            let wake = if s.wants_housekeeping() {
+            let wake = if s.outbox().is_some_and(|o| !o.is_empty()) || s.wants_housekeeping() {
                 deadline.min(housekeeping.next())
             } else {
                 deadline

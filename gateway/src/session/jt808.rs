@@ -147,13 +147,28 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             .await
     }
 
-    fn end_batch(&mut self) -> impl Future<Output = Flow> + Send {
-        self.end_of_batch()
+    /// The end of a read batch: the deferred answers, then the final statuses of the
+    /// commands answered in the batch, stored with one request, and the commands that take
+    /// their place in the window sent (unless the connection is closing).
+    async fn end_batch(&mut self) -> Flow {
+        let flow = self.flush_deferred().await;
+        if self.answered.is_empty() {
+            return flow;
+        }
+        let closing = matches!(flow, Flow::Close(_));
+        let settled = Box::pin(self.settle_answered(!closing)).await;
+        match (flow, settled) {
+            (Flow::Close(r), _) | (_, Flow::Close(r)) => Flow::Close(r),
+            _ => Flow::Continue,
+        }
+    }
+
+    fn outbox(&self) -> Option<&Outbox> {
+        Some(&self.outbox)
     }
 
     fn wants_housekeeping(&self) -> bool {
-        !self.outbox.is_empty()
-            || !self.reassembler.is_empty()
+        !self.reassembler.is_empty()
             || self.uploads.as_ref().is_some_and(|u| !u.is_empty())
             || self.upgrade.is_some()
     }
@@ -207,22 +222,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             self.encode_into(&a.header, &msg, &mut out);
         }
         self.c.write(&out).await
-    }
-
-    /// The end of a read batch: the deferred answers, then the final statuses of the
-    /// commands answered in the batch, stored with one request, and the commands that take
-    /// their place in the window sent (unless the connection is closing).
-    async fn end_of_batch(&mut self) -> Flow {
-        let flow = self.flush_deferred().await;
-        if self.answered.is_empty() {
-            return flow;
-        }
-        let closing = matches!(flow, Flow::Close(_));
-        let settled = Box::pin(self.settle_answered(!closing)).await;
-        match (flow, settled) {
-            (Flow::Close(r), _) | (_, Flow::Close(r)) => Flow::Close(r),
-            _ => Flow::Continue,
-        }
     }
 
     /// Stores the final statuses of the commands answered (publishing their results), then
@@ -952,7 +951,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 (CmdStatus::Acked, None, raw.get("message").cloned())
             }
         };
-        // Stored with the batch's other answers at its end (`end_of_batch`), which then
+        // Stored with the batch's other answers at its end (`end_batch`), which then
         // fills the window again.
         let protocol = self.protocol();
         self.answered.push(crate::commands::settle::finished(
