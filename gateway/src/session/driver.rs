@@ -42,7 +42,7 @@ use codecs::{Data, Event, EventContext};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio_util::codec::Decoder;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use super::batch;
 use super::reader::Frames;
@@ -431,9 +431,30 @@ where
 }
 
 /// [`run`] for a connection whose client certificate gave `cert_names` (TLS `identity`).
-/// Every log line of the session carries the listener's name (its span).
-#[tracing::instrument(name = "session", level = "info", skip_all, fields(listener = l.name))]
+/// Every log line of the session carries the listener's name: its span, the listener's
+/// `session{listener=...}` ([`Listener::span`]), or a span of its own if the listener's was
+/// made while the log filter left it out (a reload may have let it in since).
 pub async fn run_with<S, P>(
+    stream: S,
+    peer: SocketAddr,
+    l: Arc<Listener<P::Config>>,
+    cert_names: Option<Arc<[String]>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    P: Protocol<WriteHalf<S>>,
+{
+    let span = if l.span.is_disabled() {
+        super::session_span(l.name)
+    } else {
+        l.span.clone()
+    };
+    serve::<S, P>(stream, peer, l, cert_names)
+        .instrument(span)
+        .await
+}
+
+/// The session itself (see [`run_with`]).
+async fn serve<S, P>(
     stream: S,
     peer: SocketAddr,
     l: Arc<Listener<P::Config>>,

@@ -119,6 +119,7 @@ async fn listener<C>(
         shared,
         device_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
         limits: Limits::new(30, 60, 0, 0.0),
+        span: super::session_span(name),
         front: Arc::new(crate::front::FrontDoor::new(
             name,
             &crate::front::FrontConfig {
@@ -659,6 +660,24 @@ async fn an_idle_connection_holds_a_small_task_and_no_read_buffer() {
         size_of_val(&task),
         size_of_val(&gbt)
     );
+    {
+        use std::mem::size_of;
+        type W = WriteHalf<DuplexStream>;
+        let tok = tokio_util::sync::CancellationToken::new();
+        println!("DBG session {} conn {} frames {} sleep {} cancelled {} ratelimit {} hk {} codec {} frame {} bad {} item {}",
+            size_of::<super::jt808::Session<W>>(),
+            size_of::<super::Conn<W>>(),
+            size_of::<super::reader::Frames<tokio::io::ReadHalf<DuplexStream>, super::driver::Gate<jt808::Codec>>>(),
+            size_of::<tokio::time::Sleep>(),
+            size_of_val(&tok.cancelled()),
+            size_of::<super::RateLimit>(),
+            size_of::<super::Housekeeping>(),
+            size_of::<jt808::Codec>(),
+            size_of::<jt808::Frame>(),
+            size_of::<jt808::BadFrame>(),
+            size_of::<Option<Result<Result<jt808::Frame, jt808::BadFrame>, super::driver::GateError<std::io::Error>>>>(),
+        );
+    }
     // 1,648 bytes (JT/T 808) when this was written; a state that grows it for every
     // connection should be boxed (see the driver's module docs).
     assert!(size_of_val(&task) <= 1_800, "{}", size_of_val(&task));

@@ -54,6 +54,16 @@ pub struct Listener<C> {
     pub limits: Limits,
     /// Its front door: connection cap, PROXY header, failed-login cap, TLS.
     pub front: Arc<crate::front::FrontDoor>,
+    /// The span of its sessions' log lines, `session{listener=<name>}` ([`session_span`]):
+    /// one for all of them. A span of its own per connection cost every connection ~300
+    /// bytes in the log subscriber for as long as it lived (its slot in the span registry,
+    /// the map of its extensions, its formatted fields), for the same text in every line.
+    pub span: tracing::Span,
+}
+
+/// The span of the sessions of listener `name` (see [`Listener::span`]).
+pub fn session_span(name: &'static str) -> tracing::Span {
+    tracing::info_span!("session", listener = name)
 }
 
 /// What every session of every listener shares.
@@ -368,7 +378,9 @@ impl RateLimit {
         }
         metrics::counter!("vgate_rate_limited_total", "protocol" => self.protocol).increment(1);
         let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
-        tokio::time::sleep(wait).await;
+        // Boxed: only a flooding connection waits, and a timer inline would be held in the
+        // task of every connection.
+        Box::pin(tokio::time::sleep(wait)).await;
         self.tokens = 0.0;
         self.last = tokio::time::Instant::now();
     }
