@@ -9,15 +9,16 @@
 //!   │ control: Close(r)        ─▶ close (r: takeover...)                    │
 //!   │ control: Deliver         ─▶ P::deliver (queued commands)              │
 //!   │ one timer: login/idle deadline, or housekeeping while P wants it      │
+//!   │            (commands in flight: P::outbox; P::wants_housekeeping)     │
 //!   │ frames: a read batch     ─▶ P::on_frame / P::on_bad_frame each,       │
-//!   │                             rate-limited; then P::end_batch           │
+//!   │   (reader::Frames)          rate-limited; then P::end_batch           │
 //!   └───────────────────────────────────────────────────────────────────────┘
 //!                        │ P::end_batch; flush; shutdown the writer
 //!                        ▼ Shared::session_closed (release, presence offline)
 //! ```
 //!
 //! Why one driver: the order of things around a protocol (accept, limits, the read batch,
-//! housekeeping, the control channel, presence, close) is the same for every protocol, and
+//! housekeeping, the control slot, presence, close) is the same for every protocol, and
 //! every feature of it (TLS, several listeners per protocol, traces, per-listener limits) is
 //! then written once. A protocol plugs in through [`Protocol`]: decode is its codec, and it
 //! handles a frame, a bad frame, the end of a batch and its commands, answering through the
@@ -58,7 +59,8 @@ pub enum Flow {
 }
 
 /// A codec whose items are frames or recoverable bad frames (an `Err` item does not end
-/// the stream; tokio-util ends `FramedRead` on a decoder error).
+/// the stream; [`Frames`](super::reader::Frames), like tokio-util's `FramedRead`, ends on a
+/// decoder error).
 pub trait FrameDecoder: Decoder<Item = Result<Self::Frame, Self::Bad>> {
     /// A frame; [`Traceable`](crate::traces::Traceable) for the operator's traces.
     type Frame: Send + crate::traces::Traceable;
@@ -370,8 +372,9 @@ pub trait Protocol<W>: Sized + Send + 'static {
 
 /// Bytes a connection may have buffered, unread as a frame, before it logged in: a frame
 /// longer than this before login closes the connection (`vgate_prelogin_overflows_total`).
-/// With the read buffer's doubling, the buffer stays under twice this (8 KiB), inside the
-/// contract's 16 KiB per connection before login (docs/security.md).
+/// With one more read ([`SCRATCH`](super::reader::SCRATCH), 2 KiB) and the buffer's
+/// doubling, the buffer stays within twice this (8 KiB), inside the contract's 16 KiB per
+/// connection before login (docs/security.md).
 pub const PRELOGIN_BUFFER: usize = 4096;
 
 /// The protocol's codec, with the pre-login bound: until the vehicle has logged in, at most

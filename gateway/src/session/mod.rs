@@ -13,6 +13,7 @@
 //!   a protocol implements to plug into it; [`Conn`], what every connection has.
 //! - `jt808`, `gbt32960`, `raw`: each protocol's session state and its [`Protocol`] impl.
 //! - `batch`: the frames of one read batch, made durable together.
+//! - `reader`: the frame reader, which holds no read buffer while no frame is partly read.
 //! - `config`: what the driver takes from each protocol's listener configuration.
 //! - `in_memory` (tests): whole sessions over `tokio::io::duplex` into `Sink::Memory`.
 //! - here: what all sessions share ([`Shared`]), housekeeping, rate limit, bad-frame log.
