@@ -128,7 +128,8 @@ pub struct Conn<W> {
     pub frames: Arc<crate::registry::FrameCounters>,
     /// While a trace runs: the frame being handled by a connection not logged in yet, recorded
     /// once the frame names the vehicle, before the answers it causes ([`crate::traces`]).
-    pub trace_in: Option<(Vec<u8>, String)>,
+    /// (Boxed: rare, and 48 bytes in every connection's task inline.)
+    pub trace_in: Option<Box<(Vec<u8>, String)>>,
 }
 
 /// What [`Conn::claim`] found in the registry.
@@ -163,7 +164,7 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
             self.frames.written(frame_count(bytes));
             if crate::traces::any() {
                 if let Some(v) = self.vehicle.as_deref() {
-                    if let Some((wire, summary)) = self.trace_in.take() {
+                    if let Some((wire, summary)) = self.trace_in.take().map(|t| *t) {
                         crate::traces::record(v, "in", &wire, &summary);
                     }
                     for (wire, summary) in crate::traces::outgoing(bytes) {
@@ -557,11 +558,11 @@ async fn serve<S, P>(
                                     let seen = (frame.wire(), frame.summary());
                                     match s.conn().vehicle.clone() {
                                         Some(v) => crate::traces::record(&v, "in", &seen.0, &seen.1),
-                                        None => s.conn().trace_in = Some(seen),
+                                        None => s.conn().trace_in = Some(Box::new(seen)),
                                     }
                                     let flow = Box::pin(s.on_frame(frame)).await;
                                     let c = s.conn();
-                                    if let (Some((wire, summary)), Some(v)) = (c.trace_in.take(), c.vehicle.as_deref()) {
+                                    if let (Some((wire, summary)), Some(v)) = (c.trace_in.take().map(|t| *t), c.vehicle.as_deref()) {
                                         crate::traces::record(v, "in", &wire, &summary);
                                     }
                                     flow

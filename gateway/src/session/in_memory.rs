@@ -664,6 +664,14 @@ async fn an_idle_connection_holds_a_small_task_and_no_read_buffer() {
         use std::mem::size_of;
         type W = WriteHalf<DuplexStream>;
         let tok = tokio_util::sync::CancellationToken::new();
+        println!(
+            "DBG2 reasm {} outbox {} header {} batch {} version {}",
+            size_of::<jt808::subpackage::Reassembler>(),
+            size_of::<crate::commands::outbox::Outbox>(),
+            size_of::<Option<jt808::Header>>(),
+            size_of::<super::batch::Batch<()>>(),
+            size_of::<Option<jt808::Version>>()
+        );
         println!("DBG session {} conn {} frames {} sleep {} cancelled {} ratelimit {} hk {} codec {} frame {} bad {} item {}",
             size_of::<super::jt808::Session<W>>(),
             size_of::<super::Conn<W>>(),

@@ -49,7 +49,9 @@ pub struct Session<W> {
     /// The edition the terminal speaks (refined by 0x0100's body length for 2011).
     version: Option<Version>,
     serial: u16,
-    reassembler: jt808::subpackage::Reassembler,
+    /// Made at the first package of a subpackaged message (boxed: most terminals never
+    /// send one, and inline it would be ~150 bytes in every connection's task).
+    reassembler: Option<Box<jt808::subpackage::Reassembler>>,
     /// Commands sent and not yet answered.
     outbox: Outbox,
     /// Commands the vehicle answered in the current read batch: their final statuses are
@@ -103,21 +105,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     const LABEL: &'static str = LISTENER;
 
     fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, jt808::Codec)> {
-        let reassembler =
-            jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
-                quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
-                timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
-                max_bytes_per_phone: l.cfg.subpackage_max_bytes,
-                // One connection is one terminal: a few messages in reassembly at once is plenty.
-                max_groups: 8,
-                ..Default::default()
-            });
         let s = Session {
             l: l.clone(),
             c,
             version: None,
             serial: 0,
-            reassembler,
+            reassembler: None,
             outbox: super::outbox(&l.shared),
             answered: Vec::new(),
             addr: None,
@@ -168,7 +161,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     }
 
     fn wants_housekeeping(&self) -> bool {
-        !self.reassembler.is_empty()
+        self.reassembler.as_ref().is_some_and(|r| !r.is_empty())
             || self.uploads.as_ref().is_some_and(|u| !u.is_empty())
             || self.upgrade.is_some()
     }
@@ -357,7 +350,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     }
 
     async fn poll_reassembly(&mut self) -> Flow {
-        for ev in self.reassembler.poll(Instant::now()) {
+        let events = match self.reassembler.as_mut() {
+            Some(r) => r.poll(Instant::now()),
+            None => Vec::new(),
+        };
+        for ev in events {
             match ev {
                 jt808::subpackage::ReassemblyEvent::Missing {
                     phone,
@@ -415,7 +412,21 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             {
                 return Box::pin(self.on_media_package(frame)).await;
             }
-            match self.reassembler.push(frame, Instant::now()) {
+            let cfg = &self.l.cfg;
+            let reassembler = self.reassembler.get_or_insert_with(|| {
+                Box::new(jt808::subpackage::Reassembler::new(
+                    jt808::subpackage::ReassemblyConfig {
+                        quiet: Duration::from_secs(cfg.subpackage_quiet_s),
+                        timeout: Duration::from_secs(cfg.subpackage_timeout_s),
+                        max_bytes_per_phone: cfg.subpackage_max_bytes,
+                        // One connection is one terminal: a few messages in reassembly at
+                        // once is plenty.
+                        max_groups: 8,
+                        ..Default::default()
+                    },
+                ))
+            });
+            match reassembler.push(frame, Instant::now()) {
                 Ok(Some(whole)) => whole.frame,
                 Ok(None) => return Flow::Continue,
                 Err(e) => {
