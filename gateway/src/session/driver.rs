@@ -438,12 +438,13 @@ where
 /// Every log line of the session carries the listener's name: its span, the listener's
 /// `session{listener=...}` ([`Listener::span`]), or a span of its own if the listener's was
 /// made while the log filter left it out (a reload may have let it in since).
-pub async fn run_with<S, P>(
+pub fn run_with<S, P>(
     stream: S,
     peer: SocketAddr,
     l: Arc<Listener<P::Config>>,
     cert_names: Option<Arc<[String]>>,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     P: Protocol<WriteHalf<S>>,
 {
@@ -452,145 +453,133 @@ pub async fn run_with<S, P>(
     } else {
         l.span.clone()
     };
-    serve::<S, P>(stream, peer, l, cert_names)
-        .instrument(span)
-        .await
-}
-
-/// The session itself (see [`run_with`]).
-async fn serve<S, P>(
-    stream: S,
-    peer: SocketAddr,
-    l: Arc<Listener<P::Config>>,
-    cert_names: Option<Arc<[String]>>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    P: Protocol<WriteHalf<S>>,
-{
-    let _open = OpenConnection::new(l.name);
-    let (rd, wr) = tokio::io::split(stream);
-    let (control_tx, mut control_rx) = crate::registry::control();
-    let conn = Conn {
-        peer,
-        writer: wr,
-        id: next_session_id(),
-        control_tx,
-        vehicle: None,
-        bad_frames: 0,
-        bad_log: BadFrameLog::default(),
-        last_rx: Instant::now(),
-        cert_names,
-        front: l.front.clone(),
-        frames: Default::default(),
-        trace_in: None,
-    };
-    let Some((mut s, codec)) = P::open(&l, conn) else {
-        return;
-    };
-    let codec = Gate {
-        inner: codec,
-        open: false,
-    };
-    let mut frames = Frames::new(rd, codec);
-    let limits = &l.limits;
-    let login_deadline = tokio::time::Instant::now() + limits.login_timeout;
-    let idle = limits.idle_timeout;
-    let shutdown = l.shared.shutdown.clone();
-    let mut housekeeping = Housekeeping::default();
-    let reason = 'session: {
-        if let Flow::Close(r) = Box::pin(s.on_open()).await {
-            break 'session r;
-        }
-        frames.decoder_mut().open = s.conn().vehicle.is_some();
-        let mut limit = RateLimit::new(limits.max_frames_per_s.clone(), P::LABEL);
-        loop {
-            let deadline = match s.conn().vehicle {
-                Some(_) => tokio::time::Instant::from_std(s.conn().last_rx + idle),
-                None => login_deadline,
-            };
-            // One timer for both: the timeout, and housekeeping while it is wanted (an idle
-            // connection then keeps no timer of its own but its deadline).
-            let wake = if s.outbox().is_some_and(|o| !o.is_empty()) || s.wants_housekeeping() {
-                deadline.min(housekeeping.next())
-            } else {
-                deadline
-            };
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break PresenceReason::Shutdown,
-                Some(ctrl) = control_rx.recv() => match ctrl {
-                    Control::Close(r) => break r,
-                    Control::Deliver => {
-                        if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
+    async move {
+        let _open = OpenConnection::new(l.name);
+        let (rd, wr) = tokio::io::split(stream);
+        let (control_tx, mut control_rx) = crate::registry::control();
+        let conn = Conn {
+            peer,
+            writer: wr,
+            id: next_session_id(),
+            control_tx,
+            vehicle: None,
+            bad_frames: 0,
+            bad_log: BadFrameLog::default(),
+            last_rx: Instant::now(),
+            cert_names,
+            front: l.front.clone(),
+            frames: Default::default(),
+            trace_in: None,
+        };
+        let Some((mut s, codec)) = P::open(&l, conn) else {
+            return;
+        };
+        let codec = Gate {
+            inner: codec,
+            open: false,
+        };
+        let mut frames = Frames::new(rd, codec);
+        let limits = &l.limits;
+        let login_deadline = tokio::time::Instant::now() + limits.login_timeout;
+        let idle = limits.idle_timeout;
+        let shutdown = l.shared.shutdown.clone();
+        let mut housekeeping = Housekeeping::default();
+        let reason = 'session: {
+            if let Flow::Close(r) = Box::pin(s.on_open()).await {
+                break 'session r;
+            }
+            frames.decoder_mut().open = s.conn().vehicle.is_some();
+            let mut limit = RateLimit::new(limits.max_frames_per_s.clone(), P::LABEL);
+            loop {
+                let deadline = match s.conn().vehicle {
+                    Some(_) => tokio::time::Instant::from_std(s.conn().last_rx + idle),
+                    None => login_deadline,
+                };
+                // One timer for both: the timeout, and housekeeping while it is wanted (an idle
+                // connection then keeps no timer of its own but its deadline).
+                let wake = if s.outbox().is_some_and(|o| !o.is_empty()) || s.wants_housekeeping() {
+                    deadline.min(housekeeping.next())
+                } else {
+                    deadline
+                };
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break PresenceReason::Shutdown,
+                    Some(ctrl) = control_rx.recv() => match ctrl {
+                        Control::Close(r) => break r,
+                        Control::Deliver => {
+                            if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
+                        }
+                    },
+                    _ = tokio::time::sleep_until(wake) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            break PresenceReason::Timeout;
+                        }
+                        housekeeping.done();
+                        if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
                     }
-                },
-                _ = tokio::time::sleep_until(wake) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        break PresenceReason::Timeout;
-                    }
-                    housekeeping.done();
-                    if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
-                }
-                item = frames.next() => {
-                    // This item, then whatever else can be read without waiting (already
-                    // buffered, or in the socket), up to MAX_BATCH frames: one batch,
-                    // settled together by `end_batch`.
-                    let mut item = item;
-                    let mut read = 1;
-                    let flow = loop {
-                        let flow = match item {
-                            None => Flow::Close(PresenceReason::Closed),
-                            Some(Err(GateError::Inner(e))) => Flow::Close(s.on_read_error(&e)),
-                            Some(Err(GateError::PreLogin(held))) => {
-                                metrics::counter!("vgate_prelogin_overflows_total", "listener" => l.name).increment(1);
-                                warn!(peer = %s.conn().peer, held, limit = PRELOGIN_BUFFER, "closing: more unread bytes than a connection may hold before login");
-                                Flow::Close(PresenceReason::Error)
-                            }
-                            Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(bad)).await,
-                            Some(Ok(Ok(frame))) => {
-                                s.conn().last_rx = Instant::now();
-                                s.conn().frames.read();
-                                limit.take().await;
-                                if crate::traces::any() {
-                                    // Recorded before it is handled; a login frame, which names
-                                    // the vehicle, once it does (before its answer).
-                                    use crate::traces::Traceable;
-                                    let seen = (frame.wire(), frame.summary());
-                                    match s.conn().vehicle.clone() {
-                                        Some(v) => crate::traces::record(&v, "in", &seen.0, &seen.1),
-                                        None => s.conn().trace_in = Some(Box::new(seen)),
-                                    }
-                                    let flow = Box::pin(s.on_frame(frame)).await;
-                                    let c = s.conn();
-                                    if let (Some((wire, summary)), Some(v)) = (c.trace_in.take().map(|t| *t), c.vehicle.as_deref()) {
-                                        crate::traces::record(v, "in", &wire, &summary);
-                                    }
-                                    flow
-                                } else {
-                                    Box::pin(s.on_frame(frame)).await
+                    item = frames.next() => {
+                        // This item, then whatever else can be read without waiting (already
+                        // buffered, or in the socket), up to MAX_BATCH frames: one batch,
+                        // settled together by `end_batch`.
+                        let mut item = item;
+                        let mut read = 1;
+                        let flow = loop {
+                            let flow = match item {
+                                None => Flow::Close(PresenceReason::Closed),
+                                Some(Err(GateError::Inner(e))) => Flow::Close(s.on_read_error(&e)),
+                                Some(Err(GateError::PreLogin(held))) => {
+                                    metrics::counter!("vgate_prelogin_overflows_total", "listener" => l.name).increment(1);
+                                    warn!(peer = %s.conn().peer, held, limit = PRELOGIN_BUFFER, "closing: more unread bytes than a connection may hold before login");
+                                    Flow::Close(PresenceReason::Error)
                                 }
+                                Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(bad)).await,
+                                Some(Ok(Ok(frame))) => {
+                                    s.conn().last_rx = Instant::now();
+                                    s.conn().frames.read();
+                                    limit.take().await;
+                                    if crate::traces::any() {
+                                        // Recorded before it is handled; a login frame, which names
+                                        // the vehicle, once it does (before its answer).
+                                        use crate::traces::Traceable;
+                                        let seen = (frame.wire(), frame.summary());
+                                        match s.conn().vehicle.clone() {
+                                            Some(v) => crate::traces::record(&v, "in", &seen.0, &seen.1),
+                                            None => s.conn().trace_in = Some(Box::new(seen)),
+                                        }
+                                        let flow = Box::pin(s.on_frame(frame)).await;
+                                        let c = s.conn();
+                                        if let (Some((wire, summary)), Some(v)) = (c.trace_in.take().map(|t| *t), c.vehicle.as_deref()) {
+                                            crate::traces::record(v, "in", &wire, &summary);
+                                        }
+                                        flow
+                                    } else {
+                                        Box::pin(s.on_frame(frame)).await
+                                    }
+                                }
+                            };
+                            if matches!(flow, Flow::Close(_)) {
+                                break flow;
+                            }
+                            if !frames.decoder().open && s.conn().vehicle.is_some() {
+                                frames.decoder_mut().open = true;
+                            }
+                            match batch::ready_next(&mut frames, &mut read) {
+                                Some(next) => item = next,
+                                None => break flow,
                             }
                         };
-                        if matches!(flow, Flow::Close(_)) {
-                            break flow;
-                        }
-                        if !frames.decoder().open && s.conn().vehicle.is_some() {
-                            frames.decoder_mut().open = true;
-                        }
-                        match batch::ready_next(&mut frames, &mut read) {
-                            Some(next) => item = next,
-                            None => break flow,
-                        }
-                    };
-                    // Even when closing: the answers of the batch go out first.
-                    let flushed = Box::pin(s.end_batch()).await;
-                    if let Flow::Close(r) = flow { break r; }
-                    if let Flow::Close(r) = flushed { break r; }
+                        // Even when closing: the answers of the batch go out first.
+                        let flushed = Box::pin(s.end_batch()).await;
+                        if let Flow::Close(r) = flow { break r; }
+                        if let Flow::Close(r) = flushed { break r; }
+                    }
                 }
             }
-        }
-    };
-    Box::pin(close(s, &l, reason)).await;
+        };
+        Box::pin(close(s, &l, reason)).await;
+    }
+    .instrument(span)
 }
 
 /// How many frames one write holds: JT/T 808 answers of a read batch go out in one write,
