@@ -426,12 +426,16 @@ impl<D: Decoder> Decoder for Gate<D> {
 
 /// Serves one connection with protocol `P` until it closes, times out, is taken over or
 /// the gateway stops.
-pub async fn run<S, P>(stream: S, peer: SocketAddr, l: Arc<Listener<P::Config>>)
+pub fn run<S, P>(
+    stream: S,
+    peer: SocketAddr,
+    l: Arc<Listener<P::Config>>,
+) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     P: Protocol<WriteHalf<S>>,
 {
-    run_with::<S, P>(stream, peer, l, None).await
+    run_with::<S, P>(stream, peer, l, None)
 }
 
 /// [`run`] for a connection whose client certificate gave `cert_names` (TLS `identity`).
