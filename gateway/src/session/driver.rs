@@ -485,7 +485,6 @@ where
         let mut frames = Frames::new(rd, codec);
         let limits = &l.limits;
         let login_deadline = tokio::time::Instant::now() + limits.login_timeout;
-        let idle = limits.idle_timeout;
         let shutdown = l.shared.shutdown.clone();
         let mut housekeeping = Housekeeping::default();
         let reason = 'session: {
@@ -496,7 +495,7 @@ where
             let mut limit = RateLimit::new(limits.max_frames_per_s.clone(), P::LABEL);
             loop {
                 let deadline = match s.conn().vehicle {
-                    Some(_) => tokio::time::Instant::from_std(s.conn().last_rx + idle),
+                    Some(_) => tokio::time::Instant::from_std(s.conn().last_rx + limits.idle_timeout),
                     None => login_deadline,
                 };
                 // One timer for both: the timeout, and housekeeping while it is wanted (an idle

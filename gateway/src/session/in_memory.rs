@@ -666,7 +666,7 @@ async fn an_idle_connections_task_stays_small() {
             size_of::<super::RateLimit>(),
         );
     }
-    // 1,272 bytes (JT/T 808, debug build) when this was written: a state that grows it,
+    // 1,256 bytes (JT/T 808, debug build) when this was written: a state that grows it,
     // for every connection, should be boxed (see the driver's module docs).
     assert!(task <= 1_450, "{task}");
 }
