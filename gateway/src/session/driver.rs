@@ -438,6 +438,12 @@ where
     run_with::<S, P>(stream, peer, l, None)
 }
 
+/// The span of the sessions of listener `name` (see [`Listener::span`]); its target is this
+/// module, as the `#[instrument]` span each session had before.
+pub fn session_span(name: &'static str) -> tracing::Span {
+    tracing::info_span!("session", listener = name)
+}
+
 /// [`run`] for a connection whose client certificate gave `cert_names` (TLS `identity`).
 /// Every log line of the session carries the listener's name: its span, the listener's
 /// `session{listener=...}` ([`Listener::span`]), or a span of its own if the listener's was
@@ -453,7 +459,7 @@ where
     P: Protocol<WriteHalf<S>>,
 {
     let span = if l.span.is_disabled() {
-        super::session_span(l.name)
+        session_span(l.name)
     } else {
         l.span.clone()
     };

@@ -29,7 +29,7 @@ pub mod raw;
 pub mod reader;
 
 pub use config::SessionConfig;
-pub use driver::{Conn, Flow, FrameDecoder, Limits, Protocol};
+pub use driver::{session_span, Conn, Flow, FrameDecoder, Limits, Protocol};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,11 +60,6 @@ pub struct Listener<C> {
     /// bytes in the log subscriber for as long as it lived (its slot in the span registry,
     /// the map of its extensions, its formatted fields), for the same text in every line.
     pub span: tracing::Span,
-}
-
-/// The span of the sessions of listener `name` (see [`Listener::span`]).
-pub fn session_span(name: &'static str) -> tracing::Span {
-    tracing::info_span!("session", listener = name)
 }
 
 /// What every session of every listener shares.
