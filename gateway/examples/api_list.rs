@@ -51,7 +51,7 @@ fn main() {
         .step_by((n / online_n.max(1)).max(1))
         .take(online_n)
     {
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = gateway::registry::control();
         receivers.push(rx);
         online.insert(
             v.clone(),

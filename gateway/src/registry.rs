@@ -18,19 +18,128 @@ use std::net::SocketAddr;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, Utc};
 use codecs::event::PresenceReason;
 use codecs::Protocol;
-use tokio::sync::mpsc;
 
 /// What other tasks may ask of a session.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     /// Close the connection (takeover, shutdown, operator).
     Close(PresenceReason),
     /// Commands are waiting in the queue for this vehicle: send what the window allows.
     Deliver,
+}
+
+/// A session's control slot, shared by its [`ControlReceiver`] and every [`ControlSender`].
+///
+/// Not a channel: a session is only ever asked two things, to close (the first reason given
+/// wins, as the first `Close` of a queue would have ended the session) and to send its queued
+/// commands (asked twice before it looked is asked once). A slot holds both and the waker
+/// of the session's task in one small allocation, where a bounded `mpsc` channel held ~700
+/// bytes per connection (its cache-padded shared state and its first block of slots), for
+/// every idle connection (issue 19). Waiting on it is a `poll_fn` over the slot, so the
+/// session's task holds no waiter of its own (a `Notify` would put one, ~70 bytes, in the
+/// task of every connection).
+#[derive(Debug, Default)]
+struct Slot(Mutex<Asked>);
+
+#[derive(Debug, Default)]
+struct Asked {
+    close: Option<PresenceReason>,
+    deliver: bool,
+    /// The session has ended (its receiver is gone): asking fails.
+    gone: bool,
+    /// The session's task, waiting for what it is asked.
+    waker: Option<Waker>,
+}
+
+impl Slot {
+    fn asked(&self) -> std::sync::MutexGuard<'_, Asked> {
+        // Poisoned only if a panic hit while holding it; the flags are still meaningful.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The session is gone: nothing to ask any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionGone;
+
+/// How other tasks ask a session to close or deliver (a clone per registry entry).
+#[derive(Debug, Clone)]
+pub struct ControlSender(Arc<Slot>);
+
+/// The session's end of its control slot.
+#[derive(Debug)]
+pub struct ControlReceiver(Arc<Slot>);
+
+/// A session's control slot: the sender to hand out, the receiver its loop waits on.
+pub fn control() -> (ControlSender, ControlReceiver) {
+    let slot = Arc::new(Slot::default());
+    (ControlSender(slot.clone()), ControlReceiver(slot))
+}
+
+impl ControlSender {
+    /// Asks the session for `c`, at once (a slot is never full); `Err` once it has ended.
+    pub fn try_send(&self, c: Control) -> Result<(), SessionGone> {
+        let waker = {
+            let mut a = self.0.asked();
+            if a.gone {
+                return Err(SessionGone);
+            }
+            match c {
+                Control::Close(r) => {
+                    a.close.get_or_insert(r);
+                }
+                Control::Deliver => a.deliver = true,
+            }
+            a.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// [`try_send`](Self::try_send), for callers written against a channel's `send`.
+    pub async fn send(&self, c: Control) -> Result<(), SessionGone> {
+        self.try_send(c)
+    }
+}
+
+impl ControlReceiver {
+    /// What the session is asked next: a close first (closing makes a delivery moot), then
+    /// a delivery. Cancel-safe: what is asked stays in the slot until a poll returns it.
+    /// Never `None` while a sender lives (the session keeps one itself); `Option` keeps
+    /// the shape of a channel's `recv`.
+    pub async fn recv(&mut self) -> Option<Control> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Control>> {
+        let mut a = self.0.asked();
+        if let Some(r) = a.close.take() {
+            return Poll::Ready(Some(Control::Close(r)));
+        }
+        if std::mem::take(&mut a.deliver) {
+            return Poll::Ready(Some(Control::Deliver));
+        }
+        match &mut a.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for ControlReceiver {
+    fn drop(&mut self) {
+        let mut a = self.0.asked();
+        a.gone = true;
+        a.waker = None;
+    }
 }
 
 /// A handle on a live session.
@@ -41,7 +150,7 @@ pub struct SessionHandle {
     pub protocol: Protocol,
     pub peer: SocketAddr,
     pub since: DateTime<Utc>,
-    pub control: mpsc::Sender<Control>,
+    pub control: ControlSender,
     /// Frames read from and written to this connection (the operator API's `frames_in`,
     /// `frames_out`).
     pub frames: Arc<FrameCounters>,
@@ -222,8 +331,8 @@ impl LocalRegistry {
 mod tests {
     use super::*;
 
-    fn handle(id: u64) -> (SessionHandle, mpsc::Receiver<Control>) {
-        let (tx, rx) = mpsc::channel(1);
+    fn handle(id: u64) -> (SessionHandle, ControlReceiver) {
+        let (tx, rx) = control();
         (
             SessionHandle {
                 id,
@@ -235,6 +344,32 @@ mod tests {
             },
             rx,
         )
+    }
+
+    #[tokio::test]
+    async fn the_control_slot_gives_the_first_close_before_a_delivery_and_fails_once_gone() {
+        let (tx, mut rx) = control();
+        let waiting = tokio::spawn(async move {
+            let first = rx.recv().await;
+            (first, rx)
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(tx.try_send(Control::Deliver), Ok(()));
+        let (first, mut rx) = waiting.await.unwrap();
+        assert_eq!(first, Some(Control::Deliver), "a waiting session is woken");
+        tx.try_send(Control::Deliver).unwrap();
+        tx.try_send(Control::Close(PresenceReason::Takeover))
+            .unwrap();
+        tx.send(Control::Close(PresenceReason::Kicked))
+            .await
+            .unwrap();
+        assert_eq!(
+            rx.recv().await,
+            Some(Control::Close(PresenceReason::Takeover))
+        );
+        assert_eq!(rx.recv().await, Some(Control::Deliver));
+        drop(rx);
+        assert_eq!(tx.try_send(Control::Deliver), Err(SessionGone));
     }
 
     #[test]

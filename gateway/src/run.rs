@@ -173,6 +173,7 @@ impl Listeners<'_> {
             device_offset_secs,
             limits,
             front: front.clone(),
+            span: session::session_span(name),
         });
         let t = self.tracker.clone();
         self.ready

@@ -353,7 +353,7 @@ mod tests {
     }
 
     fn handle() -> SessionHandle {
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let (tx, _rx) = crate::registry::control();
         SessionHandle {
             id: 1,
             protocol: codecs::Protocol::Gbt32960_2016,

@@ -672,8 +672,8 @@ mod tests {
     use test_support::redis::RedisServer;
     use tokio_util::sync::CancellationToken;
 
-    fn handle(id: u64) -> (SessionHandle, mpsc::Receiver<Control>) {
-        let (tx, rx) = mpsc::channel(16);
+    fn handle(id: u64) -> (SessionHandle, crate::registry::ControlReceiver) {
+        let (tx, rx) = crate::registry::control();
         (
             SessionHandle {
                 id,
@@ -722,7 +722,7 @@ mod tests {
     }
 
     /// The next control message that is not a wake-up.
-    async fn next_close(rx: &mut mpsc::Receiver<Control>) -> Option<PresenceReason> {
+    async fn next_close(rx: &mut crate::registry::ControlReceiver) -> Option<PresenceReason> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             match tokio::time::timeout_at(deadline, rx.recv()).await {

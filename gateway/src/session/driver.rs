@@ -9,15 +9,16 @@
 //!   │ control: Close(r)        ─▶ close (r: takeover...)                    │
 //!   │ control: Deliver         ─▶ P::deliver (queued commands)              │
 //!   │ one timer: login/idle deadline, or housekeeping while P wants it      │
+//!   │            (commands in flight: P::outbox; P::wants_housekeeping)     │
 //!   │ frames: a read batch     ─▶ P::on_frame / P::on_bad_frame each,       │
-//!   │                             rate-limited; then P::end_batch           │
+//!   │   (reader::Frames)          rate-limited; then P::end_batch           │
 //!   └───────────────────────────────────────────────────────────────────────┘
 //!                        │ P::end_batch; flush; shutdown the writer
 //!                        ▼ Shared::session_closed (release, presence offline)
 //! ```
 //!
 //! Why one driver: the order of things around a protocol (accept, limits, the read batch,
-//! housekeeping, the control channel, presence, close) is the same for every protocol, and
+//! housekeeping, the control slot, presence, close) is the same for every protocol, and
 //! every feature of it (TLS, several listeners per protocol, traces, per-listener limits) is
 //! then written once. A protocol plugs in through [`Protocol`]: decode is its codec, and it
 //! handles a frame, a bad frame, the end of a batch and its commands, answering through the
@@ -41,15 +42,14 @@ use codecs::event::{Lifecycle, LifecycleKind, PresenceReason};
 use codecs::{Data, Event, EventContext};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
-use tokio::sync::mpsc;
-use tokio_util::codec::{Decoder, FramedRead};
-use tracing::{debug, info, warn};
+use tokio_util::codec::Decoder;
+use tracing::{debug, info, warn, Instrument};
 
 use super::batch;
-use super::{
-    BadFrameLog, Housekeeping, Listener, LiveRate, OpenConnection, RateLimit, Shared, READ_BUFFER,
-};
-use crate::registry::{next_session_id, Control, SessionHandle};
+use super::reader::Frames;
+use super::{BadFrameLog, Housekeeping, Listener, LiveRate, OpenConnection, RateLimit, Shared};
+use crate::commands::outbox::Outbox;
+use crate::registry::{next_session_id, Control, ControlSender, SessionHandle};
 
 /// What a session step decides: go on, or close the connection for this reason.
 #[must_use]
@@ -59,7 +59,8 @@ pub enum Flow {
 }
 
 /// A codec whose items are frames or recoverable bad frames (an `Err` item does not end
-/// the stream; tokio-util ends `FramedRead` on a decoder error).
+/// the stream; [`Frames`](super::reader::Frames), like tokio-util's `FramedRead`, ends on a
+/// decoder error).
 pub trait FrameDecoder: Decoder<Item = Result<Self::Frame, Self::Bad>> {
     /// A frame; [`Traceable`](crate::traces::Traceable) for the operator's traces.
     type Frame: Send + crate::traces::Traceable;
@@ -111,7 +112,7 @@ pub struct Conn<W> {
     /// This connection's id in the registry (a takeover names the session it ends).
     pub id: u64,
     /// Given to the registry when the vehicle is claimed: how others reach this session.
-    pub control_tx: mpsc::Sender<Control>,
+    pub control_tx: ControlSender,
     /// Set once the vehicle logged in (authenticated, identified).
     pub vehicle: Option<Arc<str>>,
     pub bad_frames: u32,
@@ -127,7 +128,8 @@ pub struct Conn<W> {
     pub frames: Arc<crate::registry::FrameCounters>,
     /// While a trace runs: the frame being handled by a connection not logged in yet, recorded
     /// once the frame names the vehicle, before the answers it causes ([`crate::traces`]).
-    pub trace_in: Option<(Vec<u8>, String)>,
+    /// (Boxed: rare, and 48 bytes in every connection's task inline.)
+    pub trace_in: Option<Box<(Vec<u8>, String)>>,
 }
 
 /// What [`Conn::claim`] found in the registry.
@@ -162,7 +164,7 @@ impl<W: AsyncWrite + Unpin> Conn<W> {
             self.frames.written(frame_count(bytes));
             if crate::traces::any() {
                 if let Some(v) = self.vehicle.as_deref() {
-                    if let Some((wire, summary)) = self.trace_in.take() {
+                    if let Some((wire, summary)) = self.trace_in.take().map(|t| *t) {
                         crate::traces::record(v, "in", &wire, &summary);
                     }
                     for (wire, summary) in crate::traces::outgoing(bytes) {
@@ -348,7 +350,14 @@ pub trait Protocol<W>: Sized + Send + 'static {
         async { Flow::Continue }
     }
 
-    /// Whether the once-a-second housekeeping is wanted now (something to look after).
+    /// The session's commands in flight, if it sends commands: while any wait for their
+    /// answer, housekeeping runs (to send them again, or time them out).
+    fn outbox(&self) -> Option<&Outbox> {
+        None
+    }
+
+    /// Whether the once-a-second housekeeping is wanted now for something else than the
+    /// commands in flight (reassembly, uploads).
     fn wants_housekeeping(&self) -> bool {
         false
     }
@@ -364,8 +373,9 @@ pub trait Protocol<W>: Sized + Send + 'static {
 
 /// Bytes a connection may have buffered, unread as a frame, before it logged in: a frame
 /// longer than this before login closes the connection (`vgate_prelogin_overflows_total`).
-/// With the read buffer's doubling, the buffer stays under twice this (8 KiB), inside the
-/// contract's 16 KiB per connection before login (docs/security.md).
+/// With one more read ([`SCRATCH`](super::reader::SCRATCH), 2 KiB) and the buffer's
+/// doubling, the buffer stays within twice this (8 KiB), inside the contract's 16 KiB per
+/// connection before login (docs/security.md).
 pub const PRELOGIN_BUFFER: usize = 4096;
 
 /// The protocol's codec, with the pre-login bound: until the vehicle has logged in, at most
@@ -416,150 +426,169 @@ impl<D: Decoder> Decoder for Gate<D> {
 
 /// Serves one connection with protocol `P` until it closes, times out, is taken over or
 /// the gateway stops.
-pub async fn run<S, P>(stream: S, peer: SocketAddr, l: Arc<Listener<P::Config>>)
+pub fn run<S, P>(
+    stream: S,
+    peer: SocketAddr,
+    l: Arc<Listener<P::Config>>,
+) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     P: Protocol<WriteHalf<S>>,
 {
-    run_with::<S, P>(stream, peer, l, None).await
+    run_with::<S, P>(stream, peer, l, None)
+}
+
+/// The span of the sessions of listener `name` (see [`Listener::span`]); its target is this
+/// module, as the `#[instrument]` span each session had before.
+pub fn session_span(name: &'static str) -> tracing::Span {
+    tracing::info_span!("session", listener = name)
 }
 
 /// [`run`] for a connection whose client certificate gave `cert_names` (TLS `identity`).
-/// Every log line of the session carries the listener's name (its span).
-#[tracing::instrument(name = "session", level = "info", skip_all, fields(listener = l.name))]
-pub async fn run_with<S, P>(
+/// Every log line of the session carries the listener's name: its span, the listener's
+/// `session{listener=...}` ([`Listener::span`]), or a span of its own if the listener's was
+/// made while the log filter left it out (a reload may have let it in since).
+pub fn run_with<S, P>(
     stream: S,
     peer: SocketAddr,
     l: Arc<Listener<P::Config>>,
     cert_names: Option<Arc<[String]>>,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     P: Protocol<WriteHalf<S>>,
 {
-    let _open = OpenConnection::new(l.name);
-    let (rd, wr) = tokio::io::split(stream);
-    let (control_tx, mut control_rx) = mpsc::channel(16);
-    let conn = Conn {
-        peer,
-        writer: wr,
-        id: next_session_id(),
-        control_tx,
-        vehicle: None,
-        bad_frames: 0,
-        bad_log: BadFrameLog::default(),
-        last_rx: Instant::now(),
-        cert_names,
-        front: l.front.clone(),
-        frames: Default::default(),
-        trace_in: None,
+    let span = if l.span.is_disabled() {
+        session_span(l.name)
+    } else {
+        l.span.clone()
     };
-    let Some((mut s, codec)) = P::open(&l, conn) else {
-        return;
-    };
-    let codec = Gate {
-        inner: codec,
-        open: false,
-    };
-    let mut frames = FramedRead::with_capacity(rd, codec, READ_BUFFER);
-    let limits = &l.limits;
-    let login_deadline = tokio::time::Instant::now() + limits.login_timeout;
-    let idle = limits.idle_timeout;
-    let shutdown = l.shared.shutdown.clone();
-    let mut housekeeping = Housekeeping::default();
-    let reason = 'session: {
-        if let Flow::Close(r) = Box::pin(s.on_open()).await {
-            break 'session r;
-        }
-        frames.decoder_mut().open = s.conn().vehicle.is_some();
-        let mut limit = RateLimit::new(limits.max_frames_per_s.clone(), P::LABEL);
-        loop {
-            let deadline = match s.conn().vehicle {
-                Some(_) => tokio::time::Instant::from_std(s.conn().last_rx + idle),
-                None => login_deadline,
-            };
-            // One timer for both: the timeout, and housekeeping while it is wanted (an idle
-            // connection then keeps no timer of its own but its deadline).
-            let wake = if s.wants_housekeeping() {
-                deadline.min(housekeeping.next())
-            } else {
-                deadline
-            };
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break PresenceReason::Shutdown,
-                Some(ctrl) = control_rx.recv() => match ctrl {
-                    Control::Close(r) => break r,
-                    Control::Deliver => {
-                        if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
+    async move {
+        let _open = OpenConnection::new(l.name);
+        let (rd, wr) = tokio::io::split(stream);
+        let (control_tx, mut control_rx) = crate::registry::control();
+        let conn = Conn {
+            peer,
+            writer: wr,
+            id: next_session_id(),
+            control_tx,
+            vehicle: None,
+            bad_frames: 0,
+            bad_log: BadFrameLog::default(),
+            last_rx: Instant::now(),
+            cert_names,
+            front: l.front.clone(),
+            frames: Default::default(),
+            trace_in: None,
+        };
+        let Some((mut s, codec)) = P::open(&l, conn) else {
+            return;
+        };
+        let codec = Gate {
+            inner: codec,
+            open: false,
+        };
+        let mut frames = Frames::new(rd, codec);
+        let limits = &l.limits;
+        let login_deadline = tokio::time::Instant::now() + limits.login_timeout;
+        let shutdown = l.shared.shutdown.clone();
+        let mut housekeeping = Housekeeping::default();
+        let reason = 'session: {
+            if let Flow::Close(r) = Box::pin(s.on_open()).await {
+                break 'session r;
+            }
+            frames.decoder_mut().open = s.conn().vehicle.is_some();
+            let mut limit = RateLimit::new(limits.max_frames_per_s.clone(), P::LABEL);
+            loop {
+                let deadline = match s.conn().vehicle {
+                    Some(_) => tokio::time::Instant::from_std(s.conn().last_rx + limits.idle_timeout),
+                    None => login_deadline,
+                };
+                // One timer for both: the timeout, and housekeeping while it is wanted (an idle
+                // connection then keeps no timer of its own but its deadline).
+                let wake = if s.outbox().is_some_and(|o| !o.is_empty()) || s.wants_housekeeping() {
+                    deadline.min(housekeeping.next())
+                } else {
+                    deadline
+                };
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break PresenceReason::Shutdown,
+                    Some(ctrl) = control_rx.recv() => match ctrl {
+                        Control::Close(r) => break r,
+                        Control::Deliver => {
+                            if let Flow::Close(r) = Box::pin(s.deliver()).await { break r; }
+                        }
+                    },
+                    _ = tokio::time::sleep_until(wake) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            break PresenceReason::Timeout;
+                        }
+                        housekeeping.done();
+                        if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
                     }
-                },
-                _ = tokio::time::sleep_until(wake) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        break PresenceReason::Timeout;
-                    }
-                    housekeeping.done();
-                    if let Flow::Close(r) = Box::pin(s.housekeeping()).await { break r; }
-                }
-                item = frames.next() => {
-                    // This item, then whatever else can be read without waiting (already
-                    // buffered, or in the socket), up to MAX_BATCH frames: one batch,
-                    // settled together by `end_batch`.
-                    let mut item = item;
-                    let mut read = 1;
-                    let flow = loop {
-                        let flow = match item {
-                            None => Flow::Close(PresenceReason::Closed),
-                            Some(Err(GateError::Inner(e))) => Flow::Close(s.on_read_error(&e)),
-                            Some(Err(GateError::PreLogin(held))) => {
-                                metrics::counter!("vgate_prelogin_overflows_total", "listener" => l.name).increment(1);
-                                warn!(peer = %s.conn().peer, held, limit = PRELOGIN_BUFFER, "closing: more unread bytes than a connection may hold before login");
-                                Flow::Close(PresenceReason::Error)
-                            }
-                            Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(bad)).await,
-                            Some(Ok(Ok(frame))) => {
-                                s.conn().last_rx = Instant::now();
-                                s.conn().frames.read();
-                                limit.take().await;
-                                if crate::traces::any() {
-                                    // Recorded before it is handled; a login frame, which names
-                                    // the vehicle, once it does (before its answer).
-                                    use crate::traces::Traceable;
-                                    let seen = (frame.wire(), frame.summary());
-                                    match s.conn().vehicle.clone() {
-                                        Some(v) => crate::traces::record(&v, "in", &seen.0, &seen.1),
-                                        None => s.conn().trace_in = Some(seen),
-                                    }
-                                    let flow = Box::pin(s.on_frame(frame)).await;
-                                    let c = s.conn();
-                                    if let (Some((wire, summary)), Some(v)) = (c.trace_in.take(), c.vehicle.as_deref()) {
-                                        crate::traces::record(v, "in", &wire, &summary);
-                                    }
-                                    flow
-                                } else {
-                                    Box::pin(s.on_frame(frame)).await
+                    item = frames.next() => {
+                        // This item, then whatever else can be read without waiting (already
+                        // buffered, or in the socket), up to MAX_BATCH frames: one batch,
+                        // settled together by `end_batch`.
+                        let mut item = item;
+                        let mut read = 1;
+                        let flow = loop {
+                            let flow = match item {
+                                None => Flow::Close(PresenceReason::Closed),
+                                Some(Err(GateError::Inner(e))) => Flow::Close(s.on_read_error(&e)),
+                                Some(Err(GateError::PreLogin(held))) => {
+                                    metrics::counter!("vgate_prelogin_overflows_total", "listener" => l.name).increment(1);
+                                    warn!(peer = %s.conn().peer, held, limit = PRELOGIN_BUFFER, "closing: more unread bytes than a connection may hold before login");
+                                    Flow::Close(PresenceReason::Error)
                                 }
+                                Some(Ok(Err(bad))) => Box::pin(s.on_bad_frame(bad)).await,
+                                Some(Ok(Ok(frame))) => {
+                                    s.conn().last_rx = Instant::now();
+                                    s.conn().frames.read();
+                                    limit.take().await;
+                                    if crate::traces::any() {
+                                        // Recorded before it is handled; a login frame, which names
+                                        // the vehicle, once it does (before its answer).
+                                        use crate::traces::Traceable;
+                                        let seen = (frame.wire(), frame.summary());
+                                        match s.conn().vehicle.clone() {
+                                            Some(v) => crate::traces::record(&v, "in", &seen.0, &seen.1),
+                                            None => s.conn().trace_in = Some(Box::new(seen)),
+                                        }
+                                        let flow = Box::pin(s.on_frame(frame)).await;
+                                        let c = s.conn();
+                                        if let (Some((wire, summary)), Some(v)) = (c.trace_in.take().map(|t| *t), c.vehicle.as_deref()) {
+                                            crate::traces::record(v, "in", &wire, &summary);
+                                        }
+                                        flow
+                                    } else {
+                                        Box::pin(s.on_frame(frame)).await
+                                    }
+                                }
+                            };
+                            if matches!(flow, Flow::Close(_)) {
+                                break flow;
+                            }
+                            if !frames.decoder().open && s.conn().vehicle.is_some() {
+                                frames.decoder_mut().open = true;
+                            }
+                            match batch::ready_next(&mut frames, &mut read) {
+                                Some(next) => item = next,
+                                None => break flow,
                             }
                         };
-                        if matches!(flow, Flow::Close(_)) {
-                            break flow;
-                        }
-                        if !frames.decoder().open && s.conn().vehicle.is_some() {
-                            frames.decoder_mut().open = true;
-                        }
-                        match batch::ready_next(&mut frames, &mut read) {
-                            Some(next) => item = next,
-                            None => break flow,
-                        }
-                    };
-                    // Even when closing: the answers of the batch go out first.
-                    let flushed = Box::pin(s.end_batch()).await;
-                    if let Flow::Close(r) = flow { break r; }
-                    if let Flow::Close(r) = flushed { break r; }
+                        // Even when closing: the answers of the batch go out first.
+                        let flushed = Box::pin(s.end_batch()).await;
+                        if let Flow::Close(r) = flow { break r; }
+                        if let Flow::Close(r) = flushed { break r; }
+                    }
                 }
             }
-        }
-    };
-    Box::pin(close(s, &l, reason)).await;
+        };
+        Box::pin(close(s, &l, reason)).await;
+    }
+    .instrument(span)
 }
 
 /// How many frames one write holds: JT/T 808 answers of a read batch go out in one write,

@@ -114,8 +114,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
         self.flush_deferred()
     }
 
-    fn wants_housekeeping(&self) -> bool {
-        !self.outbox.is_empty()
+    fn outbox(&self) -> Option<&Outbox> {
+        Some(&self.outbox)
     }
 
     fn housekeeping(&mut self) -> impl Future<Output = Flow> + Send {

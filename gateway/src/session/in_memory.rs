@@ -44,6 +44,31 @@ async fn pair_with<P>(
 where
     P: Protocol<WriteHalf<DuplexStream>>,
 {
+    let (l, queue, published, dir) = listener::<P::Config>(name, cfg, commands_cfg).await;
+    let (vehicle, gateway) = tokio::io::duplex(4096);
+    let peer = "127.0.0.1:40000".parse().expect("peer");
+    let session = tokio::spawn(driver::run::<_, P>(gateway, peer, l));
+    Pair {
+        vehicle,
+        queue,
+        published,
+        session,
+        _dir: dir,
+    }
+}
+
+/// A listener named `name` with its configuration `cfg`, publishing into memory: it, its
+/// command queue, what it publishes, and the directory its stores are in.
+async fn listener<C>(
+    name: &'static str,
+    cfg: C,
+    commands_cfg: crate::commands::CommandsConfig,
+) -> (
+    Arc<Listener<C>>,
+    Arc<dyn crate::queue::CommandQueue>,
+    mpsc::Receiver<Published>,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (tx, published) = mpsc::channel(64);
     let sink = Sink::Memory(tx);
@@ -94,6 +119,7 @@ where
         shared,
         device_offset_secs: codecs::time::BEIJING_OFFSET_SECS,
         limits: Limits::new(30, 60, 0, 0.0),
+        span: super::session_span(name),
         front: Arc::new(crate::front::FrontDoor::new(
             name,
             &crate::front::FrontConfig {
@@ -108,16 +134,7 @@ where
             None,
         )),
     });
-    let (vehicle, gateway) = tokio::io::duplex(4096);
-    let peer = "127.0.0.1:40000".parse().expect("peer");
-    let session = tokio::spawn(driver::run::<_, P>(gateway, peer, l));
-    Pair {
-        vehicle,
-        queue,
-        published,
-        session,
-        _dir: dir,
-    }
+    (l, queue, published, dir)
 }
 
 impl Pair {
@@ -207,20 +224,55 @@ fn jt808_frame(msg: &jt808::Message, serial: u16) -> Vec<u8> {
     out
 }
 
-#[tokio::test]
-async fn a_jt808_terminal_authenticates_and_its_heartbeat_is_answered_in_memory() {
-    use jt808::msg::{self, Message};
+/// A JT/T 808 session with the command settings `commands_cfg`, and the terminal's end.
+async fn jt808_pair(
+    commands_cfg: crate::commands::CommandsConfig,
+) -> (
+    Pair,
+    FramedRead<ReadHalf<DuplexStream>, jt808::Codec>,
+    WriteHalf<DuplexStream>,
+) {
     type P = super::jt808::Session<WriteHalf<DuplexStream>>;
-    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
-    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
-    let decode = |f: jt808::Frame| Message::decode(&f.header, &f.body).expect("decodes");
+    let mut p = pair_with::<P>("jt808", crate::config::Jt808Config::default(), commands_cfg).await;
+    let (answers, wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    (p, answers, wr)
+}
 
-    let auth = Message::Authenticate(msg::Authenticate {
+/// The terminal authenticates (the default configuration's token) in the frame `serial`.
+async fn jt808_authenticate(wr: &mut WriteHalf<DuplexStream>, serial: u16) {
+    let auth = jt808::msg::Message::Authenticate(jt808::msg::Authenticate {
         token: "secret".into(),
         imei: None,
         software_version: None,
     });
-    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    wr.write_all(&jt808_frame(&auth, serial))
+        .await
+        .expect("write");
+}
+
+/// A location report in Shenzhen with the alarm bits `alarm`.
+fn jt808_report(alarm: u32) -> jt808::msg::LocationReport {
+    jt808::msg::LocationReport {
+        alarm,
+        status: 0b10,
+        latitude: 22_543_096,
+        longitude: 114_057_865,
+        altitude: 0,
+        speed: 0,
+        heading: 0,
+        time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
+        items: Default::default(),
+        tail: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_jt808_terminal_authenticates_and_its_heartbeat_is_answered_in_memory() {
+    use jt808::msg::{self, Message};
+    let (mut p, mut answers, mut wr) = jt808_pair(Default::default()).await;
+    let decode = |f: jt808::Frame| Message::decode(&f.header, &f.body).expect("decodes");
+
+    jt808_authenticate(&mut wr, 1).await;
     let Message::PlatformResponse(r) = decode(answer(&mut answers).await) else {
         panic!("0x8001 expected")
     };
@@ -251,9 +303,7 @@ async fn a_jt808_terminal_authenticates_and_its_heartbeat_is_answered_in_memory(
 #[tokio::test]
 async fn packages_before_authentication_are_answered_failure_and_not_reassembled() {
     use jt808::msg::{self, Message};
-    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
-    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
-    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    let (mut p, mut answers, mut wr) = jt808_pair(Default::default()).await;
     let decode = |f: jt808::Frame| Message::decode(&f.header, &f.body).expect("decodes");
     // Transparent data (0x0900) of 2,500 bytes: three packages of at most 1,000.
     let long = Message::Unknown {
@@ -269,12 +319,7 @@ async fn packages_before_authentication_are_answered_failure_and_not_reassembled
         assert_eq!(r.result, msg::response::result::FAILURE, "each package");
     }
     // Authenticated, the same message is reassembled and published.
-    let auth = Message::Authenticate(msg::Authenticate {
-        token: "secret".into(),
-        imei: None,
-        software_version: None,
-    });
-    wr.write_all(&jt808_frame(&auth, 20)).await.expect("write");
+    jt808_authenticate(&mut wr, 20).await;
     let Message::PlatformResponse(r) = decode(answer(&mut answers).await) else {
         panic!("0x8001 expected")
     };
@@ -387,30 +432,12 @@ fn alarms_published(p: &mut Pair) -> Vec<(String, codecs::event::AlarmState)> {
 #[tokio::test]
 async fn jt808_alarms_are_raised_once_cleared_once_and_never_by_a_reissue_in_memory() {
     use codecs::event::AlarmState::{Cleared, Raised};
-    use jt808::msg::{self, Message};
-    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
-    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
-    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
-    let auth = Message::Authenticate(msg::Authenticate {
-        token: "secret".into(),
-        imei: None,
-        software_version: None,
-    });
-    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    use jt808::msg::Message;
+    let (mut p, mut answers, mut wr) = jt808_pair(Default::default()).await;
+    jt808_authenticate(&mut wr, 1).await;
     let _ = answer(&mut answers).await;
     assert!(p.presence().await.online);
-    let report = |alarm: u32| msg::LocationReport {
-        alarm,
-        status: 0b10,
-        latitude: 22_543_096,
-        longitude: 114_057_865,
-        altitude: 0,
-        speed: 0,
-        heading: 0,
-        time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
-        items: Default::default(),
-        tail: Vec::new(),
-    };
+    let report = jt808_report;
     let mut serial = 2;
     let mut send = async |m: Message| {
         wr.write_all(&jt808_frame(&m, serial)).await.expect("write");
@@ -441,16 +468,9 @@ async fn jt808_alarms_are_raised_once_cleared_once_and_never_by_a_reissue_in_mem
 async fn jt808_photos_subpackaged_or_not_are_stored_whole_published_and_answered_0x8800_in_memory()
 {
     use jt808::msg::{self, Message};
-    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
-    let mut p = pair::<P>("jt808", crate::config::Jt808Config::default()).await;
-    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
+    let (mut p, mut answers, mut wr) = jt808_pair(Default::default()).await;
     let decode = |f: jt808::Frame| Message::decode(&f.header, &f.body).expect("decodes");
-    let auth = Message::Authenticate(msg::Authenticate {
-        token: "secret".into(),
-        imei: None,
-        software_version: None,
-    });
-    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    jt808_authenticate(&mut wr, 1).await;
     let _ = answer(&mut answers).await;
     assert!(p.presence().await.online);
 
@@ -463,18 +483,7 @@ async fn jt808_photos_subpackaged_or_not_are_stored_whole_published_and_answered
             format: 0,
             event: 1,
             channel: 1,
-            location: msg::LocationReport {
-                alarm: 0,
-                status: 0b10,
-                latitude: 22_543_096,
-                longitude: 114_057_865,
-                altitude: 0,
-                speed: 0,
-                heading: 0,
-                time: [0x24, 0x01, 0x01, 0x08, 0x00, 0x00],
-                items: Default::default(),
-                tail: Vec::new(),
-            },
+            location: jt808_report(0),
             data: photo.clone(),
         });
         wr.write_all(&jt808_frame(&upload, serial))
@@ -532,12 +541,11 @@ async fn results_until(
 async fn answers_of_one_read_are_settled_together_and_the_window_filled_again_in_memory() {
     use codecs::event::CmdStatus::{Acked, Sent};
     use jt808::msg::{self, Message};
-    type P = super::jt808::Session<WriteHalf<DuplexStream>>;
     let commands_cfg = crate::commands::CommandsConfig {
         window: 2,
         ..Default::default()
     };
-    let mut p = pair_with::<P>("jt808", crate::config::Jt808Config::default(), commands_cfg).await;
+    let (mut p, mut answers, mut wr) = jt808_pair(commands_cfg).await;
     let vehicle = "013800138000";
     let queued: Vec<crate::queue::QueuedCommand> = ["c1", "c2", "c3"]
         .iter()
@@ -555,7 +563,6 @@ async fn answers_of_one_read_are_settled_together_and_the_window_filled_again_in
         })
         .collect();
     p.queue.enqueue_many(queued).expect("queued");
-    let (mut answers, mut wr) = p.speak(jt808::Codec::new(jt808::CodecConfig::default()));
     let decode = |f: jt808::Frame| {
         (
             f.header.serial,
@@ -563,12 +570,7 @@ async fn answers_of_one_read_are_settled_together_and_the_window_filled_again_in
         )
     };
 
-    let auth = Message::Authenticate(msg::Authenticate {
-        token: "secret".into(),
-        imei: None,
-        software_version: None,
-    });
-    wr.write_all(&jt808_frame(&auth, 1)).await.expect("write");
+    jt808_authenticate(&mut wr, 1).await;
     assert!(matches!(
         decode(answer(&mut answers).await).1,
         Message::PlatformResponse(_)
@@ -627,4 +629,44 @@ async fn answers_of_one_read_are_settled_together_and_the_window_filled_again_in
     );
     drop((answers, wr));
     p.hang_up().await;
+}
+
+/// The size of a connection's task with protocol `P` (its future, before it runs).
+async fn task_size<P>(name: &'static str, cfg: P::Config) -> usize
+where
+    P: Protocol<WriteHalf<DuplexStream>>,
+{
+    let (l, ..) = listener(name, cfg, Default::default()).await;
+    let (_vehicle, gateway) = tokio::io::duplex(64);
+    let peer = "127.0.0.1:40000".parse().expect("peer");
+    std::mem::size_of_val(&driver::run::<_, P>(gateway, peer, l))
+}
+
+/// What every connection holds, idle or not: its task (issue 19; docs/PERFORMANCE.md,
+/// "Idle connections"). Prints the sizes and their parts
+/// (`cargo test -p gateway --lib idle_connection -- --nocapture`).
+#[tokio::test]
+async fn an_idle_connections_task_stays_small() {
+    use std::mem::size_of_val;
+    type W = WriteHalf<DuplexStream>;
+    let task = task_size::<super::jt808::Session<W>>("jt808", Default::default()).await;
+    let gbt = task_size::<super::gbt32960::Session<W>>("gbt32960", Default::default()).await;
+    println!("connection task: jt808 {task} bytes, gbt32960 {gbt} bytes");
+    {
+        use std::mem::size_of;
+        type R = tokio::io::ReadHalf<DuplexStream>;
+        let token = tokio_util::sync::CancellationToken::new();
+        println!(
+            "of which: session state {} (its Conn {}), reader {}, timer {}, shutdown wait {}, rate limit {}",
+            size_of::<super::jt808::Session<W>>(),
+            size_of::<super::Conn<W>>(),
+            size_of::<super::reader::Frames<R, super::driver::Gate<jt808::Codec>>>(),
+            size_of::<tokio::time::Sleep>(),
+            size_of_val(&token.cancelled()),
+            size_of::<super::RateLimit>(),
+        );
+    }
+    // 1,256 bytes (JT/T 808, debug build) when this was written: a state that grows it,
+    // for every connection, should be boxed (see the driver's module docs).
+    assert!(task <= 1_450, "{task}");
 }

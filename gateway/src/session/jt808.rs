@@ -49,7 +49,9 @@ pub struct Session<W> {
     /// The edition the terminal speaks (refined by 0x0100's body length for 2011).
     version: Option<Version>,
     serial: u16,
-    reassembler: jt808::subpackage::Reassembler,
+    /// Made at the first package of a subpackaged message (boxed: most terminals never
+    /// send one, and inline it would be ~150 bytes in every connection's task).
+    reassembler: Option<Box<jt808::subpackage::Reassembler>>,
     /// Commands sent and not yet answered.
     outbox: Outbox,
     /// Commands the vehicle answered in the current read batch: their final statuses are
@@ -103,21 +105,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     const LABEL: &'static str = LISTENER;
 
     fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, jt808::Codec)> {
-        let reassembler =
-            jt808::subpackage::Reassembler::new(jt808::subpackage::ReassemblyConfig {
-                quiet: Duration::from_secs(l.cfg.subpackage_quiet_s),
-                timeout: Duration::from_secs(l.cfg.subpackage_timeout_s),
-                max_bytes_per_phone: l.cfg.subpackage_max_bytes,
-                // One connection is one terminal: a few messages in reassembly at once is plenty.
-                max_groups: 8,
-                ..Default::default()
-            });
         let s = Session {
             l: l.clone(),
             c,
             version: None,
             serial: 0,
-            reassembler,
+            reassembler: None,
             outbox: super::outbox(&l.shared),
             answered: Vec::new(),
             addr: None,
@@ -147,13 +140,28 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             .await
     }
 
-    fn end_batch(&mut self) -> impl Future<Output = Flow> + Send {
-        self.end_of_batch()
+    /// The end of a read batch: the deferred answers, then the final statuses of the
+    /// commands answered in the batch, stored with one request, and the commands that take
+    /// their place in the window sent (unless the connection is closing).
+    async fn end_batch(&mut self) -> Flow {
+        let flow = self.flush_deferred().await;
+        if self.answered.is_empty() {
+            return flow;
+        }
+        let closing = matches!(flow, Flow::Close(_));
+        let settled = Box::pin(self.settle_answered(!closing)).await;
+        match (flow, settled) {
+            (Flow::Close(r), _) | (_, Flow::Close(r)) => Flow::Close(r),
+            _ => Flow::Continue,
+        }
+    }
+
+    fn outbox(&self) -> Option<&Outbox> {
+        Some(&self.outbox)
     }
 
     fn wants_housekeeping(&self) -> bool {
-        !self.outbox.is_empty()
-            || !self.reassembler.is_empty()
+        self.reassembler.as_ref().is_some_and(|r| !r.is_empty())
             || self.uploads.as_ref().is_some_and(|u| !u.is_empty())
             || self.upgrade.is_some()
     }
@@ -207,22 +215,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             self.encode_into(&a.header, &msg, &mut out);
         }
         self.c.write(&out).await
-    }
-
-    /// The end of a read batch: the deferred answers, then the final statuses of the
-    /// commands answered in the batch, stored with one request, and the commands that take
-    /// their place in the window sent (unless the connection is closing).
-    async fn end_of_batch(&mut self) -> Flow {
-        let flow = self.flush_deferred().await;
-        if self.answered.is_empty() {
-            return flow;
-        }
-        let closing = matches!(flow, Flow::Close(_));
-        let settled = Box::pin(self.settle_answered(!closing)).await;
-        match (flow, settled) {
-            (Flow::Close(r), _) | (_, Flow::Close(r)) => Flow::Close(r),
-            _ => Flow::Continue,
-        }
     }
 
     /// Stores the final statuses of the commands answered (publishing their results), then
@@ -358,7 +350,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     }
 
     async fn poll_reassembly(&mut self) -> Flow {
-        for ev in self.reassembler.poll(Instant::now()) {
+        let events = match self.reassembler.as_mut() {
+            Some(r) => r.poll(Instant::now()),
+            None => Vec::new(),
+        };
+        for ev in events {
             match ev {
                 jt808::subpackage::ReassemblyEvent::Missing {
                     phone,
@@ -416,7 +412,21 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             {
                 return Box::pin(self.on_media_package(frame)).await;
             }
-            match self.reassembler.push(frame, Instant::now()) {
+            let cfg = &self.l.cfg;
+            let reassembler = self.reassembler.get_or_insert_with(|| {
+                Box::new(jt808::subpackage::Reassembler::new(
+                    jt808::subpackage::ReassemblyConfig {
+                        quiet: Duration::from_secs(cfg.subpackage_quiet_s),
+                        timeout: Duration::from_secs(cfg.subpackage_timeout_s),
+                        max_bytes_per_phone: cfg.subpackage_max_bytes,
+                        // One connection is one terminal: a few messages in reassembly at
+                        // once is plenty.
+                        max_groups: 8,
+                        ..Default::default()
+                    },
+                ))
+            });
+            match reassembler.push(frame, Instant::now()) {
                 Ok(Some(whole)) => whole.frame,
                 Ok(None) => return Flow::Continue,
                 Err(e) => {
@@ -952,7 +962,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
                 (CmdStatus::Acked, None, raw.get("message").cloned())
             }
         };
-        // Stored with the batch's other answers at its end (`end_of_batch`), which then
+        // Stored with the batch's other answers at its end (`end_batch`), which then
         // fills the window again.
         let protocol = self.protocol();
         self.answered.push(crate::commands::settle::finished(

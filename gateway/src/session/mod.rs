@@ -13,6 +13,7 @@
 //!   a protocol implements to plug into it; [`Conn`], what every connection has.
 //! - `jt808`, `gbt32960`, `raw`: each protocol's session state and its [`Protocol`] impl.
 //! - `batch`: the frames of one read batch, made durable together.
+//! - `reader`: the frame reader, which holds no read buffer while no frame is partly read.
 //! - `config`: what the driver takes from each protocol's listener configuration.
 //! - `in_memory` (tests): whole sessions over `tokio::io::duplex` into `Sink::Memory`.
 //! - here: what all sessions share ([`Shared`]), housekeeping, rate limit, bad-frame log.
@@ -25,9 +26,10 @@ pub mod gbt32960;
 mod in_memory;
 pub mod jt808;
 pub mod raw;
+pub mod reader;
 
 pub use config::SessionConfig;
-pub use driver::{Conn, Flow, FrameDecoder, Limits, Protocol};
+pub use driver::{session_span, Conn, Flow, FrameDecoder, Limits, Protocol};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,11 +40,6 @@ use tracing::warn;
 
 use crate::registry::Registry;
 use crate::sink::Sink;
-
-/// Initial read buffer of a connection. tokio-util's default (8 KiB) would be most of an idle
-/// connection's memory; vehicle frames are mostly under 256 bytes, and the buffer grows (up to
-/// the codec's `max_frame_len`) only for a connection that sends a larger one.
-pub const READ_BUFFER: usize = 512;
 
 /// Everything the sessions of one listener share: its name, its configuration, its
 /// authenticator, and what all listeners share.
@@ -58,6 +55,11 @@ pub struct Listener<C> {
     pub limits: Limits,
     /// Its front door: connection cap, PROXY header, failed-login cap, TLS.
     pub front: Arc<crate::front::FrontDoor>,
+    /// The span of its sessions' log lines, `session{listener=<name>}` ([`session_span`]):
+    /// one for all of them. A span of its own per connection cost every connection ~300
+    /// bytes in the log subscriber for as long as it lived (its slot in the span registry,
+    /// the map of its extensions, its formatted fields), for the same text in every line.
+    pub span: tracing::Span,
 }
 
 /// What every session of every listener shares.
@@ -372,7 +374,9 @@ impl RateLimit {
         }
         metrics::counter!("vgate_rate_limited_total", "protocol" => self.protocol).increment(1);
         let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
-        tokio::time::sleep(wait).await;
+        // Boxed: only a flooding connection waits, and a timer inline would be held in the
+        // task of every connection.
+        Box::pin(tokio::time::sleep(wait)).await;
         self.tokens = 0.0;
         self.last = tokio::time::Instant::now();
     }
