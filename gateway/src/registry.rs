@@ -203,12 +203,24 @@ pub trait Registry: Send + Sync {
     fn local(&self) -> &LocalRegistry;
     /// Makes `handle` the holder of `vehicle_id`, returning the previous holder if any.
     fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
-        self.local().claim(vehicle_id, handle)
+        let protocol = handle.protocol;
+        let old = self.local().claim(vehicle_id, handle);
+        self.claimed(vehicle_id, protocol, old.is_some());
+        old
     }
     /// Releases `vehicle_id` if session `session_id` still holds it; true if it did.
     fn release(&self, vehicle_id: &str, session_id: u64) -> bool {
-        self.local().release(vehicle_id, session_id)
+        let held = self.local().release(vehicle_id, session_id);
+        if held {
+            self.released(vehicle_id);
+        }
+        held
     }
+    /// Told after each claim (`replaced`: another session of this node held the vehicle):
+    /// where a registry records presence beyond this process (Redis, the presence journal).
+    fn claimed(&self, _vehicle_id: &str, _protocol: Protocol, _replaced: bool) {}
+    /// Told after each release that released.
+    fn released(&self, _vehicle_id: &str) {}
     /// The current holder of `vehicle_id`.
     fn get(&self, vehicle_id: &str) -> Option<SessionHandle> {
         self.local().get(vehicle_id)
@@ -226,9 +238,10 @@ pub trait Registry: Send + Sync {
     fn range(&self, from: Bound<&str>, to: Bound<&str>, limit: usize) -> Vec<Online> {
         self.local().range(from, to, limit)
     }
-    /// Whether another node holds `vehicle` now (cluster mode, asked after
-    /// [`release`](Self::release)): a session that ends on this node must not publish the
-    /// vehicle offline then, it is online elsewhere. Always false on one node.
+    /// Whether another node holds `vehicle` now, or will settle its presence (cluster mode,
+    /// asked after [`release`](Self::release); while the node drains, always): a session
+    /// that ends on this node must not publish the vehicle offline then. Always false on one
+    /// node.
     fn held_elsewhere(&self, _vehicle: &str) -> Pending<bool> {
         Box::pin(async { false })
     }

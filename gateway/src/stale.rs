@@ -37,7 +37,7 @@ use codecs::Protocol;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::registry::{LocalRegistry, Registry, SessionHandle};
+use crate::registry::{LocalRegistry, Registry};
 use crate::sink::Sink;
 
 /// The journal's file name in the data dir.
@@ -226,22 +226,15 @@ impl Registry for JournaledRegistry {
         &self.local
     }
 
-    fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
-        let protocol = handle.protocol;
-        let old = self.local.claim(vehicle_id, handle);
+    fn claimed(&self, vehicle_id: &str, protocol: Protocol, replaced: bool) {
         lock(&self.stale).remove(vehicle_id);
-        if old.is_none() {
+        if !replaced {
             let _ = self.tx.send(Line::On(vehicle_id.to_owned(), protocol));
         }
-        old
     }
 
-    fn release(&self, vehicle_id: &str, session_id: u64) -> bool {
-        let held = self.local.release(vehicle_id, session_id);
-        if held {
-            let _ = self.tx.send(Line::Off(vehicle_id.to_owned()));
-        }
-        held
+    fn released(&self, vehicle_id: &str) {
+        let _ = self.tx.send(Line::Off(vehicle_id.to_owned()));
     }
 }
 

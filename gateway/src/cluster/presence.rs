@@ -68,7 +68,7 @@ use tracing::{debug, info, warn};
 
 use super::inbox::{Inbox, Notice};
 use super::redis::Redis;
-use crate::registry::{Control, LocalRegistry, Pending, Registry, SessionHandle};
+use crate::registry::{Control, LocalRegistry, Pending, Registry};
 use crate::sink::Sink;
 
 /// One change for the writer task.
@@ -204,19 +204,14 @@ impl Registry for ClusterRegistry {
         &self.local
     }
 
-    fn claim(&self, vehicle_id: &str, handle: SessionHandle) -> Option<SessionHandle> {
-        let protocol = handle.protocol;
-        let old = self.local.claim(vehicle_id, handle);
+    fn claimed(&self, vehicle_id: &str, protocol: Protocol, _replaced: bool) {
         let _ = self.tx.send(Op::Claim(vehicle_id.to_owned(), protocol));
-        old
     }
 
-    fn release(&self, vehicle_id: &str, session_id: u64) -> bool {
-        let held = self.local.release(vehicle_id, session_id);
-        if held && !self.draining() {
+    fn released(&self, vehicle_id: &str) {
+        if !self.draining() {
             let _ = self.tx.send(Op::Release(vehicle_id.to_owned()));
         }
-        held
     }
 
     /// While draining: true for every vehicle, which the cluster (another node's claim, or
@@ -667,6 +662,7 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::cluster::inbox::Inbox;
+    use crate::registry::SessionHandle;
     use crate::sink::Published;
     use codecs::Data;
     use test_support::redis::RedisServer;

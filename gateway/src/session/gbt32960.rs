@@ -77,6 +77,14 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
     type Codec = gbt32960::Codec;
     const LABEL: &'static str = LISTENER;
 
+    fn conn(&mut self) -> &mut Conn<W> {
+        &mut self.c
+    }
+
+    fn protocol(&self) -> codecs::Protocol {
+        self.edition.protocol()
+    }
+
     fn open(l: &Arc<Listener>, c: Conn<W>) -> Option<(Self, gbt32960::Codec)> {
         let s = Session {
             l: l.clone(),
@@ -87,14 +95,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Protocol<W> for Session<W> {
             keys: None,
         };
         Some((s, gbt32960::Codec::new((&l.cfg).into())))
-    }
-
-    fn conn(&mut self) -> &mut Conn<W> {
-        &mut self.c
-    }
-
-    fn protocol(&self) -> codecs::Protocol {
-        self.edition.protocol()
     }
 
     fn on_frame(&mut self, frame: Frame) -> impl Future<Output = Flow> + Send {

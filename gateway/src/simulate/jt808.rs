@@ -32,11 +32,15 @@ pub use upgrade::UpgradeBehaviour;
 /// One position fix to report (0x0200). Negative latitude is south, negative longitude west.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fix {
+    /// The position in degrees (WGS-84), sent in millionths.
     pub latitude: f64,
     pub longitude: f64,
+    /// Speed in km/h (sent in tenths), heading in degrees from north (0..=359), altitude in
+    /// metres.
     pub speed_kmh: f64,
     pub heading_deg: u16,
     pub altitude_m: u16,
+    /// The alarm bits (JT/T 808 table 24).
     pub alarm: u32,
     /// Status bits besides positioned/south/west, which follow from the fields.
     pub status: u32,
