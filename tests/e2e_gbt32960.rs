@@ -88,6 +88,43 @@ async fn the_same_path_works_against_mosquitto() {
     login_realtime_reissue_logout(&vgate, m.port, "LVGBT000000000125", Edition::V2025).await;
 }
 
+/// `cell_lists = "compact"`: cell voltages as exact millivolts (`cell_voltages_mv`). The
+/// frame is EMQX's cell-voltage test vector (fixtures/gbt32960/emqx-2016-02-cell-voltages).
+#[tokio::test(flavor = "multi_thread")]
+async fn compact_cell_lists_carry_millivolts() {
+    const FRAME: &str =
+        "232302fe314731424c353250375452313135353230010020100a01163b0008020113882710\
+                         00020000011388021389271100020001011389cf";
+    let vgate = Vgate::start(VgateOptions {
+        extra_env: vec![("VGATE_GBT32960__CELL_LISTS".into(), "compact".into())],
+        ..Default::default()
+    });
+    let vin = "1G1BL52P7TR115520";
+    let mut sub = Subscriber::connect(
+        vgate.mqtt_port().unwrap(),
+        &[&format!("vgate/v1/{vin}/telemetry")],
+    )
+    .await;
+    let mut v = Vehicle::connect(vgate.addr("gbt32960"), vin, Edition::V2016)
+        .await
+        .unwrap();
+    assert_eq!(v.login().await.unwrap().flag, 0x01);
+    v.send_wire(&hex::decode(FRAME).unwrap()).await.unwrap();
+    let t = sub.next_on("/telemetry", WAIT).await;
+    let packs = &t.json["data"]["battery_voltages"];
+    assert_eq!(
+        packs[0]["cell_voltages_mv"],
+        serde_json::json!([5000]),
+        "{packs}"
+    );
+    assert_eq!(
+        packs[1]["cell_voltages_mv"],
+        serde_json::json!([5001]),
+        "{packs}"
+    );
+    assert!(packs[0].get("cell_voltages_v").is_none(), "{packs}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn time_calibration_answers_with_beijing_time_whatever_the_host_zone() {
     let vgate = Vgate::start(VgateOptions {

@@ -304,7 +304,33 @@ pub struct Gbt32960Config {
     pub platform_users: Vec<PlatformUser>,
     /// `[gbt32960.security]`: data-unit keys and 2025 signatures (`crate::vehicle_keys`).
     pub security: crate::vehicle_keys::SecurityConfig,
+    /// How cell voltage and probe temperature lists are written in `telemetry` events.
+    pub cell_lists: CellLists,
 }
+}
+
+/// How GB/T 32960 cell voltage and probe temperature lists are written (a 96-cell pack is
+/// most of a report's JSON): `floats` is the contract's layout (volts, `3.771`; °C, `25.0`);
+/// `compact` writes exact integers (`cell_voltages_mv`: `3771`; °C without a decimal point,
+/// `25`), about 5% less JSON per report, for platforms that opt in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CellLists {
+    #[default]
+    Floats,
+    Compact,
+}
+
+impl Gbt32960Config {
+    /// The normalizer's options this listener asks for.
+    pub fn normalize_options(&self) -> gbt32960::Options {
+        gbt32960::Options {
+            cell_lists: match self.cell_lists {
+                CellLists::Floats => gbt32960::CellLists::Floats,
+                CellLists::Compact => gbt32960::CellLists::Compact,
+            },
+        }
+    }
 }
 
 impl Default for Gbt32960Config {
@@ -318,6 +344,7 @@ impl Default for Gbt32960Config {
             reply_style: ReplyStyle::TimeOnly,
             platform_users: Vec::new(),
             security: Default::default(),
+            cell_lists: CellLists::Floats,
         })
     }
 }

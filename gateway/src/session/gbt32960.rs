@@ -222,7 +222,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             // An answer from the vehicle (to a query/set/control): published, never answered.
             return match &self.c.vehicle {
                 Some(v) if **v == *frame.vin => {
-                    let events = gbt32960::normalize_message(&frame, &msg, &self.ctx());
+                    let events = gbt32960::normalize_message_with(
+                        &frame,
+                        &msg,
+                        &self.ctx(),
+                        self.l.cfg.normalize_options(),
+                    );
                     Box::pin(self.l.shared.publish(events)).await
                 }
                 _ => Flow::Continue,
@@ -256,7 +261,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
             return Box::pin(self.on_key_exchange(&frame, &msg)).await;
         }
         let ctx = self.ctx();
-        let mut events = gbt32960::normalize_message(&frame, &msg, &ctx);
+        let mut events =
+            gbt32960::normalize_message_with(&frame, &msg, &ctx, self.l.cfg.normalize_options());
         if frame.edition == Edition::V2025 {
             if let Some(verdict) = Box::pin(self.signature_verdict(&frame, &msg)).await {
                 if self.refuses(verdict) {
@@ -415,7 +421,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
         }
         metrics::counter!("vgate_logins_total", "protocol" => "gbt32960", "listener" => self.l.name).increment(1);
         let ctx = self.ctx();
-        let mut events = gbt32960::normalize_message(frame, msg, &ctx);
+        let mut events =
+            gbt32960::normalize_message_with(frame, msg, &ctx, self.l.cfg.normalize_options());
         if let Some(lc) = claimed.takeover {
             let data = Data::Lifecycle(lc);
             events.push(Event::new(
@@ -522,7 +529,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Session<W> {
     async fn on_answer(&mut self, frame: &Frame, msg: &Message) -> Flow {
         let key = u32::from(frame.command);
         let Some(f) = self.outbox.take(|k| k == key) else {
-            let events = gbt32960::normalize_message(frame, msg, &self.ctx());
+            let events = gbt32960::normalize_message_with(
+                frame,
+                msg,
+                &self.ctx(),
+                self.l.cfg.normalize_options(),
+            );
             return self.l.shared.publish(events).await;
         };
         let protocol = frame.edition.protocol();
