@@ -346,6 +346,61 @@ async fn a_vehicle_that_moves_to_another_node_is_taken_over_without_a_presence_f
     assert_eq!(take_texts(&mut new, 1, WAIT).await, ["after-move"]);
 }
 
+/// The operator API of any node finds a vehicle held by another node, and kicks it there;
+/// the ban holds on every node.
+#[tokio::test(flavor = "multi_thread")]
+async fn any_nodes_api_finds_and_kicks_a_vehicle_held_by_another_node() {
+    let Some(c) = Cluster::start(2) else {
+        return;
+    };
+    c.settle().await;
+    let phone = "013910000700";
+    let mut sub =
+        Subscriber::connect(c.mosquitto.port, &[&format!("vgate/v1/{phone}/status")]).await;
+    let mut t = online(c.jt808(1), phone).await;
+    assert_eq!(
+        sub.next_on("/status", WAIT).await.json["data"]["online"],
+        true
+    );
+    let api = c.nodes[0].addr("http");
+    let (status, body) =
+        support::http(api, "GET", &format!("/api/v1/vehicles/{phone}"), None, None).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, &v["online"], &v["node"]),
+        (200, &true.into(), &"node-1".into()),
+        "{body}"
+    );
+    // Kicked through node 0, with a ban: node 1 closes it, and neither node takes it back.
+    let path = format!("/api/v1/vehicles/{phone}/connection?ban_s=60");
+    let (status, body) = support::http(api, "DELETE", &path, None, None).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(t.closed_within(WAIT).await, "node 1 closed the connection");
+    let off = sub.next_on("/status", WAIT).await;
+    assert_eq!(off.json["data"]["online"], false);
+    assert_eq!(off.json["data"]["reason"], "kicked");
+    for node in 0..2 {
+        let mut again = Terminal::connect(c.jt808(node), phone, Version::V2013)
+            .await
+            .unwrap();
+        let refused = match again.register().await {
+            Ok(r) => r.result != 0,
+            Err(_) => true,
+        };
+        assert!(refused, "node {node} takes the banned vehicle back");
+    }
+    // Not connected anywhere: 404.
+    let (status, _) = support::http(
+        api,
+        "DELETE",
+        "/api/v1/vehicles/013910000799/connection",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
 /// A clean stop (drain) hands the node's vehicles to the cluster: one that reconnects to
 /// another node goes `online` there with no `offline` in between; one that stays away is
 /// published offline by the surviving node after the presence TTL, reason `shutdown`.

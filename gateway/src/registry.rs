@@ -257,6 +257,18 @@ pub trait Registry: Send + Sync {
     fn wake_elsewhere(&self, _vehicles: Vec<String>) -> Pending<std::collections::HashSet<String>> {
         Box::pin(async { Default::default() })
     }
+    /// The node whose session holds `vehicle`, when another node's does (cluster mode, for
+    /// the operator API). Always `None` on one node.
+    fn holder_elsewhere(&self, _vehicle: &str) -> Pending<Option<String>> {
+        Box::pin(async { None })
+    }
+    /// Tells the other nodes (cluster mode) to close `vehicle`'s connection if they hold it
+    /// (reason `kicked`) and, with `ban_s` > 0, to refuse its logins that long if the vehicle
+    /// is connected anywhere (`held_here`: to this node); true if another node held it.
+    /// Always false on one node.
+    fn kick_elsewhere(&self, _vehicle: &str, _ban_s: u64, _held_here: bool) -> Pending<bool> {
+        Box::pin(async { false })
+    }
 }
 
 /// The registry's map, and its ids in order (for [`Registry::range`]).

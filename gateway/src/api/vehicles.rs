@@ -30,7 +30,8 @@ pub struct Vehicle {
     pub vehicle_id: String,
     /// The protocol and edition it speaks (`jt808-2013`...); `null` when unknown.
     pub protocol: Option<String>,
-    /// Whether it is connected to this node now.
+    /// Whether it is connected now: to this node (the list), or to any node (one vehicle's
+    /// look-up in cluster mode, `node` saying which).
     pub online: bool,
     /// The node it is connected to; `null` when offline.
     pub node: Option<String>,
@@ -95,6 +96,19 @@ fn online_view(node: &str, id: &str, h: &SessionHandle) -> Vehicle {
         node: Some(node.to_owned()),
         peer: Some(h.peer.to_string()),
         since: Some(time(h.since)),
+        last_seen: Some(time(chrono::Utc::now())),
+    }
+}
+
+/// A vehicle another node holds (cluster mode): what this node knows of it.
+fn elsewhere_view(node: String, id: &str, k: Option<&KnownVehicle>) -> Vehicle {
+    Vehicle {
+        vehicle_id: id.to_owned(),
+        protocol: k.map(|k| k.protocol.clone()),
+        online: true,
+        node: Some(node),
+        peer: None,
+        since: None,
         last_seen: Some(time(chrono::Utc::now())),
     }
 }
@@ -277,10 +291,15 @@ pub async fn one(
         .await
         .ok_or_else(|| ApiError::internal("the vehicle lookup task failed"))?;
     let known = known.map_err(|e| ApiError::internal(e.to_string()))?;
-    let (vehicle, frames) = match (&handle, &known) {
-        (Some(h), _) => (online_view(&api.node, &vid, h), Some(h.frames.get())),
-        (None, Some(k)) => (offline_view(k), None),
-        (None, None) => {
+    let elsewhere = match &handle {
+        Some(_) => None,
+        None => api.registry.holder_elsewhere(&vid).await,
+    };
+    let (vehicle, frames) = match (&handle, elsewhere, &known) {
+        (Some(h), _, _) => (online_view(&api.node, &vid, h), Some(h.frames.get())),
+        (None, Some(node), k) => (elsewhere_view(node, &vid, k.as_ref()), None),
+        (None, None, Some(k)) => (offline_view(k), None),
+        (None, None, None) => {
             return Err(ApiError::not_found(format!(
                 "vehicle {vid} has never been seen"
             )))
@@ -295,7 +314,8 @@ pub async fn one(
 }
 
 /// Closes the vehicle's connection (presence `offline`, reason `kicked`); its commands in
-/// flight stay queued for its next login.
+/// flight stay queued for its next login. In cluster mode, wherever the vehicle is
+/// connected, and a ban holds on every node.
 #[utoipa::path(delete, path = "/api/v1/vehicles/{vid}/connection", tag = "vehicles", params(VehiclePath, KickQuery), responses(
     (status = 204, description = "Closed"),
     (status = 404, description = "Not connected", body = ErrorBody),
@@ -307,15 +327,31 @@ pub async fn kick(
     query: Result<Query<KickQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let Some(h) = api.registry.get(&vid) else {
+    let ban_s = q.ban_s.unwrap_or(0);
+    let here = api.registry.get(&vid);
+    // Cluster mode: the node holding it closes it, and every node takes the ban. On one
+    // node (or when held here, without a ban) nothing is asked.
+    let elsewhere = if here.is_none() || ban_s > 0 {
+        api.registry
+            .kick_elsewhere(&vid, ban_s, here.is_some())
+            .await
+    } else {
+        false
+    };
+    if ban_s > 0 && (here.is_some() || elsewhere) {
+        crate::bans::ban(&vid, Duration::from_secs(ban_s));
+    }
+    let Some(h) = here else {
+        if elsewhere {
+            tracing::info!(vehicle = %vid, ban_s, "vehicle kicked by an operator (on another node)");
+            metrics::counter!("vgate_kicks_total").increment(1);
+            return Ok(StatusCode::NO_CONTENT);
+        }
         return Err(ApiError::not_found(format!(
             "vehicle {vid} is not connected"
         )));
     };
-    if let Some(s) = q.ban_s.filter(|s| *s > 0) {
-        crate::bans::ban(&vid, Duration::from_secs(s));
-    }
-    tracing::info!(vehicle = %vid, peer = %h.peer, ban_s = q.ban_s, "vehicle kicked by an operator");
+    tracing::info!(vehicle = %vid, peer = %h.peer, ban_s, "vehicle kicked by an operator");
     metrics::counter!("vgate_kicks_total").increment(1);
     // The session may be closing on its own already: then it is gone all the same.
     let _ = h.control.send(Control::Close(PresenceReason::Kicked)).await;

@@ -14,8 +14,8 @@
 //! subscriber may sit on any one of them.
 //!
 //! Channel: `{ns}:inbox:{node}`. Payload: `d\x1f{vid}[\x1f{vid}...]` (deliver, up to 500
-//! vehicles: a broadcast tells each node once per 500 of its vehicles) or `t\x1f{vid}`
-//! (takeover).
+//! vehicles: a broadcast tells each node once per 500 of its vehicles), `t\x1f{vid}`
+//! (takeover) or `k\x1f{ban_s}\x1f{vid}` (an operator's kick, sent to every live node).
 //! Counted in `vgate_cluster_inbox_total{direction="sent"|"received", kind}`.
 
 use std::sync::Arc;
@@ -36,6 +36,9 @@ pub enum Notice {
     Deliver(Vec<String>),
     /// Another node claimed this vehicle: close the connection here (lifecycle `takeover`).
     Takeover(String),
+    /// An operator kicked this vehicle on another node: close the connection here if it is
+    /// here (reason `kicked`), and refuse its logins for the seconds given (0: no ban).
+    Kick { vehicle: String, ban_s: u64 },
 }
 
 impl Notice {
@@ -43,6 +46,7 @@ impl Notice {
         match self {
             Notice::Deliver(vs) => format!("d\x1f{}", vs.join("\x1f")),
             Notice::Takeover(v) => format!("t\x1f{v}"),
+            Notice::Kick { vehicle, ban_s } => format!("k\x1f{ban_s}\x1f{vehicle}"),
         }
     }
 
@@ -52,6 +56,13 @@ impl Notice {
                 vs.split('\x1f').map(str::to_owned).collect(),
             )),
             ("t", v) => Some(Notice::Takeover(v.to_owned())),
+            ("k", rest) => {
+                let (ban_s, vehicle) = rest.split_once('\x1f')?;
+                Some(Notice::Kick {
+                    vehicle: vehicle.to_owned(),
+                    ban_s: ban_s.parse().ok()?,
+                })
+            }
             _ => None,
         }
     }
@@ -60,6 +71,7 @@ impl Notice {
         match self {
             Notice::Deliver(_) => "deliver",
             Notice::Takeover(_) => "takeover",
+            Notice::Kick { .. } => "kick",
         }
     }
 }
@@ -161,6 +173,15 @@ impl Inbox {
                     Notice::Takeover(v) => {
                         self.takeover(&v, &node, &presence, &local, &sink).await;
                     }
+                    Notice::Kick { vehicle, ban_s } => {
+                        if ban_s > 0 {
+                            crate::bans::ban(&vehicle, Duration::from_secs(ban_s));
+                        }
+                        if let Some(h) = local.get(&vehicle) {
+                            info!(vehicle = %vehicle, peer = %h.peer, ban_s, "vehicle kicked by an operator on another node");
+                            let _ = h.control.try_send(Control::Close(PresenceReason::Kicked));
+                        }
+                    }
                 }
             }
             drop(stream);
@@ -222,6 +243,14 @@ mod tests {
             Notice::Deliver(vec!["v1".into()]),
             Notice::Deliver(vec!["v1".into(), "v2".into()]),
             Notice::Takeover("013800138000".into()),
+            Notice::Kick {
+                vehicle: "LVGBT000000000001".into(),
+                ban_s: 600,
+            },
+            Notice::Kick {
+                vehicle: "013800138000".into(),
+                ban_s: 0,
+            },
         ] {
             assert_eq!(Notice::decode(&n.encode()), Some(n));
         }

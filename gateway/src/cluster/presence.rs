@@ -84,6 +84,12 @@ enum Op {
     Barrier(oneshot::Sender<()>),
     /// Marks this incarnation drained (for the reaper's reason), answered once written.
     Drain(oneshot::Sender<()>),
+    /// Answers the node of the incarnation holding the vehicle, if another one does.
+    Locate(String, oneshot::Sender<Option<String>>),
+    /// An operator's kick (ban seconds, whether this node holds the vehicle): told to the
+    /// holding node, and with a ban to every live node; answers whether another
+    /// incarnation held the vehicle.
+    Kick(String, u64, bool, oneshot::Sender<bool>),
 }
 
 /// How long a login waits for its presence to be written before it is announced online.
@@ -225,6 +231,25 @@ impl Registry for ClusterRegistry {
         Box::pin(async move { sent && rx.await.unwrap_or(false) })
     }
 
+    fn holder_elsewhere(&self, vehicle: &str) -> Pending<Option<String>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Op::Locate(vehicle.to_owned(), reply)).is_ok();
+        Box::pin(async move {
+            if sent {
+                rx.await.unwrap_or(None)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn kick_elsewhere(&self, vehicle: &str, ban_s: u64, held_here: bool) -> Pending<bool> {
+        let (reply, rx) = oneshot::channel();
+        let op = Op::Kick(vehicle.to_owned(), ban_s, held_here, reply);
+        let sent = self.tx.send(op).is_ok();
+        Box::pin(async move { sent && rx.await.unwrap_or(false) })
+    }
+
     /// Waits at most [`CLAIM_WAIT`]: while Redis does not answer, vehicles are announced
     /// online anyway (the uplink never depends on Redis), and their presence is written by
     /// the writer's retries or the next renewal.
@@ -311,6 +336,15 @@ impl Writer {
                     self.write(std::mem::take(&mut run)).await;
                     let _ = reply.send(());
                 }
+                Op::Locate(vid, reply) => {
+                    self.write(std::mem::take(&mut run)).await;
+                    let holder = self.holder(&vid).await;
+                    let _ = reply.send(holder.map(|inc| node_of(&inc).to_owned()));
+                }
+                Op::Kick(vid, ban_s, held_here, reply) => {
+                    self.write(std::mem::take(&mut run)).await;
+                    let _ = reply.send(self.kick(vid, ban_s, held_here).await);
+                }
                 Op::Drain(reply) => {
                     self.write(std::mem::take(&mut run)).await;
                     if let Err(e) = self.mark_drained().await {
@@ -321,6 +355,55 @@ impl Writer {
             }
         }
         self.write(run).await;
+    }
+
+    /// An operator's kick: the node holding `vid` closes it; with a ban, every live node
+    /// (another may take the vehicle's next connection) refuses it for `ban_s`, if it is
+    /// connected anywhere (`held_here`: here). Whether another incarnation held it.
+    async fn kick(&self, vid: String, ban_s: u64, held_here: bool) -> bool {
+        // An older incarnation of this node holds nothing any more (it died).
+        let holder = self
+            .holder(&vid)
+            .await
+            .filter(|i| node_of(i) != &*self.node);
+        let mut nodes: HashSet<String> = holder.iter().map(|i| node_of(i).to_owned()).collect();
+        if ban_s > 0 && (held_here || holder.is_some()) {
+            nodes.extend(self.live_nodes().await);
+        }
+        nodes.remove(&*self.node);
+        for node in nodes {
+            let notice = Notice::Kick {
+                vehicle: vid.clone(),
+                ban_s,
+            };
+            self.inbox.send(&node, notice).await;
+        }
+        holder.is_some()
+    }
+
+    /// The nodes of the incarnations whose heartbeat is alive.
+    async fn live_nodes(&self) -> Vec<String> {
+        let k = &self.keys;
+        let incs: Vec<String> = self
+            .redis
+            .query("presence_incs", redis::cmd("SMEMBERS").arg(k.incs()))
+            .await
+            .unwrap_or_default();
+        let mut live = Vec::with_capacity(incs.len());
+        for inc in incs {
+            let alive: bool = self
+                .redis
+                .query(
+                    "presence_hb",
+                    redis::cmd("EXISTS").arg(k.of(HEARTBEAT, &inc)),
+                )
+                .await
+                .unwrap_or(false);
+            if alive {
+                live.push(node_of(&inc).to_owned());
+            }
+        }
+        live
     }
 
     /// Marks this incarnation drained, for the reaper's reason. The mark outlives the
