@@ -371,6 +371,33 @@ async fn any_nodes_api_finds_and_kicks_a_vehicle_held_by_another_node() {
         (200, &true.into(), &"node-1".into()),
         "{body}"
     );
+    // The list of node 0, filtered on online vehicles, has it too (known to every node, held
+    // by node 1); a vehicle known but connected nowhere stays out.
+    let mut gone = online(c.jt808(0), "013910000701").await;
+    gone.logout().await.unwrap();
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let list = "/api/v1/vehicles?online=true&prefix=0139100007";
+    let (status, body) = support::http(api, "GET", list, None, None).await;
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let listed: Vec<(&str, &str)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["vehicle_id"].as_str().unwrap(),
+                v["node"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!((status, listed), (200, vec![(phone, "node-1")]), "{body}");
+    // Without the filter the absent one is listed offline.
+    let list = "/api/v1/vehicles?prefix=0139100007";
+    let (_, body) = support::http(api, "GET", list, None, None).await;
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(page["items"][1]["online"], false, "{body}");
     // Kicked through node 0, with a ban: node 1 closes it, and neither node takes it back.
     let path = format!("/api/v1/vehicles/{phone}/connection?ban_s=60");
     let (status, body) = support::http(api, "DELETE", &path, None, None).await;

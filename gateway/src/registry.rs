@@ -257,10 +257,16 @@ pub trait Registry: Send + Sync {
     fn wake_elsewhere(&self, _vehicles: Vec<String>) -> Pending<std::collections::HashSet<String>> {
         Box::pin(async { Default::default() })
     }
-    /// The node whose session holds `vehicle`, when another node's does (cluster mode, for
-    /// the operator API). Always `None` on one node.
-    fn holder_elsewhere(&self, _vehicle: &str) -> Pending<Option<String>> {
-        Box::pin(async { None })
+    /// Of `vehicles`, those another node's session holds, each with that node (cluster mode,
+    /// for the operator API). Always empty on one node.
+    fn holders_elsewhere(&self, _vehicles: Vec<String>) -> Pending<HashMap<String, String>> {
+        Box::pin(async { HashMap::new() })
+    }
+    /// The node whose session holds `vehicle`, when another node's does.
+    fn holder_elsewhere(&self, vehicle: &str) -> Pending<Option<String>> {
+        let vehicle = vehicle.to_owned();
+        let holders = self.holders_elsewhere(vec![vehicle.clone()]);
+        Box::pin(async move { holders.await.remove(&vehicle) })
     }
     /// Tells the other nodes (cluster mode) to close `vehicle`'s connection if they hold it
     /// (reason `kicked`) and, with `ban_s` > 0, to refuse its logins that long if the vehicle

@@ -1,6 +1,6 @@
 //! Vehicles: the list (known and online, cursor pagination by id), one vehicle, the kick.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::time::Duration;
 
@@ -30,8 +30,8 @@ pub struct Vehicle {
     pub vehicle_id: String,
     /// The protocol and edition it speaks (`jt808-2013`...); `null` when unknown.
     pub protocol: Option<String>,
-    /// Whether it is connected now: to this node (the list), or to any node (one vehicle's
-    /// look-up in cluster mode, `node` saying which).
+    /// Whether it is connected now: to this node, or in cluster mode to any node (`node`
+    /// says which).
     pub online: bool,
     /// The node it is connected to; `null` when offline.
     pub node: Option<String>,
@@ -138,6 +138,10 @@ fn protocol_matches(filter: &str, protocol: Option<&str>) -> bool {
 /// [`Registry::range`](crate::registry::Registry::range), or a map in tests and benchmarks.
 pub type Online<'a> = dyn Fn(Bound<&str>, Bound<&str>, usize) -> Vec<(String, SessionHandle)> + 'a;
 
+/// Of some vehicle ids, those another node holds, each with that node:
+/// [`Registry::holders_elsewhere`](crate::registry::Registry::holders_elsewhere) (cluster mode).
+pub type Elsewhere<'a> = dyn Fn(Vec<String>) -> HashMap<String, String> + 'a;
+
 /// Fills one page (the list handler, and `examples/api_list.rs`): known vehicles read from the
 /// store in chunks from the cursor on, merged in id order with the online ones of the same
 /// stretch of ids, filtered. Blocking (reads the store).
@@ -145,6 +149,19 @@ pub fn page(
     queue: &dyn crate::queue::CommandQueue,
     node: &str,
     online: &Online<'_>,
+    q: &ListQuery,
+    limit: usize,
+) -> Result<VehiclePage, crate::queue::QueueError> {
+    page_in_cluster(queue, node, online, None, q, limit)
+}
+
+/// [`page`], in cluster mode with `elsewhere`: a known vehicle that is not online here is
+/// shown online on the node that holds it, if one does (before the `online` filter).
+pub fn page_in_cluster(
+    queue: &dyn crate::queue::CommandQueue,
+    node: &str,
+    online: &Online<'_>,
+    elsewhere: Option<&Elsewhere<'_>>,
     q: &ListQuery,
     limit: usize,
 ) -> Result<VehiclePage, crate::queue::QueueError> {
@@ -163,8 +180,8 @@ pub fn page(
     };
     let mut items: Vec<Vehicle> = Vec::with_capacity(limit + 1);
     'fill: loop {
-        // Only online vehicles wanted: the store has nothing to add.
-        let mut known = if q.online == Some(true) {
+        // Only online vehicles wanted: the store has nothing to add (on one node).
+        let mut known = if q.online == Some(true) && elsewhere.is_none() {
             Vec::new()
         } else {
             queue.known_vehicles_from(from.as_ref().map(String::as_str), CHUNK)?
@@ -188,6 +205,24 @@ pub fn page(
             known.retain(|k| k.vehicle <= *h);
             on.retain(|(id, _)| id <= h);
         }
+        // The known vehicles not online here that another node holds (cluster mode).
+        let away = match elsewhere {
+            Some(find) => {
+                let here: HashSet<&str> = on.iter().map(|(id, _)| id.as_str()).collect();
+                let ids = known
+                    .iter()
+                    .map(|k| &k.vehicle)
+                    .filter(|id| id.starts_with(prefix) && !here.contains(id.as_str()))
+                    .cloned()
+                    .collect();
+                find(ids)
+            }
+            None => HashMap::new(),
+        };
+        let known_view = |k: &KnownVehicle| match away.get(&k.vehicle) {
+            Some(n) => elsewhere_view(n.clone(), &k.vehicle, Some(k)),
+            None => offline_view(k),
+        };
         let mut known = known.iter().peekable();
         let mut on = on.iter().peekable();
         loop {
@@ -197,11 +232,11 @@ pub fn page(
                     known.next();
                     on.next().map(|(id, h)| online_view(node, id, h))
                 }
-                (Some(k), Some((id, _))) if k.vehicle < *id => known.next().map(offline_view),
+                (Some(k), Some((id, _))) if k.vehicle < *id => known.next().map(known_view),
                 (Some(_), Some(_)) | (None, Some(_)) => {
                     on.next().map(|(id, h)| online_view(node, id, h))
                 }
-                (Some(_), None) => known.next().map(offline_view),
+                (Some(_), None) => known.next().map(known_view),
             };
             let Some(v) = next else { break };
             if !v.vehicle_id.starts_with(prefix) {
@@ -262,11 +297,16 @@ pub async fn list(
     }
     let registry = api.registry.clone();
     let node = api.node.clone();
+    let cluster = api.redis.is_some();
+    let runtime = tokio::runtime::Handle::current();
     let page = api
         .commands
         .blocking(move |queue| {
             let online = |from: Bound<&str>, to: Bound<&str>, n| registry.range(from, to, n);
-            page(queue, &node, &online, &q, limit)
+            // This runs on a blocking thread: the Redis look-ups are waited for here.
+            let elsewhere = |ids: Vec<String>| runtime.block_on(registry.holders_elsewhere(ids));
+            let elsewhere: Option<&Elsewhere<'_>> = cluster.then_some(&elsewhere);
+            page_in_cluster(queue, &node, &online, elsewhere, &q, limit)
         })
         .await
         .ok_or_else(|| ApiError::internal("the vehicle listing task failed"))?

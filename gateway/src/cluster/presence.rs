@@ -84,8 +84,8 @@ enum Op {
     Barrier(oneshot::Sender<()>),
     /// Marks this incarnation drained (for the reaper's reason), answered once written.
     Drain(oneshot::Sender<()>),
-    /// Answers the node of the incarnation holding the vehicle, if another one does.
-    Locate(String, oneshot::Sender<Option<String>>),
+    /// Answers, of the vehicles, those another incarnation holds, with its node.
+    Locate(Vec<String>, oneshot::Sender<HashMap<String, String>>),
     /// An operator's kick (ban seconds, whether this node holds the vehicle): told to the
     /// holding node, and with a ban to every live node; answers whether another
     /// incarnation held the vehicle.
@@ -231,14 +231,14 @@ impl Registry for ClusterRegistry {
         Box::pin(async move { sent && rx.await.unwrap_or(false) })
     }
 
-    fn holder_elsewhere(&self, vehicle: &str) -> Pending<Option<String>> {
+    fn holders_elsewhere(&self, vehicles: Vec<String>) -> Pending<HashMap<String, String>> {
         let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Op::Locate(vehicle.to_owned(), reply)).is_ok();
+        let sent = self.tx.send(Op::Locate(vehicles, reply)).is_ok();
         Box::pin(async move {
             if sent {
-                rx.await.unwrap_or(None)
+                rx.await.unwrap_or_default()
             } else {
-                None
+                HashMap::new()
             }
         })
     }
@@ -336,10 +336,9 @@ impl Writer {
                     self.write(std::mem::take(&mut run)).await;
                     let _ = reply.send(());
                 }
-                Op::Locate(vid, reply) => {
+                Op::Locate(vids, reply) => {
                     self.write(std::mem::take(&mut run)).await;
-                    let holder = self.holder(&vid).await;
-                    let _ = reply.send(holder.map(|inc| node_of(&inc).to_owned()));
+                    let _ = reply.send(self.locate(vids).await);
                 }
                 Op::Kick(vid, ban_s, held_here, reply) => {
                     self.write(std::mem::take(&mut run)).await;
@@ -508,20 +507,27 @@ impl Writer {
             .await
     }
 
-    /// Looks up the holders of `vids` (concurrently), and sends each holding node one
-    /// notice naming all of its vehicles. Returns the vehicles held elsewhere.
-    async fn wake(&self, vids: Vec<String>) -> HashSet<String> {
-        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+    /// The vehicles of `vids` another incarnation holds, with its node (looked up
+    /// concurrently, 1,000 at a time).
+    async fn locate(&self, vids: Vec<String>) -> HashMap<String, String> {
+        let mut out = HashMap::new();
         for chunk in vids.chunks(1000) {
             let holders = futures::future::join_all(chunk.iter().map(|v| self.holder(v))).await;
             for (v, h) in chunk.iter().zip(holders) {
                 if let Some(inc) = h {
-                    by_node
-                        .entry(node_of(&inc).to_owned())
-                        .or_default()
-                        .push(v.clone());
+                    out.insert(v.clone(), node_of(&inc).to_owned());
                 }
             }
+        }
+        out
+    }
+
+    /// Looks up the holders of `vids` (concurrently), and sends each holding node one
+    /// notice naming all of its vehicles. Returns the vehicles held elsewhere.
+    async fn wake(&self, vids: Vec<String>) -> HashSet<String> {
+        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        for (v, node) in self.locate(vids).await {
+            by_node.entry(node).or_default().push(v);
         }
         let mut out = HashSet::new();
         for (node, vids) in by_node {
