@@ -49,32 +49,9 @@ BM=$BIN/examples/bench_mqtt
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(open('$1'))$2)"; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+source scripts/bench-lib.sh
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 phase() { [[ " $PHASES " == *" $1 "* ]]; }
-
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-start_broker() {
-  MQ=$(free_port)
-  cat >"$OUT/mosquitto.conf" <<EOF
-listener $MQ 127.0.0.1
-allow_anonymous true
-max_queued_messages 0
-max_inflight_messages 0
-persistence false
-EOF
-  mosquitto -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 &
-  MOSQ=$!
-  PIDS+=("$MOSQ")
-  sleep 0.5
-}
 
 # Starts node $1 on the shared port $PORT; sets NODE_PID.
 start_node() {
@@ -218,7 +195,6 @@ print(f"disconnects: idle {idle['disconnects']}, reporting {rep['disconnects']}"
 PY
 for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 for p in "${NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-kill "$MOSQ" 2>/dev/null || true; wait "$MOSQ" 2>/dev/null || true
 fi
 
 if phase 2; then

@@ -64,32 +64,7 @@ BM=$BIN/examples/bench_mqtt
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(open('$1'))$2)"; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-# Each step gets a fresh Mosquitto on a new free port: after step 1 the broker holds ~500 MB
-# it freed (and the first 300 ms of step 2 on the same broker had 50-90 ms worst latencies).
-start_broker() {
-  [ -n "${MOSQ:-}" ] && { kill "$MOSQ" 2>/dev/null; wait "$MOSQ" 2>/dev/null || true; }
-  MQ=$(free_port)
-  cat >"$OUT/mosquitto.conf" <<EOF
-listener $MQ 127.0.0.1
-allow_anonymous true
-max_queued_messages 0
-max_inflight_messages 0
-persistence false
-EOF
-  mosquitto -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 &
-  MOSQ=$!
-  PIDS+=("$MOSQ")
-  sleep 0.5
-}
-MOSQ=
+source scripts/bench-lib.sh
 rm -f "$OUT/mosquitto.log"
 
 start_vgate() { # $1 = name; prints "pid jt808_addr"
@@ -117,7 +92,6 @@ start_counter() {
 }
 
 # CPU seconds (user + system) a process has used so far (0 once it is gone).
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Writes `cpu_s $1` to $2 every 0.2 s while the process lives: the file ends with its total.
 watch_cpu() {
   while [ -e "/proc/$1/stat" ]; do
@@ -129,7 +103,6 @@ last_cpu() { cat "$1" 2>/dev/null || echo 0; }
 # Read and write syscalls a process has made so far ("reads writes", from /proc/PID/io).
 # (Mosquitto's; vgate's sockets go through recvfrom/sendto, which these counters leave out.)
 sysc() { awk '/^syscr/ {r=$2} /^syscw/ {w=$2} END {print r+0, w+0}' "/proc/$1/io" 2>/dev/null || echo "0 0"; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 step() { [[ " $STEPS " == *" $1 "* ]]; }
 
