@@ -39,23 +39,7 @@ fn missing() -> Option<String> {
 
 /// One HTTP/1.0 GET with the token: status and body.
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: vgate\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
-    )
-    .expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_owned())
+    support::http_blocking(addr, "GET", path, Some(TOKEN), None)
 }
 
 #[test]

@@ -18,7 +18,6 @@ use rumqttc::QoS;
 use serde_json::Value;
 use sha2::Digest;
 use support::{Mosquitto, Subscriber, Vgate, VgateOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ADMIN: &str = "admin-token-ota";
 const WAIT: Duration = Duration::from_secs(20);
@@ -202,25 +201,7 @@ async fn a_2_mb_package_uploaded_once_reaches_every_terminal_of_a_broadcast_whol
 
 /// Serves `body` on every connection.
 async fn http_server(body: Vec<u8>) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut req = [0u8; 4096];
-                let _ = s.read(&mut req).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.write_all(&body).await;
-            });
-        }
-    });
+    let (addr, _) = test_support::http::file_server(body).await;
     format!("http://{addr}/firmware/v3.bin")
 }
 

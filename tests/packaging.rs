@@ -13,7 +13,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,31 +56,11 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     http(addr, "GET", path, "")
 }
 
-/// One HTTP/1.0 request with the token `t0ken` and a JSON body: status and body.
+/// One HTTP/1.0 request (a write with the token `t0ken` and a JSON body): status and body.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let auth = if method == "GET" {
-        ""
-    } else {
-        "Authorization: Bearer t0ken\r\n"
-    };
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: vgate\r\n{auth}Content-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_owned())
+    let token = (method != "GET").then_some("t0ken");
+    let body = (!body.is_empty()).then_some(("application/json", body.as_bytes()));
+    support::http_blocking(addr, method, path, token, body)
 }
 
 /// The metric names the code records (`counter!("name"`, `gauge!(...)`, `histogram!(...)`).

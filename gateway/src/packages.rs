@@ -355,27 +355,7 @@ mod tests {
 
     /// Serves `body` to every connection, counting them.
     async fn http_server(body: Vec<u8>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let h = hits.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let mut req = [0u8; 2048];
-                    let _ = s.read(&mut req).await;
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = s.write_all(head.as_bytes()).await;
-                    let _ = s.write_all(&body).await;
-                });
-            }
-        });
+        let (addr, hits) = test_support::http::file_server(body).await;
         (format!("http://{addr}/fw.bin"), hits)
     }
 

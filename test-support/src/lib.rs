@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod redis;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -274,6 +274,42 @@ pub async fn http(
 ) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&http_request(method, path, token, body))
+        .await
+        .expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    http_answer(raw)
+}
+
+/// [`http`] for tests without a runtime.
+pub fn http_blocking(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &[u8])>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    s.write_all(&http_request(method, path, token, body))
+        .expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    http_answer(raw)
+}
+
+/// The bytes of an HTTP/1.0 request.
+fn http_request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &[u8])>,
+) -> Vec<u8> {
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: vgate\r\n");
     if let Some(t) = token {
         req += &format!("Authorization: Bearer {t}\r\n");
@@ -283,13 +319,13 @@ pub async fn http(
         req += &format!("Content-Type: {content_type}\r\n");
     }
     req += &format!("Content-Length: {}\r\n\r\n", bytes.len());
-    s.write_all(req.as_bytes()).await.expect("write");
-    s.write_all(bytes).await.expect("write body");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
-        .await
-        .expect("an answer in time")
-        .expect("read");
+    let mut out = req.into_bytes();
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The status and body of a whole HTTP answer.
+fn http_answer(raw: Vec<u8>) -> (u16, String) {
     let text = String::from_utf8(raw).expect("utf-8");
     let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
     let status = head
