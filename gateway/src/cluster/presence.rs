@@ -203,6 +203,23 @@ impl ClusterRegistry {
     fn draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+
+    /// Sends the writer the op `make` builds around a reply channel; the answer, or the
+    /// default (nothing known) when the writer is gone.
+    fn ask<T: Default + Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Op,
+    ) -> Pending<T> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(make(reply)).is_ok();
+        Box::pin(async move {
+            if sent {
+                rx.await.unwrap_or_default()
+            } else {
+                T::default()
+            }
+        })
+    }
 }
 
 impl Registry for ClusterRegistry {
@@ -226,28 +243,15 @@ impl Registry for ClusterRegistry {
         if self.draining() {
             return Box::pin(async { true });
         }
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Op::Check(vehicle.to_owned(), reply)).is_ok();
-        Box::pin(async move { sent && rx.await.unwrap_or(false) })
+        self.ask(|reply| Op::Check(vehicle.to_owned(), reply))
     }
 
     fn holders_elsewhere(&self, vehicles: Vec<String>) -> Pending<HashMap<String, String>> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Op::Locate(vehicles, reply)).is_ok();
-        Box::pin(async move {
-            if sent {
-                rx.await.unwrap_or_default()
-            } else {
-                HashMap::new()
-            }
-        })
+        self.ask(|reply| Op::Locate(vehicles, reply))
     }
 
     fn kick_elsewhere(&self, vehicle: &str, ban_s: u64, held_here: bool) -> Pending<bool> {
-        let (reply, rx) = oneshot::channel();
-        let op = Op::Kick(vehicle.to_owned(), ban_s, held_here, reply);
-        let sent = self.tx.send(op).is_ok();
-        Box::pin(async move { sent && rx.await.unwrap_or(false) })
+        self.ask(|reply| Op::Kick(vehicle.to_owned(), ban_s, held_here, reply))
     }
 
     /// Waits at most [`CLAIM_WAIT`]: while Redis does not answer, vehicles are announced
@@ -264,15 +268,7 @@ impl Registry for ClusterRegistry {
     }
 
     fn wake_elsewhere(&self, vehicles: Vec<String>) -> Pending<HashSet<String>> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Op::Wake(vehicles, reply)).is_ok();
-        Box::pin(async move {
-            if sent {
-                rx.await.unwrap_or_default()
-            } else {
-                HashSet::new()
-            }
-        })
+        self.ask(|reply| Op::Wake(vehicles, reply))
     }
 }
 
